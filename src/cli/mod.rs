@@ -1,0 +1,107 @@
+//! The command line: argument parsing and dispatch, one file per subcommand.
+//!
+//! Exit codes are part of the contract (DESIGN.md): 0 ok, 1 the work failed (a delivery
+//! refused), 2 bad usage or bad config. Every subcommand returns a [`CliError`] carrying
+//! one of those, and only `main` prints it.
+
+mod check_config;
+mod run;
+mod send_message;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ConfigError};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "protowatch",
+    version,
+    about = "Follows instrument protocol files and notifies people by e-mail and Telegram"
+)]
+pub struct Cli {
+    /// The config file [default: $PROTOWATCH_CONFIG, then ./config.json]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Log level (error, warn, info, debug, trace) or a RUST_LOG-style filter
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent until SIGINT/SIGTERM
+    Run,
+    /// Send a message to every destination of its event; `-` reads the text from stdin
+    SendMessage(send_message::Args),
+    /// Check the config and print it resolved, with secrets masked
+    CheckConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Failed = 1,
+    Usage = 2,
+}
+
+#[derive(Debug)]
+pub struct CliError {
+    pub exit: Exit,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn failed(message: impl Into<String>) -> CliError {
+        CliError {
+            exit: Exit::Failed,
+            message: message.into(),
+        }
+    }
+
+    pub fn usage(message: impl Into<String>) -> CliError {
+        CliError {
+            exit: Exit::Usage,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ConfigError> for CliError {
+    fn from(e: ConfigError) -> CliError {
+        CliError::usage(e.to_string())
+    }
+}
+
+impl Cli {
+    pub fn load_config(&self) -> Result<Config, CliError> {
+        Ok(Config::load(&Config::locate(self.config.as_deref()))?)
+    }
+}
+
+/// Runs the parsed command; the caller turns the result into the process exit code.
+pub fn dispatch(cli: Cli) -> ExitCode {
+    let result = match &cli.command {
+        Command::Run => run::run(&cli),
+        Command::SendMessage(args) => send_message::run(&cli, args),
+        Command::CheckConfig => check_config::run(&cli),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("protowatch: {}", e.message.replace('\n', "\nprotowatch: "));
+            ExitCode::from(e.exit as u8)
+        }
+    }
+}
+
+/// A multi-threaded runtime for the agent, a small one for one-shot commands.
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failed(format!("cannot start the async runtime: {e}")))
+}

@@ -1,0 +1,164 @@
+//! A walker over the parsed JSON that collects *every* problem with its JSON path.
+//!
+//! serde's derive stops at the first error and cannot say `watch[1].encoding`; operators
+//! edit this file by hand and deserve the whole list at once, so validation walks the
+//! `serde_json::Value` itself. Each getter reports what was expected and what was found.
+
+use serde_json::{Map, Value};
+
+/// One thing wrong with the config, at one place in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// `mail.port`, `watch[1].encoding`; empty for the top level.
+    pub json_path: String,
+    pub message: String,
+}
+
+#[derive(Default)]
+pub struct Checker {
+    pub problems: Vec<Problem>,
+}
+
+/// How a JSON value's type is named in messages.
+pub fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+pub fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+pub fn index(path: &str, i: usize) -> String {
+    format!("{path}[{i}]")
+}
+
+impl Checker {
+    pub fn problem(&mut self, json_path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            json_path: json_path.into(),
+            message: message.into(),
+        });
+    }
+
+    pub fn wrong_type(&mut self, path: &str, expected: &str, found: &Value) {
+        self.problem(path, format!("expected {expected}, found {}", kind(found)));
+    }
+
+    /// `v` as an object whose keys are all in `known`; unknown keys are reported.
+    pub fn object<'v>(
+        &mut self,
+        v: &'v Value,
+        path: &str,
+        known: &[&str],
+    ) -> Option<&'v Map<String, Value>> {
+        let Some(map) = v.as_object() else {
+            self.wrong_type(path, "an object", v);
+            return None;
+        };
+        for key in map.keys() {
+            if !known.contains(&key.as_str()) {
+                self.problem(
+                    join(path, key),
+                    format!("unknown key {key:?}; known keys here: {}", known.join(", ")),
+                );
+            }
+        }
+        Some(map)
+    }
+
+    pub fn string(&mut self, map: &Map<String, Value>, key: &str, path: &str) -> Option<String> {
+        match map.get(key)? {
+            Value::String(s) => Some(s.clone()),
+            other => {
+                self.wrong_type(&join(path, key), "a string", other);
+                None
+            }
+        }
+    }
+
+    /// A string that must not be empty or blank.
+    pub fn non_empty(&mut self, map: &Map<String, Value>, key: &str, path: &str) -> Option<String> {
+        let s = self.string(map, key, path)?;
+        if s.trim().is_empty() {
+            self.problem(join(path, key), "expected a non-empty string");
+            return None;
+        }
+        Some(s)
+    }
+
+    pub fn required<T>(
+        &mut self,
+        value: Option<T>,
+        map: &Map<String, Value>,
+        key: &str,
+        path: &str,
+    ) -> Option<T> {
+        if value.is_none() && !map.contains_key(key) {
+            self.problem(join(path, key), "missing (required)");
+        }
+        value
+    }
+
+    pub fn uint(
+        &mut self,
+        map: &Map<String, Value>,
+        key: &str,
+        path: &str,
+        min: u64,
+        max: u64,
+    ) -> Option<u64> {
+        let v = map.get(key)?;
+        match v.as_u64() {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            Some(n) => {
+                self.problem(
+                    join(path, key),
+                    format!("expected a whole number from {min} to {max}, found {n}"),
+                );
+                None
+            }
+            None => {
+                self.wrong_type(
+                    &join(path, key),
+                    &format!("a whole number from {min} to {max}"),
+                    v,
+                );
+                None
+            }
+        }
+    }
+
+    /// One of a fixed set of words.
+    pub fn choice<T: Copy>(
+        &mut self,
+        map: &Map<String, Value>,
+        key: &str,
+        path: &str,
+        choices: &[(&str, T)],
+    ) -> Option<T> {
+        let s = self.string(map, key, path)?;
+        if let Some((_, t)) = choices
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(&s))
+        {
+            return Some(*t);
+        }
+        let names: Vec<String> = choices.iter().map(|(n, _)| format!("{n:?}")).collect();
+        self.problem(
+            join(path, key),
+            format!("expected one of {}, found {s:?}", names.join(", ")),
+        );
+        None
+    }
+}

@@ -1,0 +1,366 @@
+//! The JSON config: its resolved types, loading, and the masked view `check-config` prints.
+//!
+//! Loading is two steps on purpose: `serde_json` turns the text into a `Value` (so invalid
+//! JSON is reported with line and column), then `validate` walks that value and collects
+//! every problem with its JSON path. What comes out is fully resolved — defaults filled,
+//! relative paths made absolute against the config file's folder, secrets read from their
+//! files — so no other module ever looks at raw JSON.
+
+mod check;
+mod legacy;
+mod secret;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+pub use check::Problem;
+pub use secret::Secret;
+
+use crate::event::Severity;
+
+/// Environment variable that names the config file when `--config` is not given.
+pub const CONFIG_ENV: &str = "PROTOWATCH_CONFIG";
+/// Default maximum length of one protocol line; longer lines are cut with a marker.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this was loaded from.
+    pub file: PathBuf,
+    /// Shown in every message so a reader can tell instruments apart.
+    pub instrument: String,
+    pub mail: Option<MailConfig>,
+    pub telegram: Option<TelegramConfig>,
+    pub watch: Vec<WatchConfig>,
+    pub rules: Vec<RuleConfig>,
+    /// `None` when the file has no `routes`: then the default routing applies.
+    pub routes: Option<BTreeMap<String, Vec<Destination>>>,
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// STARTTLS required: the send fails rather than go out in clear text.
+    StartTls,
+    /// TLS from the first byte (SMTPS, port 465).
+    Wrapper,
+    None,
+    /// STARTTLS when the server offers it, clear text otherwise (the old bot's way).
+    Opportunistic,
+}
+
+impl TlsMode {
+    pub const CHOICES: [(&'static str, TlsMode); 4] = [
+        ("starttls", TlsMode::StartTls),
+        ("wrapper", TlsMode::Wrapper),
+        ("none", TlsMode::None),
+        ("opportunistic", TlsMode::Opportunistic),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        Self::CHOICES
+            .iter()
+            .find(|(_, m)| *m == self)
+            .map_or("opportunistic", |(n, _)| n)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    pub server: String,
+    pub port: u16,
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    pub from: String,
+    pub tls: TlsMode,
+    /// Extra CA certificates (PEM) trusted besides the system store: a site's own CA.
+    pub ca_file: Option<PathBuf>,
+    /// Scope name → recipients. The legacy `recipients` is the scope `default`.
+    pub scopes: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TelegramConfig {
+    /// The Bot API token (`bot-id` in the old bot's file).
+    pub token: Secret,
+    pub api_url: url::Url,
+    /// Scope name → chat id or `@channel`. The legacy `channel-id` is the scope `default`.
+    pub scopes: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Auto,
+    Utf8,
+    Windows1251,
+}
+
+impl Encoding {
+    pub const CHOICES: [(&'static str, Encoding); 3] = [
+        ("auto", Encoding::Auto),
+        ("utf-8", Encoding::Utf8),
+        ("windows-1251", Encoding::Windows1251),
+    ];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    End,
+    Beginning,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchMode {
+    Notify,
+    Poll,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Sonix,
+}
+
+#[derive(Debug, Clone)]
+pub struct WatchConfig {
+    /// Absolute glob pattern.
+    pub path: String,
+    pub encoding: Encoding,
+    pub start: StartAt,
+    pub mode: WatchMode,
+    /// How often files are stat'ed and the glob re-expanded (in notify mode too, as a
+    /// safety net for missed events).
+    pub poll_interval: Duration,
+    pub format: Format,
+    pub max_line_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct RuleConfig {
+    pub name: String,
+    pub pattern: regex::Regex,
+    /// `None`: the rule silences matching lines (`"event": "ignore"`).
+    pub event: Option<String>,
+    pub severity: Severity,
+    /// A template over the pattern's named captures (`$name`), or the default key.
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Service {
+    Mail,
+    Telegram,
+}
+
+impl Service {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Service::Mail => "mail",
+            Service::Telegram => "telegram",
+        }
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One place messages go: a service and one of its scopes (`telegram:default`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Destination {
+    pub service: Service,
+    pub scope: String,
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.service, self.scope)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}:{line}:{column}: invalid JSON: {message}", path.display())]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{}", list_problems(path, problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+fn list_problems(path: &Path, problems: &[Problem]) -> String {
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|p| {
+            if p.json_path.is_empty() {
+                format!("{}: {}", path.display(), p.message)
+            } else {
+                format!("{}: {}: {}", path.display(), p.json_path, p.message)
+            }
+        })
+        .collect();
+    lines.join("\n")
+}
+
+impl Config {
+    /// The file named by `--config`, else `$PROTOWATCH_CONFIG`, else `./config.json`.
+    pub fn locate(explicit: Option<&Path>) -> PathBuf {
+        if let Some(p) = explicit {
+            return p.to_path_buf();
+        }
+        match std::env::var_os(CONFIG_ENV) {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => PathBuf::from("config.json"),
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_text(path, &text)
+    }
+
+    /// Parses `text` as if it were the content of `path` (relative paths in it resolve
+    /// against `path`'s folder).
+    pub fn from_text(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        // An editor on Windows may save with a BOM; it is not part of the JSON.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let value: Value = serde_json::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            line: e.line(),
+            column: e.column(),
+            message: strip_position(&e.to_string()),
+        })?;
+        let base = absolute_dir(path);
+        validate::config(&value, path, &base).map_err(|problems| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            problems,
+        })
+    }
+
+    /// The resolved config as JSON with every secret masked: what `check-config` prints.
+    pub fn masked_json(&self) -> Value {
+        let mut out = serde_json::Map::new();
+        out.insert("instrument".into(), json!(self.instrument));
+        if let Some(m) = &self.mail {
+            out.insert(
+                "mail".into(),
+                json!({
+                    "server": m.server,
+                    "port": m.port,
+                    "user": m.user,
+                    "password": m.password.as_ref().map(|_| Secret::MASK),
+                    "from": m.from,
+                    "tls": m.tls.as_str(),
+                    "ca_file": m.ca_file,
+                    "scopes": m.scopes,
+                }),
+            );
+        }
+        if let Some(t) = &self.telegram {
+            out.insert(
+                "telegram".into(),
+                json!({
+                    "bot-id": Secret::MASK,
+                    "api-url": t.api_url.as_str(),
+                    "scopes": t.scopes,
+                }),
+            );
+        }
+        let watch: Vec<Value> = self
+            .watch
+            .iter()
+            .map(|w| {
+                json!({
+                    "path": w.path,
+                    "encoding": Encoding::CHOICES.iter().find(|(_, e)| *e == w.encoding).map(|(n, _)| *n),
+                    "start": match w.start { StartAt::End => "end", StartAt::Beginning => "beginning" },
+                    "mode": match w.mode { WatchMode::Notify => "notify", WatchMode::Poll => "poll" },
+                    "poll_interval_ms": w.poll_interval.as_millis() as u64,
+                    "format": "sonix",
+                    "max_line_bytes": w.max_line_bytes,
+                })
+            })
+            .collect();
+        out.insert("watch".into(), Value::Array(watch));
+        let rules: Vec<Value> = self
+            .rules
+            .iter()
+            .map(|r| {
+                json!({
+                    "name": r.name,
+                    "pattern": r.pattern.as_str(),
+                    "event": r.event.as_deref().unwrap_or("ignore"),
+                    "severity": r.severity.as_str(),
+                    "key": r.key,
+                })
+            })
+            .collect();
+        out.insert("rules".into(), Value::Array(rules));
+        if let Some(routes) = &self.routes {
+            let routes: serde_json::Map<String, Value> = routes
+                .iter()
+                .map(|(event, targets)| {
+                    let t: Vec<Value> = targets
+                        .iter()
+                        .map(|t| json!({"service": t.service.as_str(), "scope": t.scope}))
+                        .collect();
+                    (event.clone(), Value::Array(t))
+                })
+                .collect();
+            out.insert("routes".into(), Value::Object(routes));
+        }
+        out.insert("state_dir".into(), json!(self.state_dir));
+        Value::Object(out)
+    }
+
+    /// Whether any service is configured at all; a config without one can watch but
+    /// tell nobody, which `check-config` reports as an error.
+    pub fn has_service(&self) -> bool {
+        self.mail.is_some() || self.telegram.is_some()
+    }
+}
+
+/// serde_json appends " at line L column C"; we print the position in front instead.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+fn absolute_dir(config_file: &Path) -> PathBuf {
+    let dir = config_file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    std::path::absolute(&dir).unwrap_or(dir)
+}
+
+/// The machine's host name, for the default `instrument` and `mail.from`.
+pub fn host_name() -> String {
+    hostname::get()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}

@@ -1,0 +1,539 @@
+//! Turns the parsed JSON into a resolved [`Config`], one section at a time, collecting
+//! every problem instead of stopping at the first.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::check::{Checker, Problem, index, join};
+use super::{
+    Config, DEFAULT_MAX_LINE_BYTES, Destination, Encoding, Format, MailConfig, RuleConfig, Secret,
+    Service, StartAt, TelegramConfig, TlsMode, WatchConfig, WatchMode, host_name, legacy,
+};
+use crate::event::Severity;
+
+const TOP: &[&str] = &[
+    "instrument",
+    "mail",
+    "telegram",
+    "watch",
+    "rules",
+    "routes",
+    "state_dir",
+];
+const MAIL: &[&str] = &[
+    "user",
+    "password",
+    "password_file",
+    "port",
+    "server",
+    "recipients",
+    "from",
+    "tls",
+    "ca_file",
+    "scopes",
+];
+const TELEGRAM: &[&str] = &["bot-id", "channel-id", "api-url", "scopes"];
+const WATCH: &[&str] = &[
+    "path",
+    "encoding",
+    "start",
+    "mode",
+    "poll_interval_ms",
+    "format",
+    "max_line_bytes",
+];
+const RULE: &[&str] = &["name", "pattern", "event", "severity", "key"];
+const ROUTE: &[&str] = &["service", "scope"];
+
+/// The scope that the old bot's single `recipients` / `channel-id` become.
+pub const DEFAULT_SCOPE: &str = "default";
+
+pub fn config(value: &Value, file: &Path, base: &Path) -> Result<Config, Vec<Problem>> {
+    let mut c = Checker::default();
+    let Some(top) = c.object(value, "", TOP) else {
+        return Err(c.problems);
+    };
+    let instrument = c.non_empty(top, "instrument", "").unwrap_or_else(host_name);
+    let mail = top.get("mail").and_then(|v| mail(&mut c, v, base));
+    let telegram = top.get("telegram").and_then(|v| telegram(&mut c, v));
+    let watch = match top.get("watch") {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| watch(&mut c, w, &index("watch", i), base))
+            .collect(),
+        Some(other) => {
+            c.wrong_type("watch", "a list of watch entries", other);
+            Vec::new()
+        }
+    };
+    let rules = match top.get("rules") {
+        None => Vec::new(),
+        Some(Value::Array(items)) => rules(&mut c, items),
+        Some(other) => {
+            c.wrong_type("rules", "a list of rules", other);
+            Vec::new()
+        }
+    };
+    let routes = top
+        .get("routes")
+        .and_then(|v| routes(&mut c, v, mail.as_ref(), telegram.as_ref()));
+    let state_dir = resolve(
+        base,
+        &c.non_empty(top, "state_dir", "")
+            .unwrap_or_else(|| ".protowatch".into()),
+    );
+    if c.problems.is_empty() {
+        Ok(Config {
+            file: file.to_path_buf(),
+            instrument,
+            mail,
+            telegram,
+            watch,
+            rules,
+            routes,
+            state_dir,
+        })
+    } else {
+        Err(c.problems)
+    }
+}
+
+fn resolve(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+fn address(c: &mut Checker, s: &str, path: &str) -> Option<String> {
+    match lettre::Address::from_str(s.trim()) {
+        Ok(_) => Some(s.trim().to_string()),
+        Err(e) => {
+            c.problem(
+                path,
+                format!("expected an e-mail address, found {s:?} ({e})"),
+            );
+            None
+        }
+    }
+}
+
+fn mail(c: &mut Checker, v: &Value, base: &Path) -> Option<MailConfig> {
+    let p = "mail";
+    let m = c.object(v, p, MAIL)?;
+    let server = c.non_empty(m, "server", p);
+    let server = c.required(server, m, "server", p);
+    let tls = c.choice(m, "tls", p, &TlsMode::CHOICES);
+    let port = legacy::port(c, m, p);
+    let (tls, port) = match (tls, port) {
+        (Some(t), Some(port)) => (t, port),
+        (None, Some(465)) => (TlsMode::Wrapper, 465),
+        (None, Some(port)) => (TlsMode::Opportunistic, port),
+        (Some(TlsMode::Wrapper), None) => (TlsMode::Wrapper, 465),
+        (Some(TlsMode::StartTls), None) => (TlsMode::StartTls, 587),
+        (Some(t), None) => (t, 25),
+        (None, None) => (TlsMode::Opportunistic, 25),
+    };
+    let user = c.string(m, "user", p).filter(|u| !u.is_empty());
+    let password = match (m.get("password"), m.get("password_file")) {
+        (Some(_), Some(_)) => {
+            c.problem(
+                join(p, "password_file"),
+                "set either password or password_file, not both",
+            );
+            None
+        }
+        (Some(_), None) => c.string(m, "password", p).map(Secret::new),
+        (None, Some(_)) => c.non_empty(m, "password_file", p).and_then(|f| {
+            let file = resolve(base, &f);
+            match std::fs::read_to_string(&file) {
+                // A trailing newline from `echo pw > file` is not part of the password.
+                Ok(s) => Some(Secret::new(s.trim_end_matches(['\r', '\n']))),
+                Err(e) => {
+                    c.problem(
+                        join(p, "password_file"),
+                        format!("cannot read {}: {e}", file.display()),
+                    );
+                    None
+                }
+            }
+        }),
+        (None, None) => None,
+    };
+    if password.is_some() && user.is_none() {
+        c.problem(
+            join(p, "user"),
+            "a password is set but no user to log in with",
+        );
+    }
+    let from = match c.non_empty(m, "from", p) {
+        Some(f) => {
+            match lettre::message::Mailbox::from_str(&f) {
+                Ok(_) => Some(f),
+                Err(e) => {
+                    c.problem(
+                    join(p, "from"),
+                    format!("expected an address like \"Sonix <sonix@example.org>\", found {f:?} ({e})"),
+                );
+                    None
+                }
+            }
+        }
+        None => Some(default_from(user.as_deref())),
+    };
+    let ca_file = c.non_empty(m, "ca_file", p).map(|f| resolve(base, &f));
+    if let Some(f) = &ca_file
+        && !f.is_file()
+    {
+        c.problem(join(p, "ca_file"), format!("no such file: {}", f.display()));
+    }
+
+    let mut scopes = BTreeMap::new();
+    if let Some(list) = legacy::recipients(c, m, p) {
+        let list: Vec<String> = list
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| address(c, a, &index(&join(p, "recipients"), i)))
+            .collect();
+        scopes.insert(super::validate::DEFAULT_SCOPE.to_string(), list);
+    }
+    if let Some(sv) = m.get("scopes") {
+        let sp = join(p, "scopes");
+        if let Some(obj) = sv.as_object() {
+            for (name, list) in obj {
+                let lp = join(&sp, name);
+                if name == DEFAULT_SCOPE && scopes.contains_key(DEFAULT_SCOPE) {
+                    c.problem(
+                        &lp,
+                        "the scope \"default\" is already given by mail.recipients",
+                    );
+                    continue;
+                }
+                let Some(items) = list.as_array() else {
+                    c.wrong_type(&lp, "a list of e-mail addresses", list);
+                    continue;
+                };
+                let mut addrs = Vec::new();
+                for (i, a) in items.iter().enumerate() {
+                    match a.as_str() {
+                        Some(s) => addrs.extend(address(c, s, &index(&lp, i))),
+                        None => c.wrong_type(&index(&lp, i), "an e-mail address (a string)", a),
+                    }
+                }
+                if items.is_empty() {
+                    c.problem(&lp, "a scope needs at least one address");
+                }
+                scopes.insert(name.clone(), addrs);
+            }
+        } else {
+            c.wrong_type(&sp, "an object mapping scope names to address lists", sv);
+        }
+    }
+    if scopes.values().all(Vec::is_empty) {
+        c.problem(
+            join(p, "recipients"),
+            "no recipients: set mail.recipients (or mail.scopes) to at least one address",
+        );
+    }
+    Some(MailConfig {
+        server: server?,
+        port,
+        user,
+        password,
+        from: from?,
+        tls,
+        ca_file,
+        scopes,
+    })
+}
+
+/// `user` when it is an address, else `protowatch@<host>`.
+fn default_from(user: Option<&str>) -> String {
+    if let Some(u) = user
+        && lettre::Address::from_str(u).is_ok()
+    {
+        return u.to_string();
+    }
+    let host = host_name().to_ascii_lowercase();
+    let candidate = format!("protowatch@{host}");
+    if lettre::Address::from_str(&candidate).is_ok() {
+        candidate
+    } else {
+        "protowatch@localhost".to_string()
+    }
+}
+
+fn telegram(c: &mut Checker, v: &Value) -> Option<TelegramConfig> {
+    let p = "telegram";
+    let t = c.object(v, p, TELEGRAM)?;
+    let token = c.non_empty(t, "bot-id", p);
+    let token = c.required(token, t, "bot-id", p);
+    if let Some(tok) = &token
+        && !looks_like_token(tok)
+    {
+        // Never echo the value: it may be a real token with a typo in it.
+        c.problem(
+            join(p, "bot-id"),
+            "expected a Bot API token of the form <digits>:<letters, digits, - and _> (as BotFather gives it)",
+        );
+    }
+    let api_url = c
+        .non_empty(t, "api-url", p)
+        .unwrap_or_else(|| "https://api.telegram.org".to_string());
+    let api_url = match url::Url::parse(api_url.trim_end_matches('/')) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
+        _ => {
+            c.problem(
+                join(p, "api-url"),
+                format!("expected an http:// or https:// URL, found {api_url:?}"),
+            );
+            None
+        }
+    };
+    let mut scopes = BTreeMap::new();
+    if let Some(id) = t.get("channel-id")
+        && let Some(id) = legacy::chat_id(c, id, &join(p, "channel-id"))
+    {
+        scopes.insert(DEFAULT_SCOPE.to_string(), id);
+    }
+    if let Some(sv) = t.get("scopes") {
+        let sp = join(p, "scopes");
+        match sv.as_object() {
+            Some(obj) => {
+                for (name, id) in obj {
+                    let lp = join(&sp, name);
+                    if name == DEFAULT_SCOPE && scopes.contains_key(DEFAULT_SCOPE) {
+                        c.problem(
+                            &lp,
+                            "the scope \"default\" is already given by telegram.channel-id",
+                        );
+                        continue;
+                    }
+                    if let Some(id) = legacy::chat_id(c, id, &lp) {
+                        scopes.insert(name.clone(), id);
+                    }
+                }
+            }
+            None => c.wrong_type(&sp, "an object mapping scope names to chat ids", sv),
+        }
+    }
+    if scopes.is_empty() && !t.contains_key("channel-id") && !t.contains_key("scopes") {
+        c.problem(
+            join(p, "channel-id"),
+            "missing: set telegram.channel-id (or telegram.scopes) to the chat to send to",
+        );
+    }
+    Some(TelegramConfig {
+        token: Secret::new(token?),
+        api_url: api_url?,
+        scopes,
+    })
+}
+
+fn looks_like_token(t: &str) -> bool {
+    match t.split_once(':') {
+        Some((id, rest)) => {
+            !id.is_empty()
+                && id.bytes().all(|b| b.is_ascii_digit())
+                && !rest.is_empty()
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        }
+        None => false,
+    }
+}
+
+fn watch(c: &mut Checker, v: &Value, p: &str, base: &Path) -> Option<WatchConfig> {
+    let w = c.object(v, p, WATCH)?;
+    let path = c.non_empty(w, "path", p);
+    let path = c.required(path, w, "path", p);
+    let path = path.and_then(|raw| {
+        let full = resolve(base, &raw).to_string_lossy().into_owned();
+        match glob::Pattern::new(&full) {
+            Ok(_) => Some(full),
+            Err(e) => {
+                c.problem(join(p, "path"), format!("invalid glob {raw:?}: {e}"));
+                None
+            }
+        }
+    });
+    let encoding = c.choice(w, "encoding", p, &Encoding::CHOICES);
+    let start = c.choice(
+        w,
+        "start",
+        p,
+        &[("end", StartAt::End), ("beginning", StartAt::Beginning)],
+    );
+    let mode = c.choice(
+        w,
+        "mode",
+        p,
+        &[("notify", WatchMode::Notify), ("poll", WatchMode::Poll)],
+    );
+    let poll = c.uint(w, "poll_interval_ms", p, 50, 3_600_000);
+    let format = c.choice(w, "format", p, &[("sonix", Format::Sonix)]);
+    let max_line = c.uint(w, "max_line_bytes", p, 1024, 256 << 20);
+    Some(WatchConfig {
+        path: path?,
+        encoding: encoding.unwrap_or(Encoding::Auto),
+        start: start.unwrap_or(StartAt::End),
+        mode: mode.unwrap_or(WatchMode::Notify),
+        poll_interval: Duration::from_millis(poll.unwrap_or(1000)),
+        format: format.unwrap_or(Format::Sonix),
+        max_line_bytes: max_line.map_or(DEFAULT_MAX_LINE_BYTES, |n| n as usize),
+    })
+}
+
+fn rules(c: &mut Checker, items: &[Value]) -> Vec<RuleConfig> {
+    let mut out: Vec<RuleConfig> = Vec::new();
+    for (i, v) in items.iter().enumerate() {
+        let p = index("rules", i);
+        let Some(r) = c.object(v, &p, RULE) else {
+            continue;
+        };
+        let name = c.non_empty(r, "name", &p);
+        let name = c.required(name, r, "name", &p);
+        if let Some(n) = &name
+            && out.iter().any(|o| &o.name == n)
+        {
+            c.problem(
+                join(&p, "name"),
+                format!("a rule named {n:?} comes earlier"),
+            );
+        }
+        let pattern = c.non_empty(r, "pattern", &p);
+        let pattern =
+            c.required(pattern, r, "pattern", &p)
+                .and_then(|pat| match regex::Regex::new(&pat) {
+                    Ok(re) => Some(re),
+                    Err(e) => {
+                        c.problem(join(&p, "pattern"), format!("invalid regex: {e}"));
+                        None
+                    }
+                });
+        let event = c.non_empty(r, "event", &p);
+        let event = c.required(event, r, "event", &p);
+        let ignore = event.as_deref() == Some("ignore");
+        let severity = c
+            .string(r, "severity", &p)
+            .and_then(|s| match s.parse::<Severity>() {
+                Ok(sev) => Some(sev),
+                Err(e) => {
+                    c.problem(join(&p, "severity"), e.to_string());
+                    None
+                }
+            });
+        if severity.is_none() && !ignore && !r.contains_key("severity") {
+            c.problem(
+                join(&p, "severity"),
+                format!("missing (required): one of {}", Severity::ACCEPTED),
+            );
+        }
+        let key = c.non_empty(r, "key", &p);
+        if let (Some(name), Some(pattern), Some(event)) = (name, pattern, event) {
+            out.push(RuleConfig {
+                name,
+                pattern,
+                event: (!ignore).then_some(event),
+                severity: severity.unwrap_or(Severity::Info),
+                key,
+            });
+        }
+    }
+    out
+}
+
+fn routes(
+    c: &mut Checker,
+    v: &Value,
+    mail: Option<&MailConfig>,
+    telegram: Option<&TelegramConfig>,
+) -> Option<BTreeMap<String, Vec<Destination>>> {
+    let Some(obj) = v.as_object() else {
+        c.wrong_type("routes", "an object mapping event names to destinations", v);
+        return None;
+    };
+    let mut out = BTreeMap::new();
+    for (event, targets) in obj {
+        let ep = join("routes", event);
+        let Some(items) = targets.as_array() else {
+            c.wrong_type(&ep, "a list of {\"service\", \"scope\"}", targets);
+            continue;
+        };
+        let mut list = Vec::new();
+        for (i, t) in items.iter().enumerate() {
+            let tp = index(&ep, i);
+            let Some(t) = c.object(t, &tp, ROUTE) else {
+                continue;
+            };
+            let service = c.choice(
+                t,
+                "service",
+                &tp,
+                &[("mail", Service::Mail), ("telegram", Service::Telegram)],
+            );
+            let service = c.required(service, t, "service", &tp);
+            let scope = c
+                .non_empty(t, "scope", &tp)
+                .unwrap_or_else(|| DEFAULT_SCOPE.to_string());
+            let Some(service) = service else { continue };
+            let known: Option<Vec<&String>> = match service {
+                Service::Mail => mail.map(|m| m.scopes.keys().collect()),
+                Service::Telegram => telegram.map(|t| t.scopes.keys().collect()),
+            };
+            match known {
+                None => c.problem(
+                    join(&tp, "service"),
+                    format!("the service {service} is not configured (no \"{service}\" section)"),
+                ),
+                Some(names) if !names.contains(&&scope) => c.problem(
+                    join(&tp, "scope"),
+                    format!(
+                        "unknown {service} scope {scope:?}; configured scopes: {}",
+                        names
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ),
+                Some(_) => {
+                    let target = Destination { service, scope };
+                    if !list.contains(&target) {
+                        list.push(target);
+                    }
+                }
+            }
+        }
+        out.insert(event.clone(), list);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens() {
+        assert!(looks_like_token("123456:ABC-def_9"));
+        assert!(!looks_like_token("123456"));
+        assert!(!looks_like_token("abc:def"));
+        assert!(!looks_like_token("1:"));
+    }
+
+    #[test]
+    fn default_from_uses_user_when_an_address() {
+        assert_eq!(default_from(Some("bot@example.org")), "bot@example.org");
+        assert!(default_from(Some("sonix-bot")).starts_with("protowatch@"));
+    }
+}

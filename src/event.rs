@@ -1,0 +1,213 @@
+//! The vocabulary every module shares: [`Event`], [`Severity`] and [`Message`].
+//!
+//! The parser produces events, routing reads their names, the messengers render their
+//! messages. Keeping these types here, free of any module's internals, is what lets each
+//! stage of the pipeline be tested alone.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Event names with a meaning of their own (BEC's names). Any other string is a custom
+/// event, sent by a script or the API.
+pub mod names {
+    pub const NEW_SCAN: &str = "new_scan";
+    pub const SCAN_COMPLETED: &str = "scan_completed";
+    pub const ALARM_WARNING: &str = "alarm_warning";
+    pub const ALARM_MINOR: &str = "alarm_minor";
+    pub const ALARM_MAJOR: &str = "alarm_major";
+    pub const SCAN_INTERLOCK: &str = "scan_interlock";
+    pub const MESSAGE: &str = "message";
+}
+
+/// How much an event matters. Ordered: `Info < Warning < Minor < Major`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Minor,
+    Major,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Minor => "minor",
+            Severity::Major => "major",
+        }
+    }
+
+    /// The words accepted for a severity, for error messages.
+    pub const ACCEPTED: &'static str =
+        "info, warning, minor, major (or OnTakt's INFO, REPORT, WARNING, PROBLEM)";
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown severity {0:?}: expected {accepted}", accepted = Severity::ACCEPTED)]
+pub struct UnknownSeverity(pub String);
+
+impl FromStr for Severity {
+    type Err = UnknownSeverity;
+
+    /// Accepts our own names and OnTakt's (`REPORT` is info, `PROBLEM` is major), any case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "info" | "report" => Ok(Severity::Info),
+            "warning" | "warn" => Ok(Severity::Warning),
+            "minor" => Ok(Severity::Minor),
+            "major" | "problem" => Ok(Severity::Major),
+            _ => Err(UnknownSeverity(s.to_string())),
+        }
+    }
+}
+
+/// One run of text with the same style. Services that cannot show a style drop it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bold: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub italic: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color: Option<String>,
+}
+
+/// What a human reads: styled text and tags. A plain string is one unstyled span.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub spans: Vec<Span>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+impl Message {
+    pub fn plain(text: impl Into<String>) -> Self {
+        Message {
+            spans: vec![Span {
+                text: text.into(),
+                ..Span::default()
+            }],
+            tags: Vec::new(),
+        }
+    }
+
+    /// The text without styles, as a plain-text medium shows it.
+    pub fn text(&self) -> String {
+        self.spans.iter().map(|s| s.text.as_str()).collect()
+    }
+}
+
+/// Where a protocol event came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub file: PathBuf,
+    /// 1-based line number within the file as this process read it.
+    pub line: u64,
+}
+
+/// Something that happened and may be worth telling someone about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// `alarm_major`, `new_scan`, … or any custom name.
+    pub name: String,
+    pub severity: Severity,
+    /// The protocol's source field (`[detector]`, `motor:`), if the line had one.
+    pub source: Option<String>,
+    pub message: Message,
+    /// Longer text shown below the message: a whole Python traceback, for example.
+    pub details: Option<String>,
+    /// Equal keys are one alert (see `alerts`).
+    pub key: String,
+    /// When it happened: the line's own timestamp if it had one, otherwise when it was read.
+    pub time: DateTime<Utc>,
+    pub origin: Option<Origin>,
+}
+
+impl Event {
+    /// An event that a person or script sends directly (`send-message`, the API).
+    pub fn message(name: &str, severity: Severity, message: Message) -> Event {
+        let key = dedup_key(name, None, &message.text());
+        Event {
+            name: name.to_string(),
+            severity,
+            source: None,
+            message,
+            details: None,
+            key,
+            time: Utc::now(),
+            origin: None,
+        }
+    }
+}
+
+/// The dedup key of DESIGN.md: event name + source + message with every run of digits
+/// replaced by `#`, so "detector 3 timeout after 1500 ms" and "detector 4 timeout after
+/// 1510 ms" are the same alert.
+pub fn dedup_key(event: &str, source: Option<&str>, message: &str) -> String {
+    let mut key = String::with_capacity(event.len() + message.len() + 16);
+    key.push_str(event);
+    key.push('|');
+    key.push_str(source.unwrap_or(""));
+    key.push('|');
+    let mut in_digits = false;
+    for c in message.chars() {
+        if c.is_ascii_digit() {
+            if !in_digits {
+                key.push('#');
+            }
+            in_digits = true;
+        } else {
+            key.push(c);
+            in_digits = false;
+        }
+    }
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severities_order_and_aliases() {
+        assert!(Severity::Info < Severity::Warning);
+        assert!(Severity::Minor < Severity::Major);
+        assert_eq!("PROBLEM".parse::<Severity>(), Ok(Severity::Major));
+        assert_eq!("REPORT".parse::<Severity>(), Ok(Severity::Info));
+        assert_eq!("Warning".parse::<Severity>(), Ok(Severity::Warning));
+        let err = "fatal".parse::<Severity>().unwrap_err().to_string();
+        assert!(
+            err.contains("\"fatal\"") && err.contains("PROBLEM"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn dedup_key_folds_digit_runs() {
+        assert_eq!(
+            dedup_key("alarm_major", Some("det"), "ch 12 failed after 1500 ms"),
+            "alarm_major|det|ch # failed after # ms"
+        );
+        assert_eq!(
+            dedup_key("alarm_major", Some("det"), "ch 3 failed after 7 ms"),
+            dedup_key("alarm_major", Some("det"), "ch 12 failed after 1500 ms"),
+        );
+        assert_ne!(
+            dedup_key("alarm_major", None, "x"),
+            dedup_key("alarm_minor", None, "x")
+        );
+    }
+}

@@ -1,0 +1,25 @@
+//! protowatch follows the protocol files of a measuring instrument and tells people when
+//! something goes wrong.
+//!
+//! ```text
+//! protocol files ─► watcher ─► parser ─► routing ─► outbox ─► messengers ─► mail / Telegram
+//!                   (tail,     (decode,   (event →   (queue,    (render per
+//!                   rotate)    grammar,   service:   retry)     service, send,
+//!                              rules)     scope)                report outcome)
+//! send-message CLI ─────────────────────► routing ─► messengers
+//! ```
+//!
+//! Each stage talks to the next through the types of [`event`] and its own small API:
+//! the watcher hands out raw lines ([`watcher::WatchMsg`]), the parser turns them into
+//! [`event::Event`]s, routing picks [`config::Destination`]s, and the outbox's workers
+//! call the [`messengers`]. [`agent`] wires them together and shuts them down in order.
+
+pub mod agent;
+pub mod cli;
+pub mod config;
+pub mod event;
+pub mod messengers;
+pub mod outbox;
+pub mod parser;
+pub mod routing;
+pub mod watcher;

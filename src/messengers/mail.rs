@@ -1,0 +1,117 @@
+//! E-mail through SMTP with lettre, on rustls.
+//!
+//! One message per notification and scope, addressed to every recipient of the scope,
+//! HTML with a plain-text alternative. `mail.tls` decides the transport: STARTTLS
+//! required, TLS from the first byte, clear text, or STARTTLS when offered (the old
+//! bot's behaviour and the default). Certificates are checked against the system store
+//! plus `mail.ca_file`; there is deliberately no switch to turn checking off.
+
+use lettre::message::{Mailbox, MultiPart, header::ContentType};
+use lettre::transport::smtp::AsyncSmtpTransport;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::{AsyncTransport, Tokio1Executor};
+
+use super::render::{self, Notification};
+use super::{SEND_TIMEOUT, SendError};
+use crate::config::{MailConfig, TlsMode};
+
+pub struct Mail {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    scopes: std::collections::BTreeMap<String, Vec<Mailbox>>,
+}
+
+impl Mail {
+    /// Builds the transport; fails (with a message naming the problem) when the CA file
+    /// cannot be used or an address does not parse.
+    pub fn new(cfg: &MailConfig) -> Result<Mail, String> {
+        let mut params = TlsParameters::builder(cfg.server.clone());
+        if let Some(ca) = &cfg.ca_file {
+            let pem = std::fs::read(ca)
+                .map_err(|e| format!("cannot read mail.ca_file {}: {e}", ca.display()))?;
+            let cert = Certificate::from_pem(&pem).map_err(|e| {
+                format!(
+                    "mail.ca_file {} holds no usable PEM certificate: {e}",
+                    ca.display()
+                )
+            })?;
+            params = params.add_root_certificate(cert);
+        }
+        let params = params
+            .build_rustls()
+            .map_err(|e| format!("TLS setup failed: {e}"))?;
+        let tls = match cfg.tls {
+            TlsMode::StartTls => Tls::Required(params),
+            TlsMode::Wrapper => Tls::Wrapper(params),
+            TlsMode::Opportunistic => Tls::Opportunistic(params),
+            TlsMode::None => Tls::None,
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.server)
+            .port(cfg.port)
+            .tls(tls)
+            .timeout(Some(SEND_TIMEOUT))
+            .hello_name(ClientId::Domain(crate::config::host_name()));
+        if let (Some(user), Some(password)) = (&cfg.user, &cfg.password) {
+            builder = builder.credentials(Credentials::new(
+                user.clone(),
+                password.expose().to_string(),
+            ));
+        }
+        let from: Mailbox = cfg
+            .from
+            .parse()
+            .map_err(|e| format!("mail.from {:?}: {e}", cfg.from))?;
+        let mut scopes = std::collections::BTreeMap::new();
+        for (name, addrs) in &cfg.scopes {
+            let list = addrs
+                .iter()
+                .map(|a| {
+                    a.parse::<Mailbox>()
+                        .map_err(|e| format!("address {a:?}: {e}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            scopes.insert(name.clone(), list);
+        }
+        Ok(Mail {
+            transport: builder.build(),
+            from,
+            scopes,
+        })
+    }
+
+    pub async fn send(&self, scope: &str, n: &Notification<'_>) -> Result<(), SendError> {
+        let recipients = self
+            .scopes
+            .get(scope)
+            .ok_or_else(|| SendError::permanent(format!("no mail scope {scope:?}")))?;
+        let mut builder = lettre::Message::builder()
+            .from(self.from.clone())
+            .subject(render::mail_subject(n));
+        for r in recipients {
+            builder = builder.to(r.clone());
+        }
+        let message = builder
+            .header(ContentType::TEXT_PLAIN)
+            .multipart(MultiPart::alternative_plain_html(
+                render::mail_text(n),
+                render::mail_html(n),
+            ))
+            .map_err(|e| SendError::permanent(format!("cannot build the message: {e}")))?;
+        match self.transport.send(message).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(classify(&e)),
+        }
+    }
+}
+
+fn classify(e: &lettre::transport::smtp::Error) -> SendError {
+    let text = format!("SMTP: {e}");
+    if e.is_permanent() {
+        SendError::permanent(text)
+    } else {
+        // 4xx replies, timeouts, refused connections, TLS hiccups: the server may be back.
+        SendError::transient(text)
+    }
+}

@@ -1,0 +1,129 @@
+//! Delivery to the outside world: one file per service, and what they share.
+//!
+//! A [`Messenger`] sends one rendered notification to one destination (a service and a
+//! scope) and reports the outcome as a [`SendError`] that says whether trying again can
+//! help — the outbox's retry logic lives on that distinction, not on any service's
+//! error types. Every send is bounded by [`SEND_TIMEOUT`]: a hung server must not hang
+//! the queue behind it.
+
+pub mod mail;
+pub mod render;
+pub mod telegram;
+
+use std::time::Duration;
+
+use crate::config::{Config, Destination, Service};
+pub use render::Notification;
+
+/// The longest one send may take, connect to last byte.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Worth trying again later: a server down, a timeout, a 4xx SMTP reply, Telegram's
+    /// 429 or 5xx.
+    Transient,
+    /// Trying again will fail the same way: a refused recipient, a bad token, a 400.
+    Permanent,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct SendError {
+    pub kind: Failure,
+    /// What went wrong, with the server's own words; never contains a secret.
+    pub message: String,
+    /// The server asked us to wait this long (Telegram's `retry_after`).
+    pub retry_after: Option<Duration>,
+}
+
+impl SendError {
+    pub fn transient(message: impl Into<String>) -> SendError {
+        SendError {
+            kind: Failure::Transient,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> SendError {
+        SendError {
+            kind: Failure::Permanent,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+}
+
+/// A configured service, ready to send.
+pub enum Messenger {
+    Mail(mail::Mail),
+    Telegram(telegram::Telegram),
+}
+
+impl Messenger {
+    pub async fn send(&self, scope: &str, n: &Notification<'_>) -> Result<(), SendError> {
+        let fut = async {
+            match self {
+                Messenger::Mail(m) => m.send(scope, n).await,
+                Messenger::Telegram(t) => t.send(scope, n).await,
+            }
+        };
+        match tokio::time::timeout(SEND_TIMEOUT, fut).await {
+            Ok(result) => result,
+            Err(_) => Err(SendError::transient(format!(
+                "no answer within {} s",
+                SEND_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+}
+
+/// The configured services, each built once from the config.
+pub struct Messengers {
+    mail: Option<Messenger>,
+    telegram: Option<Messenger>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{service}: {message}")]
+pub struct SetupError {
+    pub service: Service,
+    pub message: String,
+}
+
+impl Messengers {
+    pub fn from_config(config: &Config) -> Result<Messengers, SetupError> {
+        let mail = match &config.mail {
+            Some(m) => Some(Messenger::Mail(mail::Mail::new(m).map_err(|message| {
+                SetupError {
+                    service: Service::Mail,
+                    message,
+                }
+            })?)),
+            None => None,
+        };
+        let telegram = config
+            .telegram
+            .as_ref()
+            .map(|t| Messenger::Telegram(telegram::Telegram::new(t)));
+        Ok(Messengers { mail, telegram })
+    }
+
+    pub fn get(&self, service: &Service) -> Option<&Messenger> {
+        match service {
+            Service::Mail => self.mail.as_ref(),
+            Service::Telegram => self.telegram.as_ref(),
+        }
+    }
+
+    pub async fn send(&self, to: &Destination, n: &Notification<'_>) -> Result<(), SendError> {
+        match self.get(&to.service) {
+            Some(m) => m.send(&to.scope, n).await,
+            None => Err(SendError::permanent(format!(
+                "{} is not configured",
+                to.service
+            ))),
+        }
+    }
+}

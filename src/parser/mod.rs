@@ -1,0 +1,214 @@
+//! From the raw bytes of protocol lines to [`Event`]s.
+//!
+//! A [`FileParser`] holds what one file's lines need from each other: an open Python
+//! traceback, and the last full date (for lines that carry only a time). Each line goes:
+//! decode → open traceback? → user rules → the sonix grammar and its mapping. Parsers
+//! are cheap and created per file; the compiled [`Rules`] are shared.
+
+pub mod decode;
+pub mod rules;
+pub mod sonix;
+pub mod traceback;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Local, NaiveDate, TimeZone, Utc};
+
+use crate::config::Encoding;
+use crate::event::{Event, Message, Origin, Severity, dedup_key, names};
+pub use rules::Rules;
+use sonix::{LineType, Parsed, Stamp};
+use traceback::{Step, Traceback};
+
+/// Lines seen, by TYPE, for metrics and `replay`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Counts {
+    pub lines: u64,
+    pub error: u64,
+    pub warning: u64,
+    pub info: u64,
+    pub user: u64,
+    pub debug: u64,
+    /// Lines outside the grammar (continuations, free text).
+    pub other: u64,
+}
+
+impl Counts {
+    fn count(&mut self, kind: Option<LineType>) {
+        self.lines += 1;
+        match kind {
+            Some(LineType::Error) => self.error += 1,
+            Some(LineType::Warning) => self.warning += 1,
+            Some(LineType::Info) => self.info += 1,
+            Some(LineType::User) => self.user += 1,
+            Some(LineType::Debug) => self.debug += 1,
+            None => self.other += 1,
+        }
+    }
+}
+
+pub struct FileParser {
+    file: PathBuf,
+    encoding: Encoding,
+    rules: Arc<Rules>,
+    traceback: Option<(Traceback, DateTime<Utc>, u64)>,
+    last_date: Option<NaiveDate>,
+    line_no: u64,
+    pub counts: Counts,
+}
+
+impl FileParser {
+    pub fn new(file: &Path, encoding: Encoding, rules: Arc<Rules>) -> FileParser {
+        FileParser {
+            file: file.to_path_buf(),
+            encoding,
+            rules,
+            traceback: None,
+            last_date: None,
+            line_no: 0,
+            counts: Counts::default(),
+        }
+    }
+
+    /// Feeds one line without its `\n`; events it completes are pushed to `out`.
+    pub fn line(&mut self, raw: &[u8], out: &mut Vec<Event>) {
+        self.line_no += 1;
+        let text = decode::decode(raw, self.encoding);
+        let text = text.as_ref();
+
+        if let Some((tb, _, _)) = &mut self.traceback {
+            match tb.feed(text) {
+                Step::Continue => {
+                    self.counts.count(None);
+                    return;
+                }
+                Step::Done => {
+                    self.counts.count(None);
+                    self.flush(out);
+                    return;
+                }
+                Step::Interrupted => self.flush(out),
+            }
+        }
+
+        let parsed = sonix::parse(text);
+        self.counts.count(parsed.as_ref().map(|p| p.kind));
+        let time = self.time_of(parsed.as_ref());
+
+        if let Some(m) = self.rules.apply(text) {
+            let Some(name) = &m.rule.event else { return };
+            let source = m
+                .source
+                .or_else(|| parsed.as_ref().and_then(|p| p.source.map(str::to_string)));
+            let message = m
+                .message
+                .unwrap_or_else(|| parsed.as_ref().map_or(text, |p| p.message).to_string());
+            let mut event = self.event(name, m.rule.severity, source, message, time, self.line_no);
+            if let Some(key) = m.key {
+                event.key = key;
+            }
+            out.push(event);
+            return;
+        }
+
+        let (message, source) = match &parsed {
+            Some(p) => (p.message, p.source),
+            None => (text.trim_start(), None),
+        };
+        if message.starts_with(traceback::MARK) {
+            let tb = Traceback::start(message, source.map(str::to_string));
+            self.traceback = Some((tb, time, self.line_no));
+            return;
+        }
+        if let Some(p) = &parsed
+            && let Some((name, severity)) = sonix::classify(p)
+        {
+            let source = p.source.map(str::to_string);
+            out.push(self.event(
+                name,
+                severity,
+                source,
+                p.message.to_string(),
+                time,
+                self.line_no,
+            ));
+        }
+    }
+
+    /// Ends whatever is pending: the file was let go, or nothing more came for a while.
+    pub fn finish(&mut self, out: &mut Vec<Event>) {
+        self.flush(out);
+    }
+
+    /// Whether a traceback is open, waiting for its final line.
+    pub fn is_pending(&self) -> bool {
+        self.traceback.is_some()
+    }
+
+    fn flush(&mut self, out: &mut Vec<Event>) {
+        if let Some((tb, time, line)) = self.traceback.take() {
+            let mut event = self.event(
+                names::ALARM_MAJOR,
+                Severity::Major,
+                tb.source.clone(),
+                tb.summary(),
+                time,
+                line,
+            );
+            event.details = Some(tb.details());
+            out.push(event);
+        }
+    }
+
+    /// The line's own time if it has one (a time-only stamp takes the last date seen in
+    /// this file, else today), otherwise now.
+    fn time_of(&mut self, parsed: Option<&Parsed<'_>>) -> DateTime<Utc> {
+        let naive = match parsed.and_then(|p| p.stamp) {
+            Some(Stamp::Full(dt, Some(off))) => {
+                self.last_date = Some(dt.date());
+                return off
+                    .from_local_datetime(&dt)
+                    .single()
+                    .map_or_else(Utc::now, |t| t.with_timezone(&Utc));
+            }
+            Some(Stamp::Full(dt, None)) => {
+                self.last_date = Some(dt.date());
+                dt
+            }
+            Some(Stamp::Time(t)) => self
+                .last_date
+                .unwrap_or_else(|| Local::now().date_naive())
+                .and_time(t),
+            None => return Utc::now(),
+        };
+        Local
+            .from_local_datetime(&naive)
+            .earliest()
+            .map_or_else(Utc::now, |t| t.with_timezone(&Utc))
+    }
+
+    fn event(
+        &self,
+        name: &str,
+        severity: Severity,
+        source: Option<String>,
+        message: String,
+        time: DateTime<Utc>,
+        line: u64,
+    ) -> Event {
+        Event {
+            key: dedup_key(name, source.as_deref(), &message),
+            name: name.to_string(),
+            severity,
+            source,
+            message: Message::plain(message),
+            details: None,
+            time,
+            origin: Some(Origin {
+                file: self.file.clone(),
+                line,
+            }),
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! User `rules`: regexes with named captures that turn a line into an event, tried
+//! before the built-in mapping.
+//!
+//! All patterns are compiled into one `RegexSet` so a line costs one pass however many
+//! rules there are; captures are taken only for the first rule that matched. The
+//! captures `message` and `source` name the event's text and source; `key` is a template
+//! over the captures (`$name`, `${name}`).
+
+use regex::RegexSet;
+
+use crate::config::RuleConfig;
+
+pub struct Rules {
+    set: RegexSet,
+    rules: Vec<RuleConfig>,
+}
+
+/// What the first matching rule made of a line.
+pub struct RuleMatch<'r> {
+    pub rule: &'r RuleConfig,
+    pub message: Option<String>,
+    pub source: Option<String>,
+    pub key: Option<String>,
+}
+
+impl Rules {
+    pub fn new(rules: &[RuleConfig]) -> Result<Rules, regex::Error> {
+        let set = RegexSet::new(rules.iter().map(|r| r.pattern.as_str()))?;
+        Ok(Rules {
+            set,
+            rules: rules.to_vec(),
+        })
+    }
+
+    pub fn empty() -> Rules {
+        Rules {
+            set: RegexSet::empty(),
+            rules: Vec::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    pub fn apply(&self, line: &str) -> Option<RuleMatch<'_>> {
+        if self.rules.is_empty() {
+            return None;
+        }
+        let first = self.set.matches(line).into_iter().next()?;
+        let rule = &self.rules[first];
+        let caps = rule.pattern.captures(line)?;
+        let named = |n: &str| caps.name(n).map(|m| m.as_str().trim().to_string());
+        let key = rule.key.as_ref().map(|template| {
+            let mut out = String::new();
+            caps.expand(template, &mut out);
+            out
+        });
+        Some(RuleMatch {
+            rule,
+            message: named("message"),
+            source: named("source").filter(|s| !s.is_empty()),
+            key,
+        })
+    }
+}

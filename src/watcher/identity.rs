@@ -1,0 +1,79 @@
+//! Which file a path is right now, and how to open a protocol file politely.
+//!
+//! A path is not a file: after a rotation the same name is a new file, and the old file
+//! lives on under another name. Following by identity is what lets the watcher read a
+//! rotated file to its end and start the new one from its beginning. On Unix the identity
+//! is (device, inode); on Windows (volume serial number, file index) from
+//! `GetFileInformationByHandle`.
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileId {
+    pub device: u64,
+    pub index: u64,
+}
+
+/// Opens a protocol file for reading such that its writer can keep writing, renaming and
+/// deleting it (on Windows that needs all three share flags).
+pub fn open_shared(path: &Path) -> io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::OpenOptionsExt;
+        const FILE_SHARE_READ: u32 = 0x1;
+        const FILE_SHARE_WRITE: u32 = 0x2;
+        const FILE_SHARE_DELETE: u32 = 0x4;
+        options.share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE);
+    }
+    options.open(path)
+}
+
+#[cfg(unix)]
+pub fn file_id(file: &File) -> io::Result<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    let m = file.metadata()?;
+    Ok(FileId {
+        device: m.dev(),
+        index: m.ino(),
+    })
+}
+
+#[cfg(windows)]
+pub fn file_id(file: &File) -> io::Result<FileId> {
+    use std::os::windows::io::AsRawHandle;
+    use windows_sys::Win32::Storage::FileSystem::{
+        BY_HANDLE_FILE_INFORMATION, GetFileInformationByHandle,
+    };
+    // SAFETY: the handle is valid for the lifetime of `file`, and the struct is plain
+    // data that the call fills in.
+    let mut info: BY_HANDLE_FILE_INFORMATION = unsafe { std::mem::zeroed() };
+    let ok = unsafe { GetFileInformationByHandle(file.as_raw_handle() as _, &mut info) };
+    if ok == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(FileId {
+        device: u64::from(info.dwVolumeSerialNumber),
+        index: (u64::from(info.nFileIndexHigh) << 32) | u64::from(info.nFileIndexLow),
+    })
+}
+
+/// The identity of whatever is at `path` now.
+#[cfg(unix)]
+pub fn path_id(path: &Path) -> io::Result<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path)?;
+    Ok(FileId {
+        device: m.dev(),
+        index: m.ino(),
+    })
+}
+
+/// The identity of whatever is at `path` now (Windows has it only through a handle).
+#[cfg(windows)]
+pub fn path_id(path: &Path) -> io::Result<FileId> {
+    file_id(&open_shared(path)?)
+}
