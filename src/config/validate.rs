@@ -151,7 +151,11 @@ fn mail(c: &mut Checker, v: &Value, base: &Path) -> Option<MailConfig> {
             );
             None
         }
-        (Some(_), None) => c.string(m, "password", p).map(Secret::new),
+        // The old bot's files carry `"password": ""` for servers without AUTH.
+        (Some(_), None) => c
+            .string(m, "password", p)
+            .filter(|s| !s.is_empty())
+            .map(Secret::new),
         (None, Some(_)) => c.non_empty(m, "password_file", p).and_then(|f| {
             let file = resolve(base, &f);
             match std::fs::read_to_string(&file) {

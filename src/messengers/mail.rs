@@ -6,7 +6,7 @@
 //! bot's behaviour and the default). Certificates are checked against the system store
 //! plus `mail.ca_file`; there is deliberately no switch to turn checking off.
 
-use lettre::message::{Mailbox, MultiPart, header::ContentType};
+use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::AsyncSmtpTransport;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
@@ -93,7 +93,6 @@ impl Mail {
             builder = builder.to(r.clone());
         }
         let message = builder
-            .header(ContentType::TEXT_PLAIN)
             .multipart(MultiPart::alternative_plain_html(
                 render::mail_text(n),
                 render::mail_html(n),

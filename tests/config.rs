@@ -1,0 +1,232 @@
+//! The config as operators meet it: the old bot's file loading unchanged, and every
+//! mistake reported with the file, the JSON path and what was expected — through the
+//! library and through `protowatch check-config`.
+
+mod support;
+
+use std::path::Path;
+
+use protowatch::config::{Config, ConfigError, Encoding, StartAt, TlsMode, WatchMode};
+use serde_json::json;
+use support::protowatch;
+
+fn load(dir: &Path, text: &str) -> Result<Config, ConfigError> {
+    let path = dir.join("config.json");
+    std::fs::write(&path, text).unwrap();
+    Config::load(&path)
+}
+
+fn problems(dir: &Path, text: &str) -> String {
+    match load(dir, text) {
+        Ok(_) => panic!("expected errors for {text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+const LEGACY: &str = r#"{ "mail": { "user": "sonix-bot", "password": "pw-legacy-42", "port": 25, "server": "smtp.example.org",
+            "recipients": ["a@example.org", "b@example.org"] },
+  "telegram": { "bot-id": "123456:ABCdef", "channel-id": "-1001234567890" } }"#;
+
+#[test]
+fn the_old_bots_file_loads_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = load(dir.path(), LEGACY).unwrap();
+    let m = c.mail.as_ref().unwrap();
+    assert_eq!(m.server, "smtp.example.org");
+    assert_eq!(m.port, 25);
+    assert_eq!(m.tls, TlsMode::Opportunistic);
+    assert_eq!(m.user.as_deref(), Some("sonix-bot"));
+    assert_eq!(m.password.as_ref().unwrap().expose(), "pw-legacy-42");
+    assert_eq!(m.scopes["default"], vec!["a@example.org", "b@example.org"]);
+    assert!(m.from.starts_with("protowatch@"));
+    let t = c.telegram.as_ref().unwrap();
+    assert_eq!(t.token.expose(), "123456:ABCdef");
+    assert_eq!(t.scopes["default"], "-1001234567890");
+    assert_eq!(t.api_url.as_str(), "https://api.telegram.org/");
+    assert!(c.watch.is_empty());
+    assert_eq!(
+        c.state_dir,
+        std::path::absolute(dir.path()).unwrap().join(".protowatch")
+    );
+    assert!(!c.instrument.is_empty());
+}
+
+#[test]
+fn defaults_and_relative_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = load(
+        dir.path(),
+        r#"{"mail": {"server": "s", "port": 465, "recipients": "one@example.org"},
+            "watch": [{"path": "protocol/*.log"},
+                      {"path": "/abs/*.txt", "encoding": "windows-1251", "start": "beginning",
+                       "mode": "poll", "poll_interval_ms": 250}]}"#,
+    )
+    .unwrap();
+    assert_eq!(c.mail.as_ref().unwrap().tls, TlsMode::Wrapper);
+    assert_eq!(
+        c.mail.as_ref().unwrap().scopes["default"],
+        vec!["one@example.org"]
+    );
+    let base = std::path::absolute(dir.path()).unwrap();
+    assert_eq!(
+        c.watch[0].path,
+        base.join("protocol/*.log").to_string_lossy()
+    );
+    assert_eq!(
+        (c.watch[0].encoding, c.watch[0].start, c.watch[0].mode),
+        (Encoding::Auto, StartAt::End, WatchMode::Notify)
+    );
+    assert_eq!(c.watch[1].path, "/abs/*.txt");
+    assert_eq!(
+        (c.watch[1].encoding, c.watch[1].start, c.watch[1].mode),
+        (Encoding::Windows1251, StartAt::Beginning, WatchMode::Poll)
+    );
+    assert_eq!(c.watch[1].poll_interval.as_millis(), 250);
+}
+
+#[test]
+fn invalid_json_names_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = problems(
+        dir.path(),
+        "{\n  \"mail\": {\n    \"server\": \"x\",\n  }\n}",
+    );
+    assert!(e.contains("config.json:4:3: invalid JSON"), "{e}");
+}
+
+#[test]
+fn every_problem_is_reported_with_its_json_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = problems(
+        dir.path(),
+        r#"{"mail": {"server": "s", "port": 70000, "recipients": ["ok@example.org", "not an address"],
+                     "tls": "ssl", "colour": 1},
+            "telegram": {"bot-id": "secret-token-value", "channel-id": "sonix"},
+            "watch": [{"path": "a/*.log"}, {"path": "b/*.log", "encoding": "latin1"}, {"encoding": "utf-8"}],
+            "rules": [{"name": "r", "pattern": "(unclosed", "event": "alarm_major", "severity": "fatal"}],
+            "routes": {"alarm_major": [{"service": "mail", "scope": "nobody"}, {"service": "sms"}]},
+            "extra": true}"#,
+    );
+    let expect = [
+        "config.json: mail.port: expected a port number from 1 to 65535, found 70000",
+        "config.json: mail.recipients[1]: expected an e-mail address, found \"not an address\"",
+        "config.json: mail.tls: expected one of \"starttls\", \"wrapper\", \"none\", \"opportunistic\", found \"ssl\"",
+        "config.json: mail.colour: unknown key \"colour\"",
+        "config.json: telegram.bot-id: expected a Bot API token",
+        "config.json: telegram.channel-id: expected a numeric chat id or \"@channelname\", found \"sonix\"",
+        "config.json: watch[1].encoding: expected one of \"auto\", \"utf-8\", \"windows-1251\", found \"latin1\"",
+        "config.json: watch[2].path: missing (required)",
+        "config.json: rules[0].pattern: invalid regex",
+        "config.json: rules[0].severity: unknown severity \"fatal\"",
+        "config.json: routes.alarm_major[0].scope: unknown mail scope \"nobody\"; configured scopes: default",
+        "config.json: routes.alarm_major[1].service: expected one of \"mail\", \"telegram\", found \"sms\"",
+        "config.json: extra: unknown key \"extra\"",
+    ];
+    for x in expect {
+        assert!(e.contains(x), "missing {x:?} in:\n{e}");
+    }
+    assert!(
+        !e.contains("secret-token-value"),
+        "a token must never be echoed:\n{e}"
+    );
+}
+
+#[test]
+fn routes_to_an_unconfigured_service_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = problems(
+        dir.path(),
+        r#"{"mail": {"server": "s", "recipients": ["a@example.org"]},
+            "routes": {"message": [{"service": "telegram", "scope": "default"}]}}"#,
+    );
+    assert!(
+        e.contains("routes.message[0].service: the service telegram is not configured"),
+        "{e}"
+    );
+}
+
+#[test]
+fn password_file_and_conflicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = problems(
+        dir.path(),
+        r#"{"mail": {"server": "s", "user": "u", "password_file": "missing.txt", "recipients": ["a@example.org"]}}"#,
+    );
+    assert!(e.contains("mail.password_file: cannot read"), "{e}");
+    assert!(e.contains("missing.txt"), "{e}");
+    let e = problems(
+        dir.path(),
+        r#"{"mail": {"server": "s", "user": "u", "password": "p", "password_file": "f", "recipients": ["a@example.org"]}}"#,
+    );
+    assert!(e.contains("set either password or password_file"), "{e}");
+}
+
+#[test]
+fn check_config_prints_the_resolved_config_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, LEGACY).unwrap();
+    let out = protowatch()
+        .arg("--config")
+        .arg(&path)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["mail"]["password"], "********");
+    assert_eq!(v["telegram"]["bot-id"], "********");
+    assert_eq!(v["mail"]["tls"], "opportunistic");
+    for secret in ["pw-legacy-42", "ABCdef"] {
+        assert!(!stdout.contains(secret) && !stderr.contains(secret));
+    }
+}
+
+#[test]
+fn check_config_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    let run = |args: &[&str]| {
+        let out = protowatch().args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let p = path.to_str().unwrap();
+
+    let (code, err) = run(&["--config", p, "check-config"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("cannot read config file") && err.contains("config.json"),
+        "{err}"
+    );
+
+    std::fs::write(&path, r#"{"watch": [{"path": "*.log"}]}"#).unwrap();
+    let (code, err) = run(&["--config", p, "check-config"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no service configured"), "{err}");
+
+    std::fs::write(&path, r#"{"mail": {"server": 1}}"#).unwrap();
+    let (code, err) = run(&["--config", p, "check-config"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("mail.server: expected a string, found a number"),
+        "{err}"
+    );
+
+    // $PROTOWATCH_CONFIG is used when --config is absent.
+    std::fs::write(
+        &path,
+        json!({"telegram": {"bot-id": "1:a", "channel-id": 5}}).to_string(),
+    )
+    .unwrap();
+    let out = protowatch()
+        .env("PROTOWATCH_CONFIG", &path)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}

@@ -1,0 +1,391 @@
+//! Real servers on loopback for the tests: an SMTP server (aiosmtpd, Debian's
+//! `python3-aiosmtpd`, started as a process) and a fake Telegram Bot API that records
+//! every request and answers as a test scripts it. Plus certificates, config files and
+//! the binary under test.
+
+#![allow(dead_code)] // each test file uses a different part of this module
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use serde_json::{Value, json};
+
+/// Polls `cond` until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The interpreter that has Debian's aiosmtpd.
+fn python() -> String {
+    if let Ok(p) = std::env::var("PROTOWATCH_TEST_PYTHON") {
+        return p;
+    }
+    if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3".into()
+    } else {
+        "python3".into()
+    }
+}
+
+/// One message as the SMTP server received and parsed it.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub mail_from: String,
+    pub rcpt_tos: Vec<String>,
+    pub subject: String,
+    pub from: String,
+    pub to: String,
+    /// `(content type, decoded text)` of each MIME leaf part.
+    pub parts: Vec<(String, String)>,
+    pub tls: bool,
+    pub auth_user: Option<String>,
+}
+
+impl Mail {
+    pub fn part(&self, content_type: &str) -> &str {
+        self.parts
+            .iter()
+            .find(|(ct, _)| ct == content_type)
+            .map(|(_, t)| t.as_str())
+            .unwrap_or_else(|| panic!("no {content_type} part in {:?}", self.parts))
+    }
+}
+
+#[derive(Default)]
+pub struct SmtpOptions {
+    /// PEM files: STARTTLS offered and required.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// AUTH required with this user and password.
+    pub auth: Option<(String, String)>,
+    /// Refuse every recipient with 550.
+    pub reject: bool,
+    /// Listen on this port (to restart a server where it was).
+    pub port: Option<u16>,
+}
+
+pub struct SmtpServer {
+    child: Child,
+    _stdin: ChildStdin,
+    pub port: u16,
+    received: Arc<Mutex<Vec<Mail>>>,
+}
+
+impl SmtpServer {
+    pub fn start(opts: SmtpOptions) -> SmtpServer {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_server.py");
+        let mut cmd = Command::new(python());
+        cmd.arg(script);
+        if let Some((cert, key)) = &opts.tls {
+            cmd.arg("--cert").arg(cert).arg("--key").arg(key);
+        }
+        if let Some((u, p)) = &opts.auth {
+            cmd.arg("--auth").arg(format!("{u}:{p}"));
+        }
+        if opts.reject {
+            cmd.arg("--reject");
+        }
+        if let Some(port) = opts.port {
+            cmd.arg("--port").arg(port.to_string());
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the aiosmtpd test server (apt-get install python3-aiosmtpd)");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let first = lines
+            .next()
+            .and_then(Result::ok)
+            .expect("the SMTP server says READY (is python3-aiosmtpd installed?)");
+        let port: u16 = first
+            .strip_prefix("READY ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line from the SMTP server: {first}"));
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let sink = received.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let v: Value = serde_json::from_str(&line).expect("a JSON record");
+                let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+                let mail = Mail {
+                    mail_from: s("mail_from"),
+                    rcpt_tos: v["rcpt_tos"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|x| x.as_str().map(String::from))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    subject: s("subject"),
+                    from: s("from"),
+                    to: s("to"),
+                    parts: v["parts"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .map(|p| {
+                                    (
+                                        p["content_type"].as_str().unwrap_or_default().to_string(),
+                                        p["text"].as_str().unwrap_or_default().to_string(),
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    tls: v["tls"].as_bool().unwrap_or(false),
+                    auth_user: v["auth_user"].as_str().map(String::from),
+                };
+                sink.lock().unwrap().push(mail);
+            }
+        });
+        SmtpServer {
+            child,
+            _stdin: stdin,
+            port,
+            received,
+        }
+    }
+
+    pub fn messages(&self) -> Vec<Mail> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` messages arrived; returns all of them.
+    pub fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Mail> {
+        wait_until(timeout, || self.received.lock().unwrap().len() >= n);
+        self.messages()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, as PEM files in `dir`:
+/// returns `(ca.pem, server.pem, server.key)`.
+pub fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "protowatch test CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &ca)
+        .unwrap();
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    );
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, server.pem()).unwrap();
+    std::fs::write(&paths.2, server_key.serialize_pem()).unwrap();
+    paths
+}
+
+/// One request that reached the fake Bot API.
+#[derive(Debug, Clone)]
+pub struct TgRequest {
+    /// The token from the path (`/bot<token>/<method>`).
+    pub token: String,
+    /// The method, lower-cased (`sendmessage`).
+    pub method: String,
+    pub body: Value,
+    pub at: Instant,
+}
+
+/// How the fake Bot API answers the next request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Ok,
+    TooManyRequests { retry_after: u64 },
+    BadRequest(&'static str),
+    ServerError,
+}
+
+#[derive(Default)]
+struct TgState {
+    requests: Vec<TgRequest>,
+    script: VecDeque<Reply>,
+}
+
+/// A fake Telegram Bot API on a loopback port, with its own runtime thread.
+pub struct FakeTelegram {
+    pub url: String,
+    state: Arc<Mutex<TgState>>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl FakeTelegram {
+    pub fn start() -> FakeTelegram {
+        Self::start_on(0)
+    }
+
+    pub fn start_on(port: u16) -> FakeTelegram {
+        let state = Arc::new(Mutex::new(TgState::default()));
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel::<SocketAddr>();
+        let st = state.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                    .await
+                    .unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                let app = Router::new()
+                    .route("/{token}/{method}", post(handle))
+                    .with_state(st);
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = stop_rx.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+        });
+        let addr = addr_rx.recv().unwrap();
+        FakeTelegram {
+            url: format!("http://{addr}"),
+            state,
+            _stop: stop_tx,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.url.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// Answers the next requests with these replies, in order; then `Ok` again.
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.state.lock().unwrap().script.extend(replies);
+    }
+
+    pub fn requests(&self) -> Vec<TgRequest> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    /// The `sendMessage` requests only.
+    pub fn messages(&self) -> Vec<TgRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method == "sendmessage")
+            .collect()
+    }
+
+    pub fn wait_for(&self, n: usize, timeout: Duration) -> Vec<TgRequest> {
+        wait_until(timeout, || self.messages().len() >= n);
+        self.messages()
+    }
+}
+
+async fn handle(
+    State(state): State<Arc<Mutex<TgState>>>,
+    UrlPath((token, method)): UrlPath<(String, String)>,
+    body: Bytes,
+) -> impl IntoResponse {
+    let body: Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    let reply = {
+        let mut st = state.lock().unwrap();
+        st.requests.push(TgRequest {
+            token: token.strip_prefix("bot").unwrap_or(&token).to_string(),
+            method: method.to_ascii_lowercase(),
+            body: body.clone(),
+            at: Instant::now(),
+        });
+        st.script.pop_front().unwrap_or(Reply::Ok)
+    };
+    match reply {
+        Reply::Ok => (
+            StatusCode::OK,
+            axum::Json(json!({
+                "ok": true,
+                "result": {
+                    "message_id": 1,
+                    "date": 1_700_000_000,
+                    "chat": {"id": 1, "type": "private", "first_name": "op"},
+                    "from": {"id": 2, "is_bot": true, "first_name": "bot"},
+                    "text": body.get("text").cloned().unwrap_or(Value::Null),
+                }
+            })),
+        ),
+        Reply::TooManyRequests { retry_after } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            axum::Json(json!({
+                "ok": false, "error_code": 429,
+                "description": format!("Too Many Requests: retry after {retry_after}"),
+                "parameters": {"retry_after": retry_after}
+            })),
+        ),
+        Reply::BadRequest(desc) => (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"ok": false, "error_code": 400, "description": desc})),
+        ),
+        Reply::ServerError => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(
+                json!({"ok": false, "error_code": 500, "description": "Internal Server Error"}),
+            ),
+        ),
+    }
+}
+
+pub const TOKEN: &str = "123456:TEST-token_abc";
+
+/// Writes `config` as `config.json` in `dir` and returns its path.
+pub fn write_config(dir: &Path, config: &Value) -> PathBuf {
+    let path = dir.join("config.json");
+    std::fs::write(&path, serde_json::to_string_pretty(config).unwrap()).unwrap();
+    path
+}
+
+/// The binary under test.
+pub fn protowatch() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_protowatch"));
+    cmd.env_remove("PROTOWATCH_CONFIG").env("RUST_LOG", "info");
+    cmd
+}
+
+/// Appends `text` to `path` in one write.
+pub fn append(path: &Path, text: &[u8]) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text).unwrap();
+}
