@@ -305,3 +305,54 @@ async fn telegram_errors_are_classified_and_never_show_the_token() {
     assert_eq!(err.kind, Failure::Transient);
     assert!(!err.message.contains("TEST-token_abc"), "{}", err.message);
 }
+
+/// A server that accepts connections and never says a word.
+fn silent_server() -> (u16, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().take(2) {
+            held.push(conn);
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    });
+    (port, handle)
+}
+
+#[tokio::test]
+async fn a_hanging_server_is_a_transient_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, _smtp) = silent_server();
+    let cfg = config(
+        dir.path(),
+        json!({"mail": {"server": "127.0.0.1", "port": port, "timeout_s": 1,
+                        "recipients": ["a@example.org"]}}),
+    );
+    let started = std::time::Instant::now();
+    let err = send(&cfg, Service::Mail, &event("x")).await.unwrap_err();
+    assert_eq!(err.kind, Failure::Transient, "{}", err.message);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let (port, _tg) = silent_server();
+    let cfg = config(
+        dir.path(),
+        json!({"telegram": {"bot-id": TOKEN, "channel-id": "1", "timeout_s": 1,
+                            "api-url": format!("http://127.0.0.1:{port}")}}),
+    );
+    let started = std::time::Instant::now();
+    let err = send(&cfg, Service::Telegram, &event("x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, Failure::Transient, "{}", err.message);
+    assert!(
+        err.message.contains("no answer within 1 s"),
+        "{}",
+        err.message
+    );
+    assert!(started.elapsed() < Duration::from_secs(4));
+}

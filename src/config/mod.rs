@@ -27,6 +27,8 @@ use crate::event::Severity;
 pub const CONFIG_ENV: &str = "PROTOWATCH_CONFIG";
 /// Default maximum length of one protocol line; longer lines are cut with a marker.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
+/// Default for `mail.timeout_s` and `telegram.timeout_s`.
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -82,6 +84,8 @@ pub struct MailConfig {
     pub ca_file: Option<PathBuf>,
     /// Scope name → recipients. The legacy `recipients` is the scope `default`.
     pub scopes: BTreeMap<String, Vec<String>>,
+    /// The longest one send may take, connect to the server's last reply.
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +95,8 @@ pub struct TelegramConfig {
     pub api_url: url::Url,
     /// Scope name → chat id or `@channel`. The legacy `channel-id` is the scope `default`.
     pub scopes: BTreeMap<String, String>,
+    /// The longest one send may take.
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,6 +279,7 @@ impl Config {
                     "tls": m.tls.as_str(),
                     "ca_file": m.ca_file,
                     "scopes": m.scopes,
+                    "timeout_s": m.timeout.as_secs(),
                 }),
             );
         }
@@ -283,6 +290,7 @@ impl Config {
                     "bot-id": Secret::MASK,
                     "api-url": t.api_url.as_str(),
                     "scopes": t.scopes,
+                    "timeout_s": t.timeout.as_secs(),
                 }),
             );
         }

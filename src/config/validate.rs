@@ -10,8 +10,9 @@ use serde_json::Value;
 
 use super::check::{Checker, Problem, index, join};
 use super::{
-    Config, DEFAULT_MAX_LINE_BYTES, Destination, Encoding, Format, MailConfig, RuleConfig, Secret,
-    Service, StartAt, TelegramConfig, TlsMode, WatchConfig, WatchMode, host_name, legacy,
+    Config, DEFAULT_MAX_LINE_BYTES, DEFAULT_SEND_TIMEOUT, Destination, Encoding, Format,
+    MailConfig, RuleConfig, Secret, Service, StartAt, TelegramConfig, TlsMode, WatchConfig,
+    WatchMode, host_name, legacy,
 };
 use crate::event::Severity;
 
@@ -35,8 +36,9 @@ const MAIL: &[&str] = &[
     "tls",
     "ca_file",
     "scopes",
+    "timeout_s",
 ];
-const TELEGRAM: &[&str] = &["bot-id", "channel-id", "api-url", "scopes"];
+const TELEGRAM: &[&str] = &["bot-id", "channel-id", "api-url", "scopes", "timeout_s"];
 const WATCH: &[&str] = &[
     "path",
     "encoding",
@@ -247,7 +249,9 @@ fn mail(c: &mut Checker, v: &Value, base: &Path) -> Option<MailConfig> {
             "no recipients: set mail.recipients (or mail.scopes) to at least one address",
         );
     }
+    let timeout = c.uint(m, "timeout_s", p, 1, 600);
     Some(MailConfig {
+        timeout: timeout.map_or(DEFAULT_SEND_TIMEOUT, Duration::from_secs),
         server: server?,
         port,
         user,
@@ -335,7 +339,9 @@ fn telegram(c: &mut Checker, v: &Value) -> Option<TelegramConfig> {
             "missing: set telegram.channel-id (or telegram.scopes) to the chat to send to",
         );
     }
+    let timeout = c.uint(t, "timeout_s", p, 1, 600);
     Some(TelegramConfig {
+        timeout: timeout.map_or(DEFAULT_SEND_TIMEOUT, Duration::from_secs),
         token: Secret::new(token?),
         api_url: api_url?,
         scopes,

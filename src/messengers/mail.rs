@@ -13,11 +13,12 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncTransport, Tokio1Executor};
 
+use super::SendError;
 use super::render::{self, Notification};
-use super::{SEND_TIMEOUT, SendError};
 use crate::config::{MailConfig, TlsMode};
 
 pub struct Mail {
+    pub timeout: std::time::Duration,
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     scopes: std::collections::BTreeMap<String, Vec<Mailbox>>,
@@ -51,7 +52,7 @@ impl Mail {
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.server)
             .port(cfg.port)
             .tls(tls)
-            .timeout(Some(SEND_TIMEOUT))
+            .timeout(Some(cfg.timeout))
             .hello_name(ClientId::Domain(crate::config::host_name()));
         if let (Some(user), Some(password)) = (&cfg.user, &cfg.password) {
             builder = builder.credentials(Credentials::new(
@@ -75,6 +76,7 @@ impl Mail {
             scopes.insert(name.clone(), list);
         }
         Ok(Mail {
+            timeout: cfg.timeout,
             transport: builder.build(),
             from,
             scopes,

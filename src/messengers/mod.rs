@@ -3,8 +3,9 @@
 //! A [`Messenger`] sends one rendered notification to one destination (a service and a
 //! scope) and reports the outcome as a [`SendError`] that says whether trying again can
 //! help — the outbox's retry logic lives on that distinction, not on any service's
-//! error types. Every send is bounded by [`SEND_TIMEOUT`]: a hung server must not hang
-//! the queue behind it.
+//! error types. Every send is bounded by the service's `timeout_s`, whole: a server that
+//! accepts the connection and then hangs must not hang the queue behind it (lettre's own
+//! timeout covers each read, the HTTP client's the request, neither the whole send).
 
 pub mod mail;
 pub mod render;
@@ -14,9 +15,6 @@ use std::time::Duration;
 
 use crate::config::{Config, Destination, Service};
 pub use render::Notification;
-
-/// The longest one send may take, connect to last byte.
-pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
@@ -63,17 +61,21 @@ pub enum Messenger {
 
 impl Messenger {
     pub async fn send(&self, scope: &str, n: &Notification<'_>) -> Result<(), SendError> {
+        let timeout = match self {
+            Messenger::Mail(m) => m.timeout,
+            Messenger::Telegram(t) => t.timeout,
+        };
         let fut = async {
             match self {
                 Messenger::Mail(m) => m.send(scope, n).await,
                 Messenger::Telegram(t) => t.send(scope, n).await,
             }
         };
-        match tokio::time::timeout(SEND_TIMEOUT, fut).await {
+        match tokio::time::timeout(timeout, fut).await {
             Ok(result) => result,
             Err(_) => Err(SendError::transient(format!(
                 "no answer within {} s",
-                SEND_TIMEOUT.as_secs()
+                timeout.as_secs()
             ))),
         }
     }

@@ -18,6 +18,7 @@ use super::render::{self, Notification, TELEGRAM_LIMIT};
 use crate::config::{Secret, TelegramConfig};
 
 pub struct Telegram {
+    pub timeout: std::time::Duration,
     bot: Bot,
     token: Secret,
     scopes: std::collections::BTreeMap<String, String>,
@@ -27,6 +28,7 @@ impl Telegram {
     pub fn new(cfg: &TelegramConfig) -> Telegram {
         let bot = Bot::new(cfg.token.expose()).set_api_url(cfg.api_url.clone());
         Telegram {
+            timeout: cfg.timeout,
             bot,
             token: cfg.token.clone(),
             scopes: cfg.scopes.clone(),
