@@ -1,101 +1,150 @@
-//! The running agent: wires watcher → parser → routing → outbox, and shuts it down in
-//! order.
+//! The running agent: wires watcher → parser → routing → store/outbox, and shuts it
+//! down in order.
 //!
-//! Shutdown runs the pipeline backwards: the watcher threads stop reading, the lines
-//! already handed over are parsed, pending tracebacks are flushed, and the outbox gets a
-//! grace period to deliver what is queued. Nothing that was read is dropped on the way
-//! out while a destination still answers.
+//! The pipeline (parse, route, commit) runs on a thread of its own: it is CPU and SQLite
+//! work, and its commit is the one place where lines become durable. For each batch of
+//! lines it stores the events, one outbox row per destination, and the file's new
+//! checkpoint in one transaction, then wakes the delivery workers.
+//!
+//! Shutdown runs backwards: the watcher threads stop, the pipeline commits what they
+//! handed over (pending tracebacks included), and each delivery worker finishes its send
+//! in flight. Whatever is still queued stays in the store for the next start.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
-
-use crate::config::Config;
+use crate::config::{Config, Destination};
 use crate::event::Event;
 use crate::messengers::Messengers;
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, Wakers};
 use crate::parser::{FileParser, Rules};
 use crate::routing::Router;
-use crate::watcher::{FileKey, WatchMsg, Watcher};
+use crate::store::{Store, StoreError};
+use crate::watcher::{FileKey, Resume, WatchMsg, Watcher};
 
 /// How long a traceback may stay open without a new line before it is sent as it is.
 const TRACEBACK_IDLE: Duration = Duration::from_secs(2);
-/// How long queued deliveries may take at shutdown.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     #[error("{0}")]
     Setup(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 struct Pipeline {
     config: Arc<Config>,
     rules: Arc<Rules>,
     router: Router,
-    outbox: Outbox,
+    store: Store,
+    wakers: Wakers,
     parsers: HashMap<FileKey, (FileParser, Instant)>,
     events: Vec<Event>,
 }
 
 impl Pipeline {
-    fn on_message(&mut self, msg: WatchMsg) {
+    fn on_message(&mut self, msg: WatchMsg) -> Result<(), StoreError> {
         match msg {
             WatchMsg::Lines {
                 watch,
                 file,
-                path,
+                checkpoint,
                 lines,
-                ..
             } => {
-                let encoding = self.config.watch[watch].encoding;
-                let rules = &self.rules;
-                let (parser, seen) = self.parsers.entry(file).or_insert_with(|| {
-                    (
-                        FileParser::new(&path, encoding, rules.clone()),
-                        Instant::now(),
-                    )
-                });
-                *seen = Instant::now();
+                let mut events = std::mem::take(&mut self.events);
+                let parser = self.parser(watch, file, &checkpoint.path);
                 for line in &lines {
-                    parser.line(line, &mut self.events);
+                    parser.line(line, &mut events);
                 }
+                self.events = events;
+                self.commit(Some(&checkpoint), None)
             }
-            WatchMsg::Closed { file, path } => {
-                if let Some((mut parser, _)) = self.parsers.remove(&file) {
-                    parser.finish(&mut self.events);
-                    tracing::debug!(file = %path.display(), counts = ?parser.counts, "file closed");
+            WatchMsg::Closed {
+                watch,
+                file,
+                id,
+                path,
+                last,
+            } => {
+                let mut parser = match self.parsers.remove(&file) {
+                    Some((p, _)) => p,
+                    None => self.new_parser(watch, &path),
+                };
+                if let Some(line) = last {
+                    parser.line(&line, &mut self.events);
                 }
+                parser.finish(&mut self.events);
+                tracing::debug!(file = %path.display(), counts = ?parser.counts, "file let go");
+                self.commit(None, Some(&id))
             }
         }
-        self.dispatch();
+    }
+
+    fn new_parser(&self, watch: usize, path: &std::path::Path) -> FileParser {
+        let encoding = self.config.watch[watch].encoding;
+        FileParser::new(path, encoding, self.rules.clone())
+    }
+
+    fn parser(&mut self, watch: usize, file: FileKey, path: &std::path::Path) -> &mut FileParser {
+        if !self.parsers.contains_key(&file) {
+            let p = self.new_parser(watch, path);
+            self.parsers.insert(file, (p, Instant::now()));
+        }
+        let (parser, seen) = self.parsers.get_mut(&file).expect("inserted above");
+        *seen = Instant::now();
+        parser
     }
 
     /// Sends tracebacks whose final line never came.
-    fn flush_idle(&mut self, force: bool) {
+    fn flush_idle(&mut self, force: bool) -> Result<(), StoreError> {
         for (parser, seen) in self.parsers.values_mut() {
             if parser.is_pending() && (force || seen.elapsed() >= TRACEBACK_IDLE) {
                 parser.finish(&mut self.events);
             }
         }
-        self.dispatch();
+        if self.events.is_empty() {
+            return Ok(());
+        }
+        self.commit(None, None)
     }
 
-    fn dispatch(&mut self) {
-        for event in self.events.drain(..) {
-            let targets = self.router.route(&event.name);
-            tracing::info!(event = %event.name, severity = %event.severity, key = %event.key, destinations = targets.len(), "event");
-            if targets.is_empty() {
-                continue;
-            }
-            let event = Arc::new(event);
-            for t in targets {
-                self.outbox.enqueue(t, event.clone());
+    fn commit(
+        &mut self,
+        checkpoint: Option<&crate::store::Checkpoint>,
+        forget: Option<&crate::watcher::identity::FileId>,
+    ) -> Result<(), StoreError> {
+        let routed: Vec<(Event, Vec<Destination>)> = self
+            .events
+            .drain(..)
+            .map(|e| {
+                let to = self.router.route(&e.name).to_vec();
+                tracing::info!(event = %e.name, severity = %e.severity, key = %e.key, destinations = to.len(), "event");
+                (e, to)
+            })
+            .collect();
+        self.store.commit(checkpoint, forget, &routed)?;
+        for (_, to) in &routed {
+            for d in to {
+                self.wakers.wake(d);
             }
         }
+        Ok(())
+    }
+
+    /// Runs until the watchers hang up, then flushes what is pending.
+    fn run(mut self, rx: std_mpsc::Receiver<WatchMsg>) -> Result<(), StoreError> {
+        loop {
+            match rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(msg) => self.on_message(msg)?,
+                Err(std_mpsc::RecvTimeoutError::Timeout) => self.flush_idle(false)?,
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        self.flush_idle(true)
     }
 }
 
@@ -106,50 +155,70 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         Arc::new(Messengers::from_config(&config).map_err(|e| AgentError::Setup(e.to_string()))?);
     let rules =
         Arc::new(Rules::new(&config.rules).map_err(|e| AgentError::Setup(format!("rules: {e}")))?);
+    let store = Store::open(&config.state_dir)?;
+    let resume = Resume {
+        checkpoints: store
+            .checkpoints()?
+            .into_iter()
+            .map(|c| (c.id, c))
+            .collect(),
+        started_before: store.has_started_before()?,
+    };
+    store.mark_started()?;
     let router = Router::new(&config);
     let outbox = Outbox::start(
+        &config.state_dir,
         messengers,
         Arc::from(config.instrument.as_str()),
         router.all_destinations(),
-    );
+    )?;
     if config.watch.is_empty() {
         tracing::warn!("no \"watch\" entries: only messages sent to this agent will be delivered");
     }
-    let (tx, mut rx) = mpsc::channel(16);
-    let watcher = Watcher::spawn(&config.watch, tx);
-    tracing::info!(instrument = %config.instrument, files = config.watch.len(), "agent running");
 
-    let mut pipeline = Pipeline {
+    let (tx, rx) = std_mpsc::sync_channel(16);
+    let watcher = Watcher::spawn(&config.watch, &resume, tx)
+        .map_err(|e| AgentError::Setup(format!("cannot start a watcher thread: {e}")))?;
+    let pipeline = Pipeline {
         config: config.clone(),
         rules,
         router,
-        outbox,
+        store,
+        wakers: outbox.wakers(),
         parsers: HashMap::new(),
         events: Vec::new(),
     };
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            msg = rx.recv() => match msg {
-                Some(msg) => pipeline.on_message(msg),
-                None => break,
-            },
-            _ = tick.tick() => pipeline.flush_idle(false),
-            _ = &mut shutdown => break,
-        }
-    }
+    let pipeline = std::thread::Builder::new()
+        .name("pipeline".into())
+        .spawn(move || pipeline.run(rx))
+        .map_err(|e| AgentError::Setup(format!("cannot start the pipeline thread: {e}")))?;
+    tracing::info!(instrument = %config.instrument, watches = config.watch.len(), state = %config.state_dir.display(), "agent running");
 
-    tracing::info!("shutting down");
-    // The threads may be waiting to hand over a batch: keep receiving while they stop.
-    let stopping = tokio::task::spawn_blocking(move || watcher.stop());
-    while let Some(msg) = rx.recv().await {
-        pipeline.on_message(msg);
+    // The pipeline ends early only on a store error; then the agent stops too.
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let pipeline_waiter = std::thread::spawn(move || {
+        let result = pipeline.join();
+        let _ = done_tx.send(());
+        result
+    });
+    tokio::pin!(shutdown);
+    tokio::select! {
+        _ = &mut shutdown => tracing::info!("shutting down"),
+        _ = done_rx => tracing::error!("the pipeline stopped"),
     }
-    let _ = stopping.await;
-    pipeline.flush_idle(true);
-    pipeline.outbox.close(SHUTDOWN_GRACE).await;
-    tracing::info!("stopped");
-    Ok(())
+    tokio::task::spawn_blocking(move || watcher.stop())
+        .await
+        .map_err(|e| AgentError::Setup(format!("watcher shutdown: {e}")))?;
+    let result = tokio::task::spawn_blocking(move || pipeline_waiter.join())
+        .await
+        .map_err(|e| AgentError::Setup(format!("pipeline shutdown: {e}")))?;
+    outbox.close().await;
+    match result {
+        Ok(Ok(Ok(()))) => {
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Ok(Ok(Err(e))) => Err(AgentError::Store(e)),
+        _ => Err(AgentError::Setup("the pipeline thread panicked".into())),
+    }
 }

@@ -22,4 +22,5 @@ pub mod messengers;
 pub mod outbox;
 pub mod parser;
 pub mod routing;
+pub mod store;
 pub mod watcher;

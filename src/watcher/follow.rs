@@ -1,10 +1,14 @@
 //! Following one file: reading what was appended since last time, as complete lines.
 //!
 //! The follower keeps its file open, so a file renamed away (rotation) can still be read
-//! to its end under any name. It hands out only complete lines; a partial last line waits
-//! for its newline, and is handed out by [`Follower::take_partial`] when the file is let
-//! go. A line longer than `max_line` is cut with a marker while it is read, so memory
-//! stays bounded whatever a writer does.
+//! to its end under any name. It hands out only complete lines, and the offset just
+//! after the last of them — the only offset a checkpoint may hold. A partial last line
+//! waits for its newline, and is handed out by [`Follower::take_partial`] when the file
+//! is let go. A line longer than `max_line` is cut with a marker while it is read, so
+//! memory stays bounded whatever a writer does.
+//!
+//! The first bytes of the file (its fingerprint) tell a truncated-and-rewritten file from
+//! one that only grew: both can be longer than what was read, only one starts the same.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -14,6 +18,8 @@ use super::identity::{FileId, file_id, open_shared};
 
 /// Appended to a line that was longer than the limit.
 pub const CUT_MARKER: &[u8] = b" [... line cut: longer than max_line_bytes]";
+/// How many leading bytes identify a file's content.
+pub const FINGERPRINT_LEN: usize = 1024;
 
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -23,6 +29,11 @@ pub struct Follower {
     file: File,
     /// Bytes of the file consumed (complete lines and the partial one).
     offset: u64,
+    /// The offset just after the last complete line handed out.
+    line_end: u64,
+    fingerprint: Vec<u8>,
+    /// The file length at the last read, to notice growth and truncation cheaply.
+    last_len: u64,
     partial: Vec<u8>,
     /// The current line went over `max_line`; its rest is skipped up to the newline.
     cutting: bool,
@@ -30,44 +41,102 @@ pub struct Follower {
     buf: Vec<u8>,
 }
 
+/// Where to start reading a file that was just found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    Beginning,
+    End,
+    /// A checkpoint's offset; used only if the file still starts with `fingerprint`.
+    Offset(u64),
+}
+
 impl Follower {
-    /// Opens `path`, positioned at its end (`from_end`) or at its beginning.
-    pub fn open(path: &Path, from_end: bool, max_line: usize) -> io::Result<Follower> {
-        let mut file = open_shared(path)?;
+    /// Opens `path`. With [`StartAt::Offset`] the fingerprint decides: the same content →
+    /// resume there (from 0 if the file is now shorter); other content → from 0.
+    pub fn open(
+        path: &Path,
+        start: StartAt,
+        saved_fingerprint: &[u8],
+        max_line: usize,
+    ) -> io::Result<Follower> {
+        let file = open_shared(path)?;
         let id = file_id(&file)?;
-        let offset = if from_end {
-            file.seek(SeekFrom::End(0))?
-        } else {
-            0
-        };
-        Ok(Follower {
+        let len = file.metadata()?.len();
+        let mut f = Follower {
             path: path.to_path_buf(),
             id,
             file,
-            offset,
+            offset: 0,
+            line_end: 0,
+            fingerprint: Vec::new(),
+            last_len: len,
             partial: Vec::new(),
             cutting: false,
             max_line,
             buf: vec![0; READ_CHUNK],
-        })
+        };
+        f.fingerprint = f.read_head(FINGERPRINT_LEN)?;
+        let offset = match start {
+            StartAt::Beginning => 0,
+            StartAt::End => len,
+            StartAt::Offset(o) if o <= len && f.fingerprint.starts_with(saved_fingerprint) => o,
+            StartAt::Offset(o) => {
+                tracing::info!(file = %path.display(), checkpoint = o, len, "file changed since its checkpoint (truncated or replaced): reading it from the start");
+                0
+            }
+        };
+        f.file.seek(SeekFrom::Start(offset))?;
+        f.offset = offset;
+        f.line_end = offset;
+        Ok(f)
     }
 
-    pub fn offset(&self) -> u64 {
-        self.offset
+    /// The offset just after the last complete line handed out.
+    pub fn line_end(&self) -> u64 {
+        self.line_end
+    }
+
+    pub fn fingerprint(&self) -> &[u8] {
+        &self.fingerprint
+    }
+
+    /// The first `n` bytes (fewer if the file is shorter); leaves the position unchanged.
+    fn read_head(&mut self, n: usize) -> io::Result<Vec<u8>> {
+        let pos = self.file.stream_position()?;
+        self.file.seek(SeekFrom::Start(0))?;
+        let mut head = Vec::with_capacity(n);
+        (&mut self.file).take(n as u64).read_to_end(&mut head)?;
+        self.file.seek(SeekFrom::Start(pos))?;
+        Ok(head)
+    }
+
+    /// Notices a file that was truncated (shorter than what was read) or rewritten (its
+    /// first bytes changed) and starts it over from 0.
+    fn check_rewritten(&mut self, len: u64) -> io::Result<()> {
+        if len == self.last_len && self.fingerprint.len() >= FINGERPRINT_LEN {
+            return Ok(());
+        }
+        let head = self.read_head(FINGERPRINT_LEN)?;
+        let truncated = len < self.offset;
+        let rewritten = !head.starts_with(&self.fingerprint);
+        if truncated || rewritten {
+            tracing::info!(file = %self.path.display(), truncated, rewritten, "file was truncated or rewritten: reading it again from the start");
+            self.file.seek(SeekFrom::Start(0))?;
+            self.offset = 0;
+            self.line_end = 0;
+            self.partial.clear();
+            self.cutting = false;
+        }
+        self.fingerprint = head;
+        Ok(())
     }
 
     /// Reads appended data and pushes each complete line (without `\n`) to `out`, until
     /// the end of the file or until about `budget` bytes were read. Returns the bytes read.
     pub fn read_lines(&mut self, out: &mut Vec<Vec<u8>>, budget: usize) -> io::Result<usize> {
         let len = self.file.metadata()?.len();
-        if len < self.offset {
-            // Copy-and-truncate: the file was emptied and is written again from 0.
-            tracing::info!(file = %self.path.display(), "file is shorter than what was read: truncated, reading again from the start");
-            self.file.seek(SeekFrom::Start(0))?;
-            self.offset = 0;
-            self.partial.clear();
-            self.cutting = false;
-        }
+        self.check_rewritten(len)?;
+        self.last_len = len;
         let mut total = 0;
         while total < budget {
             let n = match self.file.read(&mut self.buf) {
@@ -77,7 +146,6 @@ impl Follower {
                 Err(e) => return Err(e),
             };
             total += n;
-            self.offset += n as u64;
             let chunk = std::mem::take(&mut self.buf);
             self.split(&chunk[..n], out);
             self.buf = chunk;
@@ -103,16 +171,23 @@ impl Follower {
                 Some(i) => {
                     out.push(std::mem::take(&mut self.partial));
                     self.cutting = false;
+                    self.offset += i as u64 + 1;
+                    self.line_end = self.offset;
                     data = &data[i + 1..];
                 }
-                None => break,
+                None => {
+                    self.offset += data.len() as u64;
+                    break;
+                }
             }
         }
     }
 
-    /// The unterminated last line, if any: handed out when the file is let go.
+    /// The unterminated last line, if any: handed out when the file is let go. Afterwards
+    /// [`line_end`](Self::line_end) is the end of everything read.
     pub fn take_partial(&mut self) -> Option<Vec<u8>> {
         self.cutting = false;
+        self.line_end = self.offset;
         (!self.partial.is_empty()).then(|| std::mem::take(&mut self.partial))
     }
 }
@@ -127,30 +202,58 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.log");
         let mut w = File::create(&path).unwrap();
-        let mut f = Follower::open(&path, false, 16).unwrap();
+        let mut f = Follower::open(&path, StartAt::Beginning, b"", 16).unwrap();
         let mut out = Vec::new();
         w.write_all(b"one\ntw").unwrap();
         f.read_lines(&mut out, usize::MAX).unwrap();
         assert_eq!(out, vec![b"one".to_vec()]);
+        assert_eq!(f.line_end(), 4);
         w.write_all(b"o\r\n0123456789abcdefghij\nend").unwrap();
         f.read_lines(&mut out, usize::MAX).unwrap();
         let mut cut = b"0123456789abcdef".to_vec();
         cut.extend_from_slice(CUT_MARKER);
         assert_eq!(out[1..], [b"two\r".to_vec(), cut]);
+        assert_eq!(f.line_end(), 4 + 5 + 21);
         assert_eq!(f.take_partial(), Some(b"end".to_vec()));
+        assert_eq!(f.line_end(), 33);
         assert_eq!(f.take_partial(), None);
     }
 
     #[test]
-    fn truncation_starts_over() {
+    fn truncation_and_rewrite_start_over() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.log");
         std::fs::write(&path, "a long first line\n").unwrap();
-        let mut f = Follower::open(&path, false, 1024).unwrap();
+        let mut f = Follower::open(&path, StartAt::Beginning, b"", 1024).unwrap();
         let mut out = Vec::new();
         f.read_lines(&mut out, usize::MAX).unwrap();
         std::fs::write(&path, "new\n").unwrap();
         f.read_lines(&mut out, usize::MAX).unwrap();
-        assert_eq!(out, vec![b"a long first line".to_vec(), b"new".to_vec()]);
+        // Rewritten longer than before: the changed first bytes give it away.
+        std::fs::write(&path, "other content, longer than the first line was\n").unwrap();
+        f.read_lines(&mut out, usize::MAX).unwrap();
+        assert_eq!(
+            out,
+            vec![
+                b"a long first line".to_vec(),
+                b"new".to_vec(),
+                b"other content, longer than the first line was".to_vec()
+            ]
+        );
+    }
+
+    #[test]
+    fn resume_needs_the_same_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.log");
+        std::fs::write(&path, "first\nsecond\n").unwrap();
+        let mut out = Vec::new();
+        let mut f = Follower::open(&path, StartAt::Offset(6), b"first\n", 1024).unwrap();
+        f.read_lines(&mut out, usize::MAX).unwrap();
+        assert_eq!(out, vec![b"second".to_vec()]);
+        out.clear();
+        let mut f = Follower::open(&path, StartAt::Offset(6), b"other\n", 1024).unwrap();
+        f.read_lines(&mut out, usize::MAX).unwrap();
+        assert_eq!(out, vec![b"first".to_vec(), b"second".to_vec()]);
     }
 }

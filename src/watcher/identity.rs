@@ -14,6 +14,16 @@ use std::path::Path;
 pub struct FileId {
     pub device: u64,
     pub index: u64,
+    /// Creation time in nanoseconds since the epoch, where the file system keeps it
+    /// (else 0): a reused inode has a new one.
+    pub created: u64,
+}
+
+fn created_ns(m: &std::fs::Metadata) -> u64 {
+    m.created()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Opens a protocol file for reading such that its writer can keep writing, renaming and
@@ -39,6 +49,7 @@ pub fn file_id(file: &File) -> io::Result<FileId> {
     Ok(FileId {
         device: m.dev(),
         index: m.ino(),
+        created: created_ns(&m),
     })
 }
 
@@ -58,6 +69,7 @@ pub fn file_id(file: &File) -> io::Result<FileId> {
     Ok(FileId {
         device: u64::from(info.dwVolumeSerialNumber),
         index: (u64::from(info.nFileIndexHigh) << 32) | u64::from(info.nFileIndexLow),
+        created: file.metadata().map_or(0, |m| created_ns(&m)),
     })
 }
 
@@ -69,6 +81,7 @@ pub fn path_id(path: &Path) -> io::Result<FileId> {
     Ok(FileId {
         device: m.dev(),
         index: m.ino(),
+        created: created_ns(&m),
     })
 }
 

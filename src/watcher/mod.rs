@@ -1,23 +1,27 @@
-//! Following every file that a `watch` glob matches, and handing out complete lines.
+//! Following every file that a `watch` glob matches, and handing out complete lines with
+//! the checkpoint that stands after them.
 //!
 //! One thread per `watch` entry does plain blocking file I/O: protocol folders may sit on
 //! a network share where a read can stall, and a stalled thread must not stall the async
 //! runtime that delivers messages. The thread wakes on file events (notify mode) and on
-//! a timer (always: it catches what events miss, and is the only clock in poll mode),
-//! then re-expands the glob and reads every followed file.
+//! a timer (always: it catches what events miss, including an overflowed event queue,
+//! and is the only clock in poll mode), then runs one [`Tailer::scan`].
 //!
 //! Files are followed by identity ([`identity::FileId`]), not by name: a file renamed
 //! within the glob keeps its reader, and a file renamed out of it (rotation) is read to
-//! its end, kept for a grace period in case its writer still appends, and then let go.
-//! Lines go out as [`WatchMsg::Lines`] batches carrying the offset after them, which is
-//! what a checkpoint needs.
+//! its end, kept for a grace period in case its writer still appends, and then let go —
+//! its unterminated last line included. On start, each file resumes at its checkpoint if
+//! its identity and first bytes match one.
+//!
+//! [`Tailer`] holds all of that and does no waiting, so the model tests can drive it
+//! step by step.
 
 pub mod discovery;
 pub mod follow;
 pub mod identity;
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
@@ -25,78 +29,60 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use notify::Watcher as _;
-use tokio::sync::mpsc;
 
-use crate::config::{StartAt, WatchConfig, WatchMode};
-use follow::Follower;
+use crate::config::{StartAt as StartConfig, WatchConfig, WatchMode};
+use crate::store::Checkpoint;
+use follow::{Follower, StartAt};
 use identity::FileId;
 
-/// Lines per batch: large enough to amortise the hand-over, small enough to keep memory
+/// Bytes read per batch: large enough to amortise a commit, small enough to keep memory
 /// bounded when a huge file is read from its beginning.
-const BATCH_LINES: usize = 1024;
-const BATCH_BYTES: usize = 1 << 20;
+const BATCH_BYTES: usize = 256 * 1024;
 
 /// A stable number for one followed file, for as long as this process follows it.
 pub type FileKey = u64;
 
 #[derive(Debug)]
 pub enum WatchMsg {
-    /// Complete lines of a file, in order; `end_offset` is the file offset after them.
+    /// Complete lines of a file, in order; `checkpoint.offset` is just after the last.
     Lines {
         watch: usize,
         file: FileKey,
-        path: PathBuf,
+        checkpoint: Checkpoint,
         lines: Vec<Vec<u8>>,
-        end_offset: u64,
     },
-    /// The file was let go (rotated away, deleted): nothing more will come from it.
-    Closed { file: FileKey, path: PathBuf },
+    /// The file was let go (rotated away, deleted): `last` is its unterminated last line.
+    Closed {
+        watch: usize,
+        file: FileKey,
+        id: FileId,
+        path: PathBuf,
+        last: Option<Vec<u8>>,
+    },
 }
 
-enum Wake {
-    Fs,
-    Stop,
+/// What the tailer needs to know about the past.
+#[derive(Debug, Clone, Default)]
+pub struct Resume {
+    /// Checkpoints from the store, by file identity.
+    pub checkpoints: HashMap<FileId, Checkpoint>,
+    /// Whether this state has seen a start before: `start: end` skips history only at
+    /// the very first start.
+    pub started_before: bool,
 }
 
-/// The running watcher threads.
-pub struct Watcher {
-    threads: Vec<(std_mpsc::Sender<Wake>, JoinHandle<()>)>,
-    /// Checked between batches, so a stop does not wait for a long file to be read.
-    stopping: Arc<AtomicBool>,
-}
-
-impl Watcher {
-    /// Starts one thread per entry. Lines go to `tx`; when `tx` is full the threads wait,
-    /// which is the back-pressure that keeps a burst from filling memory.
-    pub fn spawn(watches: &[WatchConfig], tx: mpsc::Sender<WatchMsg>) -> Watcher {
-        let stopping = Arc::new(AtomicBool::new(false));
-        let threads = watches
-            .iter()
-            .enumerate()
-            .map(|(index, cfg)| {
-                let (wake_tx, wake_rx) = std_mpsc::channel();
-                let mut entry = Entry::new(index, cfg.clone(), tx.clone(), wake_tx.clone());
-                entry.stopping = stopping.clone();
-                let handle = std::thread::Builder::new()
-                    .name(format!("watch-{index}"))
-                    .spawn(move || entry.run(wake_rx))
-                    .expect("spawning a watcher thread");
-                (wake_tx, handle)
-            })
-            .collect();
-        Watcher { threads, stopping }
-    }
-
-    /// Stops every thread after its current read and waits for them.
-    pub fn stop(self) {
-        self.stopping.store(true, Ordering::Relaxed);
-        for (tx, _) in &self.threads {
-            let _ = tx.send(Wake::Stop);
-        }
-        for (_, handle) in self.threads {
-            let _ = handle.join();
-        }
-    }
+/// The files of one `watch` entry and how far each was read.
+pub struct Tailer {
+    watch: usize,
+    cfg: WatchConfig,
+    files: HashMap<FileId, Followed>,
+    resume: Resume,
+    next_key: FileKey,
+    first_scan: bool,
+    /// How long a file that left the glob is still read.
+    linger: Duration,
+    /// Paths already warned about, so a bad file is one log line, not one per second.
+    warned: HashSet<PathBuf>,
 }
 
 struct Followed {
@@ -106,102 +92,30 @@ struct Followed {
     missing_since: Option<Instant>,
 }
 
-struct Entry {
-    index: usize,
-    cfg: WatchConfig,
-    tx: mpsc::Sender<WatchMsg>,
-    wake: std_mpsc::Sender<Wake>,
-    files: HashMap<FileId, Followed>,
-    next_key: FileKey,
-    first_scan: bool,
-    /// Paths already warned about (unreadable), so a bad file is one log line, not one
-    /// per second.
-    warned: HashSet<PathBuf>,
-    fs_watcher: Option<notify::RecommendedWatcher>,
-    stopping: Arc<AtomicBool>,
-}
-
-impl Entry {
-    fn new(
-        index: usize,
-        cfg: WatchConfig,
-        tx: mpsc::Sender<WatchMsg>,
-        wake: std_mpsc::Sender<Wake>,
-    ) -> Entry {
-        Entry {
-            index,
+impl Tailer {
+    pub fn new(watch: usize, cfg: WatchConfig, resume: Resume) -> Tailer {
+        let linger = (cfg.poll_interval * 2).max(Duration::from_secs(2));
+        Tailer {
+            watch,
             cfg,
-            tx,
-            wake,
             files: HashMap::new(),
-            next_key: (index as u64) << 40,
+            resume,
+            next_key: (watch as u64) << 40,
             first_scan: true,
+            linger,
             warned: HashSet::new(),
-            fs_watcher: None,
-            stopping: Arc::new(AtomicBool::new(false)),
         }
     }
 
-    /// A rotated file is kept this long after it left the glob, for its writer's last
-    /// lines.
-    fn linger(&self) -> Duration {
-        (self.cfg.poll_interval * 2).max(Duration::from_secs(2))
+    /// For tests: let go of rotated files after this long instead of the default.
+    pub fn set_linger(&mut self, linger: Duration) {
+        self.linger = linger;
     }
 
-    fn run(mut self, wake: std_mpsc::Receiver<Wake>) {
-        tracing::info!(watch = %self.cfg.path, mode = ?self.cfg.mode, "watching");
-        loop {
-            if self.cfg.mode == WatchMode::Notify && self.fs_watcher.is_none() {
-                self.fs_watcher = self.start_fs_watcher();
-            }
-            if !self.scan() {
-                return;
-            }
-            match wake.recv_timeout(self.cfg.poll_interval) {
-                Ok(Wake::Stop) | Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
-                Ok(Wake::Fs) | Err(std_mpsc::RecvTimeoutError::Timeout) => {}
-            }
-            // Coalesce a storm of events into one scan.
-            while let Ok(w) = wake.try_recv() {
-                if matches!(w, Wake::Stop) {
-                    return;
-                }
-            }
-        }
-    }
-
-    fn start_fs_watcher(&self) -> Option<notify::RecommendedWatcher> {
-        let (dir, recursive) = discovery::base_dir(&self.cfg.path);
-        if !dir.is_dir() {
-            return None; // tried again at the next scan: the folder may appear later
-        }
-        let wake = self.wake.clone();
-        let handler = move |res: notify::Result<notify::Event>| {
-            // An error (e.g. queue overflow) also means "look again".
-            if res.as_ref().map_or(true, |e| !e.kind.is_access()) {
-                let _ = wake.send(Wake::Fs);
-            }
-        };
-        let mode = if recursive {
-            notify::RecursiveMode::Recursive
-        } else {
-            notify::RecursiveMode::NonRecursive
-        };
-        match notify::recommended_watcher(handler).and_then(|mut w| w.watch(&dir, mode).map(|()| w))
-        {
-            Ok(w) => Some(w),
-            Err(e) => {
-                tracing::warn!(dir = %dir.display(), error = %e, "no file events for this folder; relying on the timer");
-                None
-            }
-        }
-    }
-
-    /// One pass: find files, read them, let go of rotated ones. `false` when the
-    /// receiving side is gone (shutdown).
-    fn scan(&mut self) -> bool {
-        let start_at_end = self.first_scan && self.cfg.start == StartAt::End;
-        self.first_scan = false;
+    /// One pass: find files, read them, let go of the ones gone for longer than the
+    /// linger. Each message goes to `sink`; `false` from it stops the pass (shutdown).
+    pub fn scan(&mut self, now: Instant, sink: &mut dyn FnMut(WatchMsg) -> bool) -> bool {
+        let first = std::mem::replace(&mut self.first_scan, false);
         let mut seen = HashSet::new();
         for path in discovery::matches(&self.cfg.path) {
             let id = match identity::path_id(&path) {
@@ -220,28 +134,9 @@ impl Entry {
                 }
                 continue;
             }
-            match Follower::open(&path, start_at_end, self.cfg.max_line_bytes) {
-                Ok(follower) => {
-                    self.warned.remove(&path);
-                    tracing::info!(file = %path.display(), offset = follower.offset(), "following");
-                    let key = self.next_key;
-                    self.next_key += 1;
-                    self.files.insert(
-                        follower.id,
-                        Followed {
-                            key,
-                            follower,
-                            missing_since: None,
-                        },
-                    );
-                }
-                Err(e) => self.warn_once(&path, &e),
-            }
+            self.follow(&path, first);
         }
 
-        let now = Instant::now();
-        let linger = self.linger();
-        let mut gone = Vec::new();
         let ids: Vec<FileId> = self.files.keys().copied().collect();
         for id in ids {
             let Some(f) = self.files.get_mut(&id) else {
@@ -250,62 +145,76 @@ impl Entry {
             if !seen.contains(&id) {
                 f.missing_since.get_or_insert(now);
             }
-            if self.stopping.load(Ordering::Relaxed)
-                || !read_all(self.index, f, &self.tx, &self.stopping)
-            {
+            if !read_all(self.watch, f, sink) {
                 return false;
             }
             if f.missing_since
-                .is_some_and(|t| now.duration_since(t) >= linger)
+                .is_some_and(|t| now.duration_since(t) >= self.linger)
+                && let Some(f) = self.files.remove(&id)
+                && !self.let_go(f, sink)
             {
-                gone.push(id);
-            }
-        }
-        for id in gone {
-            if let Some(mut f) = self.files.remove(&id) {
-                tracing::info!(file = %f.follower.path.display(), "file rotated away or deleted: read to its end, let go");
-                if let Some(last) = f.follower.take_partial() {
-                    let msg = WatchMsg::Lines {
-                        watch: self.index,
-                        file: f.key,
-                        path: f.follower.path.clone(),
-                        lines: vec![last],
-                        end_offset: f.follower.offset(),
-                    };
-                    if self.tx.blocking_send(msg).is_err() {
-                        return false;
-                    }
-                }
-                let closed = WatchMsg::Closed {
-                    file: f.key,
-                    path: f.follower.path,
-                };
-                if self.tx.blocking_send(closed).is_err() {
-                    return false;
-                }
+                return false;
             }
         }
         true
     }
 
-    fn warn_once(&mut self, path: &std::path::Path, e: &std::io::Error) {
+    fn follow(&mut self, path: &Path, first_scan: bool) {
+        let (start, saved): (StartAt, &[u8]) = match identity::path_id(path)
+            .ok()
+            .and_then(|id| self.resume.checkpoints.get(&id))
+        {
+            Some(cp) => (StartAt::Offset(cp.offset), &cp.fingerprint),
+            None if first_scan
+                && !self.resume.started_before
+                && self.cfg.start == StartConfig::End =>
+            {
+                (StartAt::End, b"")
+            }
+            None => (StartAt::Beginning, b""),
+        };
+        match Follower::open(path, start, saved, self.cfg.max_line_bytes) {
+            Ok(follower) => {
+                self.warned.remove(path);
+                tracing::info!(file = %path.display(), offset = follower.line_end(), "following");
+                let key = self.next_key;
+                self.next_key += 1;
+                self.resume.checkpoints.remove(&follower.id);
+                self.files.insert(
+                    follower.id,
+                    Followed {
+                        key,
+                        follower,
+                        missing_since: None,
+                    },
+                );
+            }
+            Err(e) => self.warn_once(path, &e),
+        }
+    }
+
+    fn let_go(&mut self, mut f: Followed, sink: &mut dyn FnMut(WatchMsg) -> bool) -> bool {
+        tracing::info!(file = %f.follower.path.display(), "file rotated away or deleted: read to its end, let go");
+        let last = f.follower.take_partial();
+        sink(WatchMsg::Closed {
+            watch: self.watch,
+            file: f.key,
+            id: f.follower.id,
+            path: f.follower.path,
+            last,
+        })
+    }
+
+    fn warn_once(&mut self, path: &Path, e: &std::io::Error) {
         if self.warned.insert(path.to_path_buf()) {
             tracing::warn!(file = %path.display(), error = %e, "cannot read file; will try again");
         }
     }
 }
 
-/// Reads a file to its current end in bounded batches. `false` when the receiver is gone.
-fn read_all(
-    watch: usize,
-    f: &mut Followed,
-    tx: &mpsc::Sender<WatchMsg>,
-    stopping: &AtomicBool,
-) -> bool {
+/// Reads a file to its current end in bounded batches. `false` when the sink refused.
+fn read_all(watch: usize, f: &mut Followed, sink: &mut dyn FnMut(WatchMsg) -> bool) -> bool {
     loop {
-        if stopping.load(Ordering::Relaxed) {
-            return false;
-        }
         let mut lines = Vec::new();
         let read = match f.follower.read_lines(&mut lines, BATCH_BYTES) {
             Ok(n) => n,
@@ -314,15 +223,19 @@ fn read_all(
                 return true;
             }
         };
-        for chunk in chunks(lines) {
+        if !lines.is_empty() {
             let msg = WatchMsg::Lines {
                 watch,
                 file: f.key,
-                path: f.follower.path.clone(),
-                lines: chunk,
-                end_offset: f.follower.offset(),
+                checkpoint: Checkpoint {
+                    id: f.follower.id,
+                    fingerprint: f.follower.fingerprint().to_vec(),
+                    path: f.follower.path.clone(),
+                    offset: f.follower.line_end(),
+                },
+                lines,
             };
-            if tx.blocking_send(msg).is_err() {
+            if !sink(msg) {
                 return false;
             }
         }
@@ -332,15 +245,106 @@ fn read_all(
     }
 }
 
-fn chunks(mut lines: Vec<Vec<u8>>) -> Vec<Vec<Vec<u8>>> {
-    let mut out = Vec::new();
-    while lines.len() > BATCH_LINES {
-        let rest = lines.split_off(BATCH_LINES);
-        out.push(lines);
-        lines = rest;
+enum Wake {
+    Fs,
+    Stop,
+}
+
+/// The running watcher threads.
+pub struct Watcher {
+    threads: Vec<(std_mpsc::Sender<Wake>, JoinHandle<()>)>,
+    /// Checked between batches, so a stop does not wait for a long file to be read.
+    stopping: Arc<AtomicBool>,
+}
+
+impl Watcher {
+    /// Starts one thread per entry. Messages go to `tx`; when it is full the threads
+    /// wait, which is the back-pressure that keeps a burst from filling memory.
+    pub fn spawn(
+        watches: &[WatchConfig],
+        resume: &Resume,
+        tx: std_mpsc::SyncSender<WatchMsg>,
+    ) -> std::io::Result<Watcher> {
+        let stopping = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for (index, cfg) in watches.iter().enumerate() {
+            let (wake_tx, wake_rx) = std_mpsc::channel();
+            let tailer = Tailer::new(index, cfg.clone(), resume.clone());
+            let (tx, wake, stopping) = (tx.clone(), wake_tx.clone(), stopping.clone());
+            let handle = std::thread::Builder::new()
+                .name(format!("watch-{index}"))
+                .spawn(move || run(tailer, wake_rx, wake, tx, stopping))?;
+            threads.push((wake_tx, handle));
+        }
+        Ok(Watcher { threads, stopping })
     }
-    if !lines.is_empty() {
-        out.push(lines);
+
+    /// Stops every thread after its current batch and waits for them.
+    pub fn stop(self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        for (tx, _) in &self.threads {
+            let _ = tx.send(Wake::Stop);
+        }
+        for (_, handle) in self.threads {
+            let _ = handle.join();
+        }
     }
-    out
+}
+
+fn run(
+    mut tailer: Tailer,
+    wake_rx: std_mpsc::Receiver<Wake>,
+    wake_tx: std_mpsc::Sender<Wake>,
+    tx: std_mpsc::SyncSender<WatchMsg>,
+    stopping: Arc<AtomicBool>,
+) {
+    tracing::info!(watch = %tailer.cfg.path, mode = ?tailer.cfg.mode, "watching");
+    let mut fs_watcher = None;
+    let mut sink = |msg| !stopping.load(Ordering::Relaxed) && tx.send(msg).is_ok();
+    loop {
+        if tailer.cfg.mode == WatchMode::Notify && fs_watcher.is_none() {
+            fs_watcher = start_fs_watcher(&tailer.cfg.path, wake_tx.clone());
+        }
+        if !tailer.scan(Instant::now(), &mut sink) {
+            return;
+        }
+        match wake_rx.recv_timeout(tailer.cfg.poll_interval) {
+            Ok(Wake::Stop) | Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+            Ok(Wake::Fs) | Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        // Coalesce a storm of events into one scan.
+        while let Ok(w) = wake_rx.try_recv() {
+            if matches!(w, Wake::Stop) {
+                return;
+            }
+        }
+    }
+}
+
+fn start_fs_watcher(
+    pattern: &str,
+    wake: std_mpsc::Sender<Wake>,
+) -> Option<notify::RecommendedWatcher> {
+    let (dir, recursive) = discovery::base_dir(pattern);
+    if !dir.is_dir() {
+        return None; // tried again at the next scan: the folder may appear later
+    }
+    let handler = move |res: notify::Result<notify::Event>| {
+        // An error (an overflowed queue, say) also means "look again".
+        if res.as_ref().map_or(true, |e| !e.kind.is_access()) {
+            let _ = wake.send(Wake::Fs);
+        }
+    };
+    let mode = if recursive {
+        notify::RecursiveMode::Recursive
+    } else {
+        notify::RecursiveMode::NonRecursive
+    };
+    match notify::recommended_watcher(handler).and_then(|mut w| w.watch(&dir, mode).map(|()| w)) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "no file events for this folder; relying on the timer");
+            None
+        }
+    }
 }
