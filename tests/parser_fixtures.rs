@@ -472,9 +472,8 @@ const SCAN_PHRASES: &[Exp] = &[
         Some("safety"),
         "Interlock: door open",
     ),
-    // Ambiguity: `Interlock:` right after TYPE is read as the source, so the message
-    // no longer mentions an interlock.
-    ev(13, MAJOR, Major, Some("Interlock"), "door open"),
+    // `Interlock:` right after TYPE is read as the source; the phrase still counts.
+    ev(13, SCAN_INTERLOCK, Major, Some("Interlock"), "door open"),
     // An ERROR line is an alarm even when it reads like a scan phrase.
     ev(14, MAJOR, Major, None, "measurement finished with errors"),
     // 15–18: aborted, "measurements list", phrases outside the grammar: no event.

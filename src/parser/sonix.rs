@@ -121,8 +121,12 @@ pub fn classify(p: &Parsed<'_>) -> Option<(&'static str, Severity)> {
         LineType::Warning if level == 1 => Some((names::ALARM_WARNING, Severity::Warning)),
         _ => None,
     };
-    let m = PHRASES.matches(p.message);
-    if m.matched(0) {
+    // A phrase may have been read as the source ("ERROR Interlock: door open").
+    let in_message = PHRASES.matches(p.message);
+    let in_source = p.source.map(|s| PHRASES.matches(s));
+    let matched =
+        |i: usize| in_message.matched(i) || in_source.as_ref().is_some_and(|m| m.matched(i));
+    if matched(0) {
         return Some((
             names::SCAN_INTERLOCK,
             alarm.map_or(Severity::Warning, |(_, s)| s),
@@ -131,10 +135,10 @@ pub fn classify(p: &Parsed<'_>) -> Option<(&'static str, Severity)> {
     if alarm.is_some() {
         return alarm;
     }
-    if m.matched(1) {
+    if matched(1) {
         return Some((names::NEW_SCAN, Severity::Info));
     }
-    if m.matched(2) {
+    if matched(2) {
         return Some((names::SCAN_COMPLETED, Severity::Info));
     }
     None
