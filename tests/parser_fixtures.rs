@@ -1344,7 +1344,11 @@ fn feed_all(lines: &[Vec<u8>], encoding: Encoding, rules: Arc<Rules>) -> Vec<Eve
         assert!((1..=lines.len() as u64).contains(&line), "origin {line}");
         assert!(!e.name.is_empty());
         if let Some(d) = &e.details {
-            assert!(d.starts_with(MARK), "{d:?}");
+            assert!(
+                d.starts_with(MARK),
+                "{:?}",
+                d.chars().take(200).collect::<String>()
+            );
             assert_eq!(e.severity, Severity::Major);
         }
     }

@@ -48,6 +48,39 @@ impl Counts {
     }
 }
 
+/// A notification's text is a headline: a protocol line longer than this (up to
+/// `max_line_bytes`) is cut, so one runaway line cannot become hundreds of messages.
+pub const MAX_MESSAGE_CHARS: usize = 2000;
+/// The details (a traceback) keep their last this many characters: the end of a
+/// traceback is where the error is.
+pub const MAX_DETAILS_CHARS: usize = 16_000;
+
+fn clip_head(s: String, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => {
+            let rest = s[i..].chars().count();
+            format!("{} … [{rest} more characters]", &s[..i])
+        }
+        None => s,
+    }
+}
+
+/// Keeps the first line (a traceback's header) and the last `max` characters.
+fn clip_tail(s: String, max: usize) -> String {
+    let total = s.chars().count();
+    if total <= max {
+        return s;
+    }
+    let first = s.lines().next().unwrap_or("");
+    let first = match first.char_indices().nth(200) {
+        Some((i, _)) => &first[..i],
+        None => first,
+    };
+    let skip = total - max;
+    let start = s.char_indices().nth(skip).map_or(0, |(i, _)| i);
+    format!("{first}\n[… {skip} characters cut …]\n{}", &s[start..])
+}
+
 pub struct FileParser {
     file: PathBuf,
     encoding: Encoding,
@@ -156,7 +189,7 @@ impl FileParser {
                 time,
                 line,
             );
-            event.details = Some(tb.details());
+            event.details = Some(clip_tail(tb.details(), MAX_DETAILS_CHARS));
             out.push(event);
         }
     }
@@ -197,6 +230,7 @@ impl FileParser {
         time: DateTime<Utc>,
         line: u64,
     ) -> Event {
+        let message = clip_head(message, MAX_MESSAGE_CHARS);
         Event {
             key: dedup_key(name, source.as_deref(), &message),
             name: name.to_string(),
@@ -210,5 +244,21 @@ impl FileParser {
                 line,
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clipping() {
+        assert_eq!(clip_head("abcdef".into(), 4), "abcd … [2 more characters]");
+        assert_eq!(clip_head("abc".into(), 4), "abc");
+        assert_eq!(
+            clip_tail("аб\nвгде".into(), 2),
+            "аб\n[… 5 characters cut …]\nде"
+        );
+        assert_eq!(clip_tail("ab".into(), 2), "ab");
     }
 }
