@@ -234,11 +234,8 @@ pub fn telegram_parts(n: &Notification<'_>, limit: usize) -> Vec<String> {
         };
         segs.push(Segment::new(span.text.clone(), open, close));
     }
-    segs.push(Segment::new(
-        format!("\n{}", context_line(e)),
-        "<i>",
-        "</i>",
-    ));
+    segs.push(Segment::new("\n", "", ""));
+    segs.push(Segment::new(context_line(e), "<i>", "</i>"));
     if let Some(d) = &e.details {
         segs.push(Segment::new("\n", "", ""));
         segs.push(Segment::new(d.clone(), "<pre>", "</pre>"));
