@@ -18,7 +18,7 @@ use chrono::{DateTime, Local, NaiveDate, TimeZone, Utc};
 use crate::config::Encoding;
 use crate::event::{Event, Message, Origin, Severity, dedup_key, names};
 pub use rules::Rules;
-use sonix::{LineType, Parsed, Stamp};
+use sonix::{LineType, Stamp};
 use traceback::{Step, Traceback};
 
 /// Lines seen, by TYPE, for metrics and `replay`.
@@ -127,7 +127,10 @@ impl FileParser {
 
         let parsed = sonix::parse(text);
         self.counts.count(parsed.as_ref().map(|p| p.kind));
-        let time = self.time_of(parsed.as_ref());
+        let stamp = parsed.as_ref().and_then(|p| p.stamp);
+        if let Some(Stamp::Full(dt, _)) = stamp {
+            self.last_date = Some(dt.date());
+        }
 
         if let Some(m) = self.rules.apply(text) {
             let Some(name) = &m.rule.event else { return };
@@ -137,6 +140,7 @@ impl FileParser {
             let message = m
                 .message
                 .unwrap_or_else(|| parsed.as_ref().map_or(text, |p| p.message).to_string());
+            let time = self.time_of(stamp);
             let mut event = self.event(name, m.rule.severity, source, message, time, self.line_no);
             if let Some(key) = m.key {
                 event.key = key;
@@ -151,7 +155,7 @@ impl FileParser {
         };
         if message.starts_with(traceback::MARK) {
             let tb = Traceback::start(message, source.map(str::to_string));
-            self.traceback = Some((tb, time, self.line_no));
+            self.traceback = Some((tb, self.time_of(stamp), self.line_no));
             return;
         }
         if let Some(p) = &parsed
@@ -163,7 +167,7 @@ impl FileParser {
                 severity,
                 source,
                 p.message.to_string(),
-                time,
+                self.time_of(stamp),
                 self.line_no,
             ));
         }
@@ -195,20 +199,17 @@ impl FileParser {
     }
 
     /// The line's own time if it has one (a time-only stamp takes the last date seen in
-    /// this file, else today), otherwise now.
-    fn time_of(&mut self, parsed: Option<&Parsed<'_>>) -> DateTime<Utc> {
-        let naive = match parsed.and_then(|p| p.stamp) {
+    /// this file, else today), otherwise now. Only called for lines that make an event:
+    /// the local-time conversion is the costly part of a timestamp.
+    fn time_of(&self, stamp: Option<Stamp>) -> DateTime<Utc> {
+        let naive = match stamp {
             Some(Stamp::Full(dt, Some(off))) => {
-                self.last_date = Some(dt.date());
                 return off
                     .from_local_datetime(&dt)
                     .single()
                     .map_or_else(Utc::now, |t| t.with_timezone(&Utc));
             }
-            Some(Stamp::Full(dt, None)) => {
-                self.last_date = Some(dt.date());
-                dt
-            }
+            Some(Stamp::Full(dt, None)) => dt,
             Some(Stamp::Time(t)) => self
                 .last_date
                 .unwrap_or_else(|| Local::now().date_naive())
