@@ -32,8 +32,10 @@ pub struct Follower {
     /// The offset just after the last complete line handed out.
     line_end: u64,
     fingerprint: Vec<u8>,
-    /// The file length at the last read, to notice growth and truncation cheaply.
+    /// The file length and modification time at the last read: while both stay, the
+    /// content is taken to be unchanged and the head is not read again.
     last_len: u64,
+    last_modified: Option<std::time::SystemTime>,
     partial: Vec<u8>,
     /// The current line went over `max_line`; its rest is skipped up to the newline.
     cutting: bool,
@@ -70,6 +72,7 @@ impl Follower {
             line_end: 0,
             fingerprint: Vec::new(),
             last_len: len,
+            last_modified: None,
             partial: Vec::new(),
             cutting: false,
             max_line,
@@ -112,8 +115,17 @@ impl Follower {
 
     /// Notices a file that was truncated (shorter than what was read) or rewritten (its
     /// first bytes changed) and starts it over from 0.
-    fn check_rewritten(&mut self, len: u64) -> io::Result<()> {
-        if len == self.last_len && self.fingerprint.len() >= FINGERPRINT_LEN {
+    fn check_rewritten(
+        &mut self,
+        len: u64,
+        modified: Option<std::time::SystemTime>,
+    ) -> io::Result<()> {
+        // A rewrite to the same length still moves the modification time.
+        if len == self.last_len
+            && modified.is_some()
+            && modified == self.last_modified
+            && self.fingerprint.len() >= FINGERPRINT_LEN
+        {
             return Ok(());
         }
         let head = self.read_head(FINGERPRINT_LEN)?;
@@ -134,9 +146,11 @@ impl Follower {
     /// Reads appended data and pushes each complete line (without `\n`) to `out`, until
     /// the end of the file or until about `budget` bytes were read. Returns the bytes read.
     pub fn read_lines(&mut self, out: &mut Vec<Vec<u8>>, budget: usize) -> io::Result<usize> {
-        let len = self.file.metadata()?.len();
-        self.check_rewritten(len)?;
+        let meta = self.file.metadata()?;
+        let (len, modified) = (meta.len(), meta.modified().ok());
+        self.check_rewritten(len, modified)?;
         self.last_len = len;
+        self.last_modified = modified;
         let mut total = 0;
         while total < budget {
             let n = match self.file.read(&mut self.buf) {

@@ -1,0 +1,1070 @@
+//! A model-based test of the watcher's [`Tailer`], in the spirit of Vector's file-source
+//! `model_tests`: random sequences of writer operations (appends, half-written lines,
+//! rename rotation and writes to the rotated file, copy-truncate, deletion, renames out
+//! of the glob, new files at freed names), scans, restarts and crashes, run against real
+//! files in a temporary folder, and checked against a model of what was written.
+//!
+//! The harness drives the tailer synchronously and plays the pipeline: a message is
+//! "committed" by appending its lines to the output and storing its checkpoint (or, for
+//! `Closed`, its last line and forgetting the checkpoint), as the store does in one
+//! transaction. A crash throws away whatever the sink got after some point, and the next
+//! tailer starts from the committed checkpoints only.
+//!
+//! The promise checked: every complete line written to a watched file is committed
+//! exactly once, in order per file, across rotations, restarts and crashes; a deleted
+//! file's unterminated last line comes out once it is let go; nothing is committed that
+//! was never written. The only losses allowed are the inherent ones (see [`Model`]).
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use protowatch::config::{
+    DEFAULT_MAX_LINE_BYTES, Encoding, Format, StartAt, WatchConfig, WatchMode,
+};
+use protowatch::store::Checkpoint;
+use protowatch::watcher::discovery;
+use protowatch::watcher::identity::{FileId, path_id};
+use protowatch::watcher::{Resume, Tailer, WatchMsg};
+
+// ---------------------------------------------------------------------------------------
+// Harness: a tailer over a temporary folder, and a committing sink
+// ---------------------------------------------------------------------------------------
+
+struct Harness {
+    dir: tempfile::TempDir,
+    tailer: Option<Tailer>,
+    /// The committed checkpoints, by file identity: what a restart resumes from.
+    checkpoints: HashMap<FileId, Checkpoint>,
+    /// Every committed line with the identity it was read from, in commit order: the
+    /// complete lines of `Lines` and the `last` of `Closed`.
+    output: Vec<(FileId, Vec<u8>)>,
+    started_before: bool,
+}
+
+/// What one scan committed besides lines.
+#[derive(Debug, Default)]
+struct Committed {
+    /// Identities of the files let go (`Closed`), in order.
+    closed: Vec<FileId>,
+    /// How many messages the sink got in all (committed or not).
+    messages: usize,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let mut h = Harness {
+            dir: tempfile::tempdir().expect("temp dir"),
+            tailer: None,
+            checkpoints: HashMap::new(),
+            output: Vec::new(),
+            started_before: false,
+        };
+        h.start();
+        h
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn config(&self) -> WatchConfig {
+        WatchConfig {
+            // `*.log*`, so that rotated names (`f0.log.3`) still match.
+            path: format!("{}/*.log*", self.dir.path().display()),
+            encoding: Encoding::Auto,
+            start: StartAt::Beginning,
+            mode: WatchMode::Poll,
+            poll_interval: Duration::from_millis(100),
+            format: Format::Sonix,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+        }
+    }
+
+    /// Builds a tailer from the committed checkpoints, as the agent does at start.
+    fn start(&mut self) {
+        assert!(self.tailer.is_none(), "already running");
+        let resume = Resume {
+            checkpoints: self.checkpoints.clone(),
+            started_before: self.started_before,
+        };
+        self.started_before = true;
+        let mut tailer = Tailer::new(0, self.config(), resume);
+        tailer.set_linger(Duration::ZERO);
+        self.tailer = Some(tailer);
+    }
+
+    fn stop(&mut self) {
+        self.tailer = None;
+    }
+
+    fn restart(&mut self) {
+        self.stop();
+        self.start();
+    }
+
+    /// One scan that commits everything.
+    fn scan(&mut self) -> Committed {
+        self.scan_until(None, false)
+    }
+
+    /// One scan that commits the first `keep` messages and loses the rest (`stop`: the
+    /// sink refuses the first message it loses, as at shutdown; else it takes them all and
+    /// throws them away, as a pipeline that dies before its commits).
+    fn scan_until(&mut self, keep: Option<usize>, stop: bool) -> Committed {
+        let tailer = self.tailer.as_mut().expect("tailer running");
+        let mut got = Vec::new();
+        let mut messages = 0;
+        let finished = tailer.scan(Instant::now(), &mut |msg| {
+            messages += 1;
+            if keep.is_some_and(|k| messages > k) {
+                return !stop;
+            }
+            got.push(msg);
+            true
+        });
+        assert!(
+            finished || (stop && keep.is_some()),
+            "scan stopped although the sink never refused"
+        );
+        let mut committed = Committed {
+            messages,
+            ..Committed::default()
+        };
+        // Where each matched file is now (nothing moved since the scan began).
+        let names: HashMap<FileId, PathBuf> = discovery::matches(&self.config().path)
+            .into_iter()
+            .filter_map(|p| Some((path_id(&p).ok()?, p)))
+            .collect();
+        for msg in got {
+            match msg {
+                WatchMsg::Lines {
+                    watch,
+                    checkpoint,
+                    lines,
+                    ..
+                } => {
+                    assert_eq!(watch, 0);
+                    assert!(!lines.is_empty(), "a Lines message without lines");
+                    let id = checkpoint.id;
+                    if let Some(name) = names.get(&id) {
+                        assert_eq!(&checkpoint.path, name, "a checkpoint with a stale name");
+                    }
+                    self.output.extend(lines.into_iter().map(|l| (id, l)));
+                    self.checkpoints.insert(id, checkpoint);
+                }
+                WatchMsg::Closed {
+                    watch, id, last, ..
+                } => {
+                    assert_eq!(watch, 0);
+                    self.output.extend(last.map(|l| (id, l)));
+                    self.checkpoints.remove(&id);
+                    committed.closed.push(id);
+                }
+            }
+        }
+        committed
+    }
+
+    /// Scans, commits the first `keep` messages, and restarts from what was committed.
+    fn crash_restart(&mut self, keep: usize, stop: bool) -> Committed {
+        let c = self.scan_until(Some(keep), stop);
+        self.restart();
+        c
+    }
+
+    /// The committed lines read from the file `id`, as text.
+    fn lines_of(&self, id: FileId) -> Vec<String> {
+        self.output
+            .iter()
+            .filter(|(i, _)| *i == id)
+            .map(|(_, l)| String::from_utf8_lossy(l).into_owned())
+            .collect()
+    }
+
+    /// The committed lines that start with `prefix`, as text: for files that may share
+    /// an identity (a reused inode on a file system without creation times).
+    fn lines_starting(&self, prefix: &str) -> Vec<String> {
+        self.output
+            .iter()
+            .map(|(_, l)| String::from_utf8_lossy(l).into_owned())
+            .filter(|l| l.starts_with(prefix))
+            .collect()
+    }
+
+    fn all_lines(&self) -> Vec<String> {
+        self.output
+            .iter()
+            .map(|(_, l)| String::from_utf8_lossy(l).into_owned())
+            .collect()
+    }
+}
+
+fn append(path: &Path, bytes: &[u8]) {
+    let mut f = OpenOptions::new()
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    f.write_all(bytes).expect("append");
+}
+
+/// Truncates `path` in place (same file, same identity) and writes `bytes` from 0.
+fn truncate_and_write(path: &Path, bytes: &[u8]) {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    f.write_all(bytes).expect("rewrite");
+}
+
+fn create(path: &Path, bytes: &[u8]) -> FileId {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    f.write_all(bytes).expect("create");
+    drop(f);
+    path_id(path).expect("identity of a new file")
+}
+
+fn text_lines(lines: &[&str]) -> Vec<String> {
+    lines.iter().map(|s| s.to_string()).collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// The model
+// ---------------------------------------------------------------------------------------
+
+/// Files are written at `f{slot}.log`.
+const SLOTS: usize = 3;
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// `n` complete lines (completing a half-written line first).
+    Append {
+        slot: usize,
+        n: usize,
+    },
+    /// The first half of a line, without its newline; the next write to the file
+    /// completes it.
+    PartialAppend {
+        slot: usize,
+    },
+    /// `f{slot}.log` → `f{slot}.log.{k}` (still matched), and a fresh empty `f{slot}.log`.
+    RenameRotate {
+        slot: usize,
+    },
+    /// A scan, then copy `f{slot}.log` to `f{slot}.copy{k}` (not matched) and truncate
+    /// it to 0 in place: from then on it is a new logical file with the same identity.
+    CopyTruncate {
+        slot: usize,
+    },
+    /// Remove `f{slot}.log` (`away`: rename it out of the glob, to `f{slot}.away{k}`), if
+    /// the running tailer has seen it. Either way the tailer reads it to its end and
+    /// lets it go.
+    Delete {
+        slot: usize,
+        away: bool,
+    },
+    /// `n` lines to the newest rotated file of `slot`: its writer still had it open.
+    AppendRotated {
+        slot: usize,
+        n: usize,
+    },
+    /// Remove the oldest rotated file of `slot`, if the running tailer has seen it.
+    DeleteRotated {
+        slot: usize,
+    },
+    /// A new file with `n` lines at `f{slot}.log`, if that name is free.
+    Recreate {
+        slot: usize,
+        n: usize,
+    },
+    Scan,
+    Restart,
+    /// A scan of which only the first `keep` messages are committed, then a restart.
+    CrashRestart {
+        keep: usize,
+        stop: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// On disk under some matched name.
+    Live,
+    /// Removed from the folder, or renamed out of the glob: gone for the tailer.
+    Deleted,
+    /// Copy-truncated: its content is gone from the watched file (and all of it was
+    /// committed first); the file goes on as a new logical file.
+    Retired,
+}
+
+/// One logical file: what was written to it, as a sequence of lines.
+#[derive(Debug)]
+struct LFile {
+    path: PathBuf,
+    id: FileId,
+    state: State,
+    /// The complete lines written, in order.
+    complete: Vec<Vec<u8>>,
+    /// A half-written last line: (written part, the rest with its newline).
+    partial: Option<(Vec<u8>, Vec<u8>)>,
+    next_seq: usize,
+    /// The running tailer has found it (so it holds it open and can read it to its end
+    /// even after it is deleted).
+    held: bool,
+    /// Deleted, and its `Closed` not committed yet.
+    awaiting_close: bool,
+    /// Deleted, and the tailer that held it went away before its `Closed` was committed:
+    /// what was not committed by then is lost for good (nobody can open the file any
+    /// more). Its committed lines must still be a prefix of what was written.
+    lossy: bool,
+}
+
+/// The model of the folder. The inherent losses it allows: a file deleted (or renamed
+/// out of the glob) before any tailer saw it is never read, so `Delete` only removes
+/// files the running tailer holds; such a file whose `Closed` was not committed when its
+/// tailer went away (restart, crash) loses what was not committed; copy-truncate loses
+/// the half-written line (the scan right before it commits every complete line).
+struct Model {
+    files: Vec<LFile>,
+    slots: [Option<usize>; SLOTS],
+    /// The files rotated away from each slot and still on disk, oldest first.
+    rotated: [Vec<usize>; SLOTS],
+    next_suffix: usize,
+    stats: Stats,
+}
+
+/// What a run exercised, printed with `TAILER_MODEL_STATS=1`.
+#[derive(Debug, Default)]
+struct Stats {
+    closed: usize,
+    closed_with_last: usize,
+    lost_in_crash: usize,
+    reused_inodes: usize,
+    lossy_files: usize,
+    copy_truncates: usize,
+    rotations: usize,
+}
+
+const PAD: &str = "abcdefghijklmnopqrstuvwxyz";
+
+/// Line `seq` of logical file `lid`, without its newline: unique, with its owner in it.
+/// Returns the line and where its prefix `L{lid}:{seq}:` ends.
+fn make_line(lid: usize, seq: usize) -> (Vec<u8>, usize) {
+    let head = format!("L{lid}:{seq}:");
+    let pad = 2 + (lid * 7 + seq * 5) % 17;
+    let line = format!("{head}{}", &PAD[..pad]);
+    (line.into_bytes(), head.len())
+}
+
+/// The logical file a committed line claims to come from.
+fn owner(line: &[u8]) -> Option<usize> {
+    let text = std::str::from_utf8(line).ok()?;
+    let rest = text.strip_prefix('L')?;
+    let (lid, rest) = rest.split_once(':')?;
+    let (seq, _) = rest.split_once(':')?;
+    seq.parse::<usize>().ok()?;
+    lid.parse().ok()
+}
+
+impl Model {
+    fn new() -> Model {
+        Model {
+            files: Vec::new(),
+            slots: [None; SLOTS],
+            rotated: Default::default(),
+            next_suffix: 1,
+            stats: Stats::default(),
+        }
+    }
+
+    fn slot_path(h: &Harness, slot: usize) -> PathBuf {
+        h.path(&format!("f{slot}.log"))
+    }
+
+    /// A new logical file at `path`, created with `n` lines.
+    fn new_file(&mut self, path: PathBuf, n: usize) -> usize {
+        let lid = self.files.len();
+        let id = create(&path, b"");
+        if self
+            .files
+            .iter()
+            .any(|f| f.state == State::Deleted && f.id.index == id.index)
+        {
+            self.stats.reused_inodes += 1;
+        }
+        let mut f = LFile {
+            id,
+            path,
+            state: State::Live,
+            complete: Vec::new(),
+            partial: None,
+            next_seq: 0,
+            held: false,
+            awaiting_close: false,
+            lossy: false,
+        };
+        let mut bytes = Vec::new();
+        for _ in 0..n {
+            let (line, _) = make_line(lid, f.next_seq);
+            f.next_seq += 1;
+            bytes.extend_from_slice(&line);
+            bytes.push(b'\n');
+            f.complete.push(line);
+        }
+        append(&f.path, &bytes);
+        self.files.push(f);
+        lid
+    }
+
+    /// The file at `slot`, created (empty) if the name is free: a writer that opens its
+    /// protocol with `O_CREAT`.
+    fn slot_file(&mut self, h: &Harness, slot: usize) -> usize {
+        match self.slots[slot] {
+            Some(lid) => lid,
+            None => {
+                let lid = self.new_file(Self::slot_path(h, slot), 0);
+                self.slots[slot] = Some(lid);
+                lid
+            }
+        }
+    }
+
+    /// Writes the rest of the half-written line of `lid`, if any.
+    fn complete_partial(&mut self, lid: usize) {
+        let f = &mut self.files[lid];
+        if let Some((first, rest)) = f.partial.take() {
+            append(&f.path, &rest);
+            let mut line = first;
+            line.extend_from_slice(&rest[..rest.len() - 1]);
+            f.complete.push(line);
+        }
+    }
+
+    fn append_lines(&mut self, lid: usize, n: usize) {
+        self.complete_partial(lid);
+        let f = &mut self.files[lid];
+        let mut bytes = Vec::new();
+        for _ in 0..n {
+            let (line, _) = make_line(lid, f.next_seq);
+            f.next_seq += 1;
+            bytes.extend_from_slice(&line);
+            bytes.push(b'\n');
+            f.complete.push(line);
+        }
+        append(&f.path, &bytes);
+    }
+
+    fn append_partial(&mut self, lid: usize) {
+        self.complete_partial(lid);
+        let f = &mut self.files[lid];
+        let (line, head) = make_line(lid, f.next_seq);
+        f.next_seq += 1;
+        let cut = head + (line.len() - head) / 2;
+        let first = line[..cut].to_vec();
+        let mut rest = line[cut..].to_vec();
+        rest.push(b'\n');
+        append(&f.path, &first);
+        f.partial = Some((first, rest));
+    }
+
+    /// Applies what a scan committed to the model.
+    fn committed(&mut self, c: &Committed) -> Result<(), String> {
+        for id in &c.closed {
+            let Some(f) = self
+                .files
+                .iter_mut()
+                .find(|f| f.awaiting_close && f.id == *id)
+            else {
+                return Err(format!(
+                    "Closed for {id:?}, which is no deleted file awaiting its close"
+                ));
+            };
+            f.awaiting_close = false;
+            self.stats.closed += 1;
+            self.stats.closed_with_last += usize::from(f.partial.is_some());
+        }
+        Ok(())
+    }
+
+    fn scan(&mut self, h: &mut Harness) -> Result<(), String> {
+        let c = h.scan();
+        self.committed(&c)?;
+        for f in &mut self.files {
+            if f.state == State::Live {
+                f.held = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// The running tailer went away: what it held and had not committed is lost if
+    /// nobody can open it again.
+    fn tailer_gone(&mut self) {
+        for f in &mut self.files {
+            f.held = false;
+            if f.awaiting_close {
+                f.awaiting_close = false;
+                f.lossy = true;
+                self.stats.lossy_files += 1;
+            }
+        }
+    }
+
+    fn apply(&mut self, h: &mut Harness, op: &Op) -> Result<(), String> {
+        match *op {
+            Op::Append { slot, n } => {
+                let lid = self.slot_file(h, slot);
+                self.append_lines(lid, n);
+            }
+            Op::PartialAppend { slot } => {
+                let lid = self.slot_file(h, slot);
+                self.append_partial(lid);
+            }
+            Op::RenameRotate { slot } => {
+                let Some(lid) = self.slots[slot].take() else {
+                    return Ok(());
+                };
+                let to = h.path(&format!("f{slot}.log.{}", self.next_suffix));
+                self.next_suffix += 1;
+                std::fs::rename(&self.files[lid].path, &to).expect("rename");
+                self.files[lid].path = to;
+                self.rotated[slot].push(lid);
+                self.stats.rotations += 1;
+                // The old file keeps its half-written line: its writer may finish it
+                // (`AppendRotated`, or at the end in `finish`).
+                let fresh = self.new_file(Self::slot_path(h, slot), 0);
+                self.slots[slot] = Some(fresh);
+            }
+            Op::CopyTruncate { slot } => {
+                let Some(lid) = self.slots[slot] else {
+                    return Ok(());
+                };
+                // Copy-truncate loses whatever was written after the last read: read first.
+                self.scan(h)?;
+                let path = self.files[lid].path.clone();
+                let copy = h.path(&format!("f{slot}.copy{}", self.next_suffix));
+                self.next_suffix += 1;
+                std::fs::copy(&path, &copy).expect("copy");
+                truncate_and_write(&path, b"");
+                self.stats.copy_truncates += 1;
+                let old = &mut self.files[lid];
+                old.state = State::Retired;
+                // The half-written line lives on only in the copy.
+                old.partial = None;
+                let (id, held) = (old.id, old.held);
+                let new = self.files.len();
+                self.files.push(LFile {
+                    path,
+                    id,
+                    state: State::Live,
+                    complete: Vec::new(),
+                    partial: None,
+                    next_seq: 0,
+                    held,
+                    awaiting_close: false,
+                    lossy: false,
+                });
+                self.slots[slot] = Some(new);
+            }
+            Op::Delete { slot, away } => {
+                let Some(lid) = self.slots[slot] else {
+                    return Ok(());
+                };
+                if !self.files[lid].held {
+                    // Never seen by a tailer: deleting it would lose it inherently.
+                    return Ok(());
+                }
+                if away {
+                    let to = h.path(&format!("f{slot}.away{}", self.next_suffix));
+                    self.next_suffix += 1;
+                    std::fs::rename(&self.files[lid].path, to).expect("rename away");
+                } else {
+                    std::fs::remove_file(&self.files[lid].path).expect("delete");
+                }
+                let f = &mut self.files[lid];
+                f.state = State::Deleted;
+                f.awaiting_close = true;
+                self.slots[slot] = None;
+            }
+            Op::AppendRotated { slot, n } => {
+                if let Some(&lid) = self.rotated[slot].last() {
+                    self.append_lines(lid, n);
+                }
+            }
+            Op::DeleteRotated { slot } => {
+                let Some(&lid) = self.rotated[slot].first() else {
+                    return Ok(());
+                };
+                if !self.files[lid].held {
+                    return Ok(());
+                }
+                std::fs::remove_file(&self.files[lid].path).expect("delete");
+                let f = &mut self.files[lid];
+                f.state = State::Deleted;
+                f.awaiting_close = true;
+                self.rotated[slot].remove(0);
+            }
+            Op::Recreate { slot, n } => {
+                if self.slots[slot].is_none() {
+                    let lid = self.new_file(Self::slot_path(h, slot), n);
+                    self.slots[slot] = Some(lid);
+                }
+            }
+            Op::Scan => self.scan(h)?,
+            Op::Restart => {
+                h.restart();
+                self.tailer_gone();
+            }
+            Op::CrashRestart { keep, stop } => {
+                let c = h.crash_restart(keep, stop);
+                self.stats.lost_in_crash += c.messages.saturating_sub(keep);
+                self.committed(&c)?;
+                self.tailer_gone();
+            }
+        }
+        Ok(())
+    }
+
+    /// Catch-up: the writers finish their half-written lines, the tailer reads
+    /// everything, then a restart must find nothing new.
+    fn finish(&mut self, h: &mut Harness) -> Result<(), String> {
+        for lid in 0..self.files.len() {
+            if self.files[lid].state == State::Live {
+                self.complete_partial(lid);
+            }
+        }
+        self.scan(h)?;
+        self.scan(h)?;
+        if let Some(f) = self.files.iter().find(|f| f.awaiting_close) {
+            return Err(format!(
+                "deleted file {} was never let go",
+                f.path.display()
+            ));
+        }
+        let before = h.output.len();
+        h.restart();
+        self.tailer_gone();
+        self.scan(h)?;
+        self.scan(h)?;
+        if h.output.len() != before {
+            let again: Vec<_> = h.output[before..]
+                .iter()
+                .map(|(_, l)| String::from_utf8_lossy(l).into_owned())
+                .collect();
+            return Err(format!(
+                "a restart after everything was committed read again: {again:?}"
+            ));
+        }
+        Ok(())
+    }
+
+    fn check(&self, h: &Harness) -> Result<(), String> {
+        let mut per: Vec<Vec<&[u8]>> = vec![Vec::new(); self.files.len()];
+        for (_, line) in &h.output {
+            match owner(line) {
+                Some(lid) if lid < self.files.len() => per[lid].push(line),
+                _ => {
+                    return Err(format!(
+                        "committed a line that was never written: {:?}",
+                        String::from_utf8_lossy(line)
+                    ));
+                }
+            }
+        }
+        for (lid, f) in self.files.iter().enumerate() {
+            let mut expected: Vec<&[u8]> = f.complete.iter().map(Vec::as_slice).collect();
+            if f.state == State::Deleted
+                && let Some((first, _)) = &f.partial
+            {
+                expected.push(first);
+            }
+            let actual = &per[lid];
+            let ok = if f.lossy {
+                expected.starts_with(actual)
+            } else {
+                *actual == expected
+            };
+            if !ok {
+                let show = |v: &[&[u8]]| -> Vec<String> {
+                    v.iter()
+                        .map(|l| String::from_utf8_lossy(l).into_owned())
+                        .collect()
+                };
+                return Err(format!(
+                    "logical file {lid} ({}, {:?}{}): committed {:?}, written {:?}",
+                    f.path.display(),
+                    f.state,
+                    if f.lossy { ", lossy" } else { "" },
+                    show(actual),
+                    show(&expected)
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn run_ops(ops: &[Op]) -> Result<(), String> {
+    let mut h = Harness::new();
+    let mut model = Model::new();
+    for (i, op) in ops.iter().enumerate() {
+        model
+            .apply(&mut h, op)
+            .map_err(|e| format!("at op {i} ({op:?}): {e}"))?;
+    }
+    model.finish(&mut h)?;
+    model.check(&h)?;
+    if std::env::var_os("TAILER_MODEL_STATS").is_some() {
+        eprintln!("stats: ops={} {:?}", ops.len(), model.stats);
+    }
+    Ok(())
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let slot = 0..SLOTS;
+    prop_oneof![
+        30 => (slot.clone(), 1..6usize).prop_map(|(slot, n)| Op::Append { slot, n }),
+        // Now and then past the 1 KiB fingerprint.
+        3 => (slot.clone(), 20..80usize).prop_map(|(slot, n)| Op::Append { slot, n }),
+        8 => slot.clone().prop_map(|slot| Op::PartialAppend { slot }),
+        6 => slot.clone().prop_map(|slot| Op::RenameRotate { slot }),
+        5 => slot.clone().prop_map(|slot| Op::CopyTruncate { slot }),
+        7 => (slot.clone(), prop::bool::weighted(0.3)).prop_map(|(slot, away)| Op::Delete { slot, away }),
+        4 => (slot.clone(), 1..4usize).prop_map(|(slot, n)| Op::AppendRotated { slot, n }),
+        3 => slot.clone().prop_map(|slot| Op::DeleteRotated { slot }),
+        6 => (slot, 0..4usize).prop_map(|(slot, n)| Op::Recreate { slot, n }),
+        20 => Just(Op::Scan),
+        5 => Just(Op::Restart),
+        6 => (0..6usize, any::<bool>()).prop_map(|(keep, stop)| Op::CrashRestart { keep, stop }),
+    ]
+}
+
+/// `TAILER_MODEL_CASES` overrides the number of cases (for a longer hunt).
+fn cases() -> u32 {
+    std::env::var("TAILER_MODEL_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: cases(),
+        // Other people work in this tree: keep failures out of `proptest-regressions/`.
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn every_complete_line_once_in_order(ops in proptest::collection::vec(op(), 1..60)) {
+        if let Err(e) = run_ops(&ops) {
+            return Err(TestCaseError::fail(e));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The traps, one by one
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn identical_first_lines_in_two_files() {
+    let mut h = Harness::new();
+    let a = create(&h.path("a.log"), b"same first line\nonly in a\n");
+    let b = create(&h.path("b.log"), b"same first line\n");
+    h.scan();
+    append(&h.path("b.log"), b"only in b\n");
+    h.restart();
+    append(&h.path("a.log"), b"a again\n");
+    h.scan();
+    h.stop();
+    // A byte-for-byte copy made while the tailer was down: the same fingerprint as a
+    // committed checkpoint, but another file.
+    std::fs::copy(h.path("a.log"), h.path("c.log")).unwrap();
+    let c = path_id(&h.path("c.log")).unwrap();
+    h.start();
+    h.scan();
+    h.restart();
+    h.scan();
+    assert_eq!(
+        h.lines_of(a),
+        text_lines(&["same first line", "only in a", "a again"])
+    );
+    assert_eq!(h.lines_of(b), text_lines(&["same first line", "only in b"]));
+    assert_eq!(h.lines_of(c), h.lines_of(a));
+}
+
+#[test]
+fn file_replaced_while_down() {
+    let mut h = Harness::new();
+    let path = h.path("a.log");
+    let old = create(&path, b"old one\nold two\n");
+    h.scan();
+    h.stop();
+    std::fs::remove_file(&path).unwrap();
+    // Longer than the checkpoint's offset, so only identity and fingerprint tell.
+    let new = create(&path, b"new one\nnew two\nnew three\n");
+    h.start();
+    h.scan();
+    h.scan();
+    assert_eq!(h.lines_starting("old"), text_lines(&["old one", "old two"]));
+    assert_eq!(
+        h.lines_starting("new"),
+        text_lines(&["new one", "new two", "new three"])
+    );
+    assert_eq!(h.output.len(), 5);
+    if old == new {
+        // Same inode and no creation time: the fingerprint alone must have told.
+        eprintln!("note: the new file has the old one's identity");
+    }
+}
+
+#[test]
+fn file_replaced_while_down_by_one_with_its_identity() {
+    // As on a file system without creation times, where a reused inode is the same
+    // `FileId`: the committed checkpoint then names the new file, with the old file's
+    // fingerprint and offset. The new file must be read from its beginning.
+    let mut h = Harness::new();
+    let path = h.path("a.log");
+    create(&path, b"old one\nold two\n");
+    h.scan();
+    h.stop();
+    std::fs::remove_file(&path).unwrap();
+    let new = create(&path, b"new one\nnew two\nnew three\n");
+    let old_cp = h.checkpoints.drain().map(|(_, c)| c).next().unwrap();
+    h.checkpoints.insert(new, Checkpoint { id: new, ..old_cp });
+    h.output.clear();
+    h.start();
+    h.scan();
+    assert_eq!(
+        h.all_lines(),
+        text_lines(&["new one", "new two", "new three"])
+    );
+}
+
+#[test]
+fn rotated_while_down() {
+    let mut h = Harness::new();
+    let path = h.path("a.log");
+    let old = create(&path, b"one\ntwo\n");
+    h.scan();
+    append(&path, b"three\n"); // not read before the stop
+    h.stop();
+    std::fs::rename(&path, h.path("a.log.1")).unwrap();
+    append(&h.path("a.log.1"), b"four\n"); // the writer finishing with the old file
+    let new = create(&path, b"fresh one\n");
+    h.start();
+    h.scan();
+    append(&path, b"fresh two\n");
+    h.scan();
+    assert_eq!(
+        h.lines_of(old),
+        text_lines(&["one", "two", "three", "four"])
+    );
+    assert_eq!(h.lines_of(new), text_lines(&["fresh one", "fresh two"]));
+}
+
+#[test]
+fn rewritten_longer_between_two_scans() {
+    let mut h = Harness::new();
+    let path = h.path("a.log");
+    let id = create(&path, b"short\n");
+    h.scan();
+    // Longer than before, so the length alone does not tell: the first bytes must.
+    truncate_and_write(&path, b"a different and much longer first line\nsecond\n");
+    h.scan();
+    assert_eq!(
+        h.lines_of(id),
+        text_lines(&["short", "a different and much longer first line", "second"])
+    );
+}
+
+#[test]
+fn rewritten_longer_between_two_scans_past_the_fingerprint() {
+    // The same with a file longer than the fingerprint.
+    let mut h = Harness::new();
+    let path = h.path("a.log");
+    let old: Vec<String> = (0..100).map(|i| format!("old line {i:03}")).collect();
+    let new: Vec<String> = (0..150).map(|i| format!("new line {i:03}")).collect();
+    let id = create(&path, (old.join("\n") + "\n").as_bytes());
+    h.scan();
+    truncate_and_write(&path, (new.join("\n") + "\n").as_bytes());
+    h.scan();
+    let mut expected = old;
+    expected.extend(new);
+    assert_eq!(h.lines_of(id), expected);
+}
+
+#[test]
+fn rewritten_to_the_same_length_between_two_scans() {
+    let mut h = Harness::new();
+    let path = h.path("a.log");
+    let old: Vec<String> = (0..100).map(|i| format!("old line {i:03}")).collect();
+    let new: Vec<String> = (0..100).map(|i| format!("new line {i:03}")).collect();
+    let id = create(&path, (old.join("\n") + "\n").as_bytes());
+    h.scan();
+    truncate_and_write(&path, (new.join("\n") + "\n").as_bytes());
+    h.scan(); // reads nothing: the length is what it was
+    // Once the file is deleted (or rotated out of the glob and let go) the new content
+    // is lost for good.
+    std::fs::remove_file(&path).unwrap();
+    h.scan();
+    let mut expected = old;
+    expected.extend(new);
+    assert_eq!(h.lines_of(id), expected);
+}
+
+#[test]
+fn rewritten_shorter_with_the_same_first_kib() {
+    // A long fixed header: the fingerprint is the same, only the length tells.
+    let header: String = (0..40)
+        .map(|i| format!("header line {i:02} ----------\n"))
+        .collect();
+    assert!(header.len() > 1024);
+    let mut h = Harness::new();
+    let path = h.path("a.log");
+    let body: String = (0..40).map(|i| format!("old body {i:02}\n")).collect();
+    create(&path, (header.clone() + &body).as_bytes());
+    h.scan();
+    truncate_and_write(&path, (header.clone() + "new body\n").as_bytes());
+    h.scan();
+    let mut expected: Vec<String> = header.lines().map(String::from).collect();
+    expected.extend(body.lines().map(String::from));
+    expected.extend(header.lines().map(String::from));
+    expected.push("new body".into());
+    assert_eq!(h.all_lines(), expected);
+}
+
+#[test]
+fn inode_reuse_after_let_go() {
+    // Delete a file, let the tailer let go of it (closing it), create another: on ext4
+    // and tmpfs the new file often gets the freed inode. It must be read from its start.
+    let mut reused = 0;
+    for round in 0..5 {
+        let mut h = Harness::new();
+        let a = h.path("a.log");
+        let b = h.path("b.log");
+        let old = create(&a, b"first file, line one\nfirst file, line two\n");
+        h.scan();
+        std::fs::remove_file(&a).unwrap();
+        let c = h.scan();
+        assert_eq!(c.closed, vec![old], "round {round}");
+        let new = create(
+            &b,
+            b"second file, one\nsecond file, two\nsecond file, three\n",
+        );
+        reused += usize::from(new.index == old.index);
+        h.scan();
+        assert_eq!(
+            h.lines_starting("second"),
+            text_lines(&["second file, one", "second file, two", "second file, three"]),
+            "round {round}"
+        );
+        // And again at the same name.
+        std::fs::remove_file(&b).unwrap();
+        h.scan();
+        create(&a, b"third\n");
+        h.scan();
+        h.restart();
+        h.scan();
+        assert_eq!(
+            h.lines_starting("third"),
+            text_lines(&["third"]),
+            "round {round}"
+        );
+        assert_eq!(h.output.len(), 6, "round {round}");
+    }
+    eprintln!("inode reused in {reused} of 5 rounds");
+}
+
+#[test]
+fn inode_reuse_while_down() {
+    // The old file's checkpoint is still committed when a new file takes its inode: a
+    // shorter one (the checkpoint's offset is past its end) and a longer one (only the
+    // creation time or the fingerprint tell).
+    let mut reused = 0;
+    for (round, new_text) in [&b"new one\n"[..], b"new one\nnew two, a longer line\n"]
+        .into_iter()
+        .cycle()
+        .take(6)
+        .enumerate()
+    {
+        let mut h = Harness::new();
+        let path = h.path("a.log");
+        let old = create(&path, b"old one\nold two\n");
+        h.scan();
+        h.stop();
+        std::fs::remove_file(&path).unwrap();
+        let name = if round < 2 { "a.log" } else { "b.log" };
+        let new = create(&h.path(name), new_text);
+        reused += usize::from(new.index == old.index);
+        h.start();
+        h.scan();
+        let expected: Vec<String> = std::str::from_utf8(new_text)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        assert_eq!(h.lines_starting("new"), expected, "round {round}");
+        assert_eq!(h.output.len(), 2 + expected.len(), "round {round}");
+    }
+    eprintln!("inode reused in {reused} of 6 rounds");
+}
+
+#[test]
+fn deleted_file_gives_its_last_line_when_let_go() {
+    let mut h = Harness::new();
+    let path = h.path("a.log");
+    let id = create(&path, b"one\n");
+    h.scan();
+    append(&path, b"two\nunterminated");
+    std::fs::remove_file(&path).unwrap();
+    let c = h.scan();
+    assert_eq!(c.closed, vec![id]);
+    assert_eq!(h.lines_of(id), text_lines(&["one", "two", "unterminated"]));
+    assert!(h.checkpoints.is_empty());
+}
+
+#[test]
+fn crash_reads_uncommitted_lines_again() {
+    let mut h = Harness::new();
+    let a = create(&h.path("a.log"), b"a1\na2\n");
+    let b = create(&h.path("b.log"), b"b1\n");
+    h.scan();
+    append(&h.path("a.log"), b"a3\n");
+    append(&h.path("b.log"), b"b2\nb3\n");
+    let c = h.crash_restart(1, false);
+    assert_eq!(c.messages, 2);
+    h.scan();
+    assert_eq!(h.lines_of(a), text_lines(&["a1", "a2", "a3"]));
+    assert_eq!(h.lines_of(b), text_lines(&["b1", "b2", "b3"]));
+}
+
+#[test]
+fn crash_between_batches_of_a_long_file() {
+    // More than one read batch (256 KiB): a crash after the first batch's commit resumes
+    // at that batch's checkpoint, in the middle of the file.
+    let mut h = Harness::new();
+    let lines: Vec<String> = (0..40_000)
+        .map(|i| format!("line {i:06} of a long file"))
+        .collect();
+    let path = h.path("a.log");
+    let id = create(&path, (lines.join("\n") + "\n").as_bytes());
+    let c = h.crash_restart(1, true);
+    assert!(c.messages >= 2, "{} messages", c.messages);
+    let committed = h.output.len();
+    assert!(0 < committed && committed < lines.len());
+    append(&path, b"after the crash\n");
+    h.scan();
+    let mut expected = lines;
+    expected.push("after the crash".into());
+    assert_eq!(h.lines_of(id), expected);
+}
