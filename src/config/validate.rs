@@ -107,6 +107,9 @@ pub fn config(value: &Value, file: &Path, base: &Path) -> Result<Config, Vec<Pro
 }
 
 fn resolve(base: &Path, p: &str) -> PathBuf {
+    // Windows accepts both separators; one kind reads better in messages and logs.
+    #[cfg(windows)]
+    let p = &p.replace('/', "\\");
     let p = Path::new(p);
     if p.is_absolute() {
         p.to_path_buf()

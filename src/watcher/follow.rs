@@ -26,7 +26,8 @@ const READ_CHUNK: usize = 64 * 1024;
 pub struct Follower {
     pub path: PathBuf,
     pub id: FileId,
-    file: File,
+    /// `None` between reads where files are not held open (Windows, see `release`).
+    file: Option<File>,
     /// Bytes of the file consumed (complete lines and the partial one).
     offset: u64,
     /// The offset just after the last complete line handed out.
@@ -67,7 +68,7 @@ impl Follower {
         let mut f = Follower {
             path: path.to_path_buf(),
             id,
-            file,
+            file: Some(file),
             offset: 0,
             line_end: 0,
             fingerprint: Vec::new(),
@@ -88,7 +89,7 @@ impl Follower {
                 0
             }
         };
-        f.file.seek(SeekFrom::Start(offset))?;
+        f.handle()?.seek(SeekFrom::Start(offset))?;
         f.offset = offset;
         f.line_end = offset;
         Ok(f)
@@ -105,12 +106,40 @@ impl Follower {
 
     /// The first `n` bytes (fewer if the file is shorter); leaves the position unchanged.
     fn read_head(&mut self, n: usize) -> io::Result<Vec<u8>> {
-        let pos = self.file.stream_position()?;
-        self.file.seek(SeekFrom::Start(0))?;
+        let file = self.handle()?;
+        let pos = file.stream_position()?;
+        file.seek(SeekFrom::Start(0))?;
         let mut head = Vec::with_capacity(n);
-        (&mut self.file).take(n as u64).read_to_end(&mut head)?;
-        self.file.seek(SeekFrom::Start(pos))?;
+        file.take(n as u64).read_to_end(&mut head)?;
+        file.seek(SeekFrom::Start(pos))?;
         Ok(head)
+    }
+
+    /// The open file; reopened by path (and checked to be the same file) after a
+    /// [`release`](Self::release).
+    fn handle(&mut self) -> io::Result<&mut File> {
+        if self.file.is_none() {
+            let mut file = open_shared(&self.path)?;
+            if file_id(&file)? != self.id {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "another file is at this path now",
+                ));
+            }
+            file.seek(SeekFrom::Start(self.offset))?;
+            self.file = Some(file);
+        }
+        self.file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("file handle missing"))
+    }
+
+    /// Closes the file until the next read. On Windows an open handle keeps a deleted
+    /// file's name taken (where deletion is not POSIX-style), so a writer that deletes
+    /// and recreates its protocol would fail; there the watcher holds files open only
+    /// while reading.
+    pub fn release(&mut self) {
+        self.file = None;
     }
 
     /// Notices a file that was truncated (shorter than what was read) or rewritten (its
@@ -133,7 +162,7 @@ impl Follower {
         let rewritten = !head.starts_with(&self.fingerprint);
         if truncated || rewritten {
             tracing::info!(file = %self.path.display(), truncated, rewritten, "file was truncated or rewritten: reading it again from the start");
-            self.file.seek(SeekFrom::Start(0))?;
+            self.handle()?.seek(SeekFrom::Start(0))?;
             self.offset = 0;
             self.line_end = 0;
             self.partial.clear();
@@ -146,23 +175,34 @@ impl Follower {
     /// Reads appended data and pushes each complete line (without `\n`) to `out`, until
     /// the end of the file or until about `budget` bytes were read. Returns the bytes read.
     pub fn read_lines(&mut self, out: &mut Vec<Vec<u8>>, budget: usize) -> io::Result<usize> {
-        let meta = self.file.metadata()?;
+        let meta = self.handle()?.metadata()?;
         let (len, modified) = (meta.len(), meta.modified().ok());
         self.check_rewritten(len, modified)?;
         self.last_len = len;
         self.last_modified = modified;
+        // The buffer is taken out for the loop so that `split` can borrow `self`.
+        let mut buf = std::mem::take(&mut self.buf);
+        let result = self.read_into(&mut buf, out, budget);
+        self.buf = buf;
+        result
+    }
+
+    fn read_into(
+        &mut self,
+        buf: &mut [u8],
+        out: &mut Vec<Vec<u8>>,
+        budget: usize,
+    ) -> io::Result<usize> {
         let mut total = 0;
         while total < budget {
-            let n = match self.file.read(&mut self.buf) {
+            let n = match self.handle()?.read(buf) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
             total += n;
-            let chunk = std::mem::take(&mut self.buf);
-            self.split(&chunk[..n], out);
-            self.buf = chunk;
+            self.split(&buf[..n], out);
         }
         Ok(total)
     }

@@ -3,8 +3,8 @@
 //! A path is not a file: after a rotation the same name is a new file, and the old file
 //! lives on under another name. Following by identity is what lets the watcher read a
 //! rotated file to its end and start the new one from its beginning. On Unix the identity
-//! is (device, inode); on Windows (volume serial number, file index) from
-//! `GetFileInformationByHandle`.
+//! is (device, inode, birth time where the file system keeps one); on Windows (volume
+//! serial number, file index) from `GetFileInformationByHandle`.
 
 use std::fs::File;
 use std::io;
@@ -14,11 +14,12 @@ use std::path::Path;
 pub struct FileId {
     pub device: u64,
     pub index: u64,
-    /// Creation time in nanoseconds since the epoch, where the file system keeps it
-    /// (else 0): a reused inode has a new one.
+    /// Unix: the birth time in nanoseconds since the epoch where the file system keeps
+    /// one (else 0), so a reused inode is a new file. Windows: always 0 (see `file_id`).
     pub created: u64,
 }
 
+#[cfg(unix)]
 fn created_ns(m: &std::fs::Metadata) -> u64 {
     m.created()
         .ok()
@@ -69,7 +70,11 @@ pub fn file_id(file: &File) -> io::Result<FileId> {
     Ok(FileId {
         device: u64::from(info.dwVolumeSerialNumber),
         index: (u64::from(info.nFileIndexHigh) << 32) | u64::from(info.nFileIndexLow),
-        created: file.metadata().map_or(0, |m| created_ns(&m)),
+        // NTFS puts a sequence number in the index's high bits, bumped when a file
+        // record is reused, so the index alone tells a reused record. The creation time
+        // is not used here: file systems that do not keep one (and Wine over them)
+        // report a time that moves when the file is written.
+        created: 0,
     })
 }
 

@@ -39,6 +39,12 @@ use identity::FileId;
 /// bounded when a huge file is read from its beginning.
 const BATCH_BYTES: usize = 256 * 1024;
 
+/// Whether files stay open between reads. On Unix an open file can be read to its end
+/// after it was renamed away or deleted. On Windows an open handle can keep a deleted
+/// file's name taken, which would stop the instrument software from recreating its
+/// protocol, so files are opened for each read only (see `Follower::release`).
+pub const HOLD_FILES_OPEN: bool = cfg!(not(windows));
+
 /// A stable number for one followed file, for as long as this process follows it.
 pub type FileKey = u64;
 
@@ -83,6 +89,7 @@ pub struct Tailer {
     linger: Duration,
     /// Paths already warned about, so a bad file is one log line, not one per second.
     warned: HashSet<PathBuf>,
+    hold_open: bool,
 }
 
 struct Followed {
@@ -104,7 +111,14 @@ impl Tailer {
             first_scan: true,
             linger,
             warned: HashSet::new(),
+            hold_open: HOLD_FILES_OPEN,
         }
+    }
+
+    /// For tests: whether files stay open between reads (see [`HOLD_FILES_OPEN`]), so
+    /// both ways can be tested on any platform.
+    pub fn set_hold_open(&mut self, hold: bool) {
+        self.hold_open = hold;
     }
 
     /// For tests: let go of rotated files after this long instead of the default.
@@ -147,6 +161,9 @@ impl Tailer {
             }
             if !read_all(self.watch, f, sink) {
                 return false;
+            }
+            if !self.hold_open {
+                f.follower.release();
             }
             if f.missing_since
                 .is_some_and(|t| now.duration_since(t) >= self.linger)
@@ -218,6 +235,10 @@ fn read_all(watch: usize, f: &mut Followed, sink: &mut dyn FnMut(WatchMsg) -> bo
         let mut lines = Vec::new();
         let read = match f.follower.read_lines(&mut lines, BATCH_BYTES) {
             Ok(n) => n,
+            // Gone from its path while not held open: nothing more to read from it.
+            Err(e) if f.missing_since.is_some() && e.kind() == std::io::ErrorKind::NotFound => {
+                return true;
+            }
             Err(e) => {
                 tracing::warn!(file = %f.follower.path.display(), error = %e, "read failed; will try again");
                 return true;
