@@ -491,6 +491,18 @@ impl Model {
     /// Applies what a scan committed to the model.
     fn committed(&mut self, c: &Committed) -> Result<(), String> {
         for id in &c.closed {
+            // Not holding files open, a copy-truncated file that was rewritten and renamed
+            // before it was read again looks like another file with a reused identity:
+            // the old one is let go (it had nothing left) and the new one read from 0.
+            if !holds_files_open()
+                && self
+                    .files
+                    .iter()
+                    .any(|f| f.state == State::Retired && f.id == *id)
+                && !self.files.iter().any(|f| f.awaiting_close && f.id == *id)
+            {
+                continue;
+            }
             let Some(f) = self
                 .files
                 .iter_mut()
@@ -801,8 +813,10 @@ proptest! {
         }
     }
 
-    /// The same with the other platform's way of holding files (open only while reading
-    /// on Unix, held open on Windows).
+    /// The same with files open only while reading, Windows' way, on Unix. (The other
+    /// way round cannot work on Windows: a held handle keeps a deleted file's name taken
+    /// where deletion is not POSIX-style, as under Wine, and the writer cannot recreate it.)
+    #[cfg(not(windows))]
     #[test]
     fn every_complete_line_once_in_order_the_other_way(ops in proptest::collection::vec(op(), 1..60)) {
         HOLD_OPEN.with(|h| h.set(!protowatch::watcher::HOLD_FILES_OPEN));
@@ -1072,7 +1086,12 @@ fn deleted_file_gives_its_last_line_when_let_go() {
     std::fs::remove_file(&path).unwrap();
     let c = h.scan();
     assert_eq!(c.closed, vec![id]);
-    assert_eq!(h.lines_of(id), text_lines(&["one", "two", "unterminated"]));
+    if holds_files_open() {
+        assert_eq!(h.lines_of(id), text_lines(&["one", "two", "unterminated"]));
+    } else {
+        // Windows: a file deleted before it was read again cannot be read any more.
+        assert_eq!(h.lines_of(id), text_lines(&["one"]));
+    }
     assert!(h.checkpoints.is_empty());
 }
 

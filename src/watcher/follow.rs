@@ -134,6 +134,26 @@ impl Follower {
             .ok_or_else(|| io::Error::other("file handle missing"))
     }
 
+    /// Whether the file at `path` starts with what this file started with: tells a file
+    /// renamed to `path` from another file that got the same identity (an inode or file
+    /// index reused where no creation time tells them apart).
+    pub fn same_start_as(&self, path: &Path) -> bool {
+        let Ok(file) = open_shared(path) else {
+            return false;
+        };
+        let mut head = Vec::with_capacity(self.fingerprint.len());
+        if file
+            .take(self.fingerprint.len() as u64)
+            .read_to_end(&mut head)
+            .is_err()
+        {
+            return false;
+        }
+        // A shorter head that agrees (a file truncated since it was last read) counts as
+        // the same file: its truncation is noticed at the next read.
+        self.fingerprint.starts_with(&head)
+    }
+
     /// Closes the file until the next read. On Windows an open handle keeps a deleted
     /// file's name taken (where deletion is not POSIX-style), so a writer that deletes
     /// and recreates its protocol would fail; there the watcher holds files open only

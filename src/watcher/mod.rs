@@ -139,15 +139,29 @@ impl Tailer {
                     continue;
                 }
             };
-            seen.insert(id);
             if let Some(f) = self.files.get_mut(&id) {
-                f.missing_since = None;
-                if f.follower.path != path {
+                if f.follower.path == path {
+                    f.missing_since = None;
+                    seen.insert(id);
+                    continue;
+                }
+                // Held open, an identity cannot be reused; otherwise the first bytes
+                // must agree too.
+                if self.hold_open || f.follower.same_start_as(&path) {
                     tracing::info!(from = %f.follower.path.display(), to = %path.display(), "file renamed");
                     f.follower.path = path;
+                    f.missing_since = None;
+                    seen.insert(id);
+                    continue;
                 }
-                continue;
+                // Another file with a reused identity: the old one is gone.
+                if let Some(mut old) = self.files.remove(&id)
+                    && !(read_all(self.watch, &mut old, sink) && self.let_go(old, sink))
+                {
+                    return false;
+                }
             }
+            seen.insert(id);
             self.follow(&path, first);
         }
 
@@ -156,8 +170,16 @@ impl Tailer {
             let Some(f) = self.files.get_mut(&id) else {
                 continue;
             };
-            if !seen.contains(&id) {
-                f.missing_since.get_or_insert(now);
+            if !seen.contains(&id) && f.missing_since.is_none() {
+                f.missing_since = Some(now);
+                // Not held open, a file renamed out of the glob can only be read to its
+                // end under its new name: look for it beside the old one.
+                if !self.hold_open
+                    && let Some(to) = find_renamed(&f.follower)
+                {
+                    tracing::info!(from = %f.follower.path.display(), to = %to.display(), "file renamed away; reading it to its end");
+                    f.follower.path = to;
+                }
             }
             if !read_all(self.watch, f, sink) {
                 return false;
@@ -227,6 +249,17 @@ impl Tailer {
             tracing::warn!(file = %path.display(), error = %e, "cannot read file; will try again");
         }
     }
+}
+
+/// The file in the same folder that has `f`'s identity and first bytes, if any.
+fn find_renamed(f: &Follower) -> Option<PathBuf> {
+    let dir = f.path.parent()?;
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p != &f.path && p.is_file())
+        .find(|p| identity::path_id(p).is_ok_and(|id| id == f.id) && f.same_start_as(p))
 }
 
 /// Reads a file to its current end in bounded batches. `false` when the sink refused.
