@@ -93,6 +93,10 @@ impl Agent {
                 .status();
             let _ = self.0.wait();
         }
+        // No signal to ask for a clean stop here: give the last delivery time to be
+        // committed, or it is (rightly) sent again after the restart.
+        #[cfg(not(unix))]
+        std::thread::sleep(Duration::from_millis(1000));
         let _ = self.0.kill();
         let _ = self.0.wait();
     }

@@ -140,23 +140,21 @@ impl Tailer {
                 }
             };
             if let Some(f) = self.files.get_mut(&id) {
-                if f.follower.path == path {
-                    f.missing_since = None;
-                    seen.insert(id);
-                    continue;
-                }
                 // Held open, an identity cannot be reused; otherwise the first bytes
-                // must agree too.
+                // must agree too (a file deleted and recreated can get the same index).
                 if self.hold_open || f.follower.same_start_as(&path) {
-                    tracing::info!(from = %f.follower.path.display(), to = %path.display(), "file renamed");
-                    f.follower.path = path;
+                    if f.follower.path != path {
+                        tracing::info!(from = %f.follower.path.display(), to = %path.display(), "file renamed");
+                        f.follower.path = path;
+                    }
                     f.missing_since = None;
                     seen.insert(id);
                     continue;
                 }
-                // Another file with a reused identity: the old one is gone.
-                if let Some(mut old) = self.files.remove(&id)
-                    && !(read_all(self.watch, &mut old, sink) && self.let_go(old, sink))
+                // Another file with a reused identity: the old one is gone, and what is
+                // at the path now is the new one's (only reachable when not held open).
+                if let Some(old) = self.files.remove(&id)
+                    && !self.let_go(old, sink)
                 {
                     return false;
                 }
