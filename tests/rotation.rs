@@ -43,14 +43,14 @@ impl Setup {
     }
 
     fn start(&self) -> Agent {
-        let child = protowatch()
-            .arg("--config")
-            .arg(&self.config)
-            .arg("run")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let child = support::spawn(
+            protowatch()
+                .arg("--config")
+                .arg(&self.config)
+                .arg("run")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
         // Let it take up the files that exist now.
         std::thread::sleep(Duration::from_millis(700));
         Agent(child)

@@ -138,6 +138,9 @@ impl Follower {
     /// renamed to `path` from another file that got the same identity (an inode or file
     /// index reused where no creation time tells them apart).
     pub fn same_start_as(&self, path: &Path) -> bool {
+        // Under another name the whole fingerprint must agree; at the same name a
+        // shorter head that agrees is this file truncated (noticed at the next read).
+        let renamed = path != self.path;
         let Ok(file) = open_shared(path) else {
             return false;
         };
@@ -149,9 +152,11 @@ impl Follower {
         {
             return false;
         }
-        // A shorter head that agrees (a file truncated since it was last read) counts as
-        // the same file: its truncation is noticed at the next read.
-        self.fingerprint.starts_with(&head)
+        if renamed {
+            head == self.fingerprint
+        } else {
+            self.fingerprint.starts_with(&head)
+        }
     }
 
     /// Closes the file until the next read. On Windows an open handle keeps a deleted

@@ -380,6 +380,22 @@ pub fn protowatch() -> Command {
     cmd
 }
 
+/// Starts `cmd`. Wine now and then fails a process start with "internal error"
+/// (ERROR_INTERNAL_ERROR); a second try works, so the Windows runs try three times.
+pub fn spawn(cmd: &mut Command) -> Child {
+    let mut last = None;
+    for _ in 0..3 {
+        match cmd.spawn() {
+            Ok(child) => return child,
+            Err(e) => {
+                last = Some(e);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+    panic!("cannot start {cmd:?}: {last:?}")
+}
+
 /// Appends `text` to `path` in one write.
 pub fn append(path: &Path, text: &[u8]) {
     let mut f = std::fs::OpenOptions::new()
