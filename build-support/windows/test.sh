@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Builds protowatch for x86_64-pc-windows-gnu on Linux and runs its tests under Wine:
+# the library's unit tests, the parser, config, watcher and rotation tests (the Windows
+# binary started by the Windows tests), then the Windows protowatch.exe end to end
+# against the SMTP server and fake Bot API on Linux. See README.md beside this file.
+#
+# Needs Debian's rustc-web, cargo-web, rust-web-src, gcc-mingw-w64-x86-64, wine, wine64
+# (.ci/run installs them).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+target=x86_64-pc-windows-gnu
+target_dir=target/windows
+support_dir=$target_dir/wine-support
+mkdir -p "$support_dir"
+
+# Wine 8.0 lacks bcryptprimitives.dll, which Rust's standard library imports.
+x86_64-w64-mingw32-gcc -O2 -shared -o "$support_dir/bcryptprimitives.dll" \
+  build-support/windows/bcryptprimitives.c build-support/windows/bcryptprimitives.def -ladvapi32
+
+# rustup's proxies come first on PATH and have no Windows target: use Debian's toolchain,
+# which can build the standard library for it from source.
+export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
+export WINEDEBUG=-all WINEPATH="$(realpath "$support_dir")"
+cargo_win=(/usr/bin/cargo --locked)
+flags=(--target "$target" -Zbuild-std=std,panic_abort --target-dir "$target_dir")
+
+echo "== Windows build"
+"${cargo_win[@]}" build "${flags[@]}"
+echo "== Windows tests under Wine"
+"${cargo_win[@]}" test "${flags[@]}" --lib --test parser_fixtures --test config \
+  --test tailer_model --test watcher_modes --test rotation
+echo "== protowatch.exe end to end (from the Linux side)"
+PROTOWATCH_WINDOWS_EXE="$(realpath "$target_dir/$target/debug/protowatch.exe")" \
+  cargo test --locked --test windows_exe -- --nocapture

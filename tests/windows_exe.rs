@@ -1,0 +1,97 @@
+//! The Windows build, end to end, from the Linux side: `protowatch.exe run` under Wine
+//! tails a protocol file and delivers to the loopback SMTP server (aiosmtpd) and the
+//! fake Bot API running on Linux.
+//!
+//! It needs the cross-built `.exe`, so it runs when `PROTOWATCH_WINDOWS_EXE` names one
+//! (`.ci/run` builds it and sets it, see build-support/windows/README.md); without it the
+//! test says so and does nothing.
+
+#![cfg(unix)]
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+use support::{FakeTelegram, SmtpOptions, SmtpServer, TOKEN, append, wait_until};
+
+#[test]
+fn windows_exe_tails_and_delivers_to_both_services() {
+    let Some(exe) = std::env::var_os("PROTOWATCH_WINDOWS_EXE") else {
+        eprintln!("PROTOWATCH_WINDOWS_EXE is not set: the Windows build is not tested here");
+        return;
+    };
+    let smtp = SmtpServer::start(SmtpOptions::default());
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    let proto = dir.path().join("protocol");
+    std::fs::create_dir(&proto).unwrap();
+    let config = support::write_config(
+        dir.path(),
+        &json!({
+            "instrument": "WIN",
+            "mail": {"server": "127.0.0.1", "port": smtp.port, "tls": "none",
+                     "recipients": ["ops@example.org"]},
+            "telegram": {"bot-id": TOKEN, "channel-id": "-100", "api-url": tg.url},
+            "watch": [{"path": "protocol/*.log", "poll_interval_ms": 200, "encoding": "auto"}],
+        }),
+    );
+    // Wine turns the Unix path of the config into Z:\…; the agent resolves the rest.
+    let mut child = Command::new("wine")
+        .arg(&exe)
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env("WINEDEBUG", "-all")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wine (apt-get install wine wine64)");
+    assert!(
+        wait_until(Duration::from_secs(60), || dir
+            .path()
+            .join(".protowatch/protowatch.db")
+            .exists()),
+        "the Windows agent did not start"
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+
+    let log = proto.join("run.log");
+    append(
+        &log,
+        b"2026-11-21 14:03:13 ERROR [detector] HV trip on channel 3\r\n",
+    );
+    let russian = encoding_rs::WINDOWS_1251
+        .encode("2026-11-21 14:03:16 ОШИБКА [детектор] нет сигнала\r\n")
+        .0;
+    append(&log, &russian);
+    wait_until(Duration::from_secs(60), || smtp.messages().len() >= 2);
+    // A rename rotation, as the instrument software does at midnight.
+    std::fs::rename(&log, proto.join("run.log.1")).unwrap();
+    append(&log, b"ERROR after rotation\r\n");
+
+    let mails = smtp.wait_for(3, Duration::from_secs(60));
+    let msgs = tg.wait_for(3, Duration::from_secs(60));
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let subjects: Vec<&str> = mails.iter().map(|m| m.subject.as_str()).collect();
+    assert_eq!(
+        subjects,
+        vec![
+            "[WIN] MAJOR: HV trip on channel 3",
+            "[WIN] MAJOR: нет сигнала",
+            "[WIN] MAJOR: after rotation",
+        ],
+        "{stderr}"
+    );
+    assert_eq!(msgs.len(), 3);
+    assert!(
+        msgs[1].body["text"]
+            .as_str()
+            .unwrap()
+            .contains("нет сигнала")
+    );
+    assert!(!stderr.contains("TEST-token_abc"));
+}
