@@ -7,6 +7,8 @@
 mod check_config;
 mod run;
 mod send_message;
+#[cfg(windows)]
+pub mod service;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +42,10 @@ pub enum Command {
     SendMessage(send_message::Args),
     /// Check the config and print it resolved, with secrets masked
     CheckConfig,
+    /// Install, remove or run protowatch as a Windows service
+    #[cfg(windows)]
+    #[command(subcommand)]
+    Service(service::ServiceCommand),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +83,16 @@ impl From<ConfigError> for CliError {
 }
 
 impl Cli {
+    /// Whether logs go to stderr: everywhere but in a Windows service, which has none
+    /// and logs to a file.
+    pub fn logs_to_stderr(&self) -> bool {
+        #[cfg(windows)]
+        if matches!(self.command, Command::Service(service::ServiceCommand::Run)) {
+            return false;
+        }
+        true
+    }
+
     pub fn load_config(&self) -> Result<Config, CliError> {
         Ok(Config::load(&Config::locate(self.config.as_deref()))?)
     }
@@ -88,6 +104,8 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Run => run::run(&cli),
         Command::SendMessage(args) => send_message::run(&cli, args),
         Command::CheckConfig => check_config::run(&cli),
+        #[cfg(windows)]
+        Command::Service(cmd) => service::run(&cli, cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
