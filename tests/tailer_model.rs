@@ -491,15 +491,15 @@ impl Model {
     /// Applies what a scan committed to the model.
     fn committed(&mut self, c: &Committed) -> Result<(), String> {
         for id in &c.closed {
-            // Not holding files open, a copy-truncated file that was rewritten and renamed
-            // before it was read again looks like another file with a reused identity:
-            // the old one is let go (it had nothing left) and the new one read from 0.
+            // Not holding files open, the tailer can only compare first bytes to tell a
+            // renamed file from another with a reused identity, and where they prove
+            // nothing (an empty file, a file truncated and rewritten before it was read
+            // again) it takes the file as new: the old one is let go, having nothing left,
+            // and the new one is read from 0. The final check still requires every line
+            // once.
             if !holds_files_open()
-                && self
-                    .files
-                    .iter()
-                    .any(|f| f.state == State::Retired && f.id == *id)
                 && !self.files.iter().any(|f| f.awaiting_close && f.id == *id)
+                && self.files.iter().any(|f| f.id == *id)
             {
                 continue;
             }

@@ -95,3 +95,79 @@ fn windows_exe_tails_and_delivers_to_both_services() {
     );
     assert!(!stderr.contains("TEST-token_abc"));
 }
+
+/// Runs `wine` with `args`, returning its exit code and output.
+fn wine(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
+    let out = Command::new("wine")
+        .args(args)
+        .env("WINEDEBUG", "-all")
+        .output()
+        .expect("wine");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[test]
+fn windows_service_installs_runs_and_stops_gracefully() {
+    let Some(exe) = std::env::var_os("PROTOWATCH_WINDOWS_EXE") else {
+        eprintln!("PROTOWATCH_WINDOWS_EXE is not set: the Windows service is not tested here");
+        return;
+    };
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("p")).unwrap();
+    let config = support::write_config(
+        dir.path(),
+        &json!({
+            "instrument": "SVC",
+            "telegram": {"bot-id": TOKEN, "channel-id": "-100", "api-url": tg.url},
+            "watch": [{"path": "p/*.log", "poll_interval_ms": 200}],
+        }),
+    );
+    // Wine ends its services when its last process ends: keep its server up meanwhile.
+    let _ = Command::new("wineserver").arg("-p").arg("60").status();
+    let win_config = format!("Z:{}", config.display()).replace('/', "\\");
+    let s = |t: &str| std::ffi::OsString::from(t);
+    let (code, out) = wine(&[
+        exe.as_os_str(),
+        &s("--config"),
+        &s(&win_config),
+        &s("service"),
+        &s("install"),
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = wine(&[&s("sc"), &s("start"), &s("protowatch")]);
+    let uninstall = || wine(&[exe.as_os_str(), &s("service"), &s("uninstall")]);
+    if code != Some(0) {
+        let _ = uninstall();
+        panic!("sc start: {out}");
+    }
+    let state = dir.path().join(".protowatch");
+    wait_until(Duration::from_secs(60), || {
+        state.join("protowatch.db").exists()
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    append(
+        &dir.path().join("p/a.log"),
+        b"ERROR sent by the service\r\n",
+    );
+    let msgs = tg.wait_for(1, Duration::from_secs(30));
+    let (code, out) = uninstall();
+    let log = std::fs::read_to_string(state.join("protowatch.log")).unwrap_or_default();
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(msgs.len(), 1, "{log}");
+    assert!(
+        msgs[0].body["text"]
+            .as_str()
+            .unwrap()
+            .contains("sent by the service")
+    );
+    // The stop request was a graceful stop, logged to the file in the state folder.
+    assert!(log.contains("service stop requested"), "{log}");
+    assert!(log.contains("stopped"), "{log}");
+    assert!(!log.contains("TEST-token_abc"));
+}

@@ -153,7 +153,9 @@ impl Follower {
             return false;
         }
         if renamed {
-            head == self.fingerprint
+            // An empty file proves nothing: take it as another file (nothing is lost,
+            // there was nothing to read).
+            !self.fingerprint.is_empty() && head == self.fingerprint
         } else {
             self.fingerprint.starts_with(&head)
         }
