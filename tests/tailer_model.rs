@@ -678,7 +678,13 @@ impl Model {
         }
         self.scan(h)?;
         self.scan(h)?;
-        if let Some(f) = self.files.iter().find(|f| f.awaiting_close) {
+        // Not holding files open, an empty file deleted and recreated empty at the same
+        // name with a reused identity (Wine maps file indexes to inodes) cannot be told
+        // from one that stayed; it had nothing to lose.
+        let release = !holds_files_open();
+        if let Some(f) = self.files.iter().find(|f| {
+            f.awaiting_close && !(release && f.complete.is_empty() && f.partial.is_none())
+        }) {
             return Err(format!(
                 "deleted file {} was never let go",
                 f.path.display()

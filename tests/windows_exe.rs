@@ -132,6 +132,8 @@ fn windows_service_installs_runs_and_stops_gracefully() {
     let _ = Command::new("wineserver").arg("-p").arg("60").status();
     let win_config = format!("Z:{}", config.display()).replace('/', "\\");
     let s = |t: &str| std::ffi::OsString::from(t);
+    // Left over from an interrupted run? Then it goes first.
+    let _ = wine(&[exe.as_os_str(), &s("service"), &s("uninstall")]);
     let (code, out) = wine(&[
         exe.as_os_str(),
         &s("--config"),

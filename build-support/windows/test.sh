@@ -28,8 +28,13 @@ flags=(--target "$target" -Zbuild-std=std,panic_abort --target-dir "$target_dir"
 echo "== Windows build"
 "${cargo_win[@]}" build "${flags[@]}"
 echo "== Windows tests under Wine"
+# The random model test is left to the Linux run, which drives the watcher the Windows
+# way too (files open only while reading): under Wine, file indexes are the Linux inodes,
+# reused at once, which NTFS's sequence numbers prevent, and the model cannot tell the
+# ambiguities that follows from bugs. Its named trap tests run here.
 "${cargo_win[@]}" test "${flags[@]}" --lib --test parser_fixtures --test config \
-  --test tailer_model --test watcher_modes --test rotation
+  --test tailer_model --test watcher_modes --test rotation -- \
+  --skip every_complete_line_once_in_order
 echo "== protowatch.exe end to end (from the Linux side)"
 PROTOWATCH_WINDOWS_EXE="$(realpath "$target_dir/$target/debug/protowatch.exe")" \
   cargo test --locked --test windows_exe -- --nocapture

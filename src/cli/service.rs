@@ -99,6 +99,14 @@ fn install(cli: &Cli) -> Result<(), CliError> {
         account_name: None, // LocalSystem
         account_password: None,
     };
+    if manager
+        .open_service(SERVICE_NAME, ServiceAccess::QUERY_STATUS)
+        .is_ok()
+    {
+        return Err(CliError::failed(format!(
+            "the service {SERVICE_NAME:?} is already installed; remove it first with `protowatch service uninstall`"
+        )));
+    }
     let service = manager
         .create_service(&info, ServiceAccess::CHANGE_CONFIG)
         .map_err(|e| scm_error("cannot create the service", e))?;
