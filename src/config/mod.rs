@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 pub use check::Problem;
 pub use secret::Secret;
+pub use validate::DEFAULT_SCOPE;
 
 use crate::event::Severity;
 

@@ -212,7 +212,7 @@ fn mail(c: &mut Checker, v: &Value, base: &Path) -> Option<MailConfig> {
             .enumerate()
             .filter_map(|(i, a)| address(c, a, &index(&join(p, "recipients"), i)))
             .collect();
-        scopes.insert(super::validate::DEFAULT_SCOPE.to_string(), list);
+        scopes.insert(DEFAULT_SCOPE.to_string(), list);
     }
     if let Some(sv) = m.get("scopes") {
         let sp = join(p, "scopes");

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use crate::config::{Config, Destination, Service};
 use crate::event::names;
 
-pub const DEFAULT_SCOPE: &str = "default";
+pub use crate::config::DEFAULT_SCOPE;
 
 pub struct Router {
     routes: Option<BTreeMap<String, Vec<Destination>>>,
@@ -20,27 +20,24 @@ pub struct Router {
 
 impl Router {
     pub fn new(config: &Config) -> Router {
-        let mut defaults = Vec::new();
-        if config
-            .mail
-            .as_ref()
-            .is_some_and(|m| m.scopes.contains_key(DEFAULT_SCOPE))
-        {
-            defaults.push(Destination {
-                service: Service::Mail,
+        let has_default = |service: &Service| match service {
+            Service::Mail => config
+                .mail
+                .as_ref()
+                .is_some_and(|m| m.scopes.contains_key(DEFAULT_SCOPE)),
+            Service::Telegram => config
+                .telegram
+                .as_ref()
+                .is_some_and(|t| t.scopes.contains_key(DEFAULT_SCOPE)),
+        };
+        let defaults = [Service::Mail, Service::Telegram]
+            .into_iter()
+            .filter(has_default)
+            .map(|service| Destination {
+                service,
                 scope: DEFAULT_SCOPE.into(),
-            });
-        }
-        if config
-            .telegram
-            .as_ref()
-            .is_some_and(|t| t.scopes.contains_key(DEFAULT_SCOPE))
-        {
-            defaults.push(Destination {
-                service: Service::Telegram,
-                scope: DEFAULT_SCOPE.into(),
-            });
-        }
+            })
+            .collect();
         Router {
             routes: config.routes.clone(),
             defaults,
