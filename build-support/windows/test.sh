@@ -22,6 +22,8 @@ x86_64-w64-mingw32-gcc -O2 -shared -o "$support_dir/bcryptprimitives.dll" \
 # which can build the standard library for it from source.
 export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
 export WINEDEBUG=-all WINEPATH="$(realpath "$support_dir")"
+# A fresh Wine prefix would offer to install Mono and Gecko, which nothing here needs.
+export WINEDLLOVERRIDES="mscoree,mshtml="
 cargo_win=(/usr/bin/cargo --locked)
 flags=(--target "$target" -Zbuild-std=std,panic_abort --target-dir "$target_dir")
 
