@@ -142,16 +142,24 @@ fn windows_service_installs_runs_and_stops_gracefully() {
         &s("install"),
     ]);
     assert_eq!(code, Some(0), "{out}");
-    let (code, out) = wine(&[&s("sc"), &s("start"), &s("protowatch")]);
     let uninstall = || wine(&[exe.as_os_str(), &s("service"), &s("uninstall")]);
-    if code != Some(0) {
-        let _ = uninstall();
-        panic!("sc start: {out}");
-    }
     let state = dir.path().join(".protowatch");
-    wait_until(Duration::from_secs(60), || {
-        state.join("protowatch.db").exists()
-    });
+    // Wine's `sc start` gives up when a service is slow to report itself running (a debug
+    // build on a loaded machine): what counts is that the service runs, so ask twice.
+    let mut started = String::new();
+    for _ in 0..2 {
+        let (_, out) = wine(&[&s("sc"), &s("start"), &s("protowatch")]);
+        started.push_str(&out);
+        if wait_until(Duration::from_secs(30), || {
+            state.join("protowatch.db").exists()
+        }) {
+            break;
+        }
+    }
+    if !state.join("protowatch.db").exists() {
+        let _ = uninstall();
+        panic!("the service did not start: {started}");
+    }
     std::thread::sleep(Duration::from_millis(800));
     append(
         &dir.path().join("p/a.log"),

@@ -39,4 +39,4 @@ echo "== Windows tests under Wine"
   --skip every_complete_line_once_in_order
 echo "== protowatch.exe end to end (from the Linux side)"
 PROTOWATCH_WINDOWS_EXE="$(realpath "$target_dir/$target/debug/protowatch.exe")" \
-  cargo test --locked --test windows_exe -- --nocapture
+  cargo test --locked --test windows_exe -- --nocapture --test-threads=1
