@@ -29,6 +29,12 @@ flags=(--target "$target" -Zbuild-std=std,panic_abort --target-dir "$target_dir"
 
 echo "== Windows build"
 "${cargo_win[@]}" build "${flags[@]}"
+# Beside the executables too: the folder of an .exe is searched first for its DLLs, also
+# when the service control manager starts it (with an environment without WINEPATH).
+out_dir="$target_dir/$target/debug"
+mkdir -p "$out_dir/deps"
+cp "$support_dir/bcryptprimitives.dll" "$out_dir/"
+cp "$support_dir/bcryptprimitives.dll" "$out_dir/deps/"
 echo "== Windows tests under Wine"
 # The random model test is left to the Linux run, which drives the watcher the Windows
 # way too (files open only while reading): under Wine, file indexes are the Linux inodes,
