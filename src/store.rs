@@ -107,6 +107,20 @@ pub struct OutboxRow {
     pub next_attempt_at_ms: i64,
 }
 
+/// One outbox row as `protowatch outbox list` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub destination: String,
+    pub event: String,
+    pub key: String,
+    pub created_at_ms: i64,
+    pub attempts: i64,
+    pub next_attempt_at_ms: i64,
+    pub last_error: Option<String>,
+    pub dead: bool,
+}
+
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -374,6 +388,46 @@ impl Store {
             )
             .map_err(self.sql())?;
         Ok(())
+    }
+
+    /// Every row, oldest first, for `protowatch outbox list`.
+    pub fn outbox_rows(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT o.id, o.destination, e.name, e.key, o.created_at, o.attempts,
+                        o.next_attempt_at, o.last_error, o.dead
+                 FROM outbox o JOIN events e ON e.id = o.event_id ORDER BY o.id",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(OutboxEntry {
+                    id: r.get(0)?,
+                    destination: r.get(1)?,
+                    event: r.get(2)?,
+                    key: r.get(3)?,
+                    created_at_ms: r.get(4)?,
+                    attempts: r.get(5)?,
+                    next_attempt_at_ms: r.get(6)?,
+                    last_error: r.get(7)?,
+                    dead: r.get::<_, i64>(8)? != 0,
+                })
+            })
+            .map_err(self.sql())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())
+    }
+
+    /// Makes a dead row live again, due now. `false`: no dead row with that id.
+    pub fn revive(&self, id: i64) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE outbox SET dead = 0, next_attempt_at = ?2, created_at = ?2 WHERE id = ?1 AND dead = 1",
+                params![id, now_ms()],
+            )
+            .map_err(self.sql())?;
+        Ok(n == 1)
     }
 
     /// Live rows per destination, for status and tests.

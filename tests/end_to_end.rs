@@ -288,3 +288,72 @@ fn send_message_exit_codes() {
     assert_eq!(code, Some(2));
     assert!(err.contains("invalid JSON"), "{err}");
 }
+
+#[test]
+fn outbox_lists_dead_rows_and_retries_them() {
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    let proto = dir.path().join("p");
+    std::fs::create_dir(&proto).unwrap();
+    let cfg = support::write_config(
+        dir.path(),
+        &json!({
+            "telegram": {"bot-id": TOKEN, "channel-id": "-100", "api-url": tg.url},
+            "watch": [{"path": "p/*.log", "poll_interval_ms": 100}],
+        }),
+    );
+    let outbox = |args: &[&str]| {
+        let out = protowatch()
+            .arg("--config")
+            .arg(&cfg)
+            .arg("outbox")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    tg.script([Reply::BadRequest("Bad Request: chat not found")]);
+    let agent = Agent::start(&cfg);
+    std::thread::sleep(Duration::from_millis(600));
+    append(&proto.join("a.log"), b"ERROR refused at first\n");
+    assert!(support::wait_until(Duration::from_secs(10), || {
+        outbox(&["list", "--dead", "--json"])
+            .1
+            .contains("chat not found")
+    }));
+    #[cfg(unix)]
+    assert_eq!(agent.terminate().0, Some(0));
+
+    let (code, list) = outbox(&["list", "--dead", "--json"]);
+    assert_eq!(code, Some(0));
+    let row: Value = serde_json::from_str(list.lines().next().unwrap()).unwrap();
+    assert_eq!(row["destination"], "telegram:default");
+    assert_eq!(row["event"], "alarm_major");
+    assert_eq!(row["dead"], true);
+    let (_, table) = outbox(&["list"]);
+    assert!(
+        table.contains("dead") && table.contains("chat not found"),
+        "{table}"
+    );
+
+    assert_eq!(outbox(&["retry", "999999"]).0, Some(1));
+    let id = row["id"].as_i64().unwrap().to_string();
+    assert_eq!(outbox(&["retry", &id]).0, Some(0));
+    let _agent = Agent::start(&cfg);
+    let msgs = tg.wait_for(2, Duration::from_secs(10));
+    assert_eq!(msgs.len(), 2, "the refused try and the retried one");
+    assert!(
+        msgs[1].body["text"]
+            .as_str()
+            .unwrap()
+            .contains("refused at first")
+    );
+    assert!(support::wait_until(Duration::from_secs(10), || outbox(&[
+        "list", "--json"
+    ])
+    .1
+    .is_empty()));
+}

@@ -5,6 +5,7 @@
 //! one of those, and only `main` prints it.
 
 mod check_config;
+mod outbox;
 mod run;
 mod send_message;
 #[cfg(windows)]
@@ -42,6 +43,9 @@ pub enum Command {
     SendMessage(send_message::Args),
     /// Check the config and print it resolved, with secrets masked
     CheckConfig,
+    /// List queued and dead deliveries, or queue a dead one again
+    #[command(subcommand)]
+    Outbox(outbox::OutboxCommand),
     /// Install, remove or run protowatch as a Windows service
     #[cfg(windows)]
     #[command(subcommand)]
@@ -104,6 +108,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Run => run::run(&cli),
         Command::SendMessage(args) => send_message::run(&cli, args),
         Command::CheckConfig => check_config::run(&cli),
+        Command::Outbox(cmd) => outbox::run(&cli, cmd),
         #[cfg(windows)]
         Command::Service(cmd) => service::run(&cli, cmd),
     };

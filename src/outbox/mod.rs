@@ -25,6 +25,8 @@ use crate::store::{OutboxRow, Store, StoreError, now_ms};
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How often an idle worker looks at the outbox without being woken.
+const IDLE_RECHECK: Duration = Duration::from_secs(60);
 /// A row that could not be delivered for this long is given up (kept as dead).
 pub const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
@@ -150,8 +152,11 @@ impl Worker {
                 }
             };
             let Some(row) = row else {
+                // Woken by the pipeline's commits; the slow timer also finds rows made
+                // live by `protowatch outbox retry` while the agent runs.
                 tokio::select! {
                     _ = self.notify.notified() => {}
+                    _ = tokio::time::sleep(IDLE_RECHECK) => {}
                     _ = self.closing.wait_for(|c| *c) => return,
                 }
                 continue;
