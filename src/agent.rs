@@ -90,11 +90,13 @@ impl Pipeline {
     }
 
     fn parser(&mut self, watch: usize, file: FileKey, path: &std::path::Path) -> &mut FileParser {
-        if !self.parsers.contains_key(&file) {
-            let p = self.new_parser(watch, path);
-            self.parsers.insert(file, (p, Instant::now()));
-        }
-        let (parser, seen) = self.parsers.get_mut(&file).expect("inserted above");
+        let (encoding, rules) = (self.config.watch[watch].encoding, &self.rules);
+        let (parser, seen) = self.parsers.entry(file).or_insert_with(|| {
+            (
+                FileParser::new(path, encoding, rules.clone()),
+                Instant::now(),
+            )
+        });
         *seen = Instant::now();
         parser
     }

@@ -247,7 +247,7 @@ impl Store {
     }
 
     /// Stores `events` with one outbox row per destination, and moves the checkpoint,
-    /// all in one transaction. Returns the destinations that got rows.
+    /// all in one transaction.
     pub fn commit(
         &mut self,
         checkpoint: Option<&Checkpoint>,

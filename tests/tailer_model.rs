@@ -413,7 +413,7 @@ impl Model {
         {
             self.stats.reused_inodes += 1;
         }
-        let mut f = LFile {
+        let f = LFile {
             id,
             path,
             state: State::Live,
@@ -424,16 +424,8 @@ impl Model {
             awaiting_close: false,
             lossy: false,
         };
-        let mut bytes = Vec::new();
-        for _ in 0..n {
-            let (line, _) = make_line(lid, f.next_seq);
-            f.next_seq += 1;
-            bytes.extend_from_slice(&line);
-            bytes.push(b'\n');
-            f.complete.push(line);
-        }
-        append(&f.path, &bytes);
         self.files.push(f);
+        self.append_lines(lid, n);
         lid
     }
 

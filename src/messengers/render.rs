@@ -261,6 +261,8 @@ fn tg_len(s: &str) -> usize {
 fn split(segs: &[Segment], limit: usize) -> Vec<String> {
     let mut parts = Vec::new();
     let mut cur = String::new();
+    // The length of `cur` as Telegram counts it, kept rather than recounted per piece.
+    let mut cur_len = 0;
     for seg in segs {
         let overhead = tg_len(seg.open) + tg_len(seg.close);
         let budget = limit.saturating_sub(overhead).max(1);
@@ -270,22 +272,26 @@ fn split(segs: &[Segment], limit: usize) -> Vec<String> {
                 let esc = escape_tg(piece);
                 let need =
                     tg_len(&esc) + if opened { 0 } else { tg_len(seg.open) } + tg_len(seg.close);
-                if tg_len(&cur) + need > limit && !cur.is_empty() {
+                if cur_len + need > limit && !cur.is_empty() {
                     if opened {
                         cur.push_str(seg.close);
                     }
                     parts.push(std::mem::take(&mut cur));
+                    cur_len = 0;
                     opened = false;
                 }
                 if !opened {
                     cur.push_str(seg.open);
+                    cur_len += tg_len(seg.open);
                     opened = true;
                 }
+                cur_len += tg_len(&esc);
                 cur.push_str(&esc);
             }
         }
         if opened {
             cur.push_str(seg.close);
+            cur_len += tg_len(seg.close);
         }
     }
     if !cur.trim().is_empty() {
