@@ -10,8 +10,10 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::fs::File;
+use std::io::{Read, Seek};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::{FakeTelegram, SmtpOptions, SmtpServer, TOKEN, append, wait_until};
@@ -38,16 +40,12 @@ fn windows_exe_tails_and_delivers_to_both_services() {
         }),
     );
     // Wine turns the Unix path of the config into Z:\…; the agent resolves the rest.
-    let mut child = Command::new("wine")
-        .arg(&exe)
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .env("WINEDEBUG", "-all")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("wine (apt-get install wine wine64)");
+    let (mut child, mut err) = spawn_wine(&[
+        exe.as_os_str(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "run".as_ref(),
+    ]);
     assert!(
         wait_until(Duration::from_secs(60), || dir
             .path()
@@ -74,8 +72,8 @@ fn windows_exe_tails_and_delivers_to_both_services() {
     let mails = smtp.wait_for(3, Duration::from_secs(60));
     let msgs = tg.wait_for(3, Duration::from_secs(60));
     let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let _ = child.wait();
+    let stderr = read_all(&mut err);
     let subjects: Vec<&str> = mails.iter().map(|m| m.subject.as_str()).collect();
     assert_eq!(
         subjects,
@@ -96,19 +94,52 @@ fn windows_exe_tails_and_delivers_to_both_services() {
     assert!(!stderr.contains("TEST-token_abc"));
 }
 
-/// Runs `wine` with `args`, returning its exit code and output.
-fn wine(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
-    let out = Command::new("wine")
+/// Starts `wine` with `args`, its output going to the returned file.
+///
+/// A file, not a pipe: the first `wine` call of a session starts Wine's own daemons
+/// (services.exe, a service), which inherit its standard handles and outlive it, so
+/// reading a pipe to its end would wait for them.
+fn spawn_wine(args: &[&std::ffi::OsStr]) -> (Child, File) {
+    let out = tempfile::tempfile().expect("temporary file");
+    let child = Command::new("wine")
         .args(args)
         .env("WINEDEBUG", "-all")
-        .output()
-        .expect("wine");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), text)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("temporary file"))
+        .stderr(out.try_clone().expect("temporary file"))
+        .spawn()
+        .expect("wine (apt-get install wine wine64)");
+    (child, out)
+}
+
+fn read_all(file: &mut File) -> String {
+    let mut text = String::new();
+    let _ = file.rewind();
+    let _ = file.read_to_string(&mut text);
+    text
+}
+
+/// Runs `wine` with `args`, returning its exit code and output; `None` if it did not end
+/// within two minutes (it is killed then).
+fn wine(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
+    let (mut child, mut out) = spawn_wine(args);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let code = loop {
+        match child.try_wait().expect("wait for wine") {
+            Some(status) => break status.code(),
+            None if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            None => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    let mut text = read_all(&mut out);
+    if code.is_none() {
+        text.push_str("\n(wine did not end within 2 minutes and was killed)");
+    }
+    (code, text)
 }
 
 #[test]
@@ -129,7 +160,12 @@ fn windows_service_installs_runs_and_stops_gracefully() {
         }),
     );
     // Wine ends its services when its last process ends: keep its server up meanwhile.
-    let _ = Command::new("wineserver").arg("-p").arg("60").status();
+    let _ = Command::new("wineserver")
+        .args(["-p", "60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
     let win_config = format!("Z:{}", config.display()).replace('/', "\\");
     let s = |t: &str| std::ffi::OsString::from(t);
     // Left over from an interrupted run? Then it goes first.
