@@ -20,7 +20,7 @@ use protowatch::config::{
     DEFAULT_MAX_LINE_BYTES, Destination, Encoding, Format, Service, StartAt, WatchConfig, WatchMode,
 };
 use protowatch::parser::{FileParser, Rules};
-use protowatch::store::Store;
+use protowatch::store::{Batch, Delivery, Store};
 use protowatch::watcher::{Resume, Tailer, WatchMsg, Watcher};
 
 /// A protocol of about `bytes` bytes, the same every time (seeded).
@@ -150,8 +150,21 @@ fn append_to_stored(c: &mut Criterion) {
                 for l in &lines {
                     parser.line(l, &mut events);
                 }
-                let routed: Vec<_> = events.into_iter().map(|e| (e, to.clone())).collect();
-                store.commit(Some(&checkpoint), None, &routed).unwrap();
+                let deliveries = events
+                    .into_iter()
+                    .map(|event| Delivery {
+                        event,
+                        to: to.clone(),
+                        repeat: None,
+                    })
+                    .collect();
+                store
+                    .commit(&Batch {
+                        checkpoint: Some(&checkpoint),
+                        deliveries,
+                        ..Batch::default()
+                    })
+                    .unwrap();
                 total += t0.elapsed();
             }
             total

@@ -16,13 +16,15 @@ use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
+use crate::alerts::{self, Tally};
 use crate::config::{Config, Destination};
 use crate::event::Event;
 use crate::messengers::Messengers;
 use crate::outbox::{Outbox, Wakers};
 use crate::parser::{FileParser, Rules};
 use crate::routing::Router;
-use crate::store::{Store, StoreError};
+use crate::routing::throttle::{self, Summary, Throttle};
+use crate::store::{Batch, Delivery, Store, StoreError, now_ms};
 use crate::watcher::{FileKey, Resume, WatchMsg, Watcher};
 
 /// How long a traceback may stay open without a new line before it is sent as it is.
@@ -44,6 +46,14 @@ struct Pipeline {
     wakers: Wakers,
     parsers: HashMap<FileKey, (FileParser, Instant)>,
     events: Vec<Event>,
+    throttle: Throttle,
+    tally: Tally,
+    /// Repeat summaries waiting for the next commit.
+    summaries: Vec<Summary>,
+    data_version: i64,
+    dismissals_seen_ms: i64,
+    purged_ms: i64,
+    last_tick: Instant,
 }
 
 impl Pipeline {
@@ -114,35 +124,102 @@ impl Pipeline {
         self.commit(None, None)
     }
 
+    /// Routes the collected events through the throttle, tallies them into alerts and
+    /// stores it all with the checkpoint in one transaction, then wakes the workers.
     fn commit(
         &mut self,
         checkpoint: Option<&crate::store::Checkpoint>,
         forget: Option<&crate::watcher::identity::FileId>,
     ) -> Result<(), StoreError> {
-        let routed: Vec<(Event, Vec<Destination>)> = self
-            .events
-            .drain(..)
-            .map(|e| {
-                let to = self.router.route(&e.name).to_vec();
-                tracing::info!(event = %e.name, severity = %e.severity, key = %e.key, destinations = to.len(), "event");
-                (e, to)
-            })
-            .collect();
-        self.store.commit(checkpoint, forget, &routed)?;
-        for (_, to) in &routed {
-            for d in to {
-                self.wakers.wake(d);
+        let now = now_ms();
+        let mut deliveries = Vec::new();
+        let mut woken: Vec<Destination> = Vec::new();
+        for e in self.events.drain(..) {
+            self.tally.add(&e, None);
+            let routed = self.router.route(&e.name);
+            let to: Vec<Destination> = routed
+                .iter()
+                .filter(|d| self.throttle.offer(d, &e, now))
+                .cloned()
+                .collect();
+            tracing::debug!(event = %e.name, severity = %e.severity, key = %e.key, destinations = routed.len(), now = to.len(), "event");
+            for d in &to {
+                if !woken.contains(d) {
+                    woken.push(d.clone());
+                }
             }
+            deliveries.push(Delivery {
+                event: e,
+                to,
+                repeat: None,
+            });
+        }
+        for s in self.summaries.drain(..) {
+            if !woken.contains(&s.destination) {
+                woken.push(s.destination.clone());
+            }
+            deliveries.push(Delivery {
+                event: s.event,
+                to: vec![s.destination],
+                repeat: Some(s.repeat),
+            });
+        }
+        let batch = Batch {
+            checkpoint,
+            forget,
+            deliveries,
+            alerts: self.tally.take(),
+            throttle: self.throttle.take_changes(),
+        };
+        self.store.commit(&batch)?;
+        for d in &woken {
+            self.wakers.wake(d);
         }
         Ok(())
+    }
+
+    /// The once-a-second work: repeat summaries that are due, throttle windows of alerts
+    /// dismissed meanwhile, and rows another process queued (`outbox retry`).
+    fn tick(&mut self) -> Result<(), StoreError> {
+        let now = now_ms();
+        if self.store.changed_elsewhere(&mut self.data_version)? {
+            for key in alerts::dismissed_since(&self.store, self.dismissals_seen_ms)? {
+                let ended = self.throttle.end_key(&key, now);
+                self.summaries.extend(ended);
+            }
+            self.dismissals_seen_ms = now;
+            self.wakers.wake_all();
+        }
+        if self.throttle.next_due_ms().is_some_and(|t| t <= now) {
+            let due = self.throttle.due(now);
+            self.summaries.extend(due);
+        }
+        if now - self.purged_ms > 3_600_000 {
+            self.purged_ms = now;
+            alerts::purge(&self.store, now)?;
+        }
+        if self.summaries.is_empty() && !self.throttle.has_changes() {
+            return Ok(());
+        }
+        self.commit(None, None)
     }
 
     /// Runs until the watchers hang up, then flushes what is pending.
     fn run(mut self, rx: std_mpsc::Receiver<WatchMsg>) -> Result<(), StoreError> {
         loop {
             match rx.recv_timeout(Duration::from_secs(1)) {
-                Ok(msg) => self.on_message(msg)?,
-                Err(std_mpsc::RecvTimeoutError::Timeout) => self.flush_idle(false)?,
+                Ok(msg) => {
+                    self.on_message(msg)?;
+                    // A steady stream of lines must not starve the timers.
+                    if self.last_tick.elapsed() >= Duration::from_secs(1) {
+                        self.last_tick = Instant::now();
+                        self.tick()?;
+                    }
+                }
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                    self.flush_idle(false)?;
+                    self.tick()?;
+                }
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
             }
         }
@@ -172,8 +249,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         &config.state_dir,
         messengers,
         Arc::from(config.instrument.as_str()),
+        &config.throttle,
         router.all_destinations(),
     )?;
+    let mut throttle = Throttle::new(config.throttle.repeat_interval);
+    throttle.restore(store.with_conn(throttle::load)?);
     if config.watch.is_empty() {
         tracing::warn!("no \"watch\" entries: only messages sent to this agent will be delivered");
     }
@@ -189,6 +269,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         wakers: outbox.wakers(),
         parsers: HashMap::new(),
         events: Vec::new(),
+        throttle,
+        tally: Tally::default(),
+        summaries: Vec::new(),
+        data_version: 0,
+        dismissals_seen_ms: now_ms(),
+        purged_ms: 0,
+        last_tick: Instant::now(),
     };
     let pipeline = std::thread::Builder::new()
         .name("pipeline".into())

@@ -85,12 +85,140 @@ pub struct Span {
     pub color: Option<String>,
 }
 
-/// What a human reads: styled text and tags. A plain string is one unstyled span.
+/// What a human reads: styled text, tags and attached files. A plain string is one
+/// unstyled span.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub spans: Vec<Span>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+}
+
+/// The largest file a message may carry: what every service accepts (Telegram's photo
+/// limit is 10 MB, many mail servers refuse messages over 10 MB once encoded).
+pub const MAX_ATTACHMENT_BYTES: usize = 5 * 1024 * 1024;
+
+/// A file sent with a message: a plot, a log excerpt. Held in memory and stored with the
+/// event (base64 in the JSON), so a queued message keeps its files across restarts even
+/// if the original is deleted.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub filename: String,
+    #[serde(with = "base64_bytes")]
+    pub data: Vec<u8>,
+}
+
+impl fmt::Debug for Attachment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Attachment({:?}, {} bytes)",
+            self.filename,
+            self.data.len()
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AttachmentError {
+    #[error(
+        "attachment {name}: {size} bytes is over the limit of {MAX_ATTACHMENT_BYTES} bytes (5 MB)"
+    )]
+    TooLarge { name: String, size: u64 },
+    #[error("attachment {name}: {source}")]
+    Read {
+        name: String,
+        source: std::io::Error,
+    },
+    #[error("attachment: the file name is empty")]
+    NoName,
+}
+
+impl Attachment {
+    /// Checks the name and the size limit.
+    pub fn new(filename: &str, data: Vec<u8>) -> Result<Attachment, AttachmentError> {
+        // Only the last component: a name is shown to people, never used as a path.
+        let name = filename
+            .rsplit(['/', '\\'])
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        if name.is_empty() {
+            return Err(AttachmentError::NoName);
+        }
+        if data.len() > MAX_ATTACHMENT_BYTES {
+            return Err(AttachmentError::TooLarge {
+                name,
+                size: data.len() as u64,
+            });
+        }
+        Ok(Attachment {
+            filename: name,
+            data,
+        })
+    }
+
+    /// Reads a file, refusing one over the limit before reading it.
+    pub fn from_path(path: &std::path::Path) -> Result<Attachment, AttachmentError> {
+        let name = path.display().to_string();
+        let read = |source| AttachmentError::Read {
+            name: name.clone(),
+            source,
+        };
+        let size = std::fs::metadata(path).map_err(read)?.len();
+        if size > MAX_ATTACHMENT_BYTES as u64 {
+            return Err(AttachmentError::TooLarge { name, size });
+        }
+        let data = std::fs::read(path).map_err(read)?;
+        let filename = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Attachment::new(&filename, data)
+    }
+
+    /// The media type by the file name's extension; what mail clients and Telegram use
+    /// to show the file.
+    pub fn content_type(&self) -> &'static str {
+        let ext = self
+            .filename
+            .rsplit_once('.')
+            .map(|(_, e)| e.to_ascii_lowercase())
+            .unwrap_or_default();
+        match ext.as_str() {
+            "png" => "image/png",
+            "jpg" | "jpeg" => "image/jpeg",
+            "gif" => "image/gif",
+            "pdf" => "application/pdf",
+            "txt" | "log" => "text/plain",
+            "csv" => "text/csv",
+            "json" => "application/json",
+            _ => "application/octet-stream",
+        }
+    }
+
+    /// Whether Telegram can show it as a photo.
+    pub fn is_photo(&self) -> bool {
+        matches!(self.content_type(), "image/png" | "image/jpeg")
+    }
+}
+
+mod base64_bytes {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(data: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(data))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
 }
 
 impl Message {
@@ -100,7 +228,7 @@ impl Message {
                 text: text.into(),
                 ..Span::default()
             }],
-            tags: Vec::new(),
+            ..Message::default()
         }
     }
 

@@ -15,6 +15,7 @@
 //! call the [`messengers`]. [`agent`] wires them together and shuts them down in order.
 
 pub mod agent;
+pub mod alerts;
 pub mod cli;
 pub mod config;
 pub mod event;

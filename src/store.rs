@@ -56,6 +56,39 @@ const MIGRATIONS: &[&str] = &[
          dead INTEGER NOT NULL DEFAULT 0
      );
      CREATE INDEX outbox_queue ON outbox (destination, dead, id);",
+    // 2: alerts, throttle windows, repeat summaries, attachments; events are kept only
+    // while a delivery needs them.
+    "CREATE TABLE alerts (
+         id INTEGER PRIMARY KEY,
+         key TEXT NOT NULL UNIQUE,
+         event TEXT NOT NULL,
+         severity TEXT NOT NULL,
+         source TEXT,
+         message TEXT NOT NULL,
+         details TEXT,
+         first_seen INTEGER NOT NULL,
+         last_seen INTEGER NOT NULL,
+         times_seen INTEGER NOT NULL,
+         ttl_s INTEGER,
+         dismissed_at INTEGER,
+         machine_id TEXT,
+         actions TEXT NOT NULL DEFAULT '[]',
+         data TEXT NOT NULL DEFAULT '{}'
+     );
+     CREATE TABLE throttle (
+         destination TEXT NOT NULL,
+         key TEXT NOT NULL,
+         window_start INTEGER NOT NULL,
+         suppressed INTEGER NOT NULL,
+         first_suppressed INTEGER,
+         last_event TEXT,
+         PRIMARY KEY (destination, key)
+     );
+     ALTER TABLE outbox ADD COLUMN repeat_count INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE outbox ADD COLUMN repeat_since INTEGER;
+     ALTER TABLE events ADD COLUMN attachments INTEGER NOT NULL DEFAULT 0;
+     CREATE INDEX outbox_event ON outbox (event_id);
+     DELETE FROM events WHERE id NOT IN (SELECT event_id FROM outbox);",
 ];
 
 pub const DB_FILE: &str = "protowatch.db";
@@ -97,14 +130,53 @@ pub struct Checkpoint {
     pub offset: u64,
 }
 
-/// One queued delivery.
+/// One queued delivery as a worker reads it.
 #[derive(Debug, Clone)]
 pub struct OutboxRow {
     pub id: i64,
-    pub event: Event,
+    pub event_id: i64,
+    /// The whole event; only for the rows a message shows (see [`Store::batch`]).
+    pub event: Option<Event>,
+    pub event_name: String,
     pub created_at_ms: i64,
     pub attempts: i64,
     pub next_attempt_at_ms: i64,
+    /// A repeat summary: the event happened this many more times since `repeat_since`.
+    pub repeat: Option<Repeat>,
+    pub has_attachments: bool,
+}
+
+/// Repeats of one alert that throttling counted instead of sending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repeat {
+    pub count: u64,
+    pub since_ms: i64,
+}
+
+/// What one commit stores: a batch of lines' worth of deliveries, alert updates and
+/// throttle state, with the file's new checkpoint.
+#[derive(Default)]
+pub struct Batch<'a> {
+    pub checkpoint: Option<&'a Checkpoint>,
+    pub forget: Option<&'a FileId>,
+    pub deliveries: Vec<Delivery>,
+    pub alerts: Vec<crate::alerts::Seen>,
+    pub throttle: Vec<crate::routing::throttle::Change>,
+}
+
+/// One event to send to some destinations.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub event: Event,
+    pub to: Vec<Destination>,
+    pub repeat: Option<Repeat>,
+}
+
+/// How an attempt at a batch of rows ended.
+pub enum Outcome<'a> {
+    Delivered,
+    Retry { at_ms: i64, error: &'a str },
+    Dead { error: &'a str },
 }
 
 /// One outbox row as `protowatch outbox list` shows it.
@@ -246,14 +318,9 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())
     }
 
-    /// Stores `events` with one outbox row per destination, and moves the checkpoint,
-    /// all in one transaction.
-    pub fn commit(
-        &mut self,
-        checkpoint: Option<&Checkpoint>,
-        forget: Option<&FileId>,
-        events: &[(Event, Vec<Destination>)],
-    ) -> Result<(), StoreError> {
+    /// Stores a batch — events with one outbox row per destination, alert updates,
+    /// throttle state — and moves the checkpoint, all in one transaction.
+    pub fn commit(&mut self, batch: &Batch<'_>) -> Result<(), StoreError> {
         let path = self.path.clone();
         let sql = |source| StoreError::Sql {
             path: path.clone(),
@@ -264,18 +331,21 @@ impl Store {
         {
             let mut ins_event = tx
                 .prepare_cached(
-                    "INSERT INTO events (created_at, name, severity, key, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO events (created_at, name, severity, key, body, attachments)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(sql)?;
             let mut ins_out = tx
                 .prepare_cached(
-                    "INSERT INTO outbox (destination, event_id, created_at, next_attempt_at) VALUES (?1, ?2, ?3, ?3)",
+                    "INSERT INTO outbox (destination, event_id, created_at, next_attempt_at, repeat_count, repeat_since)
+                     VALUES (?1, ?2, ?3, ?3, ?4, ?5)",
                 )
                 .map_err(sql)?;
-            for (event, destinations) in events {
-                if destinations.is_empty() {
+            for d in &batch.deliveries {
+                if d.to.is_empty() {
                     continue;
                 }
+                let event = &d.event;
                 let body = serde_json::to_string(event).unwrap_or_default();
                 ins_event
                     .execute(params![
@@ -283,17 +353,23 @@ impl Store {
                         event.name,
                         event.severity.as_str(),
                         event.key,
-                        body
+                        body,
+                        !event.message.attachments.is_empty()
                     ])
                     .map_err(sql)?;
                 let event_id = tx.last_insert_rowid();
-                for d in destinations {
+                let (count, since) = d
+                    .repeat
+                    .map_or((0, None), |r| (r.count as i64, Some(r.since_ms)));
+                for to in &d.to {
                     ins_out
-                        .execute(params![d.to_string(), event_id, now])
+                        .execute(params![to.to_string(), event_id, now, count, since])
                         .map_err(sql)?;
                 }
             }
-            if let Some(cp) = checkpoint {
+            crate::alerts::record(&tx, &batch.alerts).map_err(sql)?;
+            crate::routing::throttle::save(&tx, &batch.throttle).map_err(sql)?;
+            if let Some(cp) = batch.checkpoint {
                 tx.prepare_cached(
                     "INSERT INTO files (device, inode, created, fingerprint, path, offset, updated_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -312,7 +388,7 @@ impl Store {
                 ])
                 .map_err(sql)?;
             }
-            if let Some(id) = forget {
+            if let Some(id) = batch.forget {
                 tx.execute(
                     "DELETE FROM files WHERE device = ?1 AND inode = ?2",
                     params![id.device as i64, id.index as i64],
@@ -323,71 +399,153 @@ impl Store {
         tx.commit().map_err(sql)
     }
 
-    /// The oldest live row for `destination`, if any.
-    pub fn next_pending(&self, destination: &str) -> Result<Option<OutboxRow>, StoreError> {
-        let row = self
+    /// The oldest live rows for `destination`, in order: at most `max_rows`, the first
+    /// `shown` of them with their whole event. A row with attachments is sent alone
+    /// (its files are the point of it), so the batch ends before one, or is just it.
+    pub fn batch(
+        &self,
+        destination: &str,
+        max_rows: usize,
+        shown: usize,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT o.id, e.body, o.created_at, o.attempts, o.next_attempt_at
+                "SELECT o.id, o.event_id, e.name, o.created_at, o.attempts, o.next_attempt_at,
+                        o.repeat_count, o.repeat_since, e.attachments, e.body
                  FROM outbox o JOIN events e ON e.id = o.event_id
-                 WHERE o.destination = ?1 AND o.dead = 0 ORDER BY o.id LIMIT 1",
+                 WHERE o.destination = ?1 AND o.dead = 0 ORDER BY o.id LIMIT ?2",
             )
-            .map_err(self.sql())?
-            .query_row([destination], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, i64>(4)?,
-                ))
-            })
-            .optional()
             .map_err(self.sql())?;
-        let Some((id, body, created_at_ms, attempts, next_attempt_at_ms)) = row else {
-            return Ok(None);
-        };
-        match serde_json::from_str::<Event>(&body) {
-            Ok(event) => Ok(Some(OutboxRow {
+        let mut rows = stmt
+            .query(params![destination, max_rows as i64])
+            .map_err(self.sql())?;
+        let mut out: Vec<OutboxRow> = Vec::new();
+        let mut unreadable = Vec::new();
+        while let Some(r) = rows.next().map_err(self.sql())? {
+            let has_attachments = r.get::<_, i64>(8).map_err(self.sql())? != 0;
+            if has_attachments && !out.is_empty() {
+                break;
+            }
+            let id: i64 = r.get(0).map_err(self.sql())?;
+            let event = if out.len() < shown {
+                let body: String = r.get(9).map_err(self.sql())?;
+                match serde_json::from_str::<Event>(&body) {
+                    Ok(e) => Some(e),
+                    Err(e) => {
+                        // Cannot happen for rows this build wrote; keep it for inspection.
+                        unreadable.push((id, format!("unreadable event: {e}")));
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let count: i64 = r.get(6).map_err(self.sql())?;
+            let since: Option<i64> = r.get(7).map_err(self.sql())?;
+            out.push(OutboxRow {
                 id,
                 event,
-                created_at_ms,
-                attempts,
-                next_attempt_at_ms,
-            })),
-            Err(e) => {
-                // Cannot happen for rows this build wrote; keep the row for inspection.
-                self.mark_dead(id, &format!("unreadable event: {e}"))?;
-                self.next_pending(destination)
+                event_id: r.get(1).map_err(self.sql())?,
+                event_name: r.get(2).map_err(self.sql())?,
+                created_at_ms: r.get(3).map_err(self.sql())?,
+                attempts: r.get(4).map_err(self.sql())?,
+                next_attempt_at_ms: r.get(5).map_err(self.sql())?,
+                repeat: since.filter(|_| count > 0).map(|since_ms| Repeat {
+                    count: count as u64,
+                    since_ms,
+                }),
+                has_attachments,
+            });
+            if has_attachments {
+                break;
             }
         }
+        drop(rows);
+        drop(stmt);
+        for (id, error) in unreadable {
+            self.conn
+                .execute(
+                    "UPDATE outbox SET dead = 1, last_error = ?2 WHERE id = ?1",
+                    params![id, error],
+                )
+                .map_err(self.sql())?;
+        }
+        Ok(out)
     }
 
-    pub fn delivered(&self, id: i64) -> Result<(), StoreError> {
-        self.conn
-            .execute("DELETE FROM outbox WHERE id = ?1", [id])
-            .map_err(self.sql())?;
-        Ok(())
+    /// Records how an attempt at `rows` ended, for all of them in one transaction. A
+    /// delivered row is deleted, and its event with it once no other row needs it.
+    pub fn finish(&mut self, rows: &[OutboxRow], outcome: Outcome<'_>) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        {
+            match outcome {
+                Outcome::Delivered => {
+                    let mut del = tx
+                        .prepare_cached("DELETE FROM outbox WHERE id = ?1")
+                        .map_err(sql)?;
+                    let mut gc = tx
+                        .prepare_cached(
+                            "DELETE FROM events WHERE id = ?1
+                             AND NOT EXISTS (SELECT 1 FROM outbox WHERE event_id = ?1)",
+                        )
+                        .map_err(sql)?;
+                    for r in rows {
+                        del.execute([r.id]).map_err(sql)?;
+                        gc.execute([r.event_id]).map_err(sql)?;
+                    }
+                }
+                Outcome::Retry { at_ms, error } => {
+                    let mut up = tx
+                        .prepare_cached(
+                            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2,
+                             last_error = ?3 WHERE id = ?1",
+                        )
+                        .map_err(sql)?;
+                    for r in rows {
+                        up.execute(params![r.id, at_ms, error]).map_err(sql)?;
+                    }
+                }
+                Outcome::Dead { error } => {
+                    let mut up = tx
+                        .prepare_cached(
+                            "UPDATE outbox SET dead = 1, attempts = attempts + 1, last_error = ?2
+                             WHERE id = ?1",
+                        )
+                        .map_err(sql)?;
+                    for r in rows {
+                        up.execute(params![r.id, error]).map_err(sql)?;
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(sql)
     }
 
-    pub fn retry_later(&self, id: i64, at_ms: i64, error: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
-                params![id, at_ms, error],
-            )
-            .map_err(self.sql())?;
-        Ok(())
+    /// Runs queries of a module that owns its tables' SQL (alerts), with this store's
+    /// error context.
+    pub fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        f(&self.conn).map_err(self.sql())
     }
 
-    pub fn mark_dead(&self, id: i64, error: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "UPDATE outbox SET dead = 1, attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
-                params![id, error],
-            )
+    /// Whether another connection (another process: `protowatch outbox retry`,
+    /// `send-message`) committed since the last call.
+    pub fn changed_elsewhere(&self, last: &mut i64) -> Result<bool, StoreError> {
+        let v: i64 = self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
             .map_err(self.sql())?;
-        Ok(())
+        let changed = v != *last;
+        *last = v;
+        Ok(changed)
     }
 
     /// Every row, oldest first, for `protowatch outbox list`.
@@ -469,27 +627,99 @@ mod tests {
             path: "/p/a.log".into(),
             offset: 42,
         };
-        let events: Vec<_> = (0..3)
-            .map(|i| {
-                (
-                    Event::message("message", Severity::Info, Message::plain(format!("m{i}"))),
-                    vec![d.clone()],
-                )
+        let deliveries: Vec<_> = (0..5)
+            .map(|i| Delivery {
+                event: Event::message("message", Severity::Info, Message::plain(format!("m{i}"))),
+                to: vec![d.clone()],
+                repeat: (i == 4).then_some(Repeat {
+                    count: 7,
+                    since_ms: 1,
+                }),
             })
             .collect();
-        s.commit(Some(&cp), None, &events).unwrap();
+        s.commit(&Batch {
+            checkpoint: Some(&cp),
+            deliveries,
+            ..Batch::default()
+        })
+        .unwrap();
         drop(s);
 
-        let s = Store::open(dir.path()).unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
         assert!(s.has_started_before().unwrap());
         assert_eq!(s.checkpoints().unwrap(), vec![cp.clone()]);
         let key = d.to_string();
-        for i in 0..3 {
-            let row = s.next_pending(&key).unwrap().unwrap();
-            assert_eq!(row.event.message.text(), format!("m{i}"));
-            s.delivered(row.id).unwrap();
-        }
-        assert!(s.next_pending(&key).unwrap().is_none());
+        // Two shown in full, the rest by name only; in order.
+        let rows = s.batch(&key, 3, 2).unwrap();
+        let texts: Vec<_> = rows
+            .iter()
+            .map(|r| r.event.as_ref().map(|e| e.message.text()))
+            .collect();
+        assert_eq!(texts, vec![Some("m0".into()), Some("m1".into()), None]);
+        s.finish(&rows, Outcome::Delivered).unwrap();
+        let rows = s.batch(&key, 10, 10).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].repeat.map(|r| r.count), Some(7));
+        s.finish(
+            &rows,
+            Outcome::Retry {
+                at_ms: 5,
+                error: "x",
+            },
+        )
+        .unwrap();
+        let rows = s.batch(&key, 10, 10).unwrap();
+        assert_eq!((rows[0].attempts, rows[0].next_attempt_at_ms), (1, 5));
+        s.finish(&rows, Outcome::Delivered).unwrap();
+        assert!(s.batch(&key, 10, 10).unwrap().is_empty());
+        // Delivered rows take their events with them.
+        let left: i64 = s
+            .with_conn(|c| c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn a_row_with_attachments_is_sent_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let d = Destination {
+            service: Service::Mail,
+            scope: "default".into(),
+        };
+        let mut with_file = Message::plain("plot");
+        with_file.attachments =
+            vec![crate::event::Attachment::new("a.png", vec![1, 2, 3]).unwrap()];
+        let deliveries = ["a", "b", "plot", "c"]
+            .iter()
+            .map(|t| Delivery {
+                event: Event::message(
+                    "message",
+                    Severity::Info,
+                    if *t == "plot" {
+                        with_file.clone()
+                    } else {
+                        Message::plain(*t)
+                    },
+                ),
+                to: vec![d.clone()],
+                repeat: None,
+            })
+            .collect();
+        s.commit(&Batch {
+            deliveries,
+            ..Batch::default()
+        })
+        .unwrap();
+        let key = d.to_string();
+        let sizes: Vec<usize> = (0..3)
+            .map(|_| {
+                let rows = s.batch(&key, 100, 100).unwrap();
+                s.finish(&rows, Outcome::Delivered).unwrap();
+                rows.len()
+            })
+            .collect();
+        assert_eq!(sizes, vec![2, 1, 1]);
     }
 
     #[test]

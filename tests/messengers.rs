@@ -33,10 +33,7 @@ fn event(text: &str) -> Event {
 
 async fn send(config: &Config, service: Service, e: &Event) -> Result<(), SendError> {
     let m = Messengers::from_config(config).unwrap();
-    let n = Notification {
-        instrument: &config.instrument,
-        event: e,
-    };
+    let n = Notification::single(&config.instrument, e);
     m.send(
         &Destination {
             service,

@@ -29,6 +29,8 @@ impl Setup {
                 "instrument": "T",
                 "telegram": {"bot-id": TOKEN, "channel-id": "1", "api-url": tg.url},
                 "watch": [watch],
+                // Each line its own message: these tests count lines, not alerts.
+                "throttle": {"repeat_interval": 0, "per_minute": {"telegram": 10000}},
             }),
         );
         Setup { dir, tg, config }

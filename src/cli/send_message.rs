@@ -65,7 +65,11 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
     let event = Event::message(&args.event, severity, Message::plain(text));
     let n = Notification {
         instrument: &config.instrument,
-        event: &event,
+        items: vec![crate::messengers::render::Item {
+            event: &event,
+            repeat: None,
+        }],
+        more: Vec::new(),
     };
     let rt = runtime()?;
     let results = rt.block_on(async {

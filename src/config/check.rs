@@ -4,6 +4,8 @@
 //! edit this file by hand and deserve the whole list at once, so validation walks the
 //! `serde_json::Value` itself. Each getter reports what was expected and what was found.
 
+use std::time::Duration;
+
 use serde_json::{Map, Value};
 
 /// One thing wrong with the config, at one place in it.
@@ -161,4 +163,61 @@ impl Checker {
         );
         None
     }
+
+    /// A duration: seconds as a number, or a string with a unit (`"90s"`, `"10m"`,
+    /// `"24h"`, `"2d"`), between `min` and `max`.
+    pub fn duration(
+        &mut self,
+        map: &Map<String, Value>,
+        key: &str,
+        path: &str,
+        min: Duration,
+        max: Duration,
+    ) -> Option<Duration> {
+        let v = map.get(key)?;
+        let expected =
+            "a duration: seconds as a number, or a string like \"90s\", \"10m\", \"24h\", \"2d\"";
+        let d = match v {
+            Value::Number(n) => n
+                .as_f64()
+                .filter(|s| s.is_finite() && *s >= 0.0 && *s <= 1e9)
+                .map(Duration::from_secs_f64),
+            Value::String(s) => parse_duration(s),
+            _ => None,
+        };
+        match d {
+            Some(d) if d >= min && d <= max => Some(d),
+            Some(_) => {
+                self.problem(
+                    join(path, key),
+                    format!(
+                        "expected a duration from {} s to {} s, found {v}",
+                        min.as_secs(),
+                        max.as_secs()
+                    ),
+                );
+                None
+            }
+            None => {
+                self.wrong_type(&join(path, key), expected, v);
+                None
+            }
+        }
+    }
+}
+
+fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let scale = match unit.trim() {
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        _ => return None,
+    };
+    let secs = n * scale;
+    (secs.is_finite() && secs <= 1e9).then(|| Duration::from_secs_f64(secs))
 }

@@ -43,7 +43,43 @@ pub struct Config {
     pub rules: Vec<RuleConfig>,
     /// `None` when the file has no `routes`: then the default routing applies.
     pub routes: Option<BTreeMap<String, Vec<Destination>>>,
+    pub throttle: ThrottleConfig,
     pub state_dir: PathBuf,
+}
+
+/// How often messages may go out: repeats of one alert, and messages per destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThrottleConfig {
+    /// Repeats of one dedup key within this time after a message are counted, and sent
+    /// as one "repeated N times" message when it ends. Zero turns this off.
+    pub repeat_interval: Duration,
+    /// A delivery that could not be made for this long is given up (kept as dead).
+    pub max_age: Duration,
+    /// At most this many messages a minute to one mail scope; more events are grouped.
+    pub mail_per_minute: u32,
+    /// At most this many messages a minute to one Telegram chat (Telegram's own limit for
+    /// groups is 20).
+    pub telegram_per_minute: u32,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        ThrottleConfig {
+            repeat_interval: Duration::from_secs(600),
+            max_age: Duration::from_secs(24 * 3600),
+            mail_per_minute: 10,
+            telegram_per_minute: 20,
+        }
+    }
+}
+
+impl ThrottleConfig {
+    pub fn per_minute(&self, service: Service) -> u32 {
+        match service {
+            Service::Mail => self.mail_per_minute,
+            Service::Telegram => self.telegram_per_minute,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +219,22 @@ impl fmt::Display for Service {
 pub struct Destination {
     pub service: Service,
     pub scope: String,
+}
+
+impl Destination {
+    /// Reads back what `Display` wrote (`telegram:default`).
+    pub fn parse(s: &str) -> Option<Destination> {
+        let (service, scope) = s.split_once(':')?;
+        let service = match service {
+            "mail" => Service::Mail,
+            "telegram" => Service::Telegram,
+            _ => return None,
+        };
+        Some(Destination {
+            service,
+            scope: scope.to_string(),
+        })
+    }
 }
 
 impl fmt::Display for Destination {
@@ -338,6 +390,17 @@ impl Config {
                 .collect();
             out.insert("routes".into(), Value::Object(routes));
         }
+        out.insert(
+            "throttle".into(),
+            json!({
+                "repeat_interval": format!("{}s", self.throttle.repeat_interval.as_secs()),
+                "max_age": format!("{}s", self.throttle.max_age.as_secs()),
+                "per_minute": {
+                    "mail": self.throttle.mail_per_minute,
+                    "telegram": self.throttle.telegram_per_minute,
+                },
+            }),
+        );
         out.insert("state_dir".into(), json!(self.state_dir));
         Value::Object(out)
     }

@@ -11,8 +11,8 @@ use serde_json::Value;
 use super::check::{Checker, Problem, index, join};
 use super::{
     Config, DEFAULT_MAX_LINE_BYTES, DEFAULT_SEND_TIMEOUT, Destination, Encoding, Format,
-    MailConfig, RuleConfig, Secret, Service, StartAt, TelegramConfig, TlsMode, WatchConfig,
-    WatchMode, host_name, legacy,
+    MailConfig, RuleConfig, Secret, Service, StartAt, TelegramConfig, ThrottleConfig, TlsMode,
+    WatchConfig, WatchMode, host_name, legacy,
 };
 use crate::event::Severity;
 
@@ -23,8 +23,11 @@ const TOP: &[&str] = &[
     "watch",
     "rules",
     "routes",
+    "throttle",
     "state_dir",
 ];
+const THROTTLE: &[&str] = &["repeat_interval", "max_age", "per_minute"];
+const PER_MINUTE: &[&str] = &["mail", "telegram"];
 const MAIL: &[&str] = &[
     "user",
     "password",
@@ -85,6 +88,10 @@ pub fn config(value: &Value, file: &Path, base: &Path) -> Result<Config, Vec<Pro
     let routes = top
         .get("routes")
         .and_then(|v| routes(&mut c, v, mail.as_ref(), telegram.as_ref()));
+    let throttle = top
+        .get("throttle")
+        .and_then(|v| throttle(&mut c, v))
+        .unwrap_or_default();
     let state_dir = resolve(
         base,
         &c.non_empty(top, "state_dir", "")
@@ -99,6 +106,7 @@ pub fn config(value: &Value, file: &Path, base: &Path) -> Result<Config, Vec<Pro
             watch,
             rules,
             routes,
+            throttle,
             state_dir,
         })
     } else {
@@ -463,6 +471,31 @@ fn rules(c: &mut Checker, items: &[Value]) -> Vec<RuleConfig> {
         }
     }
     out
+}
+
+fn throttle(c: &mut Checker, v: &Value) -> Option<ThrottleConfig> {
+    let p = "throttle";
+    let t = c.object(v, p, THROTTLE)?;
+    let mut out = ThrottleConfig::default();
+    let day = Duration::from_secs(24 * 3600);
+    if let Some(d) = c.duration(t, "repeat_interval", p, Duration::ZERO, day) {
+        out.repeat_interval = d;
+    }
+    if let Some(d) = c.duration(t, "max_age", p, Duration::from_secs(60), 30 * day) {
+        out.max_age = d;
+    }
+    if let Some(pm) = t.get("per_minute") {
+        let pp = join(p, "per_minute");
+        if let Some(pm) = c.object(pm, &pp, PER_MINUTE) {
+            if let Some(n) = c.uint(pm, "mail", &pp, 1, 10_000) {
+                out.mail_per_minute = n as u32;
+            }
+            if let Some(n) = c.uint(pm, "telegram", &pp, 1, 10_000) {
+                out.telegram_per_minute = n as u32;
+            }
+        }
+    }
+    Some(out)
 }
 
 fn routes(

@@ -1,20 +1,76 @@
 //! What an event looks like on each service.
 //!
-//! Mail gets a subject, an HTML body with colors, and a plain-text alternative. Telegram
-//! gets its HTML subset (bold, italic, `<pre>`; colors dropped) cut into messages of at
-//! most 4,096 characters. Everything that came from outside is escaped; the splitter
-//! works on segments of unescaped text and escapes each piece, so a cut never falls
-//! inside an entity or between an opening and a closing tag.
+//! Mail gets a subject, an HTML body with colors, and a plain-text alternative; its
+//! attachments become MIME parts (in `mail.rs`). Telegram gets its HTML subset (bold,
+//! italic, `<pre>`; colors dropped; tags as hashtags) cut into messages of at most 4,096
+//! characters. Everything that came from outside is escaped; the splitter works on
+//! segments of unescaped text and escapes each piece, so a cut never falls inside an
+//! entity or between an opening and a closing tag.
+//!
+//! A notification is one event, or a digest of several (see `routing::pacing`): the
+//! first few shown, the rest counted by event name. An event that stands for counted
+//! repeats says so ("repeated 57 times since 14:03").
+
+use chrono::{DateTime, Local, TimeZone, Utc};
 
 use crate::event::{Event, Severity, Span, names};
+use crate::store::Repeat;
 
 /// Telegram's limit for one message's text.
 pub const TELEGRAM_LIMIT: usize = 4096;
 
+/// In a digest, how much of each event's text Telegram shows.
+const DIGEST_TEXT_CHARS: usize = 300;
+
+/// One event a notification shows.
+pub struct Item<'a> {
+    pub event: &'a Event,
+    /// This event stands for repeats that throttling counted.
+    pub repeat: Option<Repeat>,
+}
+
 /// Everything a messenger needs to render one notification.
 pub struct Notification<'a> {
     pub instrument: &'a str,
-    pub event: &'a Event,
+    /// Never empty.
+    pub items: Vec<Item<'a>>,
+    /// Events this message carries without showing them: event name → how many.
+    pub more: Vec<(String, u64)>,
+}
+
+impl<'a> Notification<'a> {
+    pub fn single(instrument: &'a str, event: &'a Event) -> Notification<'a> {
+        Notification {
+            instrument,
+            items: vec![Item {
+                event,
+                repeat: None,
+            }],
+            more: Vec::new(),
+        }
+    }
+
+    fn is_digest(&self) -> bool {
+        self.items.len() > 1 || !self.more.is_empty()
+    }
+
+    /// How many events this message accounts for.
+    pub fn event_count(&self) -> u64 {
+        self.items
+            .iter()
+            .map(|i| i.repeat.map_or(1, |r| r.count))
+            .sum::<u64>()
+            + self.more_count()
+    }
+
+    fn more_count(&self) -> u64 {
+        self.more.iter().map(|(_, n)| n).sum()
+    }
+
+    /// The files of the events shown (a message with files is never a digest).
+    pub fn attachments(&self) -> impl Iterator<Item = &crate::event::Attachment> {
+        self.items.iter().flat_map(|i| &i.event.message.attachments)
+    }
 }
 
 fn severity_word(s: Severity) -> &'static str {
@@ -35,24 +91,108 @@ fn severity_mark(s: Severity) -> &'static str {
     }
 }
 
+fn severity_color(s: Severity) -> &'static str {
+    match s {
+        Severity::Info => "#1f6feb",
+        Severity::Warning => "#b08800",
+        Severity::Minor => "#d15704",
+        Severity::Major => "#cf222e",
+    }
+}
+
 /// The event name is shown only when the severity does not already say it.
 fn event_label(e: &Event) -> Option<&str> {
     let implied = e.name.starts_with("alarm_") || e.name == names::MESSAGE;
     (!implied).then_some(e.name.as_str())
 }
 
-/// `[instrument] MAJOR: text`, `[instrument] INFO scan_completed: text`.
-pub fn mail_subject(n: &Notification<'_>) -> String {
-    let e = n.event;
+fn local(ms: i64) -> DateTime<Local> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or_default()
+        .with_timezone(&Local)
+}
+
+/// "repeated 57 times since 14:03" (with the date when it is not today).
+fn repeat_note(r: &Repeat) -> String {
+    let since = local(r.since_ms);
+    let when = if since.date_naive() == Local::now().date_naive() {
+        since.format("%H:%M").to_string()
+    } else {
+        since.format("%Y-%m-%d %H:%M").to_string()
+    };
+    if r.count == 1 {
+        format!("repeated once since {when}")
+    } else {
+        format!("repeated {} times since {when}", thousands(r.count))
+    }
+}
+
+/// "+9,980 more: alarm_major ×9,000, alarm_minor ×980".
+fn more_line(n: &Notification<'_>) -> Option<String> {
+    if n.more.is_empty() {
+        return None;
+    }
+    let kinds: Vec<String> = n
+        .more
+        .iter()
+        .map(|(name, c)| format!("{name} ×{}", thousands(*c)))
+        .collect();
+    Some(format!(
+        "+{} more: {}",
+        thousands(n.more_count()),
+        kinds.join(", ")
+    ))
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn worst(n: &Notification<'_>) -> Severity {
+    n.items
+        .iter()
+        .map(|i| i.event.severity)
+        .max()
+        .unwrap_or(Severity::Info)
+}
+
+fn first_line(e: &Event, max: usize) -> String {
     let text = e.message.text();
-    let first_line = text.lines().next().unwrap_or("").trim();
+    truncate_chars(text.lines().next().unwrap_or("").trim(), max)
+}
+
+/// `[instrument] MAJOR: text`, `[instrument] INFO scan_completed: text`; a digest:
+/// `[instrument] 57 events, MAJOR: first text`.
+pub fn mail_subject(n: &Notification<'_>) -> String {
+    let e = n.items[0].event;
+    if n.is_digest() {
+        return format!(
+            "[{}] {} events, {}: {}",
+            n.instrument,
+            thousands(n.event_count()),
+            severity_word(worst(n)),
+            first_line(e, 100)
+        );
+    }
     let mut subject = format!("[{}] {}", n.instrument, severity_word(e.severity));
     if let Some(label) = event_label(e) {
         subject.push(' ');
         subject.push_str(label);
     }
     subject.push_str(": ");
-    subject.push_str(&truncate_chars(first_line, 120));
+    subject.push_str(&first_line(e, 120));
+    if let Some(r) = &n.items[0].repeat {
+        subject.push_str(&format!(" ({})", repeat_note(r)));
+    }
     subject
 }
 
@@ -67,7 +207,7 @@ fn context_line(e: &Event) -> String {
     }
     parts.push(
         e.time
-            .with_timezone(&chrono::Local)
+            .with_timezone(&Local)
             .format("%Y-%m-%d %H:%M:%S")
             .to_string(),
     );
@@ -75,58 +215,93 @@ fn context_line(e: &Event) -> String {
 }
 
 pub fn mail_text(n: &Notification<'_>) -> String {
-    let e = n.event;
-    let mut out = format!(
-        "{} {} on {}\n\n{}\n\n{}\n",
-        severity_word(e.severity),
-        e.name,
-        n.instrument,
-        e.message.text(),
-        context_line(e)
-    );
-    if let Some(d) = &e.details {
-        out.push('\n');
-        out.push_str(d);
-        out.push('\n');
+    let mut out = if n.is_digest() {
+        format!(
+            "{} events on {}\n",
+            thousands(n.event_count()),
+            n.instrument
+        )
+    } else {
+        String::new()
+    };
+    for item in &n.items {
+        let e = item.event;
+        if n.is_digest() {
+            out.push_str("\n— ");
+        }
+        out.push_str(&format!(
+            "{} {} on {}\n\n{}\n\n{}\n",
+            severity_word(e.severity),
+            e.name,
+            n.instrument,
+            e.message.text(),
+            context_line(e)
+        ));
+        if let Some(r) = &item.repeat {
+            out.push_str(&format!("({})\n", repeat_note(r)));
+        }
+        if let Some(d) = &e.details {
+            out.push('\n');
+            out.push_str(d);
+            out.push('\n');
+        }
+        if !e.message.tags.is_empty() {
+            out.push('\n');
+            out.push_str(&hashtags(&e.message.tags));
+            out.push('\n');
+        }
     }
-    if !e.message.tags.is_empty() {
+    if let Some(more) = more_line(n) {
         out.push('\n');
-        out.push_str(&hashtags(&e.message.tags));
+        out.push_str(&more);
         out.push('\n');
     }
     out
 }
 
 pub fn mail_html(n: &Notification<'_>) -> String {
-    let e = n.event;
-    let color = match e.severity {
-        Severity::Info => "#1f6feb",
-        Severity::Warning => "#b08800",
-        Severity::Minor => "#d15704",
-        Severity::Major => "#cf222e",
-    };
     let mut body = String::new();
     body.push_str("<!DOCTYPE html><html><head><meta charset=\"utf-8\"></head><body>");
-    body.push_str(&format!(
-        "<p><b style=\"color:{color}\">{}</b> {} on <b>{}</b></p>",
-        severity_word(e.severity),
-        escape(&e.name),
-        escape(n.instrument)
-    ));
-    body.push_str("<p>");
-    for span in &e.message.spans {
-        body.push_str(&html_span(span));
+    if n.is_digest() {
+        body.push_str(&format!(
+            "<p><b>{} events</b> on <b>{}</b></p>",
+            thousands(n.event_count()),
+            escape(n.instrument)
+        ));
     }
-    body.push_str("</p>");
-    body.push_str(&format!(
-        "<p style=\"color:#57606a\"><small>{}</small></p>",
-        escape(&context_line(e))
-    ));
-    if let Some(d) = &e.details {
-        body.push_str(&format!("<pre>{}</pre>", escape(d)));
+    for item in &n.items {
+        let e = item.event;
+        if n.is_digest() {
+            body.push_str("<hr>");
+        }
+        body.push_str(&format!(
+            "<p><b style=\"color:{}\">{}</b> {} on <b>{}</b></p>",
+            severity_color(e.severity),
+            severity_word(e.severity),
+            escape(&e.name),
+            escape(n.instrument)
+        ));
+        body.push_str("<p>");
+        for span in &e.message.spans {
+            body.push_str(&html_span(span));
+        }
+        body.push_str("</p>");
+        body.push_str(&format!(
+            "<p style=\"color:#57606a\"><small>{}</small></p>",
+            escape(&context_line(e))
+        ));
+        if let Some(r) = &item.repeat {
+            body.push_str(&format!("<p><i>{}</i></p>", escape(&repeat_note(r))));
+        }
+        if let Some(d) = &e.details {
+            body.push_str(&format!("<pre>{}</pre>", escape(d)));
+        }
+        if !e.message.tags.is_empty() {
+            body.push_str(&format!("<p>{}</p>", escape(&hashtags(&e.message.tags))));
+        }
     }
-    if !e.message.tags.is_empty() {
-        body.push_str(&format!("<p>{}</p>", escape(&hashtags(&e.message.tags))));
+    if let Some(more) = more_line(n) {
+        body.push_str(&format!("<hr><p><b>{}</b></p>", escape(&more)));
     }
     body.push_str("</body></html>");
     body
@@ -205,26 +380,65 @@ impl Segment {
 
 /// The Telegram messages for a notification, in order, each at most `limit` long.
 pub fn telegram_parts(n: &Notification<'_>, limit: usize) -> Vec<String> {
-    let e = n.event;
-    let mut segs = vec![
-        Segment::new(
+    let mut segs = Vec::new();
+    if n.is_digest() {
+        let worst = worst(n);
+        segs.push(Segment::new(
             format!(
-                "{} {}",
-                severity_mark(e.severity),
-                severity_word(e.severity)
+                "{} {} events",
+                severity_mark(worst),
+                thousands(n.event_count())
             ),
             "<b>",
             "</b>",
+        ));
+        segs.push(Segment::new(format!(" · {}\n", n.instrument), "", ""));
+        for item in &n.items {
+            let e = item.event;
+            segs.push(Segment::new(
+                format!(
+                    "\n{} {}",
+                    severity_mark(e.severity),
+                    severity_word(e.severity)
+                ),
+                "<b>",
+                "</b>",
+            ));
+            let mut line = format!(" {}", first_line(e, DIGEST_TEXT_CHARS));
+            if let Some(r) = &item.repeat {
+                line.push_str(&format!(" ({})", repeat_note(r)));
+            }
+            segs.push(Segment::new(line, "", ""));
+            segs.push(Segment::new(
+                format!(" · {}", e.time.with_timezone(&Local).format("%H:%M:%S")),
+                "<i>",
+                "</i>",
+            ));
+        }
+        if let Some(more) = more_line(n) {
+            segs.push(Segment::new(format!("\n\n{more}"), "<b>", "</b>"));
+        }
+        return split(&segs, limit);
+    }
+    let item = &n.items[0];
+    let e = item.event;
+    segs.push(Segment::new(
+        format!(
+            "{} {}",
+            severity_mark(e.severity),
+            severity_word(e.severity)
         ),
-        Segment::new(
-            match event_label(e) {
-                Some(l) => format!(" {l} · {}\n", n.instrument),
-                None => format!(" · {}\n", n.instrument),
-            },
-            "",
-            "",
-        ),
-    ];
+        "<b>",
+        "</b>",
+    ));
+    segs.push(Segment::new(
+        match event_label(e) {
+            Some(l) => format!(" {l} · {}\n", n.instrument),
+            None => format!(" · {}\n", n.instrument),
+        },
+        "",
+        "",
+    ));
     for span in &e.message.spans {
         let (open, close) = match (span.bold, span.italic) {
             (true, true) => ("<b><i>", "</i></b>"),
@@ -236,6 +450,9 @@ pub fn telegram_parts(n: &Notification<'_>, limit: usize) -> Vec<String> {
     }
     segs.push(Segment::new("\n", "", ""));
     segs.push(Segment::new(context_line(e), "<i>", "</i>"));
+    if let Some(r) = &item.repeat {
+        segs.push(Segment::new(format!("\n{}", repeat_note(r)), "<b>", "</b>"));
+    }
     if let Some(d) = &e.details {
         segs.push(Segment::new("\n", "", ""));
         segs.push(Segment::new(d.clone(), "<pre>", "</pre>"));
@@ -365,13 +582,7 @@ mod tests {
     #[test]
     fn short_message_is_one_escaped_part() {
         let e = ev("a < b && c > d");
-        let parts = telegram_parts(
-            &Notification {
-                instrument: "IN5",
-                event: &e,
-            },
-            TELEGRAM_LIMIT,
-        );
+        let parts = telegram_parts(&Notification::single("IN5", &e), TELEGRAM_LIMIT);
         assert_eq!(parts.len(), 1);
         assert!(
             parts[0].contains("a &lt; b &amp;&amp; c &gt; d"),
@@ -388,13 +599,7 @@ mod tests {
             .collect();
         let mut e = ev(&text);
         e.details = Some("Traceback\n".repeat(300));
-        let parts = telegram_parts(
-            &Notification {
-                instrument: "IN5",
-                event: &e,
-            },
-            1000,
-        );
+        let parts = telegram_parts(&Notification::single("IN5", &e), 1000);
         assert!(parts.len() > 10);
         for p in &parts {
             assert!(tg_len(p) <= 1000, "{}", tg_len(p));
@@ -409,13 +614,7 @@ mod tests {
     fn one_huge_line_is_cut_without_breaking_entities() {
         let text = "&<>".repeat(3000);
         let e = ev(&text);
-        let parts = telegram_parts(
-            &Notification {
-                instrument: "X",
-                event: &e,
-            },
-            TELEGRAM_LIMIT,
-        );
+        let parts = telegram_parts(&Notification::single("X", &e), TELEGRAM_LIMIT);
         let mut joined = String::new();
         for p in &parts {
             assert!(tg_len(p) <= TELEGRAM_LIMIT);
@@ -427,19 +626,13 @@ mod tests {
     #[test]
     fn mail_subject_and_escaping() {
         let e = ev("HV <trip> on ch 3");
-        let n = Notification {
-            instrument: "IN5",
-            event: &e,
-        };
+        let n = Notification::single("IN5", &e);
         assert_eq!(mail_subject(&n), "[IN5] MAJOR: HV <trip> on ch 3");
         assert!(mail_html(&n).contains("HV &lt;trip&gt; on ch 3"));
         assert!(mail_text(&n).contains("HV <trip> on ch 3"));
         let s = Event::message("scan_completed", Severity::Info, Message::plain("done"));
         assert_eq!(
-            mail_subject(&Notification {
-                instrument: "IN5",
-                event: &s
-            }),
+            mail_subject(&Notification::single("IN5", &s)),
             "[IN5] INFO scan_completed: done"
         );
     }

@@ -8,27 +8,40 @@
 //! does not hold back Telegram; within a destination, order is kept by retrying the
 //! oldest row until it goes through or is given up.
 //!
+//! A worker sends what is queued as one message: the oldest row alone when the queue is
+//! short, a digest of everything queued when the destination's pace (`routing::pacing`)
+//! made it wait. The rows of a message are finished together.
+//!
 //! A transient failure waits with exponential backoff and jitter, or exactly Telegram's
-//! `retry_after`; a permanent one, or a row older than the maximum age, is kept as
-//! `dead` with its error.
+//! `retry_after`; a permanent one, or rows older than `throttle.max_age`, are kept as
+//! `dead` with the error.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::Destination;
+use crate::config::{Destination, ThrottleConfig};
+use crate::messengers::render::Item;
 use crate::messengers::{Failure, Messengers, Notification};
-use crate::store::{OutboxRow, Store, StoreError, now_ms};
+use crate::routing::pacing::{Pacer, shown_per_message};
+use crate::store::{OutboxRow, Outcome, Store, StoreError, now_ms};
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// How often an idle worker looks at the outbox without being woken.
 const IDLE_RECHECK: Duration = Duration::from_secs(60);
-/// A row that could not be delivered for this long is given up (kept as dead).
-pub const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+/// The most rows one message may account for; a bigger queue takes several messages.
+const MAX_ROWS_PER_MESSAGE: usize = 50_000;
+
+/// Counters since start, for logs and the metrics endpoint.
+pub static MESSAGES_SENT: AtomicU64 = AtomicU64::new(0);
+pub static ROWS_DELIVERED: AtomicU64 = AtomicU64::new(0);
+pub static ROWS_DEAD: AtomicU64 = AtomicU64::new(0);
+pub static SEND_FAILURES: AtomicU64 = AtomicU64::new(0);
 
 /// Wakes a destination's worker when rows were committed for it.
 #[derive(Clone, Default)]
@@ -37,6 +50,12 @@ pub struct Wakers(Arc<HashMap<Destination, Arc<Notify>>>);
 impl Wakers {
     pub fn wake(&self, d: &Destination) {
         if let Some(n) = self.0.get(d) {
+            n.notify_one();
+        }
+    }
+
+    pub fn wake_all(&self) {
+        for n in self.0.values() {
             n.notify_one();
         }
     }
@@ -54,6 +73,7 @@ impl Outbox {
         state_dir: &std::path::Path,
         messengers: Arc<Messengers>,
         instrument: Arc<str>,
+        throttle: &ThrottleConfig,
         destinations: Vec<Destination>,
     ) -> Result<Outbox, StoreError> {
         let (closing, closing_rx) = watch::channel(false);
@@ -64,6 +84,9 @@ impl Outbox {
             map.insert(dest.clone(), notify.clone());
             let store = Arc::new(Mutex::new(Store::open(state_dir)?));
             let w = Worker {
+                pacer: Pacer::new(throttle.per_minute(dest.service)),
+                shown: shown_per_message(dest.service),
+                max_age: throttle.max_age,
                 dest,
                 store,
                 messengers: messengers.clone(),
@@ -101,9 +124,12 @@ struct Worker {
     instrument: Arc<str>,
     notify: Arc<Notify>,
     closing: watch::Receiver<bool>,
+    pacer: Pacer,
+    shown: usize,
+    max_age: Duration,
 }
 
-/// What to do with a row after an attempt.
+/// What to do with the rows of a message after an attempt.
 enum Next {
     Delivered,
     Retry { at_ms: i64, error: String },
@@ -114,12 +140,12 @@ impl Worker {
     /// Runs a store call off the async threads: SQLite may wait for the write lock.
     async fn db<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
-            let guard = store.lock().unwrap_or_else(|p| p.into_inner());
-            f(&guard)
+            let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
         })
         .await
         .unwrap_or_else(|e| panic!("store task failed: {e}"))
@@ -137,12 +163,17 @@ impl Worker {
         }
     }
 
-    async fn run(mut self) {
+    async fn next_rows(&self) -> Result<Vec<OutboxRow>, StoreError> {
         let key = self.dest.to_string();
+        let shown = self.shown;
+        self.db(move |s| s.batch(&key, MAX_ROWS_PER_MESSAGE, shown))
+            .await
+    }
+
+    async fn run(mut self) {
         while !self.is_closing() {
-            let k = key.clone();
-            let row = match self.db(move |s| s.next_pending(&k)).await {
-                Ok(row) => row,
+            let rows = match self.next_rows().await {
+                Ok(rows) => rows,
                 Err(e) => {
                     tracing::error!(destination = %self.dest, error = %e, "cannot read the outbox; retrying in 5 s");
                     if !self.pause(Duration::from_secs(5)).await {
@@ -151,9 +182,8 @@ impl Worker {
                     continue;
                 }
             };
-            let Some(row) = row else {
-                // Woken by the pipeline's commits; the slow timer also finds rows made
-                // live by `protowatch outbox retry` while the agent runs.
+            let Some(head) = rows.first() else {
+                // Woken by the pipeline's commits; the slow timer is a safety net.
                 tokio::select! {
                     _ = self.notify.notified() => {}
                     _ = tokio::time::sleep(IDLE_RECHECK) => {}
@@ -161,18 +191,46 @@ impl Worker {
                 }
                 continue;
             };
-            let wait = row.next_attempt_at_ms - now_ms();
-            if wait > 0 && !self.pause(Duration::from_millis(wait as u64)).await {
-                return;
-            }
-            let next = self.attempt(&row).await;
-            let id = row.id;
-            let result = match next {
-                Next::Delivered => self.db(move |s| s.delivered(id)).await,
-                Next::Retry { at_ms, error } => {
-                    self.db(move |s| s.retry_later(id, at_ms, &error)).await
+            // The oldest row waits for its retry time, the destination for a free slot;
+            // what arrives meanwhile joins the message, so read the rows again after.
+            let retry_wait = head.next_attempt_at_ms - now_ms();
+            let wait = retry_wait.max(self.pacer.wait_ms(now_ms()));
+            if wait > 0 {
+                if !self.pause(Duration::from_millis(wait as u64)).await {
+                    return;
                 }
-                Next::Dead(error) => self.db(move |s| s.mark_dead(id, &error)).await,
+                continue;
+            }
+            // Events go one by one while the pace allows it; a longer queue goes as one
+            // digest, keeping the slots for what comes next.
+            let mut rows = rows;
+            if rows.len() <= self.pacer.free(now_ms()) {
+                rows.truncate(1);
+            }
+            let next = self.attempt(&rows).await;
+            self.pacer.record(now_ms());
+            let result = match next {
+                Next::Delivered => {
+                    ROWS_DELIVERED.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                    self.db(move |s| s.finish(&rows, Outcome::Delivered)).await
+                }
+                Next::Retry { at_ms, error } => {
+                    self.db(move |s| {
+                        s.finish(
+                            &rows,
+                            Outcome::Retry {
+                                at_ms,
+                                error: &error,
+                            },
+                        )
+                    })
+                    .await
+                }
+                Next::Dead(error) => {
+                    ROWS_DEAD.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                    self.db(move |s| s.finish(&rows, Outcome::Dead { error: &error }))
+                        .await
+                }
             };
             if let Err(e) = result {
                 tracing::error!(destination = %self.dest, error = %e, "cannot update the outbox");
@@ -183,32 +241,53 @@ impl Worker {
         }
     }
 
-    async fn attempt(&self, row: &OutboxRow) -> Next {
-        let event = &row.event;
+    async fn attempt(&self, rows: &[OutboxRow]) -> Next {
+        let items: Vec<Item<'_>> = rows
+            .iter()
+            .filter_map(|r| {
+                r.event.as_ref().map(|event| Item {
+                    event,
+                    repeat: r.repeat,
+                })
+            })
+            .collect();
+        let mut more: BTreeMap<&str, u64> = BTreeMap::new();
+        for r in rows.iter().filter(|r| r.event.is_none()) {
+            *more.entry(r.event_name.as_str()).or_default() += r.repeat.map_or(1, |x| x.count);
+        }
         let n = Notification {
             instrument: &self.instrument,
-            event,
+            items,
+            more: more.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         };
+        let first = &n.items[0].event;
+        let (event, key, events) = (first.name.as_str(), first.key.as_str(), n.event_count());
+        let oldest = rows.first().map_or(0, |r| r.created_at_ms);
+        let attempts = rows.first().map_or(0, |r| r.attempts);
         match self.messengers.send(&self.dest, &n).await {
             Ok(()) => {
-                tracing::info!(destination = %self.dest, event = %event.name, key = %event.key, "delivered");
+                MESSAGES_SENT.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(destination = %self.dest, event, key, events, rows = rows.len(), "delivered");
                 Next::Delivered
             }
             Err(e) if e.kind == Failure::Permanent => {
-                tracing::error!(destination = %self.dest, event = %event.name, error = %e.message, "delivery refused; kept as dead");
+                SEND_FAILURES.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(destination = %self.dest, event, events, error = %e.message, "delivery refused; kept as dead");
                 Next::Dead(e.message)
             }
-            Err(e) if now_ms() - row.created_at_ms > MAX_AGE.as_millis() as i64 => {
-                tracing::error!(destination = %self.dest, event = %event.name, error = %e.message, "undeliverable for 24 h; kept as dead");
+            Err(e) if now_ms() - oldest > self.max_age.as_millis() as i64 => {
+                SEND_FAILURES.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(destination = %self.dest, event, events, error = %e.message, max_age_s = self.max_age.as_secs(), "undeliverable for longer than throttle.max_age; kept as dead");
                 Next::Dead(format!(
                     "gave up after {} attempts: {}",
-                    row.attempts + 1,
+                    attempts + 1,
                     e.message
                 ))
             }
             Err(e) => {
-                let wait = e.retry_after.unwrap_or_else(|| backoff(row.attempts));
-                tracing::warn!(destination = %self.dest, event = %event.name, error = %e.message, retry_in_s = wait.as_secs_f64(), "delivery failed; will retry");
+                SEND_FAILURES.fetch_add(1, Ordering::Relaxed);
+                let wait = e.retry_after.unwrap_or_else(|| backoff(attempts));
+                tracing::warn!(destination = %self.dest, event, events, error = %e.message, retry_in_s = wait.as_secs_f64(), "delivery failed; will retry");
                 Next::Retry {
                     at_ms: now_ms() + wait.as_millis() as i64,
                     error: e.message,
@@ -217,7 +296,6 @@ impl Worker {
         }
     }
 }
-
 /// Exponential backoff with ±20 % jitter, so destinations that failed together do not
 /// retry in lockstep.
 fn backoff(attempts: i64) -> Duration {

@@ -6,6 +6,9 @@
 //! interlock, `message`, and custom events a script sends on purpose; only the routine
 //! `new_scan` and `scan_completed` stay quiet until a route asks for them.
 
+pub mod pacing;
+pub mod throttle;
+
 use std::collections::BTreeMap;
 
 use crate::config::{Config, Destination, Service};

@@ -1,0 +1,235 @@
+//! The alert store: one alert per dedup key, with how often and when it was seen, an
+//! optional time to live, and dismissal.
+//!
+//! Events are many, alerts are few: a detector that fails 4,000 times is one alert seen
+//! 4,000 times. The pipeline tallies a batch's events per key in memory ([`Tally`]) and
+//! writes one row per key in the commit that stores the batch, so the counts are exactly
+//! as durable as the checkpoint. An alert that was dismissed, or whose `ttl` ran out,
+//! starts afresh when its key is seen again.
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::Serialize;
+
+use crate::event::{Event, Message, Severity};
+use crate::store::{Store, StoreError};
+
+/// Dismissed and expired alerts are deleted after this long.
+pub const KEEP_INACTIVE_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// What a batch saw of one key: its latest event and how often.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub event: Event,
+    pub count: u64,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub ttl_s: Option<u64>,
+}
+
+/// A batch's events counted per key, in the order keys first appeared.
+#[derive(Default)]
+pub struct Tally {
+    index: HashMap<String, usize>,
+    seen: Vec<Seen>,
+}
+
+impl Tally {
+    pub fn add(&mut self, event: &Event, ttl_s: Option<u64>) {
+        let at = event.time.timestamp_millis();
+        if let Some(&i) = self.index.get(&event.key) {
+            let s = &mut self.seen[i];
+            s.count += 1;
+            s.first_ms = s.first_ms.min(at);
+            s.last_ms = s.last_ms.max(at);
+            s.event = stripped(event);
+            s.ttl_s = ttl_s;
+            return;
+        }
+        self.index.insert(event.key.clone(), self.seen.len());
+        self.seen.push(Seen {
+            event: stripped(event),
+            count: 1,
+            first_ms: at,
+            last_ms: at,
+            ttl_s,
+        });
+    }
+
+    pub fn take(&mut self) -> Vec<Seen> {
+        self.index.clear();
+        std::mem::take(&mut self.seen)
+    }
+}
+
+/// Attachments belong to the delivery, not to the alert's record.
+fn stripped(e: &Event) -> Event {
+    let mut e = e.clone();
+    e.message.attachments.clear();
+    e
+}
+
+/// Writes a batch's tally: a new key inserts an alert, a known active one counts up, a
+/// dismissed or expired one starts again.
+pub fn record(tx: &Transaction<'_>, seen: &[Seen]) -> rusqlite::Result<()> {
+    if seen.is_empty() {
+        return Ok(());
+    }
+    let mut up = tx.prepare_cached(
+        "INSERT INTO alerts (key, event, severity, source, message, details, first_seen,
+                             last_seen, times_seen, ttl_s)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (key) DO UPDATE SET
+             times_seen = CASE WHEN alerts.dismissed_at IS NOT NULL
+                     OR alerts.last_seen + alerts.ttl_s * 1000 < excluded.first_seen
+                 THEN excluded.times_seen ELSE alerts.times_seen + excluded.times_seen END,
+             first_seen = CASE WHEN alerts.dismissed_at IS NOT NULL
+                     OR alerts.last_seen + alerts.ttl_s * 1000 < excluded.first_seen
+                 THEN excluded.first_seen ELSE alerts.first_seen END,
+             last_seen = MAX(alerts.last_seen, excluded.last_seen),
+             event = excluded.event, severity = excluded.severity, source = excluded.source,
+             message = excluded.message, details = excluded.details, ttl_s = excluded.ttl_s,
+             dismissed_at = NULL",
+    )?;
+    for s in seen {
+        let e = &s.event;
+        up.execute(params![
+            e.key,
+            e.name,
+            e.severity.as_str(),
+            e.source,
+            serde_json::to_string(&e.message).unwrap_or_default(),
+            e.details,
+            s.first_ms,
+            s.last_ms,
+            s.count as i64,
+            s.ttl_s.map(|t| t as i64),
+        ])?;
+    }
+    Ok(())
+}
+
+/// An alert as `protowatch alerts list` and the API show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Alert {
+    pub id: i64,
+    pub key: String,
+    pub event: String,
+    pub severity: Severity,
+    pub source: Option<String>,
+    pub message: Message,
+    pub details: Option<String>,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    pub times_seen: u64,
+    pub ttl_s: Option<u64>,
+    pub dismissed: bool,
+    pub machine_id: Option<String>,
+    pub actions: serde_json::Value,
+    pub data: serde_json::Value,
+}
+
+impl Alert {
+    /// Still to be looked at: neither dismissed nor past its time to live.
+    pub fn is_active(&self, now_ms: i64) -> bool {
+        !self.dismissed
+            && self
+                .ttl_s
+                .is_none_or(|t| self.last_seen_ms + (t as i64) * 1000 >= now_ms)
+    }
+}
+
+const COLUMNS: &str = "id, key, event, severity, source, message, details, first_seen, last_seen,
+                       times_seen, ttl_s, dismissed_at, machine_id, actions, data";
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
+    let text = |i: usize| -> rusqlite::Result<String> { r.get(i) };
+    Ok(Alert {
+        id: r.get(0)?,
+        key: r.get(1)?,
+        event: r.get(2)?,
+        severity: text(3)?.parse().unwrap_or(Severity::Info),
+        source: r.get(4)?,
+        message: serde_json::from_str(&text(5)?).unwrap_or_default(),
+        details: r.get(6)?,
+        first_seen_ms: r.get(7)?,
+        last_seen_ms: r.get(8)?,
+        times_seen: r.get::<_, i64>(9)? as u64,
+        ttl_s: r.get::<_, Option<i64>>(10)?.map(|t| t as u64),
+        dismissed: r.get::<_, Option<i64>>(11)?.is_some(),
+        machine_id: r.get(12)?,
+        actions: serde_json::from_str(&text(13)?).unwrap_or_default(),
+        data: serde_json::from_str(&text(14)?).unwrap_or_default(),
+    })
+}
+
+/// Every alert, newest activity first; only the active ones unless `all`.
+pub fn list(store: &Store, now_ms: i64, all: bool) -> Result<Vec<Alert>, StoreError> {
+    let alerts = store.with_conn(|c: &Connection| {
+        let mut stmt = c.prepare(&format!(
+            "SELECT {COLUMNS} FROM alerts ORDER BY last_seen DESC, id DESC"
+        ))?;
+        let rows = stmt.query_map([], from_row)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+    })?;
+    Ok(alerts
+        .into_iter()
+        .filter(|a| all || a.is_active(now_ms))
+        .collect())
+}
+
+pub fn get(store: &Store, id: i64) -> Result<Option<Alert>, StoreError> {
+    store.with_conn(|c| {
+        c.query_row(
+            &format!("SELECT {COLUMNS} FROM alerts WHERE id = ?1"),
+            [id],
+            from_row,
+        )
+        .optional()
+    })
+}
+
+/// Dismisses one alert; `false` if there is no active alert with that id.
+pub fn dismiss(store: &Store, id: i64, now_ms: i64) -> Result<bool, StoreError> {
+    store.with_conn(|c| {
+        c.execute(
+            "UPDATE alerts SET dismissed_at = ?2 WHERE id = ?1 AND dismissed_at IS NULL",
+            params![id, now_ms],
+        )
+        .map(|n| n == 1)
+    })
+}
+
+/// Dismisses every active alert; returns how many.
+pub fn dismiss_all(store: &Store, now_ms: i64) -> Result<u64, StoreError> {
+    store.with_conn(|c| {
+        c.execute(
+            "UPDATE alerts SET dismissed_at = ?1 WHERE dismissed_at IS NULL",
+            [now_ms],
+        )
+        .map(|n| n as u64)
+    })
+}
+
+/// Keys dismissed after `since_ms`: their throttle windows end, so that the next
+/// occurrence is news again.
+pub fn dismissed_since(store: &Store, since_ms: i64) -> Result<Vec<String>, StoreError> {
+    store.with_conn(|c| {
+        let mut stmt = c.prepare_cached("SELECT key FROM alerts WHERE dismissed_at > ?1")?;
+        let rows = stmt.query_map([since_ms], |r| r.get(0))?;
+        rows.collect()
+    })
+}
+
+/// Deletes alerts dismissed or expired more than [`KEEP_INACTIVE_MS`] ago.
+pub fn purge(store: &Store, now_ms: i64) -> Result<u64, StoreError> {
+    let cutoff = now_ms - KEEP_INACTIVE_MS;
+    store.with_conn(|c| {
+        c.execute(
+            "DELETE FROM alerts WHERE dismissed_at < ?1 OR last_seen + ttl_s * 1000 < ?1",
+            [cutoff],
+        )
+        .map(|n| n as u64)
+    })
+}

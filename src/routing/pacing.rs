@@ -1,0 +1,102 @@
+//! How many messages one destination may get: at most `per_minute` in any 60 seconds
+//! (Telegram allows 20 a minute to a group; a mailbox is not a chat). Nothing is dropped
+//! to keep to it: while a destination waits for its next slot, its queue grows, and the
+//! next message carries everything queued — the first events shown, the rest counted in
+//! a "+N more" line. A burst of 100,000 lines is thus a few messages, each event shown
+//! or counted in one of them.
+//!
+//! While the queue is no longer than the free slots, each event is its own message, at
+//! once; only a queue longer than that is sent as a digest.
+//!
+//! A sliding window over the send times, not a token bucket: a bucket that starts full
+//! lets twice the rate through in the first minute, which Telegram answers with 429.
+
+use std::collections::VecDeque;
+
+use crate::config::Service;
+
+const MINUTE_MS: i64 = 60_000;
+
+/// How many events one message shows in full; the rest of a digest is counted. A
+/// Telegram message should fit one screen, a mail may be read at a desk.
+pub fn shown_per_message(service: Service) -> usize {
+    match service {
+        Service::Telegram => 10,
+        Service::Mail => 25,
+    }
+}
+
+pub struct Pacer {
+    per_minute: usize,
+    sent: VecDeque<i64>,
+}
+
+impl Pacer {
+    pub fn new(per_minute: u32) -> Pacer {
+        Pacer {
+            per_minute: per_minute.max(1) as usize,
+            sent: VecDeque::new(),
+        }
+    }
+
+    /// How many messages may go out now.
+    pub fn free(&self, now_ms: i64) -> usize {
+        let recent = self
+            .sent
+            .iter()
+            .filter(|t| **t + MINUTE_MS > now_ms)
+            .count();
+        self.per_minute.saturating_sub(recent)
+    }
+
+    /// How long until a message may go out; 0: now.
+    pub fn wait_ms(&self, now_ms: i64) -> i64 {
+        if self.sent.len() < self.per_minute {
+            return 0;
+        }
+        self.sent
+            .front()
+            .map_or(0, |first| (first + MINUTE_MS - now_ms).max(0))
+    }
+
+    /// Counts a message that went out (or was attempted: a refused send still counts
+    /// against the service's limit).
+    pub fn record(&mut self, now_ms: i64) {
+        self.sent.push_back(now_ms);
+        while self
+            .sent
+            .front()
+            .is_some_and(|t| *t + MINUTE_MS <= now_ms || self.sent.len() > self.per_minute)
+        {
+            self.sent.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_most_per_minute_in_any_sixty_seconds() {
+        let mut p = Pacer::new(20);
+        for i in 0..20 {
+            assert_eq!(p.wait_ms(i), 0);
+            p.record(i);
+        }
+        assert_eq!(p.wait_ms(20), MINUTE_MS - 20);
+        assert_eq!(p.wait_ms(MINUTE_MS), 0);
+        p.record(MINUTE_MS);
+        assert_eq!(p.wait_ms(MINUTE_MS), 1);
+    }
+
+    #[test]
+    fn a_steady_trickle_is_never_held() {
+        let mut p = Pacer::new(10);
+        for i in 0..100 {
+            let now = i * 6_000;
+            assert_eq!(p.wait_ms(now), 0);
+            p.record(now);
+        }
+    }
+}
