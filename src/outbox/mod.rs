@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 use crate::config::{Destination, ThrottleConfig};
 use crate::messengers::render::Item;
 use crate::messengers::{Failure, Messengers, Notification};
-use crate::routing::pacing::{Pacer, shown_per_message};
+use crate::routing::pacing::{Pacer, Plan, plan, shown_per_message};
 use crate::store::{OutboxRow, Outcome, Store, StoreError, now_ms};
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -182,7 +182,7 @@ impl Worker {
                     continue;
                 }
             };
-            let Some(head) = rows.first() else {
+            let Some(head_due_ms) = rows.first().map(|r| r.next_attempt_at_ms) else {
                 // Woken by the pipeline's commits; the slow timer is a safety net.
                 tokio::select! {
                     _ = self.notify.notified() => {}
@@ -191,21 +191,17 @@ impl Worker {
                 }
                 continue;
             };
-            // The oldest row waits for its retry time, the destination for a free slot;
-            // what arrives meanwhile joins the message, so read the rows again after.
-            let retry_wait = head.next_attempt_at_ms - now_ms();
-            let wait = retry_wait.max(self.pacer.wait_ms(now_ms()));
-            if wait > 0 {
-                if !self.pause(Duration::from_millis(wait as u64)).await {
-                    return;
-                }
-                continue;
-            }
-            // Events go one by one while the pace allows it; a longer queue goes as one
-            // digest, keeping the slots for what comes next.
+            // While it waits (a retry time, the pace), what arrives joins the message:
+            // after a wait, read the rows again.
             let mut rows = rows;
-            if rows.len() <= self.pacer.free(now_ms()) {
-                rows.truncate(1);
+            match plan(rows.len(), head_due_ms, &self.pacer, now_ms()) {
+                Plan::Wait(ms) => {
+                    if !self.pause(Duration::from_millis(ms as u64)).await {
+                        return;
+                    }
+                    continue;
+                }
+                Plan::Send(n) => rows.truncate(n),
             }
             let next = self.attempt(&rows).await;
             self.pacer.record(now_ms());

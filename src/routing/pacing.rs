@@ -73,6 +73,30 @@ impl Pacer {
     }
 }
 
+/// What a destination's worker does next with its queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// Nothing may go out for this many milliseconds (a retry time, or the pace).
+    Wait(i64),
+    /// Send the oldest this many rows as one message.
+    Send(usize),
+}
+
+/// The one decision of the delivery loop, kept pure so that tests can drive it with a
+/// clock of their own: `queued` rows (the oldest due at `head_due_ms`).
+pub fn plan(queued: usize, head_due_ms: i64, pacer: &Pacer, now_ms: i64) -> Plan {
+    let wait = (head_due_ms - now_ms).max(pacer.wait_ms(now_ms));
+    if wait > 0 {
+        Plan::Wait(wait)
+    } else if queued <= pacer.free(now_ms) {
+        // One by one while the pace allows it...
+        Plan::Send(1)
+    } else {
+        // ...and a longer queue as one digest, keeping the slots for what comes next.
+        Plan::Send(queued)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
