@@ -156,6 +156,7 @@ fn append_to_stored(c: &mut Criterion) {
                         event,
                         to: to.clone(),
                         repeat: None,
+                        request: None,
                     })
                     .collect();
                 store

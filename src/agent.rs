@@ -24,7 +24,7 @@ use crate::outbox::{Outbox, Wakers};
 use crate::parser::{FileParser, Rules};
 use crate::routing::Router;
 use crate::routing::throttle::{self, Summary, Throttle};
-use crate::store::{Batch, Delivery, Store, StoreError, now_ms};
+use crate::store::{AgentLock, Batch, Delivery, Store, StoreError, now_ms};
 use crate::watcher::{FileKey, Resume, WatchMsg, Watcher};
 
 /// How long a traceback may stay open without a new line before it is sent as it is.
@@ -50,6 +50,8 @@ struct Pipeline {
     tally: Tally,
     /// Repeat summaries waiting for the next commit.
     summaries: Vec<Summary>,
+    /// Messages other processes handed in (`send-message`), waiting for the next commit.
+    requests: Vec<(i64, Event)>,
     data_version: i64,
     dismissals_seen_ms: i64,
     purged_ms: i64,
@@ -152,6 +154,30 @@ impl Pipeline {
                 event: e,
                 to,
                 repeat: None,
+                request: None,
+            });
+        }
+        let mut accepted = Vec::new();
+        for (id, e) in self.requests.drain(..) {
+            self.tally.add(&e, None);
+            let routed = self.router.route(&e.name);
+            let to: Vec<Destination> = routed
+                .iter()
+                .filter(|d| self.throttle.offer(d, &e, now))
+                .cloned()
+                .collect();
+            tracing::info!(event = %e.name, request = id, destinations = to.len(), counted = routed.len() - to.len(), "message handed in");
+            accepted.push((id, to.len() as u32, (routed.len() - to.len()) as u32));
+            for d in &to {
+                if !woken.contains(d) {
+                    woken.push(d.clone());
+                }
+            }
+            deliveries.push(Delivery {
+                event: e,
+                to,
+                repeat: None,
+                request: Some(id),
             });
         }
         for s in self.summaries.drain(..) {
@@ -162,6 +188,7 @@ impl Pipeline {
                 event: s.event,
                 to: vec![s.destination],
                 repeat: Some(s.repeat),
+                request: None,
             });
         }
         let batch = Batch {
@@ -170,6 +197,7 @@ impl Pipeline {
             deliveries,
             alerts: self.tally.take(),
             throttle: self.throttle.take_changes(),
+            accepted,
         };
         self.store.commit(&batch)?;
         for d in &woken {
@@ -188,6 +216,7 @@ impl Pipeline {
                 self.summaries.extend(ended);
             }
             self.dismissals_seen_ms = now;
+            self.requests = self.store.inbox()?;
             self.wakers.wake_all();
         }
         if self.throttle.next_due_ms().is_some_and(|t| t <= now) {
@@ -197,8 +226,9 @@ impl Pipeline {
         if now - self.purged_ms > 3_600_000 {
             self.purged_ms = now;
             alerts::purge(&self.store, now)?;
+            self.store.purge_requests(now)?;
         }
-        if self.summaries.is_empty() && !self.throttle.has_changes() {
+        if self.summaries.is_empty() && self.requests.is_empty() && !self.throttle.has_changes() {
             return Ok(());
         }
         self.commit(None, None)
@@ -234,6 +264,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         Arc::new(Messengers::from_config(&config).map_err(|e| AgentError::Setup(e.to_string()))?);
     let rules =
         Arc::new(Rules::new(&config.rules).map_err(|e| AgentError::Setup(format!("rules: {e}")))?);
+    let _lock = AgentLock::acquire(&config.state_dir)?;
     let store = Store::open(&config.state_dir)?;
     let resume = Resume {
         checkpoints: store
@@ -272,6 +303,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         throttle,
         tally: Tally::default(),
         summaries: Vec::new(),
+        requests: Vec::new(),
         data_version: 0,
         dismissals_seen_ms: now_ms(),
         purged_ms: 0,

@@ -266,8 +266,12 @@ pub struct Event {
 
 impl Event {
     /// An event that a person or script sends directly (`send-message`, the API).
+    ///
+    /// Its key is the exact text, digits included: a script's "sample 3 done" and
+    /// "sample 4 done" are two pieces of news, not one alert seen twice (protocol lines
+    /// fold digits, see [`dedup_key`]); only the same text again is a repeat.
     pub fn message(name: &str, severity: Severity, message: Message) -> Event {
-        let key = dedup_key(name, None, &message.text());
+        let key = format!("{name}||{}", message.text());
         Event {
             name: name.to_string(),
             severity,

@@ -89,7 +89,30 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE events ADD COLUMN attachments INTEGER NOT NULL DEFAULT 0;
      CREATE INDEX outbox_event ON outbox (event_id);
      DELETE FROM events WHERE id NOT IN (SELECT event_id FROM outbox);",
+    // 3: messages handed to a running agent by another process (`send-message`), and
+    // what became of their deliveries, for the sender to report.
+    "CREATE TABLE inbox (
+         id INTEGER PRIMARY KEY,
+         created_at INTEGER NOT NULL,
+         body TEXT NOT NULL,
+         accepted_at INTEGER,
+         sent_to INTEGER,
+         counted INTEGER
+     );
+     ALTER TABLE outbox ADD COLUMN request INTEGER;
+     CREATE TABLE receipts (
+         request INTEGER NOT NULL,
+         destination TEXT NOT NULL,
+         ok INTEGER NOT NULL,
+         error TEXT,
+         at INTEGER NOT NULL
+     );
+     CREATE INDEX receipts_request ON receipts (request);",
 ];
+
+/// Inbox rows and receipts are kept this long after their message was taken, for a
+/// sender that polls late.
+const KEEP_RECEIPTS_MS: i64 = 24 * 3600 * 1000;
 
 pub const DB_FILE: &str = "protowatch.db";
 
@@ -112,11 +135,65 @@ pub enum StoreError {
         path.display()
     )]
     Corrupt { path: PathBuf, detail: String },
+    #[error(
+        "another protowatch agent is running with the state folder {} (it holds {}); \
+         stop it first, or give this config its own state_dir",
+        path.display(), LOCK_FILE
+    )]
+    Locked { path: PathBuf },
+    #[error("cannot lock {}: {source}", path.display())]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("state database {}: {source}", path.display())]
     Sql {
         path: PathBuf,
         source: rusqlite::Error,
     },
+}
+
+/// The file a running agent keeps locked in its state folder.
+pub const LOCK_FILE: &str = "agent.lock";
+
+/// Held by the running agent: one agent per state folder (two would read every file
+/// twice), and how `send-message` knows to hand its message to the agent.
+pub struct AgentLock {
+    _file: std::fs::File,
+}
+
+impl AgentLock {
+    pub fn acquire(state_dir: &Path) -> Result<AgentLock, StoreError> {
+        std::fs::create_dir_all(state_dir).map_err(|source| StoreError::Folder {
+            path: state_dir.to_path_buf(),
+            source,
+        })?;
+        let path = state_dir.join(LOCK_FILE);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| StoreError::Lock {
+                path: path.clone(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(AgentLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
+                path: state_dir.to_path_buf(),
+            }),
+            Err(std::fs::TryLockError::Error(source)) => Err(StoreError::Lock { path, source }),
+        }
+    }
+
+    /// Whether an agent holds the lock of `state_dir` now.
+    pub fn is_held(state_dir: &Path) -> bool {
+        let Ok(file) = std::fs::File::open(state_dir.join(LOCK_FILE)) else {
+            return false;
+        };
+        matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+    }
 }
 
 /// Where one file was read to.
@@ -144,6 +221,8 @@ pub struct OutboxRow {
     /// A repeat summary: the event happened this many more times since `repeat_since`.
     pub repeat: Option<Repeat>,
     pub has_attachments: bool,
+    /// The inbox request this delivery answers, if another process is waiting for it.
+    pub request: Option<i64>,
 }
 
 /// Repeats of one alert that throttling counted instead of sending.
@@ -162,6 +241,9 @@ pub struct Batch<'a> {
     pub deliveries: Vec<Delivery>,
     pub alerts: Vec<crate::alerts::Seen>,
     pub throttle: Vec<crate::routing::throttle::Change>,
+    /// Inbox requests taken in this batch: id, destinations sent to now, destinations
+    /// where it was counted as a repeat.
+    pub accepted: Vec<(i64, u32, u32)>,
 }
 
 /// One event to send to some destinations.
@@ -170,6 +252,22 @@ pub struct Delivery {
     pub event: Event,
     pub to: Vec<Destination>,
     pub repeat: Option<Repeat>,
+    /// The inbox request it came from.
+    pub request: Option<i64>,
+}
+
+/// What became of a message handed to the running agent.
+#[derive(Debug, Clone, Default)]
+pub struct RequestStatus {
+    /// The agent took it from the inbox.
+    pub accepted: bool,
+    /// Destinations it went to, and where it was counted as a repeat instead.
+    pub sent_to: u32,
+    pub counted: u32,
+    /// Destination, whether it was delivered, the error if not.
+    pub receipts: Vec<(String, bool, Option<String>)>,
+    /// Deliveries still queued: destination and the last error.
+    pub queued: Vec<(String, Option<String>)>,
 }
 
 /// How an attempt at a batch of rows ended.
@@ -337,8 +435,9 @@ impl Store {
                 .map_err(sql)?;
             let mut ins_out = tx
                 .prepare_cached(
-                    "INSERT INTO outbox (destination, event_id, created_at, next_attempt_at, repeat_count, repeat_since)
-                     VALUES (?1, ?2, ?3, ?3, ?4, ?5)",
+                    "INSERT INTO outbox (destination, event_id, created_at, next_attempt_at, repeat_count,
+                                         repeat_since, request)
+                     VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(sql)?;
             for d in &batch.deliveries {
@@ -363,11 +462,25 @@ impl Store {
                     .map_or((0, None), |r| (r.count as i64, Some(r.since_ms)));
                 for to in &d.to {
                     ins_out
-                        .execute(params![to.to_string(), event_id, now, count, since])
+                        .execute(params![
+                            to.to_string(),
+                            event_id,
+                            now,
+                            count,
+                            since,
+                            d.request
+                        ])
                         .map_err(sql)?;
                 }
             }
             crate::alerts::record(&tx, &batch.alerts).map_err(sql)?;
+            for (id, sent_to, counted) in &batch.accepted {
+                tx.execute(
+                    "UPDATE inbox SET accepted_at = ?2, sent_to = ?3, counted = ?4 WHERE id = ?1",
+                    params![id, now, sent_to, counted],
+                )
+                .map_err(sql)?;
+            }
             crate::routing::throttle::save(&tx, &batch.throttle).map_err(sql)?;
             if let Some(cp) = batch.checkpoint {
                 tx.prepare_cached(
@@ -412,7 +525,7 @@ impl Store {
             .conn
             .prepare_cached(
                 "SELECT o.id, o.event_id, e.name, o.created_at, o.attempts, o.next_attempt_at,
-                        o.repeat_count, o.repeat_since, e.attachments, e.body
+                        o.repeat_count, o.repeat_since, e.attachments, e.body, o.request
                  FROM outbox o JOIN events e ON e.id = o.event_id
                  WHERE o.destination = ?1 AND o.dead = 0 ORDER BY o.id LIMIT ?2",
             )
@@ -456,6 +569,7 @@ impl Store {
                     since_ms,
                 }),
                 has_attachments,
+                request: r.get(10).map_err(self.sql())?,
             });
             if has_attachments {
                 break;
@@ -476,7 +590,12 @@ impl Store {
 
     /// Records how an attempt at `rows` ended, for all of them in one transaction. A
     /// delivered row is deleted, and its event with it once no other row needs it.
-    pub fn finish(&mut self, rows: &[OutboxRow], outcome: Outcome<'_>) -> Result<(), StoreError> {
+    pub fn finish(
+        &mut self,
+        destination: &str,
+        rows: &[OutboxRow],
+        outcome: Outcome<'_>,
+    ) -> Result<(), StoreError> {
         let path = self.path.clone();
         let sql = |source| StoreError::Sql {
             path: path.clone(),
@@ -499,6 +618,7 @@ impl Store {
                         del.execute([r.id]).map_err(sql)?;
                         gc.execute([r.event_id]).map_err(sql)?;
                     }
+                    receipts(&tx, destination, rows, None).map_err(sql)?;
                 }
                 Outcome::Retry { at_ms, error } => {
                     let mut up = tx
@@ -521,6 +641,7 @@ impl Store {
                     for r in rows {
                         up.execute(params![r.id, error]).map_err(sql)?;
                     }
+                    receipts(&tx, destination, rows, Some(error)).map_err(sql)?;
                 }
             }
         }
@@ -546,6 +667,97 @@ impl Store {
         let changed = v != *last;
         *last = v;
         Ok(changed)
+    }
+
+    /// Hands a message to the running agent; returns the request id to follow it by.
+    pub fn submit(&self, event: &Event) -> Result<i64, StoreError> {
+        let body = serde_json::to_string(event).unwrap_or_default();
+        self.conn
+            .execute(
+                "INSERT INTO inbox (created_at, body) VALUES (?1, ?2)",
+                params![now_ms(), body],
+            )
+            .map_err(self.sql())?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Messages handed in and not yet taken, oldest first.
+    pub fn inbox(&self) -> Result<Vec<(i64, Event)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, body FROM inbox WHERE accepted_at IS NULL ORDER BY id")
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+            .map_err(self.sql())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, body) = row.map_err(self.sql())?;
+            match serde_json::from_str(&body) {
+                Ok(event) => out.push((id, event)),
+                Err(e) => {
+                    tracing::error!(request = id, error = %e, "unreadable message in the inbox; skipped")
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// What became of a message handed in with [`Store::submit`].
+    pub fn request_status(&self, id: i64) -> Result<RequestStatus, StoreError> {
+        let head: Option<(Option<i64>, Option<i64>, Option<i64>)> = self
+            .conn
+            .query_row(
+                "SELECT accepted_at, sent_to, counted FROM inbox WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(self.sql())?;
+        let Some((accepted_at, sent_to, counted)) = head else {
+            return Ok(RequestStatus::default());
+        };
+        let mut status = RequestStatus {
+            accepted: accepted_at.is_some(),
+            sent_to: sent_to.unwrap_or(0) as u32,
+            counted: counted.unwrap_or(0) as u32,
+            ..RequestStatus::default()
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT destination, ok, error FROM receipts WHERE request = ?1")
+            .map_err(self.sql())?;
+        status.receipts = stmt
+            .query_map([id], |r| {
+                Ok((r.get(0)?, r.get::<_, i64>(1)? != 0, r.get(2)?))
+            })
+            .map_err(self.sql())?
+            .collect::<Result<_, _>>()
+            .map_err(self.sql())?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT destination, last_error FROM outbox WHERE request = ?1 AND dead = 0",
+            )
+            .map_err(self.sql())?;
+        status.queued = stmt
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.sql())?
+            .collect::<Result<_, _>>()
+            .map_err(self.sql())?;
+        Ok(status)
+    }
+
+    /// Forgets inbox requests and receipts nobody will ask about any more.
+    pub fn purge_requests(&self, now_ms: i64) -> Result<(), StoreError> {
+        let cutoff = now_ms - KEEP_RECEIPTS_MS;
+        self.conn
+            .execute("DELETE FROM inbox WHERE accepted_at < ?1", [cutoff])
+            .map_err(self.sql())?;
+        self.conn
+            .execute("DELETE FROM receipts WHERE at < ?1", [cutoff])
+            .map_err(self.sql())?;
+        Ok(())
     }
 
     /// Every row, oldest first, for `protowatch outbox list`.
@@ -601,6 +813,25 @@ impl Store {
     }
 }
 
+/// Records the end of deliveries that a sender is waiting for.
+fn receipts(
+    tx: &rusqlite::Transaction<'_>,
+    destination: &str,
+    rows: &[OutboxRow],
+    error: Option<&str>,
+) -> rusqlite::Result<()> {
+    let now = now_ms();
+    for r in rows {
+        if let Some(request) = r.request {
+            tx.prepare_cached(
+                "INSERT INTO receipts (request, destination, ok, error, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![request, destination, error.is_none(), error, now])?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -631,6 +862,7 @@ mod tests {
             .map(|i| Delivery {
                 event: Event::message("message", Severity::Info, Message::plain(format!("m{i}"))),
                 to: vec![d.clone()],
+                request: None,
                 repeat: (i == 4).then_some(Repeat {
                     count: 7,
                     since_ms: 1,
@@ -656,11 +888,12 @@ mod tests {
             .map(|r| r.event.as_ref().map(|e| e.message.text()))
             .collect();
         assert_eq!(texts, vec![Some("m0".into()), Some("m1".into()), None]);
-        s.finish(&rows, Outcome::Delivered).unwrap();
+        s.finish(&key, &rows, Outcome::Delivered).unwrap();
         let rows = s.batch(&key, 10, 10).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[1].repeat.map(|r| r.count), Some(7));
         s.finish(
+            &key,
             &rows,
             Outcome::Retry {
                 at_ms: 5,
@@ -670,7 +903,7 @@ mod tests {
         .unwrap();
         let rows = s.batch(&key, 10, 10).unwrap();
         assert_eq!((rows[0].attempts, rows[0].next_attempt_at_ms), (1, 5));
-        s.finish(&rows, Outcome::Delivered).unwrap();
+        s.finish(&key, &rows, Outcome::Delivered).unwrap();
         assert!(s.batch(&key, 10, 10).unwrap().is_empty());
         // Delivered rows take their events with them.
         let left: i64 = s
@@ -704,6 +937,7 @@ mod tests {
                 ),
                 to: vec![d.clone()],
                 repeat: None,
+                request: None,
             })
             .collect();
         s.commit(&Batch {
@@ -715,7 +949,7 @@ mod tests {
         let sizes: Vec<usize> = (0..3)
             .map(|_| {
                 let rows = s.batch(&key, 100, 100).unwrap();
-                s.finish(&rows, Outcome::Delivered).unwrap();
+                s.finish(&key, &rows, Outcome::Delivered).unwrap();
                 rows.len()
             })
             .collect();

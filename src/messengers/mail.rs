@@ -1,11 +1,12 @@
 //! E-mail through SMTP with lettre, on rustls.
 //!
 //! One message per notification and scope, addressed to every recipient of the scope,
-//! HTML with a plain-text alternative. `mail.tls` decides the transport: STARTTLS
+//! HTML with a plain-text alternative, and the event's files as attachment parts. `mail.tls` decides the transport: STARTTLS
 //! required, TLS from the first byte, clear text, or STARTTLS when offered (the old
 //! bot's behaviour and the default). Certificates are checked against the system store
 //! plus `mail.ca_file`; there is deliberately no switch to turn checking off.
 
+use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::AsyncSmtpTransport;
 use lettre::transport::smtp::authentication::Credentials;
@@ -94,11 +95,24 @@ impl Mail {
         for r in recipients {
             builder = builder.to(r.clone());
         }
+        let body = MultiPart::alternative_plain_html(render::mail_text(n), render::mail_html(n));
+        let mut files = n.attachments().peekable();
+        let body = if files.peek().is_some() {
+            let mut mixed = MultiPart::mixed().multipart(body);
+            for a in files {
+                let content_type =
+                    ContentType::parse(a.content_type()).unwrap_or(ContentType::TEXT_PLAIN);
+                mixed = mixed.singlepart(
+                    lettre::message::Attachment::new(a.filename.clone())
+                        .body(a.data.clone(), content_type),
+                );
+            }
+            mixed
+        } else {
+            body
+        };
         let message = builder
-            .multipart(MultiPart::alternative_plain_html(
-                render::mail_text(n),
-                render::mail_html(n),
-            ))
+            .multipart(body)
             .map_err(|e| SendError::permanent(format!("cannot build the message: {e}")))?;
         match self.transport.send(message).await {
             Ok(_) => Ok(()),

@@ -1,7 +1,8 @@
 //! Telegram through the Bot API with teloxide, on rustls.
 //!
 //! Messages go in HTML parse mode, everything escaped, split into parts of at most
-//! 4,096 characters (`render::telegram_parts`). `telegram.api-url` replaces Telegram's
+//! 4,096 characters (`render::telegram_parts`); attached files follow with sendPhoto
+//! (PNG, JPEG) or sendDocument. `telegram.api-url` replaces Telegram's
 //! address, for self-hosted Bot API servers and for tests.
 //!
 //! teloxide reports a Bot API error by its description and drops the HTTP status, so the
@@ -10,7 +11,7 @@
 //! knows by name is a 4xx.
 
 use teloxide::prelude::*;
-use teloxide::types::{ChatId, LinkPreviewOptions, ParseMode, Recipient};
+use teloxide::types::{ChatId, InputFile, LinkPreviewOptions, ParseMode, Recipient};
 use teloxide::{ApiError, RequestError};
 
 use super::SendError;
@@ -54,6 +55,20 @@ impl Telegram {
                 })
                 .await
                 .map_err(|e| self.classify(e))?;
+        }
+        // Files after the text they belong to; a photo is shown inline, anything else
+        // as a document.
+        for a in n.attachments() {
+            let file = InputFile::memory(a.data.clone()).file_name(a.filename.clone());
+            let sent = if a.is_photo() {
+                self.bot.send_photo(recipient.clone(), file).await.map(drop)
+            } else {
+                self.bot
+                    .send_document(recipient.clone(), file)
+                    .await
+                    .map(drop)
+            };
+            sent.map_err(|e| self.classify(e))?;
         }
         Ok(())
     }

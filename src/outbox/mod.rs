@@ -205,14 +205,17 @@ impl Worker {
             }
             let next = self.attempt(&rows).await;
             self.pacer.record(now_ms());
+            let key = self.dest.to_string();
             let result = match next {
                 Next::Delivered => {
                     ROWS_DELIVERED.fetch_add(rows.len() as u64, Ordering::Relaxed);
-                    self.db(move |s| s.finish(&rows, Outcome::Delivered)).await
+                    self.db(move |s| s.finish(&key, &rows, Outcome::Delivered))
+                        .await
                 }
                 Next::Retry { at_ms, error } => {
                     self.db(move |s| {
                         s.finish(
+                            &key,
                             &rows,
                             Outcome::Retry {
                                 at_ms,
@@ -224,7 +227,7 @@ impl Worker {
                 }
                 Next::Dead(error) => {
                     ROWS_DEAD.fetch_add(rows.len() as u64, Ordering::Relaxed);
-                    self.db(move |s| s.finish(&rows, Outcome::Dead { error: &error }))
+                    self.db(move |s| s.finish(&key, &rows, Outcome::Dead { error: &error }))
                         .await
                 }
             };

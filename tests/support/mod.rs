@@ -57,6 +57,8 @@ pub struct Mail {
     pub to: String,
     /// `(content type, decoded text)` of each MIME leaf part.
     pub parts: Vec<(String, String)>,
+    /// `(file name, content type, bytes)` of each attached file.
+    pub attachments: Vec<(String, String, Vec<u8>)>,
     pub tls: bool,
     pub auth_user: Option<String>,
 }
@@ -155,6 +157,24 @@ impl SmtpServer {
                                 .collect()
                         })
                         .unwrap_or_default(),
+                    attachments: v["attachments"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .map(|p| {
+                                    use base64::Engine;
+                                    let b64 = p["base64"].as_str().unwrap_or_default();
+                                    (
+                                        p["filename"].as_str().unwrap_or_default().to_string(),
+                                        p["content_type"].as_str().unwrap_or_default().to_string(),
+                                        base64::engine::general_purpose::STANDARD
+                                            .decode(b64)
+                                            .unwrap_or_default(),
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                     tls: v["tls"].as_bool().unwrap_or(false),
                     auth_user: v["auth_user"].as_str().map(String::from),
                 };
@@ -221,6 +241,8 @@ pub struct TgRequest {
     /// The method, lower-cased (`sendmessage`).
     pub method: String,
     pub body: Value,
+    /// The body as it came: a multipart upload (sendPhoto, sendDocument) is not JSON.
+    pub raw: Vec<u8>,
     pub at: Instant,
 }
 
@@ -315,16 +337,17 @@ impl FakeTelegram {
 async fn handle(
     State(state): State<Arc<Mutex<TgState>>>,
     UrlPath((token, method)): UrlPath<(String, String)>,
-    body: Bytes,
+    raw: Bytes,
 ) -> impl IntoResponse {
-    let body: Value = serde_json::from_slice(&body)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    let body: Value = serde_json::from_slice(&raw)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&raw).into_owned()));
     let reply = {
         let mut st = state.lock().unwrap();
         st.requests.push(TgRequest {
             token: token.strip_prefix("bot").unwrap_or(&token).to_string(),
             method: method.to_ascii_lowercase(),
             body: body.clone(),
+            raw: raw.to_vec(),
             at: Instant::now(),
         });
         st.script.pop_front().unwrap_or(Reply::Ok)

@@ -8,6 +8,7 @@ or make it refuse every recipient with a permanent 550.
 """
 
 import argparse
+import base64
 import email
 import email.policy
 import json
@@ -38,13 +39,23 @@ class Recorder:
         parts = [
             {"content_type": part.get_content_type(), "text": part.get_content()}
             for part in msg.walk()
-            if not part.is_multipart()
+            if not part.is_multipart() and part.get_filename() is None
+        ]
+        attachments = [
+            {
+                "filename": part.get_filename(),
+                "content_type": part.get_content_type(),
+                "base64": base64.b64encode(part.get_payload(decode=True)).decode(),
+            }
+            for part in msg.walk()
+            if not part.is_multipart() and part.get_filename() is not None
         ]
         record = {
             "subject": str(msg["Subject"]),
             "from": str(msg["From"]),
             "to": str(msg["To"]),
             "parts": parts,
+            "attachments": attachments,
             "mail_from": envelope.mail_from,
             "rcpt_tos": envelope.rcpt_tos,
             "data": envelope.content.decode("utf-8", errors="replace"),
