@@ -325,3 +325,80 @@ fn telegram_429_is_waited_out_exactly_and_5xx_retried() {
             .all(|t| t.as_str().unwrap().contains("rate limited at first"))
     );
 }
+
+#[test]
+fn a_failing_detector_is_one_alert_its_repeats_one_summary_and_dismissal_resets_it() {
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = support::write_config(
+        dir.path(),
+        &json!({
+            "telegram": {"bot-id": TOKEN, "channel-id": "-100", "api-url": tg.url},
+            "watch": [{"path": "p/*.log", "poll_interval_ms": 100}],
+            "throttle": {"repeat_interval": "4s"},
+        }),
+    );
+    std::fs::create_dir(dir.path().join("p")).unwrap();
+    let alerts = |args: &[&str]| {
+        let out = protowatch()
+            .arg("--config")
+            .arg(&cfg)
+            .arg("alerts")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let _agent = Agent::start(&cfg);
+    let log = dir.path().join("p/a.log");
+    let lines: String = (0..50)
+        .map(|i| format!("ERROR [det] HV trip on channel 3 after {i} ms\n"))
+        .collect();
+    append(&log, lines.as_bytes());
+
+    // At once: the first occurrence alone.
+    let first = tg.wait_for(1, Duration::from_secs(10));
+    assert!(
+        first[0].body["text"]
+            .as_str()
+            .unwrap()
+            .contains("after 0 ms")
+    );
+    let (_, list) = alerts(&["list", "--json"]);
+    let alert: Value = serde_json::from_str(list.lines().next().unwrap()).unwrap();
+    assert_eq!(alert["times_seen"], 50, "{list}");
+    assert_eq!(alert["event"], "alarm_major");
+    assert_eq!(list.lines().count(), 1, "one alert: {list}");
+
+    // When the interval ends: the 49 repeats in one message.
+    let msgs = tg.wait_for(2, Duration::from_secs(10));
+    let summary = msgs[1].body["text"].as_str().unwrap();
+    assert!(summary.contains("repeated 49 times since"), "{summary}");
+    assert!(
+        summary.contains("after 49 ms"),
+        "the latest occurrence: {summary}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(tg.messages().len(), 2);
+
+    // Dismissed: the next occurrence is news again, at once.
+    let id = alert["id"].as_i64().unwrap().to_string();
+    assert_eq!(alerts(&["dismiss", &id]).0, Some(0));
+    assert_eq!(alerts(&["list"]).1.lines().nth(1), Some("(none)"));
+    std::thread::sleep(Duration::from_millis(1500));
+    append(&log, b"ERROR [det] HV trip on channel 3 after 7 ms\n");
+    let msgs = tg.wait_for(3, Duration::from_secs(2));
+    assert_eq!(msgs.len(), 3, "sent at once after the dismissal");
+    let text = msgs[2].body["text"].as_str().unwrap();
+    assert!(
+        text.contains("after 7 ms") && !text.contains("repeated"),
+        "{text}"
+    );
+    let (_, list) = alerts(&["list", "--json"]);
+    let alert: Value = serde_json::from_str(list.lines().next().unwrap()).unwrap();
+    assert_eq!(alert["times_seen"], 1, "{list}");
+    assert_eq!(alerts(&["dismiss", "999999"]).0, Some(1));
+}

@@ -4,6 +4,7 @@
 //! refused), 2 bad usage or bad config. Every subcommand returns a [`CliError`] carrying
 //! one of those, and only `main` prints it.
 
+mod alerts;
 mod check_config;
 mod outbox;
 mod run;
@@ -46,6 +47,9 @@ pub enum Command {
     /// List queued and dead deliveries, or queue a dead one again
     #[command(subcommand)]
     Outbox(outbox::OutboxCommand),
+    /// List the alerts (one per dedup key, with how often it was seen), or dismiss them
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
     /// Install, remove or run protowatch as a Windows service
     #[cfg(windows)]
     #[command(subcommand)]
@@ -109,6 +113,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::SendMessage(args) => send_message::run(&cli, args),
         Command::CheckConfig => check_config::run(&cli),
         Command::Outbox(cmd) => outbox::run(&cli, cmd),
+        Command::Alerts(cmd) => alerts::run(&cli, cmd),
         #[cfg(windows)]
         Command::Service(cmd) => service::run(&cli, cmd),
     };

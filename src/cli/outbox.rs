@@ -2,7 +2,7 @@
 //! for a dead row once its cause (a wrong chat id, a full mailbox) is fixed.
 //!
 //! Reads the state database directly, so it works whether or not the agent runs; a
-//! running agent's workers pick a revived row up within a minute.
+//! running agent notices the change within a second and sends the revived row.
 
 use clap::Subcommand;
 

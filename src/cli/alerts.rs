@@ -1,0 +1,110 @@
+//! `protowatch alerts list|dismiss|clear`: the alerts the agent keeps, one per dedup key,
+//! and the operator's way to say "seen, dealt with".
+//!
+//! Dismissing an alert also ends its repeat counting in a running agent (within a
+//! second): what was counted goes out as a summary, and the next occurrence is sent at
+//! once, as news. Works on the state database whether or not the agent runs.
+
+use clap::Subcommand;
+
+use super::{Cli, CliError};
+use crate::alerts::{self, Alert};
+use crate::store::{Store, now_ms};
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// List the active alerts, most recently seen first
+    List {
+        /// Dismissed and expired alerts too
+        #[arg(long)]
+        all: bool,
+        /// JSON lines instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Dismiss one alert
+    Dismiss {
+        /// The alert's id, as `alerts list` shows it
+        id: i64,
+    },
+    /// Dismiss every active alert
+    Clear,
+}
+
+pub fn run(cli: &Cli, cmd: &AlertsCommand) -> Result<(), CliError> {
+    let config = cli.load_config()?;
+    let store = Store::open(&config.state_dir).map_err(|e| CliError::failed(e.to_string()))?;
+    let failed = |e: crate::store::StoreError| CliError::failed(e.to_string());
+    let now = now_ms();
+    match cmd {
+        AlertsCommand::List { all, json } => {
+            let list = alerts::list(&store, now, *all).map_err(failed)?;
+            if *json {
+                for a in &list {
+                    let line =
+                        serde_json::to_string(a).map_err(|e| CliError::failed(e.to_string()))?;
+                    println!("{line}");
+                }
+            } else {
+                print!("{}", table(&list, now));
+            }
+            Ok(())
+        }
+        AlertsCommand::Dismiss { id } => {
+            if alerts::dismiss(&store, *id, now).map_err(failed)? {
+                println!("alert {id} dismissed");
+                Ok(())
+            } else {
+                Err(CliError::failed(format!(
+                    "no active alert {id} (see `protowatch alerts list`)"
+                )))
+            }
+        }
+        AlertsCommand::Clear => {
+            let n = alerts::dismiss_all(&store, now).map_err(failed)?;
+            println!("{n} alerts dismissed");
+            Ok(())
+        }
+    }
+}
+
+fn table(list: &[Alert], now: i64) -> String {
+    let time = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| {
+                t.with_timezone(&chrono::Local)
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+            })
+            .unwrap_or_default()
+    };
+    let mut out = format!(
+        "{:>6}  {:<8}  {:<8}  {:>7}  {:<19}  {:<19}  {}\n",
+        "ID", "STATE", "SEVERITY", "SEEN", "FIRST", "LAST", "MESSAGE"
+    );
+    for a in list {
+        let state = if a.dismissed {
+            "dismissed"
+        } else if a.is_active(now) {
+            "active"
+        } else {
+            "expired"
+        };
+        let text = a.message.text();
+        let first_line = text.lines().next().unwrap_or("");
+        out.push_str(&format!(
+            "{:>6}  {:<8}  {:<8}  {:>7}  {:<19}  {:<19}  {}\n",
+            a.id,
+            state,
+            a.severity.as_str(),
+            a.times_seen,
+            time(a.first_seen_ms),
+            time(a.last_seen_ms),
+            first_line
+        ));
+    }
+    if list.is_empty() {
+        out.push_str("(none)\n");
+    }
+    out
+}
