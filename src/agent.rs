@@ -20,12 +20,20 @@ use crate::alerts::{self, Tally};
 use crate::config::{Config, Destination};
 use crate::event::Event;
 use crate::messengers::Messengers;
-use crate::outbox::{Outbox, Wakers};
+use crate::outbox::Outbox;
 use crate::parser::{FileParser, Rules};
 use crate::routing::Router;
 use crate::routing::throttle::{self, Summary, Throttle};
 use crate::store::{AgentLock, Batch, Delivery, Store, StoreError, now_ms};
 use crate::watcher::{FileKey, Resume, WatchMsg, Watcher};
+
+/// How long an edited config file must stay unchanged before it is applied.
+const CONFIG_SETTLE: Duration = Duration::from_millis(500);
+
+fn config_stamp(path: &std::path::Path) -> Option<(std::time::SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
 
 /// How long a traceback may stay open without a new line before it is sent as it is.
 const TRACEBACK_IDLE: Duration = Duration::from_secs(2);
@@ -43,7 +51,11 @@ struct Pipeline {
     rules: Arc<Rules>,
     router: Router,
     store: Store,
-    wakers: Wakers,
+    outbox: Outbox,
+    /// The config file's modification time and length as last applied or seen.
+    config_stamp: Option<(std::time::SystemTime, u64)>,
+    /// A change seen and not applied yet: editors write in several steps.
+    config_changed_at: Option<Instant>,
     parsers: HashMap<FileKey, (FileParser, Instant)>,
     events: Vec<Event>,
     throttle: Throttle,
@@ -201,7 +213,7 @@ impl Pipeline {
         };
         self.store.commit(&batch)?;
         for d in &woken {
-            self.wakers.wake(d);
+            self.outbox.wake(d);
         }
         Ok(())
     }
@@ -209,6 +221,7 @@ impl Pipeline {
     /// The once-a-second work: repeat summaries that are due, throttle windows of alerts
     /// dismissed meanwhile, and rows another process queued (`outbox retry`).
     fn tick(&mut self) -> Result<(), StoreError> {
+        self.watch_config();
         let now = now_ms();
         if self.store.changed_elsewhere(&mut self.data_version)? {
             for key in alerts::dismissed_since(&self.store, self.dismissals_seen_ms)? {
@@ -217,7 +230,7 @@ impl Pipeline {
             }
             self.dismissals_seen_ms = now;
             self.requests = self.store.inbox()?;
-            self.wakers.wake_all();
+            self.outbox.wake_all();
         }
         if self.throttle.next_due_ms().is_some_and(|t| t <= now) {
             let due = self.throttle.due(now);
@@ -232,6 +245,92 @@ impl Pipeline {
             return Ok(());
         }
         self.commit(None, None)
+    }
+
+    /// Applies an edited config file once it has been still for a moment (editors and
+    /// `protowatch routes` write, then rename).
+    fn watch_config(&mut self) {
+        let stamp = config_stamp(&self.config.file);
+        if stamp == self.config_stamp {
+            self.config_changed_at = None;
+            return;
+        }
+        match self.config_changed_at {
+            None => self.config_changed_at = Some(Instant::now()),
+            Some(t) if t.elapsed() >= CONFIG_SETTLE => {
+                self.config_stamp = stamp;
+                self.config_changed_at = None;
+                self.reload();
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Validates the file and, if it is valid, applies routes, scopes, credentials,
+    /// throttling and the instrument name in place; nothing queued is lost. An invalid
+    /// file changes nothing and is reported with its problems.
+    fn reload(&mut self) {
+        let new = match Config::load(&self.config.file) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("config changed but not applied, the running config stays:\n{e}");
+                return;
+            }
+        };
+        let messengers = match Messengers::from_config(&new) {
+            Ok(m) => Arc::new(m),
+            Err(e) => {
+                tracing::error!(error = %e, "config changed but not applied, the running config stays");
+                return;
+            }
+        };
+        let router = Router::new(&new);
+        if let Err(e) = self.outbox.ensure_workers(&router.all_destinations()) {
+            tracing::error!(error = %e, "config changed but not applied: cannot start delivery workers");
+            return;
+        }
+        let old = self.config.masked_json();
+        let fresh = new.masked_json();
+        let changed: Vec<&str> = ["instrument", "mail", "telegram", "routes", "throttle"]
+            .into_iter()
+            .filter(|k| old.get(*k) != fresh.get(*k))
+            .collect();
+        let secrets_changed = self
+            .config
+            .mail
+            .as_ref()
+            .and_then(|m| m.password.as_ref().map(|p| p.expose().to_string()))
+            != new
+                .mail
+                .as_ref()
+                .and_then(|m| m.password.as_ref().map(|p| p.expose().to_string()))
+            || self
+                .config
+                .telegram
+                .as_ref()
+                .map(|t| t.token.expose().to_string())
+                != new.telegram.as_ref().map(|t| t.token.expose().to_string());
+        let restart_needed: Vec<&str> = ["watch", "rules", "state_dir"]
+            .into_iter()
+            .filter(|k| old.get(*k) != fresh.get(*k))
+            .collect();
+        self.outbox.reconfigure(
+            messengers,
+            Arc::from(new.instrument.as_str()),
+            &new.throttle,
+        );
+        self.throttle.set_interval(new.throttle.repeat_interval);
+        self.router = router;
+        let mut applied = new;
+        // Files are followed with the watches and rules they were started with.
+        applied.watch = self.config.watch.clone();
+        applied.rules = self.config.rules.clone();
+        applied.state_dir = self.config.state_dir.clone();
+        self.config = Arc::new(applied);
+        tracing::info!(changed = ?changed, credentials_changed = secrets_changed, "config reloaded");
+        if !restart_needed.is_empty() {
+            tracing::warn!(sections = ?restart_needed, "these changes take effect at the next start");
+        }
     }
 
     /// Runs until the watchers hang up, then flushes what is pending.
@@ -297,7 +396,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         rules,
         router,
         store,
-        wakers: outbox.wakers(),
+        outbox: outbox.clone(),
+        config_stamp: config_stamp(&config.file),
+        config_changed_at: None,
         parsers: HashMap::new(),
         events: Vec::new(),
         throttle,

@@ -402,3 +402,64 @@ fn a_failing_detector_is_one_alert_its_repeats_one_summary_and_dismissal_resets_
     assert_eq!(alert["times_seen"], 1, "{list}");
     assert_eq!(alerts(&["dismiss", "999999"]).0, Some(1));
 }
+
+#[test]
+fn a_running_agent_applies_an_edited_config_and_keeps_its_own_when_the_edit_is_invalid() {
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("p")).unwrap();
+    let base = json!({
+        "telegram": {"bot-id": TOKEN, "channel-id": "-100", "api-url": tg.url},
+        "watch": [{"path": "p/*.log", "poll_interval_ms": 100}],
+    });
+    let cfg = support::write_config(dir.path(), &base);
+    let _agent = Agent::start(&cfg);
+    let log = dir.path().join("p/a.log");
+    // Without routes, a new scan is not worth a ping.
+    append(&log, b"INFO Measurement started: sample one\n");
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(tg.messages().is_empty());
+
+    // The operator adds a chat and routes scans to it.
+    let mut edited = base.clone();
+    edited["telegram"]["scopes"] = json!({"scans": "-200"});
+    edited["routes"] = json!({
+        "new_scan": [{"service": "telegram", "scope": "scans"}],
+        "alarm_major": [{"service": "telegram", "scope": "default"}],
+    });
+    support::write_config(dir.path(), &edited);
+    std::thread::sleep(Duration::from_millis(2500));
+    append(&log, b"INFO Measurement started: sample two\n");
+    let msgs = tg.wait_for(1, Duration::from_secs(10));
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0].body["chat_id"], json!(-200));
+    assert!(
+        msgs[0].body["text"]
+            .as_str()
+            .unwrap()
+            .contains("sample two")
+    );
+
+    // A broken edit changes nothing: the routes above stay in force.
+    std::fs::write(&cfg, "{\"telegram\": ").unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    append(
+        &log,
+        b"INFO Measurement started: sample three\nERROR still routed\n",
+    );
+    let msgs = tg.wait_for(3, Duration::from_secs(10));
+    assert_eq!(msgs.len(), 3);
+    // Two chats, two workers: between them, no order.
+    let mut got: Vec<(i64, bool)> = msgs[1..]
+        .iter()
+        .map(|m| {
+            let text = m.body["text"].as_str().unwrap();
+            (
+                m.body["chat_id"].as_i64().unwrap(),
+                text.contains("sample three"),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, vec![(-200, true), (-100, false)]);
+}

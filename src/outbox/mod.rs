@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
@@ -43,32 +43,36 @@ pub static ROWS_DELIVERED: AtomicU64 = AtomicU64::new(0);
 pub static ROWS_DEAD: AtomicU64 = AtomicU64::new(0);
 pub static SEND_FAILURES: AtomicU64 = AtomicU64::new(0);
 
-/// Wakes a destination's worker when rows were committed for it.
-#[derive(Clone, Default)]
-pub struct Wakers(Arc<HashMap<Destination, Arc<Notify>>>);
-
-impl Wakers {
-    pub fn wake(&self, d: &Destination) {
-        if let Some(n) = self.0.get(d) {
-            n.notify_one();
-        }
-    }
-
-    pub fn wake_all(&self) {
-        for n in self.0.values() {
-            n.notify_one();
-        }
-    }
+/// The delivery side of the agent: one worker per destination. Cloned into the pipeline,
+/// which wakes workers after its commits and, on a config reload, starts workers for
+/// new destinations and swaps credentials, scopes and pace in place.
+#[derive(Clone)]
+pub struct Outbox {
+    inner: Arc<Inner>,
 }
 
-pub struct Outbox {
-    workers: Vec<JoinHandle<()>>,
+/// How the pipeline wakes a worker, and how `close` waits for it.
+type WorkerHandle = (Arc<Notify>, JoinHandle<()>);
+
+struct Inner {
+    state_dir: std::path::PathBuf,
+    settings: RwLock<Settings>,
+    workers: Mutex<HashMap<Destination, WorkerHandle>>,
     closing: watch::Sender<bool>,
-    wakers: Wakers,
+    runtime: tokio::runtime::Handle,
+}
+
+/// What a reload may change; workers read it at each message.
+#[derive(Clone)]
+struct Settings {
+    messengers: Arc<Messengers>,
+    instrument: Arc<str>,
+    throttle: ThrottleConfig,
 }
 
 impl Outbox {
     /// Starts one worker per destination, each with its own connection to the store.
+    /// Must be called inside the tokio runtime that the workers are to run on.
     pub fn start(
         state_dir: &std::path::Path,
         messengers: Arc<Messengers>,
@@ -76,57 +80,117 @@ impl Outbox {
         throttle: &ThrottleConfig,
         destinations: Vec<Destination>,
     ) -> Result<Outbox, StoreError> {
-        let (closing, closing_rx) = watch::channel(false);
-        let mut map = HashMap::new();
-        let mut workers = Vec::new();
-        for dest in destinations {
-            let notify = Arc::new(Notify::new());
-            map.insert(dest.clone(), notify.clone());
-            let store = Arc::new(Mutex::new(Store::open(state_dir)?));
-            let w = Worker {
-                pacer: Pacer::new(throttle.per_minute(dest.service)),
-                shown: shown_per_message(dest.service),
-                max_age: throttle.max_age,
-                dest,
-                store,
-                messengers: messengers.clone(),
-                instrument: instrument.clone(),
-                notify,
-                closing: closing_rx.clone(),
-            };
-            workers.push(tokio::spawn(w.run()));
-        }
-        Ok(Outbox {
-            workers,
-            closing,
-            wakers: Wakers(Arc::new(map)),
-        })
+        let (closing, _) = watch::channel(false);
+        let outbox = Outbox {
+            inner: Arc::new(Inner {
+                state_dir: state_dir.to_path_buf(),
+                settings: RwLock::new(Settings {
+                    messengers,
+                    instrument,
+                    throttle: throttle.clone(),
+                }),
+                workers: Mutex::new(HashMap::new()),
+                closing,
+                runtime: tokio::runtime::Handle::current(),
+            }),
+        };
+        outbox.ensure_workers(&destinations)?;
+        Ok(outbox)
     }
 
-    pub fn wakers(&self) -> Wakers {
-        self.wakers.clone()
+    /// Starts a worker for each destination that has none.
+    pub fn ensure_workers(&self, destinations: &[Destination]) -> Result<(), StoreError> {
+        let mut workers = self.inner.workers.lock().unwrap_or_else(|p| p.into_inner());
+        for dest in destinations {
+            if workers.contains_key(dest) {
+                continue;
+            }
+            let notify = Arc::new(Notify::new());
+            let settings = self.settings();
+            let w = Worker {
+                pacer: Pacer::new(settings.throttle.per_minute(dest.service)),
+                shown: shown_per_message(dest.service),
+                dest: dest.clone(),
+                store: Arc::new(Mutex::new(Store::open(&self.inner.state_dir)?)),
+                outbox: self.inner.clone(),
+                notify: notify.clone(),
+                closing: self.inner.closing.subscribe(),
+            };
+            let handle = self.inner.runtime.spawn(w.run());
+            workers.insert(dest.clone(), (notify, handle));
+        }
+        Ok(())
+    }
+
+    /// New credentials, scopes, instrument name or pace, used from the next message on.
+    pub fn reconfigure(
+        &self,
+        messengers: Arc<Messengers>,
+        instrument: Arc<str>,
+        throttle: &ThrottleConfig,
+    ) {
+        let mut s = self
+            .inner
+            .settings
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        *s = Settings {
+            messengers,
+            instrument,
+            throttle: throttle.clone(),
+        };
+    }
+
+    fn settings(&self) -> Settings {
+        self.inner.settings()
+    }
+
+    /// Wakes a destination's worker: rows were committed for it.
+    pub fn wake(&self, d: &Destination) {
+        let workers = self.inner.workers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((n, _)) = workers.get(d) {
+            n.notify_one();
+        }
+    }
+
+    pub fn wake_all(&self) {
+        let workers = self.inner.workers.lock().unwrap_or_else(|p| p.into_inner());
+        for (n, _) in workers.values() {
+            n.notify_one();
+        }
     }
 
     /// Lets each worker finish the send in flight, then stops it. What is still queued
     /// stays in the store for the next start.
     pub async fn close(self) {
-        let _ = self.closing.send(true);
-        for w in self.workers {
-            let _ = w.await;
+        let _ = self.inner.closing.send(true);
+        let handles: Vec<JoinHandle<()>> = {
+            let mut workers = self.inner.workers.lock().unwrap_or_else(|p| p.into_inner());
+            workers.drain().map(|(_, (_, h))| h).collect()
+        };
+        for h in handles {
+            let _ = h.await;
         }
+    }
+}
+
+impl Inner {
+    fn settings(&self) -> Settings {
+        self.settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
 struct Worker {
     dest: Destination,
     store: Arc<Mutex<Store>>,
-    messengers: Arc<Messengers>,
-    instrument: Arc<str>,
+    outbox: Arc<Inner>,
     notify: Arc<Notify>,
     closing: watch::Receiver<bool>,
     pacer: Pacer,
     shown: usize,
-    max_age: Duration,
 }
 
 /// What to do with the rows of a message after an attempt.
@@ -193,6 +257,12 @@ impl Worker {
             };
             // While it waits (a retry time, the pace), what arrives joins the message:
             // after a wait, read the rows again.
+            let per_minute = self
+                .outbox
+                .settings()
+                .throttle
+                .per_minute(self.dest.service);
+            self.pacer.set_per_minute(per_minute);
             let mut rows = rows;
             match plan(rows.len(), head_due_ms, &self.pacer, now_ms()) {
                 Plan::Wait(ms) => {
@@ -241,6 +311,7 @@ impl Worker {
     }
 
     async fn attempt(&self, rows: &[OutboxRow]) -> Next {
+        let settings = self.outbox.settings();
         let items: Vec<Item<'_>> = rows
             .iter()
             .filter_map(|r| {
@@ -255,7 +326,7 @@ impl Worker {
             *more.entry(r.event_name.as_str()).or_default() += r.repeat.map_or(1, |x| x.count);
         }
         let n = Notification {
-            instrument: &self.instrument,
+            instrument: &settings.instrument,
             items,
             more: more.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         };
@@ -263,7 +334,8 @@ impl Worker {
         let (event, key, events) = (first.name.as_str(), first.key.as_str(), n.event_count());
         let oldest = rows.first().map_or(0, |r| r.created_at_ms);
         let attempts = rows.first().map_or(0, |r| r.attempts);
-        match self.messengers.send(&self.dest, &n).await {
+        let max_age = settings.throttle.max_age;
+        match settings.messengers.send(&self.dest, &n).await {
             Ok(()) => {
                 MESSAGES_SENT.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(destination = %self.dest, event, key, events, rows = rows.len(), "delivered");
@@ -274,9 +346,9 @@ impl Worker {
                 tracing::error!(destination = %self.dest, event, events, error = %e.message, "delivery refused; kept as dead");
                 Next::Dead(e.message)
             }
-            Err(e) if now_ms() - oldest > self.max_age.as_millis() as i64 => {
+            Err(e) if now_ms() - oldest > max_age.as_millis() as i64 => {
                 SEND_FAILURES.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(destination = %self.dest, event, events, error = %e.message, max_age_s = self.max_age.as_secs(), "undeliverable for longer than throttle.max_age; kept as dead");
+                tracing::error!(destination = %self.dest, event, events, error = %e.message, max_age_s = max_age.as_secs(), "undeliverable for longer than throttle.max_age; kept as dead");
                 Next::Dead(format!(
                     "gave up after {} attempts: {}",
                     attempts + 1,

@@ -39,6 +39,11 @@ impl Pacer {
         }
     }
 
+    /// A reload may change the pace; what was sent still counts.
+    pub fn set_per_minute(&mut self, per_minute: u32) {
+        self.per_minute = per_minute.max(1) as usize;
+    }
+
     /// How many messages may go out now.
     pub fn free(&self, now_ms: i64) -> usize {
         let recent = self

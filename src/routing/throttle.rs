@@ -70,6 +70,11 @@ impl Throttle {
         }
     }
 
+    /// A reload may change the interval; open windows end by the new one.
+    pub fn set_interval(&mut self, interval: Duration) {
+        self.interval_ms = interval.as_millis() as i64;
+    }
+
     /// Restores the windows a previous run stored.
     pub fn restore(&mut self, saved: Vec<Change>) {
         for c in saved {
