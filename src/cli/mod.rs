@@ -6,6 +6,7 @@
 
 mod check_config;
 mod outbox;
+mod routes;
 mod run;
 mod send_message;
 #[cfg(windows)]
@@ -46,6 +47,9 @@ pub enum Command {
     /// List queued and dead deliveries, or queue a dead one again
     #[command(subcommand)]
     Outbox(outbox::OutboxCommand),
+    /// Show where each event goes, or change it in the config file
+    #[command(subcommand)]
+    Routes(routes::RoutesCommand),
     /// Install, remove or run protowatch as a Windows service
     #[cfg(windows)]
     #[command(subcommand)]
@@ -109,6 +113,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::SendMessage(args) => send_message::run(&cli, args),
         Command::CheckConfig => check_config::run(&cli),
         Command::Outbox(cmd) => outbox::run(&cli, cmd),
+        Command::Routes(cmd) => routes::run(&cli, cmd),
         #[cfg(windows)]
         Command::Service(cmd) => service::run(&cli, cmd),
     };

@@ -1,4 +1,5 @@
-//! The JSON config: its resolved types, loading, and the masked view `check-config` prints.
+//! The JSON config: its resolved types, loading, the masked view `check-config` prints,
+//! and ([`edit`]) changes to the file that keep its layout.
 //!
 //! Loading is two steps on purpose: `serde_json` turns the text into a `Value` (so invalid
 //! JSON is reported with line and column), then `validate` walks that value and collects
@@ -7,6 +8,7 @@
 //! files — so no other module ever looks at raw JSON.
 
 mod check;
+pub mod edit;
 mod legacy;
 mod secret;
 mod validate;
