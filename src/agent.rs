@@ -277,6 +277,8 @@ impl Pipeline {
                 return;
             }
         };
+        // The mail transport's connection pool lives on the agent's runtime.
+        let _runtime = self.outbox.runtime().enter();
         let messengers = match Messengers::from_config(&new) {
             Ok(m) => Arc::new(m),
             Err(e) => {

@@ -6,7 +6,10 @@ mod support;
 
 use std::path::Path;
 
-use protowatch::config::{Config, ConfigError, Encoding, StartAt, TlsMode, WatchMode};
+use protowatch::config::{
+    Config, ConfigError, Destination, Encoding, Service, StartAt, TlsMode, WatchMode,
+};
+use protowatch::routing::Router;
 use serde_json::json;
 use support::protowatch;
 
@@ -187,6 +190,8 @@ fn check_config_prints_the_resolved_config_without_secrets() {
     assert_eq!(v["mail"]["password"], "********");
     assert_eq!(v["telegram"]["bot-id"], "********");
     assert_eq!(v["mail"]["tls"], "opportunistic");
+    assert_eq!(v["mail"]["default_scope"], "default");
+    assert_eq!(v["telegram"]["default_scope"], "default");
     for secret in ["pw-legacy-42", "ABCdef"] {
         assert!(!stdout.contains(secret) && !stderr.contains(secret));
     }
@@ -237,4 +242,140 @@ fn check_config_exit_codes() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
+}
+
+fn dest(service: Service, scope: &str) -> Destination {
+    Destination {
+        service,
+        scope: scope.into(),
+    }
+}
+
+#[test]
+fn default_scopes_explicit_legacy_or_none() {
+    let dir = tempfile::tempdir().unwrap();
+    // The old bot's file: its recipients and channel are the scope `default`.
+    let c = load(dir.path(), LEGACY).unwrap();
+    assert_eq!(
+        c.mail.as_ref().unwrap().default_scope.as_deref(),
+        Some("default")
+    );
+    assert_eq!(
+        c.telegram.as_ref().unwrap().default_scope.as_deref(),
+        Some("default")
+    );
+
+    // Named explicitly, over an existing `default`.
+    let c = load(
+        dir.path(),
+        r#"{"mail": {"server": "s", "recipients": ["a@example.org"], "scopes": {"ops": ["o@example.org"]},
+                     "default_scope": "ops"},
+            "telegram": {"bot-id": "1:a", "scopes": {"night": "@night_shift", "day": "-100"},
+                         "default_scope": "day"}}"#,
+    )
+    .unwrap();
+    assert_eq!(c.default_scope(Service::Mail), Some("ops"));
+    assert_eq!(c.default_scope(Service::Telegram), Some("day"));
+
+    // No scope called `default` and none named: no default scope.
+    let c = load(
+        dir.path(),
+        r#"{"mail": {"server": "s", "scopes": {"ops": ["o@example.org"]}}}"#,
+    )
+    .unwrap();
+    assert_eq!(c.mail.as_ref().unwrap().default_scope, None);
+    assert_eq!(c.default_scope(Service::Telegram), None);
+}
+
+#[test]
+fn an_unknown_default_scope_is_an_error_listing_the_scopes() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = problems(
+        dir.path(),
+        r#"{"mail": {"server": "s", "recipients": ["a@example.org"], "scopes": {"ops": ["o@example.org"]},
+                     "default_scope": "nobody"},
+            "telegram": {"bot-id": "1:a", "scopes": {"night": "@night_shift"}, "default_scope": 5}}"#,
+    );
+    assert!(
+        e.contains(
+            "config.json: mail.default_scope: unknown mail scope \"nobody\"; configured scopes: default, ops"
+        ),
+        "{e}"
+    );
+    assert!(
+        e.contains("config.json: telegram.default_scope: expected a string, found a number"),
+        "{e}"
+    );
+}
+
+#[test]
+fn route_entries_without_a_scope_use_the_default_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = load(
+        dir.path(),
+        r#"{"mail": {"server": "s", "recipients": ["a@example.org"], "scopes": {"ops": ["o@example.org"]},
+                     "default_scope": "ops"},
+            "telegram": {"bot-id": "1:a", "channel-id": 5},
+            "routes": {"alarm_major": [{"service": "mail"}, {"service": "telegram"},
+                                       {"service": "mail", "scope": "default"}]}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        c.routes.as_ref().unwrap()["alarm_major"],
+        vec![
+            dest(Service::Mail, "ops"),
+            dest(Service::Telegram, "default"),
+            dest(Service::Mail, "default")
+        ]
+    );
+
+    // Without a default scope the entry must name one.
+    let e = problems(
+        dir.path(),
+        r#"{"mail": {"server": "s", "scopes": {"ops": ["o@example.org"], "day": ["d@example.org"]}},
+            "routes": {"message": [{"service": "mail", "scope": "ops"}, {"service": "mail"}]}}"#,
+    );
+    assert!(
+        e.contains(
+            "config.json: routes.message[1].scope: missing, and mail has no default scope: name one of day, ops here, or set mail.default_scope"
+        ),
+        "{e}"
+    );
+    assert!(!e.contains("routes.message[0]"), "{e}");
+}
+
+#[test]
+fn the_implicit_routing_uses_each_services_default_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = load(
+        dir.path(),
+        r#"{"mail": {"server": "s", "recipients": ["a@example.org"], "scopes": {"ops": ["o@example.org"]},
+                     "default_scope": "ops"},
+            "telegram": {"bot-id": "1:a", "scopes": {"night": "@night_shift"}}}"#,
+    )
+    .unwrap();
+    let router = Router::new(&c);
+    assert!(!router.is_explicit());
+    // Telegram has no default scope, so the implicit routing leaves it out.
+    for event in [
+        "alarm_major",
+        "alarm_warning",
+        "scan_interlock",
+        "message",
+        "custom",
+    ] {
+        assert_eq!(router.route(event), [dest(Service::Mail, "ops")], "{event}");
+    }
+    assert!(router.route("new_scan").is_empty());
+    assert!(router.route("scan_completed").is_empty());
+
+    // The old bot's file: both `default` scopes.
+    let c = load(dir.path(), LEGACY).unwrap();
+    assert_eq!(
+        Router::new(&c).route("alarm_minor"),
+        [
+            dest(Service::Mail, "default"),
+            dest(Service::Telegram, "default")
+        ]
+    );
 }

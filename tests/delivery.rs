@@ -463,3 +463,43 @@ fn a_running_agent_applies_an_edited_config_and_keeps_its_own_when_the_edit_is_i
     got.sort();
     assert_eq!(got, vec![(-200, true), (-100, false)]);
 }
+
+#[test]
+fn routes_enable_reaches_a_running_agent() {
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("p")).unwrap();
+    let cfg = support::write_config(
+        dir.path(),
+        &json!({
+            "telegram": {"bot-id": TOKEN, "channel-id": "-100", "api-url": tg.url},
+            "watch": [{"path": "p/*.log", "poll_interval_ms": 100}],
+        }),
+    );
+    let _agent = Agent::start(&cfg);
+    let out = protowatch()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["routes", "enable", "new_scan", "--service", "telegram"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let log = dir.path().join("p/a.log");
+    append(
+        &log,
+        b"INFO Measurement started: sample four\nERROR still an alarm\n",
+    );
+    let msgs = tg.wait_for(2, Duration::from_secs(10));
+    let texts: Vec<&str> = msgs
+        .iter()
+        .map(|m| m.body["text"].as_str().unwrap())
+        .collect();
+    assert!(texts[0].contains("sample four"), "{texts:?}");
+    assert!(texts[1].contains("still an alarm"), "{texts:?}");
+}

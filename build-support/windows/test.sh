@@ -41,7 +41,7 @@ echo "== Windows tests under Wine"
 # reused at once, which NTFS's sequence numbers prevent, and the model cannot tell the
 # ambiguities that follows from bugs. Its named trap tests run here.
 "${cargo_win[@]}" test "${flags[@]}" --lib --test parser_fixtures --test config \
-  --test tailer_model --test watcher_modes --test rotation -- \
+  --test tailer_model --test watcher_modes --test rotation --test routes_cli --test throttle_pacing -- \
   --skip every_complete_line_once_in_order
 echo "== protowatch.exe end to end (from the Linux side)"
 # With the toolchain of the Linux tests, whose build this reuses.

@@ -7,6 +7,7 @@
 mod alerts;
 mod check_config;
 mod outbox;
+mod routes;
 mod run;
 mod send_message;
 #[cfg(windows)]
@@ -50,6 +51,9 @@ pub enum Command {
     /// List the alerts (one per dedup key, with how often it was seen), or dismiss them
     #[command(subcommand)]
     Alerts(alerts::AlertsCommand),
+    /// Show where each event goes, or change it in the config file
+    #[command(subcommand)]
+    Routes(routes::RoutesCommand),
     /// Install, remove or run protowatch as a Windows service
     #[cfg(windows)]
     #[command(subcommand)]
@@ -114,6 +118,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::CheckConfig => check_config::run(&cli),
         Command::Outbox(cmd) => outbox::run(&cli, cmd),
         Command::Alerts(cmd) => alerts::run(&cli, cmd),
+        Command::Routes(cmd) => routes::run(&cli, cmd),
         #[cfg(windows)]
         Command::Service(cmd) => service::run(&cli, cmd),
     };

@@ -88,10 +88,12 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
     if AgentLock::is_held(&config.state_dir) {
         return through_agent(&config, &event, Duration::from_secs(args.wait));
     }
+    let rt = runtime()?;
+    // The mail transport's connection pool starts a task on the runtime it is built in.
+    let _runtime = rt.enter();
     let messengers =
         Messengers::from_config(&config).map_err(|e| CliError::usage(e.to_string()))?;
     let n = Notification::single(&config.instrument, &event);
-    let rt = runtime()?;
     let results = rt.block_on(async {
         let sends = targets.iter().map(|t| messengers.send(t, &n));
         futures_util::future::join_all(sends).await

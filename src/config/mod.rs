@@ -1,4 +1,5 @@
-//! The JSON config: its resolved types, loading, and the masked view `check-config` prints.
+//! The JSON config: its resolved types, loading, the masked view `check-config` prints,
+//! and ([`edit`]) changes to the file that keep its layout.
 //!
 //! Loading is two steps on purpose: `serde_json` turns the text into a `Value` (so invalid
 //! JSON is reported with line and column), then `validate` walks that value and collects
@@ -7,6 +8,7 @@
 //! files — so no other module ever looks at raw JSON.
 
 mod check;
+pub mod edit;
 mod legacy;
 mod secret;
 mod validate;
@@ -20,7 +22,7 @@ use serde_json::{Value, json};
 
 pub use check::Problem;
 pub use secret::Secret;
-pub use validate::DEFAULT_SCOPE;
+pub use validate::{DEFAULT_SCOPE, unknown_scope};
 
 use crate::event::Severity;
 
@@ -121,6 +123,9 @@ pub struct MailConfig {
     pub ca_file: Option<PathBuf>,
     /// Scope name → recipients. The legacy `recipients` is the scope `default`.
     pub scopes: BTreeMap<String, Vec<String>>,
+    /// The scope of route entries without one, and of the implicit routing:
+    /// `mail.default_scope`, else `default` if that scope exists, else none.
+    pub default_scope: Option<String>,
     /// The longest one send may take, connect to the server's last reply.
     pub timeout: Duration,
 }
@@ -132,6 +137,8 @@ pub struct TelegramConfig {
     pub api_url: url::Url,
     /// Scope name → chat id or `@channel`. The legacy `channel-id` is the scope `default`.
     pub scopes: BTreeMap<String, String>,
+    /// As [`MailConfig::default_scope`], from `telegram.default_scope`.
+    pub default_scope: Option<String>,
     /// The longest one send may take.
     pub timeout: Duration,
 }
@@ -200,6 +207,9 @@ pub enum Service {
 }
 
 impl Service {
+    /// Every service, in the order they are listed and written.
+    pub const ALL: [Service; 2] = [Service::Mail, Service::Telegram];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Service::Mail => "mail",
@@ -332,6 +342,7 @@ impl Config {
                     "tls": m.tls.as_str(),
                     "ca_file": m.ca_file,
                     "scopes": m.scopes,
+                    "default_scope": m.default_scope,
                     "timeout_s": m.timeout.as_secs(),
                 }),
             );
@@ -343,6 +354,7 @@ impl Config {
                     "bot-id": Secret::MASK,
                     "api-url": t.api_url.as_str(),
                     "scopes": t.scopes,
+                    "default_scope": t.default_scope,
                     "timeout_s": t.timeout.as_secs(),
                 }),
             );
@@ -409,6 +421,28 @@ impl Config {
     /// tell nobody, which `check-config` reports as an error.
     pub fn has_service(&self) -> bool {
         self.mail.is_some() || self.telegram.is_some()
+    }
+
+    /// The scope names of `service`, sorted; `None` when the file has no section for it.
+    pub fn scopes(&self, service: Service) -> Option<Vec<&str>> {
+        match service {
+            Service::Mail => self
+                .mail
+                .as_ref()
+                .map(|m| m.scopes.keys().map(String::as_str).collect()),
+            Service::Telegram => self
+                .telegram
+                .as_ref()
+                .map(|t| t.scopes.keys().map(String::as_str).collect()),
+        }
+    }
+
+    /// The default scope of `service`; `None` when it has none or is not configured.
+    pub fn default_scope(&self, service: Service) -> Option<&str> {
+        match service {
+            Service::Mail => self.mail.as_ref()?.default_scope.as_deref(),
+            Service::Telegram => self.telegram.as_ref()?.default_scope.as_deref(),
+        }
     }
 }
 

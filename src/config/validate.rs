@@ -39,9 +39,17 @@ const MAIL: &[&str] = &[
     "tls",
     "ca_file",
     "scopes",
+    "default_scope",
     "timeout_s",
 ];
-const TELEGRAM: &[&str] = &["bot-id", "channel-id", "api-url", "scopes", "timeout_s"];
+const TELEGRAM: &[&str] = &[
+    "bot-id",
+    "channel-id",
+    "api-url",
+    "scopes",
+    "default_scope",
+    "timeout_s",
+];
 const WATCH: &[&str] = &[
     "path",
     "encoding",
@@ -260,6 +268,7 @@ fn mail(c: &mut Checker, v: &Value, base: &Path) -> Option<MailConfig> {
             "no recipients: set mail.recipients (or mail.scopes) to at least one address",
         );
     }
+    let default_scope = default_scope(c, m, p, "mail", scopes.keys());
     let timeout = c.uint(m, "timeout_s", p, 1, 600);
     Some(MailConfig {
         timeout: timeout.map_or(DEFAULT_SEND_TIMEOUT, Duration::from_secs),
@@ -271,6 +280,7 @@ fn mail(c: &mut Checker, v: &Value, base: &Path) -> Option<MailConfig> {
         tls,
         ca_file,
         scopes,
+        default_scope,
     })
 }
 
@@ -350,13 +360,60 @@ fn telegram(c: &mut Checker, v: &Value) -> Option<TelegramConfig> {
             "missing: set telegram.channel-id (or telegram.scopes) to the chat to send to",
         );
     }
+    let default_scope = default_scope(c, t, p, "telegram", scopes.keys());
     let timeout = c.uint(t, "timeout_s", p, 1, 600);
     Some(TelegramConfig {
         timeout: timeout.map_or(DEFAULT_SEND_TIMEOUT, Duration::from_secs),
         token: Secret::new(token?),
         api_url: api_url?,
         scopes,
+        default_scope,
     })
+}
+
+/// `<service>.default_scope`: the explicit name, which must be one of the service's scopes;
+/// else `default` when that scope exists (the old bot's `recipients` / `channel-id`); else
+/// none, and then every route entry of the service has to name its scope.
+fn default_scope<'a>(
+    c: &mut Checker,
+    map: &serde_json::Map<String, Value>,
+    path: &str,
+    service: &str,
+    scopes: impl Iterator<Item = &'a String> + Clone,
+) -> Option<String> {
+    if !map.contains_key("default_scope") {
+        return scopes
+            .clone()
+            .any(|s| s == DEFAULT_SCOPE)
+            .then(|| DEFAULT_SCOPE.to_string());
+    }
+    let name = c.non_empty(map, "default_scope", path)?;
+    if scopes.clone().any(|s| *s == name) {
+        Some(name)
+    } else {
+        c.problem(
+            join(path, "default_scope"),
+            unknown_scope(service, &name, scopes),
+        );
+        None
+    }
+}
+
+/// The message for a scope name that the service does not have, with the ones it has.
+pub fn unknown_scope<S: AsRef<str>>(
+    service: &str,
+    name: &str,
+    scopes: impl IntoIterator<Item = S>,
+) -> String {
+    let names: Vec<String> = scopes.into_iter().map(|s| s.as_ref().to_string()).collect();
+    format!(
+        "unknown {service} scope {name:?}; configured scopes: {}",
+        if names.is_empty() {
+            "(none)".to_string()
+        } else {
+            names.join(", ")
+        }
+    )
 }
 
 fn looks_like_token(t: &str) -> bool {
@@ -528,36 +585,54 @@ fn routes(
                 &[("mail", Service::Mail), ("telegram", Service::Telegram)],
             );
             let service = c.required(service, t, "service", &tp);
-            let scope = c
-                .non_empty(t, "scope", &tp)
-                .unwrap_or_else(|| DEFAULT_SCOPE.to_string());
+            let scope = c.non_empty(t, "scope", &tp);
             let Some(service) = service else { continue };
-            let known: Option<Vec<&String>> = match service {
-                Service::Mail => mail.map(|m| m.scopes.keys().collect()),
-                Service::Telegram => telegram.map(|t| t.scopes.keys().collect()),
+            // Each service's scope names, and its default scope for entries without one.
+            let known: Option<(Vec<&String>, Option<&String>)> = match service {
+                Service::Mail => {
+                    mail.map(|m| (m.scopes.keys().collect(), m.default_scope.as_ref()))
+                }
+                Service::Telegram => {
+                    telegram.map(|t| (t.scopes.keys().collect(), t.default_scope.as_ref()))
+                }
             };
-            match known {
-                None => c.problem(
+            let Some((names, default)) = known else {
+                c.problem(
                     join(&tp, "service"),
                     format!("the service {service} is not configured (no \"{service}\" section)"),
-                ),
-                Some(names) if !names.contains(&&scope) => c.problem(
-                    join(&tp, "scope"),
-                    format!(
-                        "unknown {service} scope {scope:?}; configured scopes: {}",
-                        names
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ),
-                Some(_) => {
-                    let target = Destination { service, scope };
-                    if !list.contains(&target) {
-                        list.push(target);
-                    }
+                );
+                continue;
+            };
+            let scope = match (scope, default) {
+                (Some(s), _) => s,
+                // An empty or mistyped "scope" was reported already.
+                (None, _) if t.contains_key("scope") => continue,
+                (None, Some(d)) => d.clone(),
+                (None, None) => {
+                    c.problem(
+                        join(&tp, "scope"),
+                        format!(
+                            "missing, and {service} has no default scope: name one of {} here, or set {service}.default_scope",
+                            if names.is_empty() {
+                                "its scopes".to_string()
+                            } else {
+                                names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                            }
+                        ),
+                    );
+                    continue;
                 }
+            };
+            if names.contains(&&scope) {
+                let target = Destination { service, scope };
+                if !list.contains(&target) {
+                    list.push(target);
+                }
+            } else {
+                c.problem(
+                    join(&tp, "scope"),
+                    unknown_scope(service.as_str(), &scope, names),
+                );
             }
         }
         out.insert(event.clone(), list);

@@ -145,6 +145,12 @@ impl Outbox {
         self.inner.settings()
     }
 
+    /// The runtime the workers run on, for building what they will use (a transport's
+    /// connection pool spawns its own task).
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.inner.runtime
+    }
+
     /// Wakes a destination's worker: rows were committed for it.
     pub fn wake(&self, d: &Destination) {
         let workers = self.inner.workers.lock().unwrap_or_else(|p| p.into_inner());

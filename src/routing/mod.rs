@@ -2,9 +2,10 @@
 //!
 //! With `routes` in the config, exactly the listed `{service, scope}` pairs of the
 //! event's name (BEC's explicit routing). Without, the old bot's behaviour: everything
-//! worth a ping goes to every configured service's `default` scope — every alarm, the
-//! interlock, `message`, and custom events a script sends on purpose; only the routine
-//! `new_scan` and `scan_completed` stay quiet until a route asks for them.
+//! worth a ping goes to every configured service's default scope (`default_scope`, which
+//! is the old bot's `recipients` / `channel-id` unless the file says otherwise) — every
+//! alarm, the interlock, `message`, and custom events a script sends on purpose; only the
+//! routine `new_scan` and `scan_completed` stay quiet until a route asks for them.
 
 pub mod pacing;
 pub mod throttle;
@@ -16,6 +17,19 @@ use crate::event::names;
 
 pub use crate::config::DEFAULT_SCOPE;
 
+/// The built-in events that the implicit routing sends to every default scope, in the
+/// order `routes list` shows them and `routes enable` writes them out.
+pub const IMPLICIT_EVENTS: [&str; 5] = [
+    names::ALARM_WARNING,
+    names::ALARM_MINOR,
+    names::ALARM_MAJOR,
+    names::SCAN_INTERLOCK,
+    names::MESSAGE,
+];
+
+/// The built-in events that the implicit routing keeps quiet: routine, not worth a ping.
+pub const QUIET_EVENTS: [&str; 2] = [names::NEW_SCAN, names::SCAN_COMPLETED];
+
 pub struct Router {
     routes: Option<BTreeMap<String, Vec<Destination>>>,
     defaults: Vec<Destination>,
@@ -23,22 +37,13 @@ pub struct Router {
 
 impl Router {
     pub fn new(config: &Config) -> Router {
-        let has_default = |service: &Service| match service {
-            Service::Mail => config
-                .mail
-                .as_ref()
-                .is_some_and(|m| m.scopes.contains_key(DEFAULT_SCOPE)),
-            Service::Telegram => config
-                .telegram
-                .as_ref()
-                .is_some_and(|t| t.scopes.contains_key(DEFAULT_SCOPE)),
-        };
-        let defaults = [Service::Mail, Service::Telegram]
+        let defaults = Service::ALL
             .into_iter()
-            .filter(has_default)
-            .map(|service| Destination {
-                service,
-                scope: DEFAULT_SCOPE.into(),
+            .filter_map(|service| {
+                config.default_scope(service).map(|scope| Destination {
+                    service,
+                    scope: scope.to_string(),
+                })
             })
             .collect();
         Router {
@@ -50,9 +55,19 @@ impl Router {
     pub fn route(&self, event: &str) -> &[Destination] {
         match &self.routes {
             Some(routes) => routes.get(event).map_or(&[], Vec::as_slice),
-            None if event == names::NEW_SCAN || event == names::SCAN_COMPLETED => &[],
+            None if QUIET_EVENTS.contains(&event) => &[],
             None => &self.defaults,
         }
+    }
+
+    /// Whether the config lists its routes (`false`: the implicit routing applies).
+    pub fn is_explicit(&self) -> bool {
+        self.routes.is_some()
+    }
+
+    /// Each configured service's default scope: where the implicit routing sends.
+    pub fn defaults(&self) -> &[Destination] {
+        &self.defaults
     }
 
     /// Every destination any event can reach: the outbox starts one worker for each.
