@@ -451,7 +451,8 @@ pub fn telegram_parts(n: &Notification<'_>, limit: usize) -> Vec<String> {
     segs.push(Segment::new("\n", "", ""));
     segs.push(Segment::new(context_line(e), "<i>", "</i>"));
     if let Some(r) = &item.repeat {
-        segs.push(Segment::new(format!("\n{}", repeat_note(r)), "<b>", "</b>"));
+        segs.push(Segment::new("\n", "", ""));
+        segs.push(Segment::new(repeat_note(r), "<b>", "</b>"));
     }
     if let Some(d) = &e.details {
         segs.push(Segment::new("\n", "", ""));
@@ -635,6 +636,75 @@ mod tests {
             mail_subject(&Notification::single("IN5", &s)),
             "[IN5] INFO scan_completed: done"
         );
+    }
+
+    #[test]
+    fn a_repeat_summary_says_how_often_and_since_when() {
+        let e = ev("HV trip");
+        let since = Local::now()
+            .with_time(chrono::NaiveTime::from_hms_opt(14, 3, 0).unwrap())
+            .single()
+            .unwrap()
+            .timestamp_millis();
+        let n = Notification {
+            instrument: "IN5",
+            items: vec![Item {
+                event: &e,
+                repeat: Some(Repeat {
+                    count: 57,
+                    since_ms: since,
+                }),
+            }],
+            more: Vec::new(),
+        };
+        assert_eq!(
+            mail_subject(&n),
+            "[IN5] MAJOR: HV trip (repeated 57 times since 14:03)"
+        );
+        let tg = telegram_parts(&n, TELEGRAM_LIMIT).concat();
+        assert!(tg.contains("<b>repeated 57 times since 14:03</b>"), "{tg}");
+        assert_eq!(n.event_count(), 57);
+    }
+
+    #[test]
+    fn a_digest_shows_some_and_counts_the_rest() {
+        let a = ev("first <one>");
+        let mut b = ev("second");
+        b.severity = Severity::Minor;
+        b.details = Some("long traceback".into());
+        let n = Notification {
+            instrument: "IN5",
+            items: vec![
+                Item {
+                    event: &a,
+                    repeat: None,
+                },
+                Item {
+                    event: &b,
+                    repeat: Some(Repeat {
+                        count: 3,
+                        since_ms: 0,
+                    }),
+                },
+            ],
+            more: vec![("alarm_major".into(), 9000), ("alarm_minor".into(), 980)],
+        };
+        assert_eq!(n.event_count(), 1 + 3 + 9980);
+        assert_eq!(mail_subject(&n), "[IN5] 9,984 events, MAJOR: first <one>");
+        let text = mail_text(&n);
+        assert!(text.starts_with("9,984 events on IN5\n"), "{text}");
+        assert!(text.contains("long traceback"));
+        assert!(text.contains("+9,980 more: alarm_major ×9,000, alarm_minor ×980"));
+        let html = mail_html(&n);
+        assert!(html.contains("first &lt;one&gt;"));
+        let parts = telegram_parts(&n, TELEGRAM_LIMIT);
+        assert_eq!(parts.len(), 1);
+        let tg = &parts[0];
+        assert!(tg.starts_with("<b>🔴 9,984 events</b> · IN5"), "{tg}");
+        assert!(tg.contains("first &lt;one&gt;") && tg.contains("(repeated 3 times since"));
+        // A digest on Telegram is one line per event: no tracebacks.
+        assert!(!tg.contains("long traceback"));
+        assert!(tg.contains("+9,980 more: alarm_major ×9,000, alarm_minor ×980"));
     }
 
     #[test]
