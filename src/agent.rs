@@ -17,6 +17,7 @@ use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
 use crate::alerts::{self, Tally};
+use crate::api::Api;
 use crate::config::{Config, Destination};
 use crate::event::Event;
 use crate::messengers::Messengers;
@@ -386,6 +387,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     )?;
     let mut throttle = Throttle::new(config.throttle.repeat_interval);
     throttle.restore(store.with_conn(throttle::load)?);
+    // The API is a convenience: a port taken by another program must not stop the
+    // watching, so the agent runs on without it and says so.
+    let api = match Api::start(config.clone(), outbox.clone()).await {
+        Ok(api) => Some(api),
+        Err(e) => {
+            tracing::error!(error = %e, "the HTTP API is not available; the agent runs without it");
+            None
+        }
+    };
     if config.watch.is_empty() {
         tracing::warn!("no \"watch\" entries: only messages sent to this agent will be delivered");
     }
@@ -436,6 +446,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let result = tokio::task::spawn_blocking(move || pipeline_waiter.join())
         .await
         .map_err(|e| AgentError::Setup(format!("pipeline shutdown: {e}")))?;
+    if let Some(api) = api {
+        api.stop(&config.state_dir).await;
+    }
     outbox.close().await;
     match result {
         Ok(Ok(Ok(()))) => {

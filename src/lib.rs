@@ -16,6 +16,7 @@
 
 pub mod agent;
 pub mod alerts;
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod event;

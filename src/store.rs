@@ -800,6 +800,32 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Live rows per destination with the oldest one's creation time.
+    pub fn outbox_depth(&self) -> Result<Vec<(String, u64, i64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT destination, COUNT(*), MIN(created_at) FROM outbox WHERE dead = 0
+                 GROUP BY destination ORDER BY destination",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?))
+            })
+            .map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    pub fn dead_count(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM outbox WHERE dead = 1", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n as u64)
+            .map_err(self.sql())
+    }
+
     /// Live rows per destination, for status and tests.
     pub fn pending_count(&self, destination: &str) -> Result<u64, StoreError> {
         self.conn

@@ -233,3 +233,55 @@ pub fn purge(store: &Store, now_ms: i64) -> Result<u64, StoreError> {
         .map(|n| n as u64)
     })
 }
+
+/// An alert put through the API (OnTakt's `PUT /api/alerts`).
+#[derive(Debug, Clone)]
+pub struct NewAlert {
+    pub key: String,
+    pub message: String,
+    pub details: Option<String>,
+    pub severity: Severity,
+    pub ttl_s: Option<u64>,
+    pub machine_id: Option<String>,
+    pub actions: serde_json::Value,
+    pub data: serde_json::Value,
+}
+
+/// Creates the alert, or replaces the one with the same key (its id stays, it counts as
+/// seen once more); returns it as stored.
+pub fn put(store: &Store, a: &NewAlert, now_ms: i64) -> Result<Alert, StoreError> {
+    store.with_conn(|c| {
+        c.execute(
+            "INSERT INTO alerts (key, event, severity, source, message, details, first_seen,
+                                 last_seen, times_seen, ttl_s, machine_id, actions, data)
+             VALUES (?1, 'alert', ?2, NULL, ?3, ?4, ?5, ?5, 1, ?6, ?7, ?8, ?9)
+             ON CONFLICT (key) DO UPDATE SET
+                 first_seen = CASE WHEN alerts.dismissed_at IS NOT NULL
+                         OR alerts.last_seen + alerts.ttl_s * 1000 < excluded.first_seen
+                     THEN excluded.first_seen ELSE alerts.first_seen END,
+                 times_seen = CASE WHEN alerts.dismissed_at IS NOT NULL
+                         OR alerts.last_seen + alerts.ttl_s * 1000 < excluded.first_seen
+                     THEN 1 ELSE alerts.times_seen + 1 END,
+                 severity = excluded.severity, message = excluded.message,
+                 details = excluded.details, last_seen = excluded.last_seen,
+                 ttl_s = excluded.ttl_s, machine_id = excluded.machine_id,
+                 actions = excluded.actions, data = excluded.data, dismissed_at = NULL",
+            params![
+                a.key,
+                a.severity.as_str(),
+                serde_json::to_string(&Message::plain(a.message.clone())).unwrap_or_default(),
+                a.details,
+                now_ms,
+                a.ttl_s.map(|t| t as i64),
+                a.machine_id,
+                a.actions.to_string(),
+                a.data.to_string(),
+            ],
+        )?;
+        c.query_row(
+            &format!("SELECT {COLUMNS} FROM alerts WHERE key = ?1"),
+            [&a.key],
+            from_row,
+        )
+    })
+}

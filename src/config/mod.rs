@@ -46,7 +46,28 @@ pub struct Config {
     /// `None` when the file has no `routes`: then the default routing applies.
     pub routes: Option<BTreeMap<String, Vec<Destination>>>,
     pub throttle: ThrottleConfig,
+    pub api: ApiConfig,
     pub state_dir: PathBuf,
+}
+
+/// The local HTTP API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiConfig {
+    pub listen: std::net::SocketAddr,
+    /// Required off loopback; with it, every request needs `Authorization: Bearer …`.
+    pub token: Option<Secret>,
+}
+
+/// `api.listen` by default: loopback only.
+pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:8767";
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8767)),
+            token: None,
+        }
+    }
 }
 
 /// How often messages may go out: repeats of one alert, and messages per destination.
@@ -411,6 +432,13 @@ impl Config {
                     "mail": self.throttle.mail_per_minute,
                     "telegram": self.throttle.telegram_per_minute,
                 },
+            }),
+        );
+        out.insert(
+            "api".into(),
+            json!({
+                "listen": self.api.listen.to_string(),
+                "token": self.api.token.as_ref().map(|_| Secret::MASK),
             }),
         );
         out.insert("state_dir".into(), json!(self.state_dir));

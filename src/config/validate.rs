@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::check::{Checker, Problem, index, join};
 use super::{
-    Config, DEFAULT_MAX_LINE_BYTES, DEFAULT_SEND_TIMEOUT, Destination, Encoding, Format,
+    ApiConfig, Config, DEFAULT_MAX_LINE_BYTES, DEFAULT_SEND_TIMEOUT, Destination, Encoding, Format,
     MailConfig, RuleConfig, Secret, Service, StartAt, TelegramConfig, ThrottleConfig, TlsMode,
     WatchConfig, WatchMode, host_name, legacy,
 };
@@ -24,8 +24,10 @@ const TOP: &[&str] = &[
     "rules",
     "routes",
     "throttle",
+    "api",
     "state_dir",
 ];
+const API: &[&str] = &["listen", "token", "token_file"];
 const THROTTLE: &[&str] = &["repeat_interval", "max_age", "per_minute"];
 const PER_MINUTE: &[&str] = &["mail", "telegram"];
 const MAIL: &[&str] = &[
@@ -100,6 +102,10 @@ pub fn config(value: &Value, file: &Path, base: &Path) -> Result<Config, Vec<Pro
         .get("throttle")
         .and_then(|v| throttle(&mut c, v))
         .unwrap_or_default();
+    let api = match top.get("api") {
+        Some(v) => api(&mut c, v, base),
+        None => Some(ApiConfig::default()),
+    };
     let state_dir = resolve(
         base,
         &c.non_empty(top, "state_dir", "")
@@ -115,6 +121,7 @@ pub fn config(value: &Value, file: &Path, base: &Path) -> Result<Config, Vec<Pro
             rules,
             routes,
             throttle,
+            api: api.unwrap_or_default(),
             state_dir,
         })
     } else {
@@ -528,6 +535,62 @@ fn rules(c: &mut Checker, items: &[Value]) -> Vec<RuleConfig> {
         }
     }
     out
+}
+
+fn api(c: &mut Checker, v: &Value, base: &Path) -> Option<ApiConfig> {
+    let p = "api";
+    let a = c.object(v, p, API)?;
+    let mut out = ApiConfig::default();
+    if let Some(listen) = c.non_empty(a, "listen", p) {
+        match listen.parse::<std::net::SocketAddr>() {
+            Ok(addr) => out.listen = addr,
+            Err(_) => c.problem(
+                join(p, "listen"),
+                format!("expected an address and port like \"127.0.0.1:8767\", found {listen:?}"),
+            ),
+        }
+    }
+    out.token = match (a.get("token"), a.get("token_file")) {
+        (Some(_), Some(_)) => {
+            c.problem(
+                join(p, "token_file"),
+                "set either token or token_file, not both",
+            );
+            None
+        }
+        (Some(_), None) => c.non_empty(a, "token", p).map(Secret::new),
+        (None, Some(_)) => c.non_empty(a, "token_file", p).and_then(|f| {
+            let path = resolve(base, &f);
+            match std::fs::read_to_string(&path) {
+                Ok(t) if !t.trim().is_empty() => Some(Secret::new(t.trim())),
+                Ok(_) => {
+                    c.problem(
+                        join(p, "token_file"),
+                        format!("{} is empty", path.display()),
+                    );
+                    None
+                }
+                Err(e) => {
+                    c.problem(
+                        join(p, "token_file"),
+                        format!("cannot read {}: {e}", path.display()),
+                    );
+                    None
+                }
+            }
+        }),
+        (None, None) => None,
+    };
+    if !out.listen.ip().is_loopback() && out.token.is_none() {
+        c.problem(
+            join(p, "token"),
+            format!(
+                "required when api.listen is not a loopback address ({}): anyone on the network could read and send alerts",
+                out.listen
+            ),
+        );
+    }
+    Some(out)
 }
 
 fn throttle(c: &mut Checker, v: &Value) -> Option<ThrottleConfig> {

@@ -1,0 +1,373 @@
+//! `/api/alerts` as OnTakt defines it, and `/api/notify` as BEC's `connector.notify`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde_json::{Map, Value, json};
+
+use super::{ApiError, ApiState};
+use crate::alerts::{self, Alert, NewAlert};
+use crate::config::Destination;
+use crate::event::{Attachment, Event, Message, Severity, Span};
+use crate::store::{Batch, Delivery, now_ms};
+
+/// An alert as OnTakt's clients read it.
+fn view(a: &Alert) -> Value {
+    let time = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default()
+    };
+    json!({
+        "id": a.id,
+        "key": a.key,
+        "message": a.message.text(),
+        "details": a.details,
+        "severity": a.severity.as_str(),
+        "timestamp": time(a.first_seen_ms),
+        "last_seen": time(a.last_seen_ms),
+        "times_seen": a.times_seen,
+        "ttl": a.ttl_s,
+        "machine_id": a.machine_id,
+        "actions": a.actions,
+        "data": a.data,
+    })
+}
+
+pub async fn list(State(st): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
+    let now = now_ms();
+    let list = st.db(move |s| alerts::list(s, now, false)).await?;
+    let map: Map<String, Value> = list.iter().map(|a| (a.id.to_string(), view(a))).collect();
+    Ok(Json(Value::Object(map)))
+}
+
+#[derive(serde::Deserialize)]
+pub struct NotifyQuery {
+    notify: Option<String>,
+}
+
+/// Fields a client may send back from a listing; they are the server's to set.
+const READ_ONLY: &[&str] = &["id", "timestamp", "last_seen", "times_seen"];
+const FIELDS: &[&str] = &[
+    "key",
+    "message",
+    "details",
+    "severity",
+    "ttl",
+    "machine_id",
+    "actions",
+    "data",
+];
+
+/// Reads a PUT body, naming every bad or missing field at once.
+fn new_alert(body: &Value) -> Result<NewAlert, ApiError> {
+    let Some(obj) = body.as_object() else {
+        return Err(ApiError::bad_request("body: expected a JSON object"));
+    };
+    let mut problems = Vec::new();
+    for k in obj.keys() {
+        if !FIELDS.contains(&k.as_str()) && !READ_ONLY.contains(&k.as_str()) {
+            problems.push(format!(
+                "{k}: unknown field (expected one of {})",
+                FIELDS.join(", ")
+            ));
+        }
+    }
+    let text = |k: &str, problems: &mut Vec<String>, required: bool| match obj.get(k) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+        Some(Value::Null) | None if !required => None,
+        None => {
+            problems.push(format!("{k}: missing (required)"));
+            None
+        }
+        Some(v) => {
+            problems.push(format!("{k}: expected a non-empty string, found {v}"));
+            None
+        }
+    };
+    let key = text("key", &mut problems, true);
+    let message = text("message", &mut problems, true);
+    let details = text("details", &mut problems, false);
+    let machine_id = text("machine_id", &mut problems, false);
+    let severity = match text("severity", &mut problems, false).map(|s| s.parse::<Severity>()) {
+        None => Severity::Info,
+        Some(Ok(s)) => s,
+        Some(Err(e)) => {
+            problems.push(format!("severity: {e}"));
+            Severity::Info
+        }
+    };
+    let ttl_s = match obj.get("ttl") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_u64() {
+            Some(n) if n > 0 => Some(n),
+            _ => {
+                problems.push(format!(
+                    "ttl: expected a whole number of seconds > 0, found {v}"
+                ));
+                None
+            }
+        },
+    };
+    let actions = match obj.get("actions") {
+        None | Some(Value::Null) => json!([]),
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => Value::Array(a.clone()),
+        Some(v) => {
+            problems.push(format!(
+                "actions: expected a list of action names, found {v}"
+            ));
+            json!([])
+        }
+    };
+    let data = match obj.get("data") {
+        None | Some(Value::Null) => json!({}),
+        Some(Value::Object(o)) => Value::Object(o.clone()),
+        Some(v) => {
+            problems.push(format!("data: expected an object, found {v}"));
+            json!({})
+        }
+    };
+    if !problems.is_empty() {
+        return Err(ApiError::bad_request(problems.join("; ")));
+    }
+    let (Some(key), Some(message)) = (key, message) else {
+        return Err(ApiError::bad_request("key and message are required"));
+    };
+    Ok(NewAlert {
+        key: format!("custom|{key}"),
+        message,
+        details,
+        severity,
+        ttl_s,
+        machine_id,
+        actions,
+        data,
+    })
+}
+
+/// `?notify=service[:scope]` or a channel's numeric id.
+fn channel(st: &ApiState, spec: &str) -> Result<Destination, ApiError> {
+    let channels = super::status::channel_list(&st.config);
+    if let Ok(id) = spec.parse::<u32>() {
+        return channels
+            .into_iter()
+            .find(|(n, _)| *n == id)
+            .map(|(_, d)| d)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "notify: no channel with id {id} (see /api/channels)"
+                ))
+            });
+    }
+    let (service, scope) = spec.split_once(':').unwrap_or((spec, ""));
+    let scope = if scope.is_empty() {
+        crate::config::Service::ALL
+            .into_iter()
+            .find(|s| s.as_str() == service)
+            .and_then(|s| st.config.default_scope(s))
+            .unwrap_or("")
+            .to_string()
+    } else {
+        scope.to_string()
+    };
+    let wanted = format!("{service}:{scope}");
+    channels
+        .into_iter()
+        .map(|(_, d)| d)
+        .find(|d| d.to_string() == wanted)
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "notify: {spec:?} is not a configured channel (see /api/channels)"
+            ))
+        })
+}
+
+pub async fn put(
+    State(st): State<Arc<ApiState>>,
+    Query(q): Query<NotifyQuery>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Json(body) = body?;
+    let input = new_alert(&body)?;
+    let target = q.notify.as_deref().map(|n| channel(&st, n)).transpose()?;
+    let now = now_ms();
+    let alert = st.db(move |s| alerts::put(s, &input, now)).await?;
+    if let Some(dest) = target {
+        let mut event = Event::message("alert", alert.severity, alert.message.clone());
+        event.details = alert.details.clone();
+        event.key = alert.key.clone();
+        let d = dest.clone();
+        st.db(move |s| {
+            s.commit(&Batch {
+                deliveries: vec![Delivery {
+                    event,
+                    to: vec![d],
+                    repeat: None,
+                    request: None,
+                }],
+                ..Batch::default()
+            })
+        })
+        .await?;
+        st.outbox
+            .ensure_workers(std::slice::from_ref(&dest))
+            .map_err(|e| ApiError::unavailable(e.to_string()))?;
+        st.outbox.wake(&dest);
+    }
+    Ok((StatusCode::CREATED, Json(view(&alert))))
+}
+
+pub async fn dismiss(
+    State(st): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::not_found(format!("id: no alert {id:?}")))?;
+    let now = now_ms();
+    if st.db(move |s| alerts::dismiss(s, id, now)).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("id: no active alert {id}")))
+    }
+}
+
+pub async fn clear(State(st): State<Arc<ApiState>>) -> Result<StatusCode, ApiError> {
+    let now = now_ms();
+    st.db(move |s| alerts::dismiss_all(s, now)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// BEC's message: a string, or `{"text": [spans], "tags": [...], "attachments": [...]}`.
+fn message(v: Option<&Value>, problems: &mut Vec<String>) -> Message {
+    match v {
+        Some(Value::String(s)) if !s.trim().is_empty() => Message::plain(s.clone()),
+        Some(Value::Object(o)) => {
+            let mut m = Message::default();
+            match o.get("text") {
+                Some(Value::String(s)) => m.spans.push(Span { text: s.clone(), ..Span::default() }),
+                Some(Value::Array(spans)) => {
+                    for (i, sp) in spans.iter().enumerate() {
+                        match serde_json::from_value::<Span>(sp.clone()) {
+                            Ok(s) => m.spans.push(s),
+                            Err(e) => problems.push(format!("message.text[{i}]: {e}")),
+                        }
+                    }
+                }
+                other => problems.push(format!(
+                    "message.text: expected a string or a list of {{\"text\", \"bold\", \"italic\", \"color\"}}, found {}",
+                    other.map_or("nothing".to_string(), |v| v.to_string())
+                )),
+            }
+            if m.text().trim().is_empty() && problems.is_empty() {
+                problems.push("message.text: empty".into());
+            }
+            match o.get("tags") {
+                None | Some(Value::Null) => {}
+                Some(Value::Array(t)) if t.iter().all(Value::is_string) => {
+                    m.tags = t
+                        .iter()
+                        .filter_map(|x| x.as_str().map(String::from))
+                        .collect();
+                }
+                Some(v) => problems.push(format!(
+                    "message.tags: expected a list of strings, found {v}"
+                )),
+            }
+            if let Some(list) = o.get("attachments") {
+                let Some(list) = list.as_array() else {
+                    problems.push("message.attachments: expected a list".into());
+                    return m;
+                };
+                for (i, a) in list.iter().enumerate() {
+                    match attachment(a) {
+                        Ok(a) => m.attachments.push(a),
+                        Err(e) => problems.push(format!("message.attachments[{i}]: {e}")),
+                    }
+                }
+            }
+            m
+        }
+        Some(v) => {
+            problems.push(format!(
+                "message: expected a non-empty string or an object, found {v}"
+            ));
+            Message::default()
+        }
+        None => {
+            problems.push("message: missing (required)".into());
+            Message::default()
+        }
+    }
+}
+
+fn attachment(a: &Value) -> Result<Attachment, String> {
+    use base64::Engine;
+    let name = a.get("filename").and_then(Value::as_str);
+    match (
+        a.get("path").and_then(Value::as_str),
+        a.get("data_base64").and_then(Value::as_str),
+    ) {
+        (Some(path), None) => {
+            let mut att =
+                Attachment::from_path(std::path::Path::new(path)).map_err(|e| e.to_string())?;
+            if let Some(n) = name {
+                att.filename = n.to_string();
+            }
+            Ok(att)
+        }
+        (None, Some(data)) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .map_err(|e| format!("data_base64: {e}"))?;
+            Attachment::new(name.ok_or("filename: required with data_base64")?, bytes)
+                .map_err(|e| e.to_string())
+        }
+        _ => Err("expected exactly one of \"path\" and \"data_base64\"".into()),
+    }
+}
+
+pub async fn notify(
+    State(st): State<Arc<ApiState>>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Json(body) = body?;
+    let Some(obj) = body.as_object() else {
+        return Err(ApiError::bad_request("body: expected a JSON object"));
+    };
+    let mut problems = Vec::new();
+    let event = match obj.get("event") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        Some(v) => {
+            problems.push(format!("event: expected a non-empty string, found {v}"));
+            String::new()
+        }
+        None => {
+            problems.push("event: missing (required)".into());
+            String::new()
+        }
+    };
+    let severity = match obj
+        .get("severity")
+        .and_then(Value::as_str)
+        .map(str::parse::<Severity>)
+    {
+        None => Severity::Info,
+        Some(Ok(s)) => s,
+        Some(Err(e)) => {
+            problems.push(format!("severity: {e}"));
+            Severity::Info
+        }
+    };
+    let msg = message(obj.get("message"), &mut problems);
+    if !problems.is_empty() {
+        return Err(ApiError::bad_request(problems.join("; ")));
+    }
+    let e = Event::message(&event, severity, msg);
+    let id = st.db(move |s| s.submit(&e)).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"id": id}))))
+}

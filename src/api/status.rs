@@ -1,0 +1,176 @@
+//! What the agent is doing: channels and routes, health, and Prometheus metrics.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+
+use super::{ApiError, ApiState};
+use crate::config::{Config, Destination, Service};
+use crate::outbox;
+use crate::routing::Router;
+use crate::store::now_ms;
+
+/// Every configured service:scope with its id: a hash of the name (FNV-1a), so an id
+/// stays the same when other scopes come or go.
+pub fn channel_list(config: &Config) -> Vec<(u32, Destination)> {
+    let mut out = Vec::new();
+    for service in Service::ALL {
+        for scope in config.scopes(service).unwrap_or_default() {
+            let d = Destination {
+                service,
+                scope: scope.to_string(),
+            };
+            out.push((fnv1a(&d.to_string()), d));
+        }
+    }
+    out
+}
+
+fn fnv1a(s: &str) -> u32 {
+    s.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    }) & 0x7fff_ffff
+}
+
+pub async fn channels(State(st): State<Arc<ApiState>>) -> Json<Value> {
+    let list: Vec<Value> = channel_list(&st.config)
+        .into_iter()
+        .map(|(id, d)| {
+            json!({"id": id, "service": d.service.as_str(), "scope": d.scope, "name": d.to_string(),
+                   "default": st.config.default_scope(d.service) == Some(d.scope.as_str())})
+        })
+        .collect();
+    Json(Value::Array(list))
+}
+
+pub async fn routes(State(st): State<Arc<ApiState>>) -> Json<Value> {
+    let router = Router::new(&st.config);
+    let mut events: Vec<String> = st
+        .config
+        .routes
+        .as_ref()
+        .map(|r| r.keys().cloned().collect())
+        .unwrap_or_else(|| {
+            crate::routing::IMPLICIT_EVENTS
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        });
+    events.sort();
+    let map: serde_json::Map<String, Value> = events
+        .into_iter()
+        .map(|e| {
+            let to: Vec<String> = router.route(&e).iter().map(|d| d.to_string()).collect();
+            (e, json!(to))
+        })
+        .collect();
+    Json(json!({"explicit": st.config.routes.is_some(), "routes": map}))
+}
+
+/// 200 with per-file lag and per-destination outbox depth; 503 when the store is not
+/// usable.
+pub async fn healthz(State(st): State<Arc<ApiState>>) -> Result<impl IntoResponse, ApiError> {
+    let (checkpoints, depth) = st
+        .db(|s| {
+            let cps = s.checkpoints()?;
+            let depth = s.outbox_depth()?;
+            Ok((cps, depth))
+        })
+        .await?;
+    let files: Vec<Value> = checkpoints
+        .iter()
+        .map(|c| {
+            let size = std::fs::metadata(&c.path).map(|m| m.len()).ok();
+            json!({"path": c.path, "offset": c.offset, "size": size,
+                   "lag_bytes": size.map(|s| s.saturating_sub(c.offset))})
+        })
+        .collect();
+    let outbox: serde_json::Map<String, Value> = depth
+        .into_iter()
+        .map(|(d, n, oldest)| {
+            (
+                d,
+                json!({"queued": n, "oldest_age_s": (now_ms() - oldest).max(0) / 1000}),
+            )
+        })
+        .collect();
+    Ok((
+        StatusCode::OK,
+        Json(json!({"status": "ok", "files": files, "outbox": outbox})),
+    ))
+}
+
+pub async fn metrics(State(st): State<Arc<ApiState>>) -> Result<impl IntoResponse, ApiError> {
+    let (depth, dead, active) = st
+        .db(|s| {
+            let depth = s.outbox_depth()?;
+            let dead = s.dead_count()?;
+            let active = crate::alerts::list(s, now_ms(), false)?.len();
+            Ok((depth, dead, active))
+        })
+        .await?;
+    let mut out = String::new();
+    let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+        );
+    };
+    counter(
+        &mut out,
+        "protowatch_messages_sent_total",
+        "Messages the services accepted since start.",
+        outbox::MESSAGES_SENT.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "protowatch_deliveries_total",
+        "Outbox rows delivered since start.",
+        outbox::ROWS_DELIVERED.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "protowatch_dead_total",
+        "Outbox rows given up since start.",
+        outbox::ROWS_DEAD.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "protowatch_send_failures_total",
+        "Failed send attempts since start.",
+        outbox::SEND_FAILURES.load(Ordering::Relaxed),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP protowatch_outbox_depth Deliveries queued per destination.\n# TYPE protowatch_outbox_depth gauge"
+    );
+    for (d, n, _) in &depth {
+        let _ = writeln!(out, "protowatch_outbox_depth{{destination=\"{d}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP protowatch_outbox_oldest_age_seconds Age of the oldest queued delivery per destination.\n# TYPE protowatch_outbox_oldest_age_seconds gauge"
+    );
+    for (d, _, oldest) in &depth {
+        let _ = writeln!(
+            out,
+            "protowatch_outbox_oldest_age_seconds{{destination=\"{d}\"}} {}",
+            (now_ms() - oldest).max(0) / 1000
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP protowatch_outbox_dead Dead deliveries kept in the store.\n# TYPE protowatch_outbox_dead gauge\nprotowatch_outbox_dead {dead}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP protowatch_alerts_active Active alerts.\n# TYPE protowatch_alerts_active gauge\nprotowatch_alerts_active {active}"
+    );
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
+}

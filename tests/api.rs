@@ -1,0 +1,363 @@
+//! The local HTTP API against the real binary: every endpoint and status code, auth, body
+//! limits, concurrent writers, and notifications that reach the fake Bot API.
+
+#![cfg(not(windows))]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{FakeTelegram, TOKEN, protowatch, wait_until};
+
+struct Agent(Child, SocketAddr);
+
+impl Agent {
+    fn start(config: &Path) -> Agent {
+        let child = protowatch()
+            .arg("--config")
+            .arg(config)
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr_file = config.parent().unwrap().join(".protowatch/api.addr");
+        assert!(wait_until(Duration::from_secs(10), || addr_file.exists()));
+        let addr = std::fs::read_to_string(&addr_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        Agent(child, addr)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One HTTP/1.1 request; returns the status and the body (parsed as JSON when it is).
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Value, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    // A server may answer (413) before reading a big body, and close.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    let json = serde_json::from_str(&body).unwrap_or(Value::Null);
+    (status, json, body)
+}
+
+fn json_req(addr: SocketAddr, method: &str, path: &str, body: Value) -> (u16, Value) {
+    let (code, v, _) = http(
+        addr,
+        method,
+        path,
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    );
+    (code, v)
+}
+
+fn config(dir: &Path, tg: &FakeTelegram, api: Value) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir.join("p")).unwrap();
+    support::write_config(
+        dir,
+        &json!({
+            "instrument": "IN5",
+            "telegram": {"bot-id": TOKEN, "channel-id": "-100", "api-url": tg.url,
+                         "scopes": {"ops": "-200"}},
+            "watch": [{"path": "p/*.log", "poll_interval_ms": 100}],
+            "api": api,
+        }),
+    )
+}
+
+#[test]
+fn alerts_endpoints_and_their_status_codes() {
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &tg, json!({"listen": "127.0.0.1:0"}));
+    let agent = Agent::start(&cfg);
+    let a = agent.1;
+
+    assert_eq!(json_req(a, "GET", "/api/alerts", Value::Null).0, 200);
+    // Every bad or missing field named at once.
+    let (code, v) = json_req(
+        a,
+        "PUT",
+        "/api/alerts",
+        json!({"severity": "fatal", "ttl": -1, "colour": 1}),
+    );
+    assert_eq!(code, 400);
+    let err = v["error"].as_str().unwrap();
+    for field in ["key:", "message:", "severity:", "ttl:", "colour:"] {
+        assert!(err.contains(field), "{field} in {err}");
+    }
+    let (code, v, _) = http(
+        a,
+        "PUT",
+        "/api/alerts",
+        &[("Content-Type", "application/json")],
+        b"{\"key\": ",
+    );
+    assert_eq!(code, 400, "malformed JSON");
+    assert!(v["error"].as_str().is_some());
+
+    let (code, created) = json_req(
+        a,
+        "PUT",
+        "/api/alerts",
+        json!({
+        "key": "vacuum", "message": "pressure high", "severity": "PROBLEM", "ttl": 600,
+        "actions": ["__resend"], "data": {"p": 1e-3}}),
+    );
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["key"], "custom|vacuum");
+    assert_eq!(created["severity"], "major");
+    assert_eq!(created["times_seen"], 1);
+    let id = created["id"].as_i64().unwrap();
+    // The same key replaces it.
+    let (code, again) = json_req(
+        a,
+        "PUT",
+        "/api/alerts",
+        json!({"key": "vacuum", "message": "pressure still high"}),
+    );
+    assert_eq!(code, 201);
+    assert_eq!(again["id"].as_i64(), Some(id));
+    assert_eq!(again["times_seen"], 2);
+    let (_, list) = json_req(a, "GET", "/api/alerts", Value::Null);
+    assert_eq!(list.as_object().unwrap().len(), 1);
+    assert_eq!(list[id.to_string()]["message"], "pressure still high");
+
+    assert_eq!(
+        json_req(a, "DELETE", &format!("/api/alerts/{id}"), Value::Null).0,
+        204
+    );
+    assert_eq!(
+        json_req(a, "DELETE", &format!("/api/alerts/{id}"), Value::Null).0,
+        404
+    );
+    assert_eq!(
+        json_req(a, "DELETE", "/api/alerts/nope", Value::Null).0,
+        404
+    );
+    json_req(a, "PUT", "/api/alerts", json!({"key": "x", "message": "y"}));
+    assert_eq!(json_req(a, "POST", "/api/alerts/clear", Value::Null).0, 204);
+    assert_eq!(json_req(a, "GET", "/api/alerts", Value::Null).1, json!({}));
+
+    // Bodies over 1 MiB.
+    let big = vec![b' '; 2 * 1024 * 1024];
+    let (code, v, _) = http(
+        a,
+        "PUT",
+        "/api/alerts",
+        &[("Content-Type", "application/json")],
+        &big,
+    );
+    assert_eq!(code, 413);
+    assert!(v["error"].as_str().unwrap().contains("bytes"));
+    let (code, v) = json_req(a, "GET", "/api/nothing", Value::Null);
+    assert_eq!((code, v["error"].is_string()), (404, true));
+}
+
+#[test]
+fn notify_channels_health_and_metrics() {
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &tg, json!({"listen": "127.0.0.1:0"}));
+    let agent = Agent::start(&cfg);
+    let a = agent.1;
+
+    let (code, channels) = json_req(a, "GET", "/api/channels", Value::Null);
+    assert_eq!(code, 200);
+    let ops = channels
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "telegram:ops")
+        .unwrap();
+    let ops_id = ops["id"].as_u64().unwrap();
+
+    // An alert sent to a channel by name, and by id.
+    let (code, _) = json_req(
+        a,
+        "PUT",
+        "/api/alerts?notify=telegram:ops",
+        json!({"key": "k1", "message": "to ops by name"}),
+    );
+    assert_eq!(code, 201);
+    let (code, _) = json_req(
+        a,
+        "PUT",
+        &format!("/api/alerts?notify={ops_id}"),
+        json!({"key": "k2", "message": "to ops by id"}),
+    );
+    assert_eq!(code, 201);
+    let (code, v) = json_req(
+        a,
+        "PUT",
+        "/api/alerts?notify=telegram:nowhere",
+        json!({"key": "k3", "message": "x"}),
+    );
+    assert_eq!(code, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("notify"));
+    let msgs = tg.wait_for(2, Duration::from_secs(10));
+    assert!(msgs.iter().all(|m| m.body["chat_id"] == json!(-200)));
+
+    // BEC's notify: rich text, tags, a file; routed like any event (default routing).
+    let (code, v) = json_req(
+        a,
+        "POST",
+        "/api/notify",
+        json!({
+        "event": "beamline_ready",
+        "message": {"text": [{"text": "Beam "}, {"text": "ready", "bold": true, "color": "green"}],
+                    "tags": ["bl4"],
+                    "attachments": [{"data_base64": "aGVsbG8=", "filename": "note.txt"}]}}),
+    );
+    assert_eq!(code, 202, "{v}");
+    assert!(v["id"].is_i64());
+    assert!(wait_until(Duration::from_secs(10), || tg
+        .requests()
+        .iter()
+        .any(|r| r.method == "senddocument")));
+    let text = tg.messages().last().unwrap().body["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains("<b>ready</b>") && text.contains("#bl4"),
+        "{text}"
+    );
+    let (code, v) = json_req(a, "POST", "/api/notify", json!({"message": 5}));
+    assert_eq!(code, 400);
+    let err = v["error"].as_str().unwrap();
+    assert!(err.contains("event:") && err.contains("message:"), "{err}");
+
+    let (code, health) = json_req(a, "GET", "/healthz", Value::Null);
+    assert_eq!(code, 200);
+    assert_eq!(health["status"], "ok");
+    let (code, _, text) = http(a, "GET", "/metrics", &[], b"");
+    assert_eq!(code, 200);
+    assert!(text.contains("protowatch_messages_sent_total"), "{text}");
+    assert!(text.contains("protowatch_outbox_dead 0"), "{text}");
+    let (code, routes) = json_req(a, "GET", "/api/routes", Value::Null);
+    assert_eq!(code, 200);
+    assert_eq!(routes["routes"]["alarm_major"], json!(["telegram:default"]));
+}
+
+#[test]
+fn a_token_is_required_when_set_and_off_loopback() {
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        &tg,
+        json!({"listen": "127.0.0.1:0", "token": "s3cret-token"}),
+    );
+    let agent = Agent::start(&cfg);
+    let a = agent.1;
+    assert_eq!(http(a, "GET", "/api/alerts", &[], b"").0, 401);
+    assert_eq!(
+        http(
+            a,
+            "GET",
+            "/api/alerts",
+            &[("Authorization", "Bearer wrong-token!")],
+            b""
+        )
+        .0,
+        401
+    );
+    assert_eq!(
+        http(
+            a,
+            "GET",
+            "/api/alerts",
+            &[("Authorization", "Bearer s3cret-token")],
+            b""
+        )
+        .0,
+        200
+    );
+
+    // Off loopback without a token: the config is refused, naming the key.
+    let dir2 = tempfile::tempdir().unwrap();
+    let cfg2 = config(dir2.path(), &tg, json!({"listen": "0.0.0.0:8767"}));
+    let out = protowatch()
+        .arg("--config")
+        .arg(&cfg2)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("api.token") && err.contains("loopback"),
+        "{err}"
+    );
+}
+
+#[test]
+fn fifty_concurrent_puts_with_one_key_leave_one_alert() {
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &tg, json!({"listen": "127.0.0.1:0"}));
+    let agent = Agent::start(&cfg);
+    let a = agent.1;
+    let threads: Vec<_> = (0..50)
+        .map(|i| {
+            std::thread::spawn(move || {
+                json_req(
+                    a,
+                    "PUT",
+                    "/api/alerts",
+                    json!({"key": "same", "message": format!("writer {i}")}),
+                )
+                .0
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), 201);
+    }
+    let (_, list) = json_req(a, "GET", "/api/alerts", Value::Null);
+    let list = list.as_object().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list.values().next().unwrap()["times_seen"], 50);
+}
