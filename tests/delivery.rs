@@ -30,7 +30,8 @@ impl Agent {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let state = config.parent().unwrap().join(".protowatch/agent.lock");
+        // Up when its API listens (on a port of its own: "127.0.0.1:0" in these configs).
+        let state = config.parent().unwrap().join(".protowatch/api.addr");
         assert!(wait_until(Duration::from_secs(10), || state.exists()));
         std::thread::sleep(Duration::from_millis(300));
         Agent(child)
@@ -62,6 +63,7 @@ fn config(dir: &Path, smtp_port: u16, tg: &FakeTelegram) -> PathBuf {
                      "from": "in5@example.org", "recipients": ["ops@example.org"]},
             "telegram": {"bot-id": TOKEN, "channel-id": "-100777", "api-url": tg.url},
             "watch": [{"path": "p/*.log", "poll_interval_ms": 100}],
+            "api": {"listen": "127.0.0.1:0"},
         }),
     )
 }
@@ -107,6 +109,8 @@ fn send_message_goes_through_the_running_agent_with_its_files() {
         &cfg,
         &[
             "sample 3 done",
+            "--wait",
+            "30",
             "--attach",
             plot.to_str().unwrap(),
             "--attach",
@@ -152,11 +156,11 @@ fn send_message_goes_through_the_running_agent_with_its_files() {
     assert!(contains(&reqs[2].raw, b"counts.csv"));
 
     // The same text again within the repeat interval is counted, not sent again.
-    let (code, err) = send_message(&cfg, &["sample 3 done"]);
+    let (code, err) = send_message(&cfg, &["sample 3 done", "--wait", "30"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("repeat"), "{err}");
     // Another text is news.
-    let (code, err) = send_message(&cfg, &["sample 4 done"]);
+    let (code, err) = send_message(&cfg, &["sample 4 done", "--wait", "30"]);
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(smtp.messages().len(), 2);
     assert!(
@@ -168,7 +172,7 @@ fn send_message_goes_through_the_running_agent_with_its_files() {
 
     // Refused by Telegram: exit 1, with Telegram's words; mail still went out.
     tg.script([Reply::BadRequest("Bad Request: chat not found")]);
-    let (code, err) = send_message(&cfg, &["sample 5 done"]);
+    let (code, err) = send_message(&cfg, &["sample 5 done", "--wait", "30"]);
     assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains("telegram:default") && err.contains("chat not found"),
@@ -290,6 +294,7 @@ fn telegram_429_is_waited_out_exactly_and_5xx_retried() {
         &json!({
             "telegram": {"bot-id": TOKEN, "channel-id": "-100", "api-url": tg.url},
             "watch": [{"path": "p/*.log", "poll_interval_ms": 100}],
+            "api": {"listen": "127.0.0.1:0"},
         }),
     );
     std::fs::create_dir(dir.path().join("p")).unwrap();
@@ -336,6 +341,7 @@ fn a_failing_detector_is_one_alert_its_repeats_one_summary_and_dismissal_resets_
             "telegram": {"bot-id": TOKEN, "channel-id": "-100", "api-url": tg.url},
             "watch": [{"path": "p/*.log", "poll_interval_ms": 100}],
             "throttle": {"repeat_interval": "4s"},
+            "api": {"listen": "127.0.0.1:0"},
         }),
     );
     std::fs::create_dir(dir.path().join("p")).unwrap();
@@ -411,6 +417,7 @@ fn a_running_agent_applies_an_edited_config_and_keeps_its_own_when_the_edit_is_i
     let base = json!({
         "telegram": {"bot-id": TOKEN, "channel-id": "-100", "api-url": tg.url},
         "watch": [{"path": "p/*.log", "poll_interval_ms": 100}],
+        "api": {"listen": "127.0.0.1:0"},
     });
     let cfg = support::write_config(dir.path(), &base);
     let _agent = Agent::start(&cfg);
@@ -474,6 +481,7 @@ fn routes_enable_reaches_a_running_agent() {
         &json!({
             "telegram": {"bot-id": TOKEN, "channel-id": "-100", "api-url": tg.url},
             "watch": [{"path": "p/*.log", "poll_interval_ms": 100}],
+            "api": {"listen": "127.0.0.1:0"},
         }),
     );
     let _agent = Agent::start(&cfg);

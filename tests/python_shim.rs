@@ -123,6 +123,8 @@ fn config(dir: &Path, smtp_port: u16, tg: &FakeTelegram) -> PathBuf {
                      "from": "in5@example.org", "recipients": ["ops@example.org"]},
             "telegram": {"bot-id": TOKEN, "channel-id": "-100777", "api-url": tg.url},
             "watch": [{"path": "p/*.log", "poll_interval_ms": 100}],
+            // A port of its own, so that parallel tests' agents do not meet.
+            "api": {"listen": "127.0.0.1:0"},
         }),
     )
 }
@@ -522,8 +524,8 @@ impl Agent {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let lock = config.parent().unwrap().join(".protowatch/agent.lock");
-        assert!(wait_until(Duration::from_secs(10), || lock.exists()));
+        let addr = config.parent().unwrap().join(".protowatch/api.addr");
+        assert!(wait_until(Duration::from_secs(10), || addr.exists()));
         std::thread::sleep(Duration::from_millis(300));
         Agent(child)
     }

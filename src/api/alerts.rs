@@ -25,6 +25,7 @@ fn view(a: &Alert) -> Value {
     json!({
         "id": a.id,
         "key": a.key,
+        "event": a.event,
         "message": a.message.text(),
         "details": a.details,
         "severity": a.severity.as_str(),
@@ -370,4 +371,34 @@ pub async fn notify(
     let e = Event::message(&event, severity, msg);
     let id = st.db(move |s| s.submit(&e)).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"id": id}))))
+}
+
+/// What became of a notification: whether the agent took it, where it went, and each
+/// delivery's outcome (for `send-message --wait`).
+pub async fn notify_status(
+    State(st): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::not_found(format!("id: no notification {id:?}")))?;
+    let status = st.db(move |s| s.request_status(id)).await?;
+    let receipts: Vec<Value> = status
+        .receipts
+        .iter()
+        .map(|(d, ok, e)| json!({"destination": d, "delivered": ok, "error": e}))
+        .collect();
+    let queued: Vec<Value> = status
+        .queued
+        .iter()
+        .map(|(d, e)| json!({"destination": d, "last_error": e}))
+        .collect();
+    Ok(Json(json!({
+        "id": id,
+        "accepted": status.accepted,
+        "sent_to": status.sent_to,
+        "counted": status.counted,
+        "receipts": receipts,
+        "queued": queued,
+    })))
 }

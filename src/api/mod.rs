@@ -167,6 +167,7 @@ fn router(state: Arc<ApiState>, token: Option<Secret>) -> Router {
         .route("/api/alerts/clear", post(alerts::clear))
         .route("/api/alerts/{id}", delete(alerts::dismiss))
         .route("/api/notify", post(alerts::notify))
+        .route("/api/notify/{id}", get(alerts::notify_status))
         .route("/api/channels", get(status::channels))
         .route("/api/routes", get(status::routes))
         .route("/healthz", get(status::healthz))

@@ -3,10 +3,12 @@
 //!
 //! Dismissing an alert also ends its repeat counting in a running agent (within a
 //! second): what was counted goes out as a summary, and the next occurrence is sent at
-//! once, as news. Works on the state database whether or not the agent runs.
+//! once, as news. Goes through the running agent's HTTP API when it answers (the state
+//! folder may be the service's, not readable by the user), else to the state database.
 
 use clap::Subcommand;
 
+use super::client::{AgentClient, ClientError};
 use super::{Cli, CliError};
 use crate::alerts::{self, Alert};
 use crate::store::{Store, now_ms};
@@ -33,6 +35,13 @@ pub enum AlertsCommand {
 
 pub fn run(cli: &Cli, cmd: &AlertsCommand) -> Result<(), CliError> {
     let config = cli.load_config()?;
+    let all = matches!(cmd, AlertsCommand::List { all: true, .. });
+    if !all {
+        let rt = super::runtime()?;
+        if let Some(agent) = rt.block_on(AgentClient::find(&config)) {
+            return rt.block_on(through_agent(&agent, cmd));
+        }
+    }
     let store = Store::open(&config.state_dir).map_err(|e| CliError::failed(e.to_string()))?;
     let failed = |e: crate::store::StoreError| CliError::failed(e.to_string());
     let now = now_ms();
@@ -107,4 +116,68 @@ fn table(list: &[Alert], now: i64) -> String {
         out.push_str("(none)\n");
     }
     out
+}
+
+/// The same commands over the agent's API (`--all` needs the database: the API lists the
+/// active alerts only).
+async fn through_agent(agent: &AgentClient, cmd: &AlertsCommand) -> Result<(), CliError> {
+    let failed = |e: ClientError| match e {
+        ClientError::Refused {
+            status: 404,
+            message,
+        } => CliError::failed(message),
+        e => CliError::failed(e.to_string()),
+    };
+    match cmd {
+        AlertsCommand::List { json, .. } => {
+            let v = agent.get("/api/alerts").await.map_err(failed)?;
+            let mut list: Vec<&serde_json::Value> = v
+                .as_object()
+                .map(|o| o.values().collect())
+                .unwrap_or_default();
+            list.sort_by(|a, b| b["last_seen"].as_str().cmp(&a["last_seen"].as_str()));
+            if *json {
+                for a in list {
+                    println!("{a}");
+                }
+            } else {
+                let mut out = format!(
+                    "{:>6}  {:<8}  {:>7}  {:<25}  {}\n",
+                    "ID", "SEVERITY", "SEEN", "LAST", "MESSAGE"
+                );
+                for a in &list {
+                    let text = a["message"].as_str().unwrap_or("");
+                    out.push_str(&format!(
+                        "{:>6}  {:<8}  {:>7}  {:<25}  {}\n",
+                        a["id"],
+                        a["severity"].as_str().unwrap_or(""),
+                        a["times_seen"],
+                        a["last_seen"].as_str().unwrap_or(""),
+                        text.lines().next().unwrap_or("")
+                    ));
+                }
+                if list.is_empty() {
+                    out.push_str("(none)\n");
+                }
+                print!("{out}");
+            }
+            Ok(())
+        }
+        AlertsCommand::Dismiss { id } => {
+            agent
+                .delete(&format!("/api/alerts/{id}"))
+                .await
+                .map_err(failed)?;
+            println!("alert {id} dismissed");
+            Ok(())
+        }
+        AlertsCommand::Clear => {
+            agent
+                .post("/api/alerts/clear", &serde_json::Value::Null)
+                .await
+                .map_err(failed)?;
+            println!("alerts dismissed");
+            Ok(())
+        }
+    }
 }

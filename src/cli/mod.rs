@@ -6,6 +6,7 @@
 
 mod alerts;
 mod check_config;
+mod client;
 mod outbox;
 mod routes;
 mod run;

@@ -1,12 +1,13 @@
 //! `protowatch send-message TEXT|-`: what measurement scripts call.
 //!
-//! While an agent runs with the same state folder, the message is handed to it (the
-//! store's inbox) and goes the way of every event — alerts, throttling, pacing, the
-//! durable outbox — and this command waits up to `--wait` seconds for the deliveries'
-//! outcome: 0 delivered (or queued, when a service is down: the agent keeps trying, so a
-//! script must not send again), 1 refused. Without a running agent it sends directly
-//! and waits for each answer: 0 all accepted, 1 any refused or unreachable. stderr says
-//! which destination failed and why; 2 is bad usage or config.
+//! While the agent of this config runs, the message goes to its HTTP API (`/api/notify`)
+//! and the way of every event — alerts, throttling, pacing, the durable outbox — and the
+//! command returns once it is durably queued: exit 0. With `--wait N` it also waits up to
+//! N seconds for the deliveries' outcome and exits 1 if one was refused (a service that
+//! is down keeps it queued: the agent keeps trying, so a script must not send again).
+//! When no agent answers, or with `--direct`, it sends itself and waits for each answer:
+//! 0 all accepted, 1 any refused or unreachable. stderr says which destination failed
+//! and why; 2 is bad usage or config.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -15,11 +16,13 @@ use std::time::{Duration, Instant};
 use clap::Args as ClapArgs;
 
 use super::{Cli, CliError, runtime};
-use crate::config::Config;
+use serde_json::{Value, json};
+
+use super::client::{AgentClient, ClientError};
 use crate::event::{Attachment, Event, Message, Severity, names};
 use crate::messengers::{Messengers, Notification};
 use crate::routing::Router;
-use crate::store::{AgentLock, Store};
+use crate::store::RequestStatus;
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
@@ -37,9 +40,13 @@ pub struct Args {
     /// A tag, shown as a hashtag; may be given several times
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
-    /// With a running agent: how long to wait for the deliveries, in seconds
-    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    /// With a running agent: also wait up to this many seconds for the deliveries'
+    /// outcome (0: return once the message is durably queued)
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
     pub wait: u64,
+    /// Send directly, not through the running agent
+    #[arg(long)]
+    pub direct: bool,
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
@@ -85,10 +92,23 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
         )));
     }
     let event = Event::message(&args.event, severity, message);
-    if AgentLock::is_held(&config.state_dir) {
-        return through_agent(&config, &event, Duration::from_secs(args.wait));
-    }
     let rt = runtime()?;
+    if !args.direct {
+        match rt.block_on(AgentClient::find(&config)) {
+            Some(agent) => {
+                return rt.block_on(through_agent(
+                    &agent,
+                    &event,
+                    &args.attachments,
+                    Duration::from_secs(args.wait),
+                ));
+            }
+            None => eprintln!(
+                "protowatch: no agent answers for {}: sending directly",
+                config.file.display()
+            ),
+        }
+    }
     // The mail transport's connection pool starts a task on the runtime it is built in.
     let _runtime = rt.enter();
     let messengers =
@@ -115,26 +135,79 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
     }
 }
 
-/// Hands the message to the running agent and reports what became of it.
-fn through_agent(config: &Config, event: &Event, wait: Duration) -> Result<(), CliError> {
-    let store = Store::open(&config.state_dir).map_err(|e| CliError::failed(e.to_string()))?;
-    let id = store
-        .submit(event)
-        .map_err(|e| CliError::failed(e.to_string()))?;
+/// Hands the message to the running agent (files by their path: the agent reads them
+/// on the same PC) and, with a wait, reports what became of it.
+async fn through_agent(
+    agent: &AgentClient,
+    event: &Event,
+    files: &[PathBuf],
+    wait: Duration,
+) -> Result<(), CliError> {
+    let attachments: Vec<Value> = files
+        .iter()
+        .map(|p| json!({"path": std::path::absolute(p).unwrap_or_else(|_| p.clone())}))
+        .collect();
+    let body = json!({
+        "event": event.name,
+        "severity": event.severity.as_str(),
+        "message": {"text": event.message.spans, "tags": event.message.tags, "attachments": attachments},
+    });
+    let failed = |e: ClientError| match e {
+        ClientError::Refused {
+            status: 400,
+            message,
+        } => CliError::usage(message),
+        e => CliError::failed(e.to_string()),
+    };
+    let id = agent.post("/api/notify", &body).await.map_err(failed)?["id"]
+        .as_i64()
+        .ok_or_else(|| CliError::failed("the agent's answer has no id"))?;
+    if wait.is_zero() {
+        return Ok(());
+    }
     let deadline = Instant::now() + wait;
     loop {
-        let status = store
-            .request_status(id)
-            .map_err(|e| CliError::failed(e.to_string()))?;
+        let v = agent
+            .get(&format!("/api/notify/{id}"))
+            .await
+            .map_err(failed)?;
+        let status = RequestStatus {
+            accepted: v["accepted"].as_bool().unwrap_or(false),
+            sent_to: v["sent_to"].as_u64().unwrap_or(0) as u32,
+            counted: v["counted"].as_u64().unwrap_or(0) as u32,
+            receipts: v["receipts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| {
+                    (
+                        r["destination"].as_str().unwrap_or("").to_string(),
+                        r["delivered"].as_bool().unwrap_or(false),
+                        r["error"].as_str().map(String::from),
+                    )
+                })
+                .collect(),
+            queued: v["queued"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| {
+                    (
+                        r["destination"].as_str().unwrap_or("").to_string(),
+                        r["last_error"].as_str().map(String::from),
+                    )
+                })
+                .collect(),
+        };
         let answered = status.accepted && status.receipts.len() as u32 >= status.sent_to;
         if answered || Instant::now() >= deadline {
             return report(&status);
         }
-        std::thread::sleep(Duration::from_millis(50));
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-fn report(status: &crate::store::RequestStatus) -> Result<(), CliError> {
+fn report(status: &RequestStatus) -> Result<(), CliError> {
     if !status.accepted {
         eprintln!(
             "protowatch: handed to the running agent, which has not taken it yet; it will be sent"
