@@ -65,6 +65,8 @@ struct Pipeline {
     summaries: Vec<Summary>,
     /// Messages other processes handed in (`send-message`), waiting for the next commit.
     requests: Vec<(i64, Event)>,
+    /// Alert keys whose messages are snoozed, until when (the API's `__snooze`).
+    snoozed: HashMap<String, i64>,
     data_version: i64,
     dismissals_seen_ms: i64,
     purged_ms: i64,
@@ -80,6 +82,7 @@ impl Pipeline {
                 checkpoint,
                 lines,
             } => {
+                crate::metrics::lines_read(&checkpoint.path, lines.len() as u64);
                 let mut events = std::mem::take(&mut self.events);
                 let parser = self.parser(watch, file, &checkpoint.path);
                 for line in &lines {
@@ -150,11 +153,13 @@ impl Pipeline {
         let mut deliveries = Vec::new();
         let mut woken: Vec<Destination> = Vec::new();
         for e in self.events.drain(..) {
+            crate::metrics::event(&e.name, e.severity.as_str());
             self.tally.add(&e, None);
             let routed = self.router.route(&e.name);
+            let snoozed = self.snoozed.get(&e.key).is_some_and(|until| *until > now);
             let to: Vec<Destination> = routed
                 .iter()
-                .filter(|d| self.throttle.offer(d, &e, now))
+                .filter(|d| !snoozed && self.throttle.offer(d, &e, now))
                 .cloned()
                 .collect();
             tracing::debug!(event = %e.name, severity = %e.severity, key = %e.key, destinations = routed.len(), now = to.len(), "event");
@@ -172,11 +177,13 @@ impl Pipeline {
         }
         let mut accepted = Vec::new();
         for (id, e) in self.requests.drain(..) {
+            crate::metrics::event(&e.name, e.severity.as_str());
             self.tally.add(&e, None);
             let routed = self.router.route(&e.name);
+            let snoozed = self.snoozed.get(&e.key).is_some_and(|until| *until > now);
             let to: Vec<Destination> = routed
                 .iter()
-                .filter(|d| self.throttle.offer(d, &e, now))
+                .filter(|d| !snoozed && self.throttle.offer(d, &e, now))
                 .cloned()
                 .collect();
             tracing::info!(event = %e.name, request = id, destinations = to.len(), counted = routed.len() - to.len(), "message handed in");
@@ -231,6 +238,7 @@ impl Pipeline {
             }
             self.dismissals_seen_ms = now;
             self.requests = self.store.inbox()?;
+            self.snoozed = alerts::snoozed(&self.store, now)?;
             self.outbox.wake_all();
         }
         if self.throttle.next_due_ms().is_some_and(|t| t <= now) {
@@ -417,6 +425,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         tally: Tally::default(),
         summaries: Vec::new(),
         requests: Vec::new(),
+        snoozed: HashMap::new(),
         data_version: 0,
         dismissals_seen_ms: now_ms(),
         purged_ms: 0,

@@ -21,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod event;
 pub mod messengers;
+pub mod metrics;
 pub mod outbox;
 pub mod parser;
 pub mod routing;

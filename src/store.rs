@@ -108,6 +108,8 @@ const MIGRATIONS: &[&str] = &[
          at INTEGER NOT NULL
      );
      CREATE INDEX receipts_request ON receipts (request);",
+    // 4: an alert's repeats may be snoozed (the API's `__snooze` action).
+    "ALTER TABLE alerts ADD COLUMN snoozed_until INTEGER;",
 ];
 
 /// Inbox rows and receipts are kept this long after their message was taken, for a

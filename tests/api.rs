@@ -361,3 +361,95 @@ fn fifty_concurrent_puts_with_one_key_leave_one_alert() {
     assert_eq!(list.len(), 1);
     assert_eq!(list.values().next().unwrap()["times_seen"], 50);
 }
+
+#[test]
+fn alert_actions_resend_snooze_and_their_status_codes() {
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("p")).unwrap();
+    let cfg = support::write_config(
+        dir.path(),
+        &json!({
+            "telegram": {"bot-id": TOKEN, "channel-id": "-100", "api-url": tg.url},
+            "watch": [{"path": "p/*.log", "poll_interval_ms": 100}],
+            "throttle": {"repeat_interval": "1s"},
+            "api": {"listen": "127.0.0.1:0"},
+        }),
+    );
+    let agent = Agent::start(&cfg);
+    let a = agent.1;
+    let (_, put) = json_req(
+        a,
+        "PUT",
+        "/api/alerts",
+        json!({
+        "key": "cryo", "message": "helium low", "actions": ["__resend", "__snooze", "ack"]}),
+    );
+    let id = put["id"].as_i64().unwrap();
+    let act = |id: i64, action: &str| {
+        json_req(
+            a,
+            "POST",
+            &format!("/api/alerts/{id}/action/{action}"),
+            Value::Null,
+        )
+    };
+    assert_eq!(act(999_999, "__resend").0, 404);
+    assert_eq!(
+        act(id, "__nothing").0,
+        404,
+        "an action the alert does not carry"
+    );
+    assert_eq!(act(id, "ack").0, 501, "a client's action");
+    let (code, v) = act(id, "__snooze");
+    assert_eq!(code, 424, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("snooze_s"));
+    assert_eq!(act(id, "__resend").0, 204);
+    let msgs = tg.wait_for(1, Duration::from_secs(10));
+    assert!(
+        msgs[0].body["text"]
+            .as_str()
+            .unwrap()
+            .contains("helium low")
+    );
+
+    // A protocol alert carries __resend and __snooze (an hour); snoozed, it stays quiet.
+    let log = dir.path().join("p/a.log");
+    support::append(&log, b"ERROR [cryo] compressor stopped\n");
+    tg.wait_for(2, Duration::from_secs(10));
+    let (_, list) = json_req(a, "GET", "/api/alerts", Value::Null);
+    let proto = list
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|x| x["message"] == "compressor stopped")
+        .unwrap()
+        .clone();
+    assert_eq!(proto["actions"], json!(["__resend", "__snooze"]));
+    assert_eq!(act(proto["id"].as_i64().unwrap(), "__snooze").0, 204);
+    std::thread::sleep(Duration::from_millis(1500));
+    for _ in 0..3 {
+        support::append(&log, b"ERROR [cryo] compressor stopped\n");
+    }
+    std::thread::sleep(Duration::from_millis(3000));
+    assert_eq!(tg.messages().len(), 2, "snoozed: no repeats, no summary");
+    let (_, list) = json_req(a, "GET", "/api/alerts", Value::Null);
+    let seen = list[proto["id"].as_i64().unwrap().to_string()]["times_seen"].clone();
+    assert_eq!(seen, 4, "still counted");
+
+    let (_, _, metrics) = http(a, "GET", "/metrics", &[], b"");
+    assert!(
+        metrics.contains("protowatch_lines_read_total{file=\""),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("protowatch_events_total{event=\"alarm_major\",severity=\"major\"} 4"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "protowatch_deliveries_total{destination=\"telegram:default\",outcome=\"delivered\"} 2"
+        ),
+        "{metrics}"
+    );
+}

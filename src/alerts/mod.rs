@@ -18,6 +18,11 @@ use crate::store::{Store, StoreError};
 /// Dismissed and expired alerts are deleted after this long.
 pub const KEEP_INACTIVE_MS: i64 = 7 * 24 * 3600 * 1000;
 
+/// What an operator can do with an alert from a protocol line through the API: send it
+/// again, or silence its key for an hour.
+const PROTOCOL_ACTIONS: &str = r#"["__resend","__snooze"]"#;
+const PROTOCOL_DATA: &str = r#"{"snooze_s":3600}"#;
+
 /// What a batch saw of one key: its latest event and how often.
 #[derive(Debug, Clone)]
 pub struct Seen {
@@ -78,8 +83,8 @@ pub fn record(tx: &Transaction<'_>, seen: &[Seen]) -> rusqlite::Result<()> {
     }
     let mut up = tx.prepare_cached(
         "INSERT INTO alerts (key, event, severity, source, message, details, first_seen,
-                             last_seen, times_seen, ttl_s)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                             last_seen, times_seen, ttl_s, actions, data)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
          ON CONFLICT (key) DO UPDATE SET
              times_seen = CASE WHEN alerts.dismissed_at IS NOT NULL
                      OR alerts.last_seen + alerts.ttl_s * 1000 < excluded.first_seen
@@ -105,6 +110,8 @@ pub fn record(tx: &Transaction<'_>, seen: &[Seen]) -> rusqlite::Result<()> {
             s.last_ms,
             s.count as i64,
             s.ttl_s.map(|t| t as i64),
+            PROTOCOL_ACTIONS,
+            PROTOCOL_DATA,
         ])?;
     }
     Ok(())
@@ -283,5 +290,26 @@ pub fn put(store: &Store, a: &NewAlert, now_ms: i64) -> Result<Alert, StoreError
             [&a.key],
             from_row,
         )
+    })
+}
+
+/// Snoozes an alert: no messages for its key until `until_ms`.
+pub fn snooze(store: &Store, id: i64, until_ms: i64) -> Result<bool, StoreError> {
+    store.with_conn(|c| {
+        c.execute(
+            "UPDATE alerts SET snoozed_until = ?2 WHERE id = ?1",
+            params![id, until_ms],
+        )
+        .map(|n| n == 1)
+    })
+}
+
+/// Keys snoozed beyond `now_ms`, with the end of their snooze.
+pub fn snoozed(store: &Store, now_ms: i64) -> Result<HashMap<String, i64>, StoreError> {
+    store.with_conn(|c| {
+        let mut stmt =
+            c.prepare_cached("SELECT key, snoozed_until FROM alerts WHERE snoozed_until > ?1")?;
+        let rows = stmt.query_map([now_ms], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect()
     })
 }

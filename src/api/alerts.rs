@@ -402,3 +402,85 @@ pub async fn notify_status(
         "queued": queued,
     })))
 }
+
+/// `POST /api/alerts/{id}/action/{action}`: the actions an alert carries. Those starting
+/// with `__` are the server's: `__resend` (the alert again, through its routes) and
+/// `__snooze` (no messages for its key for `data.snooze_s` seconds). Any other action is
+/// the clients' business: 501.
+pub async fn action(
+    State(st): State<Arc<ApiState>>,
+    Path((id, action)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::not_found(format!("id: no alert {id:?}")))?;
+    let now = now_ms();
+    let alert = st
+        .db(move |s| alerts::get(s, id))
+        .await?
+        .filter(|a| a.is_active(now))
+        .ok_or_else(|| ApiError::not_found(format!("id: no active alert {id}")))?;
+    let carried = alert
+        .actions
+        .as_array()
+        .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(action.as_str())));
+    if !carried {
+        return Err(ApiError::not_found(format!(
+            "action: alert {id} does not carry the action {action:?}"
+        )));
+    }
+    let failed = |m: String| ApiError::new(StatusCode::FAILED_DEPENDENCY, m);
+    match action.as_str() {
+        "__resend" => {
+            let mut event = Event::message(&alert.event, alert.severity, alert.message.clone());
+            event.details = alert.details.clone();
+            event.source = alert.source.clone();
+            event.key = alert.key.clone();
+            let to = crate::routing::Router::new(&st.config)
+                .route(&event.name)
+                .to_vec();
+            if to.is_empty() {
+                return Err(failed(format!(
+                    "__resend: no route for the event {:?}",
+                    event.name
+                )));
+            }
+            let wake = to.clone();
+            st.db(move |s| {
+                s.commit(&Batch {
+                    deliveries: vec![Delivery {
+                        event,
+                        to,
+                        repeat: None,
+                        request: None,
+                    }],
+                    ..Batch::default()
+                })
+            })
+            .await?;
+            for d in &wake {
+                st.outbox.wake(d);
+            }
+            Ok(StatusCode::NO_CONTENT)
+        }
+        "__snooze" => {
+            let secs = alert
+                .data
+                .get("snooze_s")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| {
+                    failed(
+                        "__snooze: the alert's data has no snooze_s (a whole number of seconds)"
+                            .into(),
+                    )
+                })?;
+            let until = now.saturating_add((secs as i64).saturating_mul(1000));
+            st.db(move |s| alerts::snooze(s, id, until)).await?;
+            Ok(StatusCode::NO_CONTENT)
+        }
+        other => Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            format!("action: {other:?} has no handler on the server"),
+        )),
+    }
+}

@@ -166,6 +166,7 @@ fn router(state: Arc<ApiState>, token: Option<Secret>) -> Router {
         .route("/api/alerts", get(alerts::list).put(alerts::put))
         .route("/api/alerts/clear", post(alerts::clear))
         .route("/api/alerts/{id}", delete(alerts::dismiss))
+        .route("/api/alerts/{id}/action/{action}", post(alerts::action))
         .route("/api/notify", post(alerts::notify))
         .route("/api/notify/{id}", get(alerts::notify_status))
         .route("/api/channels", get(status::channels))

@@ -172,5 +172,6 @@ pub async fn metrics(State(st): State<Arc<ApiState>>) -> Result<impl IntoRespons
         out,
         "# HELP protowatch_alerts_active Active alerts.\n# TYPE protowatch_alerts_active gauge\nprotowatch_alerts_active {active}"
     );
+    out.push_str(&crate::metrics::render());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }

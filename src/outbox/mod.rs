@@ -282,6 +282,12 @@ impl Worker {
             let next = self.attempt(&rows).await;
             self.pacer.record(now_ms());
             let key = self.dest.to_string();
+            let outcome = match &next {
+                Next::Delivered => "delivered",
+                Next::Retry { .. } => "retry",
+                Next::Dead(_) => "dead",
+            };
+            crate::metrics::deliveries(&key, outcome, rows.len() as u64);
             let result = match next {
                 Next::Delivered => {
                     ROWS_DELIVERED.fetch_add(rows.len() as u64, Ordering::Relaxed);

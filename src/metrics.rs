@@ -1,0 +1,72 @@
+//! Counters since start, by label, for `GET /metrics`: lines read per file, events by
+//! name and severity, deliveries by destination and outcome.
+//!
+//! Plain maps behind one mutex: they change per batch and per message, not per byte, so
+//! contention is nil, and a map keeps label sets open (any file, any custom event).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+type Labels = Vec<(&'static str, String)>;
+
+static COUNTERS: Mutex<BTreeMap<(&'static str, Labels), u64>> = Mutex::new(BTreeMap::new());
+
+pub fn add(name: &'static str, labels: Labels, n: u64) {
+    let mut c = COUNTERS.lock().unwrap_or_else(|p| p.into_inner());
+    *c.entry((name, labels)).or_default() += n;
+}
+
+pub fn lines_read(file: &std::path::Path, n: u64) {
+    add(
+        "protowatch_lines_read_total",
+        vec![("file", file.display().to_string())],
+        n,
+    );
+}
+
+pub fn event(name: &str, severity: &str) {
+    add(
+        "protowatch_events_total",
+        vec![
+            ("event", name.to_string()),
+            ("severity", severity.to_string()),
+        ],
+        1,
+    );
+}
+
+pub fn deliveries(destination: &str, outcome: &'static str, rows: u64) {
+    add(
+        "protowatch_deliveries_total",
+        vec![
+            ("destination", destination.to_string()),
+            ("outcome", outcome.to_string()),
+        ],
+        rows,
+    );
+}
+
+/// The counters in Prometheus' text format.
+pub fn render() -> String {
+    let c = COUNTERS.lock().unwrap_or_else(|p| p.into_inner());
+    let mut out = String::new();
+    let mut last = "";
+    for ((name, labels), v) in c.iter() {
+        if *name != last {
+            out.push_str(&format!("# TYPE {name} counter\n"));
+            last = name;
+        }
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+            .collect();
+        out.push_str(&format!("{name}{{{}}} {v}\n", labels.join(",")));
+    }
+    out
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
