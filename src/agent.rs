@@ -53,6 +53,8 @@ struct Pipeline {
     router: Router,
     store: Store,
     outbox: Outbox,
+    /// What the HTTP API answers from; swapped on reload.
+    shared_config: crate::api::SharedConfig,
     /// The config file's modification time and length as last applied or seen.
     config_stamp: Option<(std::time::SystemTime, u64)>,
     /// A change seen and not applied yet: editors write in several steps.
@@ -338,6 +340,10 @@ impl Pipeline {
         applied.rules = self.config.rules.clone();
         applied.state_dir = self.config.state_dir.clone();
         self.config = Arc::new(applied);
+        *self
+            .shared_config
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = self.config.clone();
         tracing::info!(changed = ?changed, credentials_changed = secrets_changed, "config reloaded");
         if !restart_needed.is_empty() {
             tracing::warn!(sections = ?restart_needed, "these changes take effect at the next start");
@@ -397,7 +403,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     throttle.restore(store.with_conn(throttle::load)?);
     // The API is a convenience: a port taken by another program must not stop the
     // watching, so the agent runs on without it and says so.
-    let api = match Api::start(config.clone(), outbox.clone()).await {
+    let shared_config: crate::api::SharedConfig = Arc::new(std::sync::RwLock::new(config.clone()));
+    let api = match Api::start(shared_config.clone(), outbox.clone()).await {
         Ok(api) => Some(api),
         Err(e) => {
             tracing::error!(error = %e, "the HTTP API is not available; the agent runs without it");
@@ -417,6 +424,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         router,
         store,
         outbox: outbox.clone(),
+        shared_config,
         config_stamp: config_stamp(&config.file),
         config_changed_at: None,
         parsers: HashMap::new(),

@@ -279,6 +279,24 @@ fn notify_channels_health_and_metrics() {
     let (code, routes) = json_req(a, "GET", "/api/routes", Value::Null);
     assert_eq!(code, 200);
     assert_eq!(routes["routes"]["alarm_major"], json!(["telegram:default"]));
+
+    // An edited config reaches the API too.
+    support::write_config(
+        dir.path(),
+        &json!({
+            "instrument": "IN5",
+            "telegram": {"bot-id": TOKEN, "channel-id": "-100", "api-url": tg.url,
+                         "scopes": {"ops": "-200", "night": "-300"}},
+            "watch": [{"path": "p/*.log", "poll_interval_ms": 100}],
+            "api": {"listen": "127.0.0.1:0"},
+        }),
+    );
+    assert!(wait_until(Duration::from_secs(10), || {
+        json_req(a, "GET", "/api/channels", Value::Null)
+            .1
+            .as_array()
+            .is_some_and(|l| l.iter().any(|c| c["name"] == "telegram:night"))
+    }));
 }
 
 #[test]

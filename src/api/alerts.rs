@@ -152,7 +152,8 @@ fn new_alert(body: &Value) -> Result<NewAlert, ApiError> {
 
 /// `?notify=service[:scope]` or a channel's numeric id.
 fn channel(st: &ApiState, spec: &str) -> Result<Destination, ApiError> {
-    let channels = super::status::channel_list(&st.config);
+    let config = st.config();
+    let channels = super::status::channel_list(&config);
     if let Ok(id) = spec.parse::<u32>() {
         return channels
             .into_iter()
@@ -169,7 +170,7 @@ fn channel(st: &ApiState, spec: &str) -> Result<Destination, ApiError> {
         crate::config::Service::ALL
             .into_iter()
             .find(|s| s.as_str() == service)
-            .and_then(|s| st.config.default_scope(s))
+            .and_then(|s| config.default_scope(s))
             .unwrap_or("")
             .to_string()
     } else {
@@ -436,7 +437,7 @@ pub async fn action(
             event.details = alert.details.clone();
             event.source = alert.source.clone();
             event.key = alert.key.clone();
-            let to = crate::routing::Router::new(&st.config)
+            let to = crate::routing::Router::new(&st.config())
                 .route(&event.name)
                 .to_vec();
             if to.is_empty() {

@@ -35,13 +35,24 @@ pub const MAX_BODY: usize = 1024 * 1024;
 /// listens on, so that commands find their own agent (and not another one).
 pub const ADDR_FILE: &str = "api.addr";
 
+/// The config the API answers from; the agent swaps it when it applies an edited file.
+pub type SharedConfig = Arc<std::sync::RwLock<Arc<Config>>>;
+
 pub struct ApiState {
     store: Mutex<Store>,
-    config: Arc<Config>,
+    shared_config: SharedConfig,
     outbox: Outbox,
 }
 
 impl ApiState {
+    /// The config in force now.
+    fn config(&self) -> Arc<Config> {
+        self.shared_config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Runs a store call off the async threads: SQLite may wait for the write lock.
     async fn db<T: Send + 'static>(
         self: &Arc<Self>,
@@ -108,7 +119,11 @@ pub struct Api {
 impl Api {
     /// Binds `api.listen` and serves until [`Api::stop`]. The bound address is written
     /// to the state folder for the commands of this installation.
-    pub async fn start(config: Arc<Config>, outbox: Outbox) -> Result<Api, String> {
+    pub async fn start(shared_config: SharedConfig, outbox: Outbox) -> Result<Api, String> {
+        let config = shared_config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let store = Store::open(&config.state_dir).map_err(|e| e.to_string())?;
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await
@@ -120,7 +135,7 @@ impl Api {
         let token = config.api.token.clone();
         let state = Arc::new(ApiState {
             store: Mutex::new(store),
-            config,
+            shared_config,
             outbox,
         });
         let app = router(state, token);

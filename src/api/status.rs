@@ -39,20 +39,21 @@ fn fnv1a(s: &str) -> u32 {
 }
 
 pub async fn channels(State(st): State<Arc<ApiState>>) -> Json<Value> {
-    let list: Vec<Value> = channel_list(&st.config)
+    let config = st.config();
+    let list: Vec<Value> = channel_list(&config)
         .into_iter()
         .map(|(id, d)| {
             json!({"id": id, "service": d.service.as_str(), "scope": d.scope, "name": d.to_string(),
-                   "default": st.config.default_scope(d.service) == Some(d.scope.as_str())})
+                   "default": config.default_scope(d.service) == Some(d.scope.as_str())})
         })
         .collect();
     Json(Value::Array(list))
 }
 
 pub async fn routes(State(st): State<Arc<ApiState>>) -> Json<Value> {
-    let router = Router::new(&st.config);
-    let mut events: Vec<String> = st
-        .config
+    let config = st.config();
+    let router = Router::new(&config);
+    let mut events: Vec<String> = config
         .routes
         .as_ref()
         .map(|r| r.keys().cloned().collect())
@@ -70,7 +71,7 @@ pub async fn routes(State(st): State<Arc<ApiState>>) -> Json<Value> {
             (e, json!(to))
         })
         .collect();
-    Json(json!({"explicit": st.config.routes.is_some(), "routes": map}))
+    Json(json!({"explicit": config.routes.is_some(), "routes": map}))
 }
 
 /// 200 with per-file lag and per-destination outbox depth; 503 when the store is not
