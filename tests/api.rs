@@ -8,41 +8,10 @@ mod support;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{FakeTelegram, TOKEN, protowatch, wait_until};
-
-struct Agent(Child, SocketAddr);
-
-impl Agent {
-    fn start(config: &Path) -> Agent {
-        let child = protowatch()
-            .arg("--config")
-            .arg(config)
-            .arg("run")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let addr_file = config.parent().unwrap().join(".protowatch/api.addr");
-        assert!(wait_until(Duration::from_secs(10), || addr_file.exists()));
-        let addr = std::fs::read_to_string(&addr_file)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        Agent(child, addr)
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::{Agent, FakeTelegram, TOKEN, protowatch, wait_until};
 
 /// One HTTP/1.1 request; returns the status and the body (parsed as JSON when it is).
 fn http(
@@ -112,7 +81,7 @@ fn alerts_endpoints_and_their_status_codes() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &tg, json!({"listen": "127.0.0.1:0"}));
     let agent = Agent::start(&cfg);
-    let a = agent.1;
+    let a = agent.addr;
 
     assert_eq!(json_req(a, "GET", "/api/alerts", Value::Null).0, 200);
     // Every bad or missing field named at once.
@@ -201,7 +170,7 @@ fn notify_channels_health_and_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &tg, json!({"listen": "127.0.0.1:0"}));
     let agent = Agent::start(&cfg);
-    let a = agent.1;
+    let a = agent.addr;
 
     let (code, channels) = json_req(a, "GET", "/api/channels", Value::Null);
     assert_eq!(code, 200);
@@ -309,7 +278,7 @@ fn a_token_is_required_when_set_and_off_loopback() {
         json!({"listen": "127.0.0.1:0", "token": "s3cret-token"}),
     );
     let agent = Agent::start(&cfg);
-    let a = agent.1;
+    let a = agent.addr;
     assert_eq!(http(a, "GET", "/api/alerts", &[], b"").0, 401);
     assert_eq!(
         http(
@@ -357,7 +326,7 @@ fn fifty_concurrent_puts_with_one_key_leave_one_alert() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &tg, json!({"listen": "127.0.0.1:0"}));
     let agent = Agent::start(&cfg);
-    let a = agent.1;
+    let a = agent.addr;
     let threads: Vec<_> = (0..50)
         .map(|i| {
             std::thread::spawn(move || {
@@ -395,7 +364,7 @@ fn alert_actions_resend_snooze_and_their_status_codes() {
         }),
     );
     let agent = Agent::start(&cfg);
-    let a = agent.1;
+    let a = agent.addr;
     let (_, put) = json_req(
         a,
         "PUT",

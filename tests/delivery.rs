@@ -9,49 +9,12 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::{
-    FakeTelegram, Reply, SmtpOptions, SmtpServer, TOKEN, append, protowatch, wait_until,
+    Agent, FakeTelegram, Reply, SmtpOptions, SmtpServer, TOKEN, append, protowatch, wait_until,
 };
-
-/// A running `protowatch run`, stopped with SIGTERM (a graceful stop) when dropped.
-struct Agent(Child);
-
-impl Agent {
-    fn start(config: &Path) -> Agent {
-        let child = protowatch()
-            .arg("--config")
-            .arg(config)
-            .arg("run")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        // Up when its API listens (on a port of its own: "127.0.0.1:0" in these configs).
-        let state = config.parent().unwrap().join(".protowatch/api.addr");
-        assert!(wait_until(Duration::from_secs(10), || state.exists()));
-        std::thread::sleep(Duration::from_millis(300));
-        Agent(child)
-    }
-
-    fn stop(mut self) {
-        let _ = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn config(dir: &Path, smtp_port: u16, tg: &FakeTelegram) -> PathBuf {
     std::fs::create_dir_all(dir.join("p")).unwrap();

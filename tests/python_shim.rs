@@ -10,11 +10,11 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{FakeTelegram, Reply, SmtpOptions, SmtpServer, TOKEN, protowatch, wait_until};
+use support::{Agent, FakeTelegram, Reply, SmtpOptions, SmtpServer, TOKEN, protowatch};
 
 /// The interpreter: Debian's, as for the SMTP server (the shim itself needs only the
 /// standard library), as an absolute path so that a test may change `PATH`.
@@ -509,41 +509,6 @@ fn a_binary_that_does_not_finish_is_stopped_at_the_timeout() {
         v["error"].as_str().unwrap().contains("PROTOWATCH_TIMEOUT"),
         "{v}"
     );
-}
-
-/// A running `protowatch run`, stopped with SIGTERM (a graceful stop).
-struct Agent(Child);
-
-impl Agent {
-    fn start(config: &Path) -> Agent {
-        let child = protowatch()
-            .arg("--config")
-            .arg(config)
-            .arg("run")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let addr = config.parent().unwrap().join(".protowatch/api.addr");
-        assert!(wait_until(Duration::from_secs(10), || addr.exists()));
-        std::thread::sleep(Duration::from_millis(300));
-        Agent(child)
-    }
-
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

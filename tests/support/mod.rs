@@ -428,3 +428,58 @@ pub fn append(path: &Path, text: &[u8]) {
         .unwrap();
     f.write_all(text).unwrap();
 }
+
+/// A running `protowatch --config … run`, whose config has `"api": {"listen":
+/// "127.0.0.1:0"}` (a port of its own, so parallel tests' agents never meet). It is up
+/// once its API listens; dropped, it is killed; [`Agent::stop`] is a graceful stop.
+pub struct Agent {
+    child: std::process::Child,
+    /// Where its HTTP API listens.
+    pub addr: std::net::SocketAddr,
+}
+
+impl Agent {
+    pub fn start(config: &Path) -> Agent {
+        let child = protowatch()
+            .arg("--config")
+            .arg(config)
+            .arg("run")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start protowatch run");
+        let addr_file = config
+            .parent()
+            .expect("the config's folder")
+            .join(".protowatch/api.addr");
+        assert!(
+            wait_until(Duration::from_secs(10), || addr_file.exists()),
+            "the agent did not start"
+        );
+        let addr = std::fs::read_to_string(&addr_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // The watcher's first scan runs right after.
+        std::thread::sleep(Duration::from_millis(300));
+        Agent { child, addr }
+    }
+
+    /// SIGTERM, and waits for the agent to finish what it was doing.
+    #[cfg(unix)]
+    pub fn stop(mut self) {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
