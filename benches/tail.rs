@@ -117,7 +117,7 @@ fn append_to_stored(c: &mut Criterion) {
     let log = dir.path().join("a.log");
     std::fs::write(&log, "").unwrap();
     let (tx, rx) = mpsc::sync_channel(16);
-    let watcher = Watcher::spawn(
+    let mut watcher = Watcher::spawn(
         &[watch_config(dir.path(), WatchMode::Notify)],
         &Resume::default(),
         tx,
@@ -172,7 +172,9 @@ fn append_to_stored(c: &mut Criterion) {
         })
     });
     group.finish();
-    watcher.stop();
+    for thread in watcher.stop() {
+        thread.join();
+    }
 }
 
 criterion_group!(benches, tail_throughput, append_to_stored);

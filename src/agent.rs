@@ -10,9 +10,10 @@
 //! handed over (pending tracebacks included), and each delivery worker finishes its send
 //! in flight. Whatever is still queued stays in the store for the next start.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
@@ -26,7 +27,7 @@ use crate::parser::{FileParser, Rules};
 use crate::routing::Router;
 use crate::routing::throttle::{self, Summary, Throttle};
 use crate::store::{AgentLock, Batch, Delivery, Store, StoreError, now_ms};
-use crate::watcher::{FileKey, Resume, WatchMsg, Watcher};
+use crate::watcher::{FileKey, Resume, Retired, WatchId, WatchMsg, Watcher};
 
 /// How long an edited config file must stay unchanged before it is applied.
 const CONFIG_SETTLE: Duration = Duration::from_millis(500);
@@ -47,8 +48,22 @@ pub enum AgentError {
     Store(#[from] StoreError),
 }
 
+/// What the async side asks of the pipeline thread, which looks at it between batches
+/// and at least once a second.
+#[derive(Default)]
+struct Control {
+    shutdown: AtomicBool,
+    /// SIGHUP: read the config file now, changed or not.
+    reload: AtomicBool,
+}
+
 struct Pipeline {
     config: Arc<Config>,
+    /// Owned here, not by the async side: replacing a `watch` entry must wait for its
+    /// thread's last lines to be committed before the new thread reads on from there.
+    watcher: Watcher,
+    rx: std_mpsc::Receiver<WatchMsg>,
+    control: Arc<Control>,
     rules: Arc<Rules>,
     router: Router,
     store: Store,
@@ -114,13 +129,18 @@ impl Pipeline {
         }
     }
 
-    fn new_parser(&self, watch: usize, path: &std::path::Path) -> FileParser {
-        let encoding = self.config.watch[watch].encoding;
-        FileParser::new(path, encoding, self.rules.clone())
+    fn encoding(&self, watch: WatchId) -> crate::config::Encoding {
+        self.watcher
+            .config(watch)
+            .map_or(crate::config::Encoding::Auto, |w| w.encoding)
     }
 
-    fn parser(&mut self, watch: usize, file: FileKey, path: &std::path::Path) -> &mut FileParser {
-        let (encoding, rules) = (self.config.watch[watch].encoding, &self.rules);
+    fn new_parser(&self, watch: WatchId, path: &std::path::Path) -> FileParser {
+        FileParser::new(path, self.encoding(watch), self.rules.clone())
+    }
+
+    fn parser(&mut self, watch: WatchId, file: FileKey, path: &std::path::Path) -> &mut FileParser {
+        let (encoding, rules) = (self.encoding(watch), &self.rules);
         let (parser, seen) = self.parsers.entry(file).or_insert_with(|| {
             (
                 FileParser::new(path, encoding, rules.clone()),
@@ -231,7 +251,7 @@ impl Pipeline {
     /// The once-a-second work: repeat summaries that are due, throttle windows of alerts
     /// dismissed meanwhile, and rows another process queued (`outbox retry`).
     fn tick(&mut self) -> Result<(), StoreError> {
-        self.watch_config();
+        self.watch_config()?;
         let now = now_ms();
         if self.store.changed_elsewhere(&mut self.data_version)? {
             for key in alerts::dismissed_since(&self.store, self.dismissals_seen_ms)? {
@@ -260,73 +280,74 @@ impl Pipeline {
 
     /// Applies an edited config file once it has been still for a moment (editors and
     /// `protowatch routes` write, then rename).
-    fn watch_config(&mut self) {
+    fn watch_config(&mut self) -> Result<(), StoreError> {
         let stamp = config_stamp(&self.config.file);
         if stamp == self.config_stamp {
             self.config_changed_at = None;
-            return;
+            return Ok(());
         }
         match self.config_changed_at {
             None => self.config_changed_at = Some(Instant::now()),
             Some(t) if t.elapsed() >= CONFIG_SETTLE => {
                 self.config_stamp = stamp;
                 self.config_changed_at = None;
-                self.reload();
+                self.reload("changed")?;
             }
             Some(_) => {}
         }
+        Ok(())
     }
 
-    /// Validates the file and, if it is valid, applies routes, scopes, credentials,
-    /// throttling and the instrument name in place; nothing queued is lost. An invalid
-    /// file changes nothing and is reported with its problems.
-    fn reload(&mut self) {
+    /// Validates the file and, if it is valid, applies it in place: watches, rules,
+    /// routes, scopes, credentials, throttling and the instrument name. Nothing queued is
+    /// lost and no file is read again. An invalid file changes nothing and is reported
+    /// with its problems.
+    fn reload(&mut self, why: &str) -> Result<(), StoreError> {
         let new = match Config::load(&self.config.file) {
             Ok(c) => c,
             Err(e) => {
-                tracing::error!("config changed but not applied, the running config stays:\n{e}");
-                return;
+                tracing::error!("config {why} but not applied, the running config stays:\n{e}");
+                return Ok(());
             }
         };
-        // The mail transport's connection pool lives on the agent's runtime.
-        let _runtime = self.outbox.runtime().enter();
+        let rules = match Rules::new(&new.rules) {
+            Ok(r) => Arc::new(r),
+            Err(e) => {
+                tracing::error!(error = %e, "config {why} but not applied, the running config stays: rules");
+                return Ok(());
+            }
+        };
+        // The mail transport's connection pool lives on the agent's runtime, and so must
+        // the old one's: dropping it spawns its closing.
+        let runtime = self.outbox.runtime().clone();
+        let _runtime = runtime.enter();
         let messengers = match Messengers::from_config(&new) {
             Ok(m) => Arc::new(m),
             Err(e) => {
-                tracing::error!(error = %e, "config changed but not applied, the running config stays");
-                return;
+                tracing::error!(error = %e, "config {why} but not applied, the running config stays");
+                return Ok(());
             }
         };
         let router = Router::new(&new);
         if let Err(e) = self.outbox.ensure_workers(&router.all_destinations()) {
-            tracing::error!(error = %e, "config changed but not applied: cannot start delivery workers");
-            return;
+            tracing::error!(error = %e, "config {why} but not applied: cannot start delivery workers");
+            return Ok(());
         }
-        let old = self.config.masked_json();
-        let fresh = new.masked_json();
-        let changed: Vec<&str> = ["instrument", "mail", "telegram", "routes", "throttle"]
-            .into_iter()
-            .filter(|k| old.get(*k) != fresh.get(*k))
+        let changed =
+            crate::config::diff::changed_paths(&self.config.masked_json(), &new.masked_json());
+        let secrets = crate::config::diff::secrets_changed(&self.config, &new);
+        if changed.is_empty() && secrets.is_empty() {
+            tracing::info!("config {why}: nothing to change");
+            return Ok(());
+        }
+        let restart: Vec<&String> = changed
+            .iter()
+            .filter(|p| p.starts_with("state_dir") || p.starts_with("api"))
             .collect();
-        let secrets_changed = self
-            .config
-            .mail
-            .as_ref()
-            .and_then(|m| m.password.as_ref().map(|p| p.expose().to_string()))
-            != new
-                .mail
-                .as_ref()
-                .and_then(|m| m.password.as_ref().map(|p| p.expose().to_string()))
-            || self
-                .config
-                .telegram
-                .as_ref()
-                .map(|t| t.token.expose().to_string())
-                != new.telegram.as_ref().map(|t| t.token.expose().to_string());
-        let restart_needed: Vec<&str> = ["watch", "rules", "state_dir"]
-            .into_iter()
-            .filter(|k| old.get(*k) != fresh.get(*k))
-            .collect();
+        if !restart.is_empty() {
+            tracing::warn!(paths = ?restart, "these changes take effect at the next start");
+        }
+
         self.outbox.reconfigure(
             messengers,
             Arc::from(new.instrument.as_str()),
@@ -334,26 +355,114 @@ impl Pipeline {
         );
         self.throttle.set_interval(new.throttle.repeat_interval);
         self.router = router;
+        self.rules = rules;
+        for (parser, _) in self.parsers.values_mut() {
+            parser.set_rules(self.rules.clone());
+        }
+        self.apply_watches(&new.watch)?;
         let mut applied = new;
-        // Files are followed with the watches and rules they were started with.
-        applied.watch = self.config.watch.clone();
-        applied.rules = self.config.rules.clone();
         applied.state_dir = self.config.state_dir.clone();
+        applied.api = self.config.api.clone();
         self.config = Arc::new(applied);
         *self
             .shared_config
             .write()
             .unwrap_or_else(|p| p.into_inner()) = self.config.clone();
-        tracing::info!(changed = ?changed, credentials_changed = secrets_changed, "config reloaded");
-        if !restart_needed.is_empty() {
-            tracing::warn!(sections = ?restart_needed, "these changes take effect at the next start");
-        }
+        tracing::info!(changed = ?changed, secrets = ?secrets, "config {why}: applied");
+        Ok(())
     }
 
-    /// Runs until the watchers hang up, then flushes what is pending.
-    fn run(mut self, rx: std_mpsc::Receiver<WatchMsg>) -> Result<(), StoreError> {
-        loop {
-            match rx.recv_timeout(Duration::from_secs(1)) {
+    /// Keeps the threads of unchanged `watch` entries, ends those of entries that went
+    /// or changed, and starts threads for the new ones where the old stopped: a file
+    /// followed before is read on from its position, never again from the top. Files
+    /// that nobody followed yet obey the entry's `start` as at a first start.
+    fn apply_watches(&mut self, wanted: &[crate::config::WatchConfig]) -> Result<(), StoreError> {
+        let mut gone: Vec<WatchId> = self.watcher.entries().map(|(id, _)| id).collect();
+        let mut new = Vec::new();
+        for cfg in wanted {
+            let same = gone
+                .iter()
+                .position(|id| self.watcher.config(*id) == Some(cfg));
+            match same {
+                Some(at) => {
+                    gone.remove(at);
+                }
+                None => new.push(cfg.clone()),
+            }
+        }
+        if gone.is_empty() && new.is_empty() {
+            return Ok(());
+        }
+        let retired: Vec<Retired> = gone
+            .iter()
+            .filter_map(|id| self.watcher.retire(*id))
+            .collect();
+        let positions = self.drain(retired)?;
+        let mut checkpoints: HashMap<_, _> = self
+            .store
+            .checkpoints()?
+            .into_iter()
+            .map(|c| (c.id, c))
+            .collect();
+        checkpoints.extend(positions.into_iter().map(|c| (c.id, c)));
+        let resume = Resume {
+            checkpoints,
+            started_before: false,
+        };
+        for cfg in new {
+            let path = cfg.path.clone();
+            if let Err(e) = self.watcher.add(cfg, resume.clone()) {
+                tracing::error!(watch = %path, error = %e, "cannot start a watcher thread");
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes and commits every message until the `retired` threads have ended, then
+    /// sends their files' open tracebacks; returns where their files stood.
+    fn drain(
+        &mut self,
+        retired: Vec<Retired>,
+    ) -> Result<Vec<crate::store::Checkpoint>, StoreError> {
+        // A retired thread may be blocked handing over a batch: keep taking.
+        while !retired.iter().all(Retired::is_finished) {
+            match self.rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(msg) => self.on_message(msg)?,
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        while let Ok(msg) = self.rx.try_recv() {
+            self.on_message(msg)?;
+        }
+        let ended: HashSet<WatchId> = retired.iter().map(|r| r.id).collect();
+        let keys: Vec<FileKey> = self
+            .parsers
+            .keys()
+            .copied()
+            .filter(|k| ended.contains(&crate::watcher::watch_of(*k)))
+            .collect();
+        for key in keys {
+            if let Some((mut parser, _)) = self.parsers.remove(&key) {
+                parser.finish(&mut self.events);
+            }
+        }
+        if !self.events.is_empty() {
+            self.commit(None, None)?;
+        }
+        Ok(retired.into_iter().flat_map(Retired::join).collect())
+    }
+
+    /// Runs until told to stop, then lets the watcher threads finish their batch,
+    /// commits what they handed over and flushes what is pending.
+    fn run(mut self) -> Result<(), StoreError> {
+        while !self.control.shutdown.load(Ordering::Relaxed) {
+            if self.control.reload.swap(false, Ordering::Relaxed) {
+                self.config_stamp = config_stamp(&self.config.file);
+                self.config_changed_at = None;
+                self.reload("reloaded on SIGHUP")?;
+            }
+            match self.rx.recv_timeout(Duration::from_secs(1)) {
                 Ok(msg) => {
                     self.on_message(msg)?;
                     // A steady stream of lines must not starve the timers.
@@ -369,6 +478,8 @@ impl Pipeline {
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
             }
         }
+        let stopped = self.watcher.stop();
+        self.drain(stopped)?;
         self.flush_idle(true)
     }
 }
@@ -418,8 +529,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let (tx, rx) = std_mpsc::sync_channel(16);
     let watcher = Watcher::spawn(&config.watch, &resume, tx)
         .map_err(|e| AgentError::Setup(format!("cannot start a watcher thread: {e}")))?;
+    let control = Arc::new(Control::default());
     let pipeline = Pipeline {
         config: config.clone(),
+        watcher,
+        rx,
+        control: control.clone(),
         rules,
         router,
         store,
@@ -441,7 +556,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     };
     let pipeline = std::thread::Builder::new()
         .name("pipeline".into())
-        .spawn(move || pipeline.run(rx))
+        .spawn(move || pipeline.run())
         .map_err(|e| AgentError::Setup(format!("cannot start the pipeline thread: {e}")))?;
     tracing::info!(instrument = %config.instrument, watches = config.watch.len(), state = %config.state_dir.display(), "agent running");
 
@@ -452,14 +567,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let _ = done_tx.send(());
         result
     });
+    let hangups = tokio::spawn(reload_on_sighup(control.clone()));
     tokio::pin!(shutdown);
     tokio::select! {
         _ = &mut shutdown => tracing::info!("shutting down"),
         _ = done_rx => tracing::error!("the pipeline stopped"),
     }
-    tokio::task::spawn_blocking(move || watcher.stop())
-        .await
-        .map_err(|e| AgentError::Setup(format!("watcher shutdown: {e}")))?;
+    hangups.abort();
+    control.shutdown.store(true, Ordering::Relaxed);
     let result = tokio::task::spawn_blocking(move || pipeline_waiter.join())
         .await
         .map_err(|e| AgentError::Setup(format!("pipeline shutdown: {e}")))?;
@@ -475,4 +590,26 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         Ok(Ok(Err(e))) => Err(AgentError::Store(e)),
         _ => Err(AgentError::Setup("the pipeline thread panicked".into())),
     }
+}
+
+/// SIGHUP (`systemctl reload`) asks for a reload; the pipeline does it between batches.
+/// Windows has no such signal: there the config file's own change is the trigger.
+async fn reload_on_sighup(control: Arc<Control>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                while hup.recv().await.is_some() {
+                    tracing::info!("SIGHUP: reloading the config");
+                    control.reload.store(true, Ordering::Relaxed);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; config file changes still apply")
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = control;
 }

@@ -49,7 +49,7 @@ fn roundtrip(
 fn poll_mode_needs_no_file_events() {
     let dir = tempfile::tempdir().unwrap();
     let (tx, rx) = mpsc::sync_channel(16);
-    let w = Watcher::spawn(
+    let mut w = Watcher::spawn(
         &[config(dir.path(), WatchMode::Poll, 200)],
         &Resume::default(),
         tx,
@@ -59,7 +59,9 @@ fn poll_mode_needs_no_file_events() {
         let (line, _) = roundtrip(dir.path(), &rx, &format!("ERROR poll {i}"));
         assert_eq!(line, format!("ERROR poll {i}").into_bytes());
     }
-    w.stop();
+    for thread in w.stop() {
+        thread.join();
+    }
 }
 
 #[test]
@@ -67,7 +69,7 @@ fn notify_mode_wakes_on_file_events() {
     let dir = tempfile::tempdir().unwrap();
     let (tx, rx) = mpsc::sync_channel(16);
     // The timer alone would take a minute.
-    let w = Watcher::spawn(
+    let mut w = Watcher::spawn(
         &[config(dir.path(), WatchMode::Notify, 60_000)],
         &Resume::default(),
         tx,
@@ -79,5 +81,7 @@ fn notify_mode_wakes_on_file_events() {
         assert_eq!(line, format!("ERROR notify {i}").into_bytes());
         assert!(took < Duration::from_secs(10), "{took:?}");
     }
-    w.stop();
+    for thread in w.stop() {
+        thread.join();
+    }
 }

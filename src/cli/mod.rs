@@ -7,6 +7,7 @@
 mod alerts;
 mod check_config;
 mod client;
+pub mod logging;
 mod outbox;
 mod routes;
 mod run;
@@ -34,6 +35,9 @@ pub struct Cli {
     /// Log level (error, warn, info, debug, trace) or a RUST_LOG-style filter
     #[arg(long, global = true, value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// How log lines look: `human`, or `json` (one object per line)
+    #[arg(long, global = true, value_name = "FORMAT", default_value = "human")]
+    pub log_format: logging::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }

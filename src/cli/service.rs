@@ -240,9 +240,11 @@ fn init_file_log(config: &Config) {
     else {
         return;
     };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-        .with_ansi(false)
-        .with_writer(std::sync::Mutex::new(file))
-        .try_init();
+    let filter =
+        super::logging::filter(None).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    super::logging::init(
+        filter,
+        super::logging::LogFormat::Human,
+        super::logging::Sink::File(file),
+    );
 }

@@ -8,6 +8,7 @@
 //! files — so no other module ever looks at raw JSON.
 
 mod check;
+pub mod diff;
 pub mod edit;
 mod legacy;
 mod secret;
@@ -196,7 +197,7 @@ pub enum Format {
     Sonix,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WatchConfig {
     /// Absolute glob pattern.
     pub path: String,

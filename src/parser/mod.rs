@@ -104,6 +104,11 @@ impl FileParser {
         }
     }
 
+    /// Rules changed by a reload apply from the next line on; an open traceback stays.
+    pub fn set_rules(&mut self, rules: Arc<Rules>) {
+        self.rules = rules;
+    }
+
     /// Feeds one line without its `\n`; events it completes are pushed to `out`.
     pub fn line(&mut self, raw: &[u8], out: &mut Vec<Event>) {
         self.line_no += 1;

@@ -48,18 +48,23 @@ pub const HOLD_FILES_OPEN: bool = cfg!(not(windows));
 /// A stable number for one followed file, for as long as this process follows it.
 pub type FileKey = u64;
 
+/// The entry whose thread follows the file: its id is the key's upper bits.
+pub fn watch_of(key: FileKey) -> WatchId {
+    (key >> 40) as WatchId
+}
+
 #[derive(Debug)]
 pub enum WatchMsg {
     /// Complete lines of a file, in order; `checkpoint.offset` is just after the last.
     Lines {
-        watch: usize,
+        watch: WatchId,
         file: FileKey,
         checkpoint: Checkpoint,
         lines: Vec<Vec<u8>>,
     },
     /// The file was let go (rotated away, deleted): `last` is its unterminated last line.
     Closed {
-        watch: usize,
+        watch: WatchId,
         file: FileKey,
         id: FileId,
         path: PathBuf,
@@ -79,7 +84,7 @@ pub struct Resume {
 
 /// The files of one `watch` entry and how far each was read.
 pub struct Tailer {
-    watch: usize,
+    watch: WatchId,
     cfg: WatchConfig,
     files: HashMap<FileId, Followed>,
     resume: Resume,
@@ -100,7 +105,7 @@ struct Followed {
 }
 
 impl Tailer {
-    pub fn new(watch: usize, cfg: WatchConfig, resume: Resume) -> Tailer {
+    pub fn new(watch: WatchId, cfg: WatchConfig, resume: Resume) -> Tailer {
         let linger = (cfg.poll_interval * 2).max(Duration::from_secs(2));
         Tailer {
             watch,
@@ -196,6 +201,19 @@ impl Tailer {
         true
     }
 
+    /// Where each followed file stands: just after the last line handed out.
+    pub fn positions(&self) -> Vec<Checkpoint> {
+        self.files
+            .values()
+            .map(|f| Checkpoint {
+                id: f.follower.id,
+                fingerprint: f.follower.fingerprint().to_vec(),
+                path: f.follower.path.clone(),
+                offset: f.follower.line_end(),
+            })
+            .collect()
+    }
+
     fn follow(&mut self, path: &Path, first_scan: bool) {
         let (start, saved): (StartAt, &[u8]) = match identity::path_id(path)
             .ok()
@@ -261,7 +279,7 @@ fn find_renamed(f: &Follower) -> Option<PathBuf> {
 }
 
 /// Reads a file to its current end in bounded batches. `false` when the sink refused.
-fn read_all(watch: usize, f: &mut Followed, sink: &mut dyn FnMut(WatchMsg) -> bool) -> bool {
+fn read_all(watch: WatchId, f: &mut Followed, sink: &mut dyn FnMut(WatchMsg) -> bool) -> bool {
     loop {
         let mut lines = Vec::new();
         let read = match f.follower.read_lines(&mut lines, BATCH_BYTES) {
@@ -299,12 +317,51 @@ fn read_all(watch: usize, f: &mut Followed, sink: &mut dyn FnMut(WatchMsg) -> bo
 
 enum Wake {
     Fs,
+    /// Read what is there once more, then end: the entry is being replaced.
+    Retire,
     Stop,
 }
 
-/// The running watcher threads.
+/// Identifies one running `watch` entry for as long as the process runs; entries
+/// added by a reload get new ones, so a message can always be traced to its entry.
+pub type WatchId = usize;
+
+struct Thread {
+    cfg: WatchConfig,
+    wake: std_mpsc::Sender<Wake>,
+    handle: JoinHandle<Vec<Checkpoint>>,
+}
+
+/// A thread told to end, and where it stood.
+pub struct Retired {
+    pub id: WatchId,
+    handle: JoinHandle<Vec<Checkpoint>>,
+}
+
+impl Retired {
+    /// Whether it has ended; until then its messages must keep being taken.
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// Where each of its files stood: all of it was handed over (a retired thread reads
+    /// to the end and never drops a batch), so a follower started here neither skips nor
+    /// repeats a line.
+    pub fn join(self) -> Vec<Checkpoint> {
+        self.handle.join().unwrap_or_default()
+    }
+}
+
+/// The running watcher threads, one per `watch` entry.
+///
+/// Whoever owns it must keep taking messages while it waits for threads to end
+/// ([`Retired::is_finished`]): a thread may be blocked handing over a batch.
 pub struct Watcher {
-    threads: Vec<(std_mpsc::Sender<Wake>, JoinHandle<()>)>,
+    threads: Vec<(WatchId, Thread)>,
+    next_id: WatchId,
+    /// For threads started later; dropped by [`Watcher::stop`] so the channel ends
+    /// when the last thread does.
+    tx: Option<std_mpsc::SyncSender<WatchMsg>>,
     /// Checked between batches, so a stop does not wait for a long file to be read.
     stopping: Arc<AtomicBool>,
 }
@@ -317,29 +374,80 @@ impl Watcher {
         resume: &Resume,
         tx: std_mpsc::SyncSender<WatchMsg>,
     ) -> std::io::Result<Watcher> {
-        let stopping = Arc::new(AtomicBool::new(false));
-        let mut threads = Vec::new();
-        for (index, cfg) in watches.iter().enumerate() {
-            let (wake_tx, wake_rx) = std_mpsc::channel();
-            let tailer = Tailer::new(index, cfg.clone(), resume.clone());
-            let (tx, wake, stopping) = (tx.clone(), wake_tx.clone(), stopping.clone());
-            let handle = std::thread::Builder::new()
-                .name(format!("watch-{index}"))
-                .spawn(move || run(tailer, wake_rx, wake, tx, stopping))?;
-            threads.push((wake_tx, handle));
+        let mut watcher = Watcher {
+            threads: Vec::new(),
+            next_id: 0,
+            tx: Some(tx),
+            stopping: Arc::new(AtomicBool::new(false)),
+        };
+        for cfg in watches {
+            watcher.add(cfg.clone(), resume.clone())?;
         }
-        Ok(Watcher { threads, stopping })
+        Ok(watcher)
     }
 
-    /// Stops every thread after its current batch and waits for them.
-    pub fn stop(self) {
+    /// The entries running now.
+    pub fn entries(&self) -> impl Iterator<Item = (WatchId, &WatchConfig)> {
+        self.threads.iter().map(|(id, t)| (*id, &t.cfg))
+    }
+
+    pub fn config(&self, id: WatchId) -> Option<&WatchConfig> {
+        self.threads
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, t)| &t.cfg)
+    }
+
+    /// Starts a thread for one more entry.
+    pub fn add(&mut self, cfg: WatchConfig, resume: Resume) -> std::io::Result<WatchId> {
+        let Some(tx) = self.tx.clone() else {
+            return Err(std::io::Error::other("the watcher is stopping"));
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let (wake_tx, wake_rx) = std_mpsc::channel();
+        let tailer = Tailer::new(id, cfg.clone(), resume);
+        let (wake, stopping) = (wake_tx.clone(), self.stopping.clone());
+        let handle = std::thread::Builder::new()
+            .name(format!("watch-{id}"))
+            .spawn(move || run(tailer, wake_rx, wake, tx, stopping))?;
+        self.threads.push((
+            id,
+            Thread {
+                cfg,
+                wake: wake_tx,
+                handle,
+            },
+        ));
+        Ok(id)
+    }
+
+    /// Tells one entry's thread to read what is there and end.
+    pub fn retire(&mut self, id: WatchId) -> Option<Retired> {
+        let at = self.threads.iter().position(|(i, _)| *i == id)?;
+        let (id, thread) = self.threads.remove(at);
+        let _ = thread.wake.send(Wake::Retire);
+        Some(Retired {
+            id,
+            handle: thread.handle,
+        })
+    }
+
+    /// Tells every thread to stop after its current batch; the channel closes when the
+    /// last one has ended.
+    pub fn stop(&mut self) -> Vec<Retired> {
         self.stopping.store(true, Ordering::Relaxed);
-        for (tx, _) in &self.threads {
-            let _ = tx.send(Wake::Stop);
-        }
-        for (_, handle) in self.threads {
-            let _ = handle.join();
-        }
+        self.tx = None;
+        self.threads
+            .drain(..)
+            .map(|(id, t)| {
+                let _ = t.wake.send(Wake::Stop);
+                Retired {
+                    id,
+                    handle: t.handle,
+                }
+            })
+            .collect()
     }
 }
 
@@ -349,7 +457,7 @@ fn run(
     wake_tx: std_mpsc::Sender<Wake>,
     tx: std_mpsc::SyncSender<WatchMsg>,
     stopping: Arc<AtomicBool>,
-) {
+) -> Vec<Checkpoint> {
     tracing::info!(watch = %tailer.cfg.path, mode = ?tailer.cfg.mode, "watching");
     let mut fs_watcher = None;
     let mut sink = |msg| !stopping.load(Ordering::Relaxed) && tx.send(msg).is_ok();
@@ -358,17 +466,27 @@ fn run(
             fs_watcher = start_fs_watcher(&tailer.cfg.path, wake_tx.clone());
         }
         if !tailer.scan(Instant::now(), &mut sink) {
-            return;
+            return tailer.positions();
         }
-        match wake_rx.recv_timeout(tailer.cfg.poll_interval) {
-            Ok(Wake::Stop) | Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
-            Ok(Wake::Fs) | Err(std_mpsc::RecvTimeoutError::Timeout) => {}
-        }
+        let mut retire = match wake_rx.recv_timeout(tailer.cfg.poll_interval) {
+            Ok(Wake::Stop) | Err(std_mpsc::RecvTimeoutError::Disconnected) => {
+                return tailer.positions();
+            }
+            Ok(Wake::Retire) => true,
+            Ok(Wake::Fs) | Err(std_mpsc::RecvTimeoutError::Timeout) => false,
+        };
         // Coalesce a storm of events into one scan.
         while let Ok(w) = wake_rx.try_recv() {
-            if matches!(w, Wake::Stop) {
-                return;
+            match w {
+                Wake::Stop => return tailer.positions(),
+                Wake::Retire => retire = true,
+                Wake::Fs => {}
             }
+        }
+        if retire {
+            tracing::info!(watch = %tailer.cfg.path, "no longer watched as it was");
+            tailer.scan(Instant::now(), &mut sink);
+            return tailer.positions();
         }
     }
 }

@@ -6,8 +6,8 @@
 #![allow(dead_code)] // each test file uses a different part of this module
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -440,14 +440,35 @@ pub struct Agent {
 
 impl Agent {
     pub fn start(config: &Path) -> Agent {
+        Self::start_with(config, std::process::Stdio::null())
+    }
+
+    /// As [`Agent::start`], with its log (stderr) written to `log`.
+    pub fn start_logging_to(config: &Path, log: &Path) -> Agent {
+        let file = std::fs::File::create(log).expect("create the agent's log file");
+        Self::start_with(config, file.into())
+    }
+
+    /// Starts `cmd`, a `protowatch … run` for `config`, with its log written to `log`.
+    pub fn start_command(mut cmd: Command, config: &Path, log: &Path) -> Agent {
+        let file = std::fs::File::create(log).expect("create the agent's log file");
+        cmd.stdout(std::process::Stdio::null()).stderr(file);
+        Self::wait_up(cmd.spawn().expect("start protowatch run"), config)
+    }
+
+    fn start_with(config: &Path, stderr: std::process::Stdio) -> Agent {
         let child = protowatch()
             .arg("--config")
             .arg(config)
             .arg("run")
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("start protowatch run");
+        Self::wait_up(child, config)
+    }
+
+    fn wait_up(child: Child, config: &Path) -> Agent {
         let addr_file = config
             .parent()
             .expect("the config's folder")
@@ -466,6 +487,10 @@ impl Agent {
         Agent { child, addr }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGTERM, and waits for the agent to finish what it was doing.
     #[cfg(unix)]
     pub fn stop(mut self) {
@@ -482,4 +507,42 @@ impl Drop for Agent {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One HTTP/1.1 request on a fresh connection: status, body as JSON (null if it is
+/// not), and body as text.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Value, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    // A server may answer (413) before reading a big body, and close.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    let json = serde_json::from_str(&body).unwrap_or(Value::Null);
+    (status, json, body)
 }

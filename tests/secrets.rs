@@ -1,0 +1,207 @@
+//! No secret in any output: a config with a known mail password, Bot API token and API
+//! token goes through every command and a traced agent run — deliveries that succeed
+//! and fail, a reload with a wrong password, a broken edit that carries the secrets —
+//! and every byte the processes wrote is searched for the secrets in every encoding a
+//! log could carry them in (plain, URL-encoded, SMTP AUTH's base64).
+#![cfg(unix)]
+
+mod support;
+
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::{Value, json};
+use support::{
+    Agent, FakeTelegram, Reply, SmtpOptions, SmtpServer, append, protowatch, wait_until,
+};
+
+const PASSWORD: &str = "Pw-s3cret-MAIL-4711";
+const WRONG_PASSWORD: &str = "Pw-wr0ng-MAIL-0815";
+const BOT_TOKEN: &str = "7000001:SECRET-bot-token_Zq9";
+const API_TOKEN: &str = "api-S3CRET-token-ab12";
+
+fn config(smtp: &SmtpServer, tg: &FakeTelegram, password: &str) -> Value {
+    json!({
+        "instrument": "IN5",
+        "mail": {
+            "server": "127.0.0.1", "port": smtp.port, "tls": "starttls",
+            "ca_file": "ca.pem", "user": "bot", "password": password,
+            "from": "bot@example.org", "recipients": ["ops@example.org"],
+            "timeout_s": 10,
+        },
+        "telegram": {"bot-id": BOT_TOKEN, "channel-id": "-100", "api-url": tg.url},
+        "watch": [{"path": "p/*.log", "poll_interval_ms": 100}],
+        "throttle": {"repeat_interval": 0},
+        "api": {"listen": "127.0.0.1:0", "token": API_TOKEN},
+    })
+}
+
+/// Every form in which a secret could leak into a line of text.
+fn forms(secret: &str) -> Vec<String> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    vec![
+        secret.to_string(),
+        url::form_urlencoded::byte_serialize(secret.as_bytes()).collect(),
+        b64.encode(format!("\0bot\0{secret}")),
+        b64.encode(secret),
+    ]
+}
+
+fn assert_clean(what: &str, text: &str) {
+    for secret in [PASSWORD, WRONG_PASSWORD, BOT_TOKEN, API_TOKEN] {
+        for form in forms(secret) {
+            assert!(
+                !text.contains(&form),
+                "{what} shows a secret ({form:?}):\n{text}"
+            );
+        }
+    }
+    // The token's secret half alone is as bad as the whole.
+    let half = BOT_TOKEN.split_once(':').unwrap().1;
+    assert!(
+        !text.contains(half),
+        "{what} shows the token's secret part:\n{text}"
+    );
+}
+
+fn run(config: &Path, args: &[&str]) -> Output {
+    protowatch()
+        .env("RUST_LOG", "trace")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn check(what: &str, out: &Output) {
+    assert_clean(
+        &format!("{what} (stdout)"),
+        &String::from_utf8_lossy(&out.stdout),
+    );
+    assert_clean(
+        &format!("{what} (stderr)"),
+        &String::from_utf8_lossy(&out.stderr),
+    );
+}
+
+#[test]
+fn no_output_of_any_command_or_of_a_traced_run_shows_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The site CA goes to `ca.pem` beside the config, which names it so.
+    let (_ca, cert, key) = support::make_certs(d);
+    let smtp = SmtpServer::start(SmtpOptions {
+        tls: Some((cert, key)),
+        auth: Some(("bot".into(), PASSWORD.into())),
+        ..SmtpOptions::default()
+    });
+    let tg = FakeTelegram::start();
+    std::fs::create_dir(d.join("p")).unwrap();
+    let cfg = support::write_config(d, &config(&smtp, &tg, PASSWORD));
+
+    // One-shot commands, before any agent runs.
+    check("check-config", &run(&cfg, &["check-config"]));
+    let out = run(&cfg, &["send-message", "--direct", "direct hello"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check("send-message --direct", &out);
+    tg.script([Reply::BadRequest("Bad Request: chat not found")]);
+    let out = run(&cfg, &["send-message", "--direct", "refused hello"]);
+    assert_eq!(out.status.code(), Some(1));
+    check("send-message --direct, refused", &out);
+
+    // A traced agent run, in both log formats one after the other.
+    for format in ["human", "json"] {
+        let log = d.join(format!("agent-{format}.log"));
+        let mut cmd = protowatch();
+        cmd.env("RUST_LOG", "trace")
+            .args(["--log-format", format, "--config"])
+            .arg(&cfg)
+            .arg("run");
+        let agent = Agent::start_command(cmd, &cfg, &log);
+        let before = smtp.messages().len();
+        append(
+            &d.join("p/a.log"),
+            format!("ERROR detector {format} tripped\n").as_bytes(),
+        );
+        let out = run(&cfg, &["send-message", "--wait", "20", "through the agent"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        check("send-message through the agent", &out);
+        assert!(
+            !smtp
+                .wait_for(before + 2, Duration::from_secs(20))
+                .is_empty()
+        );
+        for args in [
+            &["alerts", "list"][..],
+            &["alerts", "list", "--json"],
+            &["routes", "list"],
+            &["outbox", "list", "--dead"],
+        ] {
+            check(&args.join(" "), &run(&cfg, args));
+        }
+        if format == "human" {
+            // A reload with a wrong password: the server refuses AUTH, the log says so.
+            support::write_config(d, &config(&smtp, &tg, WRONG_PASSWORD));
+            assert!(
+                wait_until(Duration::from_secs(10), || {
+                    std::fs::read_to_string(&log)
+                        .unwrap_or_default()
+                        .contains("applied")
+                }),
+                "{}",
+                std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| !l.contains("TRACE"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            append(&d.join("p/a.log"), b"ERROR after the wrong password\n");
+            assert!(wait_until(Duration::from_secs(20), || {
+                std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .contains("535")
+            }));
+            // A broken edit that carries the secrets: reported, not echoed.
+            let mut broken = config(&smtp, &tg, PASSWORD);
+            broken["mail"]["password"] = json!([PASSWORD]);
+            broken["telegram"]["bot-id"] = json!(format!("{BOT_TOKEN} x"));
+            broken["api"]["token"] = json!({ "value": API_TOKEN });
+            support::write_config(d, &broken);
+            assert!(wait_until(Duration::from_secs(10), || {
+                std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .contains("the running config stays")
+            }));
+            check(
+                "check-config on the broken file",
+                &run(&cfg, &["check-config"]),
+            );
+            support::write_config(d, &config(&smtp, &tg, PASSWORD));
+        }
+        agent.stop();
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            text.contains("TRACE") || text.contains("\"TRACE\""),
+            "not traced:\n{text}"
+        );
+        if format == "json" {
+            for line in text.lines() {
+                serde_json::from_str::<Value>(line)
+                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+            }
+        }
+        assert_clean(&format!("the agent's {format} log"), &text);
+    }
+}
