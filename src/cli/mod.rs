@@ -44,8 +44,9 @@ pub enum Command {
     Run,
     /// Send a message to every destination of its event; `-` reads the text from stdin
     SendMessage(send_message::Args),
-    /// Check the config and print it resolved, with secrets masked
-    CheckConfig,
+    /// Check the config and print it resolved, with secrets masked; `--probe` also asks
+    /// each service whether it would take a message
+    CheckConfig(check_config::Args),
     /// List queued and dead deliveries, or queue a dead one again
     #[command(subcommand)]
     Outbox(outbox::OutboxCommand),
@@ -116,7 +117,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
     let result = match &cli.command {
         Command::Run => run::run(&cli),
         Command::SendMessage(args) => send_message::run(&cli, args),
-        Command::CheckConfig => check_config::run(&cli),
+        Command::CheckConfig(args) => check_config::run(&cli, args),
         Command::Outbox(cmd) => outbox::run(&cli, cmd),
         Command::Alerts(cmd) => alerts::run(&cli, cmd),
         Command::Routes(cmd) => routes::run(&cli, cmd),
