@@ -1,6 +1,7 @@
-//! `check-config --probe`, as an operator runs it: the real binary against aiosmtpd
-//! (STARTTLS or TLS from the first byte, AUTH) and the fake Bot API on loopback. The
-//! probe must send nothing and say which step failed and why.
+//! `check-config --probe` and `test-notify`, as an operator runs them: the real binary
+//! against aiosmtpd (STARTTLS or TLS from the first byte, AUTH) and the fake Bot API on
+//! loopback. The probe must send nothing and say which step failed and why; test-notify
+//! must reach exactly the destinations asked for, and say which did not take it.
 
 // aiosmtpd is a Linux process that a Windows test under Wine cannot start.
 #![cfg(not(windows))]
@@ -336,4 +337,132 @@ fn a_config_that_does_not_load_is_exit_2_before_any_probe() {
     let r = probe(&config);
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(tg.requests().is_empty());
+}
+
+/// A plain SMTP server, the fake Bot API, and a config with two scopes on each.
+fn two_by_two(dir: &Path) -> (SmtpServer, FakeTelegram, PathBuf) {
+    let server = SmtpServer::start(SmtpOptions::default());
+    let tg = FakeTelegram::start();
+    let config = write_config(
+        dir,
+        &json!({
+            "instrument": "IN5",
+            "mail": {"server": "127.0.0.1", "port": server.port, "timeout_s": 10,
+                     "recipients": ["a@example.org", "b@example.org"],
+                     "scopes": {"ops": ["ops@example.org"]}},
+            "telegram": {"bot-id": TOKEN, "api-url": tg.url, "channel-id": "-100200",
+                         "scopes": {"ops": "@sonix_ops"}, "timeout_s": 10},
+        }),
+    );
+    (server, tg, config)
+}
+
+#[test]
+fn test_notify_reaches_every_configured_destination_with_a_marked_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, tg, config) = two_by_two(dir.path());
+    let r = run(&config, &["test-notify"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    for dest in [
+        "mail:default",
+        "mail:ops",
+        "telegram:default",
+        "telegram:ops",
+    ] {
+        let line = r
+            .stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(dest))
+            .unwrap_or_else(|| panic!("no {dest} line in:\n{}", r.stdout));
+        assert!(line.contains("delivered"), "{line}");
+    }
+
+    let host = protowatch::config::host_name();
+    let mut mails = server.wait_for(2, Duration::from_secs(10));
+    mails.sort_by(|a, b| a.rcpt_tos.cmp(&b.rcpt_tos));
+    assert_eq!(mails.len(), 2);
+    assert_eq!(mails[0].rcpt_tos, ["a@example.org", "b@example.org"]);
+    assert_eq!(mails[1].rcpt_tos, ["ops@example.org"]);
+    for m in &mails {
+        assert!(m.subject.starts_with("[IN5] "), "{}", m.subject);
+        assert!(
+            m.subject.contains("protowatch test message"),
+            "{}",
+            m.subject
+        );
+        assert!(m.part("text/plain").contains(&host));
+    }
+
+    let sent = tg.messages();
+    let mut chats: Vec<String> = sent.iter().map(|r| r.body["chat_id"].to_string()).collect();
+    chats.sort();
+    assert_eq!(chats, ["\"@sonix_ops\"", "-100200"]);
+    for m in &sent {
+        let text = m.body["text"].as_str().unwrap_or_default();
+        assert!(text.contains("protowatch test message"), "{text}");
+        assert!(text.contains("IN5") && text.contains(&host), "{text}");
+    }
+}
+
+#[test]
+fn test_notify_to_one_scope_of_one_service_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, tg, config) = two_by_two(dir.path());
+    let r = run(
+        &config,
+        &["test-notify", "--service", "telegram", "--scope", "ops"],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.stdout.lines().count(), 1, "{}", r.stdout);
+    assert!(r.stdout.starts_with("telegram:ops"), "{}", r.stdout);
+    let sent = tg.messages();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].body["chat_id"], json!("@sonix_ops"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(server.messages().is_empty());
+}
+
+#[test]
+fn test_notify_names_what_exists_when_asked_for_what_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, tg, config) = two_by_two(dir.path());
+    let r = run(&config, &["test-notify", "--scope", "night-shift"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("night-shift"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("mail:default, mail:ops, telegram:default, telegram:ops"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&config, &["test-notify", "--service", "sms"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("mail, telegram"), "{}", r.stderr);
+
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(tg.requests().is_empty());
+    assert!(server.messages().is_empty());
+}
+
+#[test]
+fn test_notify_reports_a_failing_destination_and_still_delivers_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, tg, config) = two_by_two(dir.path());
+    tg.missing_chat("@sonix_ops");
+    let r = run(&config, &["test-notify"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    let failed: Vec<&str> = r.stdout.lines().filter(|l| l.contains("FAILED")).collect();
+    assert_eq!(failed.len(), 1, "{}", r.stdout);
+    assert!(failed[0].starts_with("telegram:ops"), "{}", failed[0]);
+    assert!(failed[0].contains("chat not found"), "{}", failed[0]);
+    assert_eq!(r.stdout.matches("delivered").count(), 3, "{}", r.stdout);
+    assert!(r.stderr.contains("1 of 4"), "{}", r.stderr);
+
+    assert_eq!(server.wait_for(2, Duration::from_secs(10)).len(), 2);
+    let reached: Vec<Value> = tg
+        .messages()
+        .iter()
+        .map(|m| m.body["chat_id"].clone())
+        .collect();
+    assert!(reached.contains(&json!(-100200)), "{reached:?}");
 }
