@@ -104,6 +104,20 @@ fn no_output_of_any_command_or_of_a_traced_run_shows_a_secret() {
 
     // One-shot commands, before any agent runs.
     check("check-config", &run(&cfg, &["check-config"]));
+    let out = run(&cfg, &["check-config", "--probe"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    check("check-config --probe", &out);
+    let out = run(&cfg, &["test-notify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    check("test-notify", &out);
     let out = run(&cfg, &["send-message", "--direct", "direct hello"]);
     assert!(
         out.status.success(),
@@ -167,6 +181,12 @@ fn no_output_of_any_command_or_of_a_traced_run_shows_a_secret() {
                     .collect::<Vec<_>>()
                     .join("\n")
             );
+            let out = run(&cfg, &["check-config", "--probe"]);
+            assert_eq!(out.status.code(), Some(1));
+            check("check-config --probe, wrong password", &out);
+            let out = run(&cfg, &["test-notify", "--service", "mail"]);
+            assert_eq!(out.status.code(), Some(1));
+            check("test-notify, wrong password", &out);
             append(&d.join("p/a.log"), b"ERROR after the wrong password\n");
             assert!(wait_until(Duration::from_secs(20), || {
                 std::fs::read_to_string(&log)

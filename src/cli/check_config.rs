@@ -1,10 +1,26 @@
-//! `protowatch check-config`: every problem at once, or the resolved config with secrets
-//! masked — what an operator runs after editing the file by hand.
+//! `protowatch check-config [--probe]`: every problem at once, or the resolved config with
+//! secrets masked — what an operator runs after editing the file by hand.
+//!
+//! `--probe` then asks each configured service whether it would take a message, one line
+//! per step (`messengers::probe`), and sends nothing: the config can be right and the
+//! password, the certificate or the chat id still wrong. A failed step is exit 1, as a
+//! refused delivery is; a config that does not load is 2 before anything is probed.
 
-use super::{Cli, CliError};
+use clap::Args as ClapArgs;
+
+use super::{Cli, CliError, runtime};
+use crate::messengers::Messengers;
 use crate::watcher::discovery;
 
-pub fn run(cli: &Cli) -> Result<(), CliError> {
+#[derive(Debug, Default, ClapArgs)]
+pub struct Args {
+    /// Then connect to each service as a send would (SMTP up to AUTH and QUIT, Telegram's
+    /// getMe and getChat) and report each step; nothing is sent
+    #[arg(long)]
+    pub probe: bool,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
     let config = cli.load_config()?;
     if !config.has_service() {
         return Err(CliError::usage(format!(
@@ -24,5 +40,30 @@ pub fn run(cli: &Cli) -> Result<(), CliError> {
         }
     }
     eprintln!("{}: OK", config.file.display());
+    if args.probe {
+        probe(&config)?;
+    }
+    Ok(())
+}
+
+fn probe(config: &crate::config::Config) -> Result<(), CliError> {
+    let rt = runtime()?;
+    // The mail transport's connection pool starts a task on the runtime it is built in.
+    let _runtime = rt.enter();
+    let messengers = Messengers::from_config(config).map_err(|e| CliError::usage(e.to_string()))?;
+    let (mut checks, mut failed) = (0, 0);
+    rt.block_on(messengers.probe(&mut |check| {
+        checks += 1;
+        if check.is_failed() {
+            failed += 1;
+        }
+        println!("{check}");
+    }));
+    if failed > 0 {
+        return Err(CliError::failed(format!(
+            "probe: {failed} of {checks} checks failed"
+        )));
+    }
+    eprintln!("probe: all {checks} checks passed; nothing was sent");
     Ok(())
 }

@@ -14,6 +14,7 @@ mod run;
 mod send_message;
 #[cfg(windows)]
 pub mod service;
+mod test_notify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,8 +49,12 @@ pub enum Command {
     Run,
     /// Send a message to every destination of its event; `-` reads the text from stdin
     SendMessage(send_message::Args),
-    /// Check the config and print it resolved, with secrets masked
-    CheckConfig,
+    /// Check the config and print it resolved, with secrets masked; `--probe` also asks
+    /// each service whether it would take a message
+    CheckConfig(check_config::Args),
+    /// Send a marked test message to every configured destination, or to those selected,
+    /// directly, and report each one
+    TestNotify(test_notify::Args),
     /// List queued and dead deliveries, or queue a dead one again
     #[command(subcommand)]
     Outbox(outbox::OutboxCommand),
@@ -120,7 +125,8 @@ pub fn dispatch(cli: Cli) -> ExitCode {
     let result = match &cli.command {
         Command::Run => run::run(&cli),
         Command::SendMessage(args) => send_message::run(&cli, args),
-        Command::CheckConfig => check_config::run(&cli),
+        Command::CheckConfig(args) => check_config::run(&cli, args),
+        Command::TestNotify(args) => test_notify::run(&cli, args),
         Command::Outbox(cmd) => outbox::run(&cli, cmd),
         Command::Alerts(cmd) => alerts::run(&cli, cmd),
         Command::Routes(cmd) => routes::run(&cli, cmd),

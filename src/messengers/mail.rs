@@ -5,6 +5,12 @@
 //! required, TLS from the first byte, clear text, or STARTTLS when offered (the old
 //! bot's behaviour and the default). Certificates are checked against the system store
 //! plus `mail.ca_file`; there is deliberately no switch to turn checking off.
+//!
+//! [`Mail`] keeps the pieces its transport is built from (TLS parameters, hello name,
+//! credentials) so that [`probe`] walks the same steps with the same settings, one by one.
+
+mod probe;
+mod tls_sniff;
 
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart};
@@ -16,11 +22,18 @@ use lettre::{AsyncTransport, Tokio1Executor};
 
 use super::SendError;
 use super::render::{self, Notification};
-use crate::config::{MailConfig, TlsMode};
+use crate::config::{MailConfig, Secret, TlsMode};
 
 pub struct Mail {
     pub timeout: std::time::Duration,
     transport: AsyncSmtpTransport<Tokio1Executor>,
+    server: String,
+    port: u16,
+    tls: Tls,
+    hello: ClientId,
+    credentials: Option<Credentials>,
+    /// To scrub from what a server answers, however unlikely it is to repeat it.
+    password: Option<Secret>,
     from: Mailbox,
     scopes: std::collections::BTreeMap<String, Vec<Mailbox>>,
 }
@@ -50,16 +63,21 @@ impl Mail {
             TlsMode::Opportunistic => Tls::Opportunistic(params),
             TlsMode::None => Tls::None,
         };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.server)
-            .port(cfg.port)
-            .tls(tls)
-            .timeout(Some(cfg.timeout))
-            .hello_name(ClientId::Domain(crate::config::host_name()));
-        if let (Some(user), Some(password)) = (&cfg.user, &cfg.password) {
-            builder = builder.credentials(Credentials::new(
+        let hello = ClientId::Domain(crate::config::host_name());
+        let credentials = match (&cfg.user, &cfg.password) {
+            (Some(user), Some(password)) => Some(Credentials::new(
                 user.clone(),
                 password.expose().to_string(),
-            ));
+            )),
+            _ => None,
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.server)
+            .port(cfg.port)
+            .tls(tls.clone())
+            .timeout(Some(cfg.timeout))
+            .hello_name(hello.clone());
+        if let Some(credentials) = &credentials {
+            builder = builder.credentials(credentials.clone());
         }
         let from: Mailbox = cfg
             .from
@@ -79,6 +97,12 @@ impl Mail {
         Ok(Mail {
             timeout: cfg.timeout,
             transport: builder.build(),
+            server: cfg.server.clone(),
+            port: cfg.port,
+            tls,
+            hello,
+            credentials,
+            password: cfg.password.clone(),
             from,
             scopes,
         })

@@ -8,6 +8,7 @@
 //! timeout covers each read, the HTTP client's the request, neither the whole send).
 
 pub mod mail;
+pub mod probe;
 pub mod render;
 pub mod telegram;
 
@@ -110,6 +111,18 @@ impl Messengers {
             .as_ref()
             .map(|t| Messenger::Telegram(telegram::Telegram::new(t)));
         Ok(Messengers { mail, telegram })
+    }
+
+    /// Probes every configured service in turn (see [`probe`]), reporting each step as
+    /// it finishes.
+    pub async fn probe(&self, report: &mut dyn FnMut(probe::Check)) {
+        for service in Service::ALL {
+            match self.get(&service) {
+                Some(Messenger::Mail(m)) => m.probe(report).await,
+                Some(Messenger::Telegram(t)) => t.probe(report).await,
+                None => {}
+            }
+        }
     }
 
     pub fn get(&self, service: &Service) -> Option<&Messenger> {

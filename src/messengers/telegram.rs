@@ -10,6 +10,8 @@
 //! with the reason phrase ("Bad Request: …", "Forbidden: …"), and every error teloxide
 //! knows by name is a 4xx.
 
+mod probe;
+
 use teloxide::prelude::*;
 use teloxide::types::{ChatId, InputFile, LinkPreviewOptions, ParseMode, Recipient};
 use teloxide::{ApiError, RequestError};

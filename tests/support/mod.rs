@@ -1,11 +1,12 @@
 //! Real servers on loopback for the tests: an SMTP server (aiosmtpd, Debian's
 //! `python3-aiosmtpd`, started as a process) and a fake Telegram Bot API that records
-//! every request and answers as a test scripts it. Plus certificates, config files and
-//! the binary under test.
+//! every request and answers as a test scripts it — like Telegram: `getMe` with a bot,
+//! `getChat` with the chat asked for, any other method with a sent message. Plus
+//! certificates, config files and the binary under test.
 
 #![allow(dead_code)] // each test file uses a different part of this module
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -83,6 +84,8 @@ pub struct SmtpOptions {
     pub reject: bool,
     /// Listen on this port (to restart a server where it was).
     pub port: Option<u16>,
+    /// With `tls`: TLS from the first byte (SMTPS) instead of STARTTLS.
+    pub wrapper: bool,
 }
 
 pub struct SmtpServer {
@@ -105,6 +108,9 @@ impl SmtpServer {
         }
         if opts.reject {
             cmd.arg("--reject");
+        }
+        if opts.wrapper {
+            cmd.arg("--wrapper");
         }
         if let Some(port) = opts.port {
             cmd.arg("--port").arg(port.to_string());
@@ -259,6 +265,27 @@ pub enum Reply {
 struct TgState {
     requests: Vec<TgRequest>,
     script: VecDeque<Reply>,
+    /// Method (lower-cased) → its own script, used before the general one.
+    by_method: HashMap<String, VecDeque<Reply>>,
+    /// Chat ids (`-100200`, `@name`) that do not exist: every request to them fails.
+    missing_chats: HashSet<String>,
+    /// When set, any other token is refused with 401, as Telegram does.
+    token: Option<String>,
+}
+
+/// The bot the fake is: what `getMe` answers.
+pub const BOT_USERNAME: &str = "protowatch_test_bot";
+
+/// The title the fake gives a group or channel chat: `chat -100200`, `chat @name`.
+pub fn chat_title(chat: &str) -> String {
+    format!("chat {chat}")
+}
+
+/// A `chat_id` as the config writes it: a number as digits, a name as `@name`.
+fn chat_key(v: &Value) -> Option<String> {
+    v.as_i64()
+        .map(|id| id.to_string())
+        .or_else(|| v.as_str().map(String::from))
 }
 
 /// A fake Telegram Bot API on a loopback port, with its own runtime thread.
@@ -316,6 +343,42 @@ impl FakeTelegram {
         self.state.lock().unwrap().script.extend(replies);
     }
 
+    /// Answers the next requests of `method` (`getChat`, any case) with these replies,
+    /// in order, before the general script; then as before.
+    pub fn script_method(&self, method: &str, replies: impl IntoIterator<Item = Reply>) {
+        self.state
+            .lock()
+            .unwrap()
+            .by_method
+            .entry(method.to_ascii_lowercase())
+            .or_default()
+            .extend(replies);
+    }
+
+    /// Makes `chat` (`-100200` or `@name`) one that does not exist: every request to it
+    /// gets Telegram's 400 "Bad Request: chat not found".
+    pub fn missing_chat(&self, chat: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .missing_chats
+            .insert(chat.to_string());
+    }
+
+    /// Accepts only this token from now on; others get Telegram's 401 "Unauthorized".
+    pub fn accept_only(&self, token: &str) {
+        self.state.lock().unwrap().token = Some(token.to_string());
+    }
+
+    /// The requests of one method (`getChat`, any case).
+    pub fn requests_of(&self, method: &str) -> Vec<TgRequest> {
+        let method = method.to_ascii_lowercase();
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method == method)
+            .collect()
+    }
+
     pub fn requests(&self) -> Vec<TgRequest> {
         self.state.lock().unwrap().requests.clone()
     }
@@ -341,18 +404,50 @@ async fn handle(
 ) -> impl IntoResponse {
     let body: Value = serde_json::from_slice(&raw)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&raw).into_owned()));
+    let method = method.to_ascii_lowercase();
+    let token = token.strip_prefix("bot").unwrap_or(&token).to_string();
+    let chat = body.get("chat_id").and_then(chat_key);
     let reply = {
         let mut st = state.lock().unwrap();
         st.requests.push(TgRequest {
-            token: token.strip_prefix("bot").unwrap_or(&token).to_string(),
-            method: method.to_ascii_lowercase(),
+            token: token.clone(),
+            method: method.clone(),
             body: body.clone(),
             raw: raw.to_vec(),
             at: Instant::now(),
         });
-        st.script.pop_front().unwrap_or(Reply::Ok)
+        if st.token.as_ref().is_some_and(|t| *t != token) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({"ok": false, "error_code": 401, "description": "Unauthorized"})),
+            );
+        }
+        let scripted = st.by_method.get_mut(&method).and_then(VecDeque::pop_front);
+        match scripted.or_else(|| st.script.pop_front()) {
+            Some(reply) => reply,
+            None if chat.as_ref().is_some_and(|c| st.missing_chats.contains(c)) => {
+                Reply::BadRequest("Bad Request: chat not found")
+            }
+            None => Reply::Ok,
+        }
     };
     match reply {
+        Reply::Ok if method == "getme" => (
+            StatusCode::OK,
+            axum::Json(json!({
+                "ok": true,
+                "result": {
+                    "id": 123456, "is_bot": true, "first_name": "Protowatch test",
+                    "username": BOT_USERNAME, "can_join_groups": true,
+                    "can_read_all_group_messages": false, "supports_inline_queries": false,
+                    "can_connect_to_business": false, "has_main_web_app": false,
+                }
+            })),
+        ),
+        Reply::Ok if method == "getchat" => (
+            StatusCode::OK,
+            axum::Json(json!({"ok": true, "result": chat_object(chat.as_deref().unwrap_or(""))})),
+        ),
         Reply::Ok => (
             StatusCode::OK,
             axum::Json(json!({
@@ -385,6 +480,35 @@ async fn handle(
             ),
         ),
     }
+}
+
+/// A `getChat` answer as Telegram gives it: `@name` a public channel, an id from
+/// `-100…` a supergroup, another negative id a group, a positive one a private chat.
+fn chat_object(chat: &str) -> Value {
+    let common = json!({
+        "accent_color_id": 0,
+        "max_reaction_count": 11,
+        "accepted_gift_types": {"unlimited_gifts": false, "limited_gifts": false,
+                                "unique_gifts": false, "premium_subscription": false},
+    });
+    let mut object = match chat.strip_prefix('@') {
+        Some(name) => json!({"id": -1_009_876_543_210_i64, "type": "channel",
+                             "title": chat_title(chat), "username": name}),
+        None => {
+            let id: i64 = chat.parse().unwrap_or(0);
+            if id > 0 {
+                json!({"id": id, "type": "private", "first_name": "Operator"})
+            } else if chat.starts_with("-100") {
+                json!({"id": id, "type": "supergroup", "title": chat_title(chat)})
+            } else {
+                json!({"id": id, "type": "group", "title": chat_title(chat)})
+            }
+        }
+    };
+    if let (Some(o), Some(c)) = (object.as_object_mut(), common.as_object()) {
+        o.extend(c.clone());
+    }
+    object
 }
 
 pub const TOKEN: &str = "123456:TEST-token_abc";

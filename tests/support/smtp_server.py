@@ -3,8 +3,9 @@
 
 Prints `READY <port>` once it accepts connections, then one JSON line per message it
 received: envelope sender, envelope recipients, the raw message, and whether the session
-was encrypted and authenticated. Options turn on STARTTLS (required) and AUTH (required),
-or make it refuse every recipient with a permanent 550.
+was encrypted and authenticated. Options turn on STARTTLS (required) or TLS from the
+first byte (--wrapper) and AUTH (required), or make it refuse every recipient with a
+permanent 550.
 """
 
 import argparse
@@ -83,13 +84,18 @@ def main():
     ap.add_argument("--key")
     ap.add_argument("--auth", help="user:password required for AUTH")
     ap.add_argument("--reject", action="store_true")
+    ap.add_argument("--wrapper", action="store_true", help="TLS from the first byte")
     args = ap.parse_args()
 
     kwargs = {}
+    wrapper_ctx = None
     if args.cert:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(args.cert, args.key)
-        kwargs.update(tls_context=ctx, require_starttls=True)
+        if args.wrapper:
+            wrapper_ctx = ctx
+        else:
+            kwargs.update(tls_context=ctx, require_starttls=True)
     if args.auth:
         user, password = args.auth.split(":", 1)
 
@@ -104,11 +110,16 @@ def main():
             return AuthResult(success=False, handled=False)
 
         kwargs.update(authenticator=authenticator, auth_required=True)
-        kwargs.update(auth_require_tls=bool(args.cert))
+        # aiosmtpd counts only STARTTLS as encryption; a wrapped session is encrypted too.
+        kwargs.update(auth_require_tls=bool(args.cert) and not args.wrapper)
 
     port = args.port or free_port()
     controller = Controller(
-        Recorder(args.reject), hostname="127.0.0.1", port=port, **kwargs
+        Recorder(args.reject),
+        hostname="127.0.0.1",
+        port=port,
+        ssl_context=wrapper_ctx,
+        **kwargs,
     )
     controller.start()
     print(f"READY {port}", flush=True)
