@@ -26,4 +26,5 @@ pub mod outbox;
 pub mod parser;
 pub mod routing;
 pub mod store;
+pub mod systemd;
 pub mod watcher;
