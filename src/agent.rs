@@ -303,6 +303,13 @@ impl Pipeline {
     /// lost and no file is read again. An invalid file changes nothing and is reported
     /// with its problems.
     fn reload(&mut self, why: &str) -> Result<(), StoreError> {
+        crate::systemd::notify("RELOADING=1");
+        let result = self.reload_inner(why);
+        crate::systemd::notify("READY=1");
+        result
+    }
+
+    fn reload_inner(&mut self, why: &str) -> Result<(), StoreError> {
         let new = match Config::load(&self.config.file) {
             Ok(c) => c,
             Err(e) => {
@@ -567,13 +574,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let _ = done_tx.send(());
         result
     });
-    let hangups = tokio::spawn(reload_on_sighup(control.clone()));
+    let hangups = reload_on_sighup(control.clone());
+    crate::systemd::notify("READY=1");
     tokio::pin!(shutdown);
     tokio::select! {
         _ = &mut shutdown => tracing::info!("shutting down"),
         _ = done_rx => tracing::error!("the pipeline stopped"),
     }
-    hangups.abort();
+    crate::systemd::notify("STOPPING=1");
+    if let Some(task) = hangups {
+        task.abort();
+    }
     control.shutdown.store(true, Ordering::Relaxed);
     let result = tokio::task::spawn_blocking(move || pipeline_waiter.join())
         .await
@@ -593,23 +604,29 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 }
 
 /// SIGHUP (`systemctl reload`) asks for a reload; the pipeline does it between batches.
-/// Windows has no such signal: there the config file's own change is the trigger.
-async fn reload_on_sighup(control: Arc<Control>) {
+/// The handler is in place when this returns, before systemd hears that the agent is
+/// ready: until then a SIGHUP would end the process. Windows has no such signal: there
+/// the config file's own change is the trigger.
+fn reload_on_sighup(control: Arc<Control>) -> Option<tokio::task::JoinHandle<()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         match signal(SignalKind::hangup()) {
-            Ok(mut hup) => {
+            Ok(mut hup) => Some(tokio::spawn(async move {
                 while hup.recv().await.is_some() {
                     tracing::info!("SIGHUP: reloading the config");
                     control.reload.store(true, Ordering::Relaxed);
                 }
-            }
+            })),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGHUP; config file changes still apply")
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; config file changes still apply");
+                None
             }
         }
     }
     #[cfg(not(unix))]
-    let _ = control;
+    {
+        let _ = control;
+        None
+    }
 }

@@ -298,3 +298,41 @@ fn reloads_under_a_stream_of_lines_lose_and_repeat_none() {
     assert_eq!(times(&agent, "stream line #"), LINES);
     agent.stop();
 }
+
+#[test]
+fn systemd_hears_ready_reloading_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("p")).unwrap();
+    let cfg = support::write_config(
+        d,
+        &json!({"watch": [{"path": "p/*.log"}], "api": {"listen": "127.0.0.1:0"}}),
+    );
+    let socket_path = d.join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let next = || {
+        let mut buf = [0u8; 256];
+        let n = socket.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let mut cmd = support::protowatch();
+    cmd.env("NOTIFY_SOCKET", &socket_path)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("run");
+    let agent = Agent::start_command(cmd, &cfg, &d.join("agent.log"));
+    assert_eq!(next(), "READY=1");
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &agent.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    assert_eq!(next(), "RELOADING=1");
+    assert_eq!(next(), "READY=1");
+    agent.stop();
+    assert_eq!(next(), "STOPPING=1");
+}
