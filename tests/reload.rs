@@ -97,6 +97,12 @@ fn watches_and_rules_change_in_place_and_no_file_is_read_again() {
     let text = log_text(&log);
     assert!(text.contains("watch[1] (added)"), "{text}");
     assert!(text.contains("watch[2] (added)"), "{text}");
+    // A line written before the new entry has opened b.log would be history to it.
+    for file in [&b, &c] {
+        let following = format!("following file={}", file.display());
+        assert!(wait_until(Duration::from_secs(10), || log_text(&log)
+            .contains(&following)));
+    }
     append(&b, b"ERROR first in b\n");
     append(&c, b"ERROR first in c\n");
     assert!(wait_until(Duration::from_secs(10), || {
@@ -282,9 +288,14 @@ fn reloads_under_a_stream_of_lines_lose_and_repeat_none() {
         };
         edit(d, &config, &log, "config changed: applied");
         if round == 3 {
+            // Nothing changed since: the reload finds nothing to do, and must not
+            // disturb the stream either. Waited for, or the next edit could be what it
+            // applies (correctly, but then no "config changed" would follow).
             let _ = std::process::Command::new("kill")
                 .args(["-HUP", &agent.pid().to_string()])
                 .status();
+            assert!(wait_until(Duration::from_secs(10), || log_text(&log)
+                .contains("config reloaded on SIGHUP")));
         }
     }
     writer.join().unwrap();
