@@ -8,6 +8,7 @@ mod alerts;
 mod check_config;
 mod client;
 mod outbox;
+mod replay;
 mod routes;
 mod run;
 mod send_message;
@@ -55,6 +56,8 @@ pub enum Command {
     /// Show where each event goes, or change it in the config file
     #[command(subcommand)]
     Routes(routes::RoutesCommand),
+    /// Read protocol files offline and show what would be sent (to try out new rules)
+    Replay(replay::Args),
     /// Install, remove or run protowatch as a Windows service
     #[cfg(windows)]
     #[command(subcommand)]
@@ -120,6 +123,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Outbox(cmd) => outbox::run(&cli, cmd),
         Command::Alerts(cmd) => alerts::run(&cli, cmd),
         Command::Routes(cmd) => routes::run(&cli, cmd),
+        Command::Replay(args) => replay::run(&cli, args),
         #[cfg(windows)]
         Command::Service(cmd) => service::run(&cli, cmd),
     };
@@ -130,6 +134,24 @@ pub fn dispatch(cli: Cli) -> ExitCode {
             ExitCode::from(e.exit as u8)
         }
     }
+}
+
+/// Writes a command's output to stdout, ending it with a newline, without the panic of
+/// `println!` when stdout is gone.
+fn print(text: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let newline: &[u8] = if text.ends_with('\n') { b"" } else { b"\n" };
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.write_all(newline))
+        .and_then(|()| out.flush())
+        .or_else(|e| match e.kind() {
+            // The reader has all it wanted (`| head`): nothing went wrong.
+            std::io::ErrorKind::BrokenPipe => Ok(()),
+            _ => Err(CliError::failed(format!(
+                "cannot write to standard output: {e}"
+            ))),
+        })
 }
 
 /// A multi-threaded runtime for the agent, a small one for one-shot commands.

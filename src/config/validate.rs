@@ -501,7 +501,10 @@ fn rules(c: &mut Checker, items: &[Value]) -> Vec<RuleConfig> {
                 .and_then(|pat| match regex::Regex::new(&pat) {
                     Ok(re) => Some(re),
                     Err(e) => {
-                        c.problem(join(&p, "pattern"), format!("invalid regex: {e}"));
+                        c.problem(
+                            join(&p, "pattern"),
+                            format!("invalid regex{}: {e}", of_rule(name.as_deref())),
+                        );
                         None
                     }
                 });
@@ -513,14 +516,26 @@ fn rules(c: &mut Checker, items: &[Value]) -> Vec<RuleConfig> {
             .and_then(|s| match s.parse::<Severity>() {
                 Ok(sev) => Some(sev),
                 Err(e) => {
-                    c.problem(join(&p, "severity"), e.to_string());
+                    c.problem(
+                        join(&p, "severity"),
+                        format!(
+                            "unknown severity {:?}{}: expected {}",
+                            e.0,
+                            of_rule(name.as_deref()),
+                            Severity::ACCEPTED
+                        ),
+                    );
                     None
                 }
             });
         if severity.is_none() && !ignore && !r.contains_key("severity") {
             c.problem(
                 join(&p, "severity"),
-                format!("missing (required): one of {}", Severity::ACCEPTED),
+                format!(
+                    "missing (required){}: one of {}",
+                    of_rule(name.as_deref()),
+                    Severity::ACCEPTED
+                ),
             );
         }
         let key = c.non_empty(r, "key", &p);
@@ -535,6 +550,11 @@ fn rules(c: &mut Checker, items: &[Value]) -> Vec<RuleConfig> {
         }
     }
     out
+}
+
+/// ` in rule "name"`: a rule's problems name it, as operators know rules by name.
+fn of_rule(name: Option<&str>) -> String {
+    name.map(|n| format!(" in rule {n:?}")).unwrap_or_default()
 }
 
 fn api(c: &mut Checker, v: &Value, base: &Path) -> Option<ApiConfig> {
