@@ -11,6 +11,7 @@ mod outbox;
 mod replay;
 mod routes;
 mod run;
+mod schema;
 mod send_message;
 #[cfg(windows)]
 pub mod service;
@@ -58,6 +59,8 @@ pub enum Command {
     Routes(routes::RoutesCommand),
     /// Read protocol files offline and show what would be sent (to try out new rules)
     Replay(replay::Args),
+    /// Print the JSON Schema of the config file (for editors)
+    Schema,
     /// Install, remove or run protowatch as a Windows service
     #[cfg(windows)]
     #[command(subcommand)]
@@ -124,6 +127,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Alerts(cmd) => alerts::run(&cli, cmd),
         Command::Routes(cmd) => routes::run(&cli, cmd),
         Command::Replay(args) => replay::run(&cli, args),
+        Command::Schema => schema::run(),
         #[cfg(windows)]
         Command::Service(cmd) => service::run(&cli, cmd),
     };

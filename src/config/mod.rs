@@ -10,6 +10,7 @@
 mod check;
 pub mod edit;
 mod legacy;
+pub mod schema;
 mod secret;
 mod validate;
 
@@ -22,7 +23,7 @@ use serde_json::{Value, json};
 
 pub use check::Problem;
 pub use secret::Secret;
-pub use validate::{DEFAULT_SCOPE, unknown_scope};
+pub use validate::{DEFAULT_SCOPE, KNOWN_KEYS, unknown_scope};
 
 use crate::event::Severity;
 

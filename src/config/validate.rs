@@ -64,6 +64,21 @@ const WATCH: &[&str] = &[
 const RULE: &[&str] = &["name", "pattern", "event", "severity", "key"];
 const ROUTE: &[&str] = &["service", "scope"];
 
+/// Every key the loader accepts, by the JSON path of the object it is in (`watch[]`: each
+/// entry of `watch`, `routes.*[]`: each destination of any event). The schema
+/// (`schema.rs`) and its tests are held to this list.
+pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
+    ("", TOP),
+    ("mail", MAIL),
+    ("telegram", TELEGRAM),
+    ("watch[]", WATCH),
+    ("rules[]", RULE),
+    ("routes.*[]", ROUTE),
+    ("throttle", THROTTLE),
+    ("throttle.per_minute", PER_MINUTE),
+    ("api", API),
+];
+
 /// The scope that the old bot's single `recipients` / `channel-id` become.
 pub const DEFAULT_SCOPE: &str = "default";
 
