@@ -7,6 +7,7 @@
 mod alerts;
 mod check_config;
 mod client;
+mod completions;
 mod outbox;
 mod replay;
 mod routes;
@@ -61,6 +62,12 @@ pub enum Command {
     Replay(replay::Args),
     /// Print the JSON Schema of the config file (for editors)
     Schema,
+    /// Print a completion script for a shell
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Install, remove or run protowatch as a Windows service
     #[cfg(windows)]
     #[command(subcommand)]
@@ -128,6 +135,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Routes(cmd) => routes::run(&cli, cmd),
         Command::Replay(args) => replay::run(&cli, args),
         Command::Schema => schema::run(),
+        Command::Completions { shell } => completions::run(*shell),
         #[cfg(windows)]
         Command::Service(cmd) => service::run(&cli, cmd),
     };
