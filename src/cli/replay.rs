@@ -89,19 +89,10 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
     let mut summary = Summary::default();
     let mut files = Vec::new();
     for path in &args.files {
-        let (read_as, watch) = match args.encoding {
-            Some(encoding) => {
-                let (read_as, watch) = watch_files.read_as(path);
-                (
-                    ReadAs {
-                        encoding,
-                        ..read_as
-                    },
-                    watch,
-                )
-            }
-            None => watch_files.read_as(path),
-        };
+        let (mut read_as, watch) = watch_files.read_as(path);
+        if let Some(encoding) = args.encoding {
+            read_as.encoding = encoding;
+        }
         let outcome = replay_one(path, read_as, rules.clone(), &mut summary, progress);
         if let Err(e) = &outcome {
             eprintln!("protowatch: {}: {e}", path.display());
