@@ -7,10 +7,13 @@
 mod alerts;
 mod check_config;
 mod client;
+mod completions;
 pub mod logging;
 mod outbox;
+mod replay;
 mod routes;
 mod run;
+mod schema;
 mod send_message;
 #[cfg(windows)]
 pub mod service;
@@ -64,6 +67,16 @@ pub enum Command {
     /// Show where each event goes, or change it in the config file
     #[command(subcommand)]
     Routes(routes::RoutesCommand),
+    /// Read protocol files offline and show what would be sent (to try out new rules)
+    Replay(replay::Args),
+    /// Print the JSON Schema of the config file (for editors)
+    Schema,
+    /// Print a completion script for a shell
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Install, remove or run protowatch as a Windows service
     #[cfg(windows)]
     #[command(subcommand)]
@@ -130,6 +143,9 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Outbox(cmd) => outbox::run(&cli, cmd),
         Command::Alerts(cmd) => alerts::run(&cli, cmd),
         Command::Routes(cmd) => routes::run(&cli, cmd),
+        Command::Replay(args) => replay::run(&cli, args),
+        Command::Schema => schema::run(),
+        Command::Completions { shell } => completions::run(*shell),
         #[cfg(windows)]
         Command::Service(cmd) => service::run(&cli, cmd),
     };
@@ -140,6 +156,24 @@ pub fn dispatch(cli: Cli) -> ExitCode {
             ExitCode::from(e.exit as u8)
         }
     }
+}
+
+/// Writes a command's output to stdout, ending it with a newline, without the panic of
+/// `println!` when stdout is gone.
+fn print(text: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let newline: &[u8] = if text.ends_with('\n') { b"" } else { b"\n" };
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.write_all(newline))
+        .and_then(|()| out.flush())
+        .or_else(|e| match e.kind() {
+            // The reader has all it wanted (`| head`): nothing went wrong.
+            std::io::ErrorKind::BrokenPipe => Ok(()),
+            _ => Err(CliError::failed(format!(
+                "cannot write to standard output: {e}"
+            ))),
+        })
 }
 
 /// A multi-threaded runtime for the agent, a small one for one-shot commands.

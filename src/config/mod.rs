@@ -11,6 +11,7 @@ mod check;
 pub mod diff;
 pub mod edit;
 mod legacy;
+pub mod schema;
 mod secret;
 mod validate;
 
@@ -23,7 +24,7 @@ use serde_json::{Value, json};
 
 pub use check::Problem;
 pub use secret::Secret;
-pub use validate::{DEFAULT_SCOPE, unknown_scope};
+pub use validate::{DEFAULT_SCOPE, KNOWN_KEYS, unknown_scope};
 
 use crate::event::Severity;
 

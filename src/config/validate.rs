@@ -64,6 +64,21 @@ const WATCH: &[&str] = &[
 const RULE: &[&str] = &["name", "pattern", "event", "severity", "key"];
 const ROUTE: &[&str] = &["service", "scope"];
 
+/// Every key the loader accepts, by the JSON path of the object it is in (`watch[]`: each
+/// entry of `watch`, `routes.*[]`: each destination of any event). The schema
+/// (`schema.rs`) and its tests are held to this list.
+pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
+    ("", TOP),
+    ("mail", MAIL),
+    ("telegram", TELEGRAM),
+    ("watch[]", WATCH),
+    ("rules[]", RULE),
+    ("routes.*[]", ROUTE),
+    ("throttle", THROTTLE),
+    ("throttle.per_minute", PER_MINUTE),
+    ("api", API),
+];
+
 /// The scope that the old bot's single `recipients` / `channel-id` become.
 pub const DEFAULT_SCOPE: &str = "default";
 
@@ -501,7 +516,10 @@ fn rules(c: &mut Checker, items: &[Value]) -> Vec<RuleConfig> {
                 .and_then(|pat| match regex::Regex::new(&pat) {
                     Ok(re) => Some(re),
                     Err(e) => {
-                        c.problem(join(&p, "pattern"), format!("invalid regex: {e}"));
+                        c.problem(
+                            join(&p, "pattern"),
+                            format!("invalid regex{}: {e}", of_rule(name.as_deref())),
+                        );
                         None
                     }
                 });
@@ -513,14 +531,26 @@ fn rules(c: &mut Checker, items: &[Value]) -> Vec<RuleConfig> {
             .and_then(|s| match s.parse::<Severity>() {
                 Ok(sev) => Some(sev),
                 Err(e) => {
-                    c.problem(join(&p, "severity"), e.to_string());
+                    c.problem(
+                        join(&p, "severity"),
+                        format!(
+                            "unknown severity {:?}{}: expected {}",
+                            e.0,
+                            of_rule(name.as_deref()),
+                            Severity::ACCEPTED
+                        ),
+                    );
                     None
                 }
             });
         if severity.is_none() && !ignore && !r.contains_key("severity") {
             c.problem(
                 join(&p, "severity"),
-                format!("missing (required): one of {}", Severity::ACCEPTED),
+                format!(
+                    "missing (required){}: one of {}",
+                    of_rule(name.as_deref()),
+                    Severity::ACCEPTED
+                ),
             );
         }
         let key = c.non_empty(r, "key", &p);
@@ -535,6 +565,11 @@ fn rules(c: &mut Checker, items: &[Value]) -> Vec<RuleConfig> {
         }
     }
     out
+}
+
+/// ` in rule "name"`: a rule's problems name it, as operators know rules by name.
+fn of_rule(name: Option<&str>) -> String {
+    name.map(|n| format!(" in rule {n:?}")).unwrap_or_default()
 }
 
 fn api(c: &mut Checker, v: &Value, base: &Path) -> Option<ApiConfig> {

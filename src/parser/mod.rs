@@ -6,6 +6,7 @@
 //! are cheap and created per file; the compiled [`Rules`] are shared.
 
 pub mod decode;
+pub mod replay;
 pub mod rules;
 pub mod sonix;
 pub mod traceback;
@@ -89,6 +90,9 @@ pub struct FileParser {
     last_date: Option<NaiveDate>,
     line_no: u64,
     pub counts: Counts,
+    /// Lines each rule matched, by its place in the config's `rules`: an `ignore` rule
+    /// makes no event, and this is the only trace of what it silenced.
+    rule_hits: Vec<u64>,
 }
 
 impl FileParser {
@@ -96,17 +100,24 @@ impl FileParser {
         FileParser {
             file: file.to_path_buf(),
             encoding,
-            rules,
             traceback: None,
             last_date: None,
             line_no: 0,
             counts: Counts::default(),
+            rule_hits: vec![0; rules.len()],
+            rules,
         }
     }
 
     /// Rules changed by a reload apply from the next line on; an open traceback stays.
     pub fn set_rules(&mut self, rules: Arc<Rules>) {
+        self.rule_hits = vec![0; rules.len()];
         self.rules = rules;
+    }
+
+    /// How many lines each rule matched, in the order of the config's `rules`.
+    pub fn rule_hits(&self) -> &[u64] {
+        &self.rule_hits
     }
 
     /// Feeds one line without its `\n`; events it completes are pushed to `out`.
@@ -138,6 +149,9 @@ impl FileParser {
         }
 
         if let Some(m) = self.rules.apply(text) {
+            if let Some(hits) = self.rule_hits.get_mut(m.index) {
+                *hits += 1;
+            }
             let Some(name) = &m.rule.event else { return };
             let source = m
                 .source

@@ -17,6 +17,8 @@ pub struct Rules {
 
 /// What the first matching rule made of a line.
 pub struct RuleMatch<'r> {
+    /// The rule's place in the config's `rules`, which counts of matches are kept by.
+    pub index: usize,
     pub rule: &'r RuleConfig,
     pub message: Option<String>,
     pub source: Option<String>,
@@ -43,6 +45,15 @@ impl Rules {
         self.rules.is_empty()
     }
 
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// The rules in the config's order.
+    pub fn configs(&self) -> &[RuleConfig] {
+        &self.rules
+    }
+
     pub fn apply(&self, line: &str) -> Option<RuleMatch<'_>> {
         if self.rules.is_empty() {
             return None;
@@ -57,6 +68,7 @@ impl Rules {
             out
         });
         Some(RuleMatch {
+            index: first,
             rule,
             message: named("message"),
             source: named("source").filter(|s| !s.is_empty()),
