@@ -23,47 +23,9 @@ use protowatch::parser::{FileParser, Rules};
 use protowatch::store::{Batch, Delivery, Store};
 use protowatch::watcher::{Resume, Tailer, WatchMsg, Watcher};
 
-/// A protocol of about `bytes` bytes, the same every time (seeded).
-pub fn protocol(bytes: usize) -> Vec<u8> {
-    let mut rng = fastrand::Rng::with_seed(7);
-    let mut out = Vec::with_capacity(bytes + 256);
-    let mut n = 0u64;
-    while out.len() < bytes {
-        n += 1;
-        let t = format!(
-            "2026-11-20 14:{:02}:{:02}.{:03}",
-            (n / 60) % 60,
-            n % 60,
-            n % 1000
-        );
-        let line = match rng.u32(0..1000) {
-            0..=899 => format!(
-                "{t} | INFO | 3 | [motor] a3 moved to {}.{} deg\n",
-                rng.u32(0..180),
-                rng.u32(0..100)
-            ),
-            900..=939 => format!(
-                "{t} | ИНФО | [детектор] счёт {} имп/с\n",
-                rng.u32(0..100_000)
-            ),
-            940..=979 => format!(
-                "{t} | WARNING | 2 | [cryo] temperature {} K above setpoint\n",
-                rng.u32(0..10)
-            ),
-            980..=995 => format!(
-                "{t} | ERROR | 1 | [detector] channel {} not responding\n",
-                rng.u32(0..64)
-            ),
-            _ => format!(
-                "{t} ERROR [script] Traceback (most recent call last):\n  File \"scan.py\", line {}, in <module>\n    move(a3, 12.5)\nMotorError: a3 stuck at {}.5\n",
-                rng.u32(1..400),
-                rng.u32(0..90)
-            ),
-        };
-        out.extend_from_slice(line.as_bytes());
-    }
-    out
-}
+#[path = "support/protocol.rs"]
+mod support;
+use support::protocol;
 
 fn watch_config(dir: &Path, mode: WatchMode) -> WatchConfig {
     WatchConfig {
