@@ -58,6 +58,11 @@ impl Rules {
         if self.rules.is_empty() {
             return None;
         }
+        // Most lines match no rule: a yes/no stops at the first sign of a match or the
+        // end of the line, where asking which rules matched runs every pattern to the end.
+        if !self.set.is_match(line) {
+            return None;
+        }
         let first = self.set.matches(line).into_iter().next()?;
         let rule = &self.rules[first];
         let caps = rule.pattern.captures(line)?;
