@@ -37,6 +37,10 @@ fn config_stamp(path: &std::path::Path) -> Option<(std::time::SystemTime, u64)> 
     Some((meta.modified().ok()?, meta.len()))
 }
 
+/// The most lines of one file committed together when its batches queue up (a burst):
+/// enough to make a burst's commits few, few enough to keep their events' memory small.
+const COALESCE_LINES: usize = 16_384;
+
 /// How long a traceback may stay open without a new line before it is sent as it is.
 const TRACEBACK_IDLE: Duration = Duration::from_secs(2);
 
@@ -92,21 +96,55 @@ struct Pipeline {
 
 impl Pipeline {
     fn on_message(&mut self, msg: WatchMsg) -> Result<(), StoreError> {
+        let mut next = Some(msg);
+        while let Some(msg) = next.take() {
+            next = self.handle(msg)?;
+        }
+        Ok(())
+    }
+
+    /// Handles one message; returns a message it took from the channel and did not use.
+    fn handle(&mut self, msg: WatchMsg) -> Result<Option<WatchMsg>, StoreError> {
         match msg {
             WatchMsg::Lines {
                 watch,
                 file,
-                checkpoint,
-                lines,
+                mut checkpoint,
+                mut lines,
             } => {
-                crate::metrics::lines_read(&checkpoint.path, lines.len() as u64);
-                let mut events = std::mem::take(&mut self.events);
-                let parser = self.parser(watch, file, &checkpoint.path);
-                for line in &lines {
-                    parser.line(line, &mut events);
-                }
-                self.events = events;
-                self.commit(Some(&checkpoint), None)
+                let mut taken = 0;
+                let left = loop {
+                    crate::metrics::lines_read(&checkpoint.path, lines.len() as u64);
+                    taken += lines.len();
+                    let mut events = std::mem::take(&mut self.events);
+                    let parser = self.parser(watch, file, &checkpoint.path);
+                    for line in &lines {
+                        parser.line(line, &mut events);
+                    }
+                    self.events = events;
+                    // A burst queues batch after batch of one file. One commit for
+                    // several of them writes each alert and throttle window once instead
+                    // of once a batch, which is most of a burst's cost; a line alone
+                    // still commits at once, as nothing else is waiting.
+                    if taken >= COALESCE_LINES {
+                        break None;
+                    }
+                    match self.rx.try_recv() {
+                        Ok(WatchMsg::Lines {
+                            watch: w,
+                            file: f,
+                            checkpoint: c,
+                            lines: l,
+                        }) if (w, f) == (watch, file) => {
+                            checkpoint = c;
+                            lines = l;
+                        }
+                        Ok(other) => break Some(other),
+                        Err(_) => break None,
+                    }
+                };
+                self.commit(Some(&checkpoint), None)?;
+                Ok(left)
             }
             WatchMsg::Closed {
                 watch,
@@ -124,7 +162,8 @@ impl Pipeline {
                 }
                 parser.finish(&mut self.events);
                 tracing::debug!(file = %path.display(), counts = ?parser.counts, "file let go");
-                self.commit(None, Some(&id))
+                self.commit(None, Some(&id))?;
+                Ok(None)
             }
         }
     }
