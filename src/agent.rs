@@ -215,7 +215,6 @@ impl Pipeline {
         let mut woken: Vec<Destination> = Vec::new();
         for e in self.events.drain(..) {
             crate::metrics::event(&e.name, e.severity.as_str());
-            self.tally.add(&e, None);
             let routed = self.router.route(&e.name);
             let snoozed = self.snoozed.get(&e.key).is_some_and(|until| *until > now);
             let to: Vec<Destination> = routed
@@ -224,6 +223,13 @@ impl Pipeline {
                 .cloned()
                 .collect();
             tracing::debug!(event = %e.name, severity = %e.severity, key = %e.key, destinations = routed.len(), now = to.len(), "event");
+            // A repeat that is only counted needs no outbox row: the alert keeps it, and
+            // in a burst that is almost every event.
+            if to.is_empty() {
+                self.tally.add_owned(e, None);
+                continue;
+            }
+            self.tally.add(&e, None);
             for d in &to {
                 if !woken.contains(d) {
                     woken.push(d.clone());

@@ -42,19 +42,27 @@ pub struct Tally {
 
 impl Tally {
     pub fn add(&mut self, event: &Event, ttl_s: Option<u64>) {
+        self.add_owned(event.clone(), ttl_s);
+    }
+
+    /// [`Tally::add`] for an event the caller has no more use for (a repeat that
+    /// throttling only counts): kept without a copy.
+    pub fn add_owned(&mut self, mut event: Event, ttl_s: Option<u64>) {
+        // Attachments belong to the delivery, not to the alert's record.
+        event.message.attachments.clear();
         let at = event.time.timestamp_millis();
         if let Some(&i) = self.index.get(&event.key) {
             let s = &mut self.seen[i];
             s.count += 1;
             s.first_ms = s.first_ms.min(at);
             s.last_ms = s.last_ms.max(at);
-            s.event = stripped(event);
+            s.event = event;
             s.ttl_s = ttl_s;
             return;
         }
         self.index.insert(event.key.clone(), self.seen.len());
         self.seen.push(Seen {
-            event: stripped(event),
+            event,
             count: 1,
             first_ms: at,
             last_ms: at,
@@ -66,13 +74,6 @@ impl Tally {
         self.index.clear();
         std::mem::take(&mut self.seen)
     }
-}
-
-/// Attachments belong to the delivery, not to the alert's record.
-fn stripped(e: &Event) -> Event {
-    let mut e = e.clone();
-    e.message.attachments.clear();
-    e
 }
 
 /// Writes a batch's tally: a new key inserts an alert, a known active one counts up, a
