@@ -22,7 +22,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 cargo build --release --locked -q
-bin=$PWD/target/release/protowatch
+# PROTOWATCH_BIN: another build to compare (say, of the commit before a change).
+bin=${PROTOWATCH_BIN:-$PWD/target/release/protowatch}
 work=$(mktemp -d)
 pids=()
 cleanup() {
