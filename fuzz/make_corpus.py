@@ -38,6 +38,9 @@ def line_grammar():
     write("line_grammar", "input-rule", bytes([8]) + head + rules_log)
     head = b"(?i)vacuum (?P<message>lost.*)\n\nignore\n"
     write("line_grammar", "input-ignore", bytes([1 | 8]) + head + rules_log)
+    # A key template over a capture the pattern does not have: it expands to nothing.
+    head = b"ERROR (?P<m>x)?\n$source\ncustom\n"
+    write("line_grammar", "input-empty-key", bytes([8]) + head + rules_log)
 
 
 LEGACY = """{ "mail": { "user": "sonix-bot", "password": "secret", "port": 25, "server": "smtp.example.org",

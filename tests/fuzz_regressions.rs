@@ -2,9 +2,15 @@
 //! kept as plain tests so that `cargo test` holds each fix. Every test names the target
 //! that found it and what went wrong.
 
-use protowatch::event::{Event, Message, Severity};
+use std::path::Path;
+use std::sync::Arc;
+
+use protowatch::config::{Encoding, RuleConfig};
+use protowatch::event::{Event, Message, Severity, dedup_key};
 use protowatch::messengers::render::{Item, Notification, telegram_parts};
+use protowatch::parser::{FileParser, Rules};
 use protowatch::store::Repeat;
+use regex::Regex;
 
 /// The text Telegram shows for a part: outside the tags, entities decoded.
 fn shown(part: &str) -> String {
@@ -51,4 +57,24 @@ fn telegram_never_sends_a_blank_part() {
     }
     let all: String = parts.iter().map(|p| shown(p)).collect();
     assert!(all.contains("repeated 2,000,006 times since"), "{parts:?}");
+}
+
+/// `line_grammar` (an input made for its "every event has a key" check): a rule whose key
+/// template names a capture that is not there (`$x`) expanded to an empty key, so every
+/// line it matched became one alert without a key. The line keeps its default key.
+#[test]
+fn a_rule_key_that_expands_to_nothing_keeps_the_default_key() {
+    let rule = RuleConfig {
+        name: "r".into(),
+        pattern: Regex::new("ERROR").unwrap(),
+        event: Some("e".into()),
+        severity: Severity::Major,
+        key: Some("$x".into()),
+    };
+    let rules = Arc::new(Rules::new(&[rule]).unwrap());
+    let mut parser = FileParser::new(Path::new("p.log"), Encoding::Utf8, rules);
+    let mut events = Vec::new();
+    parser.line(b"ERROR boom", &mut events);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].key, dedup_key("e", None, "boom"));
 }
