@@ -5,10 +5,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use protowatch::config::{Encoding, RuleConfig};
+use protowatch::config::edit::Document;
+use protowatch::config::{Config, Encoding, RuleConfig};
 use protowatch::event::{Event, Message, Severity, dedup_key};
 use protowatch::messengers::render::{Item, Notification, telegram_parts};
 use protowatch::parser::{FileParser, Rules};
+use protowatch::routing::Router;
 use protowatch::store::Repeat;
 use regex::Regex;
 
@@ -77,4 +79,35 @@ fn a_rule_key_that_expands_to_nothing_keeps_the_default_key() {
     parser.line(b"ERROR boom", &mut events);
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].key, dedup_key("e", None, "boom"));
+}
+
+/// `config_loader` (an input made for its "only the named destination changes" check):
+/// a key written twice in `routes`. The loader reads the last one; disabling the event's
+/// last destination removed that one, and the earlier duplicate — which no routing had
+/// used — came alive: the event went somewhere the operator had never seen it go.
+#[test]
+fn removing_a_key_written_twice_removes_both() {
+    let text = r#"{
+  "telegram": {"bot-id": "123456:ABCdef", "scopes": {"default": "@chan_a", "ops": "@chan_b"}},
+  "routes": {
+    "alarm_major": [{"service": "telegram", "scope": "default"}],
+    "alarm_major": [{"service": "telegram", "scope": "ops"}],
+    "message": [{"service": "telegram", "scope": "ops"}]
+  }
+}
+"#;
+    let mut doc = Document::parse(text).unwrap();
+    doc.remove(&["routes", "alarm_major"]).unwrap();
+    assert_eq!(
+        doc.text(),
+        r#"{
+  "telegram": {"bot-id": "123456:ABCdef", "scopes": {"default": "@chan_a", "ops": "@chan_b"}},
+  "routes": {
+    "message": [{"service": "telegram", "scope": "ops"}]
+  }
+}
+"#
+    );
+    let config = Config::from_text(Path::new("config.json"), &doc.text()).unwrap();
+    assert!(Router::new(&config).route("alarm_major").is_empty());
 }
