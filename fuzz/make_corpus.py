@@ -83,6 +83,15 @@ def config_loader():
     write("config_loader", "routed", json.dumps(ROUTED, indent=2, ensure_ascii=False))
     write("config_loader", "routed-tabs", json.dumps(ROUTED, indent="\t"))
     write("config_loader", "routed-flat", json.dumps(ROUTED))
+    # A key written twice: the loader reads the last one, the editor must agree.
+    write("config_loader", "duplicate-key", """{
+  "telegram": {"bot-id": "123456:ABCdef", "scopes": {"default": "@chan_a", "ops": "@chan_b"}},
+  "routes": {
+    "alarm_major": [{"service": "telegram", "scope": "default"}],
+    "alarm_major": [{"service": "telegram", "scope": "ops"}]
+  }
+}
+""")
     write("config_loader", "empty-routes",
           json.dumps({"telegram": {"bot-id": "1:x", "channel-id": "@ch"}, "routes": {}}))
 
