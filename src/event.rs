@@ -5,6 +5,7 @@
 //! stage of the pipeline be tested alone.
 
 use std::fmt;
+use std::io::Read;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -172,7 +173,21 @@ impl Attachment {
         if size > MAX_ATTACHMENT_BYTES as u64 {
             return Err(AttachmentError::TooLarge { name, size });
         }
-        let data = std::fs::read(path).map_err(read)?;
+        // The size a file states is not always what a read gives: a device says 0 and
+        // never ends (`/dev/zero` named in an API body would take all memory), a log
+        // grows meanwhile. So the read itself stops one byte past the limit.
+        let mut data = Vec::new();
+        std::fs::File::open(path)
+            .map_err(read)?
+            .take(MAX_ATTACHMENT_BYTES as u64 + 1)
+            .read_to_end(&mut data)
+            .map_err(read)?;
+        if data.len() > MAX_ATTACHMENT_BYTES {
+            return Err(AttachmentError::TooLarge {
+                name,
+                size: data.len() as u64,
+            });
+        }
         let filename = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -325,6 +340,14 @@ mod tests {
             err.contains("\"fatal\"") && err.contains("PROBLEM"),
             "{err}"
         );
+    }
+
+    /// A device states no size; the read must stop at the limit all the same.
+    #[cfg(unix)]
+    #[test]
+    fn an_endless_file_is_refused_not_read() {
+        let err = Attachment::from_path(std::path::Path::new("/dev/zero")).unwrap_err();
+        assert!(matches!(err, AttachmentError::TooLarge { .. }), "{err}");
     }
 
     #[test]

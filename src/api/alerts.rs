@@ -65,7 +65,7 @@ const FIELDS: &[&str] = &[
 ];
 
 /// Reads a PUT body, naming every bad or missing field at once.
-fn new_alert(body: &Value) -> Result<NewAlert, ApiError> {
+pub fn new_alert(body: &Value) -> Result<NewAlert, ApiError> {
     let Some(obj) = body.as_object() else {
         return Err(ApiError::bad_request("body: expected a JSON object"));
     };
@@ -338,6 +338,27 @@ pub async fn notify(
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Json(body) = body?;
+    let NotifyBody {
+        event,
+        severity,
+        message,
+    } = notify_body(&body)?;
+    let e = Event::message(&event, severity, message);
+    let id = st.db(move |s| s.submit(&e)).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"id": id}))))
+}
+
+/// A `POST /api/notify` body as read: what the notification will say.
+#[derive(Debug)]
+pub struct NotifyBody {
+    pub event: String,
+    pub severity: Severity,
+    pub message: Message,
+}
+
+/// Reads a notify body, naming every bad or missing field at once. Kept apart from the
+/// handler so that it can be tested (and fuzzed) without a server.
+pub fn notify_body(body: &Value) -> Result<NotifyBody, ApiError> {
     let Some(obj) = body.as_object() else {
         return Err(ApiError::bad_request("body: expected a JSON object"));
     };
@@ -365,13 +386,15 @@ pub async fn notify(
             Severity::Info
         }
     };
-    let msg = message(obj.get("message"), &mut problems);
+    let message = message(obj.get("message"), &mut problems);
     if !problems.is_empty() {
         return Err(ApiError::bad_request(problems.join("; ")));
     }
-    let e = Event::message(&event, severity, msg);
-    let id = st.db(move |s| s.submit(&e)).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"id": id}))))
+    Ok(NotifyBody {
+        event,
+        severity,
+        message,
+    })
 }
 
 /// What became of a notification: whether the agent took it, where it went, and each

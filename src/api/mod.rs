@@ -11,6 +11,11 @@
 mod alerts;
 mod status;
 
+// The body readers need no server, only the JSON: public for the fuzz targets (see
+// `fuzz/`), not as an API of the crate.
+#[doc(hidden)]
+pub use alerts::{NotifyBody, new_alert, notify_body};
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};

@@ -604,7 +604,19 @@ impl Document {
 
     /// Removes the member at `path` with its comma; the rest stays as written. The last
     /// member of an object leaves `{}`.
+    ///
+    /// A key written twice is removed every time: the loader reads only the last one, so
+    /// an earlier one is dead text that would come alive once the last one is gone (a
+    /// disabled route would be replaced by a forgotten one).
     pub fn remove(&mut self, path: &[&str]) -> Result<(), EditError> {
+        self.remove_last(path)?;
+        while self.contains(path) {
+            self.remove_last(path)?;
+        }
+        Ok(())
+    }
+
+    fn remove_last(&mut self, path: &[&str]) -> Result<(), EditError> {
         let root = scan(&self.body)?;
         let (parent, last) = split(path)?;
         let container = find(&root, parent)?;

@@ -481,6 +481,10 @@ fn split(segs: &[Segment], limit: usize) -> Vec<String> {
     let mut cur = String::new();
     // The length of `cur` as Telegram counts it, kept rather than recounted per piece.
     let mut cur_len = 0;
+    // Whether `cur` shows more than blanks. Telegram trims a message and refuses an empty
+    // one, so a part of blanks alone (a line break left over when the next line needs a
+    // part of its own) is dropped: the reader would not have seen it anyway.
+    let mut shows = false;
     for seg in segs {
         let overhead = tg_len(seg.open) + tg_len(seg.close);
         let budget = limit.saturating_sub(overhead).max(1);
@@ -494,9 +498,13 @@ fn split(segs: &[Segment], limit: usize) -> Vec<String> {
                     if opened {
                         cur.push_str(seg.close);
                     }
-                    parts.push(std::mem::take(&mut cur));
+                    let part = std::mem::take(&mut cur);
+                    if shows {
+                        parts.push(part);
+                    }
                     cur_len = 0;
                     opened = false;
+                    shows = false;
                 }
                 if !opened {
                     cur.push_str(seg.open);
@@ -505,6 +513,7 @@ fn split(segs: &[Segment], limit: usize) -> Vec<String> {
                 }
                 cur_len += tg_len(&esc);
                 cur.push_str(&esc);
+                shows |= !piece.trim().is_empty();
             }
         }
         if opened {
@@ -512,7 +521,7 @@ fn split(segs: &[Segment], limit: usize) -> Vec<String> {
             cur_len += tg_len(seg.close);
         }
     }
-    if !cur.trim().is_empty() {
+    if shows {
         parts.push(cur);
     }
     parts

@@ -67,11 +67,18 @@ impl Rules {
         let rule = &self.rules[first];
         let caps = rule.pattern.captures(line)?;
         let named = |n: &str| caps.name(n).map(|m| m.as_str().trim().to_string());
-        let key = rule.key.as_ref().map(|template| {
-            let mut out = String::new();
-            caps.expand(template, &mut out);
-            out
-        });
+        // A template can expand to nothing (`$x` naming a capture that did not take part
+        // in the match, or none at all); an empty key would make every such line one
+        // alert of no name, so the line keeps its default key instead.
+        let key = rule
+            .key
+            .as_ref()
+            .map(|template| {
+                let mut out = String::new();
+                caps.expand(template, &mut out);
+                out
+            })
+            .filter(|k| !k.trim().is_empty());
         Some(RuleMatch {
             index: first,
             rule,

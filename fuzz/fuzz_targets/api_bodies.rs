@@ -1,0 +1,141 @@
+//! Fuzz target `api_bodies`: arbitrary JSON text as the body of `PUT /api/alerts`
+//! (`api::new_alert`) and of `POST /api/notify` (`api::notify_body`).
+//!
+//! Scripts and dashboards send these bodies, and a wrong one must be a 400 naming the
+//! field, never a panic in the agent that watches the instrument.
+//!
+//! Input: the body's bytes, parsed as the HTTP API's JSON extractor does (`serde_json`
+//! from bytes; what it refuses never reaches the readers). A body whose attachment names
+//! a `path` with a separator is skipped: the reader would read that file, and a fuzzer
+//! must not read `/dev/zero`. Bare names are kept.
+//!
+//! Invariants, besides not panicking:
+//! - an accepted alert has the non-empty key and message that the store and the
+//!   listing need, `ttl` > 0, a list of action names and a data object;
+//! - an accepted notification has a non-empty event name and text, and attachments
+//!   with a bare, non-empty file name within the size limit;
+//! - what was accepted, written back as a body, reads back the same (the readers
+//!   normalise once: no field changes meaning on a second pass).
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use protowatch::api::{NotifyBody, new_alert, notify_body};
+use protowatch::event::MAX_ATTACHMENT_BYTES;
+use serde_json::{Map, Value, json};
+
+/// Whether reading `v` would read a file outside the working folder.
+fn reads_elsewhere(v: &Value) -> bool {
+    match v {
+        Value::Object(map) => map.iter().any(|(k, v)| {
+            let named = k == "path" && v.as_str().is_some_and(|p| p.contains(['/', '\\']));
+            named || reads_elsewhere(v)
+        }),
+        Value::Array(items) => items.iter().any(reads_elsewhere),
+        _ => false,
+    }
+}
+
+fn check_alert(body: &Value) {
+    let Ok(a) = new_alert(body) else { return };
+    let key = a.key.strip_prefix("custom|").unwrap_or_else(|| {
+        panic!(
+            "an API alert's key is not in the custom namespace: {:?}",
+            a.key
+        )
+    });
+    assert!(!key.trim().is_empty(), "empty key accepted");
+    assert!(!a.message.trim().is_empty(), "empty message accepted");
+    for s in [&a.details, &a.machine_id].into_iter().flatten() {
+        assert!(!s.trim().is_empty(), "an empty optional field kept");
+    }
+    assert!(a.ttl_s.is_none_or(|t| t > 0));
+    assert!(
+        a.actions
+            .as_array()
+            .is_some_and(|l| l.iter().all(Value::is_string)),
+        "actions: {}",
+        a.actions
+    );
+    assert!(a.data.is_object(), "data: {}", a.data);
+
+    let back = json!({
+        "key": key,
+        "message": a.message,
+        "details": a.details,
+        "severity": a.severity.as_str(),
+        "ttl": a.ttl_s,
+        "machine_id": a.machine_id,
+        "actions": a.actions,
+        "data": a.data,
+    });
+    let b = new_alert(&back).unwrap_or_else(|e| panic!("accepted, written back refused: {e:?}"));
+    assert_eq!(
+        (&a.key, &a.message, &a.details, a.severity, a.ttl_s),
+        (&b.key, &b.message, &b.details, b.severity, b.ttl_s)
+    );
+    assert_eq!(
+        (&a.machine_id, &a.actions, &a.data),
+        (&b.machine_id, &b.actions, &b.data)
+    );
+}
+
+fn check_notify(body: &Value) {
+    let Ok(n) = notify_body(body) else { return };
+    assert!(!n.event.trim().is_empty(), "empty event accepted");
+    assert!(!n.message.text().trim().is_empty(), "empty text accepted");
+    for a in &n.message.attachments {
+        assert!(!a.filename.is_empty(), "an attachment without a name");
+        assert!(
+            !a.filename.contains(['/', '\\']),
+            "a path as a file name: {:?}",
+            a.filename
+        );
+        assert!(a.data.len() <= MAX_ATTACHMENT_BYTES);
+    }
+
+    // Written back the way a client would send it: spans, tags, base64 attachments.
+    let attachments: Vec<Value> = n
+        .message
+        .attachments
+        .iter()
+        .map(|a| {
+            let mut v = serde_json::to_value(a).unwrap_or_else(|e| panic!("{e}"));
+            if let Some(obj) = v.as_object_mut()
+                && let Some(data) = obj.remove("data")
+            {
+                obj.insert("data_base64".into(), data);
+            }
+            v
+        })
+        .collect();
+    let mut message = Map::new();
+    message.insert(
+        "text".into(),
+        serde_json::to_value(&n.message.spans).unwrap_or_else(|e| panic!("{e}")),
+    );
+    message.insert("tags".into(), json!(n.message.tags));
+    message.insert("attachments".into(), Value::Array(attachments));
+    let back = json!({
+        "event": n.event,
+        "severity": n.severity.as_str(),
+        "message": message,
+    });
+    let b: NotifyBody =
+        notify_body(&back).unwrap_or_else(|e| panic!("accepted, written back refused: {e:?}"));
+    assert_eq!(
+        (&n.event, n.severity, &n.message),
+        (&b.event, b.severity, &b.message)
+    );
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(body) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    if reads_elsewhere(&body) {
+        return;
+    }
+    check_alert(&body);
+    check_notify(&body);
+});
