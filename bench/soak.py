@@ -132,6 +132,7 @@ class Agent:
         )
         STARTED.append(self.proc)
         self.lives.append([])
+        self.started = time.monotonic()
 
     def check_alive(self):
         if self.proc and self.proc.poll() is not None:
@@ -155,7 +156,8 @@ class Agent:
             return self.proc.wait()
 
     def sample(self):
-        if not self.proc:
+        # The first second is the process starting up (exec, loading), not its footprint.
+        if not self.proc or time.monotonic() - self.started < 1:
             return
         try:
             with open(f"/proc/{self.proc.pid}/status") as f:
@@ -233,6 +235,21 @@ def checkpoint_lag(db, path):
     except (OSError, sqlite3.Error):
         return None
     return None if row is None else st.st_size - row[0]
+
+
+def backlog(db, service):
+    """Rows still queued for a service's default scope (None: unknown)."""
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            return con.execute(
+                "SELECT count(*) FROM outbox WHERE destination = ? AND dead = 0",
+                (f"{service}:default",),
+            ).fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
 
 
 def delivered(smtp_out, tg_log):
@@ -338,7 +355,7 @@ def main():
             time.sleep(0.1)
         return False
 
-    start = time.monotonic()
+    start = T0 = time.monotonic()
     now = lambda: time.monotonic() - start
     next_line = 0.0
     next_rss = 0.0
@@ -356,8 +373,10 @@ def main():
         ("routes disable alarm_major --service telegram --scope night", None),
     ]
     outages = [(smtp, 0.25 * DURATION), (tg, 0.55 * DURATION)]
+    service = {"smtp": "mail", "telegram": "telegram"}
     down = {}
-    counts = {"kills": 0, "rotations": {}, "kill_kinds": {}, "edits": [], "outages": []}
+    recovering = {}  # server name -> when it came back, until its backlog is delivered
+    counts = {"kills": 0, "rotations": {}, "kill_kinds": {}, "edits": [], "outages": {}}
     no_kill_before = 0.0
 
     while now() < DURATION:
@@ -372,9 +391,15 @@ def main():
                 down[server.name] = t
             elif down.get(server.name) is not None and t >= down[server.name] + OUTAGE:
                 server.start()
-                counts["outages"].append(f"{server.name} {down[server.name]:.0f}-{t:.0f} s")
+                counts["outages"][server.name] = f"{server.name} {down[server.name]:.0f}-{t:.0f} s"
                 log(f"{server.name} up again on its port")
                 down[server.name] = None
+                recovering[server.name] = t
+        for name, since in list(recovering.items()):
+            if backlog(db, service[name]) == 0:
+                counts["outages"][name] += f" (backlog delivered {t - since:.0f} s after)"
+                log(f"{service[name]} backlog delivered, {t - since:.0f} s after {name} came back")
+                del recovering[name]
         if t >= next_edit:
             what, fast = edits[len(counts["edits"]) % len(edits)]
             if fast is None:
@@ -387,6 +412,9 @@ def main():
             counts["edits"].append(f"{t:.0f} s {what}")
             log(f"edit: {what}")
             next_edit = t + EDIT_EVERY
+            # The running agent is to apply each edit (it looks once a second and waits
+            # for the file to stay unchanged), not a restart after a kill.
+            no_kill_before = max(no_kill_before, now() + 5)
         if t >= next_rotation:
             kind = rot_kinds[sum(counts["rotations"].values()) % len(rot_kinds)]
             if kind == "copy-and-truncate" and not caught_up():
@@ -442,7 +470,7 @@ def main():
     for server, _ in outages:
         if server.name in down and down[server.name] is not None:
             server.start()
-            counts["outages"].append(f"{server.name} {down[server.name]:.0f}-{now():.0f} s")
+            counts["outages"][server.name] = f"{server.name} {down[server.name]:.0f}-{now():.0f} s"
     log(f"writer stopped after {lines} lines; draining")
     # The drain: until every line reached both destinations, or DRAIN s.
     drain_start = now()
@@ -473,7 +501,7 @@ def main():
     print(f"seed {SEED}, {DURATION:g} s, {lines} lines at {RATE:g}/s, drained in {drained:.0f} s after the writer stopped")
     print(f"kills: {kills} ({', '.join(f'{k} {v}' for k, v in counts['kill_kinds'].items())})")
     print(f"rotations while running: {', '.join(f'{k} {v}' for k, v in counts['rotations'].items())}")
-    print(f"outages: {'; '.join(counts['outages'])}")
+    print(f"outages: {'; '.join(counts['outages'].values())}")
     print(f"config edits: {len(counts['edits'])}")
     for e in counts["edits"]:
         print(f"  {e}")
@@ -505,6 +533,11 @@ def main():
         failures.append(f"the agent exited by itself: {agent.unexpected_exits}")
     with open(agent.logfile, errors="replace") as f:
         panics = [l for l in f if "panicked" in l]
+    with open(agent.logfile, errors="replace") as f:
+        applied = sum(1 for l in f if "config changed: applied" in l)
+    print(f"edits applied by the running agent: {applied} of {len(counts['edits'])}")
+    if applied != len(counts["edits"]):
+        failures.append(f"{len(counts['edits'])} config edits, {applied} applied while running")
     if panics:
         failures.append(f"{len(panics)} panics in the agent's log, first: {panics[0].strip()}")
 
