@@ -10,7 +10,8 @@ On the way, in one seeded timeline:
     each its own alert: the number is also spelled in letters, because the dedup key
     folds digits and would otherwise make all lines one alert;
   - rotations every 15-35 s, in turn: rename-and-create (plus a late line through the
-    old handle), copy-and-truncate, delete-and-recreate;
+    old handle), copy-and-truncate (once the agent has read the whole file),
+    delete-and-recreate (once the agent has opened the file);
   - the agent SIGKILLed every 30-60 s and restarted 1-4 s later; in turn, while it is
     down, nothing else, the file rotated (renamed), nothing else, the file replaced
     (deleted and written anew);
@@ -355,6 +356,17 @@ def main():
             time.sleep(0.1)
         return False
 
+    def following(limit=20.0):
+        """Waits until the agent has taken up the live file (its checkpoint is stored):
+        from then on its open handle can read what the file still holds."""
+        end = time.monotonic() + limit
+        while time.monotonic() < end:
+            agent.check_alive()
+            if checkpoint_lag(db, writer.live) is not None:
+                return True
+            time.sleep(0.1)
+        return False
+
     start = T0 = time.monotonic()
     now = lambda: time.monotonic() - start
     next_line = 0.0
@@ -421,6 +433,11 @@ def main():
                 # Lines the agent has not read when the file is emptied are gone for any
                 # reader: copy-and-truncate waits until it has read them, as a careful
                 # logrotate would; try again shortly.
+                next_rotation = now() + 2
+                continue
+            if kind == "delete-and-recreate" and not following():
+                # A file deleted before the agent opened it (just after a restart) is
+                # gone for any reader.
                 next_rotation = now() + 2
                 continue
             if kind == "rename-and-create":
