@@ -32,9 +32,31 @@ use crate::watcher::{FileKey, Resume, Retired, WatchId, WatchMsg, Watcher};
 /// How long an edited config file must stay unchanged before it is applied.
 const CONFIG_SETTLE: Duration = Duration::from_millis(500);
 
-fn config_stamp(path: &std::path::Path) -> Option<(std::time::SystemTime, u64)> {
+type ConfigStamp = Option<(std::time::SystemTime, u64)>;
+
+fn config_stamp(path: &std::path::Path) -> ConfigStamp {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.modified().ok()?, meta.len()))
+}
+
+/// The stamp that the running `config` stands for. It was read before the agent set
+/// itself up (lock, store, workers, API, watcher threads: seconds on a busy machine), so
+/// an edit saved meanwhile is in the file's stamp now but not in `config`: taking the
+/// stamp as it is would make that edit look applied, and it would never be. So the
+/// stamp is taken first and the file read again after it; if the file no longer says
+/// what `config` says, there is no stamp, and the first look at the file applies it.
+fn startup_stamp(config: &Config) -> ConfigStamp {
+    let stamp = config_stamp(&config.file);
+    match Config::load(&config.file) {
+        Ok(now)
+            if crate::config::diff::changed_paths(&config.masked_json(), &now.masked_json())
+                .is_empty()
+                && crate::config::diff::secrets_changed(config, &now).is_empty() =>
+        {
+            stamp
+        }
+        _ => None,
+    }
 }
 
 /// The most lines of one file committed together when its batches queue up (a burst):
@@ -75,7 +97,7 @@ struct Pipeline {
     /// What the HTTP API answers from; swapped on reload.
     shared_config: crate::api::SharedConfig,
     /// The config file's modification time and length as last applied or seen.
-    config_stamp: Option<(std::time::SystemTime, u64)>,
+    config_stamp: ConfigStamp,
     /// A change seen and not applied yet: editors write in several steps.
     config_changed_at: Option<Instant>,
     parsers: HashMap<FileKey, (FileParser, Instant)>,
@@ -592,7 +614,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         store,
         outbox: outbox.clone(),
         shared_config,
-        config_stamp: config_stamp(&config.file),
+        config_stamp: startup_stamp(&config),
         config_changed_at: None,
         parsers: HashMap::new(),
         events: Vec::new(),
@@ -673,5 +695,39 @@ fn reload_on_sighup(control: Arc<Control>) -> Option<tokio::task::JoinHandle<()>
     {
         let _ = control;
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(path: &std::path::Path, routes: &str) {
+        let text = format!(
+            r#"{{"telegram": {{"bot-id": "1:x", "channel-id": "1", "scopes": {{"night": "2"}}}},
+                "routes": {{"alarm_major": [{routes}]}}}}"#
+        );
+        std::fs::write(path, text).expect("write the config");
+    }
+
+    #[test]
+    fn an_edit_saved_while_the_agent_starts_is_applied_not_taken_as_seen() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let file = dir.path().join("config.json");
+        write(&file, r#"{"service": "telegram"}"#);
+        let config = Config::load(&file).expect("a valid config");
+        // Unchanged since it was read: the stamp stands for the running config.
+        assert_eq!(startup_stamp(&config), config_stamp(&file));
+        assert!(startup_stamp(&config).is_some());
+        // Saved between the read and the start of the pipeline (as `protowatch routes
+        // enable` may be): no stamp, so the first look at the file applies the edit.
+        write(
+            &file,
+            r#"{"service": "telegram"}, {"service": "telegram", "scope": "night"}"#,
+        );
+        assert_eq!(startup_stamp(&config), None);
+        // A file that is now invalid is also left to the first look, which reports it.
+        std::fs::write(&file, "{").expect("write the config");
+        assert_eq!(startup_stamp(&config), None);
     }
 }
