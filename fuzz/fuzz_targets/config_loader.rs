@@ -33,7 +33,7 @@ use clap::Parser;
 use libfuzzer_sys::fuzz_target;
 use protowatch::cli::{Cli, dispatch};
 use protowatch::config::edit::Document;
-use protowatch::config::{Config, Destination, Service};
+use protowatch::config::{Config, Destination};
 use protowatch::routing::{IMPLICIT_EVENTS, QUIET_EVENTS, Router};
 use serde_json::Value;
 
@@ -203,19 +203,7 @@ fuzz_target!(|data: &[u8]| {
         .unwrap_or_else(|e| panic!("the loader read it, the editor cannot: {e}"));
     assert_eq!(doc.text(), text, "the editor's scanner changed the text");
 
-    let dests: Vec<Destination> = Service::ALL
-        .into_iter()
-        .flat_map(|service| {
-            config
-                .scopes(service)
-                .unwrap_or_default()
-                .into_iter()
-                .map(move |scope| Destination {
-                    service,
-                    scope: scope.to_string(),
-                })
-        })
-        .collect();
+    let dests: Vec<Destination> = config.destinations();
     if dests.is_empty() {
         return;
     }

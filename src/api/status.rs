@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::{ApiError, ApiState};
-use crate::config::{Config, Destination, Service};
+use crate::config::{Config, Destination};
 use crate::outbox;
 use crate::routing::Router;
 use crate::store::now_ms;
@@ -19,17 +19,11 @@ use crate::store::now_ms;
 /// Every configured service:scope with its id: a hash of the name (FNV-1a), so an id
 /// stays the same when other scopes come or go.
 pub fn channel_list(config: &Config) -> Vec<(u32, Destination)> {
-    let mut out = Vec::new();
-    for service in Service::ALL {
-        for scope in config.scopes(service).unwrap_or_default() {
-            let d = Destination {
-                service,
-                scope: scope.to_string(),
-            };
-            out.push((fnv1a(&d.to_string()), d));
-        }
-    }
-    out
+    config
+        .destinations()
+        .into_iter()
+        .map(|d| (fnv1a(&d.to_string()), d))
+        .collect()
 }
 
 fn fnv1a(s: &str) -> u32 {

@@ -97,19 +97,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
 /// Every configured `service:scope`, narrowed to what the arguments name; a name that is
 /// not configured is bad usage, answered with what there is.
 fn select(config: &Config, args: &Args) -> Result<Vec<Destination>, CliError> {
-    let all: Vec<Destination> = Service::ALL
-        .into_iter()
-        .flat_map(|service| {
-            config
-                .scopes(service)
-                .unwrap_or_default()
-                .into_iter()
-                .map(move |scope| Destination {
-                    service,
-                    scope: scope.to_string(),
-                })
-        })
-        .collect();
+    let all: Vec<Destination> = config.destinations();
     let listed = || {
         let names: Vec<String> = all.iter().map(ToString::to_string).collect();
         if names.is_empty() {

@@ -454,6 +454,22 @@ impl Config {
     }
 
     /// The scope names of `service`, sorted; `None` when the file has no section for it.
+    /// Every configured `service:scope`, in service then scope order.
+    pub fn destinations(&self) -> Vec<Destination> {
+        Service::ALL
+            .into_iter()
+            .flat_map(|service| {
+                self.scopes(service)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(move |scope| Destination {
+                        service,
+                        scope: scope.to_string(),
+                    })
+            })
+            .collect()
+    }
+
     pub fn scopes(&self, service: Service) -> Option<Vec<&str>> {
         match service {
             Service::Mail => self
