@@ -91,7 +91,7 @@ struct Pipeline {
     rx: std_mpsc::Receiver<WatchMsg>,
     control: Arc<Control>,
     rules: Arc<Rules>,
-    router: Router,
+    router: Arc<Router>,
     store: Store,
     outbox: Outbox,
     /// What the HTTP API answers from; swapped on reload.
@@ -402,7 +402,7 @@ impl Pipeline {
                 return Ok(());
             }
         };
-        let router = Router::new(&new);
+        let router = Arc::new(Router::new(&new));
         if let Err(e) = self.outbox.ensure_workers(&router.all_destinations()) {
             tracing::error!(error = %e, "config {why} but not applied: cannot start delivery workers");
             return Ok(());
@@ -426,6 +426,7 @@ impl Pipeline {
             messengers,
             Arc::from(new.instrument.as_str()),
             &new.throttle,
+            router.clone(),
         );
         self.throttle.set_interval(new.throttle.repeat_interval);
         self.router = router;
@@ -576,13 +577,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         started_before: store.has_started_before()?,
     };
     store.mark_started()?;
-    let router = Router::new(&config);
+    let router = Arc::new(Router::new(&config));
     let outbox = Outbox::start(
         &config.state_dir,
         messengers,
         Arc::from(config.instrument.as_str()),
         &config.throttle,
-        router.all_destinations(),
+        router.clone(),
     )?;
     let mut throttle = Throttle::new(config.throttle.repeat_interval);
     throttle.restore(store.with_conn(throttle::load)?);

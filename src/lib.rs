@@ -2,12 +2,17 @@
 //! something goes wrong.
 //!
 //! ```text
-//! protocol files ─► watcher ─► parser ─► routing ─► outbox ─► messengers ─► mail / Telegram
-//!                   (tail,     (decode,   (event →   (queue,    (render per
-//!                   rotate)    grammar,   service:   retry)     service, send,
-//!                              rules)     scope)                report outcome)
-//! send-message CLI ─────────────────────► routing ─► messengers
+//! protocol files ─► watcher ─► parser ─► alerts ─► routing ─► outbox ─► messengers ─► mail / Telegram /
+//!                   (tail,     (decode,   (dedup,   (event →   (durable  (render per     webhooks /
+//!                   rotate,    grammar,   times_    service:   queue,    service, send,  Alertmanager
+//!                   checkpoint) rules)    seen,ttl) scope,     retry)    report outcome)
+//!                                                   throttle)
+//! send-message CLI, HTTP API ─────────► alerts ─► …the same path
 //! ```
+//!
+//! Alertmanager is the one service fed from the alert store rather than from messages:
+//! its worker (`outbox::alertmanager`) posts each alert's state and keeps posting it while
+//! it is active.
 //!
 //! Each stage talks to the next through the types of [`event`] and its own small API:
 //! the watcher hands out raw lines ([`watcher::WatchMsg`]), the parser turns them into

@@ -54,6 +54,11 @@ fn loader(dir: &Path, config: &Value) -> (Option<i32>, String) {
 /// choice words in odd cases, which both must take as well.
 fn full_configs(dir: &Path) -> [Value; 2] {
     std::fs::write(dir.join("password.txt"), "secret\n").unwrap();
+    std::fs::write(
+        dir.join("webhook-url.txt"),
+        "https://example.org/hooks/s3cret\n",
+    )
+    .unwrap();
     std::fs::write(dir.join("token.txt"), "api-token\n").unwrap();
     std::fs::write(dir.join("ca.pem"), "").unwrap();
     let common = |mail_extra: Value, api: Value| {
@@ -83,6 +88,22 @@ fn full_configs(dir: &Path) -> [Value; 2] {
                 "default_scope": "ops",
                 "timeout_s": 15,
             },
+            "webhook": {
+                "scopes": {
+                    "teams": {"url": "https://example.org/workflows/x?sig=abc", "preset": "Teams",
+                              "method": "POST", "headers": {"X-Env": {"file": "password.txt"}}},
+                    "ops": {"url": {"file": "webhook-url.txt"}, "method": "put",
+                            "body": {"t": "{{title}}", "n": "{{count}}"}},
+                },
+                "default_scope": "teams",
+                "timeout_s": 10,
+            },
+            "alertmanager": {
+                "urls": ["http://127.0.0.1:9093", "http://127.0.0.1:9094/"],
+                "labels": {"facility": "ill"},
+                "repost_interval": "30s",
+                "timeout_s": 5,
+            },
             "watch": [
                 {"path": "protocol/*.log", "encoding": "UTF-8", "start": "beginning",
                  "mode": "poll", "poll_interval_ms": 500, "format": "sonix",
@@ -97,11 +118,12 @@ fn full_configs(dir: &Path) -> [Value; 2] {
             "routes": {
                 "alarm_major": [{"service": "mail", "scope": "night"}, {"service": "telegram"}],
                 "new_scan": [{"service": "Telegram", "scope": "lab"}],
+                "alarm_minor": [{"service": "webhook", "scope": "ops"}, {"service": "alertmanager"}],
             },
             "throttle": {
                 "repeat_interval": "15m",
                 "max_age": 7200,
-                "per_minute": {"mail": 5, "telegram": 15},
+                "per_minute": {"mail": 5, "telegram": 15, "webhook": 12},
             },
             "api": api,
             "state_dir": "state",
@@ -144,8 +166,17 @@ fn keys_used(v: &Value, path: &str, out: &mut BTreeSet<(String, String)>) {
                     }
                 }
             }
+            // Webhooks' scopes are objects of the format; other scopes are values.
+            ("webhook", "scopes") => {
+                for scope in child.as_object().unwrap().values() {
+                    keys_used(scope, "webhook.scopes.*", out);
+                }
+            }
             // Maps of scope names, not keys of the format.
             (_, "scopes") => {}
+            // Header and label names are the operator's, and a secret given by reference
+            // (`{"file": …}`) is a value: not keys of the format.
+            ("webhook.scopes.*", "headers" | "body" | "url") | ("alertmanager", "labels") => {}
             _ => keys_used(child, &join(k), out),
         }
     }

@@ -133,12 +133,21 @@ pub struct Alert {
     pub times_seen: u64,
     pub ttl_s: Option<u64>,
     pub dismissed: bool,
+    /// When it was dismissed, for Alertmanager's `endsAt`.
+    #[serde(skip)]
+    pub dismissed_at_ms: Option<i64>,
     pub machine_id: Option<String>,
     pub actions: serde_json::Value,
     pub data: serde_json::Value,
 }
 
 impl Alert {
+    /// When it ended, or will end by its `ttl`; `None` while it has no end.
+    pub fn ends_at_ms(&self) -> Option<i64> {
+        self.dismissed_at_ms
+            .or_else(|| self.ttl_s.map(|t| self.last_seen_ms + (t as i64) * 1000))
+    }
+
     /// Still to be looked at: neither dismissed nor past its time to live.
     pub fn is_active(&self, now_ms: i64) -> bool {
         !self.dismissed
@@ -166,6 +175,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
         times_seen: r.get::<_, i64>(9)? as u64,
         ttl_s: r.get::<_, Option<i64>>(10)?.map(|t| t as u64),
         dismissed: r.get::<_, Option<i64>>(11)?.is_some(),
+        dismissed_at_ms: r.get(11)?,
         machine_id: r.get(12)?,
         actions: serde_json::from_str(&text(13)?).unwrap_or_default(),
         data: serde_json::from_str(&text(14)?).unwrap_or_default(),
@@ -217,6 +227,31 @@ pub fn dismiss_all(store: &Store, now_ms: i64) -> Result<u64, StoreError> {
             [now_ms],
         )
         .map(|n| n as u64)
+    })
+}
+
+/// The alerts of `keys` (those that exist), and every alert dismissed after `since_ms`:
+/// what changed for Alertmanager since it was last told.
+pub fn touched(store: &Store, keys: &[String], since_ms: i64) -> Result<Vec<Alert>, StoreError> {
+    store.with_conn(|c| {
+        let mut out: Vec<Alert> = Vec::new();
+        let mut dismissed = c.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM alerts WHERE dismissed_at > ?1"
+        ))?;
+        for a in dismissed.query_map([since_ms], from_row)? {
+            out.push(a?);
+        }
+        let mut by_key =
+            c.prepare_cached(&format!("SELECT {COLUMNS} FROM alerts WHERE key = ?1"))?;
+        for k in keys {
+            if out.iter().any(|a| &a.key == k) {
+                continue;
+            }
+            if let Some(a) = by_key.query_row([k], from_row).optional()? {
+                out.push(a);
+            }
+        }
+        Ok(out)
     })
 }
 

@@ -60,6 +60,8 @@ pub struct Target {
 pub enum ServiceArg {
     Mail,
     Telegram,
+    Webhook,
+    Alertmanager,
 }
 
 impl From<ServiceArg> for Service {
@@ -67,6 +69,8 @@ impl From<ServiceArg> for Service {
         match s {
             ServiceArg::Mail => Service::Mail,
             ServiceArg::Telegram => Service::Telegram,
+            ServiceArg::Webhook => Service::Webhook,
+            ServiceArg::Alertmanager => Service::Alertmanager,
         }
     }
 }
@@ -124,7 +128,7 @@ fn list(config: &Config, as_json: bool) {
     let other: &[Destination] = if router.is_explicit() {
         &[]
     } else {
-        router.defaults()
+        router.message_defaults()
     };
     if as_json {
         let routes: serde_json::Map<String, Value> = events
@@ -277,7 +281,7 @@ fn change(
             let defaults = router.defaults().to_vec();
             let mut routes: Vec<(String, Vec<Destination>)> = IMPLICIT_EVENTS
                 .iter()
-                .map(|e| (e.to_string(), defaults.clone()))
+                .map(|e| (e.to_string(), router.route(e).to_vec()))
                 .collect();
             if !routes.iter().any(|(e, _)| e == event) {
                 routes.push((event.to_string(), now.to_vec()));

@@ -22,7 +22,7 @@ const EVENT: &str = "test";
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
-    /// Only this service: mail or telegram
+    /// Only this service: mail, telegram, webhook or alertmanager
     #[arg(long, value_name = "SERVICE")]
     pub service: Option<String>,
     /// Only this scope (of --service, or of every service that has one of that name)
@@ -163,6 +163,25 @@ fn recipients(config: &Config, to: &Destination) -> String {
             .as_ref()
             .and_then(|t| t.scopes.get(&to.scope))
             .cloned()
+            .unwrap_or_default(),
+        // The URL is the webhook's credential: its host only.
+        Service::Webhook => config
+            .webhook
+            .as_ref()
+            .and_then(|w| w.scopes.get(&to.scope))
+            .map(|t| crate::config::mask_url(t.url.expose()))
+            .unwrap_or_default(),
+        Service::Alertmanager => config
+            .alertmanager
+            .as_ref()
+            .map(|a| {
+                let urls: Vec<String> = a
+                    .urls
+                    .iter()
+                    .map(|u| crate::config::mask_url(u.as_str()))
+                    .collect();
+                urls.join(", ")
+            })
             .unwrap_or_default(),
     }
 }

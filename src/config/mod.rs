@@ -10,6 +10,7 @@
 mod check;
 pub mod diff;
 pub mod edit;
+mod http_services;
 mod legacy;
 pub mod schema;
 mod secret;
@@ -43,6 +44,8 @@ pub struct Config {
     pub instrument: String,
     pub mail: Option<MailConfig>,
     pub telegram: Option<TelegramConfig>,
+    pub webhook: Option<WebhookConfig>,
+    pub alertmanager: Option<AlertmanagerConfig>,
     pub watch: Vec<WatchConfig>,
     pub rules: Vec<RuleConfig>,
     /// `None` when the file has no `routes`: then the default routing applies.
@@ -85,6 +88,9 @@ pub struct ThrottleConfig {
     /// At most this many messages a minute to one Telegram chat (Telegram's own limit for
     /// groups is 20).
     pub telegram_per_minute: u32,
+    /// At most this many messages a minute to one webhook (Slack's and Teams' incoming
+    /// webhooks allow about one a second).
+    pub webhook_per_minute: u32,
 }
 
 impl Default for ThrottleConfig {
@@ -94,6 +100,7 @@ impl Default for ThrottleConfig {
             max_age: Duration::from_secs(24 * 3600),
             mail_per_minute: 10,
             telegram_per_minute: 20,
+            webhook_per_minute: 20,
         }
     }
 }
@@ -103,6 +110,9 @@ impl ThrottleConfig {
         match service {
             Service::Mail => self.mail_per_minute,
             Service::Telegram => self.telegram_per_minute,
+            Service::Webhook => self.webhook_per_minute,
+            // Alertmanager gets alert states, not messages: it groups and paces itself.
+            Service::Alertmanager => u32::MAX,
         }
     }
 }
@@ -166,6 +176,94 @@ pub struct TelegramConfig {
     pub timeout: Duration,
 }
 
+/// Chat tools and anything else that takes an HTTP request per message.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// Scope name → where and how to post.
+    pub scopes: BTreeMap<String, WebhookTarget>,
+    /// As [`MailConfig::default_scope`], from `webhook.default_scope`.
+    pub default_scope: Option<String>,
+    /// The longest one request may take.
+    pub timeout: Duration,
+}
+
+/// One webhook: its address, and how a notification becomes a request body.
+#[derive(Debug, Clone)]
+pub struct WebhookTarget {
+    /// An http(s) URL. Slack's, Teams' and Mattermost's webhook URLs are their own
+    /// credential, so the URL is a secret: never printed, only its host.
+    pub url: Secret,
+    /// `POST` (the default), `PUT` or `PATCH`.
+    pub method: String,
+    /// Extra request headers; values may be read from a file or the environment, and are
+    /// never printed.
+    pub headers: Vec<(String, Secret)>,
+    pub body: WebhookBody,
+}
+
+/// What the request body is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WebhookBody {
+    /// A service's documented format.
+    Preset(Preset),
+    /// A JSON value whose strings are templates over the notification's fields
+    /// (`{{title}}`, `{{text}}`, …); a template that is one string is sent as plain text.
+    Template(Value),
+    /// Every field of the notification as one JSON object.
+    Fields,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    /// A Microsoft Teams Workflows (Power Automate) webhook: an Adaptive Card.
+    Teams,
+    /// A Slack incoming webhook: `text` in Slack's mrkdwn.
+    Slack,
+    /// A Mattermost incoming webhook: `text` in Markdown.
+    Mattermost,
+    /// An ntfy server; the URL's last path segment is the topic.
+    Ntfy,
+}
+
+impl Preset {
+    pub const CHOICES: [(&'static str, Preset); 4] = [
+        ("teams", Preset::Teams),
+        ("slack", Preset::Slack),
+        ("mattermost", Preset::Mattermost),
+        ("ntfy", Preset::Ntfy),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        Self::CHOICES
+            .iter()
+            .find(|(_, p)| *p == self)
+            .map_or("teams", |(n, _)| n)
+    }
+}
+
+/// Prometheus Alertmanager: alerts, not messages. Each active alert is posted to every
+/// URL (as Prometheus does for an HA cluster) and posted again while it lasts.
+#[derive(Debug, Clone)]
+pub struct AlertmanagerConfig {
+    /// Base URLs (`http://am1:9093`); alerts go to `<url>/api/v2/alerts`.
+    pub urls: Vec<url::Url>,
+    /// Added to every alert's own labels (`alertname`, `severity`, `instrument`, `source`,
+    /// `key`), which they may not replace.
+    pub labels: BTreeMap<String, String>,
+    /// How often active alerts are posted again; well inside Alertmanager's
+    /// `resolve_timeout` (5 minutes by default), which ends an alert that has no `endsAt`
+    /// and is not posted again.
+    pub repost_interval: Duration,
+    /// The longest one post may take.
+    pub timeout: Duration,
+}
+
+/// The one scope of the `alertmanager` service: every URL gets every alert.
+pub const ALERTMANAGER_SCOPE: &str = DEFAULT_SCOPE;
+
+/// The labels every alert posted to Alertmanager carries; configured labels may not use them.
+pub const ALERTMANAGER_LABELS: [&str; 5] = ["alertname", "severity", "instrument", "source", "key"];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
     Auto,
@@ -227,17 +325,31 @@ pub struct RuleConfig {
 pub enum Service {
     Mail,
     Telegram,
+    Webhook,
+    Alertmanager,
 }
 
 impl Service {
     /// Every service, in the order they are listed and written.
-    pub const ALL: [Service; 2] = [Service::Mail, Service::Telegram];
+    pub const ALL: [Service; 4] = [
+        Service::Mail,
+        Service::Telegram,
+        Service::Webhook,
+        Service::Alertmanager,
+    ];
 
     pub fn as_str(&self) -> &'static str {
         match self {
             Service::Mail => "mail",
             Service::Telegram => "telegram",
+            Service::Webhook => "webhook",
+            Service::Alertmanager => "alertmanager",
         }
+    }
+
+    /// Reads back what `as_str` wrote.
+    pub fn parse(s: &str) -> Option<Service> {
+        Service::ALL.into_iter().find(|x| x.as_str() == s)
     }
 }
 
@@ -258,11 +370,7 @@ impl Destination {
     /// Reads back what `Display` wrote (`telegram:default`).
     pub fn parse(s: &str) -> Option<Destination> {
         let (service, scope) = s.split_once(':')?;
-        let service = match service {
-            "mail" => Service::Mail,
-            "telegram" => Service::Telegram,
-            _ => return None,
-        };
+        let service = Service::parse(service)?;
         Some(Destination {
             service,
             scope: scope.to_string(),
@@ -382,6 +490,53 @@ impl Config {
                 }),
             );
         }
+        if let Some(w) = &self.webhook {
+            let scopes: serde_json::Map<String, Value> = w
+                .scopes
+                .iter()
+                .map(|(name, t)| {
+                    let headers: serde_json::Map<String, Value> = t
+                        .headers
+                        .iter()
+                        .map(|(k, _)| (k.clone(), json!(Secret::MASK)))
+                        .collect();
+                    let body = match &t.body {
+                        WebhookBody::Preset(p) => json!({"preset": p.as_str()}),
+                        WebhookBody::Template(v) => json!({"body": v}),
+                        WebhookBody::Fields => json!({}),
+                    };
+                    let mut entry = json!({
+                        "url": mask_url(t.url.expose()),
+                        "method": t.method,
+                        "headers": headers,
+                    });
+                    if let (Some(e), Some(b)) = (entry.as_object_mut(), body.as_object()) {
+                        e.extend(b.clone());
+                    }
+                    (name.clone(), entry)
+                })
+                .collect();
+            out.insert(
+                "webhook".into(),
+                json!({
+                    "scopes": scopes,
+                    "default_scope": w.default_scope,
+                    "timeout_s": w.timeout.as_secs(),
+                }),
+            );
+        }
+        if let Some(a) = &self.alertmanager {
+            let urls: Vec<String> = a.urls.iter().map(|u| mask_url(u.as_str())).collect();
+            out.insert(
+                "alertmanager".into(),
+                json!({
+                    "urls": urls,
+                    "labels": a.labels,
+                    "repost_interval": format!("{}s", a.repost_interval.as_secs()),
+                    "timeout_s": a.timeout.as_secs(),
+                }),
+            );
+        }
         let watch: Vec<Value> = self
             .watch
             .iter()
@@ -433,6 +588,7 @@ impl Config {
                 "per_minute": {
                     "mail": self.throttle.mail_per_minute,
                     "telegram": self.throttle.telegram_per_minute,
+                    "webhook": self.throttle.webhook_per_minute,
                 },
             }),
         );
@@ -450,7 +606,7 @@ impl Config {
     /// Whether any service is configured at all; a config without one can watch but
     /// tell nobody, which `check-config` reports as an error.
     pub fn has_service(&self) -> bool {
-        self.mail.is_some() || self.telegram.is_some()
+        Service::ALL.into_iter().any(|s| self.scopes(s).is_some())
     }
 
     /// The scope names of `service`, sorted; `None` when the file has no section for it.
@@ -480,6 +636,11 @@ impl Config {
                 .telegram
                 .as_ref()
                 .map(|t| t.scopes.keys().map(String::as_str).collect()),
+            Service::Webhook => self
+                .webhook
+                .as_ref()
+                .map(|w| w.scopes.keys().map(String::as_str).collect()),
+            Service::Alertmanager => self.alertmanager.as_ref().map(|_| vec![ALERTMANAGER_SCOPE]),
         }
     }
 
@@ -488,7 +649,27 @@ impl Config {
         match service {
             Service::Mail => self.mail.as_ref()?.default_scope.as_deref(),
             Service::Telegram => self.telegram.as_ref()?.default_scope.as_deref(),
+            Service::Webhook => self.webhook.as_ref()?.default_scope.as_deref(),
+            Service::Alertmanager => self.alertmanager.as_ref().map(|_| ALERTMANAGER_SCOPE),
         }
+    }
+}
+
+/// A URL as `check-config` may show it: scheme and host, the rest masked. Webhook URLs
+/// carry their token in the path, and any URL may carry a password.
+pub fn mask_url(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or("");
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let rest = if u.path() == "/" && u.query().is_none() {
+                ""
+            } else {
+                "/********"
+            };
+            format!("{}://{host}{port}{rest}", u.scheme())
+        }
+        Err(_) => Secret::MASK.to_string(),
     }
 }
 

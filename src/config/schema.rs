@@ -53,6 +53,8 @@ pub struct ConfigFile {
     pub instrument: Option<String>,
     pub mail: Option<Mail>,
     pub telegram: Option<Telegram>,
+    pub webhook: Option<Webhook>,
+    pub alertmanager: Option<Alertmanager>,
     /// The protocol files to follow, by glob.
     pub watch: Option<Vec<Watch>>,
     /// User rules, tried in order before the built-in grammar's mapping; the first whose
@@ -155,6 +157,75 @@ pub struct Telegram {
     pub timeout_s: Option<u64>,
 }
 
+/// Webhooks: Microsoft Teams (Workflows), Slack, Mattermost, ntfy, or any HTTP endpoint.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    /// Scope name → webhook.
+    #[schemars(extend("minProperties" = 1))]
+    pub scopes: BTreeMap<String, WebhookScope>,
+    /// The scope of route entries without `scope`, and of the implicit routing; one of the
+    /// scopes. Default: `default` if that scope exists.
+    #[schemars(pattern(NON_BLANK))]
+    pub default_scope: Option<String>,
+    /// The longest one request may take, in seconds.
+    #[schemars(range(min = 1, max = 600), extend("default" = 30))]
+    pub timeout_s: Option<u64>,
+}
+
+/// One webhook. The body is a preset's, or `body`, or every field as a JSON object.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(extend("not" = {"required": ["preset", "body"]}))]
+pub struct WebhookScope {
+    /// The webhook's http(s) URL; a secret (it is the webhook's credential), so it may be
+    /// read from the environment or a file. For ntfy, the topic's URL.
+    #[schemars(schema_with = "secret_value")]
+    pub url: Value,
+    /// The body in a service's format: `teams` (Workflows webhook, an Adaptive Card),
+    /// `slack`, `mattermost`, `ntfy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preset")]
+    pub preset: Option<String>,
+    /// `POST`, `PUT` or `PATCH`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "method", extend("default" = "POST"))]
+    pub method: Option<String>,
+    /// Extra request headers: name → value, or `{"env": "NAME"}` / `{"file": "path"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "headers")]
+    pub headers: Option<BTreeMap<String, Value>>,
+    /// A body template: any JSON whose strings may name fields in `{{…}}` (`title`, `text`,
+    /// `event`, `severity`, `severity_word`, `emoji`, `priority`, `count`, `message`,
+    /// `source`, `key`, `details`, `time`, `instrument`). A string that is one field keeps
+    /// the field's type; a template that is one string is sent as plain text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+}
+
+/// Prometheus Alertmanager (API v2): alerts are posted to every URL while they are active,
+/// and resolved when dismissed or expired.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Alertmanager {
+    /// Base URLs of the cluster's members, e.g. `http://am1:9093`.
+    #[schemars(extend("minItems" = 1))]
+    pub urls: Vec<String>,
+    /// Labels added to every alert (`alertname`, `severity`, `instrument`, `source` and
+    /// `key` are set by protowatch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "labels")]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// How often active alerts are posted again, below Alertmanager's `resolve_timeout`.
+    /// Seconds as a number, or a string like `"30s"`, `"1m"`; 1 s to 4 minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "repost_interval", extend("default" = "60s"))]
+    pub repost_interval: Option<Value>,
+    /// The longest one post may take, in seconds.
+    #[schemars(range(min = 1, max = 600), extend("default" = 10))]
+    pub timeout_s: Option<u64>,
+}
+
 /// Protocol files to follow.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -220,7 +291,7 @@ pub struct Rule {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
-    /// The service: `mail` or `telegram`; it must be configured.
+    /// The service: `mail`, `telegram`, `webhook` or `alertmanager`; it must be configured.
     #[schemars(schema_with = "service")]
     pub service: String,
     /// One of the service's scopes. Default: the service's `default_scope`.
@@ -257,6 +328,9 @@ pub struct PerMinute {
     /// To one Telegram chat (Telegram's own limit for a group is 20).
     #[schemars(range(min = 1, max = 10_000), extend("default" = 20))]
     pub telegram: Option<u64>,
+    /// To one webhook.
+    #[schemars(range(min = 1, max = 10_000), extend("default" = 20))]
+    pub webhook: Option<u64>,
 }
 
 /// The local HTTP API.
@@ -362,7 +436,51 @@ fn format(_: &mut SchemaGenerator) -> Schema {
 }
 
 fn service(_: &mut SchemaGenerator) -> Schema {
-    words(&["mail", "telegram"], false)
+    words(&["mail", "telegram", "webhook", "alertmanager"], false)
+}
+
+fn preset(_: &mut SchemaGenerator) -> Schema {
+    words(&["teams", "slack", "mattermost", "ntfy"], false)
+}
+
+fn method(_: &mut SchemaGenerator) -> Schema {
+    words(&["post", "put", "patch"], false)
+}
+
+/// A value in the file, or kept out of it.
+fn secret_value(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "anyOf": [
+            {"type": "string", "pattern": NON_BLANK},
+            {"type": "object", "properties": {"env": {"type": "string", "pattern": NON_BLANK}},
+             "required": ["env"], "additionalProperties": false},
+            {"type": "object", "properties": {"file": {"type": "string", "pattern": NON_BLANK}},
+             "required": ["file"], "additionalProperties": false},
+        ],
+    })
+}
+
+fn headers(generator: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "object",
+        "propertyNames": {"pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},
+        "additionalProperties": secret_value(generator),
+    })
+}
+
+fn labels(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "object",
+        "propertyNames": {
+            "pattern": "^[a-zA-Z_][a-zA-Z0-9_]*$",
+            "not": {"enum": ["alertname", "severity", "instrument", "source", "key"]},
+        },
+        "additionalProperties": {"type": "string", "minLength": 1},
+    })
+}
+
+fn repost_interval(_: &mut SchemaGenerator) -> Schema {
+    duration(1, 240)
 }
 
 fn severity(_: &mut SchemaGenerator) -> Schema {

@@ -9,10 +9,12 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::check::{Checker, Problem, index, join};
+use super::http_services;
 use super::{
-    ApiConfig, Config, DEFAULT_MAX_LINE_BYTES, DEFAULT_SEND_TIMEOUT, Destination, Encoding, Format,
-    MailConfig, RuleConfig, Secret, Service, StartAt, TelegramConfig, ThrottleConfig, TlsMode,
-    WatchConfig, WatchMode, host_name, legacy,
+    ALERTMANAGER_SCOPE, ApiConfig, Config, DEFAULT_MAX_LINE_BYTES, DEFAULT_SEND_TIMEOUT,
+    Destination, Encoding, Format, MailConfig, RuleConfig, Secret, Service, StartAt,
+    TelegramConfig, ThrottleConfig, TlsMode, WatchConfig, WatchMode, WebhookConfig, host_name,
+    legacy,
 };
 use crate::event::Severity;
 
@@ -20,6 +22,8 @@ const TOP: &[&str] = &[
     "instrument",
     "mail",
     "telegram",
+    "webhook",
+    "alertmanager",
     "watch",
     "rules",
     "routes",
@@ -29,7 +33,7 @@ const TOP: &[&str] = &[
 ];
 const API: &[&str] = &["listen", "token", "token_file"];
 const THROTTLE: &[&str] = &["repeat_interval", "max_age", "per_minute"];
-const PER_MINUTE: &[&str] = &["mail", "telegram"];
+const PER_MINUTE: &[&str] = &["mail", "telegram", "webhook"];
 const MAIL: &[&str] = &[
     "user",
     "password",
@@ -71,6 +75,9 @@ pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
     ("", TOP),
     ("mail", MAIL),
     ("telegram", TELEGRAM),
+    ("webhook", http_services::WEBHOOK),
+    ("webhook.scopes.*", http_services::WEBHOOK_SCOPE),
+    ("alertmanager", http_services::ALERTMANAGER),
     ("watch[]", WATCH),
     ("rules[]", RULE),
     ("routes.*[]", ROUTE),
@@ -90,6 +97,12 @@ pub fn config(value: &Value, file: &Path, base: &Path) -> Result<Config, Vec<Pro
     let instrument = c.non_empty(top, "instrument", "").unwrap_or_else(host_name);
     let mail = top.get("mail").and_then(|v| mail(&mut c, v, base));
     let telegram = top.get("telegram").and_then(|v| telegram(&mut c, v));
+    let webhook = top
+        .get("webhook")
+        .and_then(|v| http_services::webhook(&mut c, v, base));
+    let alertmanager = top
+        .get("alertmanager")
+        .and_then(|v| http_services::alertmanager(&mut c, v));
     let watch = match top.get("watch") {
         None => Vec::new(),
         Some(Value::Array(items)) => items
@@ -110,9 +123,13 @@ pub fn config(value: &Value, file: &Path, base: &Path) -> Result<Config, Vec<Pro
             Vec::new()
         }
     };
-    let routes = top
-        .get("routes")
-        .and_then(|v| routes(&mut c, v, mail.as_ref(), telegram.as_ref()));
+    let services = Services {
+        mail: mail.as_ref(),
+        telegram: telegram.as_ref(),
+        webhook: webhook.as_ref(),
+        alertmanager: alertmanager.is_some(),
+    };
+    let routes = top.get("routes").and_then(|v| routes(&mut c, v, &services));
     let throttle = top
         .get("throttle")
         .and_then(|v| throttle(&mut c, v))
@@ -132,6 +149,8 @@ pub fn config(value: &Value, file: &Path, base: &Path) -> Result<Config, Vec<Pro
             instrument,
             mail,
             telegram,
+            webhook,
+            alertmanager,
             watch,
             rules,
             routes,
@@ -144,7 +163,7 @@ pub fn config(value: &Value, file: &Path, base: &Path) -> Result<Config, Vec<Pro
     }
 }
 
-fn resolve(base: &Path, p: &str) -> PathBuf {
+pub(super) fn resolve(base: &Path, p: &str) -> PathBuf {
     // Windows accepts both separators; one kind reads better in messages and logs.
     #[cfg(windows)]
     let p = &p.replace('/', "\\");
@@ -396,7 +415,7 @@ fn telegram(c: &mut Checker, v: &Value) -> Option<TelegramConfig> {
 /// `<service>.default_scope`: the explicit name, which must be one of the service's scopes;
 /// else `default` when that scope exists (the old bot's `recipients` / `channel-id`); else
 /// none, and then every route entry of the service has to name its scope.
-fn default_scope<'a>(
+pub(super) fn default_scope<'a>(
     c: &mut Checker,
     map: &serde_json::Map<String, Value>,
     path: &str,
@@ -648,17 +667,30 @@ fn throttle(c: &mut Checker, v: &Value) -> Option<ThrottleConfig> {
             if let Some(n) = c.uint(pm, "telegram", &pp, 1, 10_000) {
                 out.telegram_per_minute = n as u32;
             }
+            if let Some(n) = c.uint(pm, "webhook", &pp, 1, 10_000) {
+                out.webhook_per_minute = n as u32;
+            }
         }
     }
     Some(out)
 }
 
+/// The configured services, as far as `routes` needs to know them.
+struct Services<'a> {
+    mail: Option<&'a MailConfig>,
+    telegram: Option<&'a TelegramConfig>,
+    webhook: Option<&'a WebhookConfig>,
+    alertmanager: bool,
+}
+
 fn routes(
     c: &mut Checker,
     v: &Value,
-    mail: Option<&MailConfig>,
-    telegram: Option<&TelegramConfig>,
+    services: &Services<'_>,
 ) -> Option<BTreeMap<String, Vec<Destination>>> {
+    let alertmanager_scope = ALERTMANAGER_SCOPE.to_string();
+    let service_choices: Vec<(&str, Service)> =
+        Service::ALL.iter().map(|s| (s.as_str(), *s)).collect();
     let Some(obj) = v.as_object() else {
         c.wrong_type("routes", "an object mapping event names to destinations", v);
         return None;
@@ -676,23 +708,24 @@ fn routes(
             let Some(t) = c.object(t, &tp, ROUTE) else {
                 continue;
             };
-            let service = c.choice(
-                t,
-                "service",
-                &tp,
-                &[("mail", Service::Mail), ("telegram", Service::Telegram)],
-            );
+            let service = c.choice(t, "service", &tp, &service_choices);
             let service = c.required(service, t, "service", &tp);
             let scope = c.non_empty(t, "scope", &tp);
             let Some(service) = service else { continue };
             // Each service's scope names, and its default scope for entries without one.
             let known: Option<(Vec<&String>, Option<&String>)> = match service {
-                Service::Mail => {
-                    mail.map(|m| (m.scopes.keys().collect(), m.default_scope.as_ref()))
-                }
-                Service::Telegram => {
-                    telegram.map(|t| (t.scopes.keys().collect(), t.default_scope.as_ref()))
-                }
+                Service::Mail => services
+                    .mail
+                    .map(|m| (m.scopes.keys().collect(), m.default_scope.as_ref())),
+                Service::Telegram => services
+                    .telegram
+                    .map(|t| (t.scopes.keys().collect(), t.default_scope.as_ref())),
+                Service::Webhook => services
+                    .webhook
+                    .map(|w| (w.scopes.keys().collect(), w.default_scope.as_ref())),
+                Service::Alertmanager => services
+                    .alertmanager
+                    .then(|| (vec![&alertmanager_scope], Some(&alertmanager_scope))),
             };
             let Some((names, default)) = known else {
                 c.problem(

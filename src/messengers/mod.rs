@@ -7,10 +7,12 @@
 //! accepts the connection and then hangs must not hang the queue behind it (lettre's own
 //! timeout covers each read, the HTTP client's the request, neither the whole send).
 
+pub mod alertmanager;
 pub mod mail;
 pub mod probe;
 pub mod render;
 pub mod telegram;
+pub mod webhook;
 
 use std::time::Duration;
 
@@ -58,6 +60,8 @@ impl SendError {
 pub enum Messenger {
     Mail(mail::Mail),
     Telegram(telegram::Telegram),
+    Webhook(webhook::Webhook),
+    Alertmanager(alertmanager::Alertmanager),
 }
 
 impl Messenger {
@@ -65,11 +69,15 @@ impl Messenger {
         let timeout = match self {
             Messenger::Mail(m) => m.timeout,
             Messenger::Telegram(t) => t.timeout,
+            Messenger::Webhook(w) => w.timeout,
+            Messenger::Alertmanager(a) => a.timeout,
         };
         let fut = async {
             match self {
                 Messenger::Mail(m) => m.send(scope, n).await,
                 Messenger::Telegram(t) => t.send(scope, n).await,
+                Messenger::Webhook(w) => w.send(scope, n).await,
+                Messenger::Alertmanager(a) => a.send(n).await,
             }
         };
         match tokio::time::timeout(timeout, fut).await {
@@ -86,6 +94,8 @@ impl Messenger {
 pub struct Messengers {
     mail: Option<Messenger>,
     telegram: Option<Messenger>,
+    webhook: Option<Messenger>,
+    alertmanager: Option<Messenger>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +120,25 @@ impl Messengers {
             .telegram
             .as_ref()
             .map(|t| Messenger::Telegram(telegram::Telegram::new(t)));
-        Ok(Messengers { mail, telegram })
+        let setup = |service: Service| move |message: String| SetupError { service, message };
+        let webhook = match &config.webhook {
+            Some(w) => Some(Messenger::Webhook(
+                webhook::Webhook::new(w).map_err(setup(Service::Webhook))?,
+            )),
+            None => None,
+        };
+        let alertmanager = match &config.alertmanager {
+            Some(a) => Some(Messenger::Alertmanager(
+                alertmanager::Alertmanager::new(a).map_err(setup(Service::Alertmanager))?,
+            )),
+            None => None,
+        };
+        Ok(Messengers {
+            mail,
+            telegram,
+            webhook,
+            alertmanager,
+        })
     }
 
     /// Probes every configured service in turn (see [`probe`]), reporting each step as
@@ -120,6 +148,8 @@ impl Messengers {
             match self.get(&service) {
                 Some(Messenger::Mail(m)) => m.probe(report).await,
                 Some(Messenger::Telegram(t)) => t.probe(report).await,
+                Some(Messenger::Webhook(w)) => w.probe(report).await,
+                Some(Messenger::Alertmanager(a)) => a.probe(report).await,
                 None => {}
             }
         }
@@ -129,6 +159,16 @@ impl Messengers {
         match service {
             Service::Mail => self.mail.as_ref(),
             Service::Telegram => self.telegram.as_ref(),
+            Service::Webhook => self.webhook.as_ref(),
+            Service::Alertmanager => self.alertmanager.as_ref(),
+        }
+    }
+
+    /// The Alertmanager service, for the worker that keeps it in step with the alerts.
+    pub fn alertmanager(&self) -> Option<&alertmanager::Alertmanager> {
+        match &self.alertmanager {
+            Some(Messenger::Alertmanager(a)) => Some(a),
+            _ => None,
         }
     }
 

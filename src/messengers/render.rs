@@ -82,7 +82,7 @@ fn severity_word(s: Severity) -> &'static str {
     }
 }
 
-fn severity_mark(s: Severity) -> &'static str {
+pub fn severity_mark(s: Severity) -> &'static str {
     match s {
         Severity::Info => "🔵",
         Severity::Warning => "🟡",

@@ -15,18 +15,25 @@
 //! A transient failure waits with exponential backoff and jitter, or exactly Telegram's
 //! `retry_after`; a permanent one, or rows older than `throttle.max_age`, are kept as
 //! `dead` with the error.
+//!
+//! The `alertmanager` destination has a worker of its own ([`alertmanager`]): its rows are
+//! written the same way, but what it posts is each alert's current state, and it keeps
+//! posting active alerts while they last.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+mod alertmanager;
+
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::{Destination, ThrottleConfig};
+use crate::config::{Destination, Service, ThrottleConfig};
 use crate::messengers::render::Item;
 use crate::messengers::{Failure, Messengers, Notification};
+use crate::routing::Router;
 use crate::routing::pacing::{Pacer, Plan, plan, shown_per_message};
 use crate::store::{OutboxRow, Outcome, Store, StoreError, now_ms};
 
@@ -68,6 +75,8 @@ struct Settings {
     messengers: Arc<Messengers>,
     instrument: Arc<str>,
     throttle: ThrottleConfig,
+    /// Which alerts Alertmanager mirrors: those whose event is routed to it.
+    router: Arc<Router>,
 }
 
 impl Outbox {
@@ -78,8 +87,9 @@ impl Outbox {
         messengers: Arc<Messengers>,
         instrument: Arc<str>,
         throttle: &ThrottleConfig,
-        destinations: Vec<Destination>,
+        router: Arc<Router>,
     ) -> Result<Outbox, StoreError> {
+        let destinations = router.all_destinations();
         let (closing, _) = watch::channel(false);
         let outbox = Outbox {
             inner: Arc::new(Inner {
@@ -88,6 +98,7 @@ impl Outbox {
                     messengers,
                     instrument,
                     throttle: throttle.clone(),
+                    router,
                 }),
                 workers: Mutex::new(HashMap::new()),
                 closing,
@@ -106,12 +117,25 @@ impl Outbox {
                 continue;
             }
             let notify = Arc::new(Notify::new());
+            let store = Arc::new(Mutex::new(Store::open(&self.inner.state_dir)?));
+            if dest.service == Service::Alertmanager {
+                let w = alertmanager::AlertmanagerWorker {
+                    dest: dest.clone(),
+                    store,
+                    outbox: self.inner.clone(),
+                    notify: notify.clone(),
+                    closing: self.inner.closing.subscribe(),
+                };
+                let handle = self.inner.runtime.spawn(w.run());
+                workers.insert(dest.clone(), (notify, handle));
+                continue;
+            }
             let settings = self.settings();
             let w = Worker {
                 pacer: Pacer::new(settings.throttle.per_minute(dest.service)),
                 shown: shown_per_message(dest.service),
                 dest: dest.clone(),
-                store: Arc::new(Mutex::new(Store::open(&self.inner.state_dir)?)),
+                store,
                 outbox: self.inner.clone(),
                 notify: notify.clone(),
                 closing: self.inner.closing.subscribe(),
@@ -128,6 +152,7 @@ impl Outbox {
         messengers: Arc<Messengers>,
         instrument: Arc<str>,
         throttle: &ThrottleConfig,
+        router: Arc<Router>,
     ) {
         let mut s = self
             .inner
@@ -138,6 +163,7 @@ impl Outbox {
             messengers,
             instrument,
             throttle: throttle.clone(),
+            router,
         };
     }
 
@@ -206,31 +232,42 @@ enum Next {
     Dead(String),
 }
 
+/// Runs a store call off the async threads: SQLite may wait for the write lock.
+async fn on_store<T: Send + 'static>(
+    store: &Arc<Mutex<Store>>,
+    f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("store task failed: {e}"))
+}
+
+/// Sleeps for `d` or until shutdown; `false` on shutdown.
+async fn pause(closing: &mut watch::Receiver<bool>, d: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = closing.wait_for(|c| *c) => false,
+    }
+}
+
 impl Worker {
-    /// Runs a store call off the async threads: SQLite may wait for the write lock.
     async fn db<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .unwrap_or_else(|e| panic!("store task failed: {e}"))
+        on_store(&self.store, f).await
     }
 
     fn is_closing(&self) -> bool {
         *self.closing.borrow()
     }
 
-    /// Sleeps for `d` or until shutdown; `false` on shutdown.
     async fn pause(&mut self, d: Duration) -> bool {
-        tokio::select! {
-            _ = tokio::time::sleep(d) => true,
-            _ = self.closing.wait_for(|c| *c) => false,
-        }
+        pause(&mut self.closing, d).await
     }
 
     async fn next_rows(&self) -> Result<Vec<OutboxRow>, StoreError> {

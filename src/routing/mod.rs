@@ -6,6 +6,9 @@
 //! is the old bot's `recipients` / `channel-id` unless the file says otherwise) — every
 //! alarm, the interlock, `message`, and custom events a script sends on purpose; only the
 //! routine `new_scan` and `scan_completed` stay quiet until a route asks for them.
+//! Alertmanager is the exception of the implicit routing: it mirrors alerts until they
+//! are dismissed, so it gets the alarms and the interlock, not a script's "sample 3 done"
+//! (a route can still send it there).
 
 pub mod pacing;
 pub mod throttle;
@@ -30,9 +33,20 @@ pub const IMPLICIT_EVENTS: [&str; 5] = [
 /// The built-in events that the implicit routing keeps quiet: routine, not worth a ping.
 pub const QUIET_EVENTS: [&str; 2] = [names::NEW_SCAN, names::SCAN_COMPLETED];
 
+/// The built-in events that are alarms: what the implicit routing sends to Alertmanager.
+pub const ALARM_EVENTS: [&str; 4] = [
+    names::ALARM_WARNING,
+    names::ALARM_MINOR,
+    names::ALARM_MAJOR,
+    names::SCAN_INTERLOCK,
+];
+
+#[derive(Debug, Clone)]
 pub struct Router {
     routes: Option<BTreeMap<String, Vec<Destination>>>,
     defaults: Vec<Destination>,
+    /// The defaults without Alertmanager: for messages and custom events.
+    message_defaults: Vec<Destination>,
 }
 
 impl Router {
@@ -45,10 +59,16 @@ impl Router {
                     scope: scope.to_string(),
                 })
             })
+            .collect::<Vec<Destination>>();
+        let message_defaults = defaults
+            .iter()
+            .filter(|d| d.service != Service::Alertmanager)
+            .cloned()
             .collect();
         Router {
             routes: config.routes.clone(),
             defaults,
+            message_defaults,
         }
     }
 
@@ -56,7 +76,8 @@ impl Router {
         match &self.routes {
             Some(routes) => routes.get(event).map_or(&[], Vec::as_slice),
             None if QUIET_EVENTS.contains(&event) => &[],
-            None => &self.defaults,
+            None if ALARM_EVENTS.contains(&event) => &self.defaults,
+            None => &self.message_defaults,
         }
     }
 
@@ -65,9 +86,15 @@ impl Router {
         self.routes.is_some()
     }
 
-    /// Each configured service's default scope: where the implicit routing sends.
+    /// Each configured service's default scope: where the implicit routing sends alarms.
     pub fn defaults(&self) -> &[Destination] {
         &self.defaults
+    }
+
+    /// Where the implicit routing sends messages and custom events: the defaults but
+    /// Alertmanager.
+    pub fn message_defaults(&self) -> &[Destination] {
+        &self.message_defaults
     }
 
     /// Every destination any event can reach: the outbox starts one worker for each.

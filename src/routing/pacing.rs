@@ -23,6 +23,9 @@ pub fn shown_per_message(service: Service) -> usize {
     match service {
         Service::Telegram => 10,
         Service::Mail => 25,
+        Service::Webhook => 10,
+        // Alertmanager takes every alert as it is; it is not sent digests.
+        Service::Alertmanager => usize::MAX,
     }
 }
 

@@ -670,3 +670,144 @@ pub fn http(
     let json = serde_json::from_str(&body).unwrap_or(Value::Null);
     (status, json, body)
 }
+
+/// One request a [`FakeHttp`] received.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    pub method: String,
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+    pub at: Instant,
+}
+
+impl HttpRequest {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+}
+
+/// An answer a [`FakeHttp`] gives: status, headers, body.
+type HttpReply = (u16, Vec<(String, String)>, String);
+
+#[derive(Default)]
+struct HttpState {
+    requests: Vec<HttpRequest>,
+    /// Answers to give, in order; then 200 with `ok`.
+    script: VecDeque<HttpReply>,
+}
+
+/// A loopback HTTP server that records every request (any method, any path) and answers
+/// as the test scripts it: a stand-in for a webhook endpoint.
+pub struct FakeHttp {
+    pub url: String,
+    state: Arc<Mutex<HttpState>>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl FakeHttp {
+    pub fn start() -> FakeHttp {
+        let state = Arc::new(Mutex::new(HttpState::default()));
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel::<SocketAddr>();
+        let st = state.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+                    .await
+                    .unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                let app = Router::new().fallback(record).with_state(st);
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = stop_rx.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+        });
+        let addr = addr_rx.recv().unwrap();
+        FakeHttp {
+            url: format!("http://{addr}"),
+            state,
+            _stop: stop_tx,
+        }
+    }
+
+    /// The next answers: status, headers, body.
+    pub fn script(
+        &self,
+        replies: impl IntoIterator<Item = (u16, Vec<(&'static str, &'static str)>, &'static str)>,
+    ) {
+        let mut st = self.state.lock().unwrap();
+        for (status, headers, body) in replies {
+            let headers = headers
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            st.script.push_back((status, headers, body.to_string()));
+        }
+    }
+
+    pub fn requests(&self) -> Vec<HttpRequest> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    /// Waits until `n` requests have come, and returns them all.
+    pub fn wait_for(&self, n: usize, timeout: Duration) -> Vec<HttpRequest> {
+        wait_until(timeout, || self.requests().len() >= n);
+        self.requests()
+    }
+}
+
+async fn record(
+    State(state): State<Arc<Mutex<HttpState>>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    let (status, extra, text) = {
+        let mut st = state.lock().unwrap();
+        st.requests.push(HttpRequest {
+            method: method.to_string(),
+            path: uri.path().to_string(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_ascii_lowercase(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body: body.to_vec(),
+            at: Instant::now(),
+        });
+        st.script
+            .pop_front()
+            .unwrap_or((200, Vec::new(), "ok".to_string()))
+    };
+    let mut response = (StatusCode::from_u16(status).unwrap(), text).into_response();
+    for (k, v) in extra {
+        response.headers_mut().insert(
+            axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            axum::http::HeaderValue::from_str(&v).unwrap(),
+        );
+    }
+    response
+}

@@ -1,0 +1,238 @@
+//! The worker of the `alertmanager` destination: it keeps Alertmanager in step with the
+//! alert store rather than sending messages.
+//!
+//! Its outbox rows are written like any other destination's, in the pipeline's commit
+//! (an alert's first occurrence, its repeat summaries), so a new alert survives a crash
+//! and an Alertmanager that is down. What it posts is the alert's state when it posts,
+//! read from the store, so rows that queued up while Alertmanager was away become one
+//! post of each alert's latest state. Besides the rows it posts:
+//!
+//! - alerts dismissed since its last post, as resolved (`endsAt` their dismissal), at
+//!   once: the pipeline wakes every worker when the store changed elsewhere;
+//! - every `repost_interval`, every alert routed here that is active, and those that
+//!   ended within the last [`RESOLVED_RESEND`] as resolved — the repost keeps an alert
+//!   without a `ttl` alive past Alertmanager's `resolve_timeout`, and brings a member of
+//!   the cluster that was away up to date (Prometheus resends resolved alerts for 15
+//!   minutes for the same reason).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+
+use super::{Inner, backoff, on_store, pause};
+use crate::alerts::{self, Alert};
+use crate::config::Destination;
+use crate::messengers::Failure;
+use crate::store::{OutboxRow, Outcome, Store, StoreError, now_ms};
+
+/// How long a resolved alert is still posted with each repost.
+pub const RESOLVED_RESEND: Duration = Duration::from_secs(15 * 60);
+/// Dismissals are looked for from a little before the last post: a dismissal stamped
+/// just before it may commit just after it. Posting a resolved alert twice is harmless.
+const OVERLAP_MS: i64 = 5_000;
+/// The least time between two posts: a burst of wake-ups is one post.
+const MIN_GAP: Duration = Duration::from_secs(1);
+/// Rows read at once; an Alertmanager takes an array of any length, but a post of every
+/// row of a week's outage is not needed: each alert is posted once whatever its rows.
+const MAX_ROWS: usize = 10_000;
+
+pub(super) struct AlertmanagerWorker {
+    pub dest: Destination,
+    pub store: Arc<Mutex<Store>>,
+    pub outbox: Arc<Inner>,
+    pub notify: Arc<Notify>,
+    pub closing: watch::Receiver<bool>,
+}
+
+/// What one round read from the store.
+struct Round {
+    rows: Vec<OutboxRow>,
+    alerts: Vec<Alert>,
+}
+
+impl AlertmanagerWorker {
+    async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        on_store(&self.store, f).await
+    }
+
+    async fn pause(&mut self, d: Duration) -> bool {
+        pause(&mut self.closing, d).await
+    }
+
+    /// Waits to be woken, or for `d`; `false` on shutdown.
+    async fn idle(&mut self, d: Duration) -> bool {
+        tokio::select! {
+            _ = self.notify.notified() => true,
+            _ = tokio::time::sleep(d) => true,
+            _ = self.closing.wait_for(|c| *c) => false,
+        }
+    }
+
+    async fn read(&self, full: bool, since_ms: i64, now: i64) -> Result<Round, StoreError> {
+        let key = self.dest.to_string();
+        self.db(move |s| {
+            let mut rows = s.batch(&key, MAX_ROWS, usize::MAX)?;
+            rows.retain(|r| r.next_attempt_at_ms <= now);
+            let keys: Vec<String> = rows
+                .iter()
+                .filter_map(|r| r.event.as_ref().map(|e| e.key.clone()))
+                .collect();
+            let mut alerts = alerts::touched(s, &keys, since_ms)?;
+            if full {
+                for a in alerts::list(s, now, true)? {
+                    if !alerts.iter().any(|b| b.key == a.key) {
+                        alerts.push(a);
+                    }
+                }
+            }
+            Ok(Round { rows, alerts })
+        })
+        .await
+    }
+
+    pub(super) async fn run(mut self) {
+        // The first round is a full one: whatever happened while the agent was down.
+        let mut last_full_ms = i64::MIN / 2;
+        let mut last_sync_ms = now_ms();
+        let mut failures: i64 = 0;
+        while !*self.closing.borrow() {
+            let settings = self.outbox.settings();
+            let Some(am) = settings.messengers.alertmanager() else {
+                // Taken out of the config: the rows wait for it to come back.
+                if !self.idle(Duration::from_secs(60)).await {
+                    return;
+                }
+                continue;
+            };
+            let repost = am.repost_interval;
+            let now = now_ms();
+            let full = now - last_full_ms >= repost.as_millis() as i64;
+            let round = match self.read(full, last_sync_ms, now).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(destination = %self.dest, error = %e, "cannot read the outbox; retrying in 5 s");
+                    if !self.pause(Duration::from_secs(5)).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let row_keys: Vec<&str> = round
+                .rows
+                .iter()
+                .filter_map(|r| r.event.as_ref().map(|e| e.key.as_str()))
+                .collect();
+            let resend_from = now - RESOLVED_RESEND.as_millis() as i64;
+            let alerts: Vec<&Alert> = round
+                .alerts
+                .iter()
+                .filter(|a| {
+                    row_keys.contains(&a.key.as_str())
+                        || settings.router.route(&a.event).contains(&self.dest)
+                })
+                .filter(|a| a.is_active(now) || a.ends_at_ms().is_some_and(|e| e >= resend_from))
+                .collect();
+            if !alerts.is_empty() {
+                let payload: Vec<serde_json::Value> = alerts
+                    .iter()
+                    .map(|a| am.alert_of(&settings.instrument, a))
+                    .collect();
+                let result = tokio::time::timeout(am.timeout, am.post(&payload)).await;
+                let result = result.unwrap_or_else(|_| {
+                    Err(crate::messengers::SendError::transient(format!(
+                        "no answer within {} s",
+                        am.timeout.as_secs()
+                    )))
+                });
+                let key = self.dest.to_string();
+                match result {
+                    Ok(()) => {
+                        failures = 0;
+                        tracing::info!(destination = %self.dest, alerts = payload.len(), rows = round.rows.len(), full, "alerts posted");
+                        super::MESSAGES_SENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Err(e) if e.kind == Failure::Permanent => {
+                        tracing::error!(destination = %self.dest, error = %e.message, "alerts refused; their rows are kept as dead");
+                        let rows = round.rows;
+                        crate::metrics::deliveries(&key, "dead", rows.len() as u64);
+                        if let Err(e) = self
+                            .db(move |s| s.finish(&key, &rows, Outcome::Dead { error: &e.message }))
+                            .await
+                        {
+                            tracing::error!(destination = %self.dest, error = %e, "cannot update the outbox");
+                        }
+                        last_sync_ms = now - OVERLAP_MS;
+                        if !self.pause(MIN_GAP).await {
+                            return;
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        let wait = e.retry_after.unwrap_or_else(|| backoff(failures));
+                        failures += 1;
+                        tracing::warn!(destination = %self.dest, error = %e.message, retry_in_s = wait.as_secs_f64(), "alerts not posted; will retry");
+                        let max_age = settings.throttle.max_age.as_millis() as i64;
+                        let (old, young): (Vec<OutboxRow>, Vec<OutboxRow>) = round
+                            .rows
+                            .into_iter()
+                            .partition(|r| now - r.created_at_ms > max_age);
+                        let at_ms = now + wait.as_millis() as i64;
+                        crate::metrics::deliveries(&key, "retry", young.len() as u64);
+                        crate::metrics::deliveries(&key, "dead", old.len() as u64);
+                        let message = e.message.clone();
+                        let updated = self
+                            .db(move |s| {
+                                s.finish(
+                                    &key,
+                                    &young,
+                                    Outcome::Retry {
+                                        at_ms,
+                                        error: &message,
+                                    },
+                                )?;
+                                let gave_up =
+                                    format!("gave up after {}: {message}", "throttle.max_age");
+                                s.finish(&key, &old, Outcome::Dead { error: &gave_up })
+                            })
+                            .await;
+                        if let Err(e) = updated {
+                            tracing::error!(destination = %self.dest, error = %e, "cannot update the outbox");
+                        }
+                        if !self.pause(wait).await {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            }
+            if !round.rows.is_empty() {
+                let key = self.dest.to_string();
+                let rows = round.rows;
+                crate::metrics::deliveries(&key, "delivered", rows.len() as u64);
+                super::ROWS_DELIVERED
+                    .fetch_add(rows.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                if let Err(e) = self
+                    .db(move |s| s.finish(&key, &rows, Outcome::Delivered))
+                    .await
+                {
+                    tracing::error!(destination = %self.dest, error = %e, "cannot update the outbox");
+                }
+            }
+            last_sync_ms = now - OVERLAP_MS;
+            if full {
+                last_full_ms = now;
+            }
+            if !self.pause(MIN_GAP).await {
+                return;
+            }
+            let until_full = (last_full_ms + repost.as_millis() as i64 - now_ms()).max(0);
+            if !self.idle(Duration::from_millis(until_full as u64)).await {
+                return;
+            }
+        }
+    }
+}
