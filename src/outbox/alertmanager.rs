@@ -16,7 +16,7 @@
 //!   minutes for the same reason).
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 
@@ -99,7 +99,15 @@ impl AlertmanagerWorker {
         let mut last_full_ms = i64::MIN / 2;
         let mut last_sync_ms = now_ms();
         let mut failures: i64 = 0;
+        let mut last_post: Option<Instant> = None;
         while !*self.closing.borrow() {
+            // Changes that come close together are one post; the first after a quiet
+            // spell goes at once.
+            if let Some(gap) = last_post.and_then(|t| MIN_GAP.checked_sub(t.elapsed()))
+                && !self.pause(gap).await
+            {
+                return;
+            }
             let settings = self.outbox.settings();
             let Some(am) = settings.messengers.alertmanager() else {
                 // Taken out of the config: the rows wait for it to come back.
@@ -141,6 +149,7 @@ impl AlertmanagerWorker {
                     .iter()
                     .map(|a| am.alert_of(&settings.instrument, a))
                     .collect();
+                last_post = Some(Instant::now());
                 let result = tokio::time::timeout(am.timeout, am.post(&payload)).await;
                 let result = result.unwrap_or_else(|_| {
                     Err(crate::messengers::SendError::transient(format!(
@@ -166,9 +175,6 @@ impl AlertmanagerWorker {
                             tracing::error!(destination = %self.dest, error = %e, "cannot update the outbox");
                         }
                         last_sync_ms = now - OVERLAP_MS;
-                        if !self.pause(MIN_GAP).await {
-                            return;
-                        }
                         continue;
                     }
                     Err(e) => {
@@ -225,9 +231,6 @@ impl AlertmanagerWorker {
             last_sync_ms = now - OVERLAP_MS;
             if full {
                 last_full_ms = now;
-            }
-            if !self.pause(MIN_GAP).await {
-                return;
             }
             let until_full = (last_full_ms + repost.as_millis() as i64 - now_ms()).max(0);
             if !self.idle(Duration::from_millis(until_full as u64)).await {
