@@ -22,6 +22,8 @@ pub mod names {
     pub const ALARM_MAJOR: &str = "alarm_major";
     pub const SCAN_INTERLOCK: &str = "scan_interlock";
     pub const MESSAGE: &str = "message";
+    /// An alert put through the API (`PUT /api/alerts`).
+    pub const ALERT: &str = "alert";
 }
 
 /// How much an event matters. Ordered: `Info < Warning < Minor < Major`.

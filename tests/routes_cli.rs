@@ -125,8 +125,8 @@ fn list_shows_the_implicit_routing_and_the_scopes() {
         "message          mail:default, telegram:default",
         "new_scan         (nothing)",
         "scan_completed   (nothing)",
-        "mail      scopes: default; default scope: default",
-        "telegram  scopes: default; default scope: default",
+        "mail          scopes: default; default scope: default",
+        "telegram      scopes: default; default scope: default",
     ] {
         assert!(out.contains(line), "{line:?} in:\n{out}");
     }
@@ -160,8 +160,8 @@ fn list_shows_explicit_routes() {
         "message          mail:default",
         "alarm_minor      (nothing)",
         "any other event  (nothing)",
-        "telegram  scopes: default, ops; default scope: default",
-        "mail      scopes: default, night; default scope: default",
+        "telegram      scopes: default, ops; default scope: default",
+        "mail          scopes: default, night; default scope: default",
     ] {
         assert!(out.contains(line), "{line:?} in:\n{out}");
     }

@@ -15,6 +15,10 @@ use serde::Serialize;
 use crate::event::{Event, Message, Severity};
 use crate::store::{Store, StoreError};
 
+/// A longer `ttl` is taken as this (ten years): no alert lasts longer, and times stay
+/// within what clocks and Alertmanager can write.
+pub const MAX_TTL_S: u64 = 10 * 365 * 24 * 3600;
+
 /// Dismissed and expired alerts are deleted after this long.
 pub const KEEP_INACTIVE_MS: i64 = 7 * 24 * 3600 * 1000;
 
@@ -144,16 +148,17 @@ pub struct Alert {
 impl Alert {
     /// When it ended, or will end by its `ttl`; `None` while it has no end.
     pub fn ends_at_ms(&self) -> Option<i64> {
-        self.dismissed_at_ms
-            .or_else(|| self.ttl_s.map(|t| self.last_seen_ms + (t as i64) * 1000))
+        self.dismissed_at_ms.or_else(|| {
+            self.ttl_s.map(|t| {
+                self.last_seen_ms
+                    .saturating_add((t.min(MAX_TTL_S) as i64) * 1000)
+            })
+        })
     }
 
     /// Still to be looked at: neither dismissed nor past its time to live.
     pub fn is_active(&self, now_ms: i64) -> bool {
-        !self.dismissed
-            && self
-                .ttl_s
-                .is_none_or(|t| self.last_seen_ms + (t as i64) * 1000 >= now_ms)
+        !self.dismissed && self.ends_at_ms().is_none_or(|end| end >= now_ms)
     }
 }
 

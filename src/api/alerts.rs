@@ -105,10 +105,11 @@ pub fn new_alert(body: &Value) -> Result<NewAlert, ApiError> {
     let ttl_s = match obj.get("ttl") {
         None | Some(Value::Null) => None,
         Some(v) => match v.as_u64() {
-            Some(n) if n > 0 => Some(n),
+            Some(n) if n > 0 && n <= crate::alerts::MAX_TTL_S => Some(n),
             _ => {
                 problems.push(format!(
-                    "ttl: expected a whole number of seconds > 0, found {v}"
+                    "ttl: expected a whole number of seconds from 1 to {} (ten years), found {v}",
+                    crate::alerts::MAX_TTL_S
                 ));
                 None
             }
@@ -199,7 +200,11 @@ pub async fn put(
     let now = now_ms();
     let alert = st.db(move |s| alerts::put(s, &input, now)).await?;
     if let Some(dest) = target {
-        let mut event = Event::message("alert", alert.severity, alert.message.clone());
+        let mut event = Event::message(
+            crate::event::names::ALERT,
+            alert.severity,
+            alert.message.clone(),
+        );
         event.details = alert.details.clone();
         event.key = alert.key.clone();
         let d = dest.clone();

@@ -24,7 +24,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
     let config = cli.load_config()?;
     if !config.has_service() {
         return Err(CliError::usage(format!(
-            "{}: no service configured: add a \"mail\" or a \"telegram\" section, or nothing will be sent",
+            "{}: no service configured: add a \"mail\", \"telegram\", \"webhook\" or \"alertmanager\" section, or nothing will be sent",
             config.file.display()
         )));
     }

@@ -30,7 +30,7 @@ use crate::config::{Config, ConfigError};
 #[command(
     name = "protowatch",
     version,
-    about = "Follows instrument protocol files and notifies people by e-mail and Telegram"
+    about = "Follows instrument protocol files and notifies people by e-mail, Telegram, webhooks and Alertmanager"
 )]
 pub struct Cli {
     /// The config file [default: $PROTOWATCH_CONFIG, then ./config.json]

@@ -160,7 +160,7 @@ fn list(config: &Config, as_json: bool) {
         println!("routes of {file}:");
     } else {
         println!(
-            "{file} has no \"routes\": the implicit routing applies (alarms and messages to every service's default scope):"
+            "{file} has no \"routes\": the implicit routing applies (alarms and messages to every service's default scope, only alarms to Alertmanager):"
         );
     }
     let width = events.iter().map(|e| e.chars().count()).max().unwrap_or(0);
@@ -172,9 +172,9 @@ fn list(config: &Config, as_json: bool) {
     println!("services:");
     for s in Service::ALL {
         match config.scopes(s) {
-            None => println!("  {:<8}  not configured", s.as_str()),
+            None => println!("  {:<12}  not configured", s.as_str()),
             Some(scopes) => println!(
-                "  {:<8}  scopes: {}; default scope: {}",
+                "  {:<12}  scopes: {}; default scope: {}",
                 s.as_str(),
                 if scopes.is_empty() {
                     "(none)".to_string()
@@ -310,9 +310,14 @@ fn change(
             doc.insert(&[], "routes", &value)
                 .map_err(|e| edit_failed(path, e))?;
             notes.push(format!(
-                "{file} had no \"routes\": wrote out the implicit routing first ({} → {}), so what was sent is still sent",
+                "{file} had no \"routes\": wrote out the implicit routing first ({} → {}{}), so what was sent is still sent",
                 IMPLICIT_EVENTS.join(", "),
-                show(&defaults)
+                show(&defaults),
+                if defaults.len() == router.message_defaults().len() {
+                    ""
+                } else {
+                    "; message not to Alertmanager"
+                }
             ));
             notes.push(
                 "note: from now on an event that \"routes\" does not list goes nowhere (before, custom events went to every default scope); add them with `protowatch routes enable EVENT`"

@@ -28,8 +28,7 @@ use crate::config::Config;
 
 pub const SERVICE_NAME: &str = "protowatch";
 const DISPLAY_NAME: &str = "protowatch instrument protocol notifier";
-const DESCRIPTION: &str =
-    "Follows the instrument's protocol files and sends errors by e-mail and Telegram.";
+const DESCRIPTION: &str = "Follows the instrument's protocol files and sends errors by e-mail, Telegram, webhooks and Alertmanager.";
 
 #[derive(Debug, Subcommand)]
 pub enum ServiceCommand {

@@ -74,6 +74,34 @@ pub fn secrets_changed(old: &Config, new: &Config) -> Vec<&'static str> {
     if api(old) != api(new) {
         out.push("api.token");
     }
+    // Webhook URLs and header values are shown masked, past the host.
+    type Hooks = Vec<(String, String, Vec<(String, String)>)>;
+    let hooks = |c: &Config| -> Hooks {
+        c.webhook
+            .iter()
+            .flat_map(|w| &w.scopes)
+            .map(|(name, t)| {
+                let headers = t
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.expose().to_owned()))
+                    .collect();
+                (name.clone(), t.url.expose().to_owned(), headers)
+            })
+            .collect()
+    };
+    if hooks(old) != hooks(new) {
+        out.push("webhook.scopes");
+    }
+    let am = |c: &Config| -> Vec<String> {
+        c.alertmanager
+            .iter()
+            .flat_map(|a| a.urls.iter().map(|u| u.as_str().to_owned()))
+            .collect()
+    };
+    if am(old) != am(new) {
+        out.push("alertmanager.urls");
+    }
     out
 }
 

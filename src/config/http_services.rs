@@ -156,6 +156,17 @@ fn webhook_target(c: &mut Checker, v: &Value, p: &str, base: &Path) -> Option<We
         }
     };
     let url = url.filter(|u| http_url(c, u.expose(), &join(p, "url")).is_some());
+    if t.get("preset")
+        .and_then(Value::as_str)
+        .is_some_and(|s| s.eq_ignore_ascii_case("ntfy"))
+        && let Some(u) = url.as_ref().and_then(|u| url::Url::parse(u.expose()).ok())
+        && u.path_segments().is_none_or(|mut s| s.all(str::is_empty))
+    {
+        c.problem(
+            join(p, "url"),
+            "an ntfy URL names its topic: https://ntfy.example.org/<topic>",
+        );
+    }
     let method = c
         .choice(t, "method", p, &METHODS)
         .unwrap_or("POST")
@@ -224,7 +235,14 @@ pub fn alertmanager(c: &mut Checker, v: &Value) -> Option<AlertmanagerConfig> {
             for (i, item) in items.iter().enumerate() {
                 let ip = super::check::index(&up, i);
                 match item.as_str() {
-                    Some(s) => urls.extend(http_url(c, s.trim().trim_end_matches('/'), &ip)),
+                    Some(s) => match http_url(c, s.trim().trim_end_matches('/'), &ip) {
+                        Some(u) if u.query().is_some() || u.fragment().is_some() => c.problem(
+                            &ip,
+                            "expected a base URL without ?query or #fragment (alerts go to <url>/api/v2/alerts)",
+                        ),
+                        Some(u) => urls.push(u),
+                        None => {}
+                    },
                     None => c.wrong_type(&ip, "a URL (a string)", item),
                 }
             }

@@ -40,8 +40,8 @@ pub fn schema() -> Schema {
 const NON_BLANK: &str = r"\S";
 
 /// The config of protowatch, which follows the protocol files of a measuring instrument
-/// and sends their errors by e-mail and Telegram. Unknown keys are errors; relative
-/// paths resolve against the config file's folder. The old Python bot's file (`mail`
+/// and sends their errors by e-mail, Telegram, webhooks and Alertmanager. Unknown keys
+/// are errors; relative paths resolve against the config file's folder. The old Python bot's file (`mail`
 /// with `user`, `password`, `port`, `server`, `recipients`; `telegram` with `bot-id`,
 /// `channel-id`) loads unchanged.
 #[derive(Debug, Deserialize, JsonSchema)]

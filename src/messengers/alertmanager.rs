@@ -29,11 +29,29 @@ use super::probe::Check;
 use super::render::Notification;
 use crate::alerts::Alert;
 use crate::config::{AlertmanagerConfig, Service, mask_url};
-use crate::event::{Event, Severity};
+use crate::event::{Event, Severity, names};
 
 /// How long an alert made from a one-off message (`test-notify`, a script's message
 /// routed here) stays firing.
 const ONE_OFF: Duration = Duration::from_secs(300);
+
+/// A summary is one line.
+const MAX_SUMMARY_CHARS: usize = 300;
+/// A dedup key holds a whole message; as a label it is cut, with a hash of the whole so
+/// that two long keys stay two alerts.
+const MAX_KEY_LABEL_CHARS: usize = 200;
+
+fn key_label(key: &str) -> String {
+    if key.chars().count() <= MAX_KEY_LABEL_CHARS {
+        return key.to_string();
+    }
+    // FNV-1a: stable across builds and platforms, unlike the std hasher.
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let head: String = key.chars().take(MAX_KEY_LABEL_CHARS).collect();
+    format!("{head}…{hash:016x}")
+}
 
 /// Annotations are for people; a traceback of thousands of lines is cut.
 const MAX_DESCRIPTION_CHARS: usize = 8000;
@@ -78,6 +96,9 @@ impl Alertmanager {
     pub fn new(cfg: &AlertmanagerConfig) -> Result<Alertmanager, String> {
         let client = reqwest::Client::builder()
             .timeout(cfg.timeout)
+            // A redirect would turn the POST into a GET that answers 200: a message
+            // lost as delivered, and headers sent to another host.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("protowatch/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
@@ -92,7 +113,11 @@ impl Alertmanager {
 
     /// An alert of the store as Alertmanager takes it.
     pub fn alert_of(&self, instrument: &str, a: &Alert) -> Value {
-        let ends_ms = a.ends_at_ms();
+        // A script's message has no end of its own; as an alert it would fire until
+        // dismissed.
+        let ends_ms = a.ends_at_ms().or_else(|| {
+            (a.event == names::MESSAGE).then(|| a.last_seen_ms + ONE_OFF.as_millis() as i64)
+        });
         self.alert(
             instrument,
             &Fields {
@@ -138,11 +163,19 @@ impl Alertmanager {
         labels.insert("alertname".into(), json!(f.event));
         labels.insert("severity".into(), json!(f.severity.as_str()));
         labels.insert("instrument".into(), json!(instrument));
-        labels.insert("key".into(), json!(f.key));
+        labels.insert("key".into(), json!(key_label(f.key)));
         if let Some(s) = f.source.filter(|s| !s.is_empty()) {
             labels.insert("source".into(), json!(s));
         }
-        let first_line = f.text.lines().next().unwrap_or("").trim();
+        let first_line: String = f
+            .text
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .chars()
+            .take(MAX_SUMMARY_CHARS)
+            .collect();
         let mut description = f.text.clone();
         if let Some(d) = f.details {
             description.push_str("\n\n");
@@ -179,6 +212,16 @@ impl Alertmanager {
         out
     }
 
+    /// A posted alert again, ended now: how an alert whose labels changed takes its old
+    /// identity out of Alertmanager.
+    pub fn resolved(posted: &Value, now_ms: i64) -> Value {
+        let mut v = posted.clone();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("endsAt".into(), json!(rfc3339(now_ms)));
+        }
+        v
+    }
+
     /// Posts alerts to every URL at once. Delivered when at least one took them; the
     /// members that failed are logged and get the alerts with the next repost.
     pub async fn post(&self, alerts: &[Value]) -> Result<(), SendError> {
@@ -188,17 +231,29 @@ impl Alertmanager {
             async move {
                 let target = format!("{}/api/v2/alerts", u.as_str().trim_end_matches('/'));
                 let what = format!("alertmanager {}", mask_url(u.as_str()));
-                let sent = self
-                    .client
-                    .post(&target)
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(body)
-                    .send()
-                    .await;
-                match sent {
-                    Ok(r) => super::webhook::classify(&what, r).await,
-                    Err(e) => Err(SendError::transient(format!("{what}: {}", e.without_url()))),
-                }
+                let sent = async {
+                    match self
+                        .client
+                        .post(&target)
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(body)
+                        .send()
+                        .await
+                    {
+                        Ok(r) => super::webhook::classify(&what, r).await,
+                        Err(e) => Err(SendError::transient(format!("{what}: {}", e.without_url()))),
+                    }
+                };
+                // Each member on its own clock: one that hangs must not fail the post
+                // that the others took.
+                tokio::time::timeout(self.timeout, sent)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(SendError::transient(format!(
+                            "{what}: no answer within {} s",
+                            self.timeout.as_secs()
+                        )))
+                    })
             }
         });
         let results = futures_util::future::join_all(posts).await;

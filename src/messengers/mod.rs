@@ -70,7 +70,8 @@ impl Messenger {
             Messenger::Mail(m) => m.timeout,
             Messenger::Telegram(t) => t.timeout,
             Messenger::Webhook(w) => w.timeout,
-            Messenger::Alertmanager(a) => a.timeout,
+            // Each member has its own `timeout` inside; this bounds the whole.
+            Messenger::Alertmanager(a) => a.timeout + Duration::from_secs(2),
         };
         let fut = async {
             match self {

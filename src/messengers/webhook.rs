@@ -194,7 +194,7 @@ pub fn fill(template: &Value, fields: &Map<String, Value>, escape: fn(&str) -> S
 
 /// `"{{name}}"` (spaces inside the braces allowed) and nothing else around it.
 fn is_single(s: &str) -> bool {
-    s.starts_with("{{") && s.ends_with("}}") && s.len() >= 4 && !s[2..s.len() - 2].contains("{{")
+    s.starts_with("{{") && s.len() >= 4 && s[2..].find("}}") == Some(s.len() - 4)
 }
 
 fn substitute(s: &str, fields: &Map<String, Value>, escape: fn(&str) -> String) -> String {
@@ -217,6 +217,35 @@ fn substitute(s: &str, fields: &Map<String, Value>, escape: fn(&str) -> String) 
 
 fn no_escape(s: &str) -> String {
     s.to_string()
+}
+
+/// The most text a service shows of one message; a longer one is refused (ntfy,
+/// Teams) or cut by the service (Slack, Mattermost). A traceback can be far longer.
+fn max_text_chars(p: Preset) -> usize {
+    match p {
+        Preset::Teams => 20_000,
+        Preset::Slack => 35_000,
+        Preset::Mattermost => 15_000,
+        Preset::Ntfy => 3_500,
+    }
+}
+
+/// The fields with `text` and `title` cut to what the preset's service takes, marked.
+fn cut_text(mut f: Map<String, Value>, p: Preset) -> Map<String, Value> {
+    for (field, max) in [("text", max_text_chars(p)), ("title", 250)] {
+        if let Some(Value::String(s)) = f.get_mut(field)
+            && s.chars().count() > max
+        {
+            *s = s.chars().take(max).collect::<String>() + "\n[…]";
+        }
+    }
+    f
+}
+
+/// Mattermost notifies a whole channel for `@channel`, `@all` and `@here` outside a code
+/// block: a protocol line must not.
+fn mattermost_escape(s: &str) -> String {
+    s.replace('@', "@\u{200B}")
 }
 
 /// Slack's mrkdwn: `&`, `<` and `>` are control characters and must be escaped.
@@ -302,9 +331,18 @@ pub fn request_body(t: &WebhookTarget, n: &Notification<'_>) -> (String, &'stati
                 Value::Object(doc).to_string().into_bytes(),
             )
         }
+        // A template that is one string is text, whatever its one field holds.
+        WebhookBody::Template(Value::String(tpl)) => {
+            let text = match fill(&Value::String(tpl.clone()), &f, no_escape) {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            encode(url, Value::String(text))
+        }
         WebhookBody::Template(tpl) => encode(url, fill(tpl, &f, no_escape)),
         WebhookBody::Preset(Preset::Ntfy) => {
             let (root, topic) = ntfy_split(&url);
+            let f = cut_text(f, Preset::Ntfy);
             let mut body = fill(&preset_template(Preset::Ntfy), &f, no_escape);
             if let Some(o) = body.as_object_mut() {
                 o.insert("topic".into(), json!(topic));
@@ -312,12 +350,12 @@ pub fn request_body(t: &WebhookTarget, n: &Notification<'_>) -> (String, &'stati
             encode(root, body)
         }
         WebhookBody::Preset(p) => {
-            let escape = if *p == Preset::Slack {
-                slack_escape
-            } else {
-                no_escape
+            let escape = match p {
+                Preset::Slack => slack_escape,
+                Preset::Mattermost => mattermost_escape,
+                _ => no_escape,
             };
-            encode(url, fill(&preset_template(*p), &f, escape))
+            encode(url, fill(&preset_template(*p), &cut_text(f, *p), escape))
         }
     }
 }
@@ -339,7 +377,11 @@ fn ntfy_split(url: &str) -> (String, String) {
                 .map(|s| s.filter(|x| !x.is_empty()).map(str::to_string).collect())
                 .unwrap_or_default();
             let topic = segments.pop().unwrap_or_default();
-            u.set_path(&format!("/{}", segments.join("/")));
+            if segments.is_empty() {
+                u.set_path("/");
+            } else {
+                u.set_path(&format!("/{}/", segments.join("/")));
+            }
             (u.to_string(), topic)
         }
         Err(_) => (url.to_string(), String::new()),
@@ -356,6 +398,9 @@ impl Webhook {
     pub fn new(cfg: &WebhookConfig) -> Result<Webhook, String> {
         let client = reqwest::Client::builder()
             .timeout(cfg.timeout)
+            // A redirect would turn the POST into a GET that answers 200: a message
+            // lost as delivered, and headers sent to another host.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("protowatch/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
@@ -403,7 +448,13 @@ impl Webhook {
             let Ok(u) = url::Url::parse(t.url.expose()) else {
                 continue;
             };
-            let host = u.host_str().unwrap_or("").to_string();
+            // An IPv6 host comes in brackets, which a socket address does not take.
+            let host = u
+                .host_str()
+                .unwrap_or("")
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
             let port = u.port_or_known_default().unwrap_or(443);
             let step = format!("connect {scope} ({host}:{port})");
             let connect = tokio::net::TcpStream::connect((host.as_str(), port));
@@ -491,7 +542,7 @@ mod tests {
         assert_eq!(
             ntfy_split("http://127.0.0.1:8080/ntfy/alerts/"),
             (
-                "http://127.0.0.1:8080/ntfy".to_string(),
+                "http://127.0.0.1:8080/ntfy/".to_string(),
                 "alerts".to_string()
             )
         );

@@ -20,10 +20,16 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 
-use super::{Inner, backoff, on_store, pause};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+use serde_json::Value;
+
+use super::{Inner, ROWS_DEAD, ROWS_DELIVERED, SEND_FAILURES, backoff, on_store, pause};
 use crate::alerts::{self, Alert};
 use crate::config::Destination;
 use crate::messengers::Failure;
+use crate::messengers::alertmanager::Alertmanager;
 use crate::store::{OutboxRow, Outcome, Store, StoreError, now_ms};
 
 /// How long a resolved alert is still posted with each repost.
@@ -100,6 +106,11 @@ impl AlertmanagerWorker {
         let mut last_sync_ms = now_ms();
         let mut failures: i64 = 0;
         let mut last_post: Option<Instant> = None;
+        // What was last posted of each alert: its labels are its identity to
+        // Alertmanager, so when they change (a new severity, a renamed instrument) the
+        // old one is posted resolved; and an alert posted once (`?notify=`) is kept up
+        // to date even when no route sends its event here.
+        let mut posted: HashMap<String, Value> = HashMap::new();
         while !*self.closing.borrow() {
             // Changes that come close together are one post; the first after a quiet
             // spell goes at once.
@@ -140,69 +151,78 @@ impl AlertmanagerWorker {
                 .iter()
                 .filter(|a| {
                     row_keys.contains(&a.key.as_str())
+                        || posted.contains_key(&a.key)
                         || settings.router.route(&a.event).contains(&self.dest)
                 })
                 .filter(|a| a.is_active(now) || a.ends_at_ms().is_some_and(|e| e >= resend_from))
                 .collect();
-            if !alerts.is_empty() {
-                let payload: Vec<serde_json::Value> = alerts
-                    .iter()
-                    .map(|a| am.alert_of(&settings.instrument, a))
-                    .collect();
+            let mut payload: Vec<Value> = Vec::with_capacity(alerts.len());
+            let mut now_posted: Vec<(String, Value)> = Vec::with_capacity(alerts.len());
+            for a in &alerts {
+                let v = am.alert_of(&settings.instrument, a);
+                if let Some(old) = posted.get(&a.key)
+                    && old["labels"] != v["labels"]
+                {
+                    payload.push(Alertmanager::resolved(old, now));
+                }
+                now_posted.push((a.key.clone(), v.clone()));
+                payload.push(v);
+            }
+            let key = self.dest.to_string();
+            if !payload.is_empty() {
                 last_post = Some(Instant::now());
-                let result = tokio::time::timeout(am.timeout, am.post(&payload)).await;
-                let result = result.unwrap_or_else(|_| {
-                    Err(crate::messengers::SendError::transient(format!(
-                        "no answer within {} s",
-                        am.timeout.as_secs()
-                    )))
-                });
-                let key = self.dest.to_string();
-                match result {
+                match am.post(&payload).await {
                     Ok(()) => {
                         failures = 0;
                         tracing::info!(destination = %self.dest, alerts = payload.len(), rows = round.rows.len(), full, "alerts posted");
-                        super::MESSAGES_SENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    Err(e) if e.kind == Failure::Permanent => {
-                        tracing::error!(destination = %self.dest, error = %e.message, "alerts refused; their rows are kept as dead");
-                        let rows = round.rows;
-                        crate::metrics::deliveries(&key, "dead", rows.len() as u64);
-                        if let Err(e) = self
-                            .db(move |s| s.finish(&key, &rows, Outcome::Dead { error: &e.message }))
-                            .await
-                        {
-                            tracing::error!(destination = %self.dest, error = %e, "cannot update the outbox");
+                        for (k, v) in now_posted {
+                            posted.insert(k, v);
                         }
-                        last_sync_ms = now - OVERLAP_MS;
-                        continue;
+                        // Forgotten once it is no longer posted as resolved either.
+                        posted.retain(|k, _| alerts.iter().any(|a| &a.key == k) || !full);
                     }
                     Err(e) => {
-                        let wait = e.retry_after.unwrap_or_else(|| backoff(failures));
+                        SEND_FAILURES.fetch_add(1, Ordering::Relaxed);
+                        // A member that is away, or a wrong path (a 404 will not heal
+                        // by itself, but the next repost tries again anyway): no faster
+                        // than the reposts, so a refusal is not a loop.
+                        let permanent = e.kind == Failure::Permanent;
+                        let wait = if permanent {
+                            repost
+                        } else {
+                            e.retry_after.unwrap_or_else(|| backoff(failures))
+                        }
+                        .min(repost);
                         failures += 1;
-                        tracing::warn!(destination = %self.dest, error = %e.message, retry_in_s = wait.as_secs_f64(), "alerts not posted; will retry");
+                        if full {
+                            last_full_ms = now;
+                        }
                         let max_age = settings.throttle.max_age.as_millis() as i64;
-                        let (old, young): (Vec<OutboxRow>, Vec<OutboxRow>) = round
+                        let (dead, retry): (Vec<OutboxRow>, Vec<OutboxRow>) = round
                             .rows
                             .into_iter()
-                            .partition(|r| now - r.created_at_ms > max_age);
+                            .partition(|r| permanent || now - r.created_at_ms > max_age);
+                        if permanent {
+                            tracing::error!(destination = %self.dest, error = %e.message, rows = dead.len(), "alerts refused; their rows are kept as dead");
+                        } else {
+                            tracing::warn!(destination = %self.dest, error = %e.message, retry_in_s = wait.as_secs_f64(), "alerts not posted; will retry");
+                        }
+                        ROWS_DEAD.fetch_add(dead.len() as u64, Ordering::Relaxed);
+                        crate::metrics::deliveries(&key, "retry", retry.len() as u64);
+                        crate::metrics::deliveries(&key, "dead", dead.len() as u64);
                         let at_ms = now + wait.as_millis() as i64;
-                        crate::metrics::deliveries(&key, "retry", young.len() as u64);
-                        crate::metrics::deliveries(&key, "dead", old.len() as u64);
-                        let message = e.message.clone();
+                        let message = e.message;
                         let updated = self
                             .db(move |s| {
                                 s.finish(
                                     &key,
-                                    &young,
+                                    &retry,
                                     Outcome::Retry {
                                         at_ms,
                                         error: &message,
                                     },
                                 )?;
-                                let gave_up =
-                                    format!("gave up after {}: {message}", "throttle.max_age");
-                                s.finish(&key, &old, Outcome::Dead { error: &gave_up })
+                                s.finish(&key, &dead, Outcome::Dead { error: &message })
                             })
                             .await;
                         if let Err(e) = updated {
@@ -216,11 +236,9 @@ impl AlertmanagerWorker {
                 }
             }
             if !round.rows.is_empty() {
-                let key = self.dest.to_string();
                 let rows = round.rows;
                 crate::metrics::deliveries(&key, "delivered", rows.len() as u64);
-                super::ROWS_DELIVERED
-                    .fetch_add(rows.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                ROWS_DELIVERED.fetch_add(rows.len() as u64, Ordering::Relaxed);
                 if let Err(e) = self
                     .db(move |s| s.finish(&key, &rows, Outcome::Delivered))
                     .await

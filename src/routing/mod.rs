@@ -7,8 +7,8 @@
 //! alarm, the interlock, `message`, and custom events a script sends on purpose; only the
 //! routine `new_scan` and `scan_completed` stay quiet until a route asks for them.
 //! Alertmanager is the exception of the implicit routing: it mirrors alerts until they
-//! are dismissed, so it gets the alarms and the interlock, not a script's "sample 3 done"
-//! (a route can still send it there).
+//! are dismissed, so it gets the alarms, the interlock and the API's alerts, not a
+//! script's "sample 3 done" (a route can still send it there).
 
 pub mod pacing;
 pub mod throttle;
@@ -33,12 +33,14 @@ pub const IMPLICIT_EVENTS: [&str; 5] = [
 /// The built-in events that the implicit routing keeps quiet: routine, not worth a ping.
 pub const QUIET_EVENTS: [&str; 2] = [names::NEW_SCAN, names::SCAN_COMPLETED];
 
-/// The built-in events that are alarms: what the implicit routing sends to Alertmanager.
-pub const ALARM_EVENTS: [&str; 4] = [
+/// The events that are alarms: what the implicit routing sends to Alertmanager. `alert`
+/// is what the API's `PUT /api/alerts` makes.
+pub const ALARM_EVENTS: [&str; 5] = [
     names::ALARM_WARNING,
     names::ALARM_MINOR,
     names::ALARM_MAJOR,
     names::SCAN_INTERLOCK,
+    names::ALERT,
 ];
 
 #[derive(Debug, Clone)]
