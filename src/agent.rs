@@ -176,13 +176,7 @@ impl Pipeline {
                 let left = loop {
                     crate::metrics::lines_read(&checkpoint.path, lines.len() as u64);
                     taken += lines.len();
-                    let mut events = std::mem::take(&mut self.events);
-                    let parser = self.parser(watch, file, &checkpoint.path);
-                    for line in &lines {
-                        parser.line(line, &mut events);
-                    }
-                    self.events = events;
-                    self.route();
+                    self.parse_and_route(watch, file, &checkpoint.path, &lines);
                     // A burst queues batch after batch of one file. One commit for
                     // several of them writes each alert and throttle window once instead
                     // of once a batch, which is most of a burst's cost; a line alone
@@ -248,16 +242,34 @@ impl Pipeline {
         FileParser::new(path, self.encoding(watch), self.rules.clone())
     }
 
-    fn parser(&mut self, watch: WatchId, file: FileKey, path: &std::path::Path) -> &mut FileParser {
-        let (encoding, rules) = (self.encoding(watch), &self.rules);
-        let (parser, seen) = self.parsers.entry(file).or_insert_with(|| {
-            (
-                FileParser::new(path, encoding, rules.clone()),
-                Instant::now(),
-            )
-        });
-        *seen = Instant::now();
-        parser
+    /// Parses `lines` and routes each line's events at once. An event then lives only
+    /// until the next occurrence of its key replaces it in the tally and the throttle:
+    /// in a burst the allocator hands the memory of one event straight to the next,
+    /// instead of filling and emptying its free lists a batch at a time.
+    fn parse_and_route(
+        &mut self,
+        watch: WatchId,
+        file: FileKey,
+        path: &std::path::Path,
+        lines: &[Vec<u8>],
+    ) {
+        // Out of the map while it parses, as routing needs the rest of `self`.
+        let mut parser = match self.parsers.remove(&file) {
+            Some((p, _)) => p,
+            None => self.new_parser(watch, path),
+        };
+        let mut events = std::mem::take(&mut self.events);
+        let now = now_ms();
+        let mut counted = EventCounts::default();
+        for line in lines {
+            parser.line(line, &mut events);
+            for e in events.drain(..) {
+                self.route_one(e, now, &mut counted);
+            }
+        }
+        counted.record();
+        self.events = events;
+        self.parsers.insert(file, (parser, Instant::now()));
     }
 
     /// Sends tracebacks whose final line never came.
@@ -281,38 +293,44 @@ impl Pipeline {
         }
         let now = now_ms();
         let mut counted = EventCounts::default();
-        for e in self.events.drain(..) {
-            counted.add(&e);
-            let routed = self.router.route(&e.name);
-            let snoozed = self.snoozed.get(&e.key).is_some_and(|until| *until > now);
-            // One event, shared by the tally and the throttle windows that count it.
-            let e = Arc::new(e);
-            let to = if snoozed {
-                Vec::new()
-            } else {
-                self.throttle.offer_all(routed, &e, now)
-            };
-            tracing::debug!(event = %e.name, severity = %e.severity, key = %e.key, destinations = routed.len(), now = to.len(), "event");
-            // A repeat that is only counted needs no outbox row: the alert keeps it, and
-            // in a burst that is almost every event.
-            if to.is_empty() {
-                self.tally.add_shared(e, None);
-                continue;
-            }
-            self.tally.add_shared(e.clone(), None);
-            for d in &to {
-                if !self.woken.contains(d) {
-                    self.woken.push(d.clone());
-                }
-            }
-            self.deliveries.push(Delivery {
-                event: Arc::unwrap_or_clone(e),
-                to,
-                repeat: None,
-                request: None,
-            });
+        let mut events = std::mem::take(&mut self.events);
+        for e in events.drain(..) {
+            self.route_one(e, now, &mut counted);
         }
         counted.record();
+        self.events = events;
+    }
+
+    fn route_one(&mut self, e: Event, now: i64, counted: &mut EventCounts) {
+        counted.add(&e);
+        let routed = self.router.route(&e.name);
+        let snoozed = self.snoozed.get(&e.key).is_some_and(|until| *until > now);
+        // One event, shared by the tally and the throttle windows that count it.
+        let e = Arc::new(e);
+        let to = if snoozed {
+            Vec::new()
+        } else {
+            self.throttle.offer_all(routed, &e, now)
+        };
+        tracing::debug!(event = %e.name, severity = %e.severity, key = %e.key, destinations = routed.len(), now = to.len(), "event");
+        // A repeat that is only counted needs no outbox row: the alert keeps it, and in a
+        // burst that is almost every event.
+        if to.is_empty() {
+            self.tally.add_shared(e, None);
+            return;
+        }
+        self.tally.add_shared(e.clone(), None);
+        for d in &to {
+            if !self.woken.contains(d) {
+                self.woken.push(d.clone());
+            }
+        }
+        self.deliveries.push(Delivery {
+            event: Arc::unwrap_or_clone(e),
+            to,
+            repeat: None,
+            request: None,
+        });
     }
 
     /// Routes what is left of the parsed events, and stores the batch's deliveries,
