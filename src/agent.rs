@@ -59,9 +59,43 @@ fn startup_stamp(config: &Config) -> ConfigStamp {
     }
 }
 
-/// The most lines of one file committed together when its batches queue up (a burst):
-/// enough to make a burst's commits few, few enough to keep their events' memory small.
+/// The most lines of one file committed together when its batches queue up (a burst) and
+/// they have something to send: enough to make a burst's commits few, few enough that
+/// its first occurrences go out at once.
 const COALESCE_LINES: usize = 16_384;
+
+/// The most lines committed together when they only counted repeats of keys already in
+/// the batch's tally. Each commit writes every key's alert and throttle windows once,
+/// whatever its lines, so this sets how often a burst of repeats pays for that; the
+/// memory held stays that of the keys, as events are routed as they are parsed.
+const COALESCE_COUNTED_LINES: usize = 131_072;
+
+/// Routed events per name and severity, for the metrics: one update of the shared
+/// counters per name and batch instead of one per event (a burst is a million of one
+/// name).
+#[derive(Default)]
+struct EventCounts(Vec<(String, &'static str, u64)>);
+
+impl EventCounts {
+    fn add(&mut self, e: &Event) {
+        let severity = e.severity.as_str();
+        match self
+            .0
+            .iter_mut()
+            .rev()
+            .find(|(n, s, _)| *s == severity && *n == e.name)
+        {
+            Some((_, _, n)) => *n += 1,
+            None => self.0.push((e.name.clone(), severity, 1)),
+        }
+    }
+
+    fn record(self) {
+        for (name, severity, n) in self.0 {
+            crate::metrics::events(&name, severity, n);
+        }
+    }
+}
 
 /// How long a traceback may stay open without a new line before it is sent as it is.
 const TRACEBACK_IDLE: Duration = Duration::from_secs(2);
@@ -101,7 +135,11 @@ struct Pipeline {
     /// A change seen and not applied yet: editors write in several steps.
     config_changed_at: Option<Instant>,
     parsers: HashMap<FileKey, (FileParser, Instant)>,
+    /// Parsed and not routed yet.
     events: Vec<Event>,
+    /// Routed and waiting for the next commit, with the destinations to wake after it.
+    deliveries: Vec<Delivery>,
+    woken: Vec<Destination>,
     throttle: Throttle,
     tally: Tally,
     /// Repeat summaries waiting for the next commit.
@@ -138,17 +176,21 @@ impl Pipeline {
                 let left = loop {
                     crate::metrics::lines_read(&checkpoint.path, lines.len() as u64);
                     taken += lines.len();
-                    let mut events = std::mem::take(&mut self.events);
-                    let parser = self.parser(watch, file, &checkpoint.path);
-                    for line in &lines {
-                        parser.line(line, &mut events);
-                    }
-                    self.events = events;
+                    self.parse_and_route(watch, file, &checkpoint.path, &lines);
                     // A burst queues batch after batch of one file. One commit for
                     // several of them writes each alert and throttle window once instead
                     // of once a batch, which is most of a burst's cost; a line alone
-                    // still commits at once, as nothing else is waiting.
-                    if taken >= COALESCE_LINES {
+                    // still commits at once, as nothing else is waiting. Lines that
+                    // only counted repeats run on longer: nobody waits for them, and,
+                    // routed as they are parsed, they leave only their keys in the batch,
+                    // of which it takes no more than COALESCE_LINES.
+                    let counting = self.deliveries.is_empty() && self.tally.len() < COALESCE_LINES;
+                    let limit = if counting {
+                        COALESCE_COUNTED_LINES
+                    } else {
+                        COALESCE_LINES
+                    };
+                    if taken >= limit {
                         break None;
                     }
                     match self.rx.try_recv() {
@@ -200,16 +242,34 @@ impl Pipeline {
         FileParser::new(path, self.encoding(watch), self.rules.clone())
     }
 
-    fn parser(&mut self, watch: WatchId, file: FileKey, path: &std::path::Path) -> &mut FileParser {
-        let (encoding, rules) = (self.encoding(watch), &self.rules);
-        let (parser, seen) = self.parsers.entry(file).or_insert_with(|| {
-            (
-                FileParser::new(path, encoding, rules.clone()),
-                Instant::now(),
-            )
-        });
-        *seen = Instant::now();
-        parser
+    /// Parses `lines` and routes each line's events at once. An event then lives only
+    /// until the next occurrence of its key replaces it in the tally and the throttle:
+    /// in a burst the allocator hands the memory of one event straight to the next,
+    /// instead of filling and emptying its free lists a batch at a time.
+    fn parse_and_route(
+        &mut self,
+        watch: WatchId,
+        file: FileKey,
+        path: &std::path::Path,
+        lines: &[Vec<u8>],
+    ) {
+        // Out of the map while it parses, as routing needs the rest of `self`.
+        let mut parser = match self.parsers.remove(&file) {
+            Some((p, _)) => p,
+            None => self.new_parser(watch, path),
+        };
+        let mut events = std::mem::take(&mut self.events);
+        let now = now_ms();
+        let mut counted = EventCounts::default();
+        for line in lines {
+            parser.line(line, &mut events);
+            for e in events.drain(..) {
+                self.route_one(e, now, &mut counted);
+            }
+        }
+        counted.record();
+        self.events = events;
+        self.parsers.insert(file, (parser, Instant::now()));
     }
 
     /// Sends tracebacks whose final line never came.
@@ -225,45 +285,66 @@ impl Pipeline {
         self.commit(None, None)
     }
 
-    /// Routes the collected events through the throttle, tallies them into alerts and
-    /// stores it all with the checkpoint in one transaction, then wakes the workers.
+    /// Routes the parsed events through the throttle and tallies them into alerts; what
+    /// is to be sent waits in `deliveries` for the commit.
+    fn route(&mut self) {
+        if self.events.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        let mut counted = EventCounts::default();
+        let mut events = std::mem::take(&mut self.events);
+        for e in events.drain(..) {
+            self.route_one(e, now, &mut counted);
+        }
+        counted.record();
+        self.events = events;
+    }
+
+    fn route_one(&mut self, e: Event, now: i64, counted: &mut EventCounts) {
+        counted.add(&e);
+        let routed = self.router.route(&e.name);
+        let snoozed = self.snoozed.get(&e.key).is_some_and(|until| *until > now);
+        // One event, shared by the tally and the throttle windows that count it.
+        let e = Arc::new(e);
+        let to = if snoozed {
+            Vec::new()
+        } else {
+            self.throttle.offer_all(routed, &e, now)
+        };
+        tracing::debug!(event = %e.name, severity = %e.severity, key = %e.key, destinations = routed.len(), now = to.len(), "event");
+        // A repeat that is only counted needs no outbox row: the alert keeps it, and in a
+        // burst that is almost every event.
+        if to.is_empty() {
+            self.tally.add_shared(e, None);
+            return;
+        }
+        self.tally.add_shared(e.clone(), None);
+        for d in &to {
+            if !self.woken.contains(d) {
+                self.woken.push(d.clone());
+            }
+        }
+        self.deliveries.push(Delivery {
+            event: Arc::unwrap_or_clone(e),
+            to,
+            repeat: None,
+            request: None,
+        });
+    }
+
+    /// Routes what is left of the parsed events, and stores the batch's deliveries,
+    /// alerts and throttle windows with the checkpoint in one transaction, then wakes the
+    /// workers.
     fn commit(
         &mut self,
         checkpoint: Option<&crate::store::Checkpoint>,
         forget: Option<&crate::watcher::identity::FileId>,
     ) -> Result<(), StoreError> {
+        self.route();
         let now = now_ms();
-        let mut deliveries = Vec::new();
-        let mut woken: Vec<Destination> = Vec::new();
-        for e in self.events.drain(..) {
-            crate::metrics::event(&e.name, e.severity.as_str());
-            let routed = self.router.route(&e.name);
-            let snoozed = self.snoozed.get(&e.key).is_some_and(|until| *until > now);
-            let to: Vec<Destination> = routed
-                .iter()
-                .filter(|d| !snoozed && self.throttle.offer(d, &e, now))
-                .cloned()
-                .collect();
-            tracing::debug!(event = %e.name, severity = %e.severity, key = %e.key, destinations = routed.len(), now = to.len(), "event");
-            // A repeat that is only counted needs no outbox row: the alert keeps it, and
-            // in a burst that is almost every event.
-            if to.is_empty() {
-                self.tally.add_owned(e, None);
-                continue;
-            }
-            self.tally.add(&e, None);
-            for d in &to {
-                if !woken.contains(d) {
-                    woken.push(d.clone());
-                }
-            }
-            deliveries.push(Delivery {
-                event: e,
-                to,
-                repeat: None,
-                request: None,
-            });
-        }
+        let mut deliveries = std::mem::take(&mut self.deliveries);
+        let mut woken = std::mem::take(&mut self.woken);
         let mut accepted = Vec::new();
         for (id, e) in self.requests.drain(..) {
             crate::metrics::event(&e.name, e.severity.as_str());
@@ -619,6 +700,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         config_changed_at: None,
         parsers: HashMap::new(),
         events: Vec::new(),
+        deliveries: Vec::new(),
+        woken: Vec::new(),
         throttle,
         tally: Tally::default(),
         summaries: Vec::new(),

@@ -311,18 +311,23 @@ pub fn dedup_key(event: &str, source: Option<&str>, message: &str) -> String {
     key.push('|');
     key.push_str(source.unwrap_or(""));
     key.push('|');
-    let mut in_digits = false;
-    for c in message.chars() {
-        if c.is_ascii_digit() {
-            if !in_digits {
-                key.push('#');
+    // By bytes, copying the text between runs of digits whole: an ASCII digit is never
+    // part of a longer UTF-8 sequence, so every cut falls between characters.
+    let bytes = message.as_bytes();
+    let (mut copied, mut i) = (0, 0);
+    while i < bytes.len() {
+        if bytes[i].is_ascii_digit() {
+            key.push_str(&message[copied..i]);
+            key.push('#');
+            while i < bytes.len() && bytes[i].is_ascii_digit() {
+                i += 1;
             }
-            in_digits = true;
+            copied = i;
         } else {
-            key.push(c);
-            in_digits = false;
+            i += 1;
         }
     }
+    key.push_str(&message[copied..]);
     key
 }
 
@@ -366,5 +371,8 @@ mod tests {
             dedup_key("alarm_major", None, "x"),
             dedup_key("alarm_minor", None, "x")
         );
+        // Digits at either end, between non-ASCII letters, and non-ASCII digits (kept).
+        assert_eq!(dedup_key("e", None, "12канал3 сбой٣4"), "e||#канал# сбой٣#");
+        assert_eq!(dedup_key("e", None, ""), "e||");
     }
 }

@@ -25,13 +25,17 @@ pub fn lines_read(file: &std::path::Path, n: u64) {
 }
 
 pub fn event(name: &str, severity: &str) {
+    events(name, severity, 1);
+}
+
+pub fn events(name: &str, severity: &str, n: u64) {
     add(
         "protowatch_events_total",
         vec![
             ("event", name.to_string()),
             ("severity", severity.to_string()),
         ],
-        1,
+        n,
     );
 }
 

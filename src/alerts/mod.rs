@@ -8,6 +8,7 @@
 //! starts afresh when its key is seen again.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
@@ -30,7 +31,8 @@ const PROTOCOL_DATA: &str = r#"{"snooze_s":3600}"#;
 /// What a batch saw of one key: its latest event and how often.
 #[derive(Debug, Clone)]
 pub struct Seen {
-    pub event: Event,
+    /// Shared with the throttle window that counted it, when one did.
+    pub event: Arc<Event>,
     pub count: u64,
     pub first_ms: i64,
     pub last_ms: i64,
@@ -46,14 +48,20 @@ pub struct Tally {
 
 impl Tally {
     pub fn add(&mut self, event: &Event, ttl_s: Option<u64>) {
-        self.add_owned(event.clone(), ttl_s);
+        let mut event = event.clone();
+        event.message.attachments.clear();
+        self.add_shared(Arc::new(event), ttl_s);
     }
 
-    /// [`Tally::add`] for an event the caller has no more use for (a repeat that
-    /// throttling only counts): kept without a copy.
-    pub fn add_owned(&mut self, mut event: Event, ttl_s: Option<u64>) {
+    /// [`Tally::add`] for an event the caller shares (with the throttle, which keeps the
+    /// latest occurrence too): kept without a copy. In a burst that is almost every event.
+    pub fn add_shared(&mut self, mut event: Arc<Event>, ttl_s: Option<u64>) {
         // Attachments belong to the delivery, not to the alert's record.
-        event.message.attachments.clear();
+        if !event.message.attachments.is_empty() {
+            let mut bare = (*event).clone();
+            bare.message.attachments.clear();
+            event = Arc::new(bare);
+        }
         let at = event.time.timestamp_millis();
         if let Some(&i) = self.index.get(&event.key) {
             let s = &mut self.seen[i];
@@ -72,6 +80,15 @@ impl Tally {
             last_ms: at,
             ttl_s,
         });
+    }
+
+    /// How many keys the batch saw.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
     }
 
     pub fn take(&mut self) -> Vec<Seen> {
