@@ -94,18 +94,10 @@ fn when(ms: i64) -> String {
 
 impl Alertmanager {
     pub fn new(cfg: &AlertmanagerConfig) -> Result<Alertmanager, String> {
-        let client = reqwest::Client::builder()
-            .timeout(cfg.timeout)
-            // A redirect would turn the POST into a GET that answers 200: a message
-            // lost as delivered, and headers sent to another host.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("protowatch/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
         Ok(Alertmanager {
             timeout: cfg.timeout,
             repost_interval: cfg.repost_interval,
-            client,
+            client: super::http::client(cfg.timeout)?,
             urls: cfg.urls.clone(),
             labels: cfg.labels.clone(),
         })
@@ -240,7 +232,7 @@ impl Alertmanager {
                         .send()
                         .await
                     {
-                        Ok(r) => super::webhook::classify(&what, r).await,
+                        Ok(r) => super::http::classify(&what, r).await,
                         Err(e) => Err(SendError::transient(format!("{what}: {}", e.without_url()))),
                     }
                 };

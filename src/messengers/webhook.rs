@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value, json};
 
 use super::SendError;
@@ -396,17 +396,9 @@ pub struct Webhook {
 
 impl Webhook {
     pub fn new(cfg: &WebhookConfig) -> Result<Webhook, String> {
-        let client = reqwest::Client::builder()
-            .timeout(cfg.timeout)
-            // A redirect would turn the POST into a GET that answers 200: a message
-            // lost as delivered, and headers sent to another host.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("protowatch/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
         Ok(Webhook {
             timeout: cfg.timeout,
-            client,
+            client: super::http::client(cfg.timeout)?,
             scopes: cfg.scopes.clone(),
         })
     }
@@ -438,7 +430,7 @@ impl Webhook {
             .send()
             .await
             .map_err(|e| SendError::transient(format!("webhook {scope}: {}", e.without_url())))?;
-        classify(scope, response).await
+        super::http::classify(scope, response).await
     }
 
     /// A webhook cannot be tried without posting a message; the probe connects to its
@@ -473,34 +465,6 @@ impl Webhook {
             }
         }
     }
-}
-
-/// 2xx is done; 408, 429 and 5xx may pass later (429 after `Retry-After`); any other
-/// answer will be the same next time.
-pub(crate) async fn classify(what: &str, response: reqwest::Response) -> Result<(), SendError> {
-    let status = response.status();
-    if status.is_success() {
-        return Ok(());
-    }
-    let retry_after = response
-        .headers()
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    let text = response.text().await.unwrap_or_default();
-    let excerpt: String = text.trim().chars().take(200).collect();
-    let message = format!("{what}: HTTP {status}: {excerpt}");
-    let mut e = if status.is_server_error()
-        || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-        || status == reqwest::StatusCode::REQUEST_TIMEOUT
-    {
-        SendError::transient(message)
-    } else {
-        SendError::permanent(message)
-    };
-    e.retry_after = retry_after;
-    Err(e)
 }
 
 #[cfg(test)]

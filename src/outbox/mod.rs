@@ -118,29 +118,28 @@ impl Outbox {
             }
             let notify = Arc::new(Notify::new());
             let store = Arc::new(Mutex::new(Store::open(&self.inner.state_dir)?));
-            if dest.service == Service::Alertmanager {
+            let (outbox, closing) = (self.inner.clone(), self.inner.closing.subscribe());
+            let handle = if dest.service == Service::Alertmanager {
                 let w = alertmanager::AlertmanagerWorker {
                     dest: dest.clone(),
                     store,
-                    outbox: self.inner.clone(),
+                    outbox,
                     notify: notify.clone(),
-                    closing: self.inner.closing.subscribe(),
+                    closing,
                 };
-                let handle = self.inner.runtime.spawn(w.run());
-                workers.insert(dest.clone(), (notify, handle));
-                continue;
-            }
-            let settings = self.settings();
-            let w = Worker {
-                pacer: Pacer::new(settings.throttle.per_minute(dest.service)),
-                shown: shown_per_message(dest.service),
-                dest: dest.clone(),
-                store,
-                outbox: self.inner.clone(),
-                notify: notify.clone(),
-                closing: self.inner.closing.subscribe(),
+                self.inner.runtime.spawn(w.run())
+            } else {
+                let w = Worker {
+                    pacer: Pacer::new(self.settings().throttle.per_minute(dest.service)),
+                    shown: shown_per_message(dest.service),
+                    dest: dest.clone(),
+                    store,
+                    outbox,
+                    notify: notify.clone(),
+                    closing,
+                };
+                self.inner.runtime.spawn(w.run())
             };
-            let handle = self.inner.runtime.spawn(w.run());
             workers.insert(dest.clone(), (notify, handle));
         }
         Ok(())

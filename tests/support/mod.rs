@@ -288,6 +288,32 @@ fn chat_key(v: &Value) -> Option<String> {
         .or_else(|| v.as_str().map(String::from))
 }
 
+/// Serves `app` on a loopback port (0: any free one) from a runtime thread of its own,
+/// until the returned sender is dropped.
+fn serve(app: Router, port: u16) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel::<SocketAddr>();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .unwrap();
+            addr_tx.send(listener.local_addr().unwrap()).unwrap();
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stop_rx.await;
+                })
+                .await
+                .unwrap();
+        });
+    });
+    (addr_rx.recv().unwrap(), stop_tx)
+}
+
 /// A fake Telegram Bot API on a loopback port, with its own runtime thread.
 pub struct FakeTelegram {
     pub url: String,
@@ -302,31 +328,10 @@ impl FakeTelegram {
 
     pub fn start_on(port: u16) -> FakeTelegram {
         let state = Arc::new(Mutex::new(TgState::default()));
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel::<SocketAddr>();
-        let st = state.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-                    .await
-                    .unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                let app = Router::new()
-                    .route("/{token}/{method}", post(handle))
-                    .with_state(st);
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stop_rx.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-        });
-        let addr = addr_rx.recv().unwrap();
+        let app = Router::new()
+            .route("/{token}/{method}", post(handle))
+            .with_state(state.clone());
+        let (addr, stop_tx) = serve(app, port);
         FakeTelegram {
             url: format!("http://{addr}"),
             state,
@@ -718,29 +723,8 @@ pub struct FakeHttp {
 impl FakeHttp {
     pub fn start() -> FakeHttp {
         let state = Arc::new(Mutex::new(HttpState::default()));
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel::<SocketAddr>();
-        let st = state.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-                    .await
-                    .unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                let app = Router::new().fallback(record).with_state(st);
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stop_rx.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-        });
-        let addr = addr_rx.recv().unwrap();
+        let app = Router::new().fallback(record).with_state(state.clone());
+        let (addr, stop_tx) = serve(app, 0);
         FakeHttp {
             url: format!("http://{addr}"),
             state,
