@@ -46,6 +46,16 @@ impl Severity {
         }
     }
 
+    /// OnTakt's class for it: `INFO`, `WARNING` or `PROBLEM` (OnTakt's `REPORT` reads
+    /// as info, and comes back as `INFO`).
+    pub fn ontakt_class(self) -> &'static str {
+        match self {
+            Severity::Info => "INFO",
+            Severity::Warning | Severity::Minor => "WARNING",
+            Severity::Major => "PROBLEM",
+        }
+    }
+
     /// The words accepted for a severity, for error messages.
     pub const ACCEPTED: &'static str =
         "info, warning, minor, major (or OnTakt's INFO, REPORT, WARNING, PROBLEM)";
@@ -255,6 +265,108 @@ impl Message {
     }
 }
 
+/// The longer text of an event. Queued events of earlier releases hold a plain string,
+/// which reads as [`Details::Text`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Details {
+    /// Shown as it is, monospaced: a Python traceback.
+    Text(String),
+    /// HTML from an OnTakt client (`details` of `PUT /api/alerts`): untrusted, so each
+    /// messenger sanitizes or reduces it to what its service shows (`messengers::html`).
+    Html { html: String },
+}
+
+impl Details {
+    /// The text as it is held: plain text, or the HTML source.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Details::Text(t) => t,
+            Details::Html { html } => html,
+        }
+    }
+
+    /// As OnTakt's `details` field holds it: HTML, a text escaped into `<pre>`.
+    pub fn to_html(&self) -> String {
+        match self {
+            Details::Text(t) => format!("<pre>{}</pre>", html_escape(t)),
+            Details::Html { html } => html.clone(),
+        }
+    }
+}
+
+/// Plain text is the details a protocol line has.
+impl From<&str> for Details {
+    fn from(t: &str) -> Details {
+        Details::Text(t.to_string())
+    }
+}
+
+impl From<String> for Details {
+    fn from(t: String) -> Details {
+        Details::Text(t)
+    }
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// One of an OnTakt alert's buttons: a label people read, and the action string that
+/// says what pressing it does (see [`ActionKind`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    pub label: String,
+    pub action: String,
+}
+
+/// What an action string asks for, by OnTakt's client algorithm: `__` the server runs
+/// it (`POST /api/alerts/{id}/action/{action}`), `_` the client handles it, anything
+/// else is a URL to open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionKind {
+    Server,
+    Client,
+    Url,
+}
+
+impl Action {
+    pub fn kind(&self) -> ActionKind {
+        if self.action.starts_with("__") {
+            ActionKind::Server
+        } else if self.action.starts_with('_') {
+            ActionKind::Client
+        } else {
+            ActionKind::Url
+        }
+    }
+
+    /// The URL to open when it is an absolute `http(s)` one: what a mail, a chat or a
+    /// card can link to. A relative URL (OnTakt's own listing has `/tools/#tool-20`) is
+    /// for the client that knows the server's address, so it is not one.
+    pub fn absolute_url(&self) -> Option<&str> {
+        (self.kind() == ActionKind::Url && is_absolute_http(&self.action))
+            .then_some(self.action.as_str())
+    }
+}
+
+/// An `http://` or `https://` URL with a host, as `url` parses it.
+pub fn is_absolute_http(s: &str) -> bool {
+    url::Url::parse(s)
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+}
+
 /// Where a protocol event came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {
@@ -272,8 +384,12 @@ pub struct Event {
     /// The protocol's source field (`[detector]`, `motor:`), if the line had one.
     pub source: Option<String>,
     pub message: Message,
-    /// Longer text shown below the message: a whole Python traceback, for example.
-    pub details: Option<String>,
+    /// Longer text shown below the message: a whole Python traceback, or an OnTakt
+    /// alert's HTML details.
+    pub details: Option<Details>,
+    /// The buttons of an OnTakt alert, in the order given: label → action.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<Action>,
     /// Equal keys are one alert (see `alerts`).
     pub key: String,
     /// When it happened: the line's own timestamp if it had one, otherwise when it was read.
@@ -295,6 +411,7 @@ impl Event {
             source: None,
             message,
             details: None,
+            actions: Vec::new(),
             key,
             time: Utc::now(),
             origin: None,

@@ -110,6 +110,29 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX receipts_request ON receipts (request);",
     // 4: an alert's repeats may be snoozed (the API's `__snooze` action).
     "ALTER TABLE alerts ADD COLUMN snoozed_until INTEGER;",
+    // 5: OnTakt's alert model. `actions` becomes OnTakt's object (label → action; a
+    // stored list becomes the object whose labels are the actions), `machine_id` an
+    // integer (a stored id that is not one moves to `data.machine_id`, so nothing is
+    // lost), and `details` HTML (a protocol alert's traceback escaped into `<pre>`).
+    "UPDATE alerts SET actions = (SELECT json_group_object(value, value)
+                                  FROM json_each(alerts.actions))
+         WHERE json_valid(actions) AND json_type(actions) = 'array';
+     UPDATE alerts SET actions = '{}' WHERE NOT json_valid(actions)
+         OR json_type(actions) <> 'object';
+     UPDATE alerts SET details = '<pre>' || replace(replace(replace(details,
+             '&', '&amp;'), '<', '&lt;'), '>', '&gt;') || '</pre>'
+         WHERE details IS NOT NULL AND key NOT LIKE 'custom|%';
+     ALTER TABLE alerts ADD COLUMN machine INTEGER;
+     UPDATE alerts SET machine = CAST(machine_id AS INTEGER)
+         WHERE machine_id IS NOT NULL
+           AND CAST(CAST(machine_id AS INTEGER) AS TEXT) = trim(machine_id);
+     UPDATE alerts SET data = json_set(CASE WHEN json_valid(data)
+                                            AND json_type(data) = 'object'
+                                       THEN data ELSE '{}' END,
+                                       '$.machine_id', machine_id)
+         WHERE machine_id IS NOT NULL AND machine IS NULL;
+     ALTER TABLE alerts DROP COLUMN machine_id;
+     ALTER TABLE alerts RENAME COLUMN machine TO machine_id;",
 ];
 
 /// Inbox rows and receipts are kept this long after their message was taken, for a

@@ -74,11 +74,12 @@ fn alerts_endpoints_and_their_status_codes() {
         "/api/alerts",
         json!({
         "key": "vacuum", "message": "pressure high", "severity": "PROBLEM", "ttl": 600,
-        "actions": ["__resend"], "data": {"p": 1e-3}}),
+        "actions": {"Send again": "__resend"}, "data": {"p": 1e-3}}),
     );
     assert_eq!(code, 201, "{created}");
     assert_eq!(created["key"], "custom|vacuum");
-    assert_eq!(created["severity"], "major");
+    assert_eq!(created["severity"], "PROBLEM");
+    assert_eq!(created["level"], "major");
     assert_eq!(created["times_seen"], 1);
     let id = created["id"].as_i64().unwrap();
     // The same key replaces it.
@@ -332,7 +333,9 @@ fn alert_actions_resend_snooze_and_their_status_codes() {
         "PUT",
         "/api/alerts",
         json!({
-        "key": "cryo", "message": "helium low", "actions": ["__resend", "__snooze", "ack"]}),
+        "key": "cryo", "message": "helium low",
+        "actions": {"Send again": "__resend", "Snooze": "__snooze", "Acknowledge": "_ack"},
+        "data": {"snooze_s": "soon"}}),
     );
     let id = put["id"].as_i64().unwrap();
     let act = |id: i64, action: &str| {
@@ -349,7 +352,7 @@ fn alert_actions_resend_snooze_and_their_status_codes() {
         404,
         "an action the alert does not carry"
     );
-    assert_eq!(act(id, "ack").0, 501, "a client's action");
+    assert_eq!(act(id, "_ack").0, 501, "a client's action");
     let (code, v) = act(id, "__snooze");
     assert_eq!(code, 424, "{v}");
     assert!(v["error"].as_str().unwrap().contains("snooze_s"));
@@ -362,7 +365,7 @@ fn alert_actions_resend_snooze_and_their_status_codes() {
             .contains("helium low")
     );
 
-    // A protocol alert carries __resend and __snooze (an hour); snoozed, it stays quiet.
+    // A protocol alert carries Dismiss, Snooze 1h and Send again; snoozed, it stays quiet.
     let log = dir.path().join("p/a.log");
     support::append(&log, b"ERROR [cryo] compressor stopped\n");
     tg.wait_for(2, Duration::from_secs(10));
@@ -374,7 +377,10 @@ fn alert_actions_resend_snooze_and_their_status_codes() {
         .find(|x| x["message"] == "compressor stopped")
         .unwrap()
         .clone();
-    assert_eq!(proto["actions"], json!(["__resend", "__snooze"]));
+    assert_eq!(
+        proto["actions"],
+        json!({"Dismiss": "__dismiss", "Snooze 1h": "__snooze", "Send again": "__resend"})
+    );
     assert_eq!(act(proto["id"].as_i64().unwrap(), "__snooze").0, 204);
     std::thread::sleep(Duration::from_millis(1500));
     for _ in 0..3 {

@@ -192,7 +192,8 @@ fn check_events(name: &str, encoding: Encoding, events: &[Event], expected: &[Ex
             Some(to) => {
                 let details = e
                     .details
-                    .as_deref()
+                    .as_ref()
+                    .map(protowatch::event::Details::as_str)
                     .unwrap_or_else(|| panic!("traceback {x:?} has no details in {}", ctx()));
                 let block = &lines[x.line as usize - 1..to as usize];
                 // The first line may carry a grammar prefix; details start at the mark.
@@ -836,7 +837,7 @@ fn a_huge_traceback_is_one_capped_event() {
         e.message.text(),
         "RecursionError: maximum recursion depth exceeded"
     );
-    let details = e.details.as_deref().unwrap();
+    let details = e.details.as_ref().unwrap().as_str();
     assert!(details.starts_with(MARK));
     assert!(details.ends_with("RecursionError: maximum recursion depth exceeded"));
     assert!(details.contains("more lines"), "the cut is marked");
@@ -1343,7 +1344,7 @@ fn feed_all(lines: &[Vec<u8>], encoding: Encoding, rules: Arc<Rules>) -> Vec<Eve
         let line = e.origin.as_ref().unwrap().line;
         assert!((1..=lines.len() as u64).contains(&line), "origin {line}");
         assert!(!e.name.is_empty());
-        if let Some(d) = &e.details {
+        if let Some(d) = e.details.as_ref().map(protowatch::event::Details::as_str) {
             assert!(
                 d.starts_with(MARK),
                 "{:?}",

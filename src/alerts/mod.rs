@@ -13,19 +13,23 @@ use std::sync::Arc;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 
-use crate::event::{Event, Message, Severity};
+use crate::event::{Action, Details, Event, Message, Severity};
 use crate::store::{Store, StoreError};
 
 /// A longer `ttl` is taken as this (ten years): no alert lasts longer, and times stay
 /// within what clocks and Alertmanager can write.
 pub const MAX_TTL_S: u64 = 10 * 365 * 24 * 3600;
 
+/// How long `__snooze` silences an alert whose data names no `snooze_s`.
+pub const DEFAULT_SNOOZE_S: u64 = 3600;
+
 /// Dismissed and expired alerts are deleted after this long.
 pub const KEEP_INACTIVE_MS: i64 = 7 * 24 * 3600 * 1000;
 
-/// What an operator can do with an alert from a protocol line through the API: send it
-/// again, or silence its key for an hour.
-const PROTOCOL_ACTIONS: &str = r#"["__resend","__snooze"]"#;
+/// What an operator can do with an alert from a protocol line, as OnTakt's buttons:
+/// dismiss it, silence its key for an hour, or send it again.
+const PROTOCOL_ACTIONS: &str =
+    r#"{"Dismiss":"__dismiss","Snooze 1h":"__snooze","Send again":"__resend"}"#;
 const PROTOCOL_DATA: &str = r#"{"snooze_s":3600}"#;
 
 /// What a batch saw of one key: its latest event and how often.
@@ -127,7 +131,7 @@ pub fn record(tx: &Transaction<'_>, seen: &[Seen]) -> rusqlite::Result<()> {
             e.severity.as_str(),
             e.source,
             serde_json::to_string(&e.message).unwrap_or_default(),
-            e.details,
+            e.details.as_ref().map(Details::to_html),
             s.first_ms,
             s.last_ms,
             s.count as i64,
@@ -148,6 +152,7 @@ pub struct Alert {
     pub severity: Severity,
     pub source: Option<String>,
     pub message: Message,
+    /// HTML, as OnTakt's `details`: a traceback is kept escaped in `<pre>`.
     pub details: Option<String>,
     pub first_seen_ms: i64,
     pub last_seen_ms: i64,
@@ -157,12 +162,47 @@ pub struct Alert {
     /// When it was dismissed, for Alertmanager's `endsAt`.
     #[serde(skip)]
     pub dismissed_at_ms: Option<i64>,
-    pub machine_id: Option<String>,
-    pub actions: serde_json::Value,
+    pub machine_id: Option<i64>,
+    /// OnTakt's buttons, in the order given.
+    pub actions: Vec<Action>,
     pub data: serde_json::Value,
 }
 
 impl Alert {
+    /// The alert as OnTakt's clients read it: OnTakt's `PersistentAlert`, field for
+    /// field, with protowatch's own `event`, `level` and `source` beside them. What the
+    /// API answers and `alerts list --json` prints.
+    pub fn to_ontakt(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "key": self.key,
+            "message": self.message.text(),
+            "details": self.details.as_deref().unwrap_or(""),
+            "severity": self.severity.ontakt_class(),
+            "timestamp": epoch_seconds(self.first_seen_ms),
+            "last_seen": epoch_seconds(self.last_seen_ms),
+            "times_seen": self.times_seen,
+            "ttl": self.ttl_s,
+            "machine_id": self.machine_id,
+            "actions": actions_json(&self.actions),
+            "data": self.data,
+            "event": self.event,
+            "level": self.severity.as_str(),
+            "source": self.source,
+        })
+    }
+
+    /// The alert as an event to deliver again (`__resend`, `?notify`): its text, its
+    /// details as HTML, its buttons.
+    pub fn to_event(&self) -> Event {
+        let mut event = Event::message(&self.event, self.severity, self.message.clone());
+        event.details = self.details.clone().map(|html| Details::Html { html });
+        event.actions = self.actions.clone();
+        event.source = self.source.clone();
+        event.key = self.key.clone();
+        event
+    }
+
     /// When it ended, or will end by its `ttl`; `None` while it has no end.
     pub fn ends_at_ms(&self) -> Option<i64> {
         self.dismissed_at_ms.or_else(|| {
@@ -199,9 +239,45 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
         dismissed: r.get::<_, Option<i64>>(11)?.is_some(),
         dismissed_at_ms: r.get(11)?,
         machine_id: r.get(12)?,
-        actions: serde_json::from_str(&text(13)?).unwrap_or_default(),
+        actions: actions_from_json(&text(13)?),
         data: serde_json::from_str(&text(14)?).unwrap_or_default(),
     })
+}
+
+/// Epoch seconds as OnTakt writes them: a whole number when the time is one (so a
+/// `timestamp` given as `1692300658` reads back as exactly that), else with the
+/// milliseconds as a fraction.
+fn epoch_seconds(ms: i64) -> serde_json::Value {
+    if ms % 1000 == 0 {
+        serde_json::json!(ms / 1000)
+    } else {
+        serde_json::json!(ms as f64 / 1000.0)
+    }
+}
+
+/// OnTakt's `actions` object as stored, in its order.
+fn actions_from_json(s: &str) -> Vec<Action> {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str(s) else {
+        return Vec::new();
+    };
+    map.into_iter()
+        .filter_map(|(label, v)| {
+            v.as_str().map(|a| Action {
+                label,
+                action: a.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Actions as OnTakt's object: label → action string, in order.
+pub fn actions_json(actions: &[Action]) -> serde_json::Value {
+    serde_json::Value::Object(
+        actions
+            .iter()
+            .map(|a| (a.label.clone(), serde_json::Value::String(a.action.clone())))
+            .collect(),
+    )
 }
 
 /// Every alert, newest activity first; only the active ones unless `all`.
@@ -307,25 +383,30 @@ pub struct NewAlert {
     pub details: Option<String>,
     pub severity: Severity,
     pub ttl_s: Option<u64>,
-    pub machine_id: Option<String>,
-    pub actions: serde_json::Value,
+    pub machine_id: Option<i64>,
+    pub actions: Vec<Action>,
     pub data: serde_json::Value,
+    /// OnTakt's `timestamp`: when the condition began, if the client says so.
+    pub timestamp_ms: Option<i64>,
 }
 
 /// Creates the alert, or replaces the one with the same key (its id stays, it counts as
-/// seen once more); returns it as stored.
+/// seen once more); returns it as stored. Its `timestamp` is the one given, else now;
+/// `last_seen` is now, and a `ttl` counts from it (an alert reported now with a
+/// timestamp of last year has not expired).
 pub fn put(store: &Store, a: &NewAlert, now_ms: i64) -> Result<Alert, StoreError> {
     store.with_conn(|c| {
         c.execute(
             "INSERT INTO alerts (key, event, severity, source, message, details, first_seen,
                                  last_seen, times_seen, ttl_s, machine_id, actions, data)
-             VALUES (?1, 'alert', ?2, NULL, ?3, ?4, ?5, ?5, 1, ?6, ?7, ?8, ?9)
+             VALUES (?1, 'alert', ?2, NULL, ?3, ?4, ?10, ?5, 1, ?6, ?7, ?8, ?9)
              ON CONFLICT (key) DO UPDATE SET
-                 first_seen = CASE WHEN alerts.dismissed_at IS NOT NULL
-                         OR alerts.last_seen + alerts.ttl_s * 1000 < excluded.first_seen
+                 first_seen = CASE WHEN ?11 IS NOT NULL THEN ?11
+                     WHEN alerts.dismissed_at IS NOT NULL
+                         OR alerts.last_seen + alerts.ttl_s * 1000 < excluded.last_seen
                      THEN excluded.first_seen ELSE alerts.first_seen END,
                  times_seen = CASE WHEN alerts.dismissed_at IS NOT NULL
-                         OR alerts.last_seen + alerts.ttl_s * 1000 < excluded.first_seen
+                         OR alerts.last_seen + alerts.ttl_s * 1000 < excluded.last_seen
                      THEN 1 ELSE alerts.times_seen + 1 END,
                  severity = excluded.severity, message = excluded.message,
                  details = excluded.details, last_seen = excluded.last_seen,
@@ -339,8 +420,10 @@ pub fn put(store: &Store, a: &NewAlert, now_ms: i64) -> Result<Alert, StoreError
                 now_ms,
                 a.ttl_s.map(|t| t as i64),
                 a.machine_id,
-                a.actions.to_string(),
+                actions_json(&a.actions).to_string(),
                 a.data.to_string(),
+                a.timestamp_ms.unwrap_or(now_ms),
+                a.timestamp_ms,
             ],
         )?;
         c.query_row(

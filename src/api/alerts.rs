@@ -12,31 +12,11 @@ use serde_json::{Map, Value, json};
 use super::{ApiError, ApiState};
 use crate::alerts::{self, Alert, NewAlert};
 use crate::config::Destination;
-use crate::event::{Attachment, Event, Message, Severity, Span};
+use crate::event::{Action, Attachment, Event, Message, Severity, Span};
 use crate::store::{Batch, Delivery, now_ms};
 
-/// An alert as OnTakt's clients read it.
 fn view(a: &Alert) -> Value {
-    let time = |ms: i64| {
-        chrono::DateTime::from_timestamp_millis(ms)
-            .map(|t| t.to_rfc3339())
-            .unwrap_or_default()
-    };
-    json!({
-        "id": a.id,
-        "key": a.key,
-        "event": a.event,
-        "message": a.message.text(),
-        "details": a.details,
-        "severity": a.severity.as_str(),
-        "timestamp": time(a.first_seen_ms),
-        "last_seen": time(a.last_seen_ms),
-        "times_seen": a.times_seen,
-        "ttl": a.ttl_s,
-        "machine_id": a.machine_id,
-        "actions": a.actions,
-        "data": a.data,
-    })
+    a.to_ontakt()
 }
 
 pub async fn list(State(st): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
@@ -52,17 +32,28 @@ pub struct NotifyQuery {
 }
 
 /// Fields a client may send back from a listing; they are the server's to set.
-const READ_ONLY: &[&str] = &["id", "timestamp", "last_seen", "times_seen"];
+const READ_ONLY: &[&str] = &["id", "last_seen", "times_seen", "event", "level", "source"];
+/// OnTakt's writable fields of a `PersistentAlert`.
 const FIELDS: &[&str] = &[
     "key",
     "message",
     "details",
     "severity",
+    "timestamp",
     "ttl",
     "machine_id",
     "actions",
     "data",
 ];
+
+/// At most this many buttons on one alert: Telegram and the cards show them all.
+pub const MAX_ACTIONS: usize = 20;
+/// A button's label, in characters: what fits on a phone's button.
+const MAX_LABEL_CHARS: usize = 64;
+/// An action's name after its underscores, and a URL, in bytes.
+const MAX_ACTION_BYTES: usize = 2048;
+/// The latest `timestamp` taken: the end of year 9999, as far as dates are written.
+const MAX_EPOCH_S: f64 = 253_402_300_799.0;
 
 /// Reads a PUT body, naming every bad or missing field at once.
 pub fn new_alert(body: &Value) -> Result<NewAlert, ApiError> {
@@ -93,7 +84,18 @@ pub fn new_alert(body: &Value) -> Result<NewAlert, ApiError> {
     let key = text("key", &mut problems, true);
     let message = text("message", &mut problems, true);
     let details = text("details", &mut problems, false);
-    let machine_id = text("machine_id", &mut problems, false);
+    let machine_id = match obj.get("machine_id") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_i64() {
+            Some(n) => Some(n),
+            None => {
+                problems.push(format!(
+                    "machine_id: expected a whole number (the machine's id) or null, found {v}"
+                ));
+                None
+            }
+        },
+    };
     let severity = match text("severity", &mut problems, false).map(|s| s.parse::<Severity>()) {
         None => Severity::Info,
         Some(Ok(s)) => s,
@@ -101,6 +103,20 @@ pub fn new_alert(body: &Value) -> Result<NewAlert, ApiError> {
             problems.push(format!("severity: {e}"));
             Severity::Info
         }
+    };
+    let timestamp_ms = match obj.get("timestamp") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_f64() {
+            Some(t) if t.is_finite() && (0.0..=MAX_EPOCH_S).contains(&t) => {
+                Some((t * 1000.0).round() as i64)
+            }
+            _ => {
+                problems.push(format!(
+                    "timestamp: expected seconds since 1970-01-01 UTC (a number, as 1692300658), found {v}"
+                ));
+                None
+            }
+        },
     };
     let ttl_s = match obj.get("ttl") {
         None | Some(Value::Null) => None,
@@ -115,16 +131,7 @@ pub fn new_alert(body: &Value) -> Result<NewAlert, ApiError> {
             }
         },
     };
-    let actions = match obj.get("actions") {
-        None | Some(Value::Null) => json!([]),
-        Some(Value::Array(a)) if a.iter().all(Value::is_string) => Value::Array(a.clone()),
-        Some(v) => {
-            problems.push(format!(
-                "actions: expected a list of action names, found {v}"
-            ));
-            json!([])
-        }
-    };
+    let actions = actions(obj.get("actions"), &mut problems);
     let data = match obj.get("data") {
         None | Some(Value::Null) => json!({}),
         Some(Value::Object(o)) => Value::Object(o.clone()),
@@ -148,7 +155,82 @@ pub fn new_alert(body: &Value) -> Result<NewAlert, ApiError> {
         machine_id,
         actions,
         data,
+        timestamp_ms,
     })
+}
+
+/// OnTakt's `actions`: an object of button label → action string, each a server action
+/// (`__name`), a client action (`_name`) or a URL to open (absolute `http(s)`, or a
+/// path on the server as OnTakt's own alerts carry). Each bad one is named by its label.
+fn actions(v: Option<&Value>, problems: &mut Vec<String>) -> Vec<Action> {
+    let map = match v {
+        None | Some(Value::Null) => return Vec::new(),
+        Some(Value::Object(map)) => map,
+        Some(v) => {
+            problems.push(format!(
+                "actions: expected an object of button label → action string \
+                 (as {{\"View forecast\": \"https://…\"}}), found {v}"
+            ));
+            return Vec::new();
+        }
+    };
+    if map.len() > MAX_ACTIONS {
+        problems.push(format!(
+            "actions: {} buttons; at most {MAX_ACTIONS}",
+            map.len()
+        ));
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (label, value) in map {
+        let at = format!("actions.{label}");
+        if label.trim().is_empty()
+            || label.chars().count() > MAX_LABEL_CHARS
+            || label.chars().any(char::is_control)
+        {
+            problems.push(format!(
+                "{at}: a label must be 1 to {MAX_LABEL_CHARS} characters, without control characters"
+            ));
+            continue;
+        }
+        let Some(action) = value.as_str() else {
+            problems.push(format!("{at}: expected an action string, found {value}"));
+            continue;
+        };
+        if let Err(why) = check_action(action) {
+            problems.push(format!("{at}: {why}, found {value}"));
+            continue;
+        }
+        out.push(Action {
+            label: label.clone(),
+            action: action.to_string(),
+        });
+    }
+    out
+}
+
+fn check_action(a: &str) -> Result<(), &'static str> {
+    const EXPECTED: &str = "expected a server action (__name), a client action (_name) or a URL \
+         (https://…, or a path on the server such as /tools/)";
+    if a.len() > MAX_ACTION_BYTES {
+        return Err("longer than 2048 bytes");
+    }
+    let name = a.strip_prefix("__").or_else(|| a.strip_prefix('_'));
+    if let Some(name) = name {
+        let ok = !name.is_empty()
+            && !name.starts_with('_')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        return if ok { Ok(()) } else { Err(EXPECTED) };
+    }
+    let clean = !a.is_empty() && !a.chars().any(|c| c.is_whitespace() || c.is_control());
+    let relative = a.starts_with('/') && !a.starts_with("//");
+    if clean && (relative || crate::event::is_absolute_http(a)) {
+        Ok(())
+    } else {
+        Err(EXPECTED)
+    }
 }
 
 /// `?notify=service[:scope]` or a channel's numeric id.
@@ -200,13 +282,7 @@ pub async fn put(
     let now = now_ms();
     let alert = st.db(move |s| alerts::put(s, &input, now)).await?;
     if let Some(dest) = target {
-        let mut event = Event::message(
-            crate::event::names::ALERT,
-            alert.severity,
-            alert.message.clone(),
-        );
-        event.details = alert.details.clone();
-        event.key = alert.key.clone();
+        let event = alert.to_event();
         let d = dest.clone();
         st.db(move |s| {
             s.commit(&Batch {
@@ -432,10 +508,12 @@ pub async fn notify_status(
     })))
 }
 
-/// `POST /api/alerts/{id}/action/{action}`: the actions an alert carries. Those starting
-/// with `__` are the server's: `__resend` (the alert again, through its routes) and
-/// `__snooze` (no messages for its key for `data.snooze_s` seconds). Any other action is
-/// the clients' business: 501.
+/// `POST /api/alerts/{id}/action/{action}`, with OnTakt's codes: 404 no such active
+/// alert, or it carries no action with that string; 501 an action the server has no
+/// handler for (a client action, a URL, an unknown `__` name); 424 the handler failed;
+/// 204 done. The handlers: `__dismiss` (as `DELETE`), `__snooze` (no messages for its
+/// key for `data.snooze_s` seconds, an hour without it) and `__resend` (the alert again,
+/// through its event's routes).
 pub async fn action(
     State(st): State<Arc<ApiState>>,
     Path((id, action)): Path<(String, String)>,
@@ -449,22 +527,19 @@ pub async fn action(
         .await?
         .filter(|a| a.is_active(now))
         .ok_or_else(|| ApiError::not_found(format!("id: no active alert {id}")))?;
-    let carried = alert
-        .actions
-        .as_array()
-        .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(action.as_str())));
-    if !carried {
+    if !alert.actions.iter().any(|a| a.action == action) {
         return Err(ApiError::not_found(format!(
             "action: alert {id} does not carry the action {action:?}"
         )));
     }
     let failed = |m: String| ApiError::new(StatusCode::FAILED_DEPENDENCY, m);
     match action.as_str() {
+        "__dismiss" => {
+            st.db(move |s| alerts::dismiss(s, id, now)).await?;
+            Ok(StatusCode::NO_CONTENT)
+        }
         "__resend" => {
-            let mut event = Event::message(&alert.event, alert.severity, alert.message.clone());
-            event.details = alert.details.clone();
-            event.source = alert.source.clone();
-            event.key = alert.key.clone();
+            let event = alert.to_event();
             let to = crate::routing::Router::new(&st.config())
                 .route(&event.name)
                 .to_vec();
@@ -493,17 +568,15 @@ pub async fn action(
             Ok(StatusCode::NO_CONTENT)
         }
         "__snooze" => {
-            let secs = alert
-                .data
-                .get("snooze_s")
-                .and_then(Value::as_u64)
-                .ok_or_else(|| {
-                    failed(
-                        "__snooze: the alert's data has no snooze_s (a whole number of seconds)"
-                            .into(),
-                    )
-                })?;
-            let until = now.saturating_add((secs as i64).saturating_mul(1000));
+            let secs = match alert.data.get("snooze_s") {
+                None => alerts::DEFAULT_SNOOZE_S,
+                Some(v) => v.as_u64().filter(|s| *s > 0).ok_or_else(|| {
+                    failed(format!(
+                        "__snooze: the alert's data.snooze_s is {v}, not a whole number of seconds"
+                    ))
+                })?,
+            };
+            let until = now.saturating_add((secs.min(alerts::MAX_TTL_S) as i64) * 1000);
             st.db(move |s| alerts::snooze(s, id, until)).await?;
             Ok(StatusCode::NO_CONTENT)
         }

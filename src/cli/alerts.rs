@@ -50,9 +50,7 @@ pub fn run(cli: &Cli, cmd: &AlertsCommand) -> Result<(), CliError> {
             let list = alerts::list(&store, now, *all).map_err(failed)?;
             if *json {
                 for a in &list {
-                    let line =
-                        serde_json::to_string(a).map_err(|e| CliError::failed(e.to_string()))?;
-                    println!("{line}");
+                    println!("{}", a.to_ontakt());
                 }
             } else {
                 print!("{}", table(&list, now));
@@ -135,7 +133,8 @@ async fn through_agent(agent: &AgentClient, cmd: &AlertsCommand) -> Result<(), C
                 .as_object()
                 .map(|o| o.values().collect())
                 .unwrap_or_default();
-            list.sort_by(|a, b| b["last_seen"].as_str().cmp(&a["last_seen"].as_str()));
+            let last = |a: &serde_json::Value| a["last_seen"].as_f64().unwrap_or(0.0);
+            list.sort_by(|a, b| last(b).total_cmp(&last(a)));
             if *json {
                 for a in list {
                     println!("{a}");
@@ -150,9 +149,18 @@ async fn through_agent(agent: &AgentClient, cmd: &AlertsCommand) -> Result<(), C
                     out.push_str(&format!(
                         "{:>6}  {:<8}  {:>7}  {:<25}  {}\n",
                         a["id"],
-                        a["severity"].as_str().unwrap_or(""),
+                        a["level"].as_str().unwrap_or(""),
                         a["times_seen"],
-                        a["last_seen"].as_str().unwrap_or(""),
+                        a["last_seen"]
+                            .as_f64()
+                            .and_then(|s| chrono::DateTime::from_timestamp_millis(
+                                (s * 1000.0) as i64
+                            ))
+                            .map(|t| t
+                                .with_timezone(&chrono::Local)
+                                .format("%Y-%m-%d %H:%M:%S")
+                                .to_string())
+                            .unwrap_or_default(),
                         text.lines().next().unwrap_or("")
                     ));
                 }

@@ -71,7 +71,8 @@ struct Fields<'a> {
     source: Option<&'a str>,
     key: &'a str,
     text: String,
-    details: Option<&'a str>,
+    /// Plain text: Alertmanager's annotations are shown as text.
+    details: Option<String>,
     times_seen: u64,
     first_ms: i64,
     last_ms: i64,
@@ -118,7 +119,7 @@ impl Alertmanager {
                 source: a.source.as_deref(),
                 key: &a.key,
                 text: a.message.text(),
-                details: a.details.as_deref(),
+                details: a.details.as_deref().map(super::html::to_text),
                 times_seen: a.times_seen,
                 first_ms: a.first_seen_ms,
                 last_ms: a.last_seen_ms,
@@ -137,7 +138,7 @@ impl Alertmanager {
                 source: e.source.as_deref(),
                 key: &e.key,
                 text: e.message.text(),
-                details: e.details.as_deref(),
+                details: e.details.as_ref().map(super::render::details_text),
                 times_seen: 1,
                 first_ms: now_ms,
                 last_ms: now_ms,
@@ -169,7 +170,7 @@ impl Alertmanager {
             .take(MAX_SUMMARY_CHARS)
             .collect();
         let mut description = f.text.clone();
-        if let Some(d) = f.details {
+        if let Some(d) = &f.details {
             description.push_str("\n\n");
             description.push_str(d);
         }

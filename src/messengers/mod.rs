@@ -8,6 +8,7 @@
 //! timeout covers each read, the HTTP client's the request, neither the whole send).
 
 pub mod alertmanager;
+pub mod html;
 mod http;
 pub mod mail;
 pub mod probe;

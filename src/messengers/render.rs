@@ -11,9 +11,11 @@
 //! first few shown, the rest counted by event name. An event that stands for counted
 //! repeats says so ("repeated 57 times since 14:03").
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Local, TimeZone, Utc};
 
-use crate::event::{Event, Severity, Span, names};
+use crate::event::{Details, Event, Severity, Span, names};
 use crate::store::Repeat;
 
 /// Telegram's limit for one message's text.
@@ -214,7 +216,13 @@ fn context_line(e: &Event) -> String {
     parts.join(" · ")
 }
 
+/// The plain-text part of a mail: every event with its URL actions as links.
 pub fn mail_text(n: &Notification<'_>) -> String {
+    plain_text(n, true)
+}
+
+/// The notification as plain text; `with_links` adds each event's URL actions.
+pub fn plain_text(n: &Notification<'_>, with_links: bool) -> String {
     let mut out = if n.is_digest() {
         format!(
             "{} events on {}\n",
@@ -242,8 +250,17 @@ pub fn mail_text(n: &Notification<'_>) -> String {
         }
         if let Some(d) = &e.details {
             out.push('\n');
-            out.push_str(d);
+            out.push_str(&details_text(d));
             out.push('\n');
+        }
+        let links = if with_links {
+            links_text(e)
+        } else {
+            String::new()
+        };
+        if !links.is_empty() {
+            out.push('\n');
+            out.push_str(&links);
         }
         if !e.message.tags.is_empty() {
             out.push('\n');
@@ -293,8 +310,23 @@ pub fn mail_html(n: &Notification<'_>) -> String {
         if let Some(r) = &item.repeat {
             body.push_str(&format!("<p><i>{}</i></p>", escape(&repeat_note(r))));
         }
-        if let Some(d) = &e.details {
-            body.push_str(&format!("<pre>{}</pre>", escape(d)));
+        match &e.details {
+            Some(Details::Text(t)) => body.push_str(&format!("<pre>{}</pre>", escape(t))),
+            Some(Details::Html { html }) => {
+                body.push_str(&format!("<div>{}</div>", super::html::sanitize(html)))
+            }
+            None => {}
+        }
+        let links: Vec<String> = e
+            .actions
+            .iter()
+            .filter_map(|a| {
+                a.absolute_url()
+                    .map(|u| format!("<a href=\"{}\">{}</a>", escape(u), escape(&a.label)))
+            })
+            .collect();
+        if !links.is_empty() {
+            body.push_str(&format!("<p>{}</p>", links.join(" · ")));
         }
         if !e.message.tags.is_empty() {
             body.push_str(&format!("<p>{}</p>", escape(&hashtags(&e.message.tags))));
@@ -341,17 +373,24 @@ fn hashtags(tags: &[String]) -> String {
 
 /// Escapes text for HTML (mail) and Telegram's HTML parse mode.
 pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
+    crate::event::html_escape(s)
+}
+
+/// Details as plain text: a traceback as it is, HTML reduced to its text.
+pub fn details_text(d: &Details) -> String {
+    match d {
+        Details::Text(t) => t.clone(),
+        Details::Html { html } => super::html::to_text(html),
     }
-    out
+}
+
+/// The event's URL actions, one `label: url` line each (empty without any): what a
+/// plain-text medium shows, and what chat tools turn into links.
+pub fn links_text(e: &Event) -> String {
+    e.actions
+        .iter()
+        .filter_map(|a| a.absolute_url().map(|u| format!("{}: {u}\n", a.label)))
+        .collect()
 }
 
 fn truncate_chars(s: &str, max: usize) -> String {
@@ -364,22 +403,86 @@ fn truncate_chars(s: &str, max: usize) -> String {
 /// A run of text that is rendered inside one pair of tags.
 struct Segment {
     text: String,
-    open: &'static str,
-    close: &'static str,
+    open: Cow<'static, str>,
+    close: Cow<'static, str>,
 }
 
 impl Segment {
-    fn new(text: impl Into<String>, open: &'static str, close: &'static str) -> Segment {
+    fn new(
+        text: impl Into<String>,
+        open: impl Into<Cow<'static, str>>,
+        close: impl Into<Cow<'static, str>>,
+    ) -> Segment {
         Segment {
             text: text.into(),
-            open,
-            close,
+            open: open.into(),
+            close: close.into(),
         }
     }
+
+    /// A run of reduced HTML in Telegram's tags: a link outside, then bold, italic, code.
+    fn of_run(r: &super::html::Run) -> Segment {
+        let (mut open, mut close) = (String::new(), String::new());
+        if let Some(l) = &r.link {
+            open.push_str(&format!("<a href=\"{}\">", escape(l)));
+        }
+        for (on, o, c) in [
+            (r.bold, "<b>", "</b>"),
+            (r.italic, "<i>", "</i>"),
+            (r.code, "<code>", "</code>"),
+        ] {
+            if on {
+                open.push_str(o);
+                close.insert_str(0, c);
+            }
+        }
+        if r.link.is_some() {
+            close.push_str("</a>");
+        }
+        Segment::new(r.text.clone(), open, close)
+    }
+}
+
+/// Which of an event's URL actions Telegram shows in the text: those that are not
+/// buttons (see `telegram.rs`), or all of them when buttons were refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TgLinks {
+    /// URLs Telegram takes for a button are buttons; the others are text.
+    Buttons,
+    /// Every URL is text.
+    Text,
+}
+
+impl TgLinks {
+    fn links_text(self, e: &Event) -> String {
+        e.actions
+            .iter()
+            .filter_map(|a| {
+                let url = a.absolute_url()?;
+                (self == TgLinks::Text || !telegram_button_url(url))
+                    .then(|| format!("{}: {url}\n", a.label))
+            })
+            .collect()
+    }
+}
+
+/// Whether Telegram takes `url` for an inline URL button: it refuses hosts without a
+/// dot (`localhost`, intranet short names) as invalid.
+pub fn telegram_button_url(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host_str()
+                .is_some_and(|h| h.contains('.') || h.contains(':'))
+    })
 }
 
 /// The Telegram messages for a notification, in order, each at most `limit` long.
 pub fn telegram_parts(n: &Notification<'_>, limit: usize) -> Vec<String> {
+    telegram_parts_with(n, limit, TgLinks::Buttons)
+}
+
+/// [`telegram_parts`], saying which URL actions the text shows.
+pub fn telegram_parts_with(n: &Notification<'_>, limit: usize, links: TgLinks) -> Vec<String> {
     let mut segs = Vec::new();
     if n.is_digest() {
         let worst = worst(n);
@@ -454,9 +557,20 @@ pub fn telegram_parts(n: &Notification<'_>, limit: usize) -> Vec<String> {
         segs.push(Segment::new("\n", "", ""));
         segs.push(Segment::new(repeat_note(r), "<b>", "</b>"));
     }
-    if let Some(d) = &e.details {
-        segs.push(Segment::new("\n", "", ""));
-        segs.push(Segment::new(d.clone(), "<pre>", "</pre>"));
+    match &e.details {
+        Some(Details::Text(t)) => {
+            segs.push(Segment::new("\n", "", ""));
+            segs.push(Segment::new(t.clone(), "<pre>", "</pre>"));
+        }
+        Some(Details::Html { html }) => {
+            segs.push(Segment::new("\n", "", ""));
+            segs.extend(super::html::runs(html).iter().map(Segment::of_run));
+        }
+        None => {}
+    }
+    let links = links.links_text(e);
+    if !links.is_empty() {
+        segs.push(Segment::new(format!("\n{}", links.trim_end()), "", ""));
     }
     if !e.message.tags.is_empty() {
         segs.push(Segment::new(
@@ -486,17 +600,17 @@ fn split(segs: &[Segment], limit: usize) -> Vec<String> {
     // part of its own) is dropped: the reader would not have seen it anyway.
     let mut shows = false;
     for seg in segs {
-        let overhead = tg_len(seg.open) + tg_len(seg.close);
+        let overhead = tg_len(&seg.open) + tg_len(&seg.close);
         let budget = limit.saturating_sub(overhead).max(1);
         let mut opened = false;
         for line in seg.text.split_inclusive('\n') {
             for piece in hard_cut(line, budget) {
                 let esc = escape_tg(piece);
                 let need =
-                    tg_len(&esc) + if opened { 0 } else { tg_len(seg.open) } + tg_len(seg.close);
+                    tg_len(&esc) + if opened { 0 } else { tg_len(&seg.open) } + tg_len(&seg.close);
                 if cur_len + need > limit && !cur.is_empty() {
                     if opened {
-                        cur.push_str(seg.close);
+                        cur.push_str(&seg.close);
                     }
                     let part = std::mem::take(&mut cur);
                     if shows {
@@ -507,8 +621,8 @@ fn split(segs: &[Segment], limit: usize) -> Vec<String> {
                     shows = false;
                 }
                 if !opened {
-                    cur.push_str(seg.open);
-                    cur_len += tg_len(seg.open);
+                    cur.push_str(&seg.open);
+                    cur_len += tg_len(&seg.open);
                     opened = true;
                 }
                 cur_len += tg_len(&esc);
@@ -517,8 +631,8 @@ fn split(segs: &[Segment], limit: usize) -> Vec<String> {
             }
         }
         if opened {
-            cur.push_str(seg.close);
-            cur_len += tg_len(seg.close);
+            cur.push_str(&seg.close);
+            cur_len += tg_len(&seg.close);
         }
     }
     if shows {
@@ -608,7 +722,7 @@ mod tests {
             .map(|i| format!("line {i:04} <x> & more text\n"))
             .collect();
         let mut e = ev(&text);
-        e.details = Some("Traceback\n".repeat(300));
+        e.details = Some(Details::Text("Traceback\n".repeat(300)));
         let parts = telegram_parts(&Notification::single("IN5", &e), 1000);
         assert!(parts.len() > 10);
         for p in &parts {
@@ -680,7 +794,7 @@ mod tests {
         let a = ev("first <one>");
         let mut b = ev("second");
         b.severity = Severity::Minor;
-        b.details = Some("long traceback".into());
+        b.details = Some(Details::Text("long traceback".into()));
         let n = Notification {
             instrument: "IN5",
             items: vec![

@@ -13,11 +13,14 @@
 mod probe;
 
 use teloxide::prelude::*;
-use teloxide::types::{ChatId, InputFile, LinkPreviewOptions, ParseMode, Recipient};
+use teloxide::types::{
+    ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, LinkPreviewOptions, ParseMode,
+    Recipient,
+};
 use teloxide::{ApiError, RequestError};
 
 use super::SendError;
-use super::render::{self, Notification, TELEGRAM_LIMIT};
+use super::render::{self, Notification, TELEGRAM_LIMIT, TgLinks};
 use crate::config::{Secret, TelegramConfig};
 
 pub struct Telegram {
@@ -54,19 +57,26 @@ impl Telegram {
             .get(scope)
             .ok_or_else(|| SendError::permanent(format!("no telegram scope {scope:?}")))?;
         let recipient = recipient(chat);
-        for part in render::telegram_parts(n, TELEGRAM_LIMIT) {
-            self.bot
-                .send_message(recipient.clone(), part)
-                .parse_mode(ParseMode::Html)
-                .link_preview_options(LinkPreviewOptions {
-                    is_disabled: true,
-                    url: None,
-                    prefer_small_media: false,
-                    prefer_large_media: false,
-                    show_above_text: false,
-                })
-                .await
-                .map_err(|e| self.classify(e))?;
+        let keyboard = url_buttons(n);
+        let parts = render::telegram_parts(n, TELEGRAM_LIMIT);
+        let last = parts.len().saturating_sub(1);
+        for (i, part) in parts.into_iter().enumerate() {
+            let markup = keyboard.clone().filter(|_| i == last);
+            match self.send_text(&recipient, part, markup.clone()).await {
+                Ok(()) => {}
+                // Telegram judges button URLs by rules of its own (a host it will not
+                // link to); the alert still goes out, with its links written in the text.
+                Err(e) if markup.is_some() && is_button_refusal(&e) => {
+                    tracing::warn!(error = %self.token.scrub(&e.to_string()), "Telegram refused the alert's URL buttons; sending its links as text");
+                    let again = render::telegram_parts_with(n, TELEGRAM_LIMIT, TgLinks::Text);
+                    for part in again.into_iter().skip(i) {
+                        self.send_text(&recipient, part, None)
+                            .await
+                            .map_err(|e| self.classify(e))?;
+                    }
+                }
+                Err(e) => return Err(self.classify(e)),
+            }
         }
         // Files after the text they belong to; a photo is shown inline, anything else
         // as a document.
@@ -85,6 +95,29 @@ impl Telegram {
         Ok(())
     }
 
+    async fn send_text(
+        &self,
+        to: &Recipient,
+        text: String,
+        markup: Option<InlineKeyboardMarkup>,
+    ) -> Result<(), RequestError> {
+        let mut req = self
+            .bot
+            .send_message(to.clone(), text)
+            .parse_mode(ParseMode::Html)
+            .link_preview_options(LinkPreviewOptions {
+                is_disabled: true,
+                url: None,
+                prefer_small_media: false,
+                prefer_large_media: false,
+                show_above_text: false,
+            });
+        if let Some(m) = markup {
+            req = req.reply_markup(m);
+        }
+        req.await.map(drop)
+    }
+
     fn classify(&self, e: RequestError) -> SendError {
         // An HTTP client error may quote the request URL, which holds the token.
         let text = self.token.scrub(&format!("Telegram: {e}"));
@@ -100,6 +133,41 @@ impl Telegram {
             _ => SendError::transient(text),
         }
     }
+}
+
+/// The URL actions of a single alert as inline URL buttons, two to a row; `None` for a
+/// digest (its buttons would not say which alert they belong to) or without any.
+fn url_buttons(n: &Notification<'_>) -> Option<InlineKeyboardMarkup> {
+    let [item] = n.items.as_slice() else {
+        return None;
+    };
+    let buttons: Vec<InlineKeyboardButton> = item
+        .event
+        .actions
+        .iter()
+        .filter_map(|a| {
+            let url = a
+                .absolute_url()
+                .filter(|u| render::telegram_button_url(u))?;
+            Some(InlineKeyboardButton::url(
+                a.label.clone(),
+                url.parse().ok()?,
+            ))
+        })
+        .collect();
+    if buttons.is_empty() {
+        return None;
+    }
+    Some(InlineKeyboardMarkup::new(
+        buttons.chunks(2).map(<[InlineKeyboardButton]>::to_vec),
+    ))
+}
+
+/// Telegram's answer to a button it will not show: "Bad Request: inline keyboard button
+/// URL '…' is invalid…", or `BUTTON_URL_INVALID`.
+fn is_button_refusal(e: &RequestError) -> bool {
+    let text = e.to_string();
+    text.contains("BUTTON_URL_INVALID") || text.contains("button URL")
 }
 
 /// A chat id from the config: a number, or `@channelname`.

@@ -26,7 +26,7 @@ use crate::config::{Preset, Service, WebhookBody, WebhookConfig, WebhookTarget};
 use crate::event::Severity;
 
 /// The fields a template may name, with what they hold (for errors and the docs).
-pub const FIELDS: [(&str, &str); 14] = [
+pub const FIELDS: [(&str, &str); 16] = [
     ("instrument", "the instrument's name"),
     (
         "title",
@@ -59,9 +59,17 @@ pub const FIELDS: [(&str, &str); 14] = [
     ("key", "the (first) event's dedup key"),
     (
         "details",
-        "the (first) event's details (a traceback), or empty",
+        "the (first) event's details as plain text (a traceback, an alert's details), or empty",
     ),
     ("time", "the (first) event's time, RFC 3339"),
+    (
+        "links",
+        "the (first) event's URL actions, one \"label: url\" line each, or empty",
+    ),
+    (
+        "card_actions",
+        "the (first) event's URL actions as Adaptive Card Action.OpenUrl objects (a list)",
+    ),
 ];
 
 /// Checks that a `body` template names only known fields: a typo is a config error, not
@@ -121,7 +129,9 @@ pub fn fields(n: &Notification<'_>) -> Map<String, Value> {
         .map(|i| i.event.severity)
         .max()
         .unwrap_or(Severity::Info);
-    let mut text = render::mail_text(n);
+    // The links go in a field of their own: chat tools show `text` in a code block,
+    // where a URL is not a link.
+    let mut text = render::plain_text(n, false);
     let files: Vec<&str> = n.attachments().map(|a| a.filename.as_str()).collect();
     if !files.is_empty() {
         text.push_str(&format!(
@@ -150,8 +160,24 @@ pub fn fields(n: &Notification<'_>) -> Map<String, Value> {
     m.insert("key".into(), json!(first.key));
     m.insert(
         "details".into(),
-        json!(first.details.as_deref().unwrap_or("")),
+        json!(
+            first
+                .details
+                .as_ref()
+                .map(render::details_text)
+                .unwrap_or_default()
+        ),
     );
+    m.insert("links".into(), json!(render::links_text(first)));
+    let card_actions: Vec<Value> = first
+        .actions
+        .iter()
+        .filter_map(|a| {
+            a.absolute_url()
+                .map(|u| json!({"type": "Action.OpenUrl", "title": a.label, "url": u}))
+        })
+        .collect();
+    m.insert("card_actions".into(), Value::Array(card_actions));
     m.insert("time".into(), json!(first.time.to_rfc3339()));
     m
 }
@@ -278,15 +304,16 @@ pub fn preset_template(p: Preset) -> Value {
                             {"title": "Event", "value": "{{event}}"}
                         ]},
                         {"type": "TextBlock", "text": "{{text}}", "wrap": true, "fontType": "Monospace"}
-                    ]
+                    ],
+                    "actions": "{{card_actions}}"
                 }
             }]
         }),
         Preset::Slack => json!({
-            "text": "{{emoji}} *{{title}}*\n```{{text}}```"
+            "text": "{{emoji}} *{{title}}*\n```{{text}}```\n{{links}}"
         }),
         Preset::Mattermost => json!({
-            "text": "{{emoji}} **{{title}}**\n```\n{{text}}\n```"
+            "text": "{{emoji}} **{{title}}**\n```\n{{text}}\n```\n{{links}}"
         }),
         // ntfy's JSON publishing; the topic is added from the URL.
         Preset::Ntfy => json!({
@@ -315,7 +342,8 @@ pub fn request_body(t: &WebhookTarget, n: &Notification<'_>) -> (String, &'stati
                         "source": i.event.source,
                         "key": i.event.key,
                         "message": i.event.message.text(),
-                        "details": i.event.details,
+                        "details": i.event.details.as_ref().map(render::details_text),
+                        "links": i.event.actions.iter().filter_map(|a| a.absolute_url().map(|u| json!({"label": a.label, "url": u}))).collect::<Vec<_>>(),
                         "time": i.event.time.to_rfc3339(),
                         "repeated": i.repeat.map(|r| r.count),
                     })

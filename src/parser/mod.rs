@@ -17,7 +17,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Local, NaiveDate, TimeZone, Utc};
 
 use crate::config::Encoding;
-use crate::event::{Event, Message, Origin, Severity, dedup_key, names};
+use crate::event::{Details, Event, Message, Origin, Severity, dedup_key, names};
 pub use rules::Rules;
 use sonix::{LineType, Stamp};
 use traceback::{Step, Traceback};
@@ -212,7 +212,7 @@ impl FileParser {
                 time,
                 line,
             );
-            event.details = Some(clip_tail(tb.details(), MAX_DETAILS_CHARS));
+            event.details = Some(Details::Text(clip_tail(tb.details(), MAX_DETAILS_CHARS)));
             out.push(event);
         }
     }
@@ -258,6 +258,7 @@ impl FileParser {
             source,
             message: Message::plain(message),
             details: None,
+            actions: Vec::new(),
             time,
             origin: Some(Origin {
                 file: self.file.clone(),

@@ -256,9 +256,89 @@ pub struct TgRequest {
 #[derive(Debug, Clone)]
 pub enum Reply {
     Ok,
-    TooManyRequests { retry_after: u64 },
+    TooManyRequests {
+        retry_after: u64,
+    },
     BadRequest(&'static str),
+    /// A 400 that the fake itself gives, as Telegram would (see [`refusal`]).
+    Refused(String),
     ServerError,
+}
+
+/// The tags Telegram's HTML parse mode knows.
+const TG_TAGS: &[&str] = &[
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "ins",
+    "s",
+    "strike",
+    "del",
+    "a",
+    "code",
+    "pre",
+    "span",
+    "tg-spoiler",
+    "tg-emoji",
+    "blockquote",
+];
+
+/// What Telegram refuses in a `sendMessage`, with its descriptions: a tag its HTML mode
+/// does not know, an empty text, and an inline URL button whose URL it will not link
+/// (not `http(s)`/`tg`, or a host without a dot: `localhost`, intranet short names).
+fn refusal(method: &str, body: &Value) -> Option<String> {
+    if method != "sendmessage" {
+        return None;
+    }
+    let text = body.get("text").and_then(Value::as_str).unwrap_or("");
+    if text.trim().is_empty() {
+        return Some("Bad Request: message text is empty".into());
+    }
+    if body.get("parse_mode").and_then(Value::as_str) == Some("HTML") {
+        let mut rest = text;
+        let mut offset = 0;
+        while let Some(i) = rest.find('<') {
+            let after = &rest[i + 1..];
+            let name: String = after
+                .trim_start_matches('/')
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            if !TG_TAGS.contains(&name.to_ascii_lowercase().as_str()) {
+                return Some(format!(
+                    "Bad Request: can't parse entities: Unsupported start tag \"{name}\" at byte offset {}",
+                    offset + i
+                ));
+            }
+            offset += i + 1;
+            rest = after;
+        }
+    }
+    let rows = body
+        .pointer("/reply_markup/inline_keyboard")
+        .and_then(Value::as_array);
+    for button in rows
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r.as_array().into_iter().flatten())
+    {
+        let Some(url) = button.get("url").and_then(Value::as_str) else {
+            continue;
+        };
+        let ok = url::Url::parse(url).is_ok_and(|u| match u.scheme() {
+            "http" | "https" => u.host_str().is_some_and(|h| h.contains('.')),
+            "tg" => true,
+            _ => false,
+        });
+        if !ok {
+            return Some(format!(
+                "Bad Request: inline keyboard button URL '{url}' is invalid: Wrong HTTP URL"
+            ));
+        }
+    }
+    None
 }
 
 #[derive(Default)]
@@ -428,8 +508,10 @@ async fn handle(
             );
         }
         let scripted = st.by_method.get_mut(&method).and_then(VecDeque::pop_front);
+        let refused = refusal(&method, &body);
         match scripted.or_else(|| st.script.pop_front()) {
             Some(reply) => reply,
+            None if refused.is_some() => Reply::Refused(refused.unwrap_or_default()),
             None if chat.as_ref().is_some_and(|c| st.missing_chats.contains(c)) => {
                 Reply::BadRequest("Bad Request: chat not found")
             }
@@ -475,6 +557,10 @@ async fn handle(
             })),
         ),
         Reply::BadRequest(desc) => (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"ok": false, "error_code": 400, "description": desc})),
+        ),
+        Reply::Refused(desc) => (
             StatusCode::BAD_REQUEST,
             axum::Json(json!({"ok": false, "error_code": 400, "description": desc})),
         ),
