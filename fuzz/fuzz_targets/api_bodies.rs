@@ -46,17 +46,20 @@ fn check_alert(body: &Value) {
     });
     assert!(!key.trim().is_empty(), "empty key accepted");
     assert!(!a.message.trim().is_empty(), "empty message accepted");
-    for s in [&a.details, &a.machine_id].into_iter().flatten() {
-        assert!(!s.trim().is_empty(), "an empty optional field kept");
+    if let Some(d) = &a.details {
+        assert!(!d.trim().is_empty(), "an empty optional field kept");
     }
     assert!(a.ttl_s.is_none_or(|t| t > 0));
-    assert!(
-        a.actions
-            .as_array()
-            .is_some_and(|l| l.iter().all(Value::is_string)),
-        "actions: {}",
-        a.actions
-    );
+    for act in &a.actions {
+        assert!(!act.label.trim().is_empty(), "an action without a label");
+        let s = act.action.as_str();
+        let shaped = s.starts_with('_')
+            || s.starts_with('/')
+            || s.starts_with("http://")
+            || s.starts_with("https://");
+        assert!(shaped, "an action that is none of OnTakt's forms: {s:?}");
+        assert!(!s.chars().any(char::is_whitespace), "white space in {s:?}");
+    }
     assert!(a.data.is_object(), "data: {}", a.data);
 
     let back = json!({
@@ -66,7 +69,8 @@ fn check_alert(body: &Value) {
         "severity": a.severity.as_str(),
         "ttl": a.ttl_s,
         "machine_id": a.machine_id,
-        "actions": a.actions,
+        "timestamp": a.timestamp_ms.map(|ms| ms as f64 / 1000.0),
+        "actions": protowatch::alerts::actions_json(&a.actions),
         "data": a.data,
     });
     let b = new_alert(&back).unwrap_or_else(|e| panic!("accepted, written back refused: {e:?}"));
@@ -75,8 +79,8 @@ fn check_alert(body: &Value) {
         (&b.key, &b.message, &b.details, b.severity, b.ttl_s)
     );
     assert_eq!(
-        (&a.machine_id, &a.actions, &a.data),
-        (&b.machine_id, &b.actions, &b.data)
+        (&a.machine_id, &a.actions, &a.data, a.timestamp_ms),
+        (&b.machine_id, &b.actions, &b.data, b.timestamp_ms)
     );
 }
 
