@@ -649,6 +649,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         Arc::new(Rules::new(&config.rules).map_err(|e| AgentError::Setup(format!("rules: {e}")))?);
     let _lock = AgentLock::acquire(&config.state_dir)?;
     let store = Store::open(&config.state_dir)?;
+    store.make_private();
     let resume = Resume {
         checkpoints: store
             .checkpoints()?

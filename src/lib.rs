@@ -29,6 +29,7 @@ pub mod messengers;
 pub mod metrics;
 pub mod outbox;
 pub mod parser;
+pub mod private;
 pub mod routing;
 pub mod store;
 pub mod systemd;

@@ -212,12 +212,19 @@ impl AgentLock {
         }
     }
 
-    /// Whether an agent holds the lock of `state_dir` now.
-    pub fn is_held(state_dir: &Path) -> bool {
-        let Ok(file) = std::fs::File::open(state_dir.join(LOCK_FILE)) else {
-            return false;
+    /// Whether an agent holds the lock of `state_dir` now. A folder this user may not
+    /// look into is an error, not "no agent": a command must not go around an agent
+    /// that it cannot see.
+    pub fn is_held(state_dir: &Path) -> std::io::Result<bool> {
+        let file = match std::fs::File::open(state_dir.join(LOCK_FILE)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
         };
-        matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+        Ok(matches!(
+            file.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ))
     }
 }
 
@@ -372,6 +379,25 @@ impl Store {
         Ok(store)
     }
 
+    /// Narrows the state folder and the database files to the agent's user (and the
+    /// group `protowatch`): they hold queued messages and their files.
+    pub fn make_private(&self) {
+        if let Some(dir) = self.path.parent() {
+            crate::private::secure_dir(dir);
+        }
+        let name = self.path.as_os_str().to_owned();
+        for suffix in ["", "-wal", "-shm"] {
+            let mut f = name.clone();
+            f.push(suffix);
+            let f = PathBuf::from(f);
+            if f.exists()
+                && let Err(e) = crate::private::secure_file(&f)
+            {
+                tracing::warn!(path = %f.display(), error = %e, "cannot restrict the permissions of the state database");
+            }
+        }
+    }
+
     fn sql(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         |source| StoreError::Sql {
             path: self.path.clone(),
@@ -500,8 +526,11 @@ impl Store {
             }
             crate::alerts::record(&tx, &batch.alerts).map_err(sql)?;
             for (id, sent_to, counted) in &batch.accepted {
+                // The files now travel with the event's deliveries; the request keeps
+                // only what its sender may ask about.
                 tx.execute(
-                    "UPDATE inbox SET accepted_at = ?2, sent_to = ?3, counted = ?4 WHERE id = ?1",
+                    "UPDATE inbox SET accepted_at = ?2, sent_to = ?3, counted = ?4,
+                         body = json_remove(body, '$.message.attachments') WHERE id = ?1",
                     params![id, now, sent_to, counted],
                 )
                 .map_err(sql)?;
@@ -669,6 +698,22 @@ impl Store {
                     receipts(&tx, destination, rows, Some(error)).map_err(sql)?;
                 }
             }
+            // A file leaves the database once no delivery will send it any more: the
+            // event of a delivered row is gone above; one that only dead rows keep
+            // (for `outbox list --dead` and a retry) keeps its text, not its files.
+            if !matches!(outcome, Outcome::Retry { .. }) {
+                let mut strip = tx
+                    .prepare_cached(
+                        "UPDATE events SET body = json_remove(body, '$.message.attachments'),
+                             attachments = 0
+                         WHERE id = ?1 AND attachments <> 0
+                           AND NOT EXISTS (SELECT 1 FROM outbox WHERE event_id = ?1 AND dead = 0)",
+                    )
+                    .map_err(sql)?;
+                for r in rows {
+                    strip.execute([r.event_id]).map_err(sql)?;
+                }
+            }
         }
         tx.commit().map_err(sql)
     }
@@ -680,6 +725,26 @@ impl Store {
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
         f(&self.conn).map_err(self.sql())
+    }
+
+    /// Runs `f` in one write transaction (taken at once, so that what it reads stays
+    /// true until it commits): for a module's check-then-write.
+    pub fn transaction<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let out = f(&tx).map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(out)
     }
 
     /// Whether another connection (another process: `protowatch outbox retry`,

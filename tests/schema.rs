@@ -132,7 +132,8 @@ fn full_configs(dir: &Path) -> [Value; 2] {
     [
         common(
             json!({"password": "pw"}),
-            json!({"listen": "127.0.0.1:9000", "token": "t0ken"}),
+            json!({"listen": "127.0.0.1:9000", "token": "t0ken",
+                   "hosts": ["in5-pc.example.org"], "max_alerts": 500}),
         ),
         common(
             json!({"password_file": "password.txt", "recipients": "a@example.org"}),

@@ -395,7 +395,11 @@ pub struct NewAlert {
 /// `last_seen` is now, and a `ttl` counts from it (an alert reported now with a
 /// timestamp of last year has not expired).
 pub fn put(store: &Store, a: &NewAlert, now_ms: i64) -> Result<Alert, StoreError> {
-    store.with_conn(|c| {
+    store.with_conn(|c| put_in(c, a, now_ms))
+}
+
+fn put_in(c: &Connection, a: &NewAlert, now_ms: i64) -> rusqlite::Result<Alert> {
+    {
         c.execute(
             "INSERT INTO alerts (key, event, severity, source, message, details, first_seen,
                                  last_seen, times_seen, ttl_s, machine_id, actions, data)
@@ -431,6 +435,29 @@ pub fn put(store: &Store, a: &NewAlert, now_ms: i64) -> Result<Alert, StoreError
             [&a.key],
             from_row,
         )
+    }
+}
+
+/// [`put`], unless `max` API alerts are active and this key is not one of them:
+/// `None` then. Counted in the same transaction, so concurrent writers cannot pass it.
+pub fn put_bounded(
+    store: &mut Store,
+    a: &NewAlert,
+    now_ms: i64,
+    max: usize,
+) -> Result<Option<Alert>, StoreError> {
+    store.transaction(|tx| {
+        let active: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM alerts WHERE key LIKE 'custom|%' AND key <> ?1
+                 AND dismissed_at IS NULL
+                 AND (ttl_s IS NULL OR last_seen + ttl_s * 1000 >= ?2)",
+            params![a.key, now_ms],
+            |r| r.get(0),
+        )?;
+        if active as usize >= max {
+            return Ok(None);
+        }
+        Ok(Some(put_in(tx, a, now_ms)?))
     })
 }
 

@@ -46,6 +46,16 @@ const FIELDS: &[&str] = &[
     "data",
 ];
 
+/// What one alert may hold: a short title, a page of details, a little data. A caller
+/// cannot make the agent store (and list, and send) megabytes per alert.
+pub const MAX_KEY_BYTES: usize = 1024;
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024;
+pub const MAX_DETAILS_BYTES: usize = 64 * 1024;
+pub const MAX_DATA_BYTES: usize = 64 * 1024;
+/// Files of one `POST /api/notify`: how many, and their bytes together.
+pub const MAX_ATTACHMENTS: usize = 10;
+pub const MAX_ATTACHMENT_TOTAL: usize = 10 * 1024 * 1024;
+
 /// At most this many buttons on one alert: Telegram and the cards show them all.
 pub const MAX_ACTIONS: usize = 20;
 /// A button's label, in characters: what fits on a phone's button.
@@ -84,6 +94,17 @@ pub fn new_alert(body: &Value) -> Result<NewAlert, ApiError> {
     let key = text("key", &mut problems, true);
     let message = text("message", &mut problems, true);
     let details = text("details", &mut problems, false);
+    for (field, value, max) in [
+        ("key", &key, MAX_KEY_BYTES),
+        ("message", &message, MAX_MESSAGE_BYTES),
+        ("details", &details, MAX_DETAILS_BYTES),
+    ] {
+        if let Some(v) = value
+            && v.len() > max
+        {
+            problems.push(format!("{field}: {} bytes, at most {max}", v.len()));
+        }
+    }
     let machine_id = match obj.get("machine_id") {
         None | Some(Value::Null) => None,
         Some(v) => match v.as_i64() {
@@ -134,6 +155,10 @@ pub fn new_alert(body: &Value) -> Result<NewAlert, ApiError> {
     let actions = actions(obj.get("actions"), &mut problems);
     let data = match obj.get("data") {
         None | Some(Value::Null) => json!({}),
+        Some(Value::Object(o)) if Value::Object(o.clone()).to_string().len() > MAX_DATA_BYTES => {
+            problems.push(format!("data: more than {MAX_DATA_BYTES} bytes as JSON"));
+            json!({})
+        }
         Some(Value::Object(o)) => Value::Object(o.clone()),
         Some(v) => {
             problems.push(format!("data: expected an object, found {v}"));
@@ -280,7 +305,18 @@ pub async fn put(
     let input = new_alert(&body)?;
     let target = q.notify.as_deref().map(|n| channel(&st, n)).transpose()?;
     let now = now_ms();
-    let alert = st.db(move |s| alerts::put(s, &input, now)).await?;
+    let max = st.config().api.max_alerts;
+    let alert = st
+        .db(move |s| alerts::put_bounded(s, &input, now, max))
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "alerts: {max} API alerts are active (api.max_alerts); dismiss some, or let them expire"
+                ),
+            )
+        })?;
     if let Some(dest) = target {
         let event = alert.to_event();
         let d = dest.clone();
@@ -366,11 +402,24 @@ fn message(v: Option<&Value>, problems: &mut Vec<String>) -> Message {
                     problems.push("message.attachments: expected a list".into());
                     return m;
                 };
+                if list.len() > MAX_ATTACHMENTS {
+                    problems.push(format!(
+                        "message.attachments: {} files, at most {MAX_ATTACHMENTS}",
+                        list.len()
+                    ));
+                    return m;
+                }
                 for (i, a) in list.iter().enumerate() {
                     match attachment(a) {
                         Ok(a) => m.attachments.push(a),
                         Err(e) => problems.push(format!("message.attachments[{i}]: {e}")),
                     }
+                }
+                let total: usize = m.attachments.iter().map(|a| a.data.len()).sum();
+                if total > MAX_ATTACHMENT_TOTAL {
+                    problems.push(format!(
+                        "message.attachments: {total} bytes together, at most {MAX_ATTACHMENT_TOTAL} (10 MB)"
+                    ));
                 }
             }
             m
@@ -388,29 +437,25 @@ fn message(v: Option<&Value>, problems: &mut Vec<String>) -> Message {
     }
 }
 
+/// A file as bytes in the body. The API never opens a file a caller names: the agent
+/// may run with rights the caller has not (root, LocalSystem), and a path on a share
+/// would make it authenticate elsewhere. `send-message --attach` reads the file with
+/// the caller's own rights and sends its bytes.
 fn attachment(a: &Value) -> Result<Attachment, String> {
     use base64::Engine;
+    if a.get("path").is_some() {
+        return Err("path: the API reads no files; send the file's bytes as \"data_base64\" (protowatch send-message --attach does)".into());
+    }
     let name = a.get("filename").and_then(Value::as_str);
-    match (
-        a.get("path").and_then(Value::as_str),
-        a.get("data_base64").and_then(Value::as_str),
-    ) {
-        (Some(path), None) => {
-            let mut att =
-                Attachment::from_path(std::path::Path::new(path)).map_err(|e| e.to_string())?;
-            if let Some(n) = name {
-                att.filename = n.to_string();
-            }
-            Ok(att)
-        }
-        (None, Some(data)) => {
+    match a.get("data_base64").and_then(Value::as_str) {
+        Some(data) => {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(data)
                 .map_err(|e| format!("data_base64: {e}"))?;
             Attachment::new(name.ok_or("filename: required with data_base64")?, bytes)
                 .map_err(|e| e.to_string())
         }
-        _ => Err("expected exactly one of \"path\" and \"data_base64\"".into()),
+        None => Err("expected \"data_base64\" and \"filename\"".into()),
     }
 }
 

@@ -4,37 +4,52 @@
 //! It runs inside the agent on its own connection to the state database, so everything
 //! it accepts is durable before it answers: an alert is a row, a notification is an
 //! inbox request that the pipeline routes, throttles and queues like a protocol event.
-//! Loopback by default; any other address needs `api.token` (the config refuses it
-//! otherwise), and with a token every request must carry it. Every error is JSON
-//! `{"error": "…"}` naming what was wrong.
+//! Who may call it is `access` (a token on every call, `Host` and `Origin` checks) with
+//! the token from `token`; what a caller can make it hold is bounded here (connections,
+//! header and idle timeouts) and in the handlers (attachments, sizes, alert count).
+//! Every error is JSON `{"error": "…"}` naming what was wrong.
 
+mod access;
 mod alerts;
 mod status;
+pub mod token;
 
 // The body readers need no server, only the JSON: public for the fuzz targets (see
 // `fuzz/`), not as an API of the crate.
+#[doc(hidden)]
+pub use access::verdict;
 #[doc(hidden)]
 pub use alerts::{NotifyBody, new_alert, notify_body};
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::{ConnectInfo, DefaultBodyLimit};
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde_json::json;
 
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::outbox::Outbox;
 use crate::store::{Store, StoreError};
 
-/// Bodies above this are refused with 413: attachments are at most 5 MB, but come as
-/// paths, or base64 through `/api/notify`, which has its own limit.
-pub const MAX_BODY: usize = 1024 * 1024;
+pub use access::{MAX_BODY, MAX_NOTIFY_BODY};
+
+/// Connections served at once; more wait in the kernel's queue, holding no descriptor
+/// of the agent's (the watcher needs its own).
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// A client that has not sent a whole request head within this time is dropped: a
+/// request trickled in, or a kept-alive connection left idle.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A request whose handler takes longer than this is answered 503.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The file in the state folder where the running agent writes the address its API
 /// listens on, so that commands find their own agent (and not another one).
@@ -47,6 +62,7 @@ pub struct ApiState {
     store: Mutex<Store>,
     shared_config: SharedConfig,
     outbox: Outbox,
+    tokens: token::Tokens,
 }
 
 impl ApiState {
@@ -118,17 +134,19 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
 pub struct Api {
     pub addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
-    stop: tokio::sync::oneshot::Sender<()>,
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Api {
     /// Binds `api.listen` and serves until [`Api::stop`]. The bound address is written
-    /// to the state folder for the commands of this installation.
+    /// to the state folder for the commands of this installation, and without a
+    /// configured token the generated one is made there.
     pub async fn start(shared_config: SharedConfig, outbox: Outbox) -> Result<Api, String> {
         let config = shared_config
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        let generated = token::at_start(&config).map_err(|e| e.to_string())?;
         let store = Store::open(&config.state_dir).map_err(|e| e.to_string())?;
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await
@@ -137,33 +155,94 @@ impl Api {
             .local_addr()
             .map_err(|e| format!("cannot listen on {}: {e}", config.api.listen))?;
         write_addr(&config.state_dir, addr);
-        let token = config.api.token.clone();
         let state = Arc::new(ApiState {
             store: Mutex::new(store),
             shared_config,
             outbox,
+            tokens: token::Tokens::new(&config.state_dir, generated),
         });
-        let app = router(state, token);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "the HTTP API stopped");
-            }
-        });
+        let app = router(state);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(serve(listener, app, stopped));
         tracing::info!(%addr, "HTTP API listening");
         Ok(Api { addr, task, stop })
     }
 
     pub async fn stop(self, state_dir: &Path) {
-        let _ = self.stop.send(());
+        let _ = self.stop.send(true);
         let _ = self.task.await;
         let _ = std::fs::remove_file(state_dir.join(ADDR_FILE));
     }
+}
+
+/// The accept loop: at most [`MAX_CONNECTIONS`] at once, each with the header timeout.
+/// A failed accept (out of descriptors) waits a moment instead of spinning, and says so
+/// once a minute at most.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut conns = tokio::task::JoinSet::new();
+    let mut last_warning: Option<std::time::Instant> = None;
+    loop {
+        let permit = tokio::select! {
+            _ = stopped.changed() => break,
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = stopped.changed() => break,
+            a = listener.accept() => a,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                    tracing::warn!(error = %e, "the HTTP API cannot accept a connection");
+                    last_warning = Some(std::time::Instant::now());
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        while conns.try_join_next().is_some() {}
+        let app = app.clone();
+        let mut stop = stopped.clone();
+        conns.spawn(async move {
+            let _permit = permit;
+            let service = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    let app = app.clone();
+                    async move {
+                        let resp =
+                            tower::ServiceExt::oneshot(app, req.map(axum::body::Body::new)).await;
+                        Ok::<_, std::convert::Infallible>(resp.unwrap_or_else(|e| match e {}))
+                    }
+                },
+            );
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .keep_alive(true);
+            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+                }
+            }
+        });
+    }
+    // In-flight requests end (graceful shutdown above); nothing new is taken.
+    while conns.join_next().await.is_some() {}
 }
 
 fn write_addr(state_dir: &Path, addr: SocketAddr) {
@@ -181,13 +260,16 @@ pub fn running_addr(state_dir: &Path) -> Option<SocketAddr> {
         .ok()
 }
 
-fn router(state: Arc<ApiState>, token: Option<Secret>) -> Router {
+fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/api/alerts", get(alerts::list).put(alerts::put))
         .route("/api/alerts/clear", post(alerts::clear))
         .route("/api/alerts/{id}", delete(alerts::dismiss))
         .route("/api/alerts/{id}/action/{action}", post(alerts::action))
-        .route("/api/notify", post(alerts::notify))
+        .route(
+            "/api/notify",
+            post(alerts::notify).layer(DefaultBodyLimit::max(MAX_NOTIFY_BODY)),
+        )
         .route("/api/notify/{id}", get(alerts::notify_status))
         .route("/api/channels", get(status::channels))
         .route("/api/routes", get(status::routes))
@@ -195,60 +277,15 @@ fn router(state: Arc<ApiState>, token: Option<Secret>) -> Router {
         .route("/metrics", get(status::metrics))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(middleware::from_fn(move |req, next| {
-            check_request(token.clone(), req, next)
-        }))
+        .layer(middleware::from_fn_with_state(state.clone(), access::check))
+        .layer(middleware::from_fn(timeout))
         .with_state(state)
 }
 
-/// The token, compared in constant time, and the body size by its declared length
-/// (a chunked body is cut at the same limit by the extractors).
-async fn check_request(token: Option<Secret>, req: Request, next: Next) -> Response {
-    if let Some(token) = &token {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
-            return ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "missing or wrong Authorization: Bearer token",
-            )
-            .into_response();
-        }
-    }
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("body: larger than {MAX_BODY} bytes"),
-        )
-        .into_response();
-    }
-    next.run(req).await
-}
-
-/// Equal-length inputs take the same time whatever their content; a length mismatch
-/// says only that the length is wrong.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn constant_time_eq_compares() {
-        assert!(super::constant_time_eq(b"abc", b"abc"));
-        assert!(!super::constant_time_eq(b"abc", b"abd"));
-        assert!(!super::constant_time_eq(b"abc", b"ab"));
+/// A handler stuck on the database answers 503 instead of holding its connection.
+async fn timeout(req: axum::extract::Request, next: middleware::Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::unavailable("the request took too long").into_response(),
     }
 }

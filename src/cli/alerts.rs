@@ -38,7 +38,10 @@ pub fn run(cli: &Cli, cmd: &AlertsCommand) -> Result<(), CliError> {
     let all = matches!(cmd, AlertsCommand::List { all: true, .. });
     if !all {
         let rt = super::runtime()?;
-        if let Some(agent) = rt.block_on(AgentClient::find(&config)) {
+        if let Some(agent) = rt
+            .block_on(AgentClient::find(&config))
+            .map_err(|e| CliError::failed(e.to_string()))?
+        {
             return rt.block_on(through_agent(&agent, cmd));
         }
     }

@@ -1,6 +1,8 @@
 //! The commands' way to the running agent: its HTTP API, found through the address the
 //! agent writes into its state folder while it holds the folder's lock — so a command
-//! reaches the agent of its own config, never another one on the same PC.
+//! reaches the agent of its own config, never another one on the same PC — with the
+//! token from the config or the state folder, read with the rights of whoever runs the
+//! command. Not being allowed to look is said as such, never taken for "no agent".
 
 use std::time::Duration;
 
@@ -24,28 +26,57 @@ pub enum ClientError {
         base: String,
         source: reqwest::Error,
     },
+    /// This user may not use the agent: the state folder or the token is not theirs.
+    #[error("{0}")]
+    Access(String),
 }
 
 impl AgentClient {
-    /// The running agent of this config, if one answers within a second.
-    pub async fn find(config: &Config) -> Option<AgentClient> {
+    /// The running agent of this config, if one answers within a second; an error
+    /// when this user may not tell (or may not use it).
+    pub async fn find(config: &Config) -> Result<Option<AgentClient>, ClientError> {
         // Only the agent that holds this state folder: an address file left by one that
         // was killed may name a port that another program uses now.
-        if !crate::store::AgentLock::is_held(&config.state_dir) {
-            return None;
+        let denied = |what: &std::path::Path, e: &std::io::Error| {
+            ClientError::Access(format!(
+                "cannot read {}: {e} — ask to be added to the group {}",
+                what.display(),
+                crate::private::GROUP
+            ))
+        };
+        match crate::store::AgentLock::is_held(&config.state_dir) {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(e) => return Err(denied(&config.state_dir, &e)),
         }
-        let addr = crate::api::running_addr(&config.state_dir)?;
-        let http = reqwest::Client::builder()
+        let token = crate::api::token::for_client(config)
+            .map_err(|e| ClientError::Access(e.to_string()))?;
+        let Some(addr) = crate::api::running_addr(&config.state_dir) else {
+            return Ok(None);
+        };
+        let Ok(http) = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(1))
             .build()
-            .ok()?;
+        else {
+            return Ok(None);
+        };
         let client = AgentClient {
             base: format!("http://{addr}"),
-            token: config.api.token.as_ref().map(|t| t.expose().to_string()),
+            token: token.map(|t| t.expose().to_string()),
             http,
         };
-        client.get("/healthz").await.ok().map(|_| client)
+        match client.get("/api/routes").await {
+            Ok(_) => Ok(Some(client)),
+            Err(ClientError::Refused {
+                status: 401,
+                message,
+            }) => Err(ClientError::Access(format!(
+                "the agent refused this command's token ({message}); is {} the token of this agent?",
+                crate::api::token::path(&config.state_dir).display()
+            ))),
+            Err(_) => Ok(None),
+        }
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, ClientError> {

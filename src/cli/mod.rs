@@ -5,6 +5,7 @@
 //! one of those, and only `main` prints it.
 
 mod alerts;
+mod api_token;
 mod check_config;
 mod client;
 mod completions;
@@ -69,6 +70,8 @@ pub enum Command {
     Routes(routes::RoutesCommand),
     /// Read protocol files offline and show what would be sent (to try out new rules)
     Replay(replay::Args),
+    /// Print the API token of this config's agent, or make a new one with `--rotate`
+    ApiToken(api_token::Args),
     /// Print the JSON Schema of the config file (for editors)
     Schema,
     /// Print a completion script for a shell
@@ -144,6 +147,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Alerts(cmd) => alerts::run(&cli, cmd),
         Command::Routes(cmd) => routes::run(&cli, cmd),
         Command::Replay(args) => replay::run(&cli, args),
+        Command::ApiToken(args) => api_token::run(&cli, args),
         Command::Schema => schema::run(),
         Command::Completions { shell } => completions::run(*shell),
         #[cfg(windows)]

@@ -94,12 +94,16 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
     let event = Event::message(&args.event, severity, message);
     let rt = runtime()?;
     if !args.direct {
-        match rt.block_on(AgentClient::find(&config)) {
+        // Sending directly is for when no agent runs, never a way around one that
+        // refused this user.
+        match rt
+            .block_on(AgentClient::find(&config))
+            .map_err(|e| CliError::failed(e.to_string()))?
+        {
             Some(agent) => {
                 return rt.block_on(through_agent(
                     &agent,
                     &event,
-                    &args.attachments,
                     Duration::from_secs(args.wait),
                 ));
             }
@@ -135,17 +139,19 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
     }
 }
 
-/// Hands the message to the running agent (files by their path: the agent reads them
-/// on the same PC) and, with a wait, reports what became of it.
-async fn through_agent(
-    agent: &AgentClient,
-    event: &Event,
-    files: &[PathBuf],
-    wait: Duration,
-) -> Result<(), CliError> {
-    let attachments: Vec<Value> = files
+/// Hands the message to the running agent — files as their bytes, read here with this
+/// user's rights (the agent opens no file a caller names) — and, with a wait, reports
+/// what became of it.
+async fn through_agent(agent: &AgentClient, event: &Event, wait: Duration) -> Result<(), CliError> {
+    use base64::Engine;
+    let attachments: Vec<Value> = event
+        .message
+        .attachments
         .iter()
-        .map(|p| json!({"path": std::path::absolute(p).unwrap_or_else(|_| p.clone())}))
+        .map(|a| {
+            json!({"filename": a.filename,
+                   "data_base64": base64::engine::general_purpose::STANDARD.encode(&a.data)})
+        })
         .collect();
     let body = json!({
         "event": event.name,

@@ -59,9 +59,18 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiConfig {
     pub listen: std::net::SocketAddr,
-    /// Required off loopback; with it, every request needs `Authorization: Bearer …`.
+    /// Required off loopback. Without it the agent makes one of its own
+    /// (`<state_dir>/api-token`); every request needs one or the other.
     pub token: Option<Secret>,
+    /// Names besides IP addresses, `localhost` and this PC's name that `Host` may give
+    /// (a reverse proxy's, a DNS alias).
+    pub hosts: Vec<String>,
+    /// Active API alerts at most; a `PUT` beyond is 429.
+    pub max_alerts: usize,
 }
+
+/// `api.max_alerts` by default.
+pub const DEFAULT_MAX_ALERTS: usize = 10_000;
 
 /// `api.listen` by default: loopback only.
 pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:8767";
@@ -71,6 +80,8 @@ impl Default for ApiConfig {
         ApiConfig {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8767)),
             token: None,
+            hosts: Vec::new(),
+            max_alerts: DEFAULT_MAX_ALERTS,
         }
     }
 }
@@ -483,7 +494,7 @@ impl Config {
                 "telegram".into(),
                 json!({
                     "bot-id": Secret::MASK,
-                    "api-url": t.api_url.as_str(),
+                    "api-url": mask_password(t.api_url.as_str()),
                     "scopes": t.scopes,
                     "default_scope": t.default_scope,
                     "timeout_s": t.timeout.as_secs(),
@@ -597,6 +608,8 @@ impl Config {
             json!({
                 "listen": self.api.listen.to_string(),
                 "token": self.api.token.as_ref().map(|_| Secret::MASK),
+                "hosts": self.api.hosts,
+                "max_alerts": self.api.max_alerts,
             }),
         );
         out.insert("state_dir".into(), json!(self.state_dir));
@@ -669,6 +682,19 @@ pub fn mask_url(text: &str) -> String {
             };
             format!("{}://{host}{port}{rest}", u.scheme())
         }
+        Err(_) => Secret::MASK.to_string(),
+    }
+}
+
+/// A URL with the password it may carry (`https://user:pw@host/`) masked, the rest as
+/// it is: for URLs whose path is no secret (a self-hosted Bot API's).
+pub fn mask_password(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some(Secret::MASK));
+            u.to_string()
+        }
+        Ok(_) => text.to_string(),
         Err(_) => Secret::MASK.to_string(),
     }
 }

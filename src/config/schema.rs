@@ -341,12 +341,19 @@ pub struct Api {
     /// Address and port to listen on. Any address but loopback needs a token.
     #[schemars(pattern(NON_BLANK), extend("default" = "127.0.0.1:8767"))]
     pub listen: Option<String>,
-    /// The bearer token every request must carry. Or use `token_file`.
+    /// The bearer token every request must carry. Or use `token_file`. Without either
+    /// the agent makes one in `<state_dir>/api-token`.
     #[schemars(pattern(NON_BLANK))]
     pub token: Option<String>,
     /// A file holding the token, instead of `token`.
     #[schemars(pattern(NON_BLANK))]
     pub token_file: Option<String>,
+    /// Names that requests may give in `Host` besides IP addresses, `localhost` and this
+    /// PC's name (a reverse proxy's, a DNS alias); others are refused (DNS rebinding).
+    pub hosts: Option<Vec<String>>,
+    /// Active alerts that `PUT /api/alerts` may hold; beyond, 429.
+    #[schemars(range(min = 1, max = 1_000_000), extend("default" = 10_000))]
+    pub max_alerts: Option<u64>,
 }
 
 /// Optional keys may be left out, but the loader takes no `null` for them: schemars's

@@ -31,7 +31,7 @@ const TOP: &[&str] = &[
     "api",
     "state_dir",
 ];
-const API: &[&str] = &["listen", "token", "token_file"];
+const API: &[&str] = &["listen", "token", "token_file", "hosts", "max_alerts"];
 const THROTTLE: &[&str] = &["repeat_interval", "max_age", "per_minute"];
 const PER_MINUTE: &[&str] = &["mail", "telegram", "webhook"];
 const MAIL: &[&str] = &[
@@ -635,6 +635,39 @@ fn api(c: &mut Checker, v: &Value, base: &Path) -> Option<ApiConfig> {
         }),
         (None, None) => None,
     };
+    if let Some(v) = a.get("hosts") {
+        match v.as_array() {
+            Some(list) => {
+                for (i, h) in list.iter().enumerate() {
+                    match h.as_str().map(str::trim) {
+                        Some(h)
+                            if !h.is_empty()
+                                && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') =>
+                        {
+                            out.hosts.push(h.to_ascii_lowercase())
+                        }
+                        _ => c.problem(
+                            format!("{p}.hosts[{i}]"),
+                            format!("expected a host name such as \"in5-pc.example.org\" (no port, no scheme), found {h}"),
+                        ),
+                    }
+                }
+            }
+            None => c.problem(
+                join(p, "hosts"),
+                format!("expected a list of host names, found {v}"),
+            ),
+        }
+    }
+    if let Some(v) = a.get("max_alerts") {
+        match v.as_u64() {
+            Some(n) if (1..=1_000_000).contains(&n) => out.max_alerts = n as usize,
+            _ => c.problem(
+                join(p, "max_alerts"),
+                format!("expected a whole number from 1 to 1000000, found {v}"),
+            ),
+        }
+    }
     if !out.listen.ip().is_loopback() && out.token.is_none() {
         c.problem(
             join(p, "token"),

@@ -697,6 +697,10 @@ impl Agent {
             .trim()
             .parse()
             .unwrap();
+        let token_file = addr_file.with_file_name("api-token");
+        if let Ok(t) = std::fs::read_to_string(&token_file) {
+            tokens().lock().unwrap().insert(addr, t.trim().to_string());
+        }
         // The watcher's first scan runs right after.
         std::thread::sleep(Duration::from_millis(300));
         Agent { child, addr }
@@ -726,7 +730,39 @@ impl Drop for Agent {
 
 /// One HTTP/1.1 request on a fresh connection: status, body as JSON (null if it is
 /// not), and body as text.
+/// The API token of each agent a test started, by its address: [`http`] presents it
+/// the way the commands do, so that a test speaks of what it tests, not of the token.
+fn tokens() -> &'static Mutex<HashMap<SocketAddr, String>> {
+    static TOKENS: std::sync::OnceLock<Mutex<HashMap<SocketAddr, String>>> =
+        std::sync::OnceLock::new();
+    TOKENS.get_or_init(Default::default)
+}
+
+/// A request to an agent's API with its token (unless `headers` carry an
+/// `Authorization` of their own); see [`http_anon`] for one without.
 pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Value, String) {
+    let token = tokens().lock().unwrap().get(&addr).cloned();
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut all: Vec<(&str, &str)> = headers.to_vec();
+    if let Some(a) = &auth
+        && !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+    {
+        all.push(("Authorization", a));
+    }
+    http_anon(addr, method, path, &all, body)
+}
+
+/// A request with exactly the headers given (and `Host: localhost` unless they name
+/// another).
+pub fn http_anon(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -736,9 +772,12 @@ pub fn http(
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str("Host: localhost\r\n");
+    }
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }

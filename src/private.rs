@@ -1,0 +1,189 @@
+//! Files and folders only the agent (and the people allowed to use it) may read: the
+//! state folder, its database and the API token.
+//!
+//! Instrument PCs are shared by students, visiting users and the beamline account, so
+//! what the agent keeps must not be world-readable: the database holds queued messages
+//! and their files, the token opens the API. The rule is the same on both systems, with
+//! each system's means: the agent's own user, plus a group `protowatch` whose members
+//! may use the agent (the Debian package makes it; an administrator adds people to it).
+//! On Unix that is mode 0700/0600, or 0750/0640 owned by the group when it exists; on
+//! Windows an ACL for SYSTEM, Administrators, the owner (the service's account) and the
+//! local group `protowatch`, inheritance from the parent cut off.
+//!
+//! Failing to tighten permissions is logged, never fatal: the agent must still watch on
+//! a file system without permissions (a FAT stick, a share), and the operator is told.
+
+use std::path::Path;
+
+/// The group whose members may read the token and use the agent.
+pub const GROUP: &str = "protowatch";
+
+/// Makes `dir` private to the agent (and the group `protowatch`, where it exists).
+pub fn secure_dir(dir: &Path) {
+    if let Err(e) = imp::restrict(dir, true) {
+        tracing::warn!(path = %dir.display(), error = %e, "cannot restrict the permissions of the state folder");
+    }
+}
+
+/// Makes `file` readable by the agent (and the group `protowatch`, where it exists) only.
+pub fn secure_file(file: &Path) -> std::io::Result<()> {
+    imp::restrict(file, false)
+}
+
+#[cfg(unix)]
+mod imp {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    /// The id of the group `protowatch`, through NSS (so LDAP groups count too).
+    pub fn group_id() -> Option<u32> {
+        let name = std::ffi::CString::new(super::GROUP).ok()?;
+        let mut buf = vec![0 as libc::c_char; 16 * 1024];
+        // SAFETY: `grp` and `buf` outlive the call; getgrnam_r writes only within them
+        // and sets `result` to `&grp` or null.
+        unsafe {
+            let mut grp: libc::group = std::mem::zeroed();
+            let mut result: *mut libc::group = std::ptr::null_mut();
+            let rc = libc::getgrnam_r(
+                name.as_ptr(),
+                &mut grp,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut result,
+            );
+            (rc == 0 && !result.is_null()).then_some(grp.gr_gid)
+        }
+    }
+
+    pub fn restrict(path: &Path, dir: bool) -> std::io::Result<()> {
+        // The group is given only where the agent may give it (root, or a member):
+        // otherwise chown fails and the path stays the user's alone.
+        let grouped =
+            group_id().is_some_and(|gid| std::os::unix::fs::chown(path, None, Some(gid)).is_ok());
+        let mode = match (dir, grouped) {
+            (true, true) => 0o750,
+            (true, false) => 0o700,
+            (false, true) => 0o640,
+            (false, false) => 0o600,
+        };
+        let current = std::fs::metadata(path)?.permissions().mode() & 0o7777;
+        // A folder an administrator made tighter stays so; a wider one is narrowed.
+        if current & !mode != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(current & mode))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(windows)]
+mod imp {
+    use std::os::windows::ffi::OsStrExt;
+    use std::path::Path;
+
+    use windows_sys::Win32::Foundation::{GetLastError, LocalFree};
+    use windows_sys::Win32::Security::Authorization::{
+        ConvertSidToStringSidW, ConvertStringSecurityDescriptorToSecurityDescriptorW,
+        SDDL_REVISION_1,
+    };
+    use windows_sys::Win32::Security::{
+        DACL_SECURITY_INFORMATION, LookupAccountNameW, PROTECTED_DACL_SECURITY_INFORMATION,
+        PSECURITY_DESCRIPTOR, SID_NAME_USE, SetFileSecurityW,
+    };
+
+    fn wide(s: &str) -> Vec<u16> {
+        s.encode_utf16().chain(std::iter::once(0)).collect()
+    }
+
+    /// The SID, as a string, of a local account or group; `None` if there is none.
+    pub fn sid_of(name: &str) -> Option<String> {
+        let name = wide(name);
+        let mut sid = vec![0u8; 256];
+        let mut sid_len = sid.len() as u32;
+        let mut domain = vec![0u16; 256];
+        let mut domain_len = domain.len() as u32;
+        let mut kind: SID_NAME_USE = 0;
+        // SAFETY: every buffer is given with its length; the SID string that
+        // ConvertSidToStringSidW allocates is read up to its NUL and freed.
+        unsafe {
+            if LookupAccountNameW(
+                std::ptr::null(),
+                name.as_ptr(),
+                sid.as_mut_ptr().cast(),
+                &mut sid_len,
+                domain.as_mut_ptr(),
+                &mut domain_len,
+                &mut kind,
+            ) == 0
+            {
+                return None;
+            }
+            let mut text: *mut u16 = std::ptr::null_mut();
+            if ConvertSidToStringSidW(sid.as_mut_ptr().cast(), &mut text) == 0 {
+                return None;
+            }
+            let mut len = 0;
+            while *text.add(len) != 0 {
+                len += 1;
+            }
+            let s = String::from_utf16_lossy(std::slice::from_raw_parts(text, len));
+            LocalFree(text.cast());
+            Some(s)
+        }
+    }
+
+    pub fn restrict(path: &Path, dir: bool) -> std::io::Result<()> {
+        // SYSTEM, Administrators and the owner (the service's account, which creates
+        // these files) in full; the group protowatch may read. Protected: nothing
+        // inherited from a folder that Users may read.
+        let inherit = if dir { "OICI" } else { "" };
+        let mut sddl =
+            format!("D:P(A;{inherit};FA;;;SY)(A;{inherit};FA;;;BA)(A;{inherit};FA;;;OW)");
+        for account in [
+            format!("NT SERVICE\\{}", super::GROUP),
+            super::GROUP.to_string(),
+        ] {
+            if let Some(sid) = sid_of(&account) {
+                let rights = if account.starts_with("NT SERVICE") {
+                    "FA"
+                } else {
+                    "FR"
+                };
+                sddl.push_str(&format!("(A;{inherit};{rights};;;{sid})"));
+            }
+        }
+        let sddl = wide(&sddl);
+        let target: Vec<u16> = path
+            .as_os_str()
+            .encode_wide()
+            .chain(std::iter::once(0))
+            .collect();
+        // SAFETY: the descriptor that the conversion allocates is used for one call and
+        // freed; both strings are NUL-terminated.
+        unsafe {
+            let mut sd: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
+            if ConvertStringSecurityDescriptorToSecurityDescriptorW(
+                sddl.as_ptr(),
+                SDDL_REVISION_1,
+                &mut sd,
+                std::ptr::null_mut(),
+            ) == 0
+            {
+                return Err(std::io::Error::from_raw_os_error(GetLastError() as i32));
+            }
+            let ok = SetFileSecurityW(
+                target.as_ptr(),
+                DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
+                sd,
+            );
+            let err = GetLastError();
+            LocalFree(sd.cast());
+            if ok == 0 {
+                return Err(std::io::Error::from_raw_os_error(err as i32));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(windows)]
+pub use imp::sid_of;
