@@ -67,9 +67,8 @@ mod imp {
             (false, false) => 0o600,
         };
         let current = std::fs::metadata(path)?.permissions().mode() & 0o7777;
-        // A folder an administrator made tighter stays so; a wider one is narrowed.
-        if current & !mode != 0 {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(current & mode))?;
+        if current != mode {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
         }
         Ok(())
     }

@@ -225,3 +225,104 @@ fn no_output_of_any_command_or_of_a_traced_run_shows_a_secret() {
         assert_clean(&format!("the agent's {format} log"), &text);
     }
 }
+
+/// The token the agent makes for itself, before and after a rotation, and a password
+/// written into a URL: in no output but `api-token`'s own, whose job is to show it.
+#[test]
+fn the_generated_api_token_and_a_password_in_a_url_are_shown_nowhere() {
+    const URL_PASSWORD: &str = "UrlPw-s3cret-9931";
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let tg = FakeTelegram::start();
+    let tg_url = tg
+        .url
+        .replacen("http://", &format!("http://tg:{URL_PASSWORD}@"), 1);
+    std::fs::create_dir_all(d.join("p")).unwrap();
+    let cfg = support::write_config(
+        d,
+        &json!({
+            "instrument": "IN5",
+            "telegram": {"bot-id": BOT_TOKEN, "channel-id": "-100", "api-url": tg_url},
+            "watch": [{"path": "p/*.log", "poll_interval_ms": 100}],
+            "api": {"listen": "127.0.0.1:0"},
+        }),
+    );
+    let log = d.join("agent.log");
+    let mut cmd = protowatch();
+    cmd.env("RUST_LOG", "trace")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("run");
+    let agent = Agent::start_command(cmd, &cfg, &log);
+    let token_file = d.join(".protowatch/api-token");
+    let first = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    let wrong = format!("Bearer {}", "f".repeat(64));
+    support::http_anon(
+        agent.addr,
+        "GET",
+        "/api/alerts",
+        &[("Authorization", &wrong)],
+        b"",
+    );
+    let mut outputs = vec![
+        ("check-config", run(&cfg, &["check-config"])),
+        ("send-message", run(&cfg, &["send-message", "hello"])),
+        ("alerts list", run(&cfg, &["alerts", "list", "--json"])),
+        ("api-token --rotate", run(&cfg, &["api-token", "--rotate"])),
+    ];
+    let second = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    std::thread::sleep(Duration::from_millis(1100));
+    outputs.push((
+        "send-message after rotation",
+        run(&cfg, &["send-message", "again"]),
+    ));
+    let shown = run(&cfg, &["api-token"]);
+    assert_eq!(String::from_utf8_lossy(&shown.stdout).trim(), second);
+    tg.wait_for(2, Duration::from_secs(10));
+    drop(agent);
+    let mut all: Vec<(String, String)> = outputs
+        .iter()
+        .flat_map(|(what, o)| {
+            [
+                (
+                    format!("{what} (stdout)"),
+                    String::from_utf8_lossy(&o.stdout).into_owned(),
+                ),
+                (
+                    format!("{what} (stderr)"),
+                    String::from_utf8_lossy(&o.stderr).into_owned(),
+                ),
+            ]
+        })
+        .collect();
+    all.push((
+        "api-token (stderr)".into(),
+        String::from_utf8_lossy(&shown.stderr).into_owned(),
+    ));
+    all.push((
+        "the traced agent's log".into(),
+        std::fs::read_to_string(&log).unwrap(),
+    ));
+    assert!(all.last().unwrap().1.contains("TRACE"), "traced");
+    assert!(
+        all[0].1.contains("********"),
+        "check-config masks: {}",
+        all[0].1
+    );
+    for (what, text) in &all {
+        for secret in [first.as_str(), second.as_str(), URL_PASSWORD, BOT_TOKEN] {
+            for form in forms(secret) {
+                assert!(
+                    !text.contains(&form),
+                    "{what} shows a secret ({form:?}):\n{text}"
+                );
+            }
+        }
+    }
+}

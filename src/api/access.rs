@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use super::{ApiError, ApiState};
 
 /// Bodies of `POST /api/notify` may carry files: 10 MB in all, base64 (4/3) in JSON.
-pub const MAX_NOTIFY_BODY: usize = 14 * 1024 * 1024;
+pub const MAX_NOTIFY_BODY: usize = 15 * 1024 * 1024;
 /// Any other body: an alert is at most a few dozen KiB.
 pub const MAX_BODY: usize = 256 * 1024;
 
@@ -172,7 +172,7 @@ pub async fn check(State(st): State<Arc<ApiState>>, req: Request, next: Next) ->
     let resp = next.run(req).await;
     if changes_something(&method) {
         tracing::info!(target: "protowatch::audit", %method, endpoint = %path, %peer,
-            token = who.map_or("none", |o| o.label()), status = resp.status().as_u16(),
+            token = %who.map_or("none", |o| o.label()), status = resp.status().as_u16(),
             "API request");
     }
     resp

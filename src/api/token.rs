@@ -27,7 +27,7 @@ const RELOAD_EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     #[error(
-        "cannot read {}: permission denied — ask to be added to the group {} (or run as the agent's user)",
+        "cannot read {}: permission denied — ask to be added to the group {}",
         path.display(), crate::private::GROUP
     )]
     Denied { path: PathBuf },

@@ -37,17 +37,24 @@ impl AgentClient {
     pub async fn find(config: &Config) -> Result<Option<AgentClient>, ClientError> {
         // Only the agent that holds this state folder: an address file left by one that
         // was killed may name a port that another program uses now.
-        let denied = |what: &std::path::Path, e: &std::io::Error| {
-            ClientError::Access(format!(
-                "cannot read {}: {e} — ask to be added to the group {}",
-                what.display(),
-                crate::private::GROUP
-            ))
-        };
         match crate::store::AgentLock::is_held(&config.state_dir) {
             Ok(true) => {}
             Ok(false) => return Ok(None),
-            Err(e) => return Err(denied(&config.state_dir, &e)),
+            // Whoever may not look into the state folder may not read the token in it.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(ClientError::Access(
+                    crate::api::token::TokenError::Denied {
+                        path: crate::api::token::path(&config.state_dir),
+                    }
+                    .to_string(),
+                ));
+            }
+            Err(e) => {
+                return Err(ClientError::Access(format!(
+                    "cannot tell whether an agent runs for {}: {e}",
+                    config.state_dir.display()
+                )));
+            }
         }
         let token = crate::api::token::for_client(config)
             .map_err(|e| ClientError::Access(e.to_string()))?;
