@@ -1,13 +1,15 @@
 //! Fuzz target `api_bodies`: arbitrary JSON text as the body of `PUT /api/alerts`
-//! (`api::new_alert`) and of `POST /api/notify` (`api::notify_body`).
+//! (`api::new_alert`) and of `POST /api/notify` (`api::notify_body`), and arbitrary
+//! bytes as a request head for the access checks (`api::verdict`).
 //!
 //! Scripts and dashboards send these bodies, and a wrong one must be a 400 naming the
-//! field, never a panic in the agent that watches the instrument.
+//! field, never a panic in the agent that watches the instrument; and no head may pass
+//! the checks without the token, with a foreign `Host`, with a foreign `Origin` on a
+//! change, or with a body over its limit.
 //!
 //! Input: the body's bytes, parsed as the HTTP API's JSON extractor does (`serde_json`
-//! from bytes; what it refuses never reaches the readers). A body whose attachment names
-//! a `path` with a separator is skipped: the reader would read that file, and a fuzzer
-//! must not read `/dev/zero`. Bare names are kept.
+//! from bytes; what it refuses never reaches the readers); the same bytes as a request
+//! line and header lines. The API reads no file a body names, so any `path` is safe.
 //!
 //! Invariants, besides not panicking:
 //! - an accepted alert has the non-empty key and message that the store and the
@@ -20,21 +22,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use protowatch::api::{NotifyBody, new_alert, notify_body};
+use protowatch::api::{NotifyBody, new_alert, notify_body, verdict};
 use protowatch::event::MAX_ATTACHMENT_BYTES;
 use serde_json::{Map, Value, json};
-
-/// Whether reading `v` would read a file outside the working folder.
-fn reads_elsewhere(v: &Value) -> bool {
-    match v {
-        Value::Object(map) => map.iter().any(|(k, v)| {
-            let named = k == "path" && v.as_str().is_some_and(|p| p.contains(['/', '\\']));
-            named || reads_elsewhere(v)
-        }),
-        Value::Array(items) => items.iter().any(reads_elsewhere),
-        _ => false,
-    }
-}
 
 fn check_alert(body: &Value) {
     let Ok(a) = new_alert(body) else { return };
@@ -133,13 +123,72 @@ fn check_notify(body: &Value) {
     );
 }
 
+/// The token the access checks are run with.
+const TOKEN: &str = "fuzz-token-0123456789";
+
+/// Reads `data` as `METHOD PATH\nName: value\n…` and checks what passes.
+fn check_access(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let mut lines = text.split('\n');
+    let first = lines.next().unwrap_or("");
+    let mut parts = first.split(' ');
+    let Ok(method) = http::Method::from_bytes(parts.next().unwrap_or("").as_bytes()) else {
+        return;
+    };
+    let path = parts.next().unwrap_or("/");
+    let mut headers = http::HeaderMap::new();
+    for line in lines {
+        let Some((k, v)) = line.split_once(':') else { continue };
+        let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(k.trim().as_bytes()),
+            http::HeaderValue::from_str(v.trim()),
+        ) else {
+            continue;
+        };
+        headers.append(k, v);
+    }
+    let hosts = ["in5-pc.example.org".to_string()];
+    if verdict(&method, path, &headers, &hosts, |t| t == TOKEN).is_err() {
+        return;
+    }
+    let get = |h: http::header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok());
+    let public = method == http::Method::GET && matches!(path, "/healthz" | "/metrics");
+    if !public {
+        assert_eq!(
+            get(http::header::AUTHORIZATION),
+            Some(format!("Bearer {TOKEN}").as_str()),
+            "passed without the token"
+        );
+    }
+    if let Some(h) = get(http::header::HOST) {
+        let name = h.rsplit_once(':').map_or(h, |(n, _)| n).trim_matches(['[', ']']);
+        assert!(
+            name.parse::<std::net::IpAddr>().is_ok()
+                || name.eq_ignore_ascii_case("localhost")
+                || name.to_ascii_lowercase().ends_with(".localhost")
+                || name.eq_ignore_ascii_case("in5-pc.example.org")
+                || hostname_is(name),
+            "a foreign Host passed: {h:?}"
+        );
+    }
+    let changes = !matches!(method, http::Method::GET | http::Method::HEAD | http::Method::OPTIONS);
+    if changes && let Some(o) = get(http::header::ORIGIN) {
+        let host = get(http::header::HOST).unwrap_or("");
+        assert_eq!(o.to_ascii_lowercase(), format!("http://{}", host.to_ascii_lowercase()), "a foreign Origin passed");
+    }
+}
+
+fn hostname_is(name: &str) -> bool {
+    std::process::Command::new("hostname")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim().eq_ignore_ascii_case(name))
+}
+
 fuzz_target!(|data: &[u8]| {
+    check_access(data);
     let Ok(body) = serde_json::from_slice::<Value>(data) else {
         return;
     };
-    if reads_elsewhere(&body) {
-        return;
-    }
     check_alert(&body);
     check_notify(&body);
 });

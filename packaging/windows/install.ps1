@@ -47,9 +47,10 @@ if (-not (Test-Path $Config)) {
     Write-Host "Wrote $Config - edit it (mail, telegram, watch paths), then run this script again."
 }
 
-if ($RestrictConfig) {
-    # Only administrators and the service account (LocalSystem) may read the secrets.
-    icacls $DataDir /inheritance:r /grant:r 'Administrators:(OI)(CI)F' 'SYSTEM:(OI)(CI)F' | Out-Null
+# Members of the local group protowatch may use the agent (send-message, alerts): it
+# may read the API token in the state folder.
+if (-not (Get-LocalGroup -Name protowatch -ErrorAction SilentlyContinue)) {
+    New-LocalGroup -Name protowatch -Description 'May use the protowatch agent (send-message, alerts)' | Out-Null
 }
 
 & $Exe --config $Config check-config | Out-Null
@@ -58,8 +59,17 @@ if ($LASTEXITCODE -ne 0) { throw "The config $Config has errors (see above); fix
 if (Get-Service -Name protowatch -ErrorAction SilentlyContinue) {
     & $Exe service uninstall | Out-Null
 }
+# Registers the service as the virtual account NT SERVICE\protowatch, gives it the state
+# folder (private to it, Administrators, SYSTEM and the group protowatch) and read access
+# to the watched folders.
 & $Exe --config $Config service install
 if ($LASTEXITCODE -ne 0) { throw "protowatch service install failed ($LASTEXITCODE)" }
+
+if ($RestrictConfig) {
+    # The config holds the SMTP password and the bot token: Administrators, SYSTEM, the
+    # service's account and the group protowatch may read it, nobody else.
+    icacls $DataDir /inheritance:r /grant:r 'Administrators:(OI)(CI)F' 'SYSTEM:(OI)(CI)F' 'NT SERVICE\protowatch:(OI)(CI)RX' 'protowatch:(OI)(CI)RX' | Out-Null
+}
 
 # Restart after a crash: after 10 s, 30 s, then every 60 s.
 sc.exe failure protowatch reset= 86400 actions= restart/10000/restart/30000/restart/60000 | Out-Null

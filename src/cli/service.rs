@@ -8,6 +8,13 @@
 //!
 //! The config and state live under `%ProgramData%\protowatch` unless `--config` says
 //! otherwise (the state folder is the config's `state_dir`, relative to the config file).
+//!
+//! The service runs as its own virtual account, `NT SERVICE\protowatch`, not as
+//! LocalSystem: it can read what it is given and nothing else on the PC, and on the
+//! network it acts as the computer's account. `install` gives it full control of the
+//! state folder (which nobody else but SYSTEM, Administrators and the group `protowatch`
+//! may then read) and read access to each watched folder, and says what it could not
+//! grant (a share is granted on its server: see the README).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -27,6 +34,8 @@ use super::{Cli, CliError};
 use crate::config::Config;
 
 pub const SERVICE_NAME: &str = "protowatch";
+/// The service's virtual account: made by Windows with the service, for it alone.
+const ACCOUNT: &str = r"NT SERVICE\protowatch";
 const DISPLAY_NAME: &str = "protowatch instrument protocol notifier";
 const DESCRIPTION: &str = "Follows the instrument's protocol files and sends errors by e-mail, Telegram, webhooks and Alertmanager.";
 
@@ -68,7 +77,7 @@ fn install(cli: &Cli) -> Result<(), CliError> {
     let config = std::path::absolute(config_path(cli))
         .map_err(|e| CliError::usage(format!("config path: {e}")))?;
     // A service that cannot load its config would only fail at start: check now.
-    Config::load(&config)?;
+    let loaded = Config::load(&config)?;
     let exe = std::env::current_exe()
         .map_err(|e| CliError::failed(format!("cannot find this executable: {e}")))?;
     let manager = ServiceManager::local_computer(
@@ -95,7 +104,7 @@ fn install(cli: &Cli) -> Result<(), CliError> {
             OsString::from("run"),
         ],
         dependencies: vec![],
-        account_name: None, // LocalSystem
+        account_name: Some(OsString::from(ACCOUNT)),
         account_password: None,
     };
     if manager
@@ -111,10 +120,64 @@ fn install(cli: &Cli) -> Result<(), CliError> {
         .map_err(|e| scm_error("cannot create the service", e))?;
     let _ = service.set_description(DESCRIPTION);
     println!(
-        "installed the service {SERVICE_NAME:?} with config {}; start it with: sc.exe start {SERVICE_NAME}",
+        "installed the service {SERVICE_NAME:?} (account {ACCOUNT}) with config {}; start it with: sc.exe start {SERVICE_NAME}",
         config.display()
     );
+    grant_access(&loaded);
     Ok(())
+}
+
+/// The state folder private to the service (and Administrators, SYSTEM, the group
+/// `protowatch`); each watched folder readable by it.
+fn grant_access(config: &Config) {
+    if let Err(e) = std::fs::create_dir_all(&config.state_dir) {
+        eprintln!(
+            "protowatch: cannot create the state folder {}: {e}",
+            config.state_dir.display()
+        );
+    }
+    crate::private::secure_dir(&config.state_dir);
+    let Some(sid) = crate::private::sid_of(ACCOUNT) else {
+        eprintln!(
+            "protowatch: the account {ACCOUNT} is not known yet; grant it read access to the protocol folders by hand"
+        );
+        return;
+    };
+    for w in &config.watch {
+        let dir = static_prefix(&w.path);
+        let grant = format!("*{sid}:(OI)(CI)RX");
+        let ok = std::process::Command::new("icacls")
+            .arg(&dir)
+            .args(["/grant", &grant])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            println!("{ACCOUNT} may read {}", dir.display());
+        } else {
+            eprintln!(
+                "protowatch: could not let {ACCOUNT} read {}; grant it by hand: icacls \"{}\" /grant \"{ACCOUNT}:(OI)(CI)RX\" (a share: on its server, to this computer's account)",
+                dir.display(),
+                dir.display()
+            );
+        }
+    }
+}
+
+/// The folder a glob starts in: its components before the first with a wildcard.
+fn static_prefix(glob: &str) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in std::path::Path::new(glob).components() {
+        let s = c.as_os_str().to_string_lossy();
+        if s.contains(['*', '?', '[', '{']) {
+            break;
+        }
+        out.push(c);
+    }
+    // A glob naming one file: its folder.
+    if out.as_os_str().len() == glob.len() {
+        out.pop();
+    }
+    out
 }
 
 fn uninstall() -> Result<(), CliError> {
