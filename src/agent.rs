@@ -109,6 +109,8 @@ pub enum AgentError {
     Setup(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    StateId(#[from] crate::state_id::StateIdError),
 }
 
 /// What the async side asks of the pipeline thread, which looks at it between batches
@@ -675,12 +677,27 @@ fn resume_from(store: &Store) -> Result<Resume, StoreError> {
 
 /// Runs until `shutdown` completes, then stops gracefully.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
+    run_with(config, shutdown, false).await
+}
+
+/// As [`run`]; `reset_state` starts with a new state database on purpose (the old one is
+/// kept aside), where [`run`] refuses a database that is not this folder's own.
+pub async fn run_with(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    reset_state: bool,
+) -> Result<(), AgentError> {
     let config = Arc::new(config);
     let messengers =
         Arc::new(Messengers::from_config(&config).map_err(|e| AgentError::Setup(e.to_string()))?);
     let rules =
         Arc::new(Rules::new(&config.rules).map_err(|e| AgentError::Setup(format!("rules: {e}")))?);
     let _lock = AgentLock::acquire(&config.state_dir)?;
+    if reset_state {
+        crate::state_id::reset(&config.state_dir)?;
+    } else {
+        crate::state_id::check(&config.state_dir)?;
+    }
     let store = Store::open(&config.state_dir)?;
     store.purge_checkpoints(now_ms())?;
     let mut resume = resume_from(&store)?;

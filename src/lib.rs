@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod parser;
 pub mod routing;
+pub mod state_id;
 pub mod store;
 pub mod systemd;
 pub mod watcher;
