@@ -151,6 +151,8 @@ pub struct Tailer {
     /// folder could not be read.
     fault: Option<fn() -> std::io::Error>,
     next_purge: Instant,
+    /// A scan has completed (its time is logged once).
+    scanned: bool,
 }
 
 struct Followed {
@@ -193,6 +195,7 @@ impl Tailer {
             stopping: None,
             fault: None,
             next_purge: Instant::now(),
+            scanned: false,
         }
     }
 
@@ -250,6 +253,7 @@ impl Tailer {
     /// One pass: find files, read them, let go of the ones gone for longer than the
     /// linger. Each message goes to `sink`; `false` from it stops the pass (shutdown).
     pub fn scan(&mut self, now: Instant, sink: &mut dyn FnMut(WatchMsg) -> bool) -> bool {
+        let started = Instant::now();
         let listing = self.list();
         if listing.interrupted {
             return false;
@@ -412,6 +416,10 @@ impl Tailer {
             }
         }
         self.publish();
+        if !self.scanned {
+            self.scanned = true;
+            tracing::info!(watch = %self.cfg.path, files = self.files.len(), open = self.open.len(), ms = started.elapsed().as_millis() as u64, "first scan done");
+        }
         true
     }
 
