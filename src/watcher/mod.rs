@@ -918,7 +918,7 @@ fn follow_files(
     let mut sink = |msg| !stopping.load(Ordering::Relaxed) && tx.send(msg).is_ok();
     loop {
         if tailer.cfg.mode == WatchMode::Notify {
-            let now_id = identity::path_id(&base).ok();
+            let now_id = identity::folder_id(&base);
             if fs_watcher.as_ref().map(|(_, id)| *id) != now_id {
                 fs_watcher = None;
                 if let Some(id) = now_id {
