@@ -9,15 +9,18 @@
 # Files get one INFO line each and the agent starts with `start: end`, as an agent
 # installed beside years of protocols does.
 #
-# Usage: bash bench/discovery.sh            (COUNTS="1000 10000 50000", SETTLE_S=30)
+# Usage: bash bench/discovery.sh   (COUNTS="1000 10000 50000", SETTLE_S=30; BIN=path runs
+#        that binary instead of building this tree's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNTS=${COUNTS:-"1000 10000 50000"}
 SETTLE_S=${SETTLE_S:-30}
 
 py=/usr/bin/python3; [ -x "$py" ] || py=python3
-cargo build --release --locked -q
-bin=$PWD/target/release/protowatch
+if [ -n "${BIN:-}" ]; then bin=$BIN; else
+  cargo build --release --locked -q
+  bin=$PWD/target/release/protowatch
+fi
 work=$(mktemp -d)
 agent=
 cleanup() {

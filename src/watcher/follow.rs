@@ -78,7 +78,7 @@ impl Follower {
             partial: Vec::new(),
             cutting: false,
             max_line,
-            buf: vec![0; READ_CHUNK],
+            buf: Vec::new(),
         };
         f.fingerprint = f.read_head(FINGERPRINT_LEN)?;
         let offset = match start {
@@ -208,6 +208,8 @@ impl Follower {
     /// while reading.
     pub fn release(&mut self) {
         self.file = None;
+        // The read buffer goes too: of thousands of files few are read at a time.
+        self.buf = Vec::new();
     }
 
     /// Notices a file that was truncated (shorter than what was read) or rewritten (its
@@ -250,6 +252,9 @@ impl Follower {
         self.last_modified = modified;
         // The buffer is taken out for the loop so that `split` can borrow `self`.
         let mut buf = std::mem::take(&mut self.buf);
+        if buf.is_empty() {
+            buf = vec![0; READ_CHUNK];
+        }
         let result = self.read_into(&mut buf, out, budget);
         self.buf = buf;
         result
