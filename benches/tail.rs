@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use protowatch::config::{
-    DEFAULT_MAX_LINE_BYTES, Destination, Encoding, Format, Service, StartAt, WatchConfig, WatchMode,
+    DEFAULT_FORGET_AFTER, DEFAULT_MAX_FILES, DEFAULT_MAX_LINE_BYTES, Destination, Encoding, Format,
+    Service, StartAt, WatchConfig, WatchMode,
 };
 use protowatch::parser::{FileParser, Rules};
 use protowatch::store::{Batch, Delivery, Store};
@@ -36,6 +37,8 @@ fn watch_config(dir: &Path, mode: WatchMode) -> WatchConfig {
         poll_interval: Duration::from_secs(60),
         format: Format::Sonix,
         max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+        max_files: DEFAULT_MAX_FILES,
+        forget_after: DEFAULT_FORGET_AFTER,
     }
 }
 

@@ -97,6 +97,9 @@ impl EventCounts {
     }
 }
 
+/// How long a stop waits for the watcher threads: well inside systemd's stop timeout.
+const WATCHER_STOP_WAIT: Duration = Duration::from_secs(10);
+
 /// How long a traceback may stay open without a new line before it is sent as it is.
 const TRACEBACK_IDLE: Duration = Duration::from_secs(2);
 
@@ -106,6 +109,8 @@ pub enum AgentError {
     Setup(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    StateId(#[from] crate::state_id::StateIdError),
 }
 
 /// What the async side asks of the pipeline thread, which looks at it between batches
@@ -207,26 +212,31 @@ impl Pipeline {
                         Err(_) => break None,
                     }
                 };
-                self.commit(Some(&checkpoint), None)?;
+                self.commit(Some(&checkpoint), None, None)?;
                 Ok(left)
             }
             WatchMsg::Closed {
                 watch,
                 file,
-                id,
-                path,
+                checkpoint,
                 last,
+                keep_until_ms,
             } => {
                 let mut parser = match self.parsers.remove(&file) {
                     Some((p, _)) => p,
-                    None => self.new_parser(watch, &path),
+                    None => self.new_parser(watch, &checkpoint.path),
                 };
                 if let Some(line) = last {
                     parser.line(&line, &mut self.events);
                 }
                 parser.finish(&mut self.events);
-                tracing::debug!(file = %path.display(), counts = ?parser.counts, "file let go");
-                self.commit(None, Some(&id))?;
+                tracing::debug!(file = %checkpoint.path.display(), counts = ?parser.counts, "file let go");
+                // The checkpoint stays, marked as let go: a file that comes back resumes.
+                self.commit(Some(&checkpoint), None, Some(keep_until_ms))?;
+                Ok(None)
+            }
+            WatchMsg::Forget { id, .. } => {
+                self.commit(None, Some(&id), None)?;
                 Ok(None)
             }
         }
@@ -282,7 +292,7 @@ impl Pipeline {
         if self.events.is_empty() {
             return Ok(());
         }
-        self.commit(None, None)
+        self.commit(None, None, None)
     }
 
     /// Routes the parsed events through the throttle and tallies them into alerts; what
@@ -340,6 +350,7 @@ impl Pipeline {
         &mut self,
         checkpoint: Option<&crate::store::Checkpoint>,
         forget: Option<&crate::watcher::identity::FileId>,
+        keep_until_ms: Option<i64>,
     ) -> Result<(), StoreError> {
         self.route();
         let now = now_ms();
@@ -383,6 +394,7 @@ impl Pipeline {
         }
         let batch = Batch {
             checkpoint,
+            keep_until_ms,
             forget,
             deliveries,
             alerts: self.tally.take(),
@@ -419,11 +431,12 @@ impl Pipeline {
             self.purged_ms = now;
             alerts::purge(&self.store, now)?;
             self.store.purge_requests(now)?;
+            self.store.purge_checkpoints(now)?;
         }
         if self.summaries.is_empty() && self.requests.is_empty() && !self.throttle.has_changes() {
             return Ok(());
         }
-        self.commit(None, None)
+        self.commit(None, None, None)
     }
 
     /// Applies an edited config file once it has been still for a moment (editors and
@@ -553,18 +566,13 @@ impl Pipeline {
             .iter()
             .filter_map(|id| self.watcher.retire(*id))
             .collect();
-        let positions = self.drain(retired)?;
-        let mut checkpoints: HashMap<_, _> = self
-            .store
-            .checkpoints()?
-            .into_iter()
-            .map(|c| (c.id, c))
-            .collect();
-        checkpoints.extend(positions.into_iter().map(|c| (c.id, c)));
-        let resume = Resume {
-            checkpoints,
-            started_before: false,
-        };
+        let positions = self.drain(retired, None)?;
+        let mut resume = resume_from(&self.store)?;
+        resume.started_before = false;
+        for c in positions {
+            resume.let_go_until.remove(&c.id);
+            resume.checkpoints.insert(c.id, c);
+        }
         for cfg in new {
             let path = cfg.path.clone();
             if let Err(e) = self.watcher.add(cfg, resume.clone()) {
@@ -579,9 +587,19 @@ impl Pipeline {
     fn drain(
         &mut self,
         retired: Vec<Retired>,
+        deadline: Option<Instant>,
     ) -> Result<Vec<crate::store::Checkpoint>, StoreError> {
         // A retired thread may be blocked handing over a batch: keep taking.
         while !retired.iter().all(Retired::is_finished) {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                // A thread stuck in a call to a share that does not answer: what it handed
+                // over is committed, and the process may end without it.
+                tracing::warn!(
+                    threads = retired.iter().filter(|r| !r.is_finished()).count(),
+                    "a watcher thread did not stop in time (a folder on a share that does not answer?); stopping without it"
+                );
+                break;
+            }
             match self.rx.recv_timeout(Duration::from_millis(20)) {
                 Ok(msg) => self.on_message(msg)?,
                 Err(std_mpsc::RecvTimeoutError::Timeout) => {}
@@ -604,9 +622,13 @@ impl Pipeline {
             }
         }
         if !self.events.is_empty() {
-            self.commit(None, None)?;
+            self.commit(None, None, None)?;
         }
-        Ok(retired.into_iter().flat_map(Retired::join).collect())
+        Ok(retired
+            .into_iter()
+            .filter(Retired::is_finished)
+            .flat_map(Retired::join)
+            .collect())
     }
 
     /// Runs until told to stop, then lets the watcher threads finish their batch,
@@ -635,29 +657,52 @@ impl Pipeline {
             }
         }
         let stopped = self.watcher.stop();
-        self.drain(stopped)?;
+        self.drain(stopped, Some(Instant::now() + WATCHER_STOP_WAIT))?;
         self.flush_idle(true)
     }
 }
 
+/// The checkpoints to resume from: of the files followed at the last run, and of those
+/// let go and still kept.
+fn resume_from(store: &Store) -> Result<Resume, StoreError> {
+    let mut resume = Resume::default();
+    for (c, keep_until) in store.all_checkpoints()? {
+        if let Some(t) = keep_until {
+            resume.let_go_until.insert(c.id, t);
+        }
+        resume.checkpoints.insert(c.id, c);
+    }
+    Ok(resume)
+}
+
 /// Runs until `shutdown` completes, then stops gracefully.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
+    run_with(config, shutdown, false).await
+}
+
+/// As [`run`]; `reset_state` starts with a new state database on purpose (the old one is
+/// kept aside), where [`run`] refuses a database that is not this folder's own.
+pub async fn run_with(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    reset_state: bool,
+) -> Result<(), AgentError> {
     let config = Arc::new(config);
     let messengers =
         Arc::new(Messengers::from_config(&config).map_err(|e| AgentError::Setup(e.to_string()))?);
     let rules =
         Arc::new(Rules::new(&config.rules).map_err(|e| AgentError::Setup(format!("rules: {e}")))?);
     let _lock = AgentLock::acquire(&config.state_dir)?;
+    if reset_state {
+        crate::state_id::reset(&config.state_dir)?;
+    } else {
+        crate::state_id::check(&config.state_dir)?;
+    }
     let store = Store::open(&config.state_dir)?;
     store.make_private();
-    let resume = Resume {
-        checkpoints: store
-            .checkpoints()?
-            .into_iter()
-            .map(|c| (c.id, c))
-            .collect(),
-        started_before: store.has_started_before()?,
-    };
+    store.purge_checkpoints(now_ms())?;
+    let mut resume = resume_from(&store)?;
+    resume.started_before = store.has_started_before()?;
     store.mark_started()?;
     let router = Arc::new(Router::new(&config));
     let outbox = Outbox::start(

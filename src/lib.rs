@@ -31,6 +31,7 @@ pub mod outbox;
 pub mod parser;
 pub mod private;
 pub mod routing;
+pub mod state_id;
 pub mod store;
 pub mod systemd;
 pub mod watcher;

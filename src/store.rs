@@ -133,6 +133,9 @@ const MIGRATIONS: &[&str] = &[
          WHERE machine_id IS NOT NULL AND machine IS NULL;
      ALTER TABLE alerts DROP COLUMN machine_id;
      ALTER TABLE alerts RENAME COLUMN machine TO machine_id;",
+    // 6: the checkpoint of a file that went away is kept until `forget_at` (ms), so a
+    // file that comes back resumes there; NULL for the files followed now.
+    "ALTER TABLE files ADD COLUMN forget_at INTEGER;",
 ];
 
 /// Inbox rows and receipts are kept this long after their message was taken, for a
@@ -269,6 +272,9 @@ pub struct Repeat {
 #[derive(Default)]
 pub struct Batch<'a> {
     pub checkpoint: Option<&'a Checkpoint>,
+    /// The file of `checkpoint` was let go: its checkpoint is kept until then (ms since
+    /// the epoch) to know the file again, then forgotten.
+    pub keep_until_ms: Option<i64>,
     pub forget: Option<&'a FileId>,
     pub deliveries: Vec<Delivery>,
     pub alerts: Vec<crate::alerts::Seen>,
@@ -445,26 +451,53 @@ impl Store {
         Ok(())
     }
 
+    /// The checkpoints of the files followed at the last run.
     pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        Ok(self
+            .all_checkpoints()?
+            .into_iter()
+            .filter(|(_, keep)| keep.is_none())
+            .map(|(c, _)| c)
+            .collect())
+    }
+
+    /// Every checkpoint: the files followed at the last run, and those let go, with
+    /// until when each of these is kept (ms since the epoch).
+    pub fn all_checkpoints(&self) -> Result<Vec<(Checkpoint, Option<i64>)>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT device, inode, created, fingerprint, path, offset FROM files")
+            .prepare(
+                "SELECT device, inode, created, fingerprint, path, offset, forget_at FROM files",
+            )
             .map_err(self.sql())?;
         let rows = stmt
             .query_map([], |r| {
-                Ok(Checkpoint {
-                    id: FileId {
-                        device: r.get::<_, i64>(0)? as u64,
-                        index: r.get::<_, i64>(1)? as u64,
-                        created: r.get::<_, i64>(2)? as u64,
+                Ok((
+                    Checkpoint {
+                        id: FileId {
+                            device: r.get::<_, i64>(0)? as u64,
+                            index: r.get::<_, i64>(1)? as u64,
+                            created: r.get::<_, i64>(2)? as u64,
+                        },
+                        fingerprint: r.get(3)?,
+                        path: PathBuf::from(r.get::<_, String>(4)?),
+                        offset: r.get::<_, i64>(5)? as u64,
                     },
-                    fingerprint: r.get(3)?,
-                    path: PathBuf::from(r.get::<_, String>(4)?),
-                    offset: r.get::<_, i64>(5)? as u64,
-                })
+                    r.get::<_, Option<i64>>(6)?,
+                ))
             })
             .map_err(self.sql())?;
         rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())
+    }
+
+    /// Forgets the checkpoints of files let go whose keeping time is over.
+    pub fn purge_checkpoints(&self, now_ms: i64) -> Result<usize, StoreError> {
+        self.conn
+            .execute(
+                "DELETE FROM files WHERE forget_at IS NOT NULL AND forget_at < ?1",
+                [now_ms],
+            )
+            .map_err(self.sql())
     }
 
     /// Stores a batch — events with one outbox row per destination, alert updates,
@@ -538,10 +571,11 @@ impl Store {
             crate::routing::throttle::save(&tx, &batch.throttle).map_err(sql)?;
             if let Some(cp) = batch.checkpoint {
                 tx.prepare_cached(
-                    "INSERT INTO files (device, inode, created, fingerprint, path, offset, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                    "INSERT INTO files (device, inode, created, fingerprint, path, offset, updated_at,
+                                        forget_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                      ON CONFLICT (device, inode) DO UPDATE SET created = ?3, fingerprint = ?4,
-                         path = ?5, offset = ?6, updated_at = ?7",
+                         path = ?5, offset = ?6, updated_at = ?7, forget_at = ?8",
                 )
                 .map_err(sql)?
                 .execute(params![
@@ -551,7 +585,8 @@ impl Store {
                     cp.fingerprint,
                     cp.path.to_string_lossy(),
                     cp.offset as i64,
-                    now
+                    now,
+                    batch.keep_until_ms
                 ])
                 .map_err(sql)?;
             }

@@ -76,7 +76,7 @@ fn watches_and_rules_change_in_place_and_no_file_is_read_again() {
     append(&c, b"ERROR history of c\n");
     let mut config = json!({
         "watch": [{"path": "a/*.log", "poll_interval_ms": 100}],
-        "api": {"listen": "127.0.0.1:0"},
+        "api": {"listen": "127.0.0.1:0"}, "telegram": nowhere(),
     });
     let cfg = support::write_config(d, &config);
     let log = d.join("agent.log");
@@ -162,7 +162,7 @@ fn an_invalid_edit_keeps_the_running_config_and_says_where_it_is_wrong() {
     std::fs::create_dir(d.join("p")).unwrap();
     let mut config = json!({
         "watch": [{"path": "p/*.log", "poll_interval_ms": 100}],
-        "api": {"listen": "127.0.0.1:0"},
+        "api": {"listen": "127.0.0.1:0"}, "telegram": nowhere(),
     });
     let cfg = support::write_config(d, &config);
     let log = d.join("agent.log");
@@ -214,7 +214,7 @@ fn sighup_reloads_a_file_whose_change_the_timer_cannot_see() {
         json!({
             "watch": [{"path": "p/*.log", "poll_interval_ms": 100}],
             "rules": [{"name": "pump", "pattern": pattern, "event": "pump_failed", "severity": "major"}],
-            "api": {"listen": "127.0.0.1:0"},
+            "api": {"listen": "127.0.0.1:0"}, "telegram": nowhere(),
         })
     };
     let cfg = support::write_config(d, &rule("(?i)pumx (?P<message>.*)"));
@@ -264,7 +264,8 @@ fn reloads_under_a_stream_of_lines_lose_and_repeat_none() {
     let d = dir.path();
     std::fs::create_dir(d.join("p")).unwrap();
     let watch = |interval: u64| json!([{"path": "p/*.log", "poll_interval_ms": interval}]);
-    let mut config = json!({"watch": watch(100), "api": {"listen": "127.0.0.1:0"}});
+    let mut config =
+        json!({"watch": watch(100), "api": {"listen": "127.0.0.1:0"}, "telegram": nowhere()});
     let cfg = support::write_config(d, &config);
     let log = d.join("agent.log");
     let agent = Agent::start_logging_to(&cfg, &log);
@@ -318,7 +319,7 @@ fn systemd_hears_ready_reloading_and_stopping() {
     std::fs::create_dir(d.join("p")).unwrap();
     let cfg = support::write_config(
         d,
-        &json!({"watch": [{"path": "p/*.log"}], "api": {"listen": "127.0.0.1:0"}}),
+        &json!({"watch": [{"path": "p/*.log"}], "api": {"listen": "127.0.0.1:0"}, "telegram": nowhere()}),
     );
     let socket_path = d.join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
@@ -346,4 +347,11 @@ fn systemd_hears_ready_reloading_and_stopping() {
     assert_eq!(next(), "READY=1");
     agent.stop();
     assert_eq!(next(), "STOPPING=1");
+}
+
+/// A service that is never reached: `run` refuses a config without any (as `check-config`
+/// does), and these tests look at alerts, not at deliveries.
+fn nowhere() -> serde_json::Value {
+    serde_json::json!({"bot-id": "123456:TEST-token_abc", "channel-id": "1",
+                       "api-url": "http://127.0.0.1:9"})
 }

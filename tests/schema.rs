@@ -107,7 +107,7 @@ fn full_configs(dir: &Path) -> [Value; 2] {
             "watch": [
                 {"path": "protocol/*.log", "encoding": "UTF-8", "start": "beginning",
                  "mode": "poll", "poll_interval_ms": 500, "format": "sonix",
-                 "max_line_bytes": 65536},
+                 "max_line_bytes": 65536, "max_files": 50000, "forget_after": "30d"},
                 {"path": "old/*.log", "encoding": "windows-1251"},
             ],
             "rules": [
@@ -282,6 +282,9 @@ fn values_of_the_wrong_form_fail_both() {
     let dir = tempfile::tempdir().unwrap();
     let cases: &[(&str, Value)] = &[
         ("/watch/0/encoding", json!("latin1")),
+        ("/watch/0/max_files", json!(0)),
+        ("/watch/0/forget_after", json!(5)),
+        ("/watch/0/forget_after", json!("a week")),
         ("/mail/port", json!("smtp")),
         ("/mail/port", json!(0)),
         ("/telegram/bot-id", json!("not a token")),

@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use protowatch::config::{
-    DEFAULT_MAX_LINE_BYTES, Encoding, Format, StartAt, WatchConfig, WatchMode,
+    DEFAULT_FORGET_AFTER, DEFAULT_MAX_FILES, DEFAULT_MAX_LINE_BYTES, Encoding, Format, StartAt,
+    WatchConfig, WatchMode,
 };
 use protowatch::store::Checkpoint;
 use protowatch::watcher::discovery;
@@ -46,15 +47,34 @@ fn holds_files_open() -> bool {
 // Harness: a tailer over a temporary folder, and a committing sink
 // ---------------------------------------------------------------------------------------
 
+/// The folder the glob is in, inside the temporary folder (so it can go away).
+const WATCHED: &str = "w";
+
+/// Out of file descriptors, as the `glob` of a folder of thousands of files once was.
+fn emfile() -> std::io::Error {
+    #[cfg(unix)]
+    return std::io::Error::from_raw_os_error(24);
+    #[cfg(not(unix))]
+    return std::io::Error::from_raw_os_error(4); // ERROR_TOO_MANY_OPEN_FILES
+}
+
+fn permission_denied() -> std::io::Error {
+    std::io::Error::from(std::io::ErrorKind::PermissionDenied)
+}
+
 struct Harness {
     dir: tempfile::TempDir,
     tailer: Option<Tailer>,
     /// The committed checkpoints, by file identity: what a restart resumes from.
     checkpoints: HashMap<FileId, Checkpoint>,
+    /// Of those, the ones of files let go, with until when they are kept.
+    let_go_until: HashMap<FileId, i64>,
     /// Every committed line with the identity it was read from, in commit order: the
     /// complete lines of `Lines` and the `last` of `Closed`.
     output: Vec<(FileId, Vec<u8>)>,
     started_before: bool,
+    /// Listings fail with this (kept across restarts: the cause is outside the agent).
+    fault: Option<fn() -> std::io::Error>,
 }
 
 /// What one scan committed besides lines.
@@ -68,31 +88,47 @@ struct Committed {
 
 impl Harness {
     fn new() -> Harness {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(dir.path().join(WATCHED)).expect("the watched folder");
         let mut h = Harness {
-            dir: tempfile::tempdir().expect("temp dir"),
+            dir,
             tailer: None,
             checkpoints: HashMap::new(),
+            let_go_until: HashMap::new(),
             output: Vec::new(),
             started_before: false,
+            fault: None,
         };
         h.start();
         h
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.folder().join(name)
+    }
+
+    /// The watched folder.
+    fn folder(&self) -> PathBuf {
+        self.dir.path().join(WATCHED)
+    }
+
+    /// Where the watched folder is while it is away.
+    fn away(&self) -> PathBuf {
+        self.dir.path().join("away")
     }
 
     fn config(&self) -> WatchConfig {
         WatchConfig {
             // `*.log*`, so that rotated names (`f0.log.3`) still match.
-            path: format!("{}/*.log*", self.dir.path().display()),
+            path: format!("{}/*.log*", self.folder().display()),
             encoding: Encoding::Auto,
             start: StartAt::Beginning,
             mode: WatchMode::Poll,
             poll_interval: Duration::from_millis(100),
             format: Format::Sonix,
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            max_files: DEFAULT_MAX_FILES,
+            forget_after: DEFAULT_FORGET_AFTER,
         }
     }
 
@@ -101,12 +137,14 @@ impl Harness {
         assert!(self.tailer.is_none(), "already running");
         let resume = Resume {
             checkpoints: self.checkpoints.clone(),
+            let_go_until: self.let_go_until.clone(),
             started_before: self.started_before,
         };
         self.started_before = true;
         let mut tailer = Tailer::new(0, self.config(), resume);
         tailer.set_linger(Duration::ZERO);
         tailer.set_hold_open(holds_files_open());
+        tailer.set_listing_fault(self.fault);
         self.tailer = Some(tailer);
     }
 
@@ -163,19 +201,33 @@ impl Harness {
                     assert_eq!(watch, 0);
                     assert!(!lines.is_empty(), "a Lines message without lines");
                     let id = checkpoint.id;
-                    if let Some(name) = names.get(&id) {
+                    // (A tailer that cannot list the folder cannot know new names.)
+                    if let Some(name) = names.get(&id).filter(|_| self.fault.is_none()) {
                         assert_eq!(&checkpoint.path, name, "a checkpoint with a stale name");
                     }
                     self.output.extend(lines.into_iter().map(|l| (id, l)));
                     self.checkpoints.insert(id, checkpoint);
+                    self.let_go_until.remove(&id);
                 }
                 WatchMsg::Closed {
-                    watch, id, last, ..
+                    watch,
+                    checkpoint,
+                    last,
+                    keep_until_ms,
+                    ..
                 } => {
                     assert_eq!(watch, 0);
+                    let id = checkpoint.id;
                     self.output.extend(last.map(|l| (id, l)));
-                    self.checkpoints.remove(&id);
+                    // Kept, marked as let go, as the store does.
+                    self.checkpoints.insert(id, checkpoint);
+                    self.let_go_until.insert(id, keep_until_ms);
                     committed.closed.push(id);
+                }
+                WatchMsg::Forget { watch, id } => {
+                    assert_eq!(watch, 0);
+                    self.checkpoints.remove(&id);
+                    self.let_go_until.remove(&id);
                 }
             }
         }
@@ -305,6 +357,23 @@ enum Op {
         keep: usize,
         stop: bool,
     },
+    /// The watched folder goes away (renamed, as a share that is unmounted) for `scans`
+    /// scans, `n` lines are written to each live file meanwhile (on the other side of the
+    /// share), the agent restarts meanwhile if `restart`; then it comes back and a scan
+    /// follows.
+    FolderAway {
+        scans: usize,
+        n: usize,
+        restart: bool,
+    },
+    /// The same with the folder in place and every listing failing: out of file
+    /// descriptors (`EMFILE`), or (`denied`) the folder cannot be read for a moment.
+    ListingFails {
+        denied: bool,
+        scans: usize,
+        n: usize,
+        restart: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -364,6 +433,8 @@ struct Stats {
     lossy_files: usize,
     copy_truncates: usize,
     rotations: usize,
+    away: usize,
+    listing_faults: usize,
 }
 
 const PAD: &str = "abcdefghijklmnopqrstuvwxyz";
@@ -492,6 +563,30 @@ impl Model {
             if !holds_files_open()
                 && !self.files.iter().any(|f| f.awaiting_close && f.id == *id)
                 && self.files.iter().any(|f| f.id == *id)
+            {
+                continue;
+            }
+            // The same where the tailer closed its files because it could not see them
+            // (a folder away, a listing that failed) and they were renamed meanwhile.
+            if !self.files.iter().any(|f| f.awaiting_close && f.id == *id)
+                && self
+                    .files
+                    .iter()
+                    .any(|f| f.id == *id && f.state == State::Live && !f.held)
+            {
+                continue;
+            }
+            // A file that went away while no tailer ran is let go by the next one, once
+            // it has looked: its checkpoint is kept, marked as let go.
+            if !self.files.iter().any(|f| f.awaiting_close && f.id == *id)
+                && self
+                    .files
+                    .iter()
+                    .any(|f| f.id == *id && f.state == State::Deleted)
+                && !self
+                    .files
+                    .iter()
+                    .any(|f| f.id == *id && f.state == State::Live)
             {
                 continue;
             }
@@ -645,6 +740,41 @@ impl Model {
                     self.slots[slot] = Some(lid);
                 }
             }
+            Op::FolderAway { scans, n, restart } => {
+                std::fs::rename(h.folder(), h.away()).expect("folder away");
+                let (folder, away) = (h.folder(), h.away());
+                let moved = |p: &Path, from: &Path, to: &Path| {
+                    to.join(p.strip_prefix(from).expect("a path in the folder"))
+                };
+                for f in &mut self.files {
+                    f.path = moved(&f.path, &folder, &away);
+                }
+                self.while_blind(h, scans, n, restart)?;
+                std::fs::rename(h.away(), h.folder()).expect("folder back");
+                for f in &mut self.files {
+                    f.path = moved(&f.path, &away, &folder);
+                }
+                self.stats.away += 1;
+                self.scan(h)?;
+            }
+            Op::ListingFails {
+                denied,
+                scans,
+                n,
+                restart,
+            } => {
+                let fault: fn() -> std::io::Error = if denied { permission_denied } else { emfile };
+                h.fault = Some(fault);
+                h.tailer
+                    .as_mut()
+                    .expect("tailer")
+                    .set_listing_fault(Some(fault));
+                self.while_blind(h, scans, n, restart)?;
+                h.fault = None;
+                h.tailer.as_mut().expect("tailer").set_listing_fault(None);
+                self.stats.listing_faults += 1;
+                self.scan(h)?;
+            }
             Op::Scan => self.scan(h)?,
             Op::Restart => {
                 h.restart();
@@ -655,6 +785,43 @@ impl Model {
                 self.stats.lost_in_crash += c.messages.saturating_sub(keep);
                 self.committed(&c)?;
                 self.tailer_gone();
+            }
+        }
+        Ok(())
+    }
+
+    /// Scans while the tailer cannot see the folder, with writes between; nothing may
+    /// be let go meanwhile.
+    fn while_blind(
+        &mut self,
+        h: &mut Harness,
+        scans: usize,
+        n: usize,
+        restart: bool,
+    ) -> Result<(), String> {
+        for i in 0..scans {
+            if restart && i == scans / 2 {
+                h.restart();
+                self.tailer_gone();
+            }
+            let c = h.scan();
+            // Files deleted before the folder went are let go once it is back, not now.
+            if !c.closed.is_empty() {
+                return Err(format!(
+                    "let go of {:?} while the folder could not be seen",
+                    c.closed
+                ));
+            }
+            // It read them to their end and closed them.
+            for f in &mut self.files {
+                f.held = false;
+            }
+            if n > 0 {
+                for lid in 0..self.files.len() {
+                    if self.files[lid].state == State::Live {
+                        self.append_lines(lid, n);
+                    }
+                }
             }
         }
         Ok(())
@@ -785,6 +952,10 @@ fn op() -> impl Strategy<Value = Op> {
         20 => Just(Op::Scan),
         5 => Just(Op::Restart),
         6 => (0..6usize, any::<bool>()).prop_map(|(keep, stop)| Op::CrashRestart { keep, stop }),
+        3 => (1..4usize, 0..3usize, prop::bool::weighted(0.3))
+            .prop_map(|(scans, n, restart)| Op::FolderAway { scans, n, restart }),
+        3 => (any::<bool>(), 1..4usize, 0..3usize, prop::bool::weighted(0.3))
+            .prop_map(|(denied, scans, n, restart)| Op::ListingFails { denied, scans, n, restart }),
     ]
 }
 
@@ -1087,7 +1258,8 @@ fn deleted_file_gives_its_last_line_when_let_go() {
         // Windows: a file deleted before it was read again cannot be read any more.
         assert_eq!(h.lines_of(id), text_lines(&["one"]));
     }
-    assert!(h.checkpoints.is_empty());
+    // Kept, marked as let go, so that the file is known again if it comes back.
+    assert_eq!(h.let_go_until.keys().collect::<Vec<_>>(), vec![&id]);
 }
 
 #[test]
@@ -1124,4 +1296,168 @@ fn crash_between_batches_of_a_long_file() {
     let mut expected = lines;
     expected.push("after the crash".into());
     assert_eq!(h.lines_of(id), expected);
+}
+
+// ---------------------------------------------------------------------------------------
+// Watching at the edges: what cannot be seen is unknown, not deleted
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn folder_away_for_many_scans_and_a_restart_repeats_nothing() {
+    // The linger is zero here: a file taken as deleted would be let go at once, and read
+    // again from 0 when it came back (the duplicates of a share that was away).
+    let mut h = Harness::new();
+    let a = create(&h.path("a.log"), b"a1\na2\n");
+    let b = create(&h.path("b.log"), b"b1\n");
+    h.scan();
+    std::fs::rename(h.folder(), h.away()).unwrap();
+    for _ in 0..5 {
+        assert!(h.scan().closed.is_empty());
+    }
+    append(&h.away().join("a.log"), b"a3 written while away\n");
+    h.restart();
+    for _ in 0..3 {
+        assert!(h.scan().closed.is_empty());
+    }
+    append(&h.away().join("b.log"), b"b2 written while away\n");
+    std::fs::rename(h.away(), h.folder()).unwrap();
+    h.scan();
+    append(&h.path("a.log"), b"a4\n");
+    h.scan();
+    assert_eq!(
+        h.lines_of(a),
+        text_lines(&["a1", "a2", "a3 written while away", "a4"])
+    );
+    assert_eq!(h.lines_of(b), text_lines(&["b1", "b2 written while away"]));
+}
+
+#[test]
+fn emfile_and_unreadable_folders_are_not_deletions() {
+    for fault in [emfile as fn() -> std::io::Error, permission_denied] {
+        let mut h = Harness::new();
+        let a = create(&h.path("a.log"), b"one\n");
+        h.scan();
+        h.fault = Some(fault);
+        h.tailer.as_mut().unwrap().set_listing_fault(Some(fault));
+        append(&h.path("a.log"), b"two\n");
+        for _ in 0..4 {
+            assert!(h.scan().closed.is_empty());
+        }
+        // Seen or not, an open file is read to its end before it is closed.
+        assert_eq!(h.lines_of(a), text_lines(&["one", "two"]));
+        append(&h.path("a.log"), b"three\n");
+        h.fault = None;
+        h.tailer.as_mut().unwrap().set_listing_fault(None);
+        h.scan();
+        h.scan();
+        assert_eq!(h.lines_of(a), text_lines(&["one", "two", "three"]));
+        // A file really deleted while the listing failed is let go once it works again.
+        let b = create(&h.path("b.log"), b"b\n");
+        h.scan();
+        h.tailer.as_mut().unwrap().set_listing_fault(Some(fault));
+        std::fs::remove_file(h.path("b.log")).unwrap();
+        assert!(h.scan().closed.is_empty());
+        h.tailer.as_mut().unwrap().set_listing_fault(None);
+        assert_eq!(h.scan().closed, vec![b]);
+    }
+}
+
+#[test]
+fn a_file_let_go_and_back_resumes_at_its_checkpoint() {
+    // Renamed out of the glob (let go), and back under its name much later: the
+    // checkpoint kept for `forget_after` says where it was.
+    let mut h = Harness::new();
+    let a = create(&h.path("a.log"), b"one\ntwo\n");
+    h.scan();
+    std::fs::rename(h.path("a.log"), h.path("a.parked")).unwrap();
+    assert_eq!(h.scan().closed, vec![a]);
+    h.scan();
+    append(&h.path("a.parked"), b"three\n");
+    h.restart();
+    h.scan();
+    std::fs::rename(h.path("a.parked"), h.path("a.log")).unwrap();
+    h.scan();
+    assert_eq!(h.lines_of(a), text_lines(&["one", "two", "three"]));
+    assert!(
+        h.let_go_until.is_empty(),
+        "followed again, no longer let go"
+    );
+}
+
+#[test]
+fn a_share_mounted_again_under_another_device_resumes() {
+    // A share mounted again may get another device number: the same path and the same
+    // first bytes then say it is the same file.
+    let mut h = Harness::new();
+    let path = h.path("a.log");
+    let a = create(&path, b"2026-11-20 14:03:12 INFO protocol opened\none\n");
+    h.scan();
+    h.stop();
+    let mut cp = h.checkpoints.remove(&a).unwrap();
+    let old = FileId {
+        device: a.device + 1,
+        ..a
+    };
+    cp.id = old;
+    h.checkpoints.insert(old, cp);
+    h.output.clear();
+    append(&path, b"two\n");
+    h.start();
+    h.scan();
+    assert_eq!(h.all_lines(), text_lines(&["two"]));
+    assert!(
+        !h.checkpoints.contains_key(&old),
+        "the old identity is forgotten"
+    );
+    assert!(h.checkpoints.contains_key(&a));
+    // Another file at that path on the other device (other first bytes) is new.
+    let mut h = Harness::new();
+    let path = h.path("a.log");
+    let a = create(&path, b"first file\n");
+    h.scan();
+    h.stop();
+    let mut cp = h.checkpoints.remove(&a).unwrap();
+    cp.id.device += 1;
+    cp.fingerprint = b"another file\n".to_vec();
+    h.checkpoints.insert(cp.id, cp);
+    h.output.clear();
+    h.start();
+    h.scan();
+    assert_eq!(h.all_lines(), text_lines(&["first file"]));
+}
+
+#[cfg(not(windows))]
+#[test]
+fn thousands_of_files_few_open() {
+    let mut h = Harness::new();
+    h.tailer.as_mut().unwrap().set_max_open(8);
+    let ids: Vec<FileId> = (0..300)
+        .map(|i| {
+            create(
+                &h.path(&format!("p{i:03}.log")),
+                format!("{i} first\n").as_bytes(),
+            )
+        })
+        .collect();
+    h.scan();
+    let t = h.tailer.as_ref().unwrap();
+    assert!(t.open_files() <= 8, "{} open", t.open_files());
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut expected: Vec<Vec<String>> = (0..300).map(|i| vec![format!("{i} first")]).collect();
+    for round in 0..20 {
+        for _ in 0..15 {
+            let i = rng.usize(..300);
+            let line = format!("{i} round {round}");
+            append(
+                &h.path(&format!("p{i:03}.log")),
+                format!("{line}\n").as_bytes(),
+            );
+            expected[i].push(line);
+        }
+        h.scan();
+        assert!(h.tailer.as_ref().unwrap().open_files() <= 8);
+    }
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(h.lines_of(*id), expected[i], "file {i}");
+    }
 }

@@ -6,7 +6,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use protowatch::config::{
-    DEFAULT_MAX_LINE_BYTES, Encoding, Format, StartAt, WatchConfig, WatchMode,
+    DEFAULT_FORGET_AFTER, DEFAULT_MAX_FILES, DEFAULT_MAX_LINE_BYTES, Encoding, Format, StartAt,
+    WatchConfig, WatchMode,
 };
 use protowatch::watcher::{Resume, WatchMsg, Watcher};
 
@@ -19,6 +20,8 @@ fn config(dir: &std::path::Path, mode: WatchMode, poll_ms: u64) -> WatchConfig {
         poll_interval: Duration::from_millis(poll_ms),
         format: Format::Sonix,
         max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+        max_files: DEFAULT_MAX_FILES,
+        forget_after: DEFAULT_FORGET_AFTER,
     }
 }
 

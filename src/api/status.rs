@@ -95,9 +95,16 @@ pub async fn healthz(State(st): State<Arc<ApiState>>) -> Result<impl IntoRespons
             )
         })
         .collect();
+    // A folder that cannot be seen (a share away) is not down, but not all well either.
+    let status = if crate::watcher::health::degraded() {
+        "degraded"
+    } else {
+        "ok"
+    };
     Ok((
         StatusCode::OK,
-        Json(json!({"status": "ok", "files": files, "outbox": outbox})),
+        Json(json!({"status": status, "files": files, "outbox": outbox,
+                    "watch": crate::watcher::health::snapshot()})),
     ))
 }
 

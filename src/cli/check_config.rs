@@ -20,14 +20,64 @@ pub struct Args {
     pub probe: bool,
 }
 
-pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
-    let config = cli.load_config()?;
+/// What makes a config that loads unusable for the agent: `check-config` and `run`
+/// refuse it alike (exit 2).
+pub fn refusals(config: &crate::config::Config) -> Result<(), CliError> {
+    let mut problems = Vec::new();
     if !config.has_service() {
-        return Err(CliError::usage(format!(
+        problems.push(format!(
             "{}: no service configured: add a \"mail\", \"telegram\", \"webhook\" or \"alertmanager\" section, or nothing will be sent",
             config.file.display()
-        )));
+        ));
     }
+    if let Some(p) = state_dir_problem(&config.state_dir) {
+        problems.push(format!("{}: state_dir: {p}", config.file.display()));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::usage(problems.join("\n")))
+    }
+}
+
+/// Whether the agent could keep its state in `dir`: a folder (or one it can create) it
+/// can write to. Tried with a file of its own, which says what permission bits cannot
+/// (ACLs, a read-only mount, root).
+fn state_dir_problem(dir: &std::path::Path) -> Option<String> {
+    let mut existing = dir;
+    while !existing.exists() {
+        existing = existing.parent()?;
+    }
+    match std::fs::metadata(existing) {
+        Ok(m) if !m.is_dir() => {
+            return Some(format!(
+                "{} is a file, not a folder: point state_dir at a folder",
+                existing.display()
+            ));
+        }
+        Ok(_) => {}
+        Err(e) => return Some(format!("cannot look at {}: {e}", existing.display())),
+    }
+    let probe = existing.join(format!(".protowatch-write-check-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(e) => Some(format!(
+            "cannot write in {} ({e}): the agent keeps its database there; make it writable for the agent's user",
+            existing.display()
+        )),
+    }
+}
+
+pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
+    let config = cli.load_config()?;
+    refusals(&config)?;
     let text = serde_json::to_string_pretty(&config.masked_json())
         .map_err(|e| CliError::failed(e.to_string()))?;
     println!("{text}");

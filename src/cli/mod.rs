@@ -50,7 +50,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the agent until SIGINT/SIGTERM
-    Run,
+    Run(run::Args),
     /// Send a message to every destination of its event; `-` reads the text from stdin
     SendMessage(send_message::Args),
     /// Check the config and print it resolved, with secrets masked; `--probe` also asks
@@ -139,7 +139,7 @@ impl Cli {
 /// Runs the parsed command; the caller turns the result into the process exit code.
 pub fn dispatch(cli: Cli) -> ExitCode {
     let result = match &cli.command {
-        Command::Run => run::run(&cli),
+        Command::Run(args) => run::run(&cli, args),
         Command::SendMessage(args) => send_message::run(&cli, args),
         Command::CheckConfig(args) => check_config::run(&cli, args),
         Command::TestNotify(args) => test_notify::run(&cli, args),

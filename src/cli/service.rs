@@ -272,6 +272,7 @@ fn serve() -> Result<(), CliError> {
         .map_err(CliError::from)
         .and_then(|config| {
             init_file_log(&config);
+            super::check_config::refusals(&config)?;
             tracing::info!(config = %config_file.display(), "service starting");
             let _ = handle.set_service_status(status(ServiceState::Running, 0));
             let rt = super::runtime()?;

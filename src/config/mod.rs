@@ -33,6 +33,11 @@ use crate::event::Severity;
 pub const CONFIG_ENV: &str = "PROTOWATCH_CONFIG";
 /// Default maximum length of one protocol line; longer lines are cut with a marker.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
+/// Default of `watch[].max_files`: the most files one glob follows.
+pub const DEFAULT_MAX_FILES: usize = 10_000;
+/// Default of `watch[].forget_after`: how long the checkpoint of a file that went away is
+/// kept, so that it resumes there if it comes back.
+pub const DEFAULT_FORGET_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Default for `mail.timeout_s` and `telegram.timeout_s`.
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -319,6 +324,11 @@ pub struct WatchConfig {
     pub poll_interval: Duration,
     pub format: Format,
     pub max_line_bytes: usize,
+    /// The most files the glob follows; more are reported, not followed.
+    pub max_files: usize,
+    /// How long the checkpoint of a file that is gone (or cannot be seen) is kept: a file
+    /// that comes back within it resumes where it was.
+    pub forget_after: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -560,6 +570,8 @@ impl Config {
                     "poll_interval_ms": w.poll_interval.as_millis() as u64,
                     "format": "sonix",
                     "max_line_bytes": w.max_line_bytes,
+                    "max_files": w.max_files,
+                    "forget_after": format!("{}s", w.forget_after.as_secs()),
                 })
             })
             .collect();

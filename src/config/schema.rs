@@ -258,6 +258,17 @@ pub struct Watch {
     /// Longer lines are cut, with a marker.
     #[schemars(range(min = 1024, max = 268_435_456), extend("default" = 1_048_576))]
     pub max_line_bytes: Option<u64>,
+    /// The most files this glob follows; a glob that matches more is reported (a
+    /// warning, and in `/healthz`) and the files beyond it are not followed.
+    #[schemars(range(min = 1, max = 10_000_000), extend("default" = 10_000))]
+    pub max_files: Option<u64>,
+    /// How long the checkpoint of a file that went away (deleted, rotated out of the
+    /// glob, or on a share or in a folder that cannot be seen) is kept: a file that comes
+    /// back within it resumes where it was instead of being read again. Seconds, or a
+    /// string like `"12h"`, `"7d"` (1 minute … 366 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "forget_after", extend("default" = "7d"))]
+    pub forget_after: Option<Value>,
 }
 
 /// A user rule: lines matching `pattern` make the event `event`.
@@ -557,6 +568,10 @@ fn repeat_interval(_: &mut SchemaGenerator) -> Schema {
 
 fn max_age(_: &mut SchemaGenerator) -> Schema {
     duration(60, 30 * 24 * 3600)
+}
+
+fn forget_after(_: &mut SchemaGenerator) -> Schema {
+    duration(60, 366 * 24 * 3600)
 }
 
 /// `mail` needs recipients somewhere, and takes a password one way only.

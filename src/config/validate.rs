@@ -11,10 +11,10 @@ use serde_json::Value;
 use super::check::{Checker, Problem, index, join};
 use super::http_services;
 use super::{
-    ALERTMANAGER_SCOPE, ApiConfig, Config, DEFAULT_MAX_LINE_BYTES, DEFAULT_SEND_TIMEOUT,
-    Destination, Encoding, Format, MailConfig, RuleConfig, Secret, Service, StartAt,
-    TelegramConfig, ThrottleConfig, TlsMode, WatchConfig, WatchMode, WebhookConfig, host_name,
-    legacy,
+    ALERTMANAGER_SCOPE, ApiConfig, Config, DEFAULT_FORGET_AFTER, DEFAULT_MAX_FILES,
+    DEFAULT_MAX_LINE_BYTES, DEFAULT_SEND_TIMEOUT, Destination, Encoding, Format, MailConfig,
+    RuleConfig, Secret, Service, StartAt, TelegramConfig, ThrottleConfig, TlsMode, WatchConfig,
+    WatchMode, WebhookConfig, host_name, legacy,
 };
 use crate::event::Severity;
 
@@ -64,6 +64,8 @@ const WATCH: &[&str] = &[
     "poll_interval_ms",
     "format",
     "max_line_bytes",
+    "max_files",
+    "forget_after",
 ];
 const RULE: &[&str] = &["name", "pattern", "event", "severity", "key"];
 const ROUTE: &[&str] = &["service", "scope"];
@@ -501,6 +503,14 @@ fn watch(c: &mut Checker, v: &Value, p: &str, base: &Path) -> Option<WatchConfig
     let poll = c.uint(w, "poll_interval_ms", p, 50, 3_600_000);
     let format = c.choice(w, "format", p, &[("sonix", Format::Sonix)]);
     let max_line = c.uint(w, "max_line_bytes", p, 1024, 256 << 20);
+    let max_files = c.uint(w, "max_files", p, 1, 10_000_000);
+    let forget_after = c.duration(
+        w,
+        "forget_after",
+        p,
+        Duration::from_secs(60),
+        Duration::from_secs(366 * 86400),
+    );
     Some(WatchConfig {
         path: path?,
         encoding: encoding.unwrap_or(Encoding::Auto),
@@ -509,6 +519,8 @@ fn watch(c: &mut Checker, v: &Value, p: &str, base: &Path) -> Option<WatchConfig
         poll_interval: Duration::from_millis(poll.unwrap_or(1000)),
         format: format.unwrap_or(Format::Sonix),
         max_line_bytes: max_line.map_or(DEFAULT_MAX_LINE_BYTES, |n| n as usize),
+        max_files: max_files.map_or(DEFAULT_MAX_FILES, |n| n as usize),
+        forget_after: forget_after.unwrap_or(DEFAULT_FORGET_AFTER),
     })
 }
 

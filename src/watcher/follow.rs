@@ -64,7 +64,8 @@ impl Follower {
     ) -> io::Result<Follower> {
         let file = open_shared(path)?;
         let id = file_id(&file)?;
-        let len = file.metadata()?.len();
+        let meta = file.metadata()?;
+        let len = meta.len();
         let mut f = Follower {
             path: path.to_path_buf(),
             id,
@@ -73,11 +74,11 @@ impl Follower {
             line_end: 0,
             fingerprint: Vec::new(),
             last_len: len,
-            last_modified: None,
+            last_modified: meta.modified().ok(),
             partial: Vec::new(),
             cutting: false,
             max_line,
-            buf: vec![0; READ_CHUNK],
+            buf: Vec::new(),
         };
         f.fingerprint = f.read_head(FINGERPRINT_LEN)?;
         let offset = match start {
@@ -102,6 +103,40 @@ impl Follower {
 
     pub fn fingerprint(&self) -> &[u8] {
         &self.fingerprint
+    }
+
+    /// Whether the file is held open now.
+    pub fn is_open(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// When the file was last seen modified: the least recently written files are the
+    /// first to be closed when too many are open.
+    pub fn last_modified(&self) -> Option<std::time::SystemTime> {
+        self.last_modified
+    }
+
+    /// Whether `meta`, just taken at this follower's path, says the file is as it was at
+    /// the last read, and that read reached its end: the same length and modification
+    /// time. Then a closed file need not be opened to be read or to have its first bytes
+    /// compared.
+    pub fn unchanged(&self, path: &Path, meta: &std::fs::Metadata) -> bool {
+        let modified = meta.modified().ok();
+        path == self.path
+            && modified.is_some()
+            && modified == self.last_modified
+            && meta.len() == self.last_len
+            && self.offset == self.last_len
+    }
+
+    /// Where the file stands: just after the last line handed out.
+    pub fn checkpoint(&self) -> crate::store::Checkpoint {
+        crate::store::Checkpoint {
+            id: self.id,
+            fingerprint: self.fingerprint.clone(),
+            path: self.path.clone(),
+            offset: self.line_end,
+        }
     }
 
     /// The first `n` bytes (fewer if the file is shorter); leaves the position unchanged.
@@ -132,6 +167,12 @@ impl Follower {
         self.file
             .as_mut()
             .ok_or_else(|| io::Error::other("file handle missing"))
+    }
+
+    /// Opens the file again after a [`release`](Self::release), if it is still at its
+    /// path.
+    pub fn reopen(&mut self) -> io::Result<()> {
+        self.handle().map(|_| ())
     }
 
     /// Whether the file at `path` starts with what this file started with: tells a file
@@ -167,6 +208,8 @@ impl Follower {
     /// while reading.
     pub fn release(&mut self) {
         self.file = None;
+        // The read buffer goes too: of thousands of files few are read at a time.
+        self.buf = Vec::new();
     }
 
     /// Notices a file that was truncated (shorter than what was read) or rewritten (its
@@ -209,6 +252,9 @@ impl Follower {
         self.last_modified = modified;
         // The buffer is taken out for the loop so that `split` can borrow `self`.
         let mut buf = std::mem::take(&mut self.buf);
+        if buf.is_empty() {
+            buf = vec![0; READ_CHUNK];
+        }
         let result = self.read_into(&mut buf, out, budget);
         self.buf = buf;
         result

@@ -13,25 +13,42 @@
 //! its unterminated last line included. On start, each file resumes at its checkpoint if
 //! its identity and first bytes match one.
 //!
+//! **Unknown is not deleted.** A file is taken as gone only when the folder it was in
+//! could be listed and it was not there. When the walk could not tell — a folder that
+//! cannot be listed (a share away, a permission, a folder renamed away), out of file
+//! descriptors, a glob over `max_files` — the file is *unknown*: it keeps its place and
+//! its checkpoint, and is read on when it is seen again, however long that takes (up to
+//! `forget_after`). A file that was let go leaves its checkpoint behind for
+//! `forget_after` too, so a file that comes back with the same identity resumes there,
+//! and so does one at the same path on another device (a share mounted again) that
+//! starts with the same bytes.
+//!
+//! **A bounded set of open files.** Folders of protocols grow for years; holding each
+//! file open would run out of file descriptors. At most [`MAX_OPEN`] files stay open
+//! (the most recently written); the others are opened again by path, checked to be the
+//! same file, when they change — which a `stat` tells without opening them.
+//!
 //! [`Tailer`] holds all of that and does no waiting, so the model tests can drive it
 //! step by step.
 
 pub mod discovery;
 pub mod follow;
+pub mod health;
 pub mod identity;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use notify::Watcher as _;
 
 use crate::config::{StartAt as StartConfig, WatchConfig, WatchMode};
 use crate::store::Checkpoint;
+use discovery::Listing;
 use follow::{Follower, StartAt};
 use identity::FileId;
 
@@ -45,12 +62,21 @@ const BATCH_BYTES: usize = 256 * 1024;
 /// protocol, so files are opened for each read only (see `Follower::release`).
 pub const HOLD_FILES_OPEN: bool = cfg!(not(windows));
 
+/// The most files one `watch` entry keeps open between reads (where files are held
+/// open at all): the ones written most recently. A folder of thousands of protocols then
+/// needs a few dozen descriptors, not thousands (the usual soft limit is 1,024).
+pub const MAX_OPEN: usize = 64;
+
 /// A stable number for one followed file, for as long as this process follows it.
 pub type FileKey = u64;
 
 /// The entry whose thread follows the file: its id is the key's upper bits.
 pub fn watch_of(key: FileKey) -> WatchId {
     (key >> 40) as WatchId
+}
+
+fn now_ms() -> i64 {
+    crate::store::now_ms()
 }
 
 #[derive(Debug)]
@@ -62,14 +88,20 @@ pub enum WatchMsg {
         checkpoint: Checkpoint,
         lines: Vec<Vec<u8>>,
     },
-    /// The file was let go (rotated away, deleted): `last` is its unterminated last line.
+    /// The file was let go (rotated away, deleted, or not seen for `forget_after`):
+    /// `last` is its unterminated last line, `checkpoint` where it stands after it. The
+    /// checkpoint is kept until `keep_until_ms` (ms since the epoch), in case the file
+    /// comes back.
     Closed {
         watch: WatchId,
         file: FileKey,
-        id: FileId,
-        path: PathBuf,
+        checkpoint: Checkpoint,
         last: Option<Vec<u8>>,
+        keep_until_ms: i64,
     },
+    /// A checkpoint that no longer stands for any file: the file it named is followed
+    /// under another identity now (a share mounted again gets another device number).
+    Forget { watch: WatchId, id: FileId },
 }
 
 /// What the tailer needs to know about the past.
@@ -77,6 +109,9 @@ pub enum WatchMsg {
 pub struct Resume {
     /// Checkpoints from the store, by file identity.
     pub checkpoints: HashMap<FileId, Checkpoint>,
+    /// Of those, the ones of files that were let go, and until when (ms since the epoch)
+    /// they are kept to know such a file again.
+    pub let_go_until: HashMap<FileId, i64>,
     /// Whether this state has seen a start before: `start: end` skips history only at
     /// the very first start.
     pub started_before: bool,
@@ -87,14 +122,37 @@ pub struct Tailer {
     watch: WatchId,
     cfg: WatchConfig,
     files: HashMap<FileId, Followed>,
+    /// Checkpoints of files not followed now: from the store, and of files let go.
     resume: Resume,
+    /// `resume`'s checkpoints by path, to know a file that came back under another
+    /// identity.
+    by_path: HashMap<PathBuf, FileId>,
     next_key: FileKey,
     first_scan: bool,
+    /// Whether the checkpoints of files that went away while the agent was down have
+    /// been let go (after the first scan that could see everything).
+    settled: bool,
     /// How long a file that left the glob is still read.
     linger: Duration,
     /// Paths already warned about, so a bad file is one log line, not one per second.
     warned: HashSet<PathBuf>,
+    /// Matches that are not regular files, already named once.
+    skipped: HashSet<PathBuf>,
     hold_open: bool,
+    max_open: usize,
+    /// The files held open now, at most `max_open`.
+    open: Vec<FileId>,
+    /// What could not be seen, since when (as logged and published).
+    unseen: BTreeMap<PathBuf, (SystemTime, String)>,
+    over_max_files: bool,
+    warned_depth: bool,
+    stopping: Option<Arc<AtomicBool>>,
+    /// For tests: every listing fails with this, as if out of file descriptors or the
+    /// folder could not be read.
+    fault: Option<fn() -> std::io::Error>,
+    next_purge: Instant,
+    /// A scan has completed (its time is logged once).
+    scanned: bool,
 }
 
 struct Followed {
@@ -102,21 +160,42 @@ struct Followed {
     follower: Follower,
     /// When the file stopped matching the glob (renamed away or deleted).
     missing_since: Option<Instant>,
+    /// Since when the file cannot be seen (its folder cannot be listed).
+    unknown_since: Option<Instant>,
+    /// The last read failed (and that was logged).
+    failing: bool,
 }
 
 impl Tailer {
     pub fn new(watch: WatchId, cfg: WatchConfig, resume: Resume) -> Tailer {
         let linger = (cfg.poll_interval * 2).max(Duration::from_secs(2));
+        let by_path = resume
+            .checkpoints
+            .values()
+            .map(|c| (c.path.clone(), c.id))
+            .collect();
         Tailer {
             watch,
             cfg,
             files: HashMap::new(),
             resume,
+            by_path,
             next_key: (watch as u64) << 40,
             first_scan: true,
+            settled: false,
             linger,
             warned: HashSet::new(),
+            skipped: HashSet::new(),
             hold_open: HOLD_FILES_OPEN,
+            max_open: MAX_OPEN,
+            open: Vec::new(),
+            unseen: BTreeMap::new(),
+            over_max_files: false,
+            warned_depth: false,
+            stopping: None,
+            fault: None,
+            next_purge: Instant::now(),
+            scanned: false,
         }
     }
 
@@ -126,34 +205,103 @@ impl Tailer {
         self.hold_open = hold;
     }
 
+    /// For tests: keep at most this many files open instead of [`MAX_OPEN`].
+    pub fn set_max_open(&mut self, n: usize) {
+        self.max_open = n.max(1);
+    }
+
     /// For tests: let go of rotated files after this long instead of the default.
     pub fn set_linger(&mut self, linger: Duration) {
         self.linger = linger;
     }
 
+    /// For tests: from now on every listing of the folder fails with this error (`None`:
+    /// works again), as when the process is out of file descriptors or the folder cannot
+    /// be read.
+    pub fn set_listing_fault(&mut self, fault: Option<fn() -> std::io::Error>) {
+        self.fault = fault;
+    }
+
+    /// A flag that cuts a walk short when set: the agent is stopping.
+    pub fn set_stopping(&mut self, stopping: Arc<AtomicBool>) {
+        self.stopping = Some(stopping);
+    }
+
+    /// How many files are held open now.
+    pub fn open_files(&self) -> usize {
+        self.files.values().filter(|f| f.follower.is_open()).count()
+    }
+
+    fn list(&self) -> Listing {
+        if let Some(fault) = self.fault {
+            let (base, _) = discovery::base_dir(&self.cfg.path);
+            return Listing {
+                errors: vec![(base, fault())],
+                ..Listing::default()
+            };
+        }
+        let stopping = self.stopping.clone();
+        let limits = discovery::Limits {
+            max_files: self.cfg.max_files,
+            max_depth: discovery::MAX_DEPTH,
+        };
+        discovery::walk(&self.cfg.path, limits, &move || {
+            stopping.as_ref().is_some_and(|s| s.load(Ordering::Relaxed))
+        })
+    }
+
     /// One pass: find files, read them, let go of the ones gone for longer than the
     /// linger. Each message goes to `sink`; `false` from it stops the pass (shutdown).
     pub fn scan(&mut self, now: Instant, sink: &mut dyn FnMut(WatchMsg) -> bool) -> bool {
-        let first = std::mem::replace(&mut self.first_scan, false);
+        let started = Instant::now();
+        let listing = self.list();
+        if listing.interrupted {
+            return false;
+        }
+        self.report(&listing);
+        // `start: end` is about the files present at the first start: until a look that
+        // could see everything (a folder that does not exist yet counts as seen), files
+        // found are taken as present at the start.
+        let first = self.first_scan;
+        self.first_scan = first
+            && (listing.truncated
+                || listing
+                    .errors
+                    .iter()
+                    .any(|(_, e)| e.kind() != std::io::ErrorKind::NotFound));
         let mut seen = HashSet::new();
-        for path in discovery::matches(&self.cfg.path) {
-            let id = match identity::path_id(&path) {
+        let mut stats: HashMap<FileId, std::fs::Metadata> = HashMap::new();
+        let mut new_files = 0usize;
+        for (path, meta) in &listing.files {
+            let id = match identity::id_of(path, meta) {
                 Ok(id) => id,
                 Err(e) => {
-                    self.warn_once(&path, &e);
+                    self.warn_once(path, &e);
                     continue;
                 }
             };
+            if seen.contains(&id) {
+                continue; // another name (a hard link) of a file already taken
+            }
             if let Some(f) = self.files.get_mut(&id) {
-                // Held open, an identity cannot be reused; otherwise the first bytes
-                // must agree too (a file deleted and recreated can get the same index).
-                if self.hold_open || f.follower.same_start_as(&path) {
-                    if f.follower.path != path {
+                // Held open, an identity cannot be reused. At its own path it is the
+                // same file, perhaps rewritten (which the read notices and starts over).
+                // Under another name the first bytes must agree too (a file deleted and
+                // recreated can get the same index).
+                if f.follower.is_open()
+                    || &f.follower.path == path
+                    || f.follower.same_start_as(path)
+                {
+                    if &f.follower.path != path {
                         tracing::info!(from = %f.follower.path.display(), to = %path.display(), "file renamed");
-                        f.follower.path = path;
+                        f.follower.path = path.clone();
+                    }
+                    if f.unknown_since.take().is_some() {
+                        tracing::info!(file = %path.display(), offset = f.follower.line_end(), "file seen again: reading on from its checkpoint");
                     }
                     f.missing_since = None;
                     seen.insert(id);
+                    stats.insert(id, meta.clone());
                     continue;
                 }
                 // Another file with a reused identity: the old one is gone, and what is
@@ -165,7 +313,13 @@ impl Tailer {
                 }
             }
             seen.insert(id);
-            self.follow(&path, first);
+            if self.follow(path, id, first, new_files < 20, sink) {
+                stats.insert(id, meta.clone());
+                new_files += 1;
+            }
+        }
+        if new_files >= 20 {
+            tracing::info!(watch = %self.cfg.path, files = new_files, "following more files (the first 20 named above; the others at debug level)");
         }
 
         let ids: Vec<FileId> = self.files.keys().copied().collect();
@@ -173,52 +327,284 @@ impl Tailer {
             let Some(f) = self.files.get_mut(&id) else {
                 continue;
             };
+            if !seen.contains(&id)
+                && (listing.is_unknown(&f.follower.path) || !folder_visible(&f.follower.path))
+            {
+                // Nobody can tell whether it is there: keep it, closed, as it is — read
+                // to its end first while it is open (it may have been deleted).
+                let since = *f.unknown_since.get_or_insert(now);
+                f.missing_since = None;
+                if f.follower.is_open() {
+                    if !read_all(self.watch, f, sink) {
+                        return false;
+                    }
+                    f.follower.release();
+                    self.open.retain(|o| *o != id);
+                }
+                if now.duration_since(since) >= self.cfg.forget_after
+                    && let Some(f) = self.files.remove(&id)
+                {
+                    tracing::info!(file = %f.follower.path.display(), "not seen for forget_after: let go");
+                    if !self.let_go(f, sink) {
+                        return false;
+                    }
+                }
+                continue;
+            }
             if !seen.contains(&id) && f.missing_since.is_none() {
                 f.missing_since = Some(now);
+                f.unknown_since = None;
                 // Not held open, a file renamed out of the glob can only be read to its
                 // end under its new name: look for it beside the old one.
-                if !self.hold_open
+                if !f.follower.is_open()
                     && let Some(to) = find_renamed(&f.follower)
                 {
                     tracing::info!(from = %f.follower.path.display(), to = %to.display(), "file renamed away; reading it to its end");
                     f.follower.path = to;
                 }
             }
-            if !read_all(self.watch, f, sink) {
+            // A closed file whose length and time did not move has nothing new.
+            let quiet = !f.follower.is_open()
+                && f.missing_since.is_none()
+                && stats
+                    .get(&id)
+                    .is_some_and(|m| f.follower.unchanged(&f.follower.path, m));
+            if !quiet && !read_all(self.watch, f, sink) {
                 return false;
             }
-            if !self.hold_open {
-                f.follower.release();
+            // Held open, a file can be read to its end after it is deleted or renamed
+            // away: while there is room, a closed file (one that was away) is opened
+            // again.
+            if self.hold_open
+                && !f.follower.is_open()
+                && f.missing_since.is_none()
+                && self.open.len() < self.max_open
+            {
+                let _ = f.follower.reopen();
             }
-            if f.missing_since
-                .is_some_and(|t| now.duration_since(t) >= self.linger)
+            if f.follower.is_open() {
+                if self.hold_open {
+                    self.track_open(id);
+                } else {
+                    f.follower.release();
+                }
+            }
+            if let Some(f) = self.files.get(&id)
+                && f.missing_since
+                    .is_some_and(|t| now.duration_since(t) >= self.linger)
                 && let Some(f) = self.files.remove(&id)
                 && !self.let_go(f, sink)
             {
                 return false;
             }
         }
+        if !self.settled && !listing.is_blind_everywhere() && !self.settle(&listing, sink) {
+            return false;
+        }
+        if now >= self.next_purge {
+            self.next_purge = now + Duration::from_secs(60);
+            let t = now_ms();
+            let expired: Vec<FileId> = self
+                .resume
+                .let_go_until
+                .iter()
+                .filter(|(_, until)| **until < t)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in expired {
+                self.forget_resume(&id);
+            }
+        }
+        self.publish();
+        if !self.scanned {
+            self.scanned = true;
+            tracing::info!(watch = %self.cfg.path, files = self.files.len(), open = self.open.len(), ms = started.elapsed().as_millis() as u64, "first scan done");
+        }
         true
+    }
+
+    /// The checkpoints from the store of files that went away while the agent was down
+    /// (their folder can be seen, they are not in it) are let go like any file that went
+    /// away: kept for `forget_after`, then forgotten.
+    fn settle(&mut self, listing: &Listing, sink: &mut dyn FnMut(WatchMsg) -> bool) -> bool {
+        self.settled = true;
+        let Ok(pattern) = glob::Pattern::new(&self.cfg.path) else {
+            return true;
+        };
+        let gone: Vec<Checkpoint> = self
+            .resume
+            .checkpoints
+            .values()
+            .filter(|c| {
+                !self.resume.let_go_until.contains_key(&c.id)
+                    && !self.files.contains_key(&c.id)
+                    && pattern.matches_path(&c.path)
+                    && !listing.is_unknown(&c.path)
+                    && folder_visible(&c.path)
+            })
+            .cloned()
+            .collect();
+        let keep_until_ms = now_ms() + self.cfg.forget_after.as_millis() as i64;
+        for checkpoint in gone {
+            tracing::debug!(file = %checkpoint.path.display(), "gone while the agent was down");
+            self.resume
+                .let_go_until
+                .insert(checkpoint.id, keep_until_ms);
+            let key = self.next_key;
+            self.next_key += 1;
+            let msg = WatchMsg::Closed {
+                watch: self.watch,
+                file: key,
+                checkpoint,
+                last: None,
+                keep_until_ms,
+            };
+            if !sink(msg) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Says once what cannot be seen (and when it is seen again), names skipped matches
+    /// once, and warns about a glob over its limits.
+    fn report(&mut self, listing: &Listing) {
+        let mut now_unseen: BTreeMap<PathBuf, String> = BTreeMap::new();
+        for (path, e) in &listing.errors {
+            now_unseen.insert(path.clone(), e.to_string());
+        }
+        let gone: Vec<PathBuf> = self
+            .unseen
+            .keys()
+            .filter(|p| !now_unseen.contains_key(*p))
+            .cloned()
+            .collect();
+        for path in gone {
+            if let Some((since, _)) = self.unseen.remove(&path) {
+                let secs = since.elapsed().map_or(0, |d| d.as_secs());
+                tracing::info!(path = %path.display(), after_s = secs, "can be seen again; its files are read on from their checkpoints");
+            }
+        }
+        for (path, error) in now_unseen {
+            if !self.unseen.contains_key(&path) {
+                tracing::warn!(watch = %self.cfg.path, path = %path.display(), %error, "cannot see this; its files keep their checkpoints and are read on when it is back");
+                self.unseen.insert(path, (SystemTime::now(), error));
+            }
+        }
+        if listing.truncated != self.over_max_files {
+            self.over_max_files = listing.truncated;
+            if listing.truncated {
+                tracing::warn!(watch = %self.cfg.path, max_files = self.cfg.max_files, "the glob matches more files than max_files: only that many are followed; narrow the glob or raise watch[].max_files");
+            } else {
+                tracing::info!(watch = %self.cfg.path, "the glob matches no more than max_files again");
+            }
+        }
+        if listing.too_deep && !self.warned_depth {
+            self.warned_depth = true;
+            tracing::warn!(watch = %self.cfg.path, depth = discovery::MAX_DEPTH, "** goes no deeper than this many folders");
+        }
+        for (path, what) in &listing.skipped {
+            if self.skipped.insert(path.clone()) {
+                tracing::info!(file = %path.display(), "matches the glob but is {}: not followed", what.as_str());
+            } else {
+                tracing::debug!(file = %path.display(), "not followed: {}", what.as_str());
+            }
+        }
+        for path in &listing.links_not_followed {
+            if self.skipped.insert(path.clone()) {
+                tracing::info!(folder = %path.display(), "** does not follow symbolic links to folders (they can loop): not searched");
+            }
+        }
+    }
+
+    fn publish(&self) {
+        health::set(
+            self.watch,
+            health::WatchHealth {
+                path: self.cfg.path.clone(),
+                files: self.files.len(),
+                unknown_files: self
+                    .files
+                    .values()
+                    .filter(|f| f.unknown_since.is_some())
+                    .count(),
+                unseen: self
+                    .unseen
+                    .iter()
+                    .map(|(path, (since, error))| health::Unseen {
+                        path: path.display().to_string(),
+                        error: error.clone(),
+                        since: health::epoch_s(*since),
+                    })
+                    .collect(),
+                over_max_files: self.over_max_files,
+            },
+        );
+    }
+
+    /// Keeps `id` among the open files, closing the least recently written beyond
+    /// `max_open`.
+    fn track_open(&mut self, id: FileId) {
+        if !self.open.contains(&id) {
+            self.open.push(id);
+        }
+        while self.open.len() > self.max_open {
+            let victim = self
+                .open
+                .iter()
+                .copied()
+                .filter(|o| *o != id)
+                .min_by_key(|o| self.files.get(o).and_then(|f| f.follower.last_modified()));
+            let Some(victim) = victim else { break };
+            self.open.retain(|o| *o != victim);
+            if let Some(f) = self.files.get_mut(&victim) {
+                f.follower.release();
+            }
+        }
     }
 
     /// Where each followed file stands: just after the last line handed out.
     pub fn positions(&self) -> Vec<Checkpoint> {
         self.files
             .values()
-            .map(|f| Checkpoint {
-                id: f.follower.id,
-                fingerprint: f.follower.fingerprint().to_vec(),
-                path: f.follower.path.clone(),
-                offset: f.follower.line_end(),
-            })
+            .map(|f| f.follower.checkpoint())
             .collect()
     }
 
-    fn follow(&mut self, path: &Path, first_scan: bool) {
-        let (start, saved): (StartAt, &[u8]) = match identity::path_id(path)
-            .ok()
-            .and_then(|id| self.resume.checkpoints.get(&id))
-        {
+    /// The checkpoint to resume `path` (identity `id`) from, if any: its own, or that of
+    /// the file at the same path on another device (a share mounted again) when it was
+    /// not empty — the first bytes still have to agree.
+    fn saved(&self, path: &Path, id: FileId) -> Option<&Checkpoint> {
+        if let Some(cp) = self.resume.checkpoints.get(&id) {
+            return Some(cp);
+        }
+        let other = self.by_path.get(path)?;
+        let cp = self.resume.checkpoints.get(other)?;
+        (other.device != id.device && !cp.fingerprint.is_empty() && !self.files.contains_key(other))
+            .then_some(cp)
+    }
+
+    fn forget_resume(&mut self, id: &FileId) -> Option<Checkpoint> {
+        self.resume.let_go_until.remove(id);
+        let cp = self.resume.checkpoints.remove(id)?;
+        if self.by_path.get(&cp.path) == Some(id) {
+            self.by_path.remove(&cp.path);
+        }
+        Some(cp)
+    }
+
+    /// Starts following `path`; `false` if it cannot be opened (named once, tried again
+    /// at the next scan) or the sink refused.
+    fn follow(
+        &mut self,
+        path: &Path,
+        id: FileId,
+        first_scan: bool,
+        loud: bool,
+        sink: &mut dyn FnMut(WatchMsg) -> bool,
+    ) -> bool {
+        let saved = self.saved(path, id).cloned();
+        let (start, fingerprint): (StartAt, &[u8]) = match &saved {
             Some(cp) => (StartAt::Offset(cp.offset), &cp.fingerprint),
             None if first_scan
                 && !self.resume.started_before
@@ -228,35 +614,76 @@ impl Tailer {
             }
             None => (StartAt::Beginning, b""),
         };
-        match Follower::open(path, start, saved, self.cfg.max_line_bytes) {
+        match Follower::open(path, start, fingerprint, self.cfg.max_line_bytes) {
             Ok(follower) => {
                 self.warned.remove(path);
-                tracing::info!(file = %path.display(), offset = follower.line_end(), "following");
+                if loud {
+                    tracing::info!(file = %path.display(), offset = follower.line_end(), "following");
+                } else {
+                    tracing::debug!(file = %path.display(), offset = follower.line_end(), "following");
+                }
                 let key = self.next_key;
                 self.next_key += 1;
-                self.resume.checkpoints.remove(&follower.id);
+                let fid = follower.id;
+                self.forget_resume(&fid);
+                if let Some(cp) = saved
+                    && cp.id != fid
+                {
+                    // Known again under a new identity: the old checkpoint stands for
+                    // nothing any more.
+                    tracing::info!(file = %path.display(), offset = follower.line_end(), "the same file under another identity (a share mounted again): reading on from its checkpoint");
+                    self.forget_resume(&cp.id);
+                    if !sink(WatchMsg::Forget {
+                        watch: self.watch,
+                        id: cp.id,
+                    }) {
+                        return false;
+                    }
+                }
                 self.files.insert(
-                    follower.id,
+                    fid,
                     Followed {
                         key,
                         follower,
                         missing_since: None,
+                        unknown_since: None,
+                        failing: false,
                     },
                 );
+                if self.hold_open {
+                    self.track_open(fid);
+                }
+                true
             }
-            Err(e) => self.warn_once(path, &e),
+            Err(e) => {
+                self.warn_once(path, &e);
+                false
+            }
         }
     }
 
     fn let_go(&mut self, mut f: Followed, sink: &mut dyn FnMut(WatchMsg) -> bool) -> bool {
-        tracing::info!(file = %f.follower.path.display(), "file rotated away or deleted: read to its end, let go");
+        if f.unknown_since.is_none() {
+            tracing::info!(file = %f.follower.path.display(), "file rotated away or deleted: read to its end, let go");
+        }
+        self.open.retain(|o| *o != f.follower.id);
         let last = f.follower.take_partial();
+        let checkpoint = f.follower.checkpoint();
+        let keep_until_ms = now_ms() + self.cfg.forget_after.as_millis() as i64;
+        // Kept, so that the file is known again if it comes back.
+        self.by_path.insert(checkpoint.path.clone(), checkpoint.id);
+        self.resume
+            .let_go_until
+            .insert(checkpoint.id, keep_until_ms);
+        self.resume
+            .checkpoints
+            .insert(checkpoint.id, checkpoint.clone());
         sink(WatchMsg::Closed {
             watch: self.watch,
             file: f.key,
-            id: f.follower.id,
-            path: f.follower.path,
+            checkpoint,
             last,
+            keep_until_ms,
         })
     }
 
@@ -265,6 +692,12 @@ impl Tailer {
             tracing::warn!(file = %path.display(), error = %e, "cannot read file; will try again");
         }
     }
+}
+
+/// Whether the folder of `path` can be looked at: if not, the file is unknown, not gone.
+fn folder_visible(path: &Path) -> bool {
+    path.parent()
+        .is_none_or(|dir| std::fs::metadata(dir).is_ok_and(|m| m.is_dir()))
 }
 
 /// The file in the same folder that has `f`'s identity and first bytes, if any.
@@ -289,20 +722,24 @@ fn read_all(watch: WatchId, f: &mut Followed, sink: &mut dyn FnMut(WatchMsg) -> 
                 return true;
             }
             Err(e) => {
-                tracing::warn!(file = %f.follower.path.display(), error = %e, "read failed; will try again");
+                // Once per failing spell: a file that cannot be read for an hour is one
+                // line, not one a second.
+                if !std::mem::replace(&mut f.failing, true) {
+                    tracing::warn!(file = %f.follower.path.display(), error = %e, "read failed; will try again");
+                } else {
+                    tracing::debug!(file = %f.follower.path.display(), error = %e, "read failed again");
+                }
                 return true;
             }
         };
+        if std::mem::replace(&mut f.failing, false) {
+            tracing::info!(file = %f.follower.path.display(), "read again");
+        }
         if !lines.is_empty() {
             let msg = WatchMsg::Lines {
                 watch,
                 file: f.key,
-                checkpoint: Checkpoint {
-                    id: f.follower.id,
-                    fingerprint: f.follower.fingerprint().to_vec(),
-                    path: f.follower.path.clone(),
-                    offset: f.follower.line_end(),
-                },
+                checkpoint: f.follower.checkpoint(),
                 lines,
             };
             if !sink(msg) {
@@ -459,11 +896,36 @@ fn run(
     stopping: Arc<AtomicBool>,
 ) -> Vec<Checkpoint> {
     tracing::info!(watch = %tailer.cfg.path, mode = ?tailer.cfg.mode, "watching");
-    let mut fs_watcher = None;
+    tailer.set_stopping(stopping.clone());
+    let watch = tailer.watch;
+    let positions = follow_files(tailer, wake_rx, wake_tx, tx, stopping);
+    health::remove(watch);
+    positions
+}
+
+fn follow_files(
+    mut tailer: Tailer,
+    wake_rx: std_mpsc::Receiver<Wake>,
+    wake_tx: std_mpsc::Sender<Wake>,
+    tx: std_mpsc::SyncSender<WatchMsg>,
+    stopping: Arc<AtomicBool>,
+) -> Vec<Checkpoint> {
+    // The file events of the base folder, and which folder they are for: a folder that
+    // went and came back (a share mounted again) is another folder, whose events need a
+    // new watch.
+    let mut fs_watcher: Option<(notify::RecommendedWatcher, FileId)> = None;
+    let (base, _) = discovery::base_dir(&tailer.cfg.path);
     let mut sink = |msg| !stopping.load(Ordering::Relaxed) && tx.send(msg).is_ok();
     loop {
-        if tailer.cfg.mode == WatchMode::Notify && fs_watcher.is_none() {
-            fs_watcher = start_fs_watcher(&tailer.cfg.path, wake_tx.clone());
+        if tailer.cfg.mode == WatchMode::Notify {
+            let now_id = identity::folder_id(&base);
+            if fs_watcher.as_ref().map(|(_, id)| *id) != now_id {
+                fs_watcher = None;
+                if let Some(id) = now_id {
+                    fs_watcher =
+                        start_fs_watcher(&tailer.cfg.path, wake_tx.clone()).map(|w| (w, id));
+                }
+            }
         }
         if !tailer.scan(Instant::now(), &mut sink) {
             return tailer.positions();
@@ -510,7 +972,11 @@ fn start_fs_watcher(
     } else {
         notify::RecursiveMode::NonRecursive
     };
-    match notify::recommended_watcher(handler).and_then(|mut w| w.watch(&dir, mode).map(|()| w)) {
+    // A recursive watch does not follow links either: a link to a parent would loop.
+    let config = notify::Config::default().with_follow_symlinks(false);
+    match notify::RecommendedWatcher::new(handler, config)
+        .and_then(|mut w| w.watch(&dir, mode).map(|()| w))
+    {
         Ok(w) => Some(w),
         Err(e) => {
             tracing::warn!(dir = %dir.display(), error = %e, "no file events for this folder; relying on the timer");
