@@ -24,8 +24,9 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
     let config = cli.load_config()?;
     if !config.has_service() {
         return Err(CliError::usage(format!(
-            "{}: no service configured: add a \"mail\", \"telegram\", \"webhook\" or \"alertmanager\" section, or nothing will be sent",
-            config.file.display()
+            "{}: no service configured: add a {} section, or nothing will be sent",
+            config.file.display(),
+            crate::messengers::section_names()
         )));
     }
     let text = serde_json::to_string_pretty(&config.masked_json())
