@@ -21,6 +21,7 @@ mod http;
 pub mod mail;
 pub mod probe;
 pub mod render;
+pub mod scilog;
 pub mod telegram;
 pub mod webhook;
 
@@ -38,6 +39,7 @@ services! {
     Telegram => telegram: telegram::TelegramConfig,
     Webhook => webhook: webhook::WebhookConfig,
     Alertmanager => alertmanager: alertmanager::AlertmanagerConfig,
+    Scilog => scilog: scilog::ScilogConfig,
 }
 
 /// `"mail", "telegram", … or "signal"`: the sections that configure a service, for the

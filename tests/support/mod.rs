@@ -6,6 +6,8 @@
 
 #![allow(dead_code)] // each test file uses a different part of this module
 
+pub mod scilog;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
