@@ -91,6 +91,15 @@ fn full_configs(dir: &Path) -> [Value; 4] {
             "instrument": "IN5",
             "mail": mail,
             "scilog": scilog,
+            "signal": {
+                "url": "http://127.0.0.1:8080",
+                "api": "JsonRpc",
+                "number": "+41791234567",
+                "scopes": {"beamline-ops": {"group": "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="},
+                           "oncall": {"recipients": ["+41797654321"]}},
+                "default_scope": "beamline-ops",
+                "timeout_s": 15,
+            },
             "telegram": {
                 "bot-id": "123456:ABC-def_9",
                 "channel-id": -1001234567890i64,
@@ -134,7 +143,7 @@ fn full_configs(dir: &Path) -> [Value; 4] {
             "throttle": {
                 "repeat_interval": "15m",
                 "max_age": 7200,
-                "per_minute": {"mail": 5, "telegram": 15, "webhook": 12, "scilog": 6},
+                "per_minute": {"mail": 5, "telegram": 15, "webhook": 12, "scilog": 6, "signal": 12},
             },
             "api": api,
             "state_dir": "state",
@@ -196,9 +205,9 @@ fn keys_used(v: &Value, path: &str, out: &mut BTreeSet<(String, String)>) {
                 }
             }
             // SciLog's scopes are objects of the format too.
-            ("scilog", "scopes") => {
+            ("scilog" | "signal", "scopes") => {
                 for scope in child.as_object().unwrap().values() {
-                    keys_used(scope, "scilog.scopes.*", out);
+                    keys_used(scope, &format!("{path}.scopes.*"), out);
                 }
             }
             // Maps of scope names, not keys of the format.
@@ -323,6 +332,12 @@ fn values_of_the_wrong_form_fail_both() {
         ("/scilog/url", json!("scilog.example.org")),
         ("/scilog/scopes/default", json!({"book": "x"})),
         ("/scilog/tags", json!("protowatch")),
+        ("/signal/api", json!("soap")),
+        ("/signal/number", json!("0791234567")),
+        (
+            "/signal/scopes/oncall",
+            json!({"group": "x", "recipients": []}),
+        ),
         ("/instrument", Value::Null),
     ];
     for (pointer, bad) in cases {

@@ -22,6 +22,7 @@ pub mod mail;
 pub mod probe;
 pub mod render;
 pub mod scilog;
+pub mod signal;
 pub mod telegram;
 pub mod webhook;
 
@@ -40,6 +41,7 @@ services! {
     Webhook => webhook: webhook::WebhookConfig,
     Alertmanager => alertmanager: alertmanager::AlertmanagerConfig,
     Scilog => scilog: scilog::ScilogConfig,
+    Signal => signal: signal::SignalConfig,
 }
 
 /// `"mail", "telegram", … or "signal"`: the sections that configure a service, for the

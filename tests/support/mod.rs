@@ -7,6 +7,7 @@
 #![allow(dead_code)] // each test file uses a different part of this module
 
 pub mod scilog;
+pub mod signal;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
