@@ -691,15 +691,17 @@ impl Agent {
             .parent()
             .expect("the config's folder")
             .join(".protowatch/api.addr");
+        // The file may be seen before its text is written: wait for an address.
+        let read = || {
+            std::fs::read_to_string(&addr_file)
+                .ok()
+                .and_then(|t| t.trim().parse::<SocketAddr>().ok())
+        };
         assert!(
-            wait_until(Duration::from_secs(10), || addr_file.exists()),
+            wait_until(Duration::from_secs(10), || read().is_some()),
             "the agent did not start"
         );
-        let addr = std::fs::read_to_string(&addr_file)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let addr = read().expect("the API's address");
         // The watcher's first scan runs right after.
         std::thread::sleep(Duration::from_millis(300));
         Agent { child, addr }
