@@ -130,7 +130,7 @@ fn every_problem_is_reported_with_its_json_path() {
         "config.json: rules[0].pattern: invalid regex",
         "config.json: rules[0].severity: unknown severity \"fatal\"",
         "config.json: routes.alarm_major[0].scope: unknown mail scope \"nobody\"; configured scopes: default",
-        "config.json: routes.alarm_major[1].service: expected one of \"mail\", \"telegram\", \"webhook\", \"alertmanager\", found \"sms\"",
+        "config.json: routes.alarm_major[1].service: expected one of \"mail\", \"telegram\", \"webhook\", \"alertmanager\", \"scilog\", \"signal\", found \"sms\"",
         "config.json: extra: unknown key \"extra\"",
     ];
     for x in expect {

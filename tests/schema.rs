@@ -49,10 +49,10 @@ fn loader(dir: &Path, config: &Value) -> (Option<i32>, String) {
     )
 }
 
-/// Every key of the loader, in two configs because some exclude each other (`password`
-/// or `password_file`, `token` or `token_file`). Values in the old bot's loose forms and
-/// choice words in odd cases, which both must take as well.
-fn full_configs(dir: &Path) -> [Value; 2] {
+/// Every key of the loader, in four configs because some exclude each other (`password`
+/// or `password_file`, `token` or `token_file`; SciLog takes one of four). Values in the
+/// old bot's loose forms and choice words in odd cases, which both must take as well.
+fn full_configs(dir: &Path) -> [Value; 4] {
     std::fs::write(dir.join("password.txt"), "secret\n").unwrap();
     std::fs::write(
         dir.join("webhook-url.txt"),
@@ -61,7 +61,7 @@ fn full_configs(dir: &Path) -> [Value; 2] {
     .unwrap();
     std::fs::write(dir.join("token.txt"), "api-token\n").unwrap();
     std::fs::write(dir.join("ca.pem"), "").unwrap();
-    let common = |mail_extra: Value, api: Value| {
+    let common = |mail_extra: Value, api: Value, scilog_login: Value| {
         let mut mail = json!({
             "server": "smtp.example.org",
             "port": "587",
@@ -77,9 +77,29 @@ fn full_configs(dir: &Path) -> [Value; 2] {
         for (k, v) in mail_extra.as_object().unwrap() {
             mail[k] = v.clone();
         }
+        let mut scilog = json!({
+            "url": "https://scilog.example.org/api/v1/",
+            "scopes": {"default": {"logbook": "6123abc"}, "commissioning": {"logbook": "6123abd"}},
+            "default_scope": "default",
+            "tags": ["protowatch", "IN5"],
+            "timeout_s": 20,
+        });
+        for (k, v) in scilog_login.as_object().unwrap() {
+            scilog[k] = v.clone();
+        }
         json!({
             "instrument": "IN5",
             "mail": mail,
+            "scilog": scilog,
+            "signal": {
+                "url": "http://127.0.0.1:8080",
+                "api": "JsonRpc",
+                "number": "+41791234567",
+                "scopes": {"beamline-ops": {"group": "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="},
+                           "oncall": {"recipients": ["+41797654321"]}},
+                "default_scope": "beamline-ops",
+                "timeout_s": 15,
+            },
             "telegram": {
                 "bot-id": "123456:ABC-def_9",
                 "channel-id": -1001234567890i64,
@@ -123,7 +143,7 @@ fn full_configs(dir: &Path) -> [Value; 2] {
             "throttle": {
                 "repeat_interval": "15m",
                 "max_age": 7200,
-                "per_minute": {"mail": 5, "telegram": 15, "webhook": 12},
+                "per_minute": {"mail": 5, "telegram": 15, "webhook": 12, "scilog": 6, "signal": 12},
             },
             "api": api,
             "state_dir": "state",
@@ -134,10 +154,22 @@ fn full_configs(dir: &Path) -> [Value; 2] {
             json!({"password": "pw"}),
             json!({"listen": "127.0.0.1:9000", "token": "t0ken",
                    "hosts": ["in5-pc.example.org"], "max_alerts": 500}),
+            json!({"user": "bl-operator", "password": {"env": "HOME"}}),
         ),
         common(
             json!({"password_file": "password.txt", "recipients": "a@example.org"}),
             json!({"listen": "0.0.0.0:9000", "token_file": "token.txt"}),
+            json!({"token_file": "token.txt"}),
+        ),
+        common(
+            json!({"password": "pw"}),
+            json!({"listen": "127.0.0.1:9000"}),
+            json!({"user": "bl-operator", "password_file": "password.txt"}),
+        ),
+        common(
+            json!({"password": "pw"}),
+            json!({"listen": "127.0.0.1:9000"}),
+            json!({"token": "scilog-token"}),
         ),
     ]
 }
@@ -173,11 +205,19 @@ fn keys_used(v: &Value, path: &str, out: &mut BTreeSet<(String, String)>) {
                     keys_used(scope, "webhook.scopes.*", out);
                 }
             }
+            // SciLog's scopes are objects of the format too.
+            ("scilog" | "signal", "scopes") => {
+                for scope in child.as_object().unwrap().values() {
+                    keys_used(scope, &format!("{path}.scopes.*"), out);
+                }
+            }
             // Maps of scope names, not keys of the format.
             (_, "scopes") => {}
             // Header and label names are the operator's, and a secret given by reference
             // (`{"file": …}`) is a value: not keys of the format.
-            ("webhook.scopes.*", "headers" | "body" | "url") | ("alertmanager", "labels") => {}
+            ("webhook.scopes.*", "headers" | "body" | "url")
+            | ("alertmanager", "labels")
+            | ("scilog", "password" | "token") => {}
             _ => keys_used(child, &join(k), out),
         }
     }
@@ -254,7 +294,7 @@ fn a_misspelt_key_anywhere_fails_both() {
     let dir = tempfile::tempdir().unwrap();
     for (path, keys) in KNOWN_KEYS {
         for key in *keys {
-            let [mut config, _] = full_configs(dir.path());
+            let [mut config, ..] = full_configs(dir.path());
             let obj = object_at(&mut config, path);
             let Some(value) = obj.remove(*key) else {
                 continue; // not in the first config (password_file, token_file)
@@ -293,10 +333,19 @@ fn values_of_the_wrong_form_fail_both() {
         ("/throttle/max_age", json!(5)),
         ("/rules/0/severity", json!("fatal")),
         ("/state_dir", json!("  ")),
+        ("/scilog/url", json!("scilog.example.org")),
+        ("/scilog/scopes/default", json!({"book": "x"})),
+        ("/scilog/tags", json!("protowatch")),
+        ("/signal/api", json!("soap")),
+        ("/signal/number", json!("0791234567")),
+        (
+            "/signal/scopes/oncall",
+            json!({"group": "x", "recipients": []}),
+        ),
         ("/instrument", Value::Null),
     ];
     for (pointer, bad) in cases {
-        let [mut config, _] = full_configs(dir.path());
+        let [mut config, ..] = full_configs(dir.path());
         *config.pointer_mut(pointer).unwrap() = bad.clone();
         assert!(
             !schema_errors(&v, &config).is_empty(),
@@ -306,7 +355,7 @@ fn values_of_the_wrong_form_fail_both() {
         assert_eq!(code, Some(2), "the loader takes {pointer} = {bad}: {err}");
     }
     // A rule without severity is fine only when it silences lines.
-    let [mut config, _] = full_configs(dir.path());
+    let [mut config, ..] = full_configs(dir.path());
     config["rules"][0]
         .as_object_mut()
         .unwrap()

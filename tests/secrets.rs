@@ -1,5 +1,5 @@
-//! No secret in any output: a config with a known mail password, Bot API token and API
-//! token goes through every command and a traced agent run — deliveries that succeed
+//! No secret in any output: a config with a known mail password, Bot API token, SciLog
+//! password and API token goes through every command and a traced agent run — deliveries that succeed
 //! and fail, a reload with a wrong password, a broken edit that carries the secrets —
 //! and every byte the processes wrote is searched for the secrets in every encoding a
 //! log could carry them in (plain, URL-encoded, SMTP AUTH's base64).
@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use serde_json::{Value, json};
+use support::scilog::FakeScilog;
 use support::{
     Agent, FakeTelegram, Reply, SmtpOptions, SmtpServer, append, protowatch, wait_until,
 };
@@ -21,8 +22,9 @@ const PASSWORD: &str = "Pw-s3cret-MAIL-4711";
 const WRONG_PASSWORD: &str = "Pw-wr0ng-MAIL-0815";
 const BOT_TOKEN: &str = "7000001:SECRET-bot-token_Zq9";
 const API_TOKEN: &str = "api-S3CRET-token-ab12";
+const SCILOG_PASSWORD: &str = "Sci-S3CRET-log-9876";
 
-fn config(smtp: &SmtpServer, tg: &FakeTelegram, password: &str) -> Value {
+fn config(smtp: &SmtpServer, tg: &FakeTelegram, scilog: &FakeScilog, password: &str) -> Value {
     json!({
         "instrument": "IN5",
         "mail": {
@@ -32,6 +34,8 @@ fn config(smtp: &SmtpServer, tg: &FakeTelegram, password: &str) -> Value {
             "timeout_s": 10,
         },
         "telegram": {"bot-id": BOT_TOKEN, "channel-id": "-100", "api-url": tg.url},
+        "scilog": {"url": scilog.url, "user": "bot", "password": SCILOG_PASSWORD,
+                   "scopes": {"default": {"logbook": "lb-1"}}},
         "watch": [{"path": "p/*.log", "poll_interval_ms": 100}],
         "throttle": {"repeat_interval": 0},
         "api": {"listen": "127.0.0.1:0", "token": API_TOKEN},
@@ -50,7 +54,13 @@ fn forms(secret: &str) -> Vec<String> {
 }
 
 fn assert_clean(what: &str, text: &str) {
-    for secret in [PASSWORD, WRONG_PASSWORD, BOT_TOKEN, API_TOKEN] {
+    for secret in [
+        PASSWORD,
+        WRONG_PASSWORD,
+        BOT_TOKEN,
+        API_TOKEN,
+        SCILOG_PASSWORD,
+    ] {
         for form in forms(secret) {
             assert!(
                 !text.contains(&form),
@@ -99,8 +109,11 @@ fn no_output_of_any_command_or_of_a_traced_run_shows_a_secret() {
         ..SmtpOptions::default()
     });
     let tg = FakeTelegram::start();
+    let scilog = FakeScilog::start();
+    scilog.add_user("bot", SCILOG_PASSWORD);
+    scilog.add_logbook("lb-1", "beamtime");
     std::fs::create_dir(d.join("p")).unwrap();
-    let cfg = support::write_config(d, &config(&smtp, &tg, PASSWORD));
+    let cfg = support::write_config(d, &config(&smtp, &tg, &scilog, PASSWORD));
 
     // One-shot commands, before any agent runs.
     check("check-config", &run(&cfg, &["check-config"]));
@@ -166,7 +179,7 @@ fn no_output_of_any_command_or_of_a_traced_run_shows_a_secret() {
         }
         if format == "human" {
             // A reload with a wrong password: the server refuses AUTH, the log says so.
-            support::write_config(d, &config(&smtp, &tg, WRONG_PASSWORD));
+            support::write_config(d, &config(&smtp, &tg, &scilog, WRONG_PASSWORD));
             assert!(
                 wait_until(Duration::from_secs(10), || {
                     std::fs::read_to_string(&log)
@@ -194,10 +207,11 @@ fn no_output_of_any_command_or_of_a_traced_run_shows_a_secret() {
                     .contains("535")
             }));
             // A broken edit that carries the secrets: reported, not echoed.
-            let mut broken = config(&smtp, &tg, PASSWORD);
+            let mut broken = config(&smtp, &tg, &scilog, PASSWORD);
             broken["mail"]["password"] = json!([PASSWORD]);
             broken["telegram"]["bot-id"] = json!(format!("{BOT_TOKEN} x"));
             broken["api"]["token"] = json!({ "value": API_TOKEN });
+            broken["scilog"]["password"] = json!([SCILOG_PASSWORD]);
             support::write_config(d, &broken);
             assert!(wait_until(Duration::from_secs(10), || {
                 std::fs::read_to_string(&log)
@@ -208,7 +222,7 @@ fn no_output_of_any_command_or_of_a_traced_run_shows_a_secret() {
                 "check-config on the broken file",
                 &run(&cfg, &["check-config"]),
             );
-            support::write_config(d, &config(&smtp, &tg, PASSWORD));
+            support::write_config(d, &config(&smtp, &tg, &scilog, PASSWORD));
         }
         agent.stop();
         let text = std::fs::read_to_string(&log).unwrap();

@@ -26,8 +26,9 @@ pub fn refusals(config: &crate::config::Config) -> Result<(), CliError> {
     let mut problems = Vec::new();
     if !config.has_service() {
         problems.push(format!(
-            "{}: no service configured: add a \"mail\", \"telegram\", \"webhook\" or \"alertmanager\" section, or nothing will be sent",
-            config.file.display()
+            "{}: no service configured: add a {} section, or nothing will be sent",
+            config.file.display(),
+            crate::messengers::section_names()
         ));
     }
     if let Some(p) = state_dir_problem(&config.state_dir) {

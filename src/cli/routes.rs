@@ -38,7 +38,7 @@ pub enum RoutesCommand {
     DefaultScope {
         /// The service
         #[arg(value_enum)]
-        service: ServiceArg,
+        service: Service,
         /// One of its configured scopes
         scope: String,
     },
@@ -50,28 +50,21 @@ pub struct Target {
     event: String,
     /// The service
     #[arg(long, value_enum)]
-    service: ServiceArg,
+    service: Service,
     /// One of the service's configured scopes [default: the service's default scope]
     #[arg(long)]
     scope: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ServiceArg {
-    Mail,
-    Telegram,
-    Webhook,
-    Alertmanager,
-}
+/// Any service of the list, by its name: `--service` takes exactly what the config's
+/// sections and routes spell.
+impl ValueEnum for Service {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Service::ALL
+    }
 
-impl From<ServiceArg> for Service {
-    fn from(s: ServiceArg) -> Service {
-        match s {
-            ServiceArg::Mail => Service::Mail,
-            ServiceArg::Telegram => Service::Telegram,
-            ServiceArg::Webhook => Service::Webhook,
-            ServiceArg::Alertmanager => Service::Alertmanager,
-        }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
     }
 }
 
@@ -90,7 +83,7 @@ pub fn run(cli: &Cli, cmd: &RoutesCommand) -> Result<(), CliError> {
         RoutesCommand::Enable(t) => change(&path, &text, &config, t, true),
         RoutesCommand::Disable(t) => change(&path, &text, &config, t, false),
         RoutesCommand::DefaultScope { service, scope } => {
-            default_scope(&path, &text, &config, (*service).into(), scope)
+            default_scope(&path, &text, &config, *service, scope)
         }
     }
 }
@@ -189,7 +182,7 @@ fn list(config: &Config, as_json: bool) {
 
 /// The destination that `--service` and `--scope` name, checked against the config.
 fn destination(config: &Config, t: &Target) -> Result<Destination, CliError> {
-    let service: Service = t.service.into();
+    let service: Service = t.service;
     let file = config.file.display();
     let Some(scopes) = config.scopes(service) else {
         return Err(CliError::usage(format!(

@@ -79,8 +79,9 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
     let config = cli.load_config()?;
     if !config.has_service() {
         return Err(CliError::usage(format!(
-            "{}: no service configured: add a \"mail\", \"telegram\", \"webhook\" or \"alertmanager\" section",
-            config.file.display()
+            "{}: no service configured: add a {} section",
+            config.file.display(),
+            crate::messengers::section_names()
         )));
     }
     let router = Router::new(&config);

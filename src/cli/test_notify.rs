@@ -22,7 +22,7 @@ const EVENT: &str = "test";
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
-    /// Only this service: mail, telegram, webhook or alertmanager
+    /// Only this service (mail, telegram, …: a section of the config)
     #[arg(long, value_name = "SERVICE")]
     pub service: Option<String>,
     /// Only this scope (of --service, or of every service that has one of that name)
@@ -74,7 +74,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
     for (to, result) in targets.iter().zip(results) {
         let name = to.to_string();
         match result {
-            Ok(()) => println!("{name:<width$}  delivered  ({})", recipients(&config, to)),
+            Ok(()) => println!("{name:<width$}  delivered  ({})", config.reaches(to)),
             Err(e) => {
                 failed += 1;
                 println!("{name:<width$}  FAILED: {}", e.message);
@@ -147,41 +147,4 @@ fn select(config: &Config, args: &Args) -> Result<Vec<Destination>, CliError> {
         )));
     }
     Ok(chosen)
-}
-
-/// Who a destination reaches, as the config names them.
-fn recipients(config: &Config, to: &Destination) -> String {
-    match to.service {
-        Service::Mail => config
-            .mail
-            .as_ref()
-            .and_then(|m| m.scopes.get(&to.scope))
-            .map(|a| a.join(", "))
-            .unwrap_or_default(),
-        Service::Telegram => config
-            .telegram
-            .as_ref()
-            .and_then(|t| t.scopes.get(&to.scope))
-            .cloned()
-            .unwrap_or_default(),
-        // The URL is the webhook's credential: its host only.
-        Service::Webhook => config
-            .webhook
-            .as_ref()
-            .and_then(|w| w.scopes.get(&to.scope))
-            .map(|t| crate::config::mask_url(t.url.expose()))
-            .unwrap_or_default(),
-        Service::Alertmanager => config
-            .alertmanager
-            .as_ref()
-            .map(|a| {
-                let urls: Vec<String> = a
-                    .urls
-                    .iter()
-                    .map(|u| crate::config::mask_url(u.as_str()))
-                    .collect();
-                urls.join(", ")
-            })
-            .unwrap_or_default(),
-    }
 }

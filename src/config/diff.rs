@@ -58,49 +58,21 @@ fn walk(path: String, old: &Value, new: &Value, out: &mut Vec<String>) {
 /// The secrets whose values changed (names only).
 pub fn secrets_changed(old: &Config, new: &Config) -> Vec<&'static str> {
     let mut out = Vec::new();
-    let password = |c: &Config| {
-        c.mail
-            .as_ref()
-            .and_then(|m| m.password.as_ref().map(|p| p.expose().to_owned()))
-    };
-    if password(old) != password(new) {
-        out.push("mail.password");
-    }
-    let token = |c: &Config| c.telegram.as_ref().map(|t| t.token.expose().to_owned());
-    if token(old) != token(new) {
-        out.push("telegram.bot-id");
+    let (before, after) = (old.services.secrets(), new.services.secrets());
+    let names = before.iter().chain(&after).map(|(name, _)| *name);
+    for name in names {
+        let value = |list: &[(&'static str, String)]| {
+            list.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.clone())
+        };
+        if value(&before) != value(&after) && !out.contains(&name) {
+            out.push(name);
+        }
     }
     let api = |c: &Config| c.api.token.as_ref().map(|t| t.expose().to_owned());
     if api(old) != api(new) {
         out.push("api.token");
-    }
-    // Webhook URLs and header values are shown masked, past the host.
-    type Hooks = Vec<(String, String, Vec<(String, String)>)>;
-    let hooks = |c: &Config| -> Hooks {
-        c.webhook
-            .iter()
-            .flat_map(|w| &w.scopes)
-            .map(|(name, t)| {
-                let headers = t
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.expose().to_owned()))
-                    .collect();
-                (name.clone(), t.url.expose().to_owned(), headers)
-            })
-            .collect()
-    };
-    if hooks(old) != hooks(new) {
-        out.push("webhook.scopes");
-    }
-    let am = |c: &Config| -> Vec<String> {
-        c.alertmanager
-            .iter()
-            .flat_map(|a| a.urls.iter().map(|u| u.as_str().to_owned()))
-            .collect()
-    };
-    if am(old) != am(new) {
-        out.push("alertmanager.urls");
     }
     out
 }

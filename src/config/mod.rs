@@ -7,14 +7,14 @@
 //! relative paths made absolute against the config file's folder, secrets read from their
 //! files — so no other module ever looks at raw JSON.
 
-mod check;
+pub(crate) mod check;
 pub mod diff;
 pub mod edit;
-mod http_services;
-mod legacy;
+pub(crate) mod legacy;
 pub mod schema;
 mod secret;
 mod validate;
+pub(crate) mod values;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,7 +25,18 @@ use serde_json::{Value, json};
 
 pub use check::Problem;
 pub use secret::Secret;
-pub use validate::{DEFAULT_SCOPE, KNOWN_KEYS, unknown_scope};
+pub use validate::{DEFAULT_SCOPE, KNOWN_KEYS, KnownKeys, unknown_scope};
+pub(crate) use validate::{default_scope, resolve};
+
+// The services' sections are their modules' own; these names are where the rest of the
+// code has always found them.
+pub use crate::messengers::alertmanager::{
+    ALERTMANAGER_LABELS, ALERTMANAGER_SCOPE, AlertmanagerConfig,
+};
+pub use crate::messengers::mail::{MailConfig, TlsMode};
+pub use crate::messengers::telegram::TelegramConfig;
+pub use crate::messengers::webhook::{Preset, WebhookBody, WebhookConfig, WebhookTarget};
+pub use crate::messengers::{Sections, Service};
 
 use crate::event::Severity;
 
@@ -38,7 +49,7 @@ pub const DEFAULT_MAX_FILES: usize = 10_000;
 /// Default of `watch[].forget_after`: how long the checkpoint of a file that went away is
 /// kept, so that it resumes there if it comes back.
 pub const DEFAULT_FORGET_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
-/// Default for `mail.timeout_s` and `telegram.timeout_s`.
+/// Default `timeout_s` of the services that send messages.
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
@@ -47,10 +58,9 @@ pub struct Config {
     pub file: PathBuf,
     /// Shown in every message so a reader can tell instruments apart.
     pub instrument: String,
-    pub mail: Option<MailConfig>,
-    pub telegram: Option<TelegramConfig>,
-    pub webhook: Option<WebhookConfig>,
-    pub alertmanager: Option<AlertmanagerConfig>,
+    /// One section per service (`config.mail`, through `Deref`), each `None` when the
+    /// file has none.
+    pub services: Sections,
     pub watch: Vec<WatchConfig>,
     pub rules: Vec<RuleConfig>,
     /// `None` when the file has no `routes`: then the default routing applies.
@@ -58,6 +68,16 @@ pub struct Config {
     pub throttle: ThrottleConfig,
     pub api: ApiConfig,
     pub state_dir: PathBuf,
+}
+
+/// The service sections read as fields of the config (`config.mail`), as they were
+/// before they became their modules' own.
+impl std::ops::Deref for Config {
+    type Target = Sections;
+
+    fn deref(&self) -> &Sections {
+        &self.services
+    }
 }
 
 /// The local HTTP API.
@@ -99,14 +119,10 @@ pub struct ThrottleConfig {
     pub repeat_interval: Duration,
     /// A delivery that could not be made for this long is given up (kept as dead).
     pub max_age: Duration,
-    /// At most this many messages a minute to one mail scope; more events are grouped.
-    pub mail_per_minute: u32,
-    /// At most this many messages a minute to one Telegram chat (Telegram's own limit for
-    /// groups is 20).
-    pub telegram_per_minute: u32,
-    /// At most this many messages a minute to one webhook (Slack's and Teams' incoming
-    /// webhooks allow about one a second).
-    pub webhook_per_minute: u32,
+    /// At most this many messages a minute to one scope, per paced service
+    /// (`throttle.per_minute.<service>`, else the service's own default); more events are
+    /// grouped into digests.
+    pub per_minute: std::collections::BTreeMap<Service, u32>,
 }
 
 impl Default for ThrottleConfig {
@@ -114,171 +130,25 @@ impl Default for ThrottleConfig {
         ThrottleConfig {
             repeat_interval: Duration::from_secs(600),
             max_age: Duration::from_secs(24 * 3600),
-            mail_per_minute: 10,
-            telegram_per_minute: 20,
-            webhook_per_minute: 20,
+            per_minute: Service::ALL
+                .into_iter()
+                .filter_map(|s| Some((s, s.default_per_minute()?)))
+                .collect(),
         }
     }
 }
 
 impl ThrottleConfig {
+    /// Messages a minute to one scope of `service`; unlimited for a service that paces
+    /// itself (Alertmanager).
     pub fn per_minute(&self, service: Service) -> u32 {
-        match service {
-            Service::Mail => self.mail_per_minute,
-            Service::Telegram => self.telegram_per_minute,
-            Service::Webhook => self.webhook_per_minute,
-            // Alertmanager gets alert states, not messages: it groups and paces itself.
-            Service::Alertmanager => u32::MAX,
-        }
+        self.per_minute
+            .get(&service)
+            .copied()
+            .or(service.default_per_minute())
+            .unwrap_or(u32::MAX)
     }
 }
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsMode {
-    /// STARTTLS required: the send fails rather than go out in clear text.
-    StartTls,
-    /// TLS from the first byte (SMTPS, port 465).
-    Wrapper,
-    None,
-    /// STARTTLS when the server offers it, clear text otherwise (the old bot's way).
-    Opportunistic,
-}
-
-impl TlsMode {
-    pub const CHOICES: [(&'static str, TlsMode); 4] = [
-        ("starttls", TlsMode::StartTls),
-        ("wrapper", TlsMode::Wrapper),
-        ("none", TlsMode::None),
-        ("opportunistic", TlsMode::Opportunistic),
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        Self::CHOICES
-            .iter()
-            .find(|(_, m)| *m == self)
-            .map_or("opportunistic", |(n, _)| n)
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct MailConfig {
-    pub server: String,
-    pub port: u16,
-    pub user: Option<String>,
-    pub password: Option<Secret>,
-    pub from: String,
-    pub tls: TlsMode,
-    /// Extra CA certificates (PEM) trusted besides the system store: a site's own CA.
-    pub ca_file: Option<PathBuf>,
-    /// Scope name → recipients. The legacy `recipients` is the scope `default`.
-    pub scopes: BTreeMap<String, Vec<String>>,
-    /// The scope of route entries without one, and of the implicit routing:
-    /// `mail.default_scope`, else `default` if that scope exists, else none.
-    pub default_scope: Option<String>,
-    /// The longest one send may take, connect to the server's last reply.
-    pub timeout: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct TelegramConfig {
-    /// The Bot API token (`bot-id` in the old bot's file).
-    pub token: Secret,
-    pub api_url: url::Url,
-    /// Scope name → chat id or `@channel`. The legacy `channel-id` is the scope `default`.
-    pub scopes: BTreeMap<String, String>,
-    /// As [`MailConfig::default_scope`], from `telegram.default_scope`.
-    pub default_scope: Option<String>,
-    /// The longest one send may take.
-    pub timeout: Duration,
-}
-
-/// Chat tools and anything else that takes an HTTP request per message.
-#[derive(Debug, Clone)]
-pub struct WebhookConfig {
-    /// Scope name → where and how to post.
-    pub scopes: BTreeMap<String, WebhookTarget>,
-    /// As [`MailConfig::default_scope`], from `webhook.default_scope`.
-    pub default_scope: Option<String>,
-    /// The longest one request may take.
-    pub timeout: Duration,
-}
-
-/// One webhook: its address, and how a notification becomes a request body.
-#[derive(Debug, Clone)]
-pub struct WebhookTarget {
-    /// An http(s) URL. Slack's, Teams' and Mattermost's webhook URLs are their own
-    /// credential, so the URL is a secret: never printed, only its host.
-    pub url: Secret,
-    /// `POST` (the default), `PUT` or `PATCH`.
-    pub method: String,
-    /// Extra request headers; values may be read from a file or the environment, and are
-    /// never printed.
-    pub headers: Vec<(String, Secret)>,
-    pub body: WebhookBody,
-}
-
-/// What the request body is.
-#[derive(Debug, Clone, PartialEq)]
-pub enum WebhookBody {
-    /// A service's documented format.
-    Preset(Preset),
-    /// A JSON value whose strings are templates over the notification's fields
-    /// (`{{title}}`, `{{text}}`, …); a template that is one string is sent as plain text.
-    Template(Value),
-    /// Every field of the notification as one JSON object.
-    Fields,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Preset {
-    /// A Microsoft Teams Workflows (Power Automate) webhook: an Adaptive Card.
-    Teams,
-    /// A Slack incoming webhook: `text` in Slack's mrkdwn.
-    Slack,
-    /// A Mattermost incoming webhook: `text` in Markdown.
-    Mattermost,
-    /// An ntfy server; the URL's last path segment is the topic.
-    Ntfy,
-}
-
-impl Preset {
-    pub const CHOICES: [(&'static str, Preset); 4] = [
-        ("teams", Preset::Teams),
-        ("slack", Preset::Slack),
-        ("mattermost", Preset::Mattermost),
-        ("ntfy", Preset::Ntfy),
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        Self::CHOICES
-            .iter()
-            .find(|(_, p)| *p == self)
-            .map_or("teams", |(n, _)| n)
-    }
-}
-
-/// Prometheus Alertmanager: alerts, not messages. Each active alert is posted to every
-/// URL (as Prometheus does for an HA cluster) and posted again while it lasts.
-#[derive(Debug, Clone)]
-pub struct AlertmanagerConfig {
-    /// Base URLs (`http://am1:9093`); alerts go to `<url>/api/v2/alerts`.
-    pub urls: Vec<url::Url>,
-    /// Added to every alert's own labels (`alertname`, `severity`, `instrument`, `source`,
-    /// `key`), which they may not replace.
-    pub labels: BTreeMap<String, String>,
-    /// How often active alerts are posted again; well inside Alertmanager's
-    /// `resolve_timeout` (5 minutes by default), which ends an alert that has no `endsAt`
-    /// and is not posted again.
-    pub repost_interval: Duration,
-    /// The longest one post may take.
-    pub timeout: Duration,
-}
-
-/// The one scope of the `alertmanager` service: every URL gets every alert.
-pub const ALERTMANAGER_SCOPE: &str = DEFAULT_SCOPE;
-
-/// The labels every alert posted to Alertmanager carries; configured labels may not use them.
-pub const ALERTMANAGER_LABELS: [&str; 5] = ["alertname", "severity", "instrument", "source", "key"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
@@ -340,44 +210,6 @@ pub struct RuleConfig {
     pub severity: Severity,
     /// A template over the pattern's named captures (`$name`), or the default key.
     pub key: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Service {
-    Mail,
-    Telegram,
-    Webhook,
-    Alertmanager,
-}
-
-impl Service {
-    /// Every service, in the order they are listed and written.
-    pub const ALL: [Service; 4] = [
-        Service::Mail,
-        Service::Telegram,
-        Service::Webhook,
-        Service::Alertmanager,
-    ];
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Service::Mail => "mail",
-            Service::Telegram => "telegram",
-            Service::Webhook => "webhook",
-            Service::Alertmanager => "alertmanager",
-        }
-    }
-
-    /// Reads back what `as_str` wrote.
-    pub fn parse(s: &str) -> Option<Service> {
-        Service::ALL.into_iter().find(|x| x.as_str() == s)
-    }
-}
-
-impl fmt::Display for Service {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// One place messages go: a service and one of its scopes (`telegram:default`).
@@ -482,82 +314,7 @@ impl Config {
     pub fn masked_json(&self) -> Value {
         let mut out = serde_json::Map::new();
         out.insert("instrument".into(), json!(self.instrument));
-        if let Some(m) = &self.mail {
-            out.insert(
-                "mail".into(),
-                json!({
-                    "server": m.server,
-                    "port": m.port,
-                    "user": m.user,
-                    "password": m.password.as_ref().map(|_| Secret::MASK),
-                    "from": m.from,
-                    "tls": m.tls.as_str(),
-                    "ca_file": m.ca_file,
-                    "scopes": m.scopes,
-                    "default_scope": m.default_scope,
-                    "timeout_s": m.timeout.as_secs(),
-                }),
-            );
-        }
-        if let Some(t) = &self.telegram {
-            out.insert(
-                "telegram".into(),
-                json!({
-                    "bot-id": Secret::MASK,
-                    "api-url": mask_password(t.api_url.as_str()),
-                    "scopes": t.scopes,
-                    "default_scope": t.default_scope,
-                    "timeout_s": t.timeout.as_secs(),
-                }),
-            );
-        }
-        if let Some(w) = &self.webhook {
-            let scopes: serde_json::Map<String, Value> = w
-                .scopes
-                .iter()
-                .map(|(name, t)| {
-                    let headers: serde_json::Map<String, Value> = t
-                        .headers
-                        .iter()
-                        .map(|(k, _)| (k.clone(), json!(Secret::MASK)))
-                        .collect();
-                    let body = match &t.body {
-                        WebhookBody::Preset(p) => json!({"preset": p.as_str()}),
-                        WebhookBody::Template(v) => json!({"body": v}),
-                        WebhookBody::Fields => json!({}),
-                    };
-                    let mut entry = json!({
-                        "url": mask_url(t.url.expose()),
-                        "method": t.method,
-                        "headers": headers,
-                    });
-                    if let (Some(e), Some(b)) = (entry.as_object_mut(), body.as_object()) {
-                        e.extend(b.clone());
-                    }
-                    (name.clone(), entry)
-                })
-                .collect();
-            out.insert(
-                "webhook".into(),
-                json!({
-                    "scopes": scopes,
-                    "default_scope": w.default_scope,
-                    "timeout_s": w.timeout.as_secs(),
-                }),
-            );
-        }
-        if let Some(a) = &self.alertmanager {
-            let urls: Vec<String> = a.urls.iter().map(|u| mask_url(u.as_str())).collect();
-            out.insert(
-                "alertmanager".into(),
-                json!({
-                    "urls": urls,
-                    "labels": a.labels,
-                    "repost_interval": format!("{}s", a.repost_interval.as_secs()),
-                    "timeout_s": a.timeout.as_secs(),
-                }),
-            );
-        }
+        self.services.masked(&mut out);
         let watch: Vec<Value> = self
             .watch
             .iter()
@@ -608,11 +365,9 @@ impl Config {
             json!({
                 "repeat_interval": format!("{}s", self.throttle.repeat_interval.as_secs()),
                 "max_age": format!("{}s", self.throttle.max_age.as_secs()),
-                "per_minute": {
-                    "mail": self.throttle.mail_per_minute,
-                    "telegram": self.throttle.telegram_per_minute,
-                    "webhook": self.throttle.webhook_per_minute,
-                },
+                "per_minute": self.throttle.per_minute.iter()
+                    .map(|(s, n)| (s.as_str().to_string(), json!(n)))
+                    .collect::<serde_json::Map<String, Value>>(),
             }),
         );
         out.insert(
@@ -652,31 +407,17 @@ impl Config {
     }
 
     pub fn scopes(&self, service: Service) -> Option<Vec<&str>> {
-        match service {
-            Service::Mail => self
-                .mail
-                .as_ref()
-                .map(|m| m.scopes.keys().map(String::as_str).collect()),
-            Service::Telegram => self
-                .telegram
-                .as_ref()
-                .map(|t| t.scopes.keys().map(String::as_str).collect()),
-            Service::Webhook => self
-                .webhook
-                .as_ref()
-                .map(|w| w.scopes.keys().map(String::as_str).collect()),
-            Service::Alertmanager => self.alertmanager.as_ref().map(|_| vec![ALERTMANAGER_SCOPE]),
-        }
+        self.services.scopes(service)
     }
 
     /// The default scope of `service`; `None` when it has none or is not configured.
     pub fn default_scope(&self, service: Service) -> Option<&str> {
-        match service {
-            Service::Mail => self.mail.as_ref()?.default_scope.as_deref(),
-            Service::Telegram => self.telegram.as_ref()?.default_scope.as_deref(),
-            Service::Webhook => self.webhook.as_ref()?.default_scope.as_deref(),
-            Service::Alertmanager => self.alertmanager.as_ref().map(|_| ALERTMANAGER_SCOPE),
-        }
+        self.services.default_scope(service)
+    }
+
+    /// Who a destination reaches, as the config names them (never a secret).
+    pub fn reaches(&self, to: &Destination) -> String {
+        self.services.reaches(to)
     }
 }
 

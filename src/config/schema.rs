@@ -27,6 +27,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Service;
+
 /// The JSON Schema (draft 2020-12) of the config file.
 pub fn schema() -> Schema {
     SchemaSettings::draft2020_12()
@@ -36,25 +38,49 @@ pub fn schema() -> Schema {
         .into_root_schema_for::<ConfigFile>()
 }
 
+/// The whole file: the top level's own keys, and each service's section from its module
+/// (`ServiceConfig::File`), placed after `instrument` where an operator looks for them.
+pub struct ConfigFile;
+
+impl JsonSchema for ConfigFile {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ConfigFile".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let mut schema = <TopLevel as JsonSchema>::json_schema(generator);
+        let services = Service::schemas(generator);
+        if let Some(Value::Object(props)) = schema.get_mut("properties") {
+            let own = std::mem::take(props);
+            for (key, value) in own {
+                let after_instrument = key == "instrument";
+                props.insert(key, value);
+                if after_instrument {
+                    for (name, s) in &services {
+                        props.insert((*name).to_string(), s.clone().to_value());
+                    }
+                }
+            }
+        }
+        schema
+    }
+}
+
 /// A string that is not empty or blank, as the loader's `non_empty` wants.
-const NON_BLANK: &str = r"\S";
+pub(crate) const NON_BLANK: &str = r"\S";
 
 /// The config of protowatch, which follows the protocol files of a measuring instrument
-/// and sends their errors by e-mail, Telegram, webhooks and Alertmanager. Unknown keys
+/// and sends their errors by e-mail, Telegram and the other services. Unknown keys
 /// are errors; relative paths resolve against the config file's folder. The old Python bot's file (`mail`
 /// with `user`, `password`, `port`, `server`, `recipients`; `telegram` with `bot-id`,
 /// `channel-id`) loads unchanged.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "protowatch config")]
-pub struct ConfigFile {
+pub struct TopLevel {
     /// The instrument's name, shown in every message. Default: the host name.
     #[schemars(pattern(NON_BLANK))]
     pub instrument: Option<String>,
-    pub mail: Option<Mail>,
-    pub telegram: Option<Telegram>,
-    pub webhook: Option<Webhook>,
-    pub alertmanager: Option<Alertmanager>,
     /// The protocol files to follow, by glob.
     pub watch: Option<Vec<Watch>>,
     /// User rules, tried in order before the built-in grammar's mapping; the first whose
@@ -69,161 +95,6 @@ pub struct ConfigFile {
     /// Where the state (the SQLite database) is kept.
     #[schemars(pattern(NON_BLANK), extend("default" = ".protowatch"))]
     pub state_dir: Option<String>,
-}
-
-/// E-mail by SMTP. Needs `server`, and `recipients` or `scopes`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(transform = mail_rules)]
-pub struct Mail {
-    /// The SMTP server's host name or address.
-    #[schemars(pattern(NON_BLANK))]
-    pub server: String,
-    /// The server's port: 465 with `tls` `wrapper`, 587 with `starttls`, else 25. A number,
-    /// or a string of digits as the old bot's files have it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "port")]
-    pub port: Option<Value>,
-    /// `starttls` (required), `wrapper` (TLS from the first byte), `none`, or
-    /// `opportunistic` (STARTTLS when the server offers it). Default: `wrapper` on port 465,
-    /// else `opportunistic`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "tls")]
-    pub tls: Option<String>,
-    /// The user name for SMTP AUTH; AUTH is used when a user and a password are set.
-    pub user: Option<String>,
-    /// The password for SMTP AUTH; empty means no AUTH. Or use `password_file`.
-    pub password: Option<String>,
-    /// A file holding the password (a trailing newline is dropped), instead of `password`.
-    #[schemars(pattern(NON_BLANK))]
-    pub password_file: Option<String>,
-    /// The sender, `addr` or `"Name <addr>"`. Default: `user` if it is an address, else
-    /// `protowatch@<host>`.
-    #[schemars(pattern(NON_BLANK))]
-    pub from: Option<String>,
-    /// A PEM file of extra CA certificates to trust besides the system's (a site CA).
-    /// Certificate checks cannot be switched off.
-    #[schemars(pattern(NON_BLANK))]
-    pub ca_file: Option<String>,
-    /// The recipients, a list of addresses or one address: the scope `default`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "recipients")]
-    pub recipients: Option<Value>,
-    /// More recipient groups for `routes`: scope name → addresses.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "mail_scopes")]
-    pub scopes: Option<BTreeMap<String, Vec<String>>>,
-    /// The scope of route entries without `scope`, and of the implicit routing; one of the
-    /// scopes. Default: `default` if that scope exists.
-    #[schemars(pattern(NON_BLANK))]
-    pub default_scope: Option<String>,
-    /// The longest one send may take, from connecting to the server's last reply, in seconds.
-    #[schemars(range(min = 1, max = 600), extend("default" = 30))]
-    pub timeout_s: Option<u64>,
-}
-
-/// Telegram through the Bot API. Needs `bot-id`, and `channel-id` or `scopes`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(extend("anyOf" = [{"required": ["channel-id"]}, {"required": ["scopes"]}]))]
-pub struct Telegram {
-    /// The Bot API token, as BotFather gives it (`123456:ABC-def…`).
-    #[serde(rename = "bot-id")]
-    #[schemars(pattern(r"^[0-9]+:[A-Za-z0-9_-]+$"))]
-    pub bot_id: String,
-    /// The chat to send to, a numeric chat id (a number or a string) or `@channelname`:
-    /// the scope `default`.
-    #[serde(rename = "channel-id")]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "chat_id")]
-    pub channel_id: Option<Value>,
-    /// The Bot API server, for a self-hosted one.
-    #[serde(rename = "api-url")]
-    #[schemars(
-        pattern(r"^\s*[Hh][Tt][Tt][Pp][Ss]?://\S"),
-        extend("default" = "https://api.telegram.org")
-    )]
-    pub api_url: Option<String>,
-    /// More chats for `routes`: scope name → chat id or `@channelname`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "chat_scopes")]
-    pub scopes: Option<BTreeMap<String, Value>>,
-    /// The scope of route entries without `scope`, and of the implicit routing; one of the
-    /// scopes. Default: `default` if that scope exists.
-    #[schemars(pattern(NON_BLANK))]
-    pub default_scope: Option<String>,
-    /// The longest one send may take, in seconds.
-    #[schemars(range(min = 1, max = 600), extend("default" = 30))]
-    pub timeout_s: Option<u64>,
-}
-
-/// Webhooks: Microsoft Teams (Workflows), Slack, Mattermost, ntfy, or any HTTP endpoint.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Webhook {
-    /// Scope name → webhook.
-    #[schemars(extend("minProperties" = 1))]
-    pub scopes: BTreeMap<String, WebhookScope>,
-    /// The scope of route entries without `scope`, and of the implicit routing; one of the
-    /// scopes. Default: `default` if that scope exists.
-    #[schemars(pattern(NON_BLANK))]
-    pub default_scope: Option<String>,
-    /// The longest one request may take, in seconds.
-    #[schemars(range(min = 1, max = 600), extend("default" = 30))]
-    pub timeout_s: Option<u64>,
-}
-
-/// One webhook. The body is a preset's, or `body`, or every field as a JSON object.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(extend("not" = {"required": ["preset", "body"]}))]
-pub struct WebhookScope {
-    /// The webhook's http(s) URL; a secret (it is the webhook's credential), so it may be
-    /// read from the environment or a file. For ntfy, the topic's URL.
-    #[schemars(schema_with = "secret_value")]
-    pub url: Value,
-    /// The body in a service's format: `teams` (Workflows webhook, an Adaptive Card),
-    /// `slack`, `mattermost`, `ntfy`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preset")]
-    pub preset: Option<String>,
-    /// `POST`, `PUT` or `PATCH`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "method", extend("default" = "POST"))]
-    pub method: Option<String>,
-    /// Extra request headers: name → value, or `{"env": "NAME"}` / `{"file": "path"}`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "headers")]
-    pub headers: Option<BTreeMap<String, Value>>,
-    /// A body template: any JSON whose strings may name fields in `{{…}}` (`title`, `text`,
-    /// `event`, `severity`, `severity_word`, `emoji`, `priority`, `count`, `message`,
-    /// `source`, `key`, `details`, `time`, `instrument`). A string that is one field keeps
-    /// the field's type; a template that is one string is sent as plain text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<Value>,
-}
-
-/// Prometheus Alertmanager (API v2): alerts are posted to every URL while they are active,
-/// and resolved when dismissed or expired.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Alertmanager {
-    /// Base URLs of the cluster's members, e.g. `http://am1:9093`.
-    #[schemars(extend("minItems" = 1))]
-    pub urls: Vec<String>,
-    /// Labels added to every alert (`alertname`, `severity`, `instrument`, `source` and
-    /// `key` are set by protowatch).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "labels")]
-    pub labels: Option<BTreeMap<String, String>>,
-    /// How often active alerts are posted again, below Alertmanager's `resolve_timeout`.
-    /// Seconds as a number, or a string like `"30s"`, `"1m"`; 1 s to 4 minutes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "repost_interval", extend("default" = "60s"))]
-    pub repost_interval: Option<Value>,
-    /// The longest one post may take, in seconds.
-    #[schemars(range(min = 1, max = 600), extend("default" = 10))]
-    pub timeout_s: Option<u64>,
 }
 
 /// Protocol files to follow.
@@ -302,7 +173,7 @@ pub struct Rule {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
-    /// The service: `mail`, `telegram`, `webhook` or `alertmanager`; it must be configured.
+    /// The service (`mail`, `telegram`, …); it must be configured.
     #[schemars(schema_with = "service")]
     pub service: String,
     /// One of the service's scopes. Default: the service's `default_scope`.
@@ -325,23 +196,11 @@ pub struct Throttle {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "max_age", extend("default" = "24h"))]
     pub max_age: Option<Value>,
-    pub per_minute: Option<PerMinute>,
-}
-
-/// At most this many messages a minute to one destination; more events are grouped
-/// into digests, none dropped.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PerMinute {
-    /// To one mail scope.
-    #[schemars(range(min = 1, max = 10_000), extend("default" = 10))]
-    pub mail: Option<u64>,
-    /// To one Telegram chat (Telegram's own limit for a group is 20).
-    #[schemars(range(min = 1, max = 10_000), extend("default" = 20))]
-    pub telegram: Option<u64>,
-    /// To one webhook.
-    #[schemars(range(min = 1, max = 10_000), extend("default" = 20))]
-    pub webhook: Option<u64>,
+    /// At most this many messages a minute to one destination (scope) of a service;
+    /// more events are grouped into digests, none dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "per_minute")]
+    pub per_minute: Option<BTreeMap<String, u64>>,
 }
 
 /// The local HTTP API.
@@ -408,7 +267,7 @@ fn unwrap_descriptions(schema: &mut Schema) {
 
 /// One of a fixed set of words; the loader takes them in any case, so besides the list
 /// (which editors offer) any casing matches. `trim`: blanks around the word are fine.
-fn words(list: &[&str], trim: bool) -> Schema {
+pub(crate) fn words(list: &[&str], trim: bool) -> Schema {
     let alternatives: Vec<String> = list
         .iter()
         .map(|w| {
@@ -433,10 +292,6 @@ fn words(list: &[&str], trim: bool) -> Schema {
     })
 }
 
-fn tls(_: &mut SchemaGenerator) -> Schema {
-    words(&["starttls", "wrapper", "none", "opportunistic"], false)
-}
-
 fn encoding(_: &mut SchemaGenerator) -> Schema {
     words(&["auto", "utf-8", "windows-1251"], false)
 }
@@ -454,19 +309,31 @@ fn format(_: &mut SchemaGenerator) -> Schema {
 }
 
 fn service(_: &mut SchemaGenerator) -> Schema {
-    words(&["mail", "telegram", "webhook", "alertmanager"], false)
+    words(&Service::ALL.map(|s| s.as_str()), false)
 }
 
-fn preset(_: &mut SchemaGenerator) -> Schema {
-    words(&["teams", "slack", "mattermost", "ntfy"], false)
-}
-
-fn method(_: &mut SchemaGenerator) -> Schema {
-    words(&["post", "put", "patch"], false)
+/// Each paced service by name, with its default.
+fn per_minute(_: &mut SchemaGenerator) -> Schema {
+    let props: serde_json::Map<String, Value> = Service::ALL
+        .into_iter()
+        .filter_map(|s| {
+            let default = s.default_per_minute()?;
+            Some((
+                s.as_str().to_string(),
+                json!({"type": "integer", "minimum": 1, "maximum": 10_000, "default": default,
+                       "description": format!("To one {s} scope.")}),
+            ))
+        })
+        .collect();
+    json_schema!({
+        "type": "object",
+        "properties": props,
+        "additionalProperties": false,
+    })
 }
 
 /// A value in the file, or kept out of it.
-fn secret_value(_: &mut SchemaGenerator) -> Schema {
+pub(crate) fn secret_schema(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "anyOf": [
             {"type": "string", "pattern": NON_BLANK},
@@ -478,29 +345,6 @@ fn secret_value(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
-fn headers(generator: &mut SchemaGenerator) -> Schema {
-    json_schema!({
-        "type": "object",
-        "propertyNames": {"pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},
-        "additionalProperties": secret_value(generator),
-    })
-}
-
-fn labels(_: &mut SchemaGenerator) -> Schema {
-    json_schema!({
-        "type": "object",
-        "propertyNames": {
-            "pattern": "^[a-zA-Z_][a-zA-Z0-9_]*$",
-            "not": {"enum": ["alertname", "severity", "instrument", "source", "key"]},
-        },
-        "additionalProperties": {"type": "string", "minLength": 1},
-    })
-}
-
-fn repost_interval(_: &mut SchemaGenerator) -> Schema {
-    duration(1, 240)
-}
-
 fn severity(_: &mut SchemaGenerator) -> Schema {
     words(
         &[
@@ -510,50 +354,9 @@ fn severity(_: &mut SchemaGenerator) -> Schema {
     )
 }
 
-fn port(_: &mut SchemaGenerator) -> Schema {
-    json_schema!({
-        "anyOf": [
-            {"type": "integer", "minimum": 1, "maximum": 65535},
-            {"type": "string", "pattern": r"^\s*0*[1-9][0-9]{0,4}\s*$"},
-        ],
-    })
-}
-
-fn recipients(_: &mut SchemaGenerator) -> Schema {
-    json_schema!({
-        "anyOf": [
-            {"type": "array", "items": {"type": "string"}},
-            {"type": "string"},
-        ],
-    })
-}
-
-fn chat_id(_: &mut SchemaGenerator) -> Schema {
-    json_schema!({
-        "anyOf": [
-            {"type": "integer"},
-            {"type": "string", "pattern": r"^\s*(?:-?[0-9]+|@[A-Za-z0-9_]{4,})\s*$"},
-        ],
-    })
-}
-
-fn chat_scopes(generator: &mut SchemaGenerator) -> Schema {
-    json_schema!({
-        "type": "object",
-        "additionalProperties": chat_id(generator),
-    })
-}
-
-fn mail_scopes(_: &mut SchemaGenerator) -> Schema {
-    json_schema!({
-        "type": "object",
-        "additionalProperties": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-    })
-}
-
 /// A duration between `min` and `max` seconds as a number, or a string with a unit (the
 /// string's range is the loader's to check).
-fn duration(min: u64, max: u64) -> Schema {
+pub(crate) fn duration(min: u64, max: u64) -> Schema {
     json_schema!({
         "anyOf": [
             {"type": "number", "minimum": min, "maximum": max},
@@ -572,18 +375,6 @@ fn max_age(_: &mut SchemaGenerator) -> Schema {
 
 fn forget_after(_: &mut SchemaGenerator) -> Schema {
     duration(60, 366 * 24 * 3600)
-}
-
-/// `mail` needs recipients somewhere, and takes a password one way only.
-fn mail_rules(schema: &mut Schema) {
-    schema.insert(
-        "anyOf".into(),
-        json!([{"required": ["recipients"]}, {"required": ["scopes"]}]),
-    );
-    schema.insert(
-        "not".into(),
-        json!({"required": ["password", "password_file"]}),
-    );
 }
 
 /// A rule's severity may be left out only when it silences lines.

@@ -3,59 +3,25 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use super::check::{Checker, Problem, index, join};
-use super::http_services;
 use super::{
-    ALERTMANAGER_SCOPE, ApiConfig, Config, DEFAULT_FORGET_AFTER, DEFAULT_MAX_FILES,
-    DEFAULT_MAX_LINE_BYTES, DEFAULT_SEND_TIMEOUT, Destination, Encoding, Format, MailConfig,
-    RuleConfig, Secret, Service, StartAt, TelegramConfig, ThrottleConfig, TlsMode, WatchConfig,
-    WatchMode, WebhookConfig, host_name, legacy,
+    ApiConfig, Config, DEFAULT_FORGET_AFTER, DEFAULT_MAX_FILES, DEFAULT_MAX_LINE_BYTES,
+    Destination, Encoding, Format, RuleConfig, Secret, Sections, Service, StartAt, ThrottleConfig,
+    WatchConfig, WatchMode, host_name,
 };
 use crate::event::Severity;
 
-const TOP: &[&str] = &[
-    "instrument",
-    "mail",
-    "telegram",
-    "webhook",
-    "alertmanager",
-    "watch",
-    "rules",
-    "routes",
-    "throttle",
-    "api",
-    "state_dir",
-];
+/// The top level's own keys; each service's section sits between `instrument` and
+/// `watch`.
+const TOP_BEFORE: &[&str] = &["instrument"];
+const TOP_AFTER: &[&str] = &["watch", "rules", "routes", "throttle", "api", "state_dir"];
 const API: &[&str] = &["listen", "token", "token_file", "hosts", "max_alerts"];
 const THROTTLE: &[&str] = &["repeat_interval", "max_age", "per_minute"];
-const PER_MINUTE: &[&str] = &["mail", "telegram", "webhook"];
-const MAIL: &[&str] = &[
-    "user",
-    "password",
-    "password_file",
-    "port",
-    "server",
-    "recipients",
-    "from",
-    "tls",
-    "ca_file",
-    "scopes",
-    "default_scope",
-    "timeout_s",
-];
-const TELEGRAM: &[&str] = &[
-    "bot-id",
-    "channel-id",
-    "api-url",
-    "scopes",
-    "default_scope",
-    "timeout_s",
-];
 const WATCH: &[&str] = &[
     "path",
     "encoding",
@@ -72,39 +38,79 @@ const ROUTE: &[&str] = &["service", "scope"];
 
 /// Every key the loader accepts, by the JSON path of the object it is in (`watch[]`: each
 /// entry of `watch`, `routes.*[]`: each destination of any event). The schema
-/// (`schema.rs`) and its tests are held to this list.
-pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
-    ("", TOP),
-    ("mail", MAIL),
-    ("telegram", TELEGRAM),
-    ("webhook", http_services::WEBHOOK),
-    ("webhook.scopes.*", http_services::WEBHOOK_SCOPE),
-    ("alertmanager", http_services::ALERTMANAGER),
-    ("watch[]", WATCH),
-    ("rules[]", RULE),
-    ("routes.*[]", ROUTE),
-    ("throttle", THROTTLE),
-    ("throttle.per_minute", PER_MINUTE),
-    ("api", API),
-];
+/// (`schema.rs`) and its tests are held to this list. The services' keys come from their
+/// modules, so the list is made once, on first use.
+pub const KNOWN_KEYS: KnownKeys = KnownKeys;
+
+/// The type of [`KNOWN_KEYS`]: iterates as a list of `(path, keys)`.
+#[derive(Debug, Clone, Copy)]
+pub struct KnownKeys;
+
+type KeyList = Vec<(&'static str, &'static [&'static str])>;
+
+static KEYS: LazyLock<KeyList> = LazyLock::new(|| {
+    let leak = |v: Vec<&'static str>| -> &'static [&'static str] { Vec::leak(v) };
+    let top: Vec<&str> = TOP_BEFORE
+        .iter()
+        .copied()
+        .chain(Service::ALL.iter().map(Service::as_str))
+        .chain(TOP_AFTER.iter().copied())
+        .collect();
+    let mut out: KeyList = vec![("", leak(top))];
+    out.extend(Service::known_keys());
+    out.extend([
+        ("watch[]", WATCH),
+        ("rules[]", RULE),
+        ("routes.*[]", ROUTE),
+        ("throttle", THROTTLE),
+        (
+            "throttle.per_minute",
+            leak(paced().map(|s| s.as_str()).collect()),
+        ),
+        ("api", API),
+    ]);
+    out
+});
+
+impl KnownKeys {
+    pub fn iter(self) -> std::slice::Iter<'static, (&'static str, &'static [&'static str])> {
+        KEYS.iter()
+    }
+
+    /// The keys of the object at `path`.
+    fn at(self, path: &str) -> &'static [&'static str] {
+        self.iter()
+            .find(|(p, _)| *p == path)
+            .map_or(&[], |(_, keys)| keys)
+    }
+}
+
+impl IntoIterator for KnownKeys {
+    type Item = &'static (&'static str, &'static [&'static str]);
+    type IntoIter = std::slice::Iter<'static, (&'static str, &'static [&'static str])>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// The services that `throttle.per_minute` paces.
+fn paced() -> impl Iterator<Item = Service> {
+    Service::ALL
+        .into_iter()
+        .filter(|s| s.default_per_minute().is_some())
+}
 
 /// The scope that the old bot's single `recipients` / `channel-id` become.
 pub const DEFAULT_SCOPE: &str = "default";
 
 pub fn config(value: &Value, file: &Path, base: &Path) -> Result<Config, Vec<Problem>> {
     let mut c = Checker::default();
-    let Some(top) = c.object(value, "", TOP) else {
+    let Some(top) = c.object(value, "", KNOWN_KEYS.at("")) else {
         return Err(c.problems);
     };
     let instrument = c.non_empty(top, "instrument", "").unwrap_or_else(host_name);
-    let mail = top.get("mail").and_then(|v| mail(&mut c, v, base));
-    let telegram = top.get("telegram").and_then(|v| telegram(&mut c, v));
-    let webhook = top
-        .get("webhook")
-        .and_then(|v| http_services::webhook(&mut c, v, base));
-    let alertmanager = top
-        .get("alertmanager")
-        .and_then(|v| http_services::alertmanager(&mut c, v));
+    let services = Sections::load(&mut c, top, base);
     let watch = match top.get("watch") {
         None => Vec::new(),
         Some(Value::Array(items)) => items
@@ -125,12 +131,6 @@ pub fn config(value: &Value, file: &Path, base: &Path) -> Result<Config, Vec<Pro
             Vec::new()
         }
     };
-    let services = Services {
-        mail: mail.as_ref(),
-        telegram: telegram.as_ref(),
-        webhook: webhook.as_ref(),
-        alertmanager: alertmanager.is_some(),
-    };
     let routes = top.get("routes").and_then(|v| routes(&mut c, v, &services));
     let throttle = top
         .get("throttle")
@@ -149,10 +149,7 @@ pub fn config(value: &Value, file: &Path, base: &Path) -> Result<Config, Vec<Pro
         Ok(Config {
             file: file.to_path_buf(),
             instrument,
-            mail,
-            telegram,
-            webhook,
-            alertmanager,
+            services,
             watch,
             rules,
             routes,
@@ -165,7 +162,7 @@ pub fn config(value: &Value, file: &Path, base: &Path) -> Result<Config, Vec<Pro
     }
 }
 
-pub(super) fn resolve(base: &Path, p: &str) -> PathBuf {
+pub(crate) fn resolve(base: &Path, p: &str) -> PathBuf {
     // Windows accepts both separators; one kind reads better in messages and logs.
     #[cfg(windows)]
     let p = &p.replace('/', "\\");
@@ -177,247 +174,10 @@ pub(super) fn resolve(base: &Path, p: &str) -> PathBuf {
     }
 }
 
-fn address(c: &mut Checker, s: &str, path: &str) -> Option<String> {
-    match lettre::Address::from_str(s.trim()) {
-        Ok(_) => Some(s.trim().to_string()),
-        Err(e) => {
-            c.problem(
-                path,
-                format!("expected an e-mail address, found {s:?} ({e})"),
-            );
-            None
-        }
-    }
-}
-
-fn mail(c: &mut Checker, v: &Value, base: &Path) -> Option<MailConfig> {
-    let p = "mail";
-    let m = c.object(v, p, MAIL)?;
-    let server = c.non_empty(m, "server", p);
-    let server = c.required(server, m, "server", p);
-    let tls = c.choice(m, "tls", p, &TlsMode::CHOICES);
-    let port = legacy::port(c, m, p);
-    let (tls, port) = match (tls, port) {
-        (Some(t), Some(port)) => (t, port),
-        (None, Some(465)) => (TlsMode::Wrapper, 465),
-        (None, Some(port)) => (TlsMode::Opportunistic, port),
-        (Some(TlsMode::Wrapper), None) => (TlsMode::Wrapper, 465),
-        (Some(TlsMode::StartTls), None) => (TlsMode::StartTls, 587),
-        (Some(t), None) => (t, 25),
-        (None, None) => (TlsMode::Opportunistic, 25),
-    };
-    let user = c.string(m, "user", p).filter(|u| !u.is_empty());
-    let password = match (m.get("password"), m.get("password_file")) {
-        (Some(_), Some(_)) => {
-            c.problem(
-                join(p, "password_file"),
-                "set either password or password_file, not both",
-            );
-            None
-        }
-        // The old bot's files carry `"password": ""` for servers without AUTH.
-        (Some(_), None) => c
-            .string(m, "password", p)
-            .filter(|s| !s.is_empty())
-            .map(Secret::new),
-        (None, Some(_)) => c.non_empty(m, "password_file", p).and_then(|f| {
-            let file = resolve(base, &f);
-            match std::fs::read_to_string(&file) {
-                // A trailing newline from `echo pw > file` is not part of the password.
-                Ok(s) => Some(Secret::new(s.trim_end_matches(['\r', '\n']))),
-                Err(e) => {
-                    c.problem(
-                        join(p, "password_file"),
-                        format!("cannot read {}: {e}", file.display()),
-                    );
-                    None
-                }
-            }
-        }),
-        (None, None) => None,
-    };
-    if password.is_some() && user.is_none() {
-        c.problem(
-            join(p, "user"),
-            "a password is set but no user to log in with",
-        );
-    }
-    let from = match c.non_empty(m, "from", p) {
-        Some(f) => {
-            match lettre::message::Mailbox::from_str(&f) {
-                Ok(_) => Some(f),
-                Err(e) => {
-                    c.problem(
-                    join(p, "from"),
-                    format!("expected an address like \"Sonix <sonix@example.org>\", found {f:?} ({e})"),
-                );
-                    None
-                }
-            }
-        }
-        None => Some(default_from(user.as_deref())),
-    };
-    let ca_file = c.non_empty(m, "ca_file", p).map(|f| resolve(base, &f));
-    if let Some(f) = &ca_file
-        && !f.is_file()
-    {
-        c.problem(join(p, "ca_file"), format!("no such file: {}", f.display()));
-    }
-
-    let mut scopes = BTreeMap::new();
-    if let Some(list) = legacy::recipients(c, m, p) {
-        let list: Vec<String> = list
-            .iter()
-            .enumerate()
-            .filter_map(|(i, a)| address(c, a, &index(&join(p, "recipients"), i)))
-            .collect();
-        scopes.insert(DEFAULT_SCOPE.to_string(), list);
-    }
-    if let Some(sv) = m.get("scopes") {
-        let sp = join(p, "scopes");
-        if let Some(obj) = sv.as_object() {
-            for (name, list) in obj {
-                let lp = join(&sp, name);
-                if name == DEFAULT_SCOPE && scopes.contains_key(DEFAULT_SCOPE) {
-                    c.problem(
-                        &lp,
-                        "the scope \"default\" is already given by mail.recipients",
-                    );
-                    continue;
-                }
-                let Some(items) = list.as_array() else {
-                    c.wrong_type(&lp, "a list of e-mail addresses", list);
-                    continue;
-                };
-                let mut addrs = Vec::new();
-                for (i, a) in items.iter().enumerate() {
-                    match a.as_str() {
-                        Some(s) => addrs.extend(address(c, s, &index(&lp, i))),
-                        None => c.wrong_type(&index(&lp, i), "an e-mail address (a string)", a),
-                    }
-                }
-                if items.is_empty() {
-                    c.problem(&lp, "a scope needs at least one address");
-                }
-                scopes.insert(name.clone(), addrs);
-            }
-        } else {
-            c.wrong_type(&sp, "an object mapping scope names to address lists", sv);
-        }
-    }
-    if scopes.values().all(Vec::is_empty) {
-        c.problem(
-            join(p, "recipients"),
-            "no recipients: set mail.recipients (or mail.scopes) to at least one address",
-        );
-    }
-    let default_scope = default_scope(c, m, p, "mail", scopes.keys());
-    let timeout = c.uint(m, "timeout_s", p, 1, 600);
-    Some(MailConfig {
-        timeout: timeout.map_or(DEFAULT_SEND_TIMEOUT, Duration::from_secs),
-        server: server?,
-        port,
-        user,
-        password,
-        from: from?,
-        tls,
-        ca_file,
-        scopes,
-        default_scope,
-    })
-}
-
-/// `user` when it is an address, else `protowatch@<host>`.
-fn default_from(user: Option<&str>) -> String {
-    if let Some(u) = user
-        && lettre::Address::from_str(u).is_ok()
-    {
-        return u.to_string();
-    }
-    let host = host_name().to_ascii_lowercase();
-    let candidate = format!("protowatch@{host}");
-    if lettre::Address::from_str(&candidate).is_ok() {
-        candidate
-    } else {
-        "protowatch@localhost".to_string()
-    }
-}
-
-fn telegram(c: &mut Checker, v: &Value) -> Option<TelegramConfig> {
-    let p = "telegram";
-    let t = c.object(v, p, TELEGRAM)?;
-    let token = c.non_empty(t, "bot-id", p);
-    let token = c.required(token, t, "bot-id", p);
-    if let Some(tok) = &token
-        && !looks_like_token(tok)
-    {
-        // Never echo the value: it may be a real token with a typo in it.
-        c.problem(
-            join(p, "bot-id"),
-            "expected a Bot API token of the form <digits>:<letters, digits, - and _> (as BotFather gives it)",
-        );
-    }
-    let api_url = c
-        .non_empty(t, "api-url", p)
-        .unwrap_or_else(|| "https://api.telegram.org".to_string());
-    let api_url = match url::Url::parse(api_url.trim_end_matches('/')) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
-        _ => {
-            c.problem(
-                join(p, "api-url"),
-                format!("expected an http:// or https:// URL, found {api_url:?}"),
-            );
-            None
-        }
-    };
-    let mut scopes = BTreeMap::new();
-    if let Some(id) = t.get("channel-id")
-        && let Some(id) = legacy::chat_id(c, id, &join(p, "channel-id"))
-    {
-        scopes.insert(DEFAULT_SCOPE.to_string(), id);
-    }
-    if let Some(sv) = t.get("scopes") {
-        let sp = join(p, "scopes");
-        match sv.as_object() {
-            Some(obj) => {
-                for (name, id) in obj {
-                    let lp = join(&sp, name);
-                    if name == DEFAULT_SCOPE && scopes.contains_key(DEFAULT_SCOPE) {
-                        c.problem(
-                            &lp,
-                            "the scope \"default\" is already given by telegram.channel-id",
-                        );
-                        continue;
-                    }
-                    if let Some(id) = legacy::chat_id(c, id, &lp) {
-                        scopes.insert(name.clone(), id);
-                    }
-                }
-            }
-            None => c.wrong_type(&sp, "an object mapping scope names to chat ids", sv),
-        }
-    }
-    if scopes.is_empty() && !t.contains_key("channel-id") && !t.contains_key("scopes") {
-        c.problem(
-            join(p, "channel-id"),
-            "missing: set telegram.channel-id (or telegram.scopes) to the chat to send to",
-        );
-    }
-    let default_scope = default_scope(c, t, p, "telegram", scopes.keys());
-    let timeout = c.uint(t, "timeout_s", p, 1, 600);
-    Some(TelegramConfig {
-        timeout: timeout.map_or(DEFAULT_SEND_TIMEOUT, Duration::from_secs),
-        token: Secret::new(token?),
-        api_url: api_url?,
-        scopes,
-        default_scope,
-    })
-}
-
 /// `<service>.default_scope`: the explicit name, which must be one of the service's scopes;
 /// else `default` when that scope exists (the old bot's `recipients` / `channel-id`); else
 /// none, and then every route entry of the service has to name its scope.
-pub(super) fn default_scope<'a>(
+pub(crate) fn default_scope<'a>(
     c: &mut Checker,
     map: &serde_json::Map<String, Value>,
     path: &str,
@@ -457,20 +217,6 @@ pub fn unknown_scope<S: AsRef<str>>(
             names.join(", ")
         }
     )
-}
-
-fn looks_like_token(t: &str) -> bool {
-    match t.split_once(':') {
-        Some((id, rest)) => {
-            !id.is_empty()
-                && id.bytes().all(|b| b.is_ascii_digit())
-                && !rest.is_empty()
-                && rest
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        }
-        None => false,
-    }
 }
 
 fn watch(c: &mut Checker, v: &Value, p: &str, base: &Path) -> Option<WatchConfig> {
@@ -705,35 +451,22 @@ fn throttle(c: &mut Checker, v: &Value) -> Option<ThrottleConfig> {
     }
     if let Some(pm) = t.get("per_minute") {
         let pp = join(p, "per_minute");
-        if let Some(pm) = c.object(pm, &pp, PER_MINUTE) {
-            if let Some(n) = c.uint(pm, "mail", &pp, 1, 10_000) {
-                out.mail_per_minute = n as u32;
-            }
-            if let Some(n) = c.uint(pm, "telegram", &pp, 1, 10_000) {
-                out.telegram_per_minute = n as u32;
-            }
-            if let Some(n) = c.uint(pm, "webhook", &pp, 1, 10_000) {
-                out.webhook_per_minute = n as u32;
+        if let Some(pm) = c.object(pm, &pp, KNOWN_KEYS.at("throttle.per_minute")) {
+            for service in paced() {
+                if let Some(n) = c.uint(pm, service.as_str(), &pp, 1, 10_000) {
+                    out.per_minute.insert(service, n as u32);
+                }
             }
         }
     }
     Some(out)
 }
 
-/// The configured services, as far as `routes` needs to know them.
-struct Services<'a> {
-    mail: Option<&'a MailConfig>,
-    telegram: Option<&'a TelegramConfig>,
-    webhook: Option<&'a WebhookConfig>,
-    alertmanager: bool,
-}
-
 fn routes(
     c: &mut Checker,
     v: &Value,
-    services: &Services<'_>,
+    services: &Sections,
 ) -> Option<BTreeMap<String, Vec<Destination>>> {
-    let alertmanager_scope = ALERTMANAGER_SCOPE.to_string();
     let service_choices: Vec<(&str, Service)> =
         Service::ALL.iter().map(|s| (s.as_str(), *s)).collect();
     let Some(obj) = v.as_object() else {
@@ -758,20 +491,9 @@ fn routes(
             let scope = c.non_empty(t, "scope", &tp);
             let Some(service) = service else { continue };
             // Each service's scope names, and its default scope for entries without one.
-            let known: Option<(Vec<&String>, Option<&String>)> = match service {
-                Service::Mail => services
-                    .mail
-                    .map(|m| (m.scopes.keys().collect(), m.default_scope.as_ref())),
-                Service::Telegram => services
-                    .telegram
-                    .map(|t| (t.scopes.keys().collect(), t.default_scope.as_ref())),
-                Service::Webhook => services
-                    .webhook
-                    .map(|w| (w.scopes.keys().collect(), w.default_scope.as_ref())),
-                Service::Alertmanager => services
-                    .alertmanager
-                    .then(|| (vec![&alertmanager_scope], Some(&alertmanager_scope))),
-            };
+            let known = services
+                .scopes(service)
+                .map(|names| (names, services.default_scope(service)));
             let Some((names, default)) = known else {
                 c.problem(
                     join(&tp, "service"),
@@ -783,7 +505,7 @@ fn routes(
                 (Some(s), _) => s,
                 // An empty or mistyped "scope" was reported already.
                 (None, _) if t.contains_key("scope") => continue,
-                (None, Some(d)) => d.clone(),
+                (None, Some(d)) => d.to_string(),
                 (None, None) => {
                     c.problem(
                         join(&tp, "scope"),
@@ -792,14 +514,14 @@ fn routes(
                             if names.is_empty() {
                                 "its scopes".to_string()
                             } else {
-                                names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                                names.join(", ")
                             }
                         ),
                     );
                     continue;
                 }
             };
-            if names.contains(&&scope) {
+            if names.contains(&scope.as_str()) {
                 let target = Destination { service, scope };
                 if !list.contains(&target) {
                     list.push(target);
@@ -814,23 +536,4 @@ fn routes(
         out.insert(event.clone(), list);
     }
     Some(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens() {
-        assert!(looks_like_token("123456:ABC-def_9"));
-        assert!(!looks_like_token("123456"));
-        assert!(!looks_like_token("abc:def"));
-        assert!(!looks_like_token("1:"));
-    }
-
-    #[test]
-    fn default_from_uses_user_when_an_address() {
-        assert_eq!(default_from(Some("bot@example.org")), "bot@example.org");
-        assert!(default_from(Some("sonix-bot")).starts_with("protowatch@"));
-    }
 }

@@ -24,11 +24,15 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde_json::{Map, Value, json};
 
-use super::SendError;
+mod config;
+
+pub use config::{ALERTMANAGER_LABELS, ALERTMANAGER_SCOPE, AlertmanagerConfig};
+
 use super::probe::Check;
 use super::render::Notification;
+use super::{Deliver, SendError, Service};
 use crate::alerts::Alert;
-use crate::config::{AlertmanagerConfig, Service, mask_url};
+use crate::config::mask_url;
 use crate::event::{Event, Severity, names};
 
 /// How long an alert made from a one-off message (`test-notify`, a script's message
@@ -278,10 +282,18 @@ impl Alertmanager {
         e.retry_after = retry_after;
         Err(e)
     }
+}
+
+impl Deliver for Alertmanager {
+    /// Each member has its own `timeout` inside; this bounds the whole.
+    fn timeout(&self) -> Duration {
+        self.timeout + Duration::from_secs(2)
+    }
 
     /// A message sent here directly (`test-notify`, a route of a script's message that
-    /// has no alert behind it): each event as an alert that ends in a few minutes.
-    pub async fn send(&self, n: &Notification<'_>) -> Result<(), SendError> {
+    /// has no alert behind it): each event as an alert that ends in a few minutes. The
+    /// service has one scope.
+    async fn send(&self, _scope: &str, n: &Notification<'_>) -> Result<(), SendError> {
         let now = crate::store::now_ms();
         let alerts: Vec<Value> = n
             .items
@@ -293,7 +305,7 @@ impl Alertmanager {
 
     /// Asks each member for its status (`GET /api/v2/status`): reachable, its version and
     /// its cluster's state.
-    pub async fn probe(&self, report: &mut dyn FnMut(Check)) {
+    async fn probe(&self, report: &mut dyn FnMut(Check)) {
         for u in &self.urls {
             let step = format!("status {}", mask_url(u.as_str()));
             let target = format!("{}/api/v2/status", u.as_str().trim_end_matches('/'));

@@ -9,8 +9,11 @@
 //! [`Mail`] keeps the pieces its transport is built from (TLS parameters, hello name,
 //! credentials) so that [`probe`] walks the same steps with the same settings, one by one.
 
+mod config;
 mod probe;
 mod tls_sniff;
+
+pub use config::{MailConfig, TlsMode};
 
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart};
@@ -20,9 +23,10 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncTransport, Tokio1Executor};
 
-use super::SendError;
 use super::render::{self, Notification};
-use crate::config::{MailConfig, Secret, TlsMode};
+use super::{Deliver, SendError};
+use crate::config::Secret;
+use crate::messengers::probe::Check;
 
 pub struct Mail {
     pub timeout: std::time::Duration,
@@ -107,8 +111,18 @@ impl Mail {
             scopes,
         })
     }
+}
 
-    pub async fn send(&self, scope: &str, n: &Notification<'_>) -> Result<(), SendError> {
+impl Deliver for Mail {
+    fn timeout(&self) -> std::time::Duration {
+        self.timeout
+    }
+
+    async fn probe(&self, report: &mut dyn FnMut(Check)) {
+        self.run_probe(report).await
+    }
+
+    async fn send(&self, scope: &str, n: &Notification<'_>) -> Result<(), SendError> {
         let recipients = self
             .scopes
             .get(scope)

@@ -1,4 +1,10 @@
-//! Delivery to the outside world: one file per service, and what they share.
+//! Delivery to the outside world: one module per service, the list of them, and what
+//! they share.
+//!
+//! Each service's module owns everything about it — its config section (types,
+//! defaults, validation, schema, masking), rendering, sending, answer classification,
+//! probe and pace — behind the traits of [`service`]; the list below is the only place
+//! that names them all.
 //!
 //! A [`Messenger`] sends one rendered notification to one destination (a service and a
 //! scope) and reports the outcome as a [`SendError`] that says whether trying again can
@@ -7,19 +13,50 @@
 //! accepts the connection and then hangs must not hang the queue behind it (lettre's own
 //! timeout covers each read, the HTTP client's the request, neither the whole send).
 
+#[macro_use]
+mod service;
 pub mod alertmanager;
 pub mod html;
 mod http;
 pub mod mail;
 pub mod probe;
 pub mod render;
+pub mod scilog;
+pub mod signal;
 pub mod telegram;
 pub mod webhook;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::config::{Config, Destination, Service};
+use crate::config::{Config, Destination};
 pub use render::Notification;
+pub use service::{Deliver, ServiceConfig};
+
+// The services, in the order they are listed, probed and written. Adding a service is
+// its module and one line here.
+services! {
+    Mail => mail: mail::MailConfig,
+    Telegram => telegram: telegram::TelegramConfig,
+    Webhook => webhook: webhook::WebhookConfig,
+    Alertmanager => alertmanager: alertmanager::AlertmanagerConfig,
+    Scilog => scilog: scilog::ScilogConfig,
+    Signal => signal: signal::SignalConfig,
+}
+
+/// `"mail", "telegram", … or "signal"`: the sections that configure a service, for the
+/// message of a config that has none.
+pub fn section_names() -> String {
+    let names: Vec<String> = Service::ALL
+        .iter()
+        .map(|s| format!("{:?}", s.as_str()))
+        .collect();
+    match names.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
@@ -58,32 +95,10 @@ impl SendError {
     }
 }
 
-/// A configured service, ready to send.
-pub enum Messenger {
-    Mail(mail::Mail),
-    Telegram(telegram::Telegram),
-    Webhook(webhook::Webhook),
-    Alertmanager(alertmanager::Alertmanager),
-}
-
 impl Messenger {
     pub async fn send(&self, scope: &str, n: &Notification<'_>) -> Result<(), SendError> {
-        let timeout = match self {
-            Messenger::Mail(m) => m.timeout,
-            Messenger::Telegram(t) => t.timeout,
-            Messenger::Webhook(w) => w.timeout,
-            // Each member has its own `timeout` inside; this bounds the whole.
-            Messenger::Alertmanager(a) => a.timeout + Duration::from_secs(2),
-        };
-        let fut = async {
-            match self {
-                Messenger::Mail(m) => m.send(scope, n).await,
-                Messenger::Telegram(t) => t.send(scope, n).await,
-                Messenger::Webhook(w) => w.send(scope, n).await,
-                Messenger::Alertmanager(a) => a.send(n).await,
-            }
-        };
-        match tokio::time::timeout(timeout, fut).await {
+        let timeout = self.timeout();
+        match tokio::time::timeout(timeout, self.deliver(scope, n)).await {
             Ok(result) => result,
             Err(_) => Err(SendError::transient(format!(
                 "no answer within {} s",
@@ -95,10 +110,7 @@ impl Messenger {
 
 /// The configured services, each built once from the config.
 pub struct Messengers {
-    mail: Option<Messenger>,
-    telegram: Option<Messenger>,
-    webhook: Option<Messenger>,
-    alertmanager: Option<Messenger>,
+    by_service: BTreeMap<Service, Messenger>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,66 +122,30 @@ pub struct SetupError {
 
 impl Messengers {
     pub fn from_config(config: &Config) -> Result<Messengers, SetupError> {
-        let mail = match &config.mail {
-            Some(m) => Some(Messenger::Mail(mail::Mail::new(m).map_err(|message| {
-                SetupError {
-                    service: Service::Mail,
-                    message,
-                }
-            })?)),
-            None => None,
-        };
-        let telegram = config
-            .telegram
-            .as_ref()
-            .map(|t| Messenger::Telegram(telegram::Telegram::new(t)));
-        let setup = |service: Service| move |message: String| SetupError { service, message };
-        let webhook = match &config.webhook {
-            Some(w) => Some(Messenger::Webhook(
-                webhook::Webhook::new(w).map_err(setup(Service::Webhook))?,
-            )),
-            None => None,
-        };
-        let alertmanager = match &config.alertmanager {
-            Some(a) => Some(Messenger::Alertmanager(
-                alertmanager::Alertmanager::new(a).map_err(setup(Service::Alertmanager))?,
-            )),
-            None => None,
-        };
-        Ok(Messengers {
-            mail,
-            telegram,
-            webhook,
-            alertmanager,
-        })
+        let by_service = config
+            .services
+            .messengers()?
+            .into_iter()
+            .map(|m| (m.service(), m))
+            .collect();
+        Ok(Messengers { by_service })
     }
 
     /// Probes every configured service in turn (see [`probe`]), reporting each step as
     /// it finishes.
     pub async fn probe(&self, report: &mut dyn FnMut(probe::Check)) {
-        for service in Service::ALL {
-            match self.get(&service) {
-                Some(Messenger::Mail(m)) => m.probe(report).await,
-                Some(Messenger::Telegram(t)) => t.probe(report).await,
-                Some(Messenger::Webhook(w)) => w.probe(report).await,
-                Some(Messenger::Alertmanager(a)) => a.probe(report).await,
-                None => {}
-            }
+        for m in self.by_service.values() {
+            m.probe(report).await;
         }
     }
 
     pub fn get(&self, service: &Service) -> Option<&Messenger> {
-        match service {
-            Service::Mail => self.mail.as_ref(),
-            Service::Telegram => self.telegram.as_ref(),
-            Service::Webhook => self.webhook.as_ref(),
-            Service::Alertmanager => self.alertmanager.as_ref(),
-        }
+        self.by_service.get(service)
     }
 
     /// The Alertmanager service, for the worker that keeps it in step with the alerts.
     pub fn alertmanager(&self) -> Option<&alertmanager::Alertmanager> {
-        match &self.alertmanager {
+        match self.get(&Service::Alertmanager) {
             Some(Messenger::Alertmanager(a)) => Some(a),
             _ => None,
         }

@@ -7,6 +7,10 @@
 //! segments of unescaped text and escapes each piece, so a cut never falls inside an
 //! entity or between an opening and a closing tag.
 //!
+//! The pieces every service words alike (severity words, the context line, repeat notes,
+//! the "+N more" line) are shared from here; each service module puts them together in
+//! its own format.
+//!
 //! A notification is one event, or a digest of several (see `routing::pacing`): the
 //! first few shown, the rest counted by event name. An event that stands for counted
 //! repeats says so ("repeated 57 times since 14:03").
@@ -52,7 +56,7 @@ impl<'a> Notification<'a> {
         }
     }
 
-    fn is_digest(&self) -> bool {
+    pub fn is_digest(&self) -> bool {
         self.items.len() > 1 || !self.more.is_empty()
     }
 
@@ -65,7 +69,7 @@ impl<'a> Notification<'a> {
             + self.more_count()
     }
 
-    fn more_count(&self) -> u64 {
+    pub fn more_count(&self) -> u64 {
         self.more.iter().map(|(_, n)| n).sum()
     }
 
@@ -75,7 +79,7 @@ impl<'a> Notification<'a> {
     }
 }
 
-fn severity_word(s: Severity) -> &'static str {
+pub(crate) fn severity_word(s: Severity) -> &'static str {
     match s {
         Severity::Info => "INFO",
         Severity::Warning => "WARNING",
@@ -103,7 +107,7 @@ fn severity_color(s: Severity) -> &'static str {
 }
 
 /// The event name is shown only when the severity does not already say it.
-fn event_label(e: &Event) -> Option<&str> {
+pub(crate) fn event_label(e: &Event) -> Option<&str> {
     let implied = e.name.starts_with("alarm_") || e.name == names::MESSAGE;
     (!implied).then_some(e.name.as_str())
 }
@@ -116,7 +120,7 @@ fn local(ms: i64) -> DateTime<Local> {
 }
 
 /// "repeated 57 times since 14:03" (with the date when it is not today).
-fn repeat_note(r: &Repeat) -> String {
+pub(crate) fn repeat_note(r: &Repeat) -> String {
     let since = local(r.since_ms);
     let when = if since.date_naive() == Local::now().date_naive() {
         since.format("%H:%M").to_string()
@@ -131,7 +135,7 @@ fn repeat_note(r: &Repeat) -> String {
 }
 
 /// "+9,980 more: alarm_major ×9,000, alarm_minor ×980".
-fn more_line(n: &Notification<'_>) -> Option<String> {
+pub(crate) fn more_line(n: &Notification<'_>) -> Option<String> {
     if n.more.is_empty() {
         return None;
     }
@@ -147,7 +151,7 @@ fn more_line(n: &Notification<'_>) -> Option<String> {
     ))
 }
 
-fn thousands(n: u64) -> String {
+pub(crate) fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -159,7 +163,7 @@ fn thousands(n: u64) -> String {
     out
 }
 
-fn worst(n: &Notification<'_>) -> Severity {
+pub(crate) fn worst(n: &Notification<'_>) -> Severity {
     n.items
         .iter()
         .map(|i| i.event.severity)
@@ -167,7 +171,7 @@ fn worst(n: &Notification<'_>) -> Severity {
         .unwrap_or(Severity::Info)
 }
 
-fn first_line(e: &Event, max: usize) -> String {
+pub(crate) fn first_line(e: &Event, max: usize) -> String {
     let text = e.message.text();
     truncate_chars(text.lines().next().unwrap_or("").trim(), max)
 }
@@ -199,7 +203,7 @@ pub fn mail_subject(n: &Notification<'_>) -> String {
 }
 
 /// The facts below the text: source, file and line, time.
-fn context_line(e: &Event) -> String {
+pub(crate) fn context_line(e: &Event) -> String {
     let mut parts = Vec::new();
     if let Some(s) = &e.source {
         parts.push(s.clone());
@@ -358,7 +362,7 @@ fn safe_color(c: &str) -> bool {
     !c.is_empty() && c.len() <= 32 && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '#')
 }
 
-fn hashtags(tags: &[String]) -> String {
+pub(crate) fn hashtags(tags: &[String]) -> String {
     tags.iter()
         .map(|t| {
             let clean: String = t
@@ -393,7 +397,7 @@ pub fn links_text(e: &Event) -> String {
         .collect()
 }
 
-fn truncate_chars(s: &str, max: usize) -> String {
+pub(crate) fn truncate_chars(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_string(),

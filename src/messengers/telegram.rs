@@ -10,7 +10,10 @@
 //! with the reason phrase ("Bad Request: …", "Forbidden: …"), and every error teloxide
 //! knows by name is a 4xx.
 
+mod config;
 mod probe;
+
+pub use config::TelegramConfig;
 
 use teloxide::prelude::*;
 use teloxide::types::{
@@ -19,9 +22,10 @@ use teloxide::types::{
 };
 use teloxide::{ApiError, RequestError};
 
-use super::SendError;
+use super::probe::Check;
 use super::render::{self, Notification, TELEGRAM_LIMIT, TgLinks};
-use crate::config::{Secret, TelegramConfig};
+use super::{Deliver, SendError};
+use crate::config::Secret;
 
 pub struct Telegram {
     pub timeout: std::time::Duration,
@@ -50,8 +54,18 @@ impl Telegram {
             scopes: cfg.scopes.clone(),
         }
     }
+}
 
-    pub async fn send(&self, scope: &str, n: &Notification<'_>) -> Result<(), SendError> {
+impl Deliver for Telegram {
+    fn timeout(&self) -> std::time::Duration {
+        self.timeout
+    }
+
+    async fn probe(&self, report: &mut dyn FnMut(Check)) {
+        self.run_probe(report).await
+    }
+
+    async fn send(&self, scope: &str, n: &Notification<'_>) -> Result<(), SendError> {
         let chat = self
             .scopes
             .get(scope)
@@ -94,7 +108,9 @@ impl Telegram {
         }
         Ok(())
     }
+}
 
+impl Telegram {
     async fn send_text(
         &self,
         to: &Recipient,

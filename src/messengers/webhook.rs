@@ -19,10 +19,13 @@ use std::time::Duration;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value, json};
 
-use super::SendError;
+mod config;
+
+pub use config::{Preset, WebhookBody, WebhookConfig, WebhookTarget};
+
 use super::probe::Check;
 use super::render::{self, Notification};
-use crate::config::{Preset, Service, WebhookBody, WebhookConfig, WebhookTarget};
+use super::{Deliver, SendError, Service};
 use crate::event::Severity;
 
 /// The fields a template may name, with what they hold (for errors and the docs).
@@ -430,8 +433,14 @@ impl Webhook {
             scopes: cfg.scopes.clone(),
         })
     }
+}
 
-    pub async fn send(&self, scope: &str, n: &Notification<'_>) -> Result<(), SendError> {
+impl Deliver for Webhook {
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    async fn send(&self, scope: &str, n: &Notification<'_>) -> Result<(), SendError> {
         let t = self
             .scopes
             .get(scope)
@@ -463,7 +472,7 @@ impl Webhook {
 
     /// A webhook cannot be tried without posting a message; the probe connects to its
     /// host, which finds a wrong address, a closed port or a firewall.
-    pub async fn probe(&self, report: &mut dyn FnMut(Check)) {
+    async fn probe(&self, report: &mut dyn FnMut(Check)) {
         for (scope, t) in &self.scopes {
             let Ok(u) = url::Url::parse(t.url.expose()) else {
                 continue;

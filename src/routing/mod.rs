@@ -6,9 +6,10 @@
 //! is the old bot's `recipients` / `channel-id` unless the file says otherwise) — every
 //! alarm, the interlock, `message`, and custom events a script sends on purpose; only the
 //! routine `new_scan` and `scan_completed` stay quiet until a route asks for them.
-//! Alertmanager is the exception of the implicit routing: it mirrors alerts until they
-//! are dismissed, so it gets the alarms, the interlock and the API's alerts, not a
-//! script's "sample 3 done" (a route can still send it there).
+//! Alertmanager is the exception of the implicit routing (a service that says it takes
+//! alarms only): it mirrors alerts until they are dismissed, so it gets the alarms, the
+//! interlock and the API's alerts, not a script's "sample 3 done" (a route can still send
+//! it there).
 
 pub mod pacing;
 pub mod throttle;
@@ -47,7 +48,8 @@ pub const ALARM_EVENTS: [&str; 5] = [
 pub struct Router {
     routes: Option<BTreeMap<String, Vec<Destination>>>,
     defaults: Vec<Destination>,
-    /// The defaults without Alertmanager: for messages and custom events.
+    /// The defaults without the alarms-only services (Alertmanager): for messages and
+    /// custom events.
     message_defaults: Vec<Destination>,
 }
 
@@ -64,7 +66,7 @@ impl Router {
             .collect::<Vec<Destination>>();
         let message_defaults = defaults
             .iter()
-            .filter(|d| d.service != Service::Alertmanager)
+            .filter(|d| !d.service.alarms_only())
             .cloned()
             .collect();
         Router {

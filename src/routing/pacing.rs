@@ -17,16 +17,10 @@ use crate::config::Service;
 
 const MINUTE_MS: i64 = 60_000;
 
-/// How many events one message shows in full; the rest of a digest is counted. A
-/// Telegram message should fit one screen, a mail may be read at a desk.
+/// How many events one message shows in full; the rest of a digest is counted. Each
+/// service says (a Telegram message should fit one screen, a mail may be read at a desk).
 pub fn shown_per_message(service: Service) -> usize {
-    match service {
-        Service::Telegram => 10,
-        Service::Mail => 25,
-        Service::Webhook => 10,
-        // Alertmanager takes every alert as it is; it is not sent digests.
-        Service::Alertmanager => usize::MAX,
-    }
+    service.shown_per_message()
 }
 
 pub struct Pacer {

@@ -6,6 +6,9 @@
 
 #![allow(dead_code)] // each test file uses a different part of this module
 
+pub mod scilog;
+pub mod signal;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -688,15 +691,17 @@ impl Agent {
             .parent()
             .expect("the config's folder")
             .join(".protowatch/api.addr");
+        // The file may be seen before its text is written: wait for an address.
+        let read = || {
+            std::fs::read_to_string(&addr_file)
+                .ok()
+                .and_then(|t| t.trim().parse::<SocketAddr>().ok())
+        };
         assert!(
-            wait_until(Duration::from_secs(10), || addr_file.exists()),
+            wait_until(Duration::from_secs(10), || read().is_some()),
             "the agent did not start"
         );
-        let addr = std::fs::read_to_string(&addr_file)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let addr = read().expect("the API's address");
         let token_file = addr_file.with_file_name("api-token");
         if let Ok(t) = std::fs::read_to_string(&token_file) {
             tokens().lock().unwrap().insert(addr, t.trim().to_string());

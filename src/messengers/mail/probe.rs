@@ -29,7 +29,7 @@ const MAIL: Service = Service::Mail;
 impl Mail {
     /// Probes the server, reporting each step as it finishes; stops at the first failure
     /// (every later step would fail with it).
-    pub async fn probe(&self, report: &mut dyn FnMut(Check)) {
+    pub(super) async fn run_probe(&self, report: &mut dyn FnMut(Check)) {
         if let Err(failed) = self.walk(report).await {
             report(failed);
         }

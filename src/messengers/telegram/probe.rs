@@ -19,7 +19,7 @@ const TELEGRAM: Service = Service::Telegram;
 impl Telegram {
     /// Probes the Bot API, reporting each step as it finishes. A refused token fails
     /// every later request the same way, so the chats are asked for only after it passed.
-    pub async fn probe(&self, report: &mut dyn FnMut(Check)) {
+    pub(super) async fn run_probe(&self, report: &mut dyn FnMut(Check)) {
         let describe = |e: teloxide::RequestError| self.token.scrub(&with_causes(&e));
         match within(self.timeout, self.bot.get_me().into_future(), describe).await {
             Ok(me) => {

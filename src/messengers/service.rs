@@ -1,0 +1,256 @@
+//! What a service is to the rest of protowatch: two traits every service module
+//! implements, and the one list ([`services!`], invoked in `messengers/mod.rs`) that
+//! turns the modules into the [`Service`](super::Service) names, the config's service
+//! sections and the [`Messenger`](super::Messenger) that sends.
+//!
+//! A service is one module because everything about it changes together: a new key in
+//! its section needs its validation, its schema, its masking and the code that uses it.
+//! Config loading, routes, the outbox, the API's channels, the metrics, `check-config`
+//! and `test-notify` know services only through this list, so adding one is its module
+//! and one line there.
+//!
+//! The list is a macro rather than a `Vec<Box<dyn …>>` because what it makes is types:
+//! an enum of service names that the CLI, the routes and the store spell, a struct with
+//! one typed section each (`config.mail`), an enum of messengers whose `send` futures
+//! stay `Send` without boxing. Each arm is a plain match on concrete types.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::probe::Check;
+use super::{Notification, SendError};
+use crate::config::check::Checker;
+
+/// A service's config section, resolved: what the file says, defaults filled.
+pub trait ServiceConfig: Sized + Clone + std::fmt::Debug + Send + Sync + 'static {
+    /// The section's key in the file, and the service's name in routes, metrics,
+    /// destinations (`signal:oncall`) and the CLI.
+    const NAME: &'static str;
+    /// The keys of each object of the section, by JSON path (`webhook.scopes.*`), for
+    /// `KNOWN_KEYS` and the schema's tests.
+    const KEYS: &'static [(&'static str, &'static [&'static str])];
+    /// Messages a minute to one scope unless `throttle.per_minute.<name>` says otherwise;
+    /// `None`: not paced, and no such key (Alertmanager paces itself).
+    const PER_MINUTE: Option<u32>;
+    /// How many events one message shows in full; the rest of a digest is counted.
+    const SHOWN_PER_MESSAGE: usize;
+    /// The implicit routing sends it alarms only, not a script's messages (Alertmanager).
+    const ALARMS_ONLY: bool = false;
+    /// The section as the file has it, for the JSON Schema.
+    type File: schemars::JsonSchema;
+    type Messenger: Deliver;
+
+    /// Reads the section at `NAME`, reporting each problem with its JSON path; `None`
+    /// when it cannot be used (the problems say why).
+    fn load(c: &mut Checker, v: &Value, base: &Path) -> Option<Self>;
+    /// The section as `check-config` prints it: resolved, every secret masked.
+    fn masked(&self) -> Value;
+    /// Each secret by the name a reload logs when it changed (`mail.password`), with its
+    /// value to compare. Never printed.
+    fn secrets(&self) -> Vec<(&'static str, String)>;
+    /// The scope names, sorted.
+    fn scopes(&self) -> Vec<&str>;
+    fn default_scope(&self) -> Option<&str>;
+    /// Who or what a scope reaches, as `test-notify` shows it; never a secret.
+    fn reaches(&self, scope: &str) -> String;
+    /// The sending side, built once per config.
+    fn messenger(&self) -> Result<Self::Messenger, String>;
+}
+
+/// A configured service, ready to send.
+// Only ever called on concrete types, through the list's enum: the futures' auto
+// traits are known there, so no `Send` bound needs to be spelled out here.
+#[allow(async_fn_in_trait)]
+pub trait Deliver: Send + Sync {
+    /// The longest one send may take, whole.
+    fn timeout(&self) -> Duration;
+    /// Sends one notification to one scope; the error says whether trying again helps.
+    async fn send(&self, scope: &str, n: &Notification<'_>) -> Result<(), SendError>;
+    /// `check-config --probe`: each step a send would take, reported as it finishes,
+    /// without sending anything.
+    async fn probe(&self, report: &mut dyn FnMut(Check));
+}
+
+/// Makes, from one line per service (`Variant => field: module::Config`), the
+/// [`Service`](super::Service) enum, the [`Sections`](super::Sections) of the config and
+/// the [`Messenger`](super::Messenger) enum, each dispatching to the modules.
+macro_rules! services {
+    ($($variant:ident => $field:ident: $config:ty),+ $(,)?) => {
+        /// A service protowatch delivers to.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Service {
+            $($variant),+
+        }
+
+        const SERVICE_COUNT: usize = [$(stringify!($variant)),+].len();
+
+        impl Service {
+            /// Every service, in the order they are listed and written.
+            pub const ALL: [Service; SERVICE_COUNT] = [$(Service::$variant),+];
+
+            pub fn as_str(&self) -> &'static str {
+                match self {
+                    $(Service::$variant => <$config as ServiceConfig>::NAME),+
+                }
+            }
+
+            /// Reads back what `as_str` wrote.
+            pub fn parse(s: &str) -> Option<Service> {
+                Service::ALL.into_iter().find(|x| x.as_str() == s)
+            }
+
+            /// Messages a minute to one scope by default; `None`: not paced.
+            pub fn default_per_minute(self) -> Option<u32> {
+                match self {
+                    $(Service::$variant => <$config as ServiceConfig>::PER_MINUTE),+
+                }
+            }
+
+            /// How many events one message shows in full.
+            pub fn shown_per_message(self) -> usize {
+                match self {
+                    $(Service::$variant => <$config as ServiceConfig>::SHOWN_PER_MESSAGE),+
+                }
+            }
+
+            /// Whether the implicit routing sends it alarms only.
+            pub fn alarms_only(self) -> bool {
+                match self {
+                    $(Service::$variant => <$config as ServiceConfig>::ALARMS_ONLY),+
+                }
+            }
+
+            /// The keys of every service's section, by JSON path.
+            pub fn known_keys() -> Vec<(&'static str, &'static [&'static str])> {
+                let mut out = Vec::new();
+                $(out.extend_from_slice(<$config as ServiceConfig>::KEYS);)+
+                out
+            }
+
+            /// Each service's section as the schema describes it.
+            pub fn schemas(
+                generator: &mut schemars::SchemaGenerator,
+            ) -> Vec<(&'static str, schemars::Schema)> {
+                vec![$((
+                    <$config as ServiceConfig>::NAME,
+                    generator.subschema_for::<<$config as ServiceConfig>::File>(),
+                )),+]
+            }
+        }
+
+        impl std::fmt::Display for Service {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        /// The service sections of the config, each `None` when the file has none.
+        #[derive(Debug, Clone, Default)]
+        pub struct Sections {
+            $(pub $field: Option<$config>),+
+        }
+
+        impl Sections {
+            /// Reads every service's section of the file's top level.
+            pub(crate) fn load(
+                c: &mut $crate::config::check::Checker,
+                top: &serde_json::Map<String, serde_json::Value>,
+                base: &std::path::Path,
+            ) -> Sections {
+                Sections {
+                    $($field: top
+                        .get(<$config as ServiceConfig>::NAME)
+                        .and_then(|v| <$config as ServiceConfig>::load(c, v, base))),+
+                }
+            }
+
+            /// The scope names of `service`, sorted; `None` when it is not configured.
+            pub fn scopes(&self, service: Service) -> Option<Vec<&str>> {
+                match service {
+                    $(Service::$variant => self.$field.as_ref().map(ServiceConfig::scopes)),+
+                }
+            }
+
+            /// The default scope of `service`; `None` when it has none or is not
+            /// configured.
+            pub fn default_scope(&self, service: Service) -> Option<&str> {
+                match service {
+                    $(Service::$variant => self.$field.as_ref()?.default_scope()),+
+                }
+            }
+
+            /// Who a destination reaches, as the config names them (never a secret).
+            pub fn reaches(&self, to: &$crate::config::Destination) -> String {
+                match to.service {
+                    $(Service::$variant => self
+                        .$field
+                        .as_ref()
+                        .map(|s| s.reaches(&to.scope))
+                        .unwrap_or_default()),+
+                }
+            }
+
+            /// Each configured section, masked, under its key.
+            pub fn masked(&self, out: &mut serde_json::Map<String, serde_json::Value>) {
+                $(if let Some(s) = &self.$field {
+                    out.insert(<$config as ServiceConfig>::NAME.into(), s.masked());
+                })+
+            }
+
+            /// Every secret of every section, by name.
+            pub fn secrets(&self) -> Vec<(&'static str, String)> {
+                let mut out = Vec::new();
+                $(if let Some(s) = &self.$field {
+                    out.extend(s.secrets());
+                })+
+                out
+            }
+
+            fn messengers(&self) -> Result<Vec<Messenger>, SetupError> {
+                let mut out = Vec::new();
+                $(if let Some(s) = &self.$field {
+                    let m = s.messenger().map_err(|message| SetupError {
+                        service: Service::$variant,
+                        message,
+                    })?;
+                    out.push(Messenger::$variant(m));
+                })+
+                Ok(out)
+            }
+        }
+
+        /// A configured service, ready to send.
+        pub enum Messenger {
+            $($variant(<$config as ServiceConfig>::Messenger)),+
+        }
+
+        impl Messenger {
+            pub fn service(&self) -> Service {
+                match self {
+                    $(Messenger::$variant(_) => Service::$variant),+
+                }
+            }
+
+            fn timeout(&self) -> std::time::Duration {
+                match self {
+                    $(Messenger::$variant(m) => Deliver::timeout(m)),+
+                }
+            }
+
+            async fn deliver(&self, scope: &str, n: &Notification<'_>) -> Result<(), SendError> {
+                match self {
+                    $(Messenger::$variant(m) => Deliver::send(m, scope, n).await),+
+                }
+            }
+
+            /// `check-config --probe` of this service.
+            pub async fn probe(&self, report: &mut dyn FnMut(probe::Check)) {
+                match self {
+                    $(Messenger::$variant(m) => Deliver::probe(m, report).await),+
+                }
+            }
+        }
+    };
+}
