@@ -239,6 +239,15 @@ impl Pipeline {
                 self.commit(None, Some(&id), None)?;
                 Ok(None)
             }
+            WatchMsg::Wake => {
+                let now = now_ms();
+                self.requests = self.store.inbox()?;
+                if !self.requests.is_empty() {
+                    self.snoozed = alerts::snoozed(&self.store, now)?;
+                    self.commit(None, None, None)?;
+                }
+                Ok(None)
+            }
         }
     }
 
@@ -717,7 +726,13 @@ pub async fn run_with(
     // The API is a convenience: a port taken by another program must not stop the
     // watching, so the agent runs on without it and says so.
     let shared_config: crate::api::SharedConfig = Arc::new(std::sync::RwLock::new(config.clone()));
-    let api = match Api::start(shared_config.clone(), outbox.clone()).await {
+    let (tx, rx) = std_mpsc::sync_channel(16);
+    let wake_tx = tx.clone();
+    // A full channel means the pipeline is busy and will look at the inbox anyway.
+    let wake: crate::api::Wake = Arc::new(move || {
+        let _ = wake_tx.try_send(WatchMsg::Wake);
+    });
+    let api = match Api::start(shared_config.clone(), outbox.clone(), wake).await {
         Ok(api) => Some(api),
         Err(e) => {
             tracing::error!(error = %e, "the HTTP API is not available; the agent runs without it");
@@ -728,7 +743,6 @@ pub async fn run_with(
         tracing::warn!("no \"watch\" entries: only messages sent to this agent will be delivered");
     }
 
-    let (tx, rx) = std_mpsc::sync_channel(16);
     let watcher = Watcher::spawn(&config.watch, &resume, tx)
         .map_err(|e| AgentError::Setup(format!("cannot start a watcher thread: {e}")))?;
     let control = Arc::new(Control::default());

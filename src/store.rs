@@ -423,7 +423,12 @@ impl Store {
             tx.pragma_update(None, "user_version", (i + 1) as i64)
                 .map_err(sql)?;
             tx.commit().map_err(sql)?;
-            tracing::info!(db = %self.path.display(), version = i + 1, "state database migrated");
+        }
+        // One line for what happened, not one per step.
+        if from == 0 {
+            tracing::info!(db = %self.path.display(), schema = SCHEMA_VERSION, "created the state database");
+        } else if from < SCHEMA_VERSION {
+            tracing::info!(db = %self.path.display(), from, to = SCHEMA_VERSION, "state database migrated");
         }
         Ok(())
     }

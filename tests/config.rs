@@ -213,7 +213,9 @@ fn check_config_exit_codes() {
     let (code, err) = run(&["--config", p, "check-config"]);
     assert_eq!(code, Some(2));
     assert!(
-        err.contains("cannot read config file") && err.contains("config.json"),
+        err.contains("no config file at")
+            && err.contains("config.json")
+            && err.contains("--config"),
         "{err}"
     );
 

@@ -385,11 +385,7 @@ fn a_database_of_the_release_before_is_migrated_with_nothing_lost() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    let alerts: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let alerts: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     let by_key = |k: &str| {
         alerts
             .iter()

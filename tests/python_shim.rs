@@ -539,7 +539,8 @@ fn with_a_running_agent_the_message_goes_through_it_and_arrives_once() {
         .output()
         .unwrap();
     let list = String::from_utf8_lossy(&list.stdout).into_owned();
-    assert_eq!(list.lines().count(), 1, "{list}");
+    let all: Vec<serde_json::Value> = serde_json::from_str(&list).unwrap();
+    assert_eq!(all.len(), 1, "{list}");
     assert!(list.contains("sample 3 done"), "{list}");
 
     // And only once, also after the agent stopped.

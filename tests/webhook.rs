@@ -265,8 +265,8 @@ fn a_429_waits_for_retry_after_and_a_5xx_is_retried() {
             .args(["outbox", "list", "--json"])
             .output()
             .unwrap();
-        // One JSON line per queued row.
-        out.status.success() && out.stdout.is_empty()
+        // One JSON document: the queued rows.
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "[]"
     }));
     drop(agent);
 }

@@ -471,6 +471,7 @@ pub async fn notify(
     } = notify_body(&body)?;
     let e = Event::message(&event, severity, message);
     let id = st.db(move |s| s.submit(&e)).await?;
+    (st.wake)();
     Ok((StatusCode::ACCEPTED, Json(json!({"id": id}))))
 }
 

@@ -58,11 +58,15 @@ pub const ADDR_FILE: &str = "api.addr";
 /// The config the API answers from; the agent swaps it when it applies an edited file.
 pub type SharedConfig = Arc<std::sync::RwLock<Arc<Config>>>;
 
+/// Tells the pipeline that the inbox has a message (see `WatchMsg::Wake`).
+pub type Wake = Arc<dyn Fn() + Send + Sync>;
+
 pub struct ApiState {
     store: Mutex<Store>,
     shared_config: SharedConfig,
     outbox: Outbox,
     tokens: token::Tokens,
+    wake: Wake,
 }
 
 impl ApiState {
@@ -141,7 +145,11 @@ impl Api {
     /// Binds `api.listen` and serves until [`Api::stop`]. The bound address is written
     /// to the state folder for the commands of this installation, and without a
     /// configured token the generated one is made there.
-    pub async fn start(shared_config: SharedConfig, outbox: Outbox) -> Result<Api, String> {
+    pub async fn start(
+        shared_config: SharedConfig,
+        outbox: Outbox,
+        wake: Wake,
+    ) -> Result<Api, String> {
         let config = shared_config
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -160,6 +168,7 @@ impl Api {
             shared_config,
             outbox,
             tokens: token::Tokens::new(&config.state_dir, generated),
+            wake,
         });
         let app = router(state);
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -245,19 +254,31 @@ async fn serve(
     while conns.join_next().await.is_some() {}
 }
 
+/// Written whole or not at all (a temporary file renamed over it): a command that reads
+/// it while the agent starts never finds it empty or half written.
 fn write_addr(state_dir: &Path, addr: SocketAddr) {
-    if let Err(e) = std::fs::write(state_dir.join(ADDR_FILE), addr.to_string()) {
+    let tmp = state_dir.join(format!("{ADDR_FILE}.{}", std::process::id()));
+    let written = std::fs::write(&tmp, addr.to_string())
+        .and_then(|()| std::fs::rename(&tmp, state_dir.join(ADDR_FILE)));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
         tracing::warn!(error = %e, "cannot write the API's address to the state folder");
     }
 }
 
-/// The address the agent of `state_dir` serves its API on, if it runs.
+/// The address the agent of `state_dir` serves its API on, if it runs. A file that does
+/// not hold an address yet (written by a release that wrote it in place) is read again
+/// for a moment.
 pub fn running_addr(state_dir: &Path) -> Option<SocketAddr> {
-    std::fs::read_to_string(state_dir.join(ADDR_FILE))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    let path = state_dir.join(ADDR_FILE);
+    for _ in 0..10 {
+        let text = std::fs::read_to_string(&path).ok()?;
+        if let Ok(addr) = text.trim().parse() {
+            return Some(addr);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
 }
 
 fn router(state: Arc<ApiState>) -> Router {

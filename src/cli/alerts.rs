@@ -9,6 +9,7 @@
 use clap::Subcommand;
 
 use super::client::{AgentClient, ClientError};
+use super::table::{Align, Table};
 use super::{Cli, CliError};
 use crate::alerts::{self, Alert};
 use crate::store::{Store, now_ms};
@@ -20,7 +21,7 @@ pub enum AlertsCommand {
         /// Dismissed and expired alerts too
         #[arg(long)]
         all: bool,
-        /// JSON lines instead of a table
+        /// One JSON document (a list of OnTakt's alert objects) instead of a table
         #[arg(long)]
         json: bool,
     },
@@ -51,18 +52,15 @@ pub fn run(cli: &Cli, cmd: &AlertsCommand) -> Result<(), CliError> {
     match cmd {
         AlertsCommand::List { all, json } => {
             let list = alerts::list(&store, now, *all).map_err(failed)?;
-            if *json {
-                for a in &list {
-                    println!("{}", a.to_ontakt());
-                }
-            } else {
-                print!("{}", table(&list, now));
-            }
-            Ok(())
+            let rows: Vec<(serde_json::Value, &str)> = list
+                .iter()
+                .map(|a| (a.to_ontakt(), state(a, now)))
+                .collect();
+            show(&rows, *json)
         }
         AlertsCommand::Dismiss { id } => {
             if alerts::dismiss(&store, *id, now).map_err(failed)? {
-                println!("alert {id} dismissed");
+                outln!("alert {id} dismissed");
                 Ok(())
             } else {
                 Err(CliError::failed(format!(
@@ -72,15 +70,39 @@ pub fn run(cli: &Cli, cmd: &AlertsCommand) -> Result<(), CliError> {
         }
         AlertsCommand::Clear => {
             let n = alerts::dismiss_all(&store, now).map_err(failed)?;
-            println!("{n} alerts dismissed");
+            outln!("{n} alerts dismissed");
             Ok(())
         }
     }
 }
 
-fn table(list: &[Alert], now: i64) -> String {
-    let time = |ms: i64| {
-        chrono::DateTime::from_timestamp_millis(ms)
+fn state(a: &Alert, now: i64) -> &'static str {
+    if a.dismissed {
+        "dismissed"
+    } else if a.is_active(now) {
+        "active"
+    } else {
+        "expired"
+    }
+}
+
+/// The one way a list of alerts is shown, whether it came from the database or from the
+/// agent's API: OnTakt's alert objects, each with its state.
+fn show(rows: &[(serde_json::Value, &str)], json: bool) -> Result<(), CliError> {
+    if json {
+        let list: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(a, st)| {
+                let mut a = a.clone();
+                a["state"] = serde_json::json!(st);
+                a
+            })
+            .collect();
+        return super::print(&serde_json::to_string_pretty(&list).unwrap_or_default());
+    }
+    let time = |v: &serde_json::Value| {
+        v.as_f64()
+            .and_then(|s| chrono::DateTime::from_timestamp_millis((s * 1000.0).round() as i64))
             .map(|t| {
                 t.with_timezone(&chrono::Local)
                     .format("%Y-%m-%d %H:%M:%S")
@@ -88,35 +110,32 @@ fn table(list: &[Alert], now: i64) -> String {
             })
             .unwrap_or_default()
     };
-    let mut out = format!(
-        "{:>6}  {:<8}  {:<8}  {:>7}  {:<19}  {:<19}  {}\n",
-        "ID", "STATE", "SEVERITY", "SEEN", "FIRST", "LAST", "MESSAGE"
-    );
-    for a in list {
-        let state = if a.dismissed {
-            "dismissed"
-        } else if a.is_active(now) {
-            "active"
-        } else {
-            "expired"
-        };
-        let text = a.message.text();
-        let first_line = text.lines().next().unwrap_or("");
-        out.push_str(&format!(
-            "{:>6}  {:<8}  {:<8}  {:>7}  {:<19}  {:<19}  {}\n",
-            a.id,
-            state,
-            a.severity.as_str(),
-            a.times_seen,
-            time(a.first_seen_ms),
-            time(a.last_seen_ms),
-            first_line
-        ));
+    let mut t = Table::new(&[
+        ("ID", Align::Right),
+        ("STATE", Align::Left),
+        ("SEVERITY", Align::Left),
+        ("SEEN", Align::Right),
+        ("FIRST", Align::Left),
+        ("LAST", Align::Left),
+        ("MESSAGE", Align::Left),
+    ]);
+    for (a, st) in rows {
+        let text = a["message"].as_str().unwrap_or("");
+        t.push(vec![
+            a["id"].to_string(),
+            st.to_string(),
+            a["level"].as_str().unwrap_or("").to_string(),
+            a["times_seen"].to_string(),
+            time(&a["timestamp"]),
+            time(&a["last_seen"]),
+            text.lines().next().unwrap_or("").to_string(),
+        ]);
     }
-    if list.is_empty() {
-        out.push_str("(none)\n");
+    let mut text = t.render(super::table::terminal_width());
+    if rows.is_empty() {
+        text.push_str("(none)\n");
     }
-    out
+    super::print(&text)
 }
 
 /// The same commands over the agent's API (`--all` needs the database: the API lists the
@@ -132,54 +151,33 @@ async fn through_agent(agent: &AgentClient, cmd: &AlertsCommand) -> Result<(), C
     match cmd {
         AlertsCommand::List { json, .. } => {
             let v = agent.get("/api/alerts").await.map_err(failed)?;
-            let mut list: Vec<&serde_json::Value> = v
+            let mut list: Vec<serde_json::Value> = v
                 .as_object()
-                .map(|o| o.values().collect())
+                .map(|o| o.values().cloned().collect())
                 .unwrap_or_default();
-            let last = |a: &serde_json::Value| a["last_seen"].as_f64().unwrap_or(0.0);
-            list.sort_by(|a, b| last(b).total_cmp(&last(a)));
-            if *json {
-                for a in list {
-                    println!("{a}");
-                }
-            } else {
-                let mut out = format!(
-                    "{:>6}  {:<8}  {:>7}  {:<25}  {}\n",
-                    "ID", "SEVERITY", "SEEN", "LAST", "MESSAGE"
-                );
-                for a in &list {
-                    let text = a["message"].as_str().unwrap_or("");
-                    out.push_str(&format!(
-                        "{:>6}  {:<8}  {:>7}  {:<25}  {}\n",
-                        a["id"],
-                        a["level"].as_str().unwrap_or(""),
-                        a["times_seen"],
-                        a["last_seen"]
-                            .as_f64()
-                            .and_then(|s| chrono::DateTime::from_timestamp_millis(
-                                (s * 1000.0) as i64
-                            ))
-                            .map(|t| t
-                                .with_timezone(&chrono::Local)
-                                .format("%Y-%m-%d %H:%M:%S")
-                                .to_string())
-                            .unwrap_or_default(),
-                        text.lines().next().unwrap_or("")
-                    ));
-                }
-                if list.is_empty() {
-                    out.push_str("(none)\n");
-                }
-                print!("{out}");
-            }
-            Ok(())
+            // The database's order: most recently seen first, then the newest id.
+            let key = |a: &serde_json::Value| {
+                (
+                    a["last_seen"].as_f64().unwrap_or(0.0),
+                    a["id"].as_i64().unwrap_or(0),
+                )
+            };
+            list.sort_by(|a, b| {
+                key(b)
+                    .partial_cmp(&key(a))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            });
+            // The API lists the active alerts only.
+            let rows: Vec<(serde_json::Value, &str)> =
+                list.into_iter().map(|a| (a, "active")).collect();
+            show(&rows, *json)
         }
         AlertsCommand::Dismiss { id } => {
             agent
                 .delete(&format!("/api/alerts/{id}"))
                 .await
                 .map_err(failed)?;
-            println!("alert {id} dismissed");
+            outln!("alert {id} dismissed");
             Ok(())
         }
         AlertsCommand::Clear => {
@@ -187,7 +185,7 @@ async fn through_agent(agent: &AgentClient, cmd: &AlertsCommand) -> Result<(), C
                 .post("/api/alerts/clear", &serde_json::Value::Null)
                 .await
                 .map_err(failed)?;
-            println!("alerts dismissed");
+            outln!("alerts dismissed");
             Ok(())
         }
     }

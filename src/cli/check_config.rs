@@ -79,9 +79,12 @@ fn state_dir_problem(dir: &std::path::Path) -> Option<String> {
 pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
     let config = cli.load_config()?;
     refusals(&config)?;
-    let text = serde_json::to_string_pretty(&config.masked_json())
-        .map_err(|e| CliError::failed(e.to_string()))?;
-    println!("{text}");
+    // `--probe` shows its table alone; the resolved config is `check-config`'s own output.
+    if !args.probe {
+        let text = serde_json::to_string_pretty(&config.masked_json())
+            .map_err(|e| CliError::failed(e.to_string()))?;
+        outln!("{text}");
+    }
     for (i, w) in config.watch.iter().enumerate() {
         if discovery::matches(&w.path).is_empty() {
             eprintln!(
@@ -108,7 +111,7 @@ fn probe(config: &crate::config::Config) -> Result<(), CliError> {
         if check.is_failed() {
             failed += 1;
         }
-        println!("{check}");
+        outln!("{check}");
     }));
     if failed > 0 {
         return Err(CliError::failed(format!(

@@ -27,6 +27,23 @@ pub enum Sink {
     File(std::fs::File),
 }
 
+/// Checks `--log-level`: a level word, or a `RUST_LOG`-style filter (`target=level`,
+/// comma-separated). A bare word that is not a level would be taken by the filter as a
+/// module name and silently log nothing: it is refused.
+pub fn parse_level(s: &str) -> Result<String, String> {
+    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+    let t = s.trim();
+    let directive = t.contains('=') || t.contains(',');
+    if !directive && !LEVELS.contains(&t.to_ascii_lowercase().as_str()) {
+        return Err(format!(
+            "expected one of {} or a filter such as \"protowatch=debug\"",
+            LEVELS.join(", ")
+        ));
+    }
+    EnvFilter::try_new(t).map_err(|e| e.to_string())?;
+    Ok(t.to_string())
+}
+
 /// `--log-level` (a level or a `RUST_LOG`-style filter), else `RUST_LOG`, else `info`.
 pub fn filter(level: Option<&str>) -> Result<EnvFilter, String> {
     match level {

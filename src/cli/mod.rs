@@ -4,6 +4,18 @@
 //! refused), 2 bad usage or bad config. Every subcommand returns a [`CliError`] carrying
 //! one of those, and only `main` prints it.
 
+/// `println!` for a command's output: a reader that closed stdout (`| head`) ends the
+/// command quietly with exit 0, as `rg | head` does, instead of a panic.
+macro_rules! outln {
+    () => { $crate::cli::write_out(format_args!("\n")) };
+    ($($t:tt)*) => { $crate::cli::write_out(format_args!("{}\n", format_args!($($t)*))) };
+}
+
+/// `print!` for a command's output; see [`outln!`].
+macro_rules! out {
+    ($($t:tt)*) => { $crate::cli::write_out(format_args!($($t)*)) };
+}
+
 mod alerts;
 mod api_token;
 mod check_config;
@@ -18,6 +30,7 @@ mod schema;
 mod send_message;
 #[cfg(windows)]
 pub mod service;
+mod table;
 mod test_notify;
 
 use std::path::PathBuf;
@@ -27,6 +40,9 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigError};
 
+/// The heading under which `--help` lists the options every command takes.
+const GLOBAL: &str = "Global options";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "protowatch",
@@ -35,13 +51,15 @@ use crate::config::{Config, ConfigError};
 )]
 pub struct Cli {
     /// The config file [default: $PROTOWATCH_CONFIG, then ./config.json]
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH", help_heading = GLOBAL, display_order = 900)]
     pub config: Option<PathBuf>,
     /// Log level (error, warn, info, debug, trace) or a RUST_LOG-style filter
-    #[arg(long, global = true, value_name = "LEVEL")]
+    #[arg(long, global = true, value_name = "LEVEL", help_heading = GLOBAL, display_order = 901,
+          value_parser = logging::parse_level)]
     pub log_level: Option<String>,
-    /// How log lines look: `human`, or `json` (one object per line)
-    #[arg(long, global = true, value_name = "FORMAT", default_value = "human")]
+    /// How log lines look: `human` or `json`
+    #[arg(long, global = true, value_name = "FORMAT", default_value = "human",
+          help_heading = GLOBAL, display_order = 902, hide_possible_values = true)]
     pub log_format: logging::LogFormat,
     #[command(subcommand)]
     pub command: Command,
@@ -162,22 +180,29 @@ pub fn dispatch(cli: Cli) -> ExitCode {
     }
 }
 
-/// Writes a command's output to stdout, ending it with a newline, without the panic of
-/// `println!` when stdout is gone.
+/// Writes a command's output to stdout, ending it with a newline.
 fn print(text: &str) -> Result<(), CliError> {
+    if text.ends_with('\n') {
+        out!("{text}");
+    } else {
+        outln!("{text}");
+    }
+    Ok(())
+}
+
+/// Where [`outln!`] and [`out!`] write. A closed stdout means the reader has all it
+/// wanted: the command ends here, exit 0. Any other failure to write is reported once,
+/// exit 1.
+pub(crate) fn write_out(args: std::fmt::Arguments<'_>) {
     use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let newline: &[u8] = if text.ends_with('\n') { b"" } else { b"\n" };
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.write_all(newline))
-        .and_then(|()| out.flush())
-        .or_else(|e| match e.kind() {
-            // The reader has all it wanted (`| head`): nothing went wrong.
-            std::io::ErrorKind::BrokenPipe => Ok(()),
-            _ => Err(CliError::failed(format!(
-                "cannot write to standard output: {e}"
-            ))),
-        })
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = o.write_fmt(args).and_then(|()| o.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("protowatch: cannot write to standard output: {e}");
+        std::process::exit(Exit::Failed as i32);
+    }
 }
 
 /// A multi-threaded runtime for the agent, a small one for one-shot commands.

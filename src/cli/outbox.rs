@@ -6,6 +6,7 @@
 
 use clap::Subcommand;
 
+use super::table::{Align, Table};
 use super::{Cli, CliError};
 use crate::store::{OutboxEntry, Store};
 
@@ -16,7 +17,7 @@ pub enum OutboxCommand {
         /// Only the dead ones (refused, or given up after 24 h)
         #[arg(long)]
         dead: bool,
-        /// JSON lines instead of a table
+        /// One JSON document (a list of rows) instead of a table
         #[arg(long)]
         json: bool,
     },
@@ -39,22 +40,18 @@ pub fn run(cli: &Cli, cmd: &OutboxCommand) -> Result<(), CliError> {
                 .filter(|r| !dead || r.dead)
                 .collect();
             if *json {
-                for r in &rows {
-                    let line =
-                        serde_json::to_string(r).map_err(|e| CliError::failed(e.to_string()))?;
-                    println!("{line}");
-                }
-            } else {
-                print!("{}", table(&rows));
+                let doc = serde_json::to_string_pretty(&rows)
+                    .map_err(|e| CliError::failed(e.to_string()))?;
+                return super::print(&doc);
             }
-            Ok(())
+            super::print(&table(&rows))
         }
         OutboxCommand::Retry { id } => {
             if store
                 .revive(*id)
                 .map_err(|e| CliError::failed(e.to_string()))?
             {
-                println!("row {id} queued again");
+                outln!("row {id} queued again");
                 Ok(())
             } else {
                 Err(CliError::failed(format!(
@@ -76,22 +73,27 @@ fn table(rows: &[OutboxEntry]) -> String {
             })
             .unwrap_or_default()
     };
-    let mut out = format!(
-        "{:>6}  {:<5}  {:<20}  {:<16}  {:<19}  {:>8}  {}\n",
-        "ID", "STATE", "DESTINATION", "EVENT", "QUEUED", "ATTEMPTS", "LAST ERROR"
-    );
+    let mut t = Table::new(&[
+        ("ID", Align::Right),
+        ("STATE", Align::Left),
+        ("DESTINATION", Align::Left),
+        ("EVENT", Align::Left),
+        ("QUEUED", Align::Left),
+        ("ATTEMPTS", Align::Right),
+        ("LAST ERROR", Align::Left),
+    ]);
     for r in rows {
-        out.push_str(&format!(
-            "{:>6}  {:<5}  {:<20}  {:<16}  {:<19}  {:>8}  {}\n",
-            r.id,
-            if r.dead { "dead" } else { "queue" },
-            r.destination,
-            r.event,
+        t.push(vec![
+            r.id.to_string(),
+            if r.dead { "dead" } else { "queue" }.to_string(),
+            r.destination.clone(),
+            r.event.clone(),
             time(r.created_at_ms),
-            r.attempts,
-            r.last_error.as_deref().unwrap_or("")
-        ));
+            r.attempts.to_string(),
+            r.last_error.clone().unwrap_or_default(),
+        ]);
     }
+    let mut out = t.render(super::table::terminal_width());
     if rows.is_empty() {
         out.push_str("(empty)\n");
     }

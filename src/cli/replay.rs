@@ -143,9 +143,7 @@ fn load_config(cli: &Cli) -> Result<Option<Config>, CliError> {
     let path = Config::locate(cli.config.as_deref());
     match Config::load(&path) {
         Ok(c) => Ok(Some(c)),
-        Err(ConfigError::Read { source, .. })
-            if source.kind() == std::io::ErrorKind::NotFound && !config_named(cli) =>
-        {
+        Err(ConfigError::Missing { .. }) if !config_named(cli) => {
             eprintln!(
                 "note: no config file {}: replaying with the built-in grammar only (no rules, no destinations)",
                 path.display()

@@ -145,28 +145,28 @@ fn list(config: &Config, as_json: bool) {
             "other_events": names(other),
             "services": services,
         });
-        println!("{out}");
+        outln!("{out}");
         return;
     }
     let file = config.file.display();
     if router.is_explicit() {
-        println!("routes of {file}:");
+        outln!("routes of {file}:");
     } else {
-        println!(
+        outln!(
             "{file} has no \"routes\": the implicit routing applies (alarms and messages to every service's default scope, only alarms to Alertmanager):"
         );
     }
     let width = events.iter().map(|e| e.chars().count()).max().unwrap_or(0);
     let width = width.max("any other event".len());
     for e in &events {
-        println!("  {e:<width$}  {}", show(router.route(e)));
+        outln!("  {e:<width$}  {}", show(router.route(e)));
     }
-    println!("  {:<width$}  {}", "any other event", show(other));
-    println!("services:");
+    outln!("  {:<width$}  {}", "any other event", show(other));
+    outln!("services:");
     for s in Service::ALL {
         match config.scopes(s) {
-            None => println!("  {:<12}  not configured", s.as_str()),
-            Some(scopes) => println!(
+            None => outln!("  {:<12}  not configured", s.as_str()),
+            Some(scopes) => outln!(
                 "  {:<12}  scopes: {}; default scope: {}",
                 s.as_str(),
                 if scopes.is_empty() {
@@ -258,11 +258,11 @@ fn change(
         " (by the implicit routing: the file has no \"routes\")"
     };
     if enable && now.contains(&dest) {
-        println!("{event} → {dest} is already enabled{by}; {file} unchanged");
+        outln!("{event} → {dest} is already enabled{by}; {file} unchanged");
         return Ok(());
     }
     if !enable && !now.contains(&dest) {
-        println!("{event} → {dest} is not enabled{by}, nothing to disable; {file} unchanged");
+        outln!("{event} → {dest} is not enabled{by}, nothing to disable; {file} unchanged");
         return Ok(());
     }
     let mut doc = Document::parse(text).map_err(|e| edit_failed(path, e))?;
@@ -348,11 +348,11 @@ fn change(
     }
     let new = edit::save(path, text, &doc.text()).map_err(|e| edit_failed(path, e))?;
     let verb = if enable { "enabled" } else { "disabled" };
-    println!("{verb} {event} → {dest} in {file}");
+    outln!("{verb} {event} → {dest} in {file}");
     for n in notes {
-        println!("{n}");
+        outln!("{n}");
     }
-    println!(
+    outln!(
         "{event} now goes to: {}",
         show(Router::new(&new).route(event))
     );
@@ -380,24 +380,24 @@ fn default_scope(
     }
     let old = config.default_scope(service);
     if old == Some(scope) {
-        println!("the default scope of {service} is already {scope:?}; {file} unchanged");
+        outln!("the default scope of {service} is already {scope:?}; {file} unchanged");
         return Ok(());
     }
     let mut doc = Document::parse(text).map_err(|e| edit_failed(path, e))?;
     doc.set(&[service.as_str(), "default_scope"], &Json::str(scope))
         .map_err(|e| edit_failed(path, e))?;
     edit::save(path, text, &doc.text()).map_err(|e| edit_failed(path, e))?;
-    println!(
+    outln!(
         "{service}.default_scope: {} → {scope:?} in {file}",
         old.map_or_else(|| "(none)".to_string(), |o| format!("{o:?}"))
     );
     if config.routes.is_none() {
-        println!("the implicit routing now sends alarms and messages to {service}:{scope}");
+        outln!("the implicit routing now sends alarms and messages to {service}:{scope}");
     }
     let implicit = implicit_entries(&doc, service);
     if implicit.values().any(|n| *n > 0) {
         let events: Vec<&str> = implicit.keys().map(String::as_str).collect();
-        println!(
+        outln!(
             "route entries of {service} without a \"scope\" now go to {service}:{scope} ({})",
             events.join(", ")
         );

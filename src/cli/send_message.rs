@@ -47,6 +47,9 @@ pub struct Args {
     /// Send directly, not through the running agent
     #[arg(long)]
     pub direct: bool,
+    /// Say nothing on success (errors are still reported)
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
@@ -102,10 +105,13 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
             .map_err(|e| CliError::failed(e.to_string()))?
         {
             Some(agent) => {
+                let to: Vec<String> = targets.iter().map(ToString::to_string).collect();
                 return rt.block_on(through_agent(
                     &agent,
                     &event,
                     Duration::from_secs(args.wait),
+                    &to,
+                    args.quiet,
                 ));
             }
             None => eprintln!(
@@ -143,7 +149,13 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
 /// Hands the message to the running agent — files as their bytes, read here with this
 /// user's rights (the agent opens no file a caller names) — and, with a wait, reports
 /// what became of it.
-async fn through_agent(agent: &AgentClient, event: &Event, wait: Duration) -> Result<(), CliError> {
+async fn through_agent(
+    agent: &AgentClient,
+    event: &Event,
+    wait: Duration,
+    to: &[String],
+    quiet: bool,
+) -> Result<(), CliError> {
     use base64::Engine;
     let attachments: Vec<Value> = event
         .message
@@ -169,6 +181,12 @@ async fn through_agent(agent: &AgentClient, event: &Event, wait: Duration) -> Re
     let id = agent.post("/api/notify", &body).await.map_err(failed)?["id"]
         .as_i64()
         .ok_or_else(|| CliError::failed("the agent's answer has no id"))?;
+    if !quiet {
+        eprintln!(
+            "protowatch: queued as #{id} for {} (the agent delivers it; see `protowatch outbox list`)",
+            to.join(", ")
+        );
+    }
     if wait.is_zero() {
         return Ok(());
     }

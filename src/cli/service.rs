@@ -119,7 +119,7 @@ fn install(cli: &Cli) -> Result<(), CliError> {
         .create_service(&info, ServiceAccess::CHANGE_CONFIG)
         .map_err(|e| scm_error("cannot create the service", e))?;
     let _ = service.set_description(DESCRIPTION);
-    println!(
+    outln!(
         "installed the service {SERVICE_NAME:?} (account {ACCOUNT}) with config {}; start it with: sc.exe start {SERVICE_NAME}",
         config.display()
     );
@@ -152,7 +152,7 @@ fn grant_access(config: &Config) {
             .output()
             .is_ok_and(|o| o.status.success());
         if ok {
-            println!("{ACCOUNT} may read {}", dir.display());
+            outln!("{ACCOUNT} may read {}", dir.display());
         } else {
             eprintln!(
                 "protowatch: could not let {ACCOUNT} read {}; grant it by hand: icacls \"{}\" /grant \"{ACCOUNT}:(OI)(CI)RX\" (a share: on its server, to this computer's account)",
@@ -211,7 +211,7 @@ fn uninstall() -> Result<(), CliError> {
     service
         .delete()
         .map_err(|e| scm_error("cannot delete the service", e))?;
-    println!("removed the service {SERVICE_NAME:?}");
+    outln!("removed the service {SERVICE_NAME:?}");
     Ok(())
 }
 

@@ -74,10 +74,10 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
     for (to, result) in targets.iter().zip(results) {
         let name = to.to_string();
         match result {
-            Ok(()) => println!("{name:<width$}  delivered  ({})", config.reaches(to)),
+            Ok(()) => outln!("{name:<width$}  delivered  ({})", config.reaches(to)),
             Err(e) => {
                 failed += 1;
-                println!("{name:<width$}  FAILED: {}", e.message);
+                outln!("{name:<width$}  FAILED: {}", e.message);
             }
         }
     }

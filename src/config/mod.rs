@@ -244,6 +244,13 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "no config file at {}: give one with --config PATH or the environment variable {CONFIG_ENV}, or create config.json here (config.example.json is a start)",
+        path.display()
+    )]
+    Missing { path: PathBuf },
+    #[error("{}: the file is empty; a config is a JSON object (see config.example.json)", path.display())]
+    Empty { path: PathBuf },
     #[error("{}:{line}:{column}: invalid JSON: {message}", path.display())]
     Syntax {
         path: PathBuf,
@@ -285,9 +292,17 @@ impl Config {
     }
 
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
+        let text = std::fs::read_to_string(path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                ConfigError::Missing {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            }
         })?;
         Self::from_text(path, &text)
     }
@@ -297,6 +312,11 @@ impl Config {
     pub fn from_text(path: &Path, text: &str) -> Result<Config, ConfigError> {
         // An editor on Windows may save with a BOM; it is not part of the JSON.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        if text.trim().is_empty() {
+            return Err(ConfigError::Empty {
+                path: path.to_path_buf(),
+            });
+        }
         let value: Value = serde_json::from_str(text).map_err(|e| ConfigError::Syntax {
             path: path.to_path_buf(),
             line: e.line(),
@@ -328,7 +348,7 @@ impl Config {
                     "format": "sonix",
                     "max_line_bytes": w.max_line_bytes,
                     "max_files": w.max_files,
-                    "forget_after": format!("{}s", w.forget_after.as_secs()),
+                    "forget_after": duration_text(w.forget_after),
                 })
             })
             .collect();
@@ -363,8 +383,8 @@ impl Config {
         out.insert(
             "throttle".into(),
             json!({
-                "repeat_interval": format!("{}s", self.throttle.repeat_interval.as_secs()),
-                "max_age": format!("{}s", self.throttle.max_age.as_secs()),
+                "repeat_interval": duration_text(self.throttle.repeat_interval),
+                "max_age": duration_text(self.throttle.max_age),
                 "per_minute": self.throttle.per_minute.iter()
                     .map(|(s, n)| (s.as_str().to_string(), json!(n)))
                     .collect::<serde_json::Map<String, Value>>(),
@@ -436,6 +456,20 @@ pub fn mask_url(text: &str) -> String {
             format!("{}://{host}{port}{rest}", u.scheme())
         }
         Err(_) => Secret::MASK.to_string(),
+    }
+}
+
+/// A duration as the config writes it: `"24h"`, `"10m"`, `"90s"`, `"2d"`, `"0s"` — the
+/// largest whole unit, so `check-config` shows what the README and the operator wrote.
+pub fn duration_text(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => "0s".to_string(),
+        // "24h" reads better than "1d"; whole days from two on.
+        s if s % 86_400 == 0 && s >= 2 * 86_400 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
     }
 }
 

@@ -238,7 +238,10 @@ impl Alertmanager {
                         .await
                     {
                         Ok(r) => super::http::classify(&what, r).await,
-                        Err(e) => Err(SendError::transient(format!("{what}: {}", e.without_url()))),
+                        Err(e) => Err(SendError::transient(format!(
+                            "{what}: {}",
+                            super::probe::with_causes(&e.without_url())
+                        ))),
                     }
                 };
                 // Each member on its own clock: one that hangs must not fail the post

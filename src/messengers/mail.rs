@@ -160,7 +160,7 @@ impl Deliver for Mail {
 }
 
 fn classify(e: &lettre::transport::smtp::Error) -> SendError {
-    let text = format!("SMTP: {e}");
+    let text = format!("SMTP: {}", super::probe::with_causes(e));
     if e.is_permanent() {
         SendError::permanent(text)
     } else {

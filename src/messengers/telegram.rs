@@ -136,7 +136,9 @@ impl Telegram {
 
     fn classify(&self, e: RequestError) -> SendError {
         // An HTTP client error may quote the request URL, which holds the token.
-        let text = self.token.scrub(&format!("Telegram: {e}"));
+        let text = self
+            .token
+            .scrub(&format!("Telegram: {}", super::probe::with_causes(&e)));
         match &e {
             RequestError::RetryAfter(secs) => SendError {
                 retry_after: Some(secs.duration()),

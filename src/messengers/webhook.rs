@@ -466,7 +466,12 @@ impl Deliver for Webhook {
             .body(body)
             .send()
             .await
-            .map_err(|e| SendError::transient(format!("webhook {scope}: {}", e.without_url())))?;
+            .map_err(|e| {
+                SendError::transient(format!(
+                    "webhook {scope}: {}",
+                    super::probe::with_causes(&e.without_url())
+                ))
+            })?;
         super::http::classify(scope, response).await
     }
 

@@ -67,7 +67,7 @@ impl ServiceConfig for AlertmanagerConfig {
         json!({
             "urls": urls,
             "labels": self.labels,
-            "repost_interval": format!("{}s", self.repost_interval.as_secs()),
+            "repost_interval": crate::config::duration_text(self.repost_interval),
             "timeout_s": self.timeout.as_secs(),
         })
     }

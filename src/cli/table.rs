@@ -1,0 +1,200 @@
+//! Aligned columns for the commands' tables (`alerts list`, `outbox list`).
+//!
+//! One renderer, so a list reads the same whichever way its rows were found (the
+//! database or the agent's API). Widths are display columns (`unicode-width`), so
+//! Cyrillic text and wide characters line up as well as ASCII. When stdout is a
+//! terminal the last column is cut to the terminal's width (with `…`); into a pipe or a
+//! file every row is written whole.
+
+use std::io::IsTerminal;
+
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Align {
+    Left,
+    Right,
+}
+
+pub struct Table {
+    headers: Vec<&'static str>,
+    align: Vec<Align>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(columns: &[(&'static str, Align)]) -> Table {
+        Table {
+            headers: columns.iter().map(|(h, _)| *h).collect(),
+            align: columns.iter().map(|(_, a)| *a).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// A row; control characters (a message's line breaks, tabs) become spaces, so a
+    /// row is one line.
+    pub fn push(&mut self, cells: Vec<String>) {
+        let cells = cells
+            .into_iter()
+            .map(|c| {
+                c.chars()
+                    .map(|ch| if ch.is_control() { ' ' } else { ch })
+                    .collect()
+            })
+            .collect();
+        self.rows.push(cells);
+    }
+
+    /// The table as text, each line at most `max_width` columns when given.
+    pub fn render(&self, max_width: Option<usize>) -> String {
+        let n = self.headers.len();
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.width()).collect();
+        for row in &self.rows {
+            for (i, c) in row.iter().enumerate().take(n) {
+                widths[i] = widths[i].max(c.width());
+            }
+        }
+        let mut out = String::new();
+        let header: Vec<String> = self.headers.iter().map(|h| h.to_string()).collect();
+        for row in std::iter::once(&header).chain(&self.rows) {
+            let mut line = String::new();
+            for (i, (&width, &align)) in widths.iter().zip(&self.align).enumerate() {
+                let cell = row.get(i).map(String::as_str).unwrap_or("");
+                let last = i + 1 == n;
+                if i > 0 {
+                    line.push_str("  ");
+                }
+                if last && align == Align::Left {
+                    line.push_str(cell);
+                    break;
+                }
+                let pad = " ".repeat(width.saturating_sub(cell.width()));
+                match align {
+                    Align::Left => {
+                        line.push_str(cell);
+                        line.push_str(&pad);
+                    }
+                    Align::Right => {
+                        line.push_str(&pad);
+                        line.push_str(cell);
+                    }
+                }
+            }
+            let line = line.trim_end();
+            match max_width {
+                Some(w) => out.push_str(&cut(line, w)),
+                None => out.push_str(line),
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// `s` in at most `width` columns, `…` marking a cut.
+fn cut(s: &str, width: usize) -> String {
+    if s.width() <= width {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w + 1 > width {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    out.push('…');
+    out
+}
+
+/// The terminal's width when stdout is one (`COLUMNS`, else 80), `None` for a pipe.
+pub fn terminal_width() -> Option<usize> {
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    Some(
+        std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .filter(|c: &usize| *c >= 20)
+            .unwrap_or(80),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(rows: &[&[&str]]) -> Table {
+        let mut t = Table::new(&[
+            ("ID", Align::Right),
+            ("STATE", Align::Left),
+            ("MESSAGE", Align::Left),
+        ]);
+        for r in rows {
+            t.push(r.iter().map(|c| c.to_string()).collect());
+        }
+        t
+    }
+
+    /// Rows, the terminal's width, what is shown.
+    type Case<'a> = (&'a [&'a [&'a str]], Option<usize>, &'a str);
+
+    #[test]
+    fn the_renderer_in_every_case() {
+        let cases: &[Case<'_>] = &[
+            (&[], None, "ID  STATE  MESSAGE\n"),
+            (
+                &[&["7", "active", "HV trip"]],
+                None,
+                "ID  STATE   MESSAGE\n 7  active  HV trip\n",
+            ),
+            (
+                &[&["7", "active", "x"], &["1234", "dismissed", "y"]],
+                None,
+                "  ID  STATE      MESSAGE\n   7  active     x\n1234  dismissed  y\n",
+            ),
+            // Cyrillic: one column a letter.
+            (
+                &[&["1", "активно", "сбой"], &["2", "ok", "x"]],
+                None,
+                "ID  STATE    MESSAGE\n 1  активно  сбой\n 2  ok       x\n",
+            ),
+            // Wide characters: two columns each.
+            (
+                &[&["1", "検出器", "a"], &["2", "ok", "b"]],
+                None,
+                "ID  STATE   MESSAGE\n 1  検出器  a\n 2  ok      b\n",
+            ),
+            // Emoji are wide too.
+            (
+                &[&["1", "🔴", "m"], &["2", "ab", "n"]],
+                None,
+                "ID  STATE  MESSAGE\n 1  🔴     m\n 2  ab     n\n",
+            ),
+            // Empty cells and a line break in a message.
+            (
+                &[&["", "", "two\nlines"]],
+                None,
+                "ID  STATE  MESSAGE\n           two lines\n",
+            ),
+            // Cut to the terminal's width, the last column only, wide characters whole.
+            (
+                &[&["1", "active", "детектор сбой канал 3"]],
+                Some(24),
+                "ID  STATE   MESSAGE\n 1  active  детектор сб…\n",
+            ),
+            (
+                &[&["1", "a", "検出器検出器"]],
+                Some(16),
+                "ID  STATE  MESS…\n 1  a      検出…\n",
+            ),
+        ];
+        for (rows, width, want) in cases {
+            assert_eq!(&table(rows).render(*width), want, "{rows:?} at {width:?}");
+        }
+    }
+}

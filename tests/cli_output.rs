@@ -1,0 +1,318 @@
+//! The command line as an operator meets it, against the real binary: a closed stdout
+//! in every subcommand, one table for `alerts list` whichever way it was found, one JSON
+//! document for `--json`, errors with their cause, a word on success, help headings,
+//! durations as the README writes them, and the API's address file never seen half
+//! written.
+
+#![cfg(unix)]
+
+mod support;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{Agent, FakeTelegram, TOKEN, http, protowatch};
+
+fn config(dir: &Path, tg_url: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("p")).unwrap();
+    std::fs::write(
+        dir.join("p/a.log"),
+        "2026-11-20 14:03:12 ERROR [detector] HV trip on channel 3\n",
+    )
+    .unwrap();
+    support::write_config(
+        dir,
+        &json!({
+            "instrument": "IN5",
+            "telegram": {"bot-id": TOKEN, "channel-id": "-100", "api-url": tg_url},
+            "watch": [{"path": "p/*.log", "poll_interval_ms": 100, "start": "beginning"}],
+            "api": {"listen": "127.0.0.1:0"},
+        }),
+    )
+}
+
+fn run(cfg: &Path, args: &[&str]) -> std::process::Output {
+    protowatch()
+        .arg("--config")
+        .arg(cfg)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_closed_stdout_ends_every_command_quietly() {
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &tg.url);
+    let log = dir.path().join("p/a.log");
+    let cfg_s = cfg.to_str().unwrap();
+    let log_s = log.to_str().unwrap();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["--config", cfg_s, "check-config"],
+        vec!["--config", cfg_s, "routes", "list"],
+        vec!["--config", cfg_s, "routes", "list", "--json"],
+        vec!["--config", cfg_s, "alerts", "list", "--all"],
+        vec!["--config", cfg_s, "alerts", "list", "--all", "--json"],
+        vec!["--config", cfg_s, "outbox", "list"],
+        vec!["--config", cfg_s, "outbox", "list", "--json"],
+        vec!["--config", cfg_s, "replay", log_s],
+        vec!["--config", cfg_s, "replay", "--json", log_s],
+        vec!["schema"],
+        vec!["completions", "bash"],
+        vec!["--help"],
+        vec!["send-message", "--help"],
+    ];
+    for _round in 0..3 {
+        for args in &commands {
+            let mut child = protowatch()
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            // The reader is gone before the command writes (`| head -0`).
+            drop(child.stdout.take());
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            let status = child.wait().unwrap();
+            assert!(!err.contains("panicked"), "{args:?}: {err}");
+            assert_eq!(status.code(), Some(0), "{args:?}: {err}");
+        }
+    }
+}
+
+#[test]
+fn alerts_list_reads_the_same_from_the_database_and_through_the_agent() {
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &tg.url);
+    let agent = Agent::start(&cfg);
+    tg.wait_for(1, Duration::from_secs(10));
+    for (key, msg) in [
+        ("vacuum", "давление высокое в камере 3"),
+        ("cryo", "helium low"),
+    ] {
+        let body = json!({"key": key, "message": msg, "severity": "PROBLEM"}).to_string();
+        let (code, _, _) = http(
+            agent.addr,
+            "PUT",
+            "/api/alerts",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        );
+        assert_eq!(code, 201);
+    }
+    let through_agent = run(&cfg, &["alerts", "list"]);
+    let json_through_agent = run(&cfg, &["alerts", "list", "--json"]);
+    agent.stop();
+    let from_db = run(&cfg, &["alerts", "list"]);
+    let json_from_db = run(&cfg, &["alerts", "list", "--json"]);
+    assert!(through_agent.status.success() && from_db.status.success());
+    let a = String::from_utf8(through_agent.stdout).unwrap();
+    let b = String::from_utf8(from_db.stdout).unwrap();
+    assert_eq!(a, b, "one table whichever way");
+    assert_eq!(json_through_agent.stdout, json_from_db.stdout);
+    let lines: Vec<&str> = a.lines().collect();
+    assert_eq!(lines.len(), 4, "{a}");
+    assert!(lines[0].starts_with("ID  STATE"), "{a}");
+    // Aligned: the MESSAGE column starts at the same display column on every line.
+    let col = |l: &str| unicode_width::UnicodeWidthStr::width(&l[..l.rfind("  ").unwrap()]);
+    let first = col(lines[0]);
+    for l in &lines[1..] {
+        assert!(l.contains("active"), "{l}");
+        assert_eq!(col(l), first, "{a}");
+    }
+}
+
+#[test]
+fn json_is_one_document_everywhere() {
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &tg.url);
+    let log = dir.path().join("p/a.log");
+    for args in [
+        vec!["alerts", "list", "--all", "--json"],
+        vec!["outbox", "list", "--json"],
+        vec!["outbox", "list", "--dead", "--json"],
+    ] {
+        let out = run(&cfg, &args);
+        assert!(out.status.success(), "{args:?}");
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v, json!([]), "{args:?}: an empty list is []");
+    }
+    let out = run(&cfg, &["routes", "list", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["routes"].is_object(), "{v}");
+    let out = run(&cfg, &["replay", "--json", log.to_str().unwrap()]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v.is_object(), "{v}");
+}
+
+#[test]
+fn errors_carry_their_cause_and_success_says_what_happened() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on port 9.
+    let cfg = config(dir.path(), "http://127.0.0.1:9");
+    let out = run(&cfg, &["send-message", "--direct", "hello"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.to_ascii_lowercase().contains("connection refused"),
+        "the cause, not only \"error sending request\": {err}"
+    );
+    assert!(!err.contains(TOKEN) && !err.contains("TEST-token"), "{err}");
+
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &tg.url);
+    let agent = Agent::start(&cfg);
+    let out = run(&cfg, &["send-message", "sample 3 done"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("queued as #") && err.contains("telegram:default"),
+        "{err}"
+    );
+    let out = run(&cfg, &["send-message", "--quiet", "sample 4 done"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "quiet");
+    drop(agent);
+}
+
+#[test]
+fn help_config_errors_and_durations_read_as_the_readme_writes_them() {
+    let out = protowatch()
+        .args(["send-message", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    let own = help.find("--attach").unwrap();
+    let global = help.find("Global options:").unwrap();
+    assert!(
+        own < global && help[global..].contains("--log-level"),
+        "{help}"
+    );
+    assert_eq!(help.matches("--log-format").count(), 1, "{help}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = protowatch()
+        .args(["--log-level", "bogus", "schema"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected one of error, warn"));
+    let out = protowatch()
+        .current_dir(dir.path())
+        .env_remove("PROTOWATCH_CONFIG")
+        .arg("check-config")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        err.contains("--config") && err.contains("PROTOWATCH_CONFIG"),
+        "{err}"
+    );
+    std::fs::write(dir.path().join("config.json"), "").unwrap();
+    let out = protowatch()
+        .current_dir(dir.path())
+        .env_remove("PROTOWATCH_CONFIG")
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the file is empty"));
+
+    let tg = FakeTelegram::start();
+    let cfg = config(dir.path(), &tg.url);
+    let out = run(&cfg, &["check-config"]);
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["throttle"]["repeat_interval"], "10m", "{shown}");
+    assert_eq!(shown["throttle"]["max_age"], "24h", "{shown}");
+    let out = run(&cfg, &["check-config", "--probe"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("\"instrument\""), "the table only: {text}");
+    assert!(
+        text.contains("getMe") || text.to_lowercase().contains("telegram"),
+        "{text}"
+    );
+
+    // A first start says once that it made the database.
+    let log = dir.path().join("agent.log");
+    let agent = Agent::start_logging_to(&cfg, &log);
+    agent.stop();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text.matches("created the state database").count(),
+        1,
+        "{text}"
+    );
+    assert!(!text.contains("migrated"), "{text}");
+}
+
+#[test]
+fn the_apis_address_is_never_seen_half_written() {
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &tg.url);
+    let addr_file = dir.path().join(".protowatch/api.addr");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (stop, addr_file) = (stop.clone(), addr_file.clone());
+        std::thread::spawn(move || {
+            let (mut reads, mut bad) = (0u64, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(text) = std::fs::read_to_string(&addr_file) {
+                    reads += 1;
+                    if text.trim().parse::<std::net::SocketAddr>().is_err() {
+                        bad.push(text);
+                    }
+                }
+            }
+            (reads, bad)
+        })
+    };
+    for _ in 0..200 {
+        let mut child = protowatch()
+            .arg("--config")
+            .arg(&cfg)
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        let before = std::fs::metadata(&addr_file)
+            .and_then(|m| m.modified())
+            .ok();
+        while t.elapsed() < Duration::from_secs(10) {
+            let now = std::fs::metadata(&addr_file)
+                .and_then(|m| m.modified())
+                .ok();
+            if now.is_some() && now != before {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (reads, bad) = reader.join().unwrap();
+    assert!(reads > 200, "the reader read ({reads})");
+    assert!(
+        bad.is_empty(),
+        "{} of {reads} reads were not an address: {:?}",
+        bad.len(),
+        &bad[..bad.len().min(3)]
+    );
+    let _ = Command::new("true").status();
+}
