@@ -529,7 +529,7 @@ fn the_console_in_a_real_browser() {
             .is_some(),
             "the chart"
         );
-        b.screenshot("console-light.png").await;
+        b.screenshot("console-live.png").await;
 
         // Dismiss through the page: gone from the list, in the history.
         click(&b, &format!("#alerts tbody tr[data-id='{id}'] button.dismiss")).await;

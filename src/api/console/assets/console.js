@@ -80,6 +80,9 @@ function bytes(n) {
   if (n < 1048576) return (n / 1024).toFixed(1) + ' KiB';
   return (n / 1048576).toFixed(1) + ' MiB';
 }
+// The file's name, its whole path on hover (and in the Files table).
+const fileCell = (path) => el('td', { class: 'file', title: path || undefined,
+  text: path ? path.split(/[\\/]/).pop() : '—' });
 const sevCell = (level) => el('td', {}, el('span', { class: 'sev', text: level }));
 
 // OnTakt's client algorithm: `__name` is a server action (POST), `_name` a client action
@@ -135,7 +138,7 @@ function alertRow(a, now) {
   return el('tr', { class: 'sev-' + a.level, 'data-id': a.id, 'data-key': a.key },
     sevCell(a.level), msg,
     el('td', { text: a.event }),
-    el('td', { class: 'file', text: a.file || '—' }),
+    fileCell(a.file),
     el('td', { class: 'num', text: String(a.times_seen) }),
     el('td', { class: 'time', text: time(a.timestamp) }),
     el('td', { class: 'time', text: time(a.last_seen) }),
@@ -191,7 +194,7 @@ async function loadHistory() {
   $('#history-total').textContent = d.total;
   $('#history tbody').replaceChildren(...d.alerts.map((a) => el('tr', { class: 'sev-' + a.level, 'data-id': a.id },
     sevCell(a.level), el('td', { class: 'msg', text: a.message }), el('td', { text: a.event }),
-    el('td', { class: 'file', text: a.file || '—' }), el('td', { class: 'num', text: String(a.times_seen) }),
+    fileCell(a.file), el('td', { class: 'num', text: String(a.times_seen) }),
     el('td', { class: 'time', text: time(a.dismissed_at || a.ends_at) }),
     el('td', { text: a.dismissed_at ? 'dismissed' : 'expired' }))));
   $('#hrange').textContent = `${d.alerts.length ? d.offset + 1 : 0}–${d.offset + d.alerts.length} of ${d.total}`;
