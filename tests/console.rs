@@ -41,10 +41,8 @@ fn token(dir: &Path) -> String {
         .to_string()
 }
 
-/// The raw head of an answer: `(status, headers lower-cased)`.
+/// One request's status and head (lower-cased): what `http_anon` does not keep.
 fn head(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    let (status, _, _) = http_anon(addr, method, path, headers, b"");
-    // `http_anon` keeps only the body; ask again for the head.
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n");
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
@@ -63,6 +61,11 @@ fn head(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) ->
         .next()
         .unwrap_or("")
         .to_ascii_lowercase();
+    let status = heads
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     (status, heads)
 }
 

@@ -124,13 +124,13 @@ fn signed_in(st: &ApiState) -> Response {
 }
 
 /// Whether `given` is the token in force; a wrong one is in the audit log.
-fn token_ok(st: &ApiState, given: &str, peer_says: &str) -> bool {
+fn token_ok(st: &ApiState, given: &str, endpoint: &'static str) -> bool {
     let ok = st
         .tokens
         .check(st.config().api.token.as_ref(), given)
         .is_some();
     if !ok {
-        tracing::warn!(target: "protowatch::audit", endpoint = peer_says,
+        tracing::warn!(target: "protowatch::audit", endpoint,
             "console sign-in refused: wrong token");
     }
     ok
