@@ -688,15 +688,20 @@ impl Agent {
             .parent()
             .expect("the config's folder")
             .join(".protowatch/api.addr");
+        // The agent writes the file in two steps (create, then the address): a read in
+        // between finds it empty.
+        let read = || -> Option<SocketAddr> {
+            std::fs::read_to_string(&addr_file)
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        };
         assert!(
-            wait_until(Duration::from_secs(10), || addr_file.exists()),
+            wait_until(Duration::from_secs(10), || read().is_some()),
             "the agent did not start"
         );
-        let addr = std::fs::read_to_string(&addr_file)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let addr = read().expect("the API's address");
         let token_file = addr_file.with_file_name("api-token");
         if let Ok(t) = std::fs::read_to_string(&token_file) {
             tokens().lock().unwrap().insert(addr, t.trim().to_string());
