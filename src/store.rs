@@ -136,6 +136,17 @@ const MIGRATIONS: &[&str] = &[
     // 6: the checkpoint of a file that went away is kept until `forget_at` (ms), so a
     // file that comes back resumes there; NULL for the files followed now.
     "ALTER TABLE files ADD COLUMN forget_at INTEGER;",
+    // 7: the console. An alert keeps the protocol file it came from; events are counted
+    // per hour and severity for its chart (see `alerts::hours`); its pages of alerts
+    // are read in `last_seen` order.
+    "ALTER TABLE alerts ADD COLUMN origin TEXT;
+     CREATE TABLE event_hours (
+         hour INTEGER NOT NULL,
+         severity TEXT NOT NULL,
+         count INTEGER NOT NULL,
+         PRIMARY KEY (hour, severity)
+     ) WITHOUT ROWID;
+     CREATE INDEX alerts_last_seen ON alerts (last_seen DESC, id DESC);",
 ];
 
 /// Inbox rows and receipts are kept this long after their message was taken, for a
@@ -454,6 +465,36 @@ impl Store {
             )
             .map_err(self.sql())?;
         Ok(())
+    }
+
+    /// Each followed file's checkpoint with when it last moved (a line was stored), in
+    /// path order: the console's file list.
+    pub fn file_states(&self) -> Result<Vec<(Checkpoint, i64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT device, inode, created, fingerprint, path, offset, updated_at
+                 FROM files WHERE forget_at IS NULL ORDER BY path",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    Checkpoint {
+                        id: FileId {
+                            device: r.get::<_, i64>(0)? as u64,
+                            index: r.get::<_, i64>(1)? as u64,
+                            created: r.get::<_, i64>(2)? as u64,
+                        },
+                        fingerprint: r.get(3)?,
+                        path: PathBuf::from(r.get::<_, String>(4)?),
+                        offset: r.get::<_, i64>(5)? as u64,
+                    },
+                    r.get(6)?,
+                ))
+            })
+            .map_err(self.sql())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())
     }
 
     /// The checkpoints of the files followed at the last run.
@@ -902,6 +943,36 @@ impl Store {
             .map_err(self.sql())?;
         let rows = stmt
             .query_map([], |r| {
+                Ok(OutboxEntry {
+                    id: r.get(0)?,
+                    destination: r.get(1)?,
+                    event: r.get(2)?,
+                    key: r.get(3)?,
+                    created_at_ms: r.get(4)?,
+                    attempts: r.get(5)?,
+                    next_attempt_at_ms: r.get(6)?,
+                    last_error: r.get(7)?,
+                    dead: r.get::<_, i64>(8)? != 0,
+                })
+            })
+            .map_err(self.sql())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())
+    }
+
+    /// The latest dead rows, newest first, at most `limit`: what the console lists
+    /// with a Retry button.
+    pub fn dead_rows(&self, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT o.id, o.destination, e.name, e.key, o.created_at, o.attempts,
+                        o.next_attempt_at, o.last_error, o.dead
+                 FROM outbox o JOIN events e ON e.id = o.event_id
+                 WHERE o.dead = 1 ORDER BY o.id DESC LIMIT ?1",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([limit], |r| {
                 Ok(OutboxEntry {
                     id: r.get(0)?,
                     destination: r.get(1)?,

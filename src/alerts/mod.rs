@@ -7,6 +7,9 @@
 //! as durable as the checkpoint. An alert that was dismissed, or whose `ttl` ran out,
 //! starts afresh when its key is seen again.
 
+pub mod hours;
+pub mod page;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -41,6 +44,9 @@ pub struct Seen {
     pub first_ms: i64,
     pub last_ms: i64,
     pub ttl_s: Option<u64>,
+    /// Its events per hour and severity, for the console's chart: almost always one
+    /// entry, as a key's events come within the hour of their batch.
+    pub hours: hours::Counts,
 }
 
 /// A batch's events counted per key, in the order keys first appeared.
@@ -72,17 +78,21 @@ impl Tally {
             s.count += 1;
             s.first_ms = s.first_ms.min(at);
             s.last_ms = s.last_ms.max(at);
+            s.hours.add(at, event.severity);
             s.event = event;
             s.ttl_s = ttl_s;
             return;
         }
         self.index.insert(event.key.clone(), self.seen.len());
+        let mut hours = hours::Counts::default();
+        hours.add(at, event.severity);
         self.seen.push(Seen {
             event,
             count: 1,
             first_ms: at,
             last_ms: at,
             ttl_s,
+            hours,
         });
     }
 
@@ -102,15 +112,17 @@ impl Tally {
 }
 
 /// Writes a batch's tally: a new key inserts an alert, a known active one counts up, a
-/// dismissed or expired one starts again.
+/// dismissed or expired one starts again. The protocol file of its latest event is kept
+/// (the console shows where an alert came from), and the events are counted per hour.
 pub fn record(tx: &Transaction<'_>, seen: &[Seen]) -> rusqlite::Result<()> {
     if seen.is_empty() {
         return Ok(());
     }
+    hours::record(tx, seen.iter().map(|s| &s.hours))?;
     let mut up = tx.prepare_cached(
         "INSERT INTO alerts (key, event, severity, source, message, details, first_seen,
-                             last_seen, times_seen, ttl_s, actions, data)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                             last_seen, times_seen, ttl_s, actions, data, origin)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
          ON CONFLICT (key) DO UPDATE SET
              times_seen = CASE WHEN alerts.dismissed_at IS NOT NULL
                      OR alerts.last_seen + alerts.ttl_s * 1000 < excluded.first_seen
@@ -121,7 +133,7 @@ pub fn record(tx: &Transaction<'_>, seen: &[Seen]) -> rusqlite::Result<()> {
              last_seen = MAX(alerts.last_seen, excluded.last_seen),
              event = excluded.event, severity = excluded.severity, source = excluded.source,
              message = excluded.message, details = excluded.details, ttl_s = excluded.ttl_s,
-             dismissed_at = NULL",
+             origin = COALESCE(excluded.origin, alerts.origin), dismissed_at = NULL",
     )?;
     for s in seen {
         let e = &s.event;
@@ -138,6 +150,7 @@ pub fn record(tx: &Transaction<'_>, seen: &[Seen]) -> rusqlite::Result<()> {
             s.ttl_s.map(|t| t as i64),
             PROTOCOL_ACTIONS,
             PROTOCOL_DATA,
+            e.origin.as_ref().map(|o| o.file.to_string_lossy()),
         ])?;
     }
     Ok(())
@@ -166,6 +179,8 @@ pub struct Alert {
     /// OnTakt's buttons, in the order given.
     pub actions: Vec<Action>,
     pub data: serde_json::Value,
+    /// The protocol file its latest event came from; `None` for the API's and scripts'.
+    pub origin: Option<String>,
 }
 
 impl Alert {
@@ -220,7 +235,7 @@ impl Alert {
 }
 
 const COLUMNS: &str = "id, key, event, severity, source, message, details, first_seen, last_seen,
-                       times_seen, ttl_s, dismissed_at, machine_id, actions, data";
+                       times_seen, ttl_s, dismissed_at, machine_id, actions, data, origin";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
     let text = |i: usize| -> rusqlite::Result<String> { r.get(i) };
@@ -241,6 +256,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
         machine_id: r.get(12)?,
         actions: actions_from_json(&text(13)?),
         data: serde_json::from_str(&text(14)?).unwrap_or_default(),
+        origin: r.get(15)?,
     })
 }
 
@@ -363,10 +379,12 @@ pub fn dismissed_since(store: &Store, since_ms: i64) -> Result<Vec<String>, Stor
     })
 }
 
-/// Deletes alerts dismissed or expired more than [`KEEP_INACTIVE_MS`] ago.
+/// Deletes alerts dismissed or expired more than [`KEEP_INACTIVE_MS`] ago, and hourly
+/// counts older than the chart shows.
 pub fn purge(store: &Store, now_ms: i64) -> Result<u64, StoreError> {
     let cutoff = now_ms - KEEP_INACTIVE_MS;
     store.with_conn(|c| {
+        hours::purge(c, now_ms)?;
         c.execute(
             "DELETE FROM alerts WHERE dismissed_at < ?1 OR last_seen + ttl_s * 1000 < ?1",
             [cutoff],
@@ -400,6 +418,9 @@ pub fn put(store: &Store, a: &NewAlert, now_ms: i64) -> Result<Alert, StoreError
 
 fn put_in(c: &Connection, a: &NewAlert, now_ms: i64) -> rusqlite::Result<Alert> {
     {
+        let mut seen = hours::Counts::default();
+        seen.add(now_ms, a.severity);
+        hours::record(c, [&seen])?;
         c.execute(
             "INSERT INTO alerts (key, event, severity, source, message, details, first_seen,
                                  last_seen, times_seen, ttl_s, machine_id, actions, data)

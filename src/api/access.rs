@@ -4,7 +4,13 @@
 //! logged in can connect, and so can every web page open in a browser there. So:
 //! - **a token on every call** (`Authorization: Bearer …`, 401 with
 //!   `WWW-Authenticate` without it), except `GET /healthz` and `GET /metrics`, which hold
-//!   no secrets and change nothing;
+//!   no secrets and change nothing, and the console's page, sign-in and assets, which
+//!   hold no data;
+//! - or, from the console, its **session cookie** (see `session`) in place of the
+//!   token; then a request that changes something must carry the browser's `Origin`,
+//!   and it must be this API's own. A bearer client may leave `Origin` out (it is no
+//!   browser); a cookie is sent by the browser on its own, so its requests must prove
+//!   where they come from;
 //! - **`Host`** must name this API: an IP address, `localhost`, this PC's name or one of
 //!   `api.hosts`. A page on an attacker's domain that re-points its name at 127.0.0.1
 //!   (DNS rebinding) still sends its own name, and is refused;
@@ -31,7 +37,25 @@ pub const MAX_NOTIFY_BODY: usize = 15 * 1024 * 1024;
 pub const MAX_BODY: usize = 256 * 1024;
 
 fn is_public(method: &Method, path: &str) -> bool {
-    method == Method::GET && matches!(path, "/healthz" | "/metrics")
+    match *method {
+        Method::GET => {
+            matches!(path, "/healthz" | "/metrics" | "/")
+                || path.starts_with(super::console::ASSETS)
+        }
+        Method::POST => matches!(path, "/signin" | "/signout"),
+        _ => false,
+    }
+}
+
+/// How a caller proved that it may make a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// Nothing to prove: a public endpoint.
+    Public,
+    /// `Authorization: Bearer` with the token in force.
+    Token,
+    /// The console's session cookie (with a same-origin `Origin` for a change).
+    Session,
 }
 
 fn changes_something(method: &Method) -> bool {
@@ -84,7 +108,8 @@ pub fn same_origin(origin: &str, host: Option<&str>) -> bool {
     url.scheme() == "http" && authority.eq_ignore_ascii_case(host.trim())
 }
 
-/// What the checks say of a request, apart from the handler: the fuzz target drives this.
+/// What the checks say of a request from a client without a session (the fuzz target
+/// drives this).
 pub fn verdict(
     method: &Method,
     path: &str,
@@ -92,6 +117,19 @@ pub fn verdict(
     hosts: &[String],
     token_ok: impl FnOnce(&str) -> bool,
 ) -> Result<(), ApiError> {
+    verdict_with_session(method, path, headers, hosts, token_ok, |_| false).map(|_| ())
+}
+
+/// What the checks say of a request, apart from the handler; `session_ok` says whether
+/// the request's cookies hold a valid session.
+pub fn verdict_with_session(
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    hosts: &[String],
+    token_ok: impl FnOnce(&str) -> bool,
+    session_ok: impl FnOnce(&HeaderMap) -> bool,
+) -> Result<Caller, ApiError> {
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     if let Some(h) = host
         && !host_allowed(h, hosts)
@@ -124,20 +162,38 @@ pub fn verdict(
         ));
     }
     if is_public(method, path) {
-        return Ok(());
+        return Ok(Caller::Public);
     }
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if given.is_empty() || !token_ok(given) {
-        return Err(ApiError::new(
+    let refused = || {
+        ApiError::new(
             StatusCode::UNAUTHORIZED,
             "missing or wrong Authorization: Bearer token (see `protowatch api-token`)",
+        )
+    };
+    if let Some(given) = headers.get(header::AUTHORIZATION) {
+        // A bearer header decides alone: a wrong token is not rescued by a cookie.
+        let given = given
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        return if !given.is_empty() && token_ok(given) {
+            Ok(Caller::Token)
+        } else {
+            Err(refused())
+        };
+    }
+    if !session_ok(headers) {
+        return Err(refused());
+    }
+    // Same-origin was checked above when `Origin` is there; here it must be there.
+    if changes_something(method) && !headers.contains_key(header::ORIGIN) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "a change made with the console's session needs the browser's Origin header",
         ));
     }
-    Ok(())
+    Ok(Caller::Session)
 }
 
 /// The middleware: the checks above, then the handler, then the audit line.
@@ -151,29 +207,42 @@ pub async fn check(State(st): State<Arc<ApiState>>, req: Request, next: Next) ->
         .map(|c| c.0.to_string())
         .unwrap_or_default();
     let mut who = None;
-    let checked = verdict(&method, &path, req.headers(), &config.api.hosts, |given| {
-        who = st.tokens.check(config.api.token.as_ref(), given);
-        who.is_some()
-    });
-    if let Err(e) = checked {
-        if e.status == StatusCode::UNAUTHORIZED || e.status == StatusCode::FORBIDDEN {
-            tracing::warn!(target: "protowatch::audit", %method, endpoint = %path, %peer,
+    let checked = verdict_with_session(
+        &method,
+        &path,
+        req.headers(),
+        &config.api.hosts,
+        |given| {
+            who = st.tokens.check(config.api.token.as_ref(), given);
+            who.is_some()
+        },
+        |headers| st.session_ok(&config, headers),
+    );
+    let caller = match checked {
+        Ok(c) => c,
+        Err(e) => {
+            if e.status == StatusCode::UNAUTHORIZED || e.status == StatusCode::FORBIDDEN {
+                tracing::warn!(target: "protowatch::audit", %method, endpoint = %path, %peer,
                 status = e.status.as_u16(), "API request refused: {}", e.message);
+            }
+            let mut resp = e.into_response();
+            if resp.status() == StatusCode::UNAUTHORIZED {
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer realm=\"protowatch\""),
+                );
+            }
+            return resp;
         }
-        let mut resp = e.into_response();
-        if resp.status() == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer realm=\"protowatch\""),
-            );
-        }
-        return resp;
-    }
+    };
     let resp = next.run(req).await;
     if changes_something(&method) {
+        let token = match caller {
+            Caller::Session => "session",
+            _ => who.map_or("none", |o| o.label()),
+        };
         tracing::info!(target: "protowatch::audit", %method, endpoint = %path, %peer,
-            token = %who.map_or("none", |o| o.label()), status = resp.status().as_u16(),
-            "API request");
+            %token, status = resp.status().as_u16(), "API request");
     }
     resp
 }

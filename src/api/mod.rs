@@ -11,6 +11,8 @@
 
 mod access;
 mod alerts;
+pub mod console;
+pub mod session;
 mod status;
 pub mod token;
 
@@ -67,6 +69,9 @@ pub struct ApiState {
     outbox: Outbox,
     tokens: token::Tokens,
     wake: Wake,
+    /// The name of the console's session cookie for this listener.
+    cookie: String,
+    live: Arc<console::live::Live>,
 }
 
 impl ApiState {
@@ -76,6 +81,21 @@ impl ApiState {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Whether `headers` carry a console session made under the token in force.
+    fn session_ok(&self, config: &Config, headers: &axum::http::HeaderMap) -> bool {
+        let Some(value) = headers
+            .get_all(axum::http::header::COOKIE)
+            .iter()
+            .filter_map(|h| h.to_str().ok())
+            .find_map(|h| session::from_header(h, &self.cookie))
+        else {
+            return false;
+        };
+        self.tokens
+            .in_force(config.api.token.as_ref())
+            .is_some_and(|t| session::verify(t.expose(), value, chrono::Utc::now().timestamp()))
     }
 
     /// Runs a store call off the async threads: SQLite may wait for the write lock.
@@ -163,15 +183,20 @@ impl Api {
             .local_addr()
             .map_err(|e| format!("cannot listen on {}: {e}", config.api.listen))?;
         write_addr(&config.state_dir, addr);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
         let state = Arc::new(ApiState {
             store: Mutex::new(store),
             shared_config,
             outbox,
             tokens: token::Tokens::new(&config.state_dir, generated),
             wake,
+            cookie: session::cookie_name(addr.port()),
+            live: Arc::new(console::live::Live::new(
+                config.state_dir.clone(),
+                stopped.clone(),
+            )),
         });
         let app = router(state);
-        let (stop, stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(serve(listener, app, stopped));
         tracing::info!(%addr, "HTTP API listening");
         Ok(Api { addr, task, stop })
@@ -296,6 +321,7 @@ fn router(state: Arc<ApiState>) -> Router {
         .route("/api/routes", get(status::routes))
         .route("/healthz", get(status::healthz))
         .route("/metrics", get(status::metrics))
+        .merge(console::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(state.clone(), access::check))

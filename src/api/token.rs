@@ -181,6 +181,26 @@ impl Tokens {
         if g.read_at.is_some_and(|at| at.elapsed() < RELOAD_EVERY) {
             return None;
         }
+        self.reread(&mut g);
+        matches(&g.token).then_some(Origin::Generated)
+    }
+
+    /// The token in force, for what is derived from it (the console's sessions): the
+    /// configured one, else the generated one, read again from its file if that was
+    /// more than a second ago, so that a rotation ends the sessions made under the old
+    /// one within a second.
+    pub fn in_force(&self, configured: Option<&Secret>) -> Option<Secret> {
+        if let Some(t) = configured {
+            return Some(t.clone());
+        }
+        let mut g = self.generated.lock().unwrap_or_else(|p| p.into_inner());
+        if g.read_at.is_none_or(|at| at.elapsed() >= RELOAD_EVERY) {
+            self.reread(&mut g);
+        }
+        g.token.clone()
+    }
+
+    fn reread(&self, g: &mut Generated) {
         g.read_at = Some(Instant::now());
         let fresh = match read(&self.state_dir) {
             Ok(Some(t)) => Some(t),
@@ -202,7 +222,6 @@ impl Tokens {
             }
             g.token = Some(t);
         }
-        matches(&g.token).then_some(Origin::Generated)
     }
 }
 

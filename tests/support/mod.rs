@@ -691,11 +691,14 @@ impl Agent {
             .parent()
             .expect("the config's folder")
             .join(".protowatch/api.addr");
-        // The file may be seen before its text is written: wait for an address.
-        let read = || {
+        // The file may be seen before its text is written (an older agent wrote it in
+        // place): wait for an address.
+        let read = || -> Option<SocketAddr> {
             std::fs::read_to_string(&addr_file)
+                .ok()?
+                .trim()
+                .parse()
                 .ok()
-                .and_then(|t| t.trim().parse::<SocketAddr>().ok())
         };
         assert!(
             wait_until(Duration::from_secs(10), || read().is_some()),

@@ -1,0 +1,316 @@
+// The console's script: fetches what the page shows from /api/console/…, refetches it
+// when the agent says the store changed (server-sent events), and sends what the
+// operator does to the same endpoints as every other client. No framework, no build.
+'use strict';
+
+const $ = (sel) => document.querySelector(sel);
+const state = { offset: 0, limit: 100, severity: '', event: '', q: '', hoffset: 0, hlimit: 50 };
+
+// The DOM is built with text nodes: nothing from the agent becomes markup except
+// `details`, which the agent sanitized (and the page's CSP allows no script anyway).
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') e.className = v;
+    else if (k === 'text') e.textContent = v;
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) e.append(c);
+  return e;
+}
+
+function showError(text) {
+  const m = $('#message');
+  m.textContent = text;
+  m.hidden = !text;
+}
+
+async function api(method, path, body) {
+  const opts = { method, credentials: 'same-origin', headers: {} };
+  if (body !== undefined) {
+    opts.headers['Content-Type'] = 'application/json';
+    opts.body = JSON.stringify(body);
+  }
+  const r = await fetch(path, opts);
+  if (r.status === 401) {
+    // The session ended (expired, or the token was rotated): sign in again.
+    location.assign('/');
+    throw new Error('signed out');
+  }
+  if (!r.ok) {
+    let text = r.status + ' ' + r.statusText;
+    try { text = (await r.json()).error || text; } catch (e) { /* not JSON */ }
+    throw new Error(text);
+  }
+  return r.status === 204 ? null : r.json();
+}
+
+// Runs what a button does; a failure is shown, a success refreshes.
+async function act(button, method, path, body) {
+  button.disabled = true;
+  try {
+    await api(method, path, body);
+    showError('');
+    refresh();
+  } catch (e) {
+    showError(button.textContent + ': ' + e.message);
+    button.disabled = false;
+  }
+}
+
+const pad = (n) => String(n).padStart(2, '0');
+function time(s) {
+  if (s === null || s === undefined) return '—';
+  const d = new Date(s * 1000);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+function span(seconds) {
+  if (seconds === null || seconds === undefined) return '—';
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 120) return s + ' s';
+  if (s < 7200) return Math.round(s / 60) + ' min';
+  if (s < 172800) return Math.round(s / 3600) + ' h';
+  return Math.round(s / 86400) + ' d';
+}
+function bytes(n) {
+  if (n === null || n === undefined) return '—';
+  if (n < 1024) return n + ' B';
+  if (n < 1048576) return (n / 1024).toFixed(1) + ' KiB';
+  return (n / 1048576).toFixed(1) + ' MiB';
+}
+// The file's name, its whole path on hover (and in the Files table).
+const fileCell = (path) => el('td', { class: 'file', title: path || undefined,
+  text: path ? path.split(/[\\/]/).pop() : '—' });
+const sevCell = (level) => el('td', {}, el('span', { class: 'sev', text: level }));
+
+// OnTakt's client algorithm: `__name` is a server action (POST), `_name` a client action
+// this page does not have (shown, disabled), anything else a URL to open.
+function actionControl(alert, label, action) {
+  if (action.startsWith('__')) {
+    return el('button', {
+      type: 'button', 'data-action': action, text: label,
+      onclick: (ev) => act(ev.currentTarget, 'POST',
+        `/api/alerts/${alert.id}/action/${encodeURIComponent(action)}`),
+    });
+  }
+  if (action.startsWith('_')) {
+    return el('button', { type: 'button', disabled: true, title: `client action ${action}`, text: `${label} (${action})` });
+  }
+  if (/^https?:\/\//i.test(action) || /^\/(?!\/)/.test(action)) {
+    return el('a', { href: action, target: '_blank', rel: 'noopener noreferrer', text: label });
+  }
+  return el('span', { text: label });
+}
+
+// A protocol alert carries `__dismiss` and an hour's `__snooze` as OnTakt buttons; the
+// console's own Dismiss and Snooze 1h do exactly that, so they are not shown twice.
+function sameAsOwnButton(a, action) {
+  if (action === '__dismiss') return true;
+  const s = a.data && a.data.snooze_s;
+  return action === '__snooze' && (s === undefined || s === 3600);
+}
+
+function alertRow(a, now) {
+  const msg = el('td', {}, el('div', { class: 'msg', text: a.message }));
+  if (a.source) msg.append(el('div', { class: 'source', text: a.source }));
+  if (a.snoozed_until && a.snoozed_until > now) {
+    msg.append(el('div', { class: 'snoozed', text: 'messages snoozed until ' + time(a.snoozed_until) }));
+  }
+  if (a.details) {
+    const body = el('div', { class: 'details' });
+    body.innerHTML = a.details; // sanitized by the agent
+    msg.append(el('details', { class: 'more' }, el('summary', { text: 'details' }), body));
+  }
+  const ttl = a.ttl === null ? '—' : span((a.ends_at || 0) - now) + ' left';
+  const actions = el('td', {}, el('div', { class: 'actions' },
+    el('button', { type: 'button', class: 'dismiss', text: 'Dismiss',
+      onclick: (ev) => act(ev.currentTarget, 'DELETE', `/api/alerts/${a.id}`) }),
+    el('button', { type: 'button', class: 'snooze', text: 'Snooze 1h',
+      onclick: (ev) => act(ev.currentTarget, 'POST', `/api/alerts/${a.id}/snooze`, { seconds: 3600 }) }),
+    el('button', { type: 'button', class: 'snooze', text: 'Snooze 4h',
+      onclick: (ev) => act(ev.currentTarget, 'POST', `/api/alerts/${a.id}/snooze`, { seconds: 14400 }) }),
+    ...Object.entries(a.actions || {})
+      .filter(([, action]) => !sameAsOwnButton(a, action))
+      .map(([label, action]) => actionControl(a, label, action)),
+  ));
+  return el('tr', { class: 'sev-' + a.level, 'data-id': a.id, 'data-key': a.key },
+    sevCell(a.level), msg,
+    el('td', { text: a.event }),
+    fileCell(a.file),
+    el('td', { class: 'num', text: String(a.times_seen) }),
+    el('td', { class: 'time', text: time(a.timestamp) }),
+    el('td', { class: 'time', text: time(a.last_seen) }),
+    el('td', { class: 'time', text: ttl }),
+    actions);
+}
+
+let eventsShown = '';
+async function loadAlerts() {
+  const p = new URLSearchParams({ offset: state.offset, limit: state.limit });
+  if (state.severity) p.set('severity', state.severity);
+  if (state.event) p.set('event', state.event);
+  if (state.q) p.set('q', state.q);
+  const d = await api('GET', '/api/console/alerts?' + p);
+  if (d.instrument) $('#instrument').textContent = '— ' + d.instrument;
+  for (const k of ['total', 'major', 'minor', 'warning', 'info']) $('#count-' + k).textContent = d.counts[k];
+  document.title = (d.counts.total ? `(${d.counts.total}) ` : '') + 'protowatch console';
+  const events = d.events.map((e) => e.event).join('\n');
+  if (events !== eventsShown) {
+    eventsShown = events;
+    const sel = $('#f-event');
+    sel.replaceChildren(el('option', { value: '', text: 'all' }),
+      ...d.events.map((e) => el('option', { value: e.event, text: `${e.event} (${e.count})` })));
+    sel.value = state.event;
+  }
+  if (d.offset > 0 && d.alerts.length === 0 && d.matching > 0) {
+    state.offset = Math.max(0, Math.floor((d.matching - 1) / state.limit) * state.limit);
+    return loadAlerts();
+  }
+  const frag = document.createDocumentFragment();
+  for (const a of d.alerts) frag.append(alertRow(a, d.now));
+  $('#alerts tbody').replaceChildren(frag);
+  $('#empty').hidden = d.alerts.length > 0;
+  const first = d.alerts.length ? d.offset + 1 : 0;
+  $('#range').textContent = `${first}–${d.offset + d.alerts.length} of ${d.matching}`;
+  $('#prev').disabled = d.offset === 0;
+  $('#next').disabled = d.offset + d.alerts.length >= d.matching;
+  $('#clear-all').disabled = d.counts.total === 0;
+  $('#clear-all').dataset.total = d.counts.total;
+  if (!performance.getEntriesByName('alerts-shown').length) {
+    // The first page of alerts on screen: the next frame after it is in the DOM.
+    requestAnimationFrame(() => performance.mark('alerts-shown'));
+  }
+}
+
+async function loadHistory() {
+  if (!$('#history-details').open) {
+    const d = await api('GET', '/api/console/history?limit=1');
+    $('#history-total').textContent = d.total;
+    return;
+  }
+  const d = await api('GET', `/api/console/history?offset=${state.hoffset}&limit=${state.hlimit}`);
+  $('#history-total').textContent = d.total;
+  $('#history tbody').replaceChildren(...d.alerts.map((a) => el('tr', { class: 'sev-' + a.level, 'data-id': a.id },
+    sevCell(a.level), el('td', { class: 'msg', text: a.message }), el('td', { text: a.event }),
+    fileCell(a.file), el('td', { class: 'num', text: String(a.times_seen) }),
+    el('td', { class: 'time', text: time(a.dismissed_at || a.ends_at) }),
+    el('td', { text: a.dismissed_at ? 'dismissed' : 'expired' }))));
+  $('#hrange').textContent = `${d.alerts.length ? d.offset + 1 : 0}–${d.offset + d.alerts.length} of ${d.total}`;
+  $('#hprev').disabled = d.offset === 0;
+  $('#hnext').disabled = d.offset + d.alerts.length >= d.total;
+}
+
+async function loadFiles() {
+  const files = await api('GET', '/api/console/files');
+  const now = Date.now() / 1000;
+  $('#files tbody').replaceChildren(...files.map((f) => el('tr', {},
+    el('td', { class: 'file', text: f.path }), el('td', { class: 'num', text: bytes(f.offset) }),
+    el('td', { class: 'num', text: f.size === null ? 'missing' : bytes(f.size) }),
+    el('td', { class: 'num', text: bytes(f.lag_bytes) }), el('td', { text: f.encoding || '—' }),
+    el('td', { class: 'time', text: time(f.last_line_at) + ' (' + span(now - f.last_line_at) + ' ago)' }))));
+}
+
+async function loadOutbox() {
+  const d = await api('GET', '/api/console/outbox');
+  $('#queues tbody').replaceChildren(...d.queues.map((q) => el('tr', {},
+    el('td', { text: q.destination }), el('td', { class: 'num', text: String(q.queued) }),
+    el('td', { text: span(q.oldest_age_s) }))));
+  $('#queues-empty').hidden = d.queues.length > 0;
+  $('#dead-total').textContent = d.dead_total;
+  $('#dead tbody').replaceChildren(...d.dead.map((r) => el('tr', { 'data-id': r.id },
+    el('td', { class: 'num', text: String(r.id) }), el('td', { text: r.destination }),
+    el('td', { text: r.event }), el('td', { class: 'num', text: String(r.attempts) }),
+    el('td', { text: r.error || '' }), el('td', { class: 'time', text: time(r.created_at) }),
+    el('td', {}, el('button', { type: 'button', class: 'retry', text: 'Retry',
+      onclick: (ev) => act(ev.currentTarget, 'POST', `/api/outbox/${r.id}/retry`) })))));
+}
+
+async function loadRoutes() {
+  const d = await api('GET', '/api/console/routes');
+  $('#routes tbody').replaceChildren(...d.routes.map((r) => el('tr', { class: 'from-' + r.from },
+    el('td', { text: r.event }), el('td', { text: r.to.length ? r.to.join(', ') : 'nowhere' }),
+    el('td', { text: r.from === 'bec' ? 'BEC' : r.from }))));
+}
+
+let chartStamp = 0;
+function loadCharts() {
+  // At most every 5 s: a burst changes the store many times a second.
+  if (Date.now() - chartStamp < 5000) return;
+  chartStamp = Date.now();
+  $('#chart-24h').src = '/api/console/chart.svg?range=24h&t=' + chartStamp;
+  $('#chart-7d').src = '/api/console/chart.svg?range=7d&t=' + chartStamp;
+}
+
+let running = false;
+let again = false;
+// Fetches everything shown; a call while one runs makes one more run after it.
+async function refresh() {
+  if (running) { again = true; return; }
+  running = true;
+  try {
+    await Promise.all([loadAlerts(), loadHistory(), loadFiles(), loadOutbox()]);
+    loadCharts();
+  } catch (e) {
+    if (e.message !== 'signed out') showError(e.message);
+  } finally {
+    running = false;
+    if (again) { again = false; refresh(); }
+  }
+}
+
+function connect() {
+  const status = $('#live-status');
+  const source = new EventSource('/api/console/events');
+  source.addEventListener('hello', () => {
+    status.dataset.change = 'hello';
+    status.dataset.state = 'live';
+    status.textContent = 'live';
+    // After a reconnection anything may have changed.
+    chartStamp = 0;
+    loadRoutes().catch(() => {});
+    refresh();
+  });
+  source.addEventListener('change', (ev) => {
+    status.dataset.change = ev.data;
+    refresh();
+  });
+  source.onerror = () => {
+    status.dataset.state = 'down';
+    status.textContent = 'reconnecting…';
+    // The browser retries by itself unless the answer was not a stream (a 401, 503).
+    if (source.readyState === EventSource.CLOSED) {
+      setTimeout(async () => {
+        try { await api('GET', '/api/console/history?limit=1'); } catch (e) { /* sign-in or down */ }
+        connect();
+      }, 3000);
+    }
+  };
+}
+
+function debounce(f, ms) {
+  let t;
+  return (...args) => { clearTimeout(t); t = setTimeout(() => f(...args), ms); };
+}
+
+document.addEventListener('DOMContentLoaded', () => {
+  $('#f-severity').addEventListener('change', (e) => { state.severity = e.target.value; state.offset = 0; refresh(); });
+  $('#f-event').addEventListener('change', (e) => { state.event = e.target.value; state.offset = 0; refresh(); });
+  $('#f-text').addEventListener('input', debounce((e) => { state.q = e.target.value; state.offset = 0; refresh(); }, 250));
+  $('#filters').addEventListener('submit', (e) => e.preventDefault());
+  $('#prev').addEventListener('click', () => { state.offset = Math.max(0, state.offset - state.limit); refresh(); });
+  $('#next').addEventListener('click', () => { state.offset += state.limit; refresh(); });
+  $('#hprev').addEventListener('click', () => { state.hoffset = Math.max(0, state.hoffset - state.hlimit); loadHistory(); });
+  $('#hnext').addEventListener('click', () => { state.hoffset += state.hlimit; loadHistory(); });
+  $('#history-details').addEventListener('toggle', () => loadHistory().catch((e) => showError(e.message)));
+  $('#clear-all').addEventListener('click', (ev) => {
+    const n = ev.currentTarget.dataset.total || 'all';
+    if (window.confirm(`Dismiss all ${n} active alerts?`)) act(ev.currentTarget, 'POST', '/api/alerts/clear');
+  });
+  refresh();
+  loadRoutes().catch((e) => showError(e.message));
+  connect();
+  // Ages and time-to-live move without the store changing.
+  setInterval(() => { chartStamp = 0; refresh(); }, 60000);
+});

@@ -1,0 +1,256 @@
+//! The console's JSON: a page of alerts with its counts, the history, the files, the
+//! outbox and the routes, and the two changes only the console makes (snooze for a
+//! chosen time, retry of a dead row). Every endpoint here needs the token or the
+//! session (`access`); each answers only what its part of the page shows.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::alerts::{self, page};
+use crate::api::{ApiError, ApiState};
+use crate::event::Severity;
+use crate::store::now_ms;
+
+/// Dead rows listed at most; `protowatch outbox list --dead` has them all.
+const MAX_DEAD_SHOWN: u32 = 200;
+
+/// The longest snooze the console offers is hours; the API takes up to a week.
+const MAX_SNOOZE_S: u64 = 7 * 24 * 3600;
+
+/// An alert as the console shows it: OnTakt's fields, the file it came from, its
+/// snooze, and its details made safe to put into the page.
+fn view(row: &page::Row) -> Value {
+    let mut v = row.alert.to_ontakt();
+    v["details"] = json!(
+        row.alert
+            .details
+            .as_deref()
+            .map(sanitize)
+            .unwrap_or_default()
+    );
+    v["file"] = json!(row.alert.origin);
+    v["snoozed_until"] = json!(row.snoozed_until_ms.map(|ms| ms / 1000));
+    v["dismissed_at"] = json!(row.alert.dismissed_at_ms.map(|ms| ms / 1000));
+    v["ends_at"] = json!(row.alert.ends_at_ms().map(|ms| ms / 1000));
+    v
+}
+
+/// `details` comes from whoever could call the API: only harmless tags and attributes
+/// reach the page, links only to `http(s)`/`mailto`, no images (a remote image tells
+/// someone that the page was looked at). The page's CSP forbids script besides.
+fn sanitize(html: &str) -> String {
+    let mut b = ammonia::Builder::default();
+    b.rm_tags(["img"])
+        .url_schemes(["http", "https", "mailto"].into())
+        .url_relative(ammonia::UrlRelative::Deny);
+    b.clean(html).to_string()
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct AlertsQuery {
+    offset: Option<u64>,
+    limit: Option<u32>,
+    severity: Option<String>,
+    event: Option<String>,
+    q: Option<String>,
+}
+
+/// `GET /api/console/alerts`: a page of active alerts, newest activity first, with the
+/// counts per severity and per event.
+pub async fn alerts(
+    State(st): State<Arc<ApiState>>,
+    Query(q): Query<AlertsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let severity = match q.severity.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(
+            s.parse::<Severity>()
+                .map_err(|e| ApiError::bad_request(format!("severity: {e}")))?,
+        ),
+    };
+    let filter = page::Filter {
+        severity,
+        event: q.event.filter(|e| !e.is_empty()),
+        text: q.q,
+    };
+    let offset = q.offset.unwrap_or(0);
+    let limit = q.limit.unwrap_or(100).clamp(1, page::MAX_PAGE);
+    let now = now_ms();
+    let p = st
+        .db(move |s| page::active(s, now, &filter, offset, limit))
+        .await?;
+    let [info, warning, minor, major] = p.by_severity;
+    Ok(Json(json!({
+        "alerts": p.rows.iter().map(view).collect::<Vec<_>>(),
+        "matching": p.matching,
+        "offset": offset,
+        "limit": limit,
+        "counts": {"info": info, "warning": warning, "minor": minor, "major": major,
+                   "total": info + warning + minor + major},
+        "events": p.by_event.iter().map(|(e, n)| json!({"event": e, "count": n}))
+            .collect::<Vec<_>>(),
+        "now": now / 1000,
+        "instrument": st.config().instrument,
+    })))
+}
+
+/// `GET /api/console/history`: dismissed and expired alerts, latest first.
+pub async fn history(
+    State(st): State<Arc<ApiState>>,
+    Query(q): Query<AlertsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let offset = q.offset.unwrap_or(0);
+    let limit = q.limit.unwrap_or(50).clamp(1, page::MAX_PAGE);
+    let now = now_ms();
+    let (rows, total) = st.db(move |s| page::history(s, now, offset, limit)).await?;
+    Ok(Json(json!({
+        "alerts": rows.iter().map(view).collect::<Vec<_>>(),
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+    })))
+}
+
+/// `GET /api/console/files`: each followed file, where it was read to and when, and
+/// the encoding its `watch` entry sets.
+pub async fn files(State(st): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
+    let states = st.db(|s| s.file_states()).await?;
+    let config = st.config();
+    let list: Vec<Value> = states
+        .iter()
+        .map(|(c, updated_ms)| {
+            let size = std::fs::metadata(&c.path).map(|m| m.len()).ok();
+            let encoding = config
+                .watch
+                .iter()
+                .find(|w| glob::Pattern::new(&w.path).is_ok_and(|p| p.matches_path(&c.path)))
+                .and_then(|w| {
+                    crate::config::Encoding::CHOICES
+                        .iter()
+                        .find(|(_, e)| *e == w.encoding)
+                        .map(|(name, _)| *name)
+                });
+            json!({
+                "path": c.path,
+                "offset": c.offset,
+                "size": size,
+                "lag_bytes": size.map(|s| s.saturating_sub(c.offset)),
+                "encoding": encoding,
+                "last_line_at": updated_ms / 1000,
+            })
+        })
+        .collect();
+    Ok(Json(Value::Array(list)))
+}
+
+/// `GET /api/console/outbox`: what is queued per destination and since when, and the
+/// latest dead rows with their error.
+pub async fn outbox(State(st): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
+    let (depth, dead, dead_total) = st
+        .db(|s| {
+            Ok((
+                s.outbox_depth()?,
+                s.dead_rows(MAX_DEAD_SHOWN)?,
+                s.dead_count()?,
+            ))
+        })
+        .await?;
+    let now = now_ms();
+    Ok(Json(json!({
+        "queues": depth.iter().map(|(d, n, oldest)| json!({
+            "destination": d, "queued": n, "oldest_age_s": (now - oldest).max(0) / 1000,
+        })).collect::<Vec<_>>(),
+        "dead": dead.iter().map(|r| json!({
+            "id": r.id, "destination": r.destination, "event": r.event, "key": r.key,
+            "attempts": r.attempts, "error": r.last_error, "created_at": r.created_at_ms / 1000,
+        })).collect::<Vec<_>>(),
+        "dead_total": dead_total,
+    })))
+}
+
+/// `GET /api/console/routes`: event → destinations, and where each route comes from:
+/// the config's `routes`, or the implicit routing when it has none. (BEC's routes will
+/// be marked `bec` when the bridge adds them.)
+pub async fn routes(State(st): State<Arc<ApiState>>) -> Json<Value> {
+    let config = st.config();
+    let router = crate::routing::Router::new(&config);
+    let from = if router.is_explicit() {
+        "config"
+    } else {
+        "implicit"
+    };
+    let mut events: Vec<String> = match &config.routes {
+        Some(r) => r.keys().cloned().collect(),
+        None => crate::routing::IMPLICIT_EVENTS
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    };
+    events.sort();
+    let list: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            let to: Vec<String> = router.route(e).iter().map(|d| d.to_string()).collect();
+            json!({"event": e, "to": to, "from": from})
+        })
+        .collect();
+    Json(json!({"explicit": router.is_explicit(), "routes": list}))
+}
+
+#[derive(serde::Deserialize)]
+struct SnoozeBody {
+    seconds: u64,
+}
+
+/// `POST /api/alerts/{id}/snooze {"seconds": n}`: no messages for the alert's key for
+/// that long (the console's Snooze 1h / 4h). The same `alerts::snooze` as the
+/// `__snooze` action and Telegram's button.
+pub async fn snooze(
+    State(st): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::not_found(format!("id: no alert {id:?}")))?;
+    let SnoozeBody { seconds } = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("body: expected {{\"seconds\": n}}: {e}")))?;
+    if seconds == 0 || seconds > MAX_SNOOZE_S {
+        return Err(ApiError::bad_request(format!(
+            "seconds: from 1 to {MAX_SNOOZE_S} (a week), found {seconds}"
+        )));
+    }
+    let now = now_ms();
+    let active = st
+        .db(move |s| alerts::get(s, id))
+        .await?
+        .is_some_and(|a| a.is_active(now));
+    if !active {
+        return Err(ApiError::not_found(format!("id: no active alert {id}")));
+    }
+    let until = now.saturating_add(seconds as i64 * 1000);
+    st.db(move |s| alerts::snooze(s, id, until)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/outbox/{id}/retry`: a dead row queued again, as `protowatch outbox
+/// retry` does.
+pub async fn retry(
+    State(st): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::not_found(format!("id: no outbox row {id:?}")))?;
+    if st.db(move |s| s.revive(id)).await? {
+        st.outbox.wake_all();
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("id: no dead outbox row {id}")))
+    }
+}

@@ -1,0 +1,186 @@
+//! Live updates for the console: `GET /api/console/events`, server-sent events saying
+//! "the store changed", after which the page fetches again what it shows.
+//!
+//! One poller for all open pages looks at SQLite's `PRAGMA data_version` on a
+//! connection of its own, which changes whenever another connection commits — the
+//! pipeline storing lines, the outbox delivering, the API dismissing. It runs only
+//! while at least one page listens: an agent nobody looks at gets no timer wake-ups
+//! from the console. The stream tells the browser to reconnect after `retry`
+//! milliseconds, so a page comes back by itself after the agent restarts.
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::watch;
+
+use crate::api::{ApiError, ApiState};
+use crate::store::Store;
+
+/// How often the poller looks at the store while pages listen: a change reaches the
+/// page within this and one fetch.
+pub const POLL: Duration = Duration::from_millis(250);
+
+/// A comment line this often keeps proxies and the browser from calling a quiet
+/// stream dead.
+const KEEP_ALIVE: Duration = Duration::from_secs(25);
+
+/// Pages listening at once; each holds a connection of the listener's
+/// [`crate::api::MAX_CONNECTIONS`].
+pub const MAX_LISTENERS: usize = 32;
+
+/// What a browser waits before it reconnects, in milliseconds.
+const RETRY_MS: u64 = 2000;
+
+pub struct Live {
+    state_dir: PathBuf,
+    /// A counter of changes seen; each listener has a receiver.
+    changes: watch::Sender<u64>,
+    running: AtomicBool,
+    /// Held while the poller starts, so that two pages do not start two.
+    starting: tokio::sync::Mutex<()>,
+    listeners: Arc<AtomicUsize>,
+    /// The poller's own connection, opened when the first page listens.
+    conn: Arc<Mutex<Option<Store>>>,
+    /// The API stops: streams end, so that the listener's graceful stop is quick.
+    stopped: watch::Receiver<bool>,
+}
+
+impl Live {
+    pub fn new(state_dir: PathBuf, stopped: watch::Receiver<bool>) -> Live {
+        Live {
+            state_dir,
+            changes: watch::channel(0).0,
+            running: AtomicBool::new(false),
+            starting: tokio::sync::Mutex::new(()),
+            listeners: Arc::new(AtomicUsize::new(0)),
+            conn: Arc::new(Mutex::new(None)),
+            stopped,
+        }
+    }
+
+    /// The store's `data_version` on the poller's connection (opened at the first call).
+    async fn version(&self) -> Option<i64> {
+        let conn = self.conn.clone();
+        let dir = self.state_dir.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            if guard.is_none() {
+                *guard = Some(Store::open(&dir)?);
+            }
+            let mut v = 0;
+            if let Some(s) = guard.as_ref() {
+                s.changed_elsewhere(&mut v)?;
+            }
+            Ok::<_, crate::store::StoreError>(v)
+        })
+        .await;
+        match read {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the console cannot look at the store");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Starts the poller unless it runs, and returns once it knows the store's state:
+    /// a page fetches what it shows after this, so a commit in between is a change the
+    /// poller will see, not its starting point. The poller ends when nobody listens.
+    async fn ensure_poller(self: &Arc<Self>) {
+        let _starting = self.starting.lock().await;
+        if self.running.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut last = self.version().await;
+        self.running.store(true, Ordering::SeqCst);
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if me.changes.receiver_count() == 0 {
+                    me.running.store(false, Ordering::SeqCst);
+                    // A page that came meanwhile found it running: take it back.
+                    if me.changes.receiver_count() == 0 || me.running.swap(true, Ordering::SeqCst) {
+                        break;
+                    }
+                }
+                tokio::time::sleep(POLL).await;
+                match me.version().await {
+                    Some(v) => {
+                        if last != Some(v) {
+                            me.changes.send_modify(|n| *n = n.wrapping_add(1));
+                        }
+                        last = Some(v);
+                    }
+                    None => tokio::time::sleep(Duration::from_secs(5)).await,
+                }
+            }
+        });
+    }
+}
+
+/// Counts a listener while its stream lives.
+struct Listening(Arc<AtomicUsize>);
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// `GET /api/console/events`: `event: change` each time the store changed.
+pub async fn events(State(st): State<Arc<ApiState>>) -> Result<Response, ApiError> {
+    let live = st.live.clone();
+    if live.listeners.fetch_add(1, Ordering::SeqCst) >= MAX_LISTENERS {
+        live.listeners.fetch_sub(1, Ordering::SeqCst);
+        return Err(ApiError::unavailable(format!(
+            "{MAX_LISTENERS} consoles are open; close one"
+        )));
+    }
+    let guard = Listening(live.listeners.clone());
+    let rx = live.changes.subscribe();
+    live.ensure_poller().await;
+    let stopped = live.stopped.clone();
+    let first = format!(
+        "retry: {RETRY_MS}\nevent: hello\ndata: {}\n\n",
+        *rx.borrow()
+    );
+    let stream = futures_util::stream::unfold(
+        (Some(first), rx, stopped, guard),
+        |(pending, mut rx, mut stopped, guard)| async move {
+            if let Some(text) = pending {
+                return Some((
+                    Ok::<_, Infallible>(Bytes::from(text)),
+                    (None, rx, stopped, guard),
+                ));
+            }
+            if *stopped.borrow() {
+                return None;
+            }
+            let text = tokio::select! {
+                _ = stopped.changed() => return None,
+                changed = tokio::time::timeout(KEEP_ALIVE, rx.changed()) => match changed {
+                    Ok(Ok(())) => format!("event: change\ndata: {}\n\n", *rx.borrow_and_update()),
+                    Ok(Err(_)) => return None,
+                    Err(_) => ": still here\n\n".to_string(),
+                },
+            };
+            Some((Ok(Bytes::from(text)), (None, rx, stopped, guard)))
+        },
+    );
+    let mut resp = Body::from_stream(stream).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}

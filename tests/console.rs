@@ -1,0 +1,763 @@
+//! The console against the real binary: who may see and change what (over plain HTTP,
+//! header by header), and the page itself in a real headless Chromium — signing in,
+//! an alert written to a protocol file appearing without a reload, Dismiss, an
+//! OnTakt `__resend` action and an outbox Retry reaching the (fake) Bot API, the files,
+//! outbox, routes and chart, the cookie's flags, dark mode, and the page coming back
+//! by itself after the agent restarts. Screenshots of both modes are kept in
+//! `target/console-screenshots/`.
+
+#![cfg(not(windows))]
+
+#[path = "support/browser.rs"]
+mod browser;
+mod support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use browser::{Browser, Scheme, free_port};
+use serde_json::{Value, json};
+use support::{Agent, FakeTelegram, Reply, TOKEN, append, http, http_anon, protowatch, wait_until};
+
+fn config(dir: &Path, port: u16, tg: Option<&FakeTelegram>) -> PathBuf {
+    std::fs::create_dir_all(dir.join("p")).unwrap();
+    let mut c = json!({
+        "instrument": "IN5",
+        "watch": [{"path": "p/*.log", "poll_interval_ms": 100, "encoding": "utf-8"}],
+        "api": {"listen": format!("127.0.0.1:{port}")},
+    });
+    // `run` refuses a config without a service: one that is never reached, unless the
+    // test brings the fake Bot API.
+    let api_url = tg.map_or("http://127.0.0.1:9".to_string(), |tg| {
+        format!("http://127.0.0.1:{}", tg.port())
+    });
+    c["telegram"] = json!({"bot-id": TOKEN, "channel-id": "-100", "api-url": api_url});
+    support::write_config(dir, &c)
+}
+
+fn token(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join(".protowatch/api-token"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// One request's status and head (lower-cased): what `http_anon` does not keep.
+fn head(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str("Host: localhost\r\n");
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    std::io::Write::write_all(&mut s, req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut s, &mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let heads = text
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let status = heads
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, heads)
+}
+
+fn session_cookie(heads: &str) -> String {
+    heads
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .expect("a Set-Cookie")
+        .to_string()
+}
+
+#[test]
+fn the_console_needs_a_session_and_a_session_changes_nothing_from_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = config(dir.path(), port, None);
+    let agent = Agent::start(&cfg);
+    let a = agent.addr;
+    let t = token(dir.path());
+    let origin = format!("http://127.0.0.1:{port}");
+    let host = format!("127.0.0.1:{port}");
+
+    // The page and its assets are public and hold no data: the sign-in form.
+    let (code, _, body) = http_anon(a, "GET", "/", &[], b"");
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("name=\"token\"") && !body.contains("Active alerts"),
+        "{body}"
+    );
+    let (_, heads) = head(a, "GET", "/", &[]);
+    for h in [
+        "content-security-policy: default-src 'none'; script-src 'self'",
+        "frame-ancestors 'none'",
+        "x-frame-options: deny",
+        "referrer-policy: same-origin",
+    ] {
+        assert!(heads.contains(h), "{h} in {heads}");
+    }
+    assert!(
+        !heads.contains("set-cookie"),
+        "no session without the token"
+    );
+    assert_eq!(http_anon(a, "GET", "/console/console.js", &[], b"").0, 200);
+
+    // Everything with data needs the token or a session.
+    for path in [
+        "/api/console/alerts",
+        "/api/console/history",
+        "/api/console/files",
+        "/api/console/outbox",
+        "/api/console/routes",
+        "/api/console/chart.svg",
+        "/api/console/events",
+    ] {
+        assert_eq!(http_anon(a, "GET", path, &[], b"").0, 401, "{path}");
+    }
+    let forged = "protowatch_session_1=v1.1.00; protowatch_session_0=x";
+    assert_eq!(
+        http_anon(a, "GET", "/api/console/alerts", &[("Cookie", forged)], b"").0,
+        401
+    );
+
+    // A wrong token: the form again, 401, and no cookie.
+    let (code, heads) = head(a, "GET", "/?token=wrong", &[]);
+    assert_eq!(code, 401);
+    assert!(!heads.contains("set-cookie"));
+    let (code, _, body) = http_anon(
+        a,
+        "POST",
+        "/signin",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"token=wrong",
+    );
+    assert_eq!(code, 401);
+    assert!(body.contains("not this agent's API token"), "{body}");
+
+    // The right one: a session cookie, HttpOnly and SameSite=Strict, and a 303 to `/`
+    // so that the token leaves the address bar.
+    let (code, heads) = head(a, "GET", &format!("/?token={t}"), &[]);
+    assert_eq!(code, 303);
+    assert!(
+        heads.contains("location: /\r\n") || heads.contains("location: /"),
+        "{heads}"
+    );
+    let set = heads
+        .lines()
+        .find(|l| l.starts_with("set-cookie:"))
+        .unwrap();
+    for flag in ["httponly", "samesite=strict", "path=/", "max-age=43200"] {
+        assert!(set.contains(flag), "{flag} in {set}");
+    }
+    let cookie = session_cookie(&heads);
+    assert!(
+        cookie.starts_with(&format!("protowatch_session_{port}=")),
+        "{cookie}"
+    );
+    let (code, _, body) = http_anon(
+        a,
+        "POST",
+        "/signin",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        format!("token={t}").as_bytes(),
+    );
+    assert_eq!(code, 303, "{body}");
+
+    // With it: the page and the data.
+    let (code, _, body) = http_anon(a, "GET", "/", &[("Cookie", &cookie)], b"");
+    assert_eq!(code, 200);
+    assert!(body.contains("Active alerts"));
+    let (code, v, _) = http_anon(a, "GET", "/api/console/alerts", &[("Cookie", &cookie)], b"");
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["counts"]["total"], 0);
+
+    // An alert to change.
+    let (code, created, _) = http(
+        a,
+        "PUT",
+        "/api/alerts",
+        &[("Content-Type", "application/json")],
+        br#"{"key": "k", "message": "m", "severity": "PROBLEM"}"#,
+    );
+    assert_eq!(code, 201);
+    let id = created["id"].as_i64().unwrap();
+    let snooze = format!("/api/alerts/{id}/snooze");
+    let json_ct = ("Content-Type", "application/json");
+
+    // A change with the cookie alone (no Origin: not provably the page), or from
+    // another origin, is refused; from the page's own origin it is done.
+    for headers in [
+        vec![("Cookie", cookie.as_str()), json_ct],
+        vec![
+            ("Cookie", cookie.as_str()),
+            ("Origin", "http://evil.example.org"),
+            json_ct,
+        ],
+        vec![("Cookie", cookie.as_str()), ("Origin", "null"), json_ct],
+    ] {
+        let (code, v, _) = http_anon(a, "POST", &snooze, &headers, br#"{"seconds": 3600}"#);
+        assert_eq!(code, 403, "{headers:?}: {v}");
+    }
+    let page_origin = [
+        ("Cookie", cookie.as_str()),
+        ("Host", host.as_str()),
+        ("Origin", origin.as_str()),
+        json_ct,
+    ];
+    let (code, v, _) = http_anon(a, "POST", &snooze, &page_origin, br#"{"seconds": 3600}"#);
+    assert_eq!(code, 204, "{v}");
+    let (_, v, _) = http_anon(a, "GET", "/api/console/alerts", &[("Cookie", &cookie)], b"");
+    assert!(v["alerts"][0]["snoozed_until"].as_i64().is_some(), "{v}");
+    // Bad snoozes are named.
+    let (code, v, _) = http_anon(a, "POST", &snooze, &page_origin, br#"{"seconds": 0}"#);
+    assert_eq!(code, 400, "{v}");
+    // A bearer client needs no Origin (it is no browser), as before.
+    let (code, _, _) = http(a, "POST", &snooze, &[json_ct], br#"{"seconds": 60}"#);
+    assert_eq!(code, 204);
+    // No dead row 999.
+    let (code, _, _) = http(a, "POST", "/api/outbox/999/retry", &[], b"");
+    assert_eq!(code, 404);
+    // A wrong bearer token is not rescued by a good cookie.
+    let (code, _, _) = http_anon(
+        a,
+        "GET",
+        "/api/console/alerts",
+        &[("Cookie", &cookie), ("Authorization", "Bearer wrong")],
+        b"",
+    );
+    assert_eq!(code, 401);
+
+    // A session survives a restart of the agent…
+    agent.stop();
+    let agent = Agent::start(&cfg);
+    let a = agent.addr;
+    assert_eq!(
+        http_anon(a, "GET", "/api/console/alerts", &[("Cookie", &cookie)], b"").0,
+        200
+    );
+    // …and dies with a rotation of the token.
+    let out = protowatch()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["api-token", "--rotate"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(
+        http_anon(a, "GET", "/api/console/alerts", &[("Cookie", &cookie)], b"").0,
+        401
+    );
+    let (code, _, _) = http_anon(a, "GET", "/", &[("Cookie", &cookie)], b"");
+    assert_eq!(code, 200, "the sign-in form again");
+}
+
+#[test]
+fn the_chart_is_drawn_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 0, None);
+    let log = dir.path().join("p/det.log");
+    std::fs::write(&log, "").unwrap();
+    let agent = Agent::start(&cfg);
+    append(
+        &log,
+        b"ERROR [det] Detector A failed\nERROR [det] Detector A failed\nERROR 3 [hv] HV B low\nWARNING 1 [t] Temperature C\n",
+    );
+    assert!(wait_until(Duration::from_secs(10), || {
+        http(agent.addr, "GET", "/api/console/alerts", &[], b"").1["counts"]["total"] == 3
+    }));
+    let (code, _, svg) = http(
+        agent.addr,
+        "GET",
+        "/api/console/chart.svg?range=24h",
+        &[],
+        b"",
+    );
+    assert_eq!(code, 200);
+    assert!(svg.starts_with("<svg"), "{svg}");
+    assert!(
+        svg.contains("4 events: 2 major, 1 minor, 1 warning, 0 info"),
+        "{svg}"
+    );
+    assert!(svg.contains("major 2") && svg.contains("minor 1"), "{svg}");
+    let (code, _, svg7) = http(
+        agent.addr,
+        "GET",
+        "/api/console/chart.svg?range=7d",
+        &[],
+        b"",
+    );
+    assert_eq!(code, 200);
+    assert!(
+        svg7.contains("last 7 days") && svg7.contains("4 events"),
+        "{svg7}"
+    );
+    assert_eq!(
+        http(
+            agent.addr,
+            "GET",
+            "/api/console/chart.svg?range=1y",
+            &[],
+            b""
+        )
+        .0,
+        400
+    );
+    // The alerts know their file; filters narrow them.
+    let (_, v, _) = http(
+        agent.addr,
+        "GET",
+        "/api/console/alerts?severity=major",
+        &[],
+        b"",
+    );
+    assert_eq!(v["matching"], 1, "{v}");
+    assert!(
+        v["alerts"][0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("det.log"),
+        "{v}"
+    );
+    assert_eq!(v["alerts"][0]["times_seen"], 2);
+    let (_, v, _) = http(agent.addr, "GET", "/api/console/alerts?q=hv%20b", &[], b"");
+    assert_eq!(v["matching"], 1, "{v}");
+    let (_, v, _) = http(agent.addr, "GET", "/api/console/files", &[], b"");
+    assert_eq!(v[0]["encoding"], "utf-8", "{v}");
+    assert_eq!(v[0]["lag_bytes"], 0, "{v}");
+}
+
+/// Signs `b` in through the form, as a person would.
+async fn sign_in(b: &Browser, addr: SocketAddr, token: &str) {
+    b.client
+        .goto(&format!("http://{addr}/"))
+        .await
+        .expect("open the console");
+    let field = b
+        .client
+        .find(fantoccini::Locator::Css("#token"))
+        .await
+        .expect("the sign-in form");
+    field.send_keys(token).await.unwrap();
+    b.client
+        .find(fantoccini::Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    if b.wait_for(
+        "return !!document.querySelector('#alerts')",
+        Duration::from_secs(10),
+    )
+    .await
+    .is_none()
+    {
+        let page = b.client.source().await.unwrap_or_default();
+        let url = b.client.current_url().await.map(|u| u.to_string());
+        panic!("the console after signing in; at {url:?}: {page}");
+    }
+}
+
+/// Clicks the element as a person would. The page redraws its tables when the store
+/// changes, so an element found may be replaced before the click: then again.
+async fn click(b: &Browser, css: &str) {
+    let mut last = None;
+    for _ in 0..20 {
+        match b.client.find(fantoccini::Locator::Css(css)).await {
+            Ok(e) => match e.click().await {
+                Ok(()) => return,
+                Err(err) => last = Some(err.to_string()),
+            },
+            Err(err) => last = Some(err.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{css}: {last:?}");
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn the_console_in_a_real_browser() {
+    runtime().block_on(async {
+        let Some(b) = Browser::start(Scheme::Light).await else {
+            return;
+        };
+        let tg = FakeTelegram::start();
+        // The first message Telegram refuses for good: a dead row to retry.
+        tg.script([Reply::BadRequest("Bad Request: chat not found")]);
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let cfg = config(dir.path(), port, Some(&tg));
+        let log = dir.path().join("p/det.log");
+        std::fs::write(&log, "").unwrap();
+        let agent = Agent::start(&cfg);
+        let addr = agent.addr;
+
+        // Without a session: the sign-in form, and no data.
+        b.client.goto(&format!("http://{addr}/")).await.unwrap();
+        assert_eq!(
+            b.js("return !!document.querySelector('#token') && !document.querySelector('#alerts')")
+                .await,
+            Value::Bool(true)
+        );
+        sign_in(&b, addr, &token(dir.path())).await;
+        let url = b.client.current_url().await.unwrap();
+        assert_eq!(url.as_str(), format!("http://{addr}/"), "no token in the address");
+
+        // The cookie as the browser keeps it.
+        let cookies = b.client.get_all_cookies().await.unwrap();
+        let c = cookies
+            .iter()
+            .find(|c| c.name() == format!("protowatch_session_{port}"))
+            .expect("the session cookie");
+        assert_eq!(c.http_only(), Some(true));
+        assert_eq!(
+            c.same_site().map(|s| format!("{s:?}")).as_deref(),
+            Some("Strict")
+        );
+        assert_eq!(
+            b.js("return document.cookie").await,
+            Value::String(String::new()),
+            "no script can read it"
+        );
+        assert!(
+            b.wait_for(
+                "return document.querySelector('#live-status').dataset.state === 'live'",
+                Duration::from_secs(10)
+            )
+            .await
+            .is_some(),
+            "the live stream"
+        );
+
+        // An alert written to a protocol file appears without a reload.
+        let marker = b.js("window.__same_page = 1; return 1").await;
+        assert_eq!(marker, json!(1));
+        let t0 = Instant::now();
+        append(&log, b"2026-11-20 14:03:12 ERROR [detector] Detector A failed\n");
+        let shown = b
+            .wait_for(
+                "return [...document.querySelectorAll('#alerts tbody tr')].some(r => r.textContent.includes('Detector A failed'))",
+                Duration::from_secs(5),
+            )
+            .await;
+        if shown.is_none() {
+            let (_, v, _) = http(addr, "GET", "/api/console/alerts", &[], b"");
+            let page = b.js("return document.querySelector('main').innerText + ' / ' + document.querySelector('#live-status').textContent + document.querySelector('#message').textContent").await;
+            panic!("the alert within 5 s; the API: {v}; the page: {page}");
+        }
+        eprintln!("append → visible: {:?}", t0.elapsed());
+        assert_eq!(b.js("return window.__same_page").await, json!(1), "no reload");
+        let row = b
+            .js("const r = document.querySelector('#alerts tbody tr'); return {sev: r.querySelector('.sev').textContent, file: r.querySelector('td.file').textContent, id: r.dataset.id}")
+            .await;
+        assert_eq!(row["sev"], "major", "{row}");
+        assert!(row["file"].as_str().unwrap().ends_with("det.log"), "{row}");
+        let id = row["id"].as_str().unwrap().to_string();
+
+        // Telegram refused the message: a dead row with its error, and Retry sends it.
+        assert!(
+            b.wait_for(
+                "return document.querySelectorAll('#dead tbody tr').length === 1 && document.querySelector('#dead tbody').textContent.includes('chat not found')",
+                Duration::from_secs(10)
+            )
+            .await
+            .is_some(),
+            "the dead row"
+        );
+        click(&b, "#dead button.retry").await;
+        let sent = tg.wait_for(1, Duration::from_secs(10));
+        assert!(
+            sent[0].body["text"].as_str().unwrap_or("").contains("Detector A failed"),
+            "{:?}",
+            sent[0].body
+        );
+        assert!(
+            b.wait_for(
+                "return document.querySelectorAll('#dead tbody tr').length === 0",
+                Duration::from_secs(10)
+            )
+            .await
+            .is_some()
+        );
+
+        // OnTakt's `__resend` through the page: the alert again, to Telegram.
+        click(&b, "#alerts tbody tr button[data-action='__resend']").await;
+        let sent = tg.wait_for(2, Duration::from_secs(10));
+        assert!(
+            sent[1].body["text"].as_str().unwrap_or("").contains("Detector A failed"),
+            "{:?}",
+            sent[1].body
+        );
+
+        // Files, outbox, routes and the charts are there.
+        let parts = b
+            .js("return {
+                file: document.querySelector('#files tbody').textContent,
+                routes: document.querySelector('#routes tbody').textContent,
+                queues: document.querySelector('#queues-empty').hidden === false || document.querySelectorAll('#queues tbody tr').length > 0,
+            }")
+            .await;
+        assert!(parts["file"].as_str().unwrap().contains("det.log"), "{parts}");
+        assert!(parts["file"].as_str().unwrap().contains("utf-8"), "{parts}");
+        assert!(
+            parts["routes"].as_str().unwrap().contains("alarm_major")
+                && parts["routes"].as_str().unwrap().contains("telegram:default"),
+            "{parts}"
+        );
+        assert_eq!(parts["queues"], true, "{parts}");
+        assert!(
+            b.wait_for(
+                "const i = document.querySelector('#chart-24h'); return i.complete && i.naturalWidth > 0",
+                Duration::from_secs(10)
+            )
+            .await
+            .is_some(),
+            "the chart"
+        );
+        b.screenshot("console-live.png").await;
+
+        // Dismiss through the page: gone from the list, in the history.
+        click(&b, &format!("#alerts tbody tr[data-id='{id}'] button.dismiss")).await;
+        assert!(
+            b.wait_for(
+                "return document.querySelectorAll('#alerts tbody tr').length === 0 && document.querySelector('#history-total').textContent === '1'",
+                Duration::from_secs(5)
+            )
+            .await
+            .is_some(),
+            "dismissed"
+        );
+        let (_, v, _) = http(addr, "GET", "/api/alerts", &[], b"");
+        assert_eq!(v, json!({}), "dismissed in the store");
+
+        // The agent restarts: the page reconnects by itself and goes on showing news.
+        agent.stop();
+        assert!(
+            b.wait_for(
+                "return document.querySelector('#live-status').dataset.state === 'down'",
+                Duration::from_secs(10)
+            )
+            .await
+            .is_some(),
+            "the page sees the agent gone"
+        );
+        let agent = Agent::start(&cfg);
+        assert!(
+            b.wait_for(
+                "return document.querySelector('#live-status').dataset.state === 'live'",
+                Duration::from_secs(15)
+            )
+            .await
+            .is_some(),
+            "reconnected"
+        );
+        append(&log, b"2026-11-20 14:05:00 ERROR [hv] HV B tripped\n");
+        assert!(
+            b.wait_for(
+                "return document.querySelector('#alerts tbody').textContent.includes('HV B tripped')",
+                Duration::from_secs(5)
+            )
+            .await
+            .is_some(),
+            "news after the restart; the API: {}; the page: {}",
+            http(agent.addr, "GET", "/api/console/alerts", &[], b"").1,
+            b.js("return document.querySelector('main').innerText + ' / ' + document.querySelector('#live-status').textContent + document.querySelector('#message').textContent + ' change ' + document.querySelector('#live-status').dataset.change").await
+        );
+        assert_eq!(b.js("return window.__same_page").await, json!(1), "no reload");
+        drop(agent);
+        b.close().await;
+    });
+}
+
+/// Alerts of every kind, for the screenshots: every severity, details with HTML
+/// (and a script that must not run), server, client and URL actions.
+fn showcase(addr: SocketAddr, log: &Path) {
+    append(
+        log,
+        b"ERROR [detector] Detector bank C not responding\n\
+          ERROR 3 [hv] HV supply 2 current limit\n\
+          WARNING 1 [cryo] Sample temperature above setpoint\n",
+    );
+    let put = |body: Value| {
+        let (code, v, _) = http(
+            addr,
+            "PUT",
+            "/api/alerts",
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(code, 201, "{v}");
+    };
+    put(
+        json!({"key": "chopper", "severity": "WARNING", "message": "Chopper 1 phase drift",
+               "details": "<p>Phase error <b>0.4°</b> over 10 min.<script>document.title='x'</script></p>",
+               "actions": {"Open logbook": "https://logbook.example.org/in5", "Recalibrate": "_recalibrate", "Send again": "__resend"},
+               "ttl": 7200}),
+    );
+    put(json!({"key": "run", "severity": "INFO", "message": "Run 4711 started"}));
+}
+
+#[test]
+fn light_and_dark_by_the_browsers_setting() {
+    runtime().block_on(async {
+        let Some(light) = Browser::start(Scheme::Light).await else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), free_port(), None);
+        let log = dir.path().join("p/det.log");
+        std::fs::write(&log, "").unwrap();
+        let agent = Agent::start(&cfg);
+        showcase(agent.addr, &log);
+        assert!(wait_until(Duration::from_secs(10), || {
+            http(agent.addr, "GET", "/api/console/alerts", &[], b"").1["counts"]["total"] == 5
+        }));
+        let t = token(dir.path());
+        let background = "return getComputedStyle(document.body).backgroundColor";
+        let mut colours = Vec::new();
+        for (b, name) in [(Some(light), "light"), (Browser::start(Scheme::Dark).await, "dark")] {
+            let b = b.expect("a second browser");
+            sign_in(&b, agent.addr, &t).await;
+            assert!(
+                b.wait_for(
+                    "return document.querySelectorAll('#alerts tbody tr').length === 5",
+                    Duration::from_secs(10)
+                )
+                .await
+                .is_some()
+            );
+            // OnTakt's client algorithm: a URL is a link, a client action a disabled
+            // button with its name, a server action a button; the script in the details
+            // did not run.
+            let shown = b
+                .js("const r = [...document.querySelectorAll('#alerts tbody tr')].find(r => r.textContent.includes('Chopper'));
+                     return {
+                       link: r.querySelector('a[href=\"https://logbook.example.org/in5\"]') !== null,
+                       client: r.querySelector('button[disabled]')?.textContent,
+                       server: r.querySelector('button[data-action=\"__resend\"]') !== null,
+                       bold: r.querySelector('.details b')?.textContent,
+                       script: r.querySelector('script') !== null,
+                       title: document.title,
+                       sev: r.querySelector('.sev').textContent,
+                     }")
+                .await;
+            assert_eq!(shown["link"], true, "{shown}");
+            assert_eq!(shown["client"], "Recalibrate (_recalibrate)", "{shown}");
+            assert_eq!(shown["server"], true, "{shown}");
+            assert_eq!(shown["bold"], "0.4°", "{shown}");
+            assert_eq!(shown["script"], false, "{shown}");
+            assert_ne!(shown["title"], "x", "{shown}");
+            assert_eq!(shown["sev"], "warning", "the word, not only a colour");
+            b.wait_for(
+                "const i = document.querySelector('#chart-24h'); return i.complete && i.naturalWidth > 0",
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("the chart");
+            colours.push(b.js(background).await);
+            b.screenshot(&format!("console-{name}.png")).await;
+            b.close().await;
+        }
+        assert_eq!(colours[0], "rgb(255, 255, 255)", "light: {colours:?}");
+        assert_eq!(colours[1], "rgb(18, 20, 23)", "dark: {colours:?}");
+    });
+}
+
+/// First paint with many alerts, and the live update's latency: a measurement for
+/// BENCHMARKS.md, not a test (`bash bench/console.sh`).
+#[test]
+#[ignore]
+fn console_benchmark() {
+    runtime().block_on(async {
+        let Some(b) = Browser::start(Scheme::Light).await else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), free_port(), None);
+        let log = dir.path().join("p/det.log");
+        std::fs::write(&log, "").unwrap();
+        let agent = Agent::start(&cfg);
+        let t = token(dir.path());
+        sign_in(&b, agent.addr, &t).await;
+        let mut written = 0usize;
+        for n in [2_000usize, 10_000] {
+            // Distinct keys: digits fold into one key, so the names are letters.
+            let mut text = String::new();
+            for i in written..n {
+                let mut name = String::new();
+                let mut k = i;
+                for _ in 0..4 {
+                    name.push((b'a' + (k % 26) as u8) as char);
+                    k /= 26;
+                }
+                text.push_str(&format!("ERROR [det] Channel {name} failed\n"));
+            }
+            append(&log, text.as_bytes());
+            written = n;
+            assert!(wait_until(Duration::from_secs(60), || {
+                http(agent.addr, "GET", "/api/console/alerts?limit=1", &[], b"").1["counts"]["total"]
+                    == n
+            }));
+            let mut paints = Vec::new();
+            for _ in 0..5 {
+                b.client.goto(&format!("http://{}/", agent.addr)).await.unwrap();
+                b.wait_for(
+                    "return performance.getEntriesByName('alerts-shown').length > 0",
+                    Duration::from_secs(30),
+                )
+                .await
+                .expect("the alerts shown");
+                let ms = b
+                    .js("return performance.getEntriesByName('alerts-shown')[0].startTime")
+                    .await
+                    .as_f64()
+                    .unwrap();
+                paints.push(ms);
+            }
+            paints.sort_by(f64::total_cmp);
+            println!("{n} active alerts: first page shown after {paints:?} ms (median {:.0} ms)", paints[2]);
+        }
+        b.wait_for(
+            "return document.querySelector('#live-status').dataset.state === 'live'",
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("live");
+        let mut lat = Vec::new();
+        for i in 0..10 {
+            let t0 = Instant::now();
+            append(&log, format!("WARNING 1 [lat] Latency probe {}\n", "xyzw".repeat(i + 1)).as_bytes());
+            b.wait_for(
+                &format!("return document.querySelector('#alerts tbody').textContent.includes('Latency probe {}')", "xyzw".repeat(i + 1)),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("the probe shown");
+            lat.push(t0.elapsed().as_millis());
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        lat.sort();
+        println!("append → visible (10,000 active): {lat:?} ms (median {} ms)", lat[5]);
+        b.close().await;
+    });
+}
