@@ -739,6 +739,13 @@ pub async fn run_with(
             None
         }
     };
+    // Telegram's buttons and commands; like the API, the watching goes on without it.
+    let telegram_bot =
+        crate::messengers::telegram::bot::start(&config, shared_config.clone(), outbox.clone())
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "Telegram's buttons and commands are not available");
+                None
+            });
     if config.watch.is_empty() {
         tracing::warn!("no \"watch\" entries: only messages sent to this agent will be delivered");
     }
@@ -802,6 +809,9 @@ pub async fn run_with(
         .map_err(|e| AgentError::Setup(format!("pipeline shutdown: {e}")))?;
     if let Some(api) = api {
         api.stop(&config.state_dir).await;
+    }
+    if let Some(bot) = telegram_bot {
+        bot.stop().await;
     }
     outbox.close().await;
     match result {

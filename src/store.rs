@@ -147,6 +147,24 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (hour, severity)
      ) WITHOUT ROWID;
      CREATE INDEX alerts_last_seen ON alerts (last_seen DESC, id DESC);",
+    // 8: Telegram both ways. Who dismissed or snoozed an alert (the message edited in
+    // place says so), and each alert's messages per chat: what to edit as the alert
+    // changes, and the nonce its buttons carry (a press on another message does
+    // nothing). The `getUpdates` offset lives in `meta`.
+    "ALTER TABLE alerts ADD COLUMN dismissed_by TEXT;
+     ALTER TABLE alerts ADD COLUMN snoozed_by TEXT;
+     CREATE TABLE telegram_messages (
+         chat_id INTEGER NOT NULL,
+         message_id INTEGER NOT NULL,
+         alert_id INTEGER NOT NULL,
+         nonce TEXT NOT NULL,
+         open INTEGER NOT NULL DEFAULT 1,
+         shown TEXT NOT NULL DEFAULT '',
+         sent_at INTEGER NOT NULL,
+         edited_at INTEGER NOT NULL,
+         PRIMARY KEY (chat_id, message_id)
+     );
+     CREATE INDEX telegram_messages_alert ON telegram_messages (alert_id, open);",
 ];
 
 /// Inbox rows and receipts are kept this long after their message was taken, for a

@@ -104,9 +104,13 @@ fn full_configs(dir: &Path) -> [Value; 4] {
                 "bot-id": "123456:ABC-def_9",
                 "channel-id": -1001234567890i64,
                 "api-url": "http://127.0.0.1:8081",
-                "scopes": {"ops": "@sonix_ops", "lab": "-100987"},
+                "scopes": {"ops": "@sonix_ops", "lab": "-100987",
+                           "night": {"chat": "-100555", "thread": 42, "silent_below": "minor"}},
                 "default_scope": "ops",
                 "timeout_s": 15,
+                "operators": [123456789, "@anna_ops"],
+                "snooze_s": [1800, 7200],
+                "poll_timeout_s": 20,
             },
             "webhook": {
                 "scopes": {

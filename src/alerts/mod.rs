@@ -181,6 +181,15 @@ pub struct Alert {
     pub data: serde_json::Value,
     /// The protocol file its latest event came from; `None` for the API's and scripts'.
     pub origin: Option<String>,
+    /// Who dismissed it (`api`, `cli`, `telegram:@anna (42)`), for the message that is
+    /// edited to say so.
+    #[serde(skip)]
+    pub dismissed_by: Option<String>,
+    /// Until when its messages are held back, and who asked.
+    #[serde(skip)]
+    pub snoozed_until_ms: Option<i64>,
+    #[serde(skip)]
+    pub snoozed_by: Option<String>,
 }
 
 impl Alert {
@@ -235,7 +244,8 @@ impl Alert {
 }
 
 const COLUMNS: &str = "id, key, event, severity, source, message, details, first_seen, last_seen,
-                       times_seen, ttl_s, dismissed_at, machine_id, actions, data, origin";
+                       times_seen, ttl_s, dismissed_at, machine_id, actions, data, origin,
+                       dismissed_by, snoozed_until, snoozed_by";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
     let text = |i: usize| -> rusqlite::Result<String> { r.get(i) };
@@ -257,6 +267,9 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
         actions: actions_from_json(&text(13)?),
         data: serde_json::from_str(&text(14)?).unwrap_or_default(),
         origin: r.get(15)?,
+        dismissed_by: r.get(16)?,
+        snoozed_until_ms: r.get(17)?,
+        snoozed_by: r.get(18)?,
     })
 }
 
@@ -322,26 +335,76 @@ pub fn get(store: &Store, id: i64) -> Result<Option<Alert>, StoreError> {
     })
 }
 
-/// Dismisses one alert; `false` if there is no active alert with that id.
-pub fn dismiss(store: &Store, id: i64, now_ms: i64) -> Result<bool, StoreError> {
+/// The alert of a dedup key, if there is one.
+pub fn by_key(store: &Store, key: &str) -> Result<Option<Alert>, StoreError> {
     store.with_conn(|c| {
-        c.execute(
-            "UPDATE alerts SET dismissed_at = ?2 WHERE id = ?1 AND dismissed_at IS NULL",
-            params![id, now_ms],
+        c.query_row(
+            &format!("SELECT {COLUMNS} FROM alerts WHERE key = ?1"),
+            [key],
+            from_row,
         )
-        .map(|n| n == 1)
+        .optional()
     })
 }
 
-/// Dismisses every active alert; returns how many.
-pub fn dismiss_all(store: &Store, now_ms: i64) -> Result<u64, StoreError> {
-    store.with_conn(|c| {
+/// Dismisses one alert on behalf of `by` (`api`, `cli`, `telegram:@anna (42)`); `false`
+/// if there is no undismissed alert with that id. The one way to dismiss a single alert
+/// — from the API, the CLI, the console or Telegram — and so the one audit line for it.
+pub fn dismiss(store: &Store, id: i64, now_ms: i64, by: &str) -> Result<bool, StoreError> {
+    let done = store.with_conn(|c| {
         c.execute(
-            "UPDATE alerts SET dismissed_at = ?1 WHERE dismissed_at IS NULL",
-            [now_ms],
+            "UPDATE alerts SET dismissed_at = ?2, dismissed_by = ?3
+             WHERE id = ?1 AND dismissed_at IS NULL",
+            params![id, now_ms, by],
+        )
+        .map(|n| n == 1)
+    })?;
+    if done {
+        tracing::info!(target: "protowatch::audit", alert = id, by, "alert dismissed");
+    }
+    Ok(done)
+}
+
+/// `__resend`: the alert again, as an event through its event's routes now, queued in
+/// the outbox. Returns the destinations to wake; none when no route takes the event.
+/// The one resend whatever the surface (API, console, Telegram).
+pub fn resend(
+    store: &mut Store,
+    alert: &Alert,
+    config: &crate::config::Config,
+) -> Result<Vec<crate::config::Destination>, StoreError> {
+    let event = alert.to_event();
+    let to = crate::routing::Router::new(config)
+        .route(&event.name)
+        .to_vec();
+    if to.is_empty() {
+        return Ok(to);
+    }
+    store.commit(&crate::store::Batch {
+        deliveries: vec![crate::store::Delivery {
+            event,
+            to: to.clone(),
+            repeat: None,
+            request: None,
+        }],
+        ..crate::store::Batch::default()
+    })?;
+    Ok(to)
+}
+
+/// Dismisses every active alert on behalf of `by`; returns how many.
+pub fn dismiss_all(store: &Store, now_ms: i64, by: &str) -> Result<u64, StoreError> {
+    let n = store.with_conn(|c| {
+        c.execute(
+            "UPDATE alerts SET dismissed_at = ?1, dismissed_by = ?2 WHERE dismissed_at IS NULL",
+            params![now_ms, by],
         )
         .map(|n| n as u64)
-    })
+    })?;
+    if n > 0 {
+        tracing::info!(target: "protowatch::audit", alerts = n, by, "alerts cleared");
+    }
+    Ok(n)
 }
 
 /// The alerts of `keys` (those that exist), and every alert dismissed after `since_ms`:
@@ -482,15 +545,20 @@ pub fn put_bounded(
     })
 }
 
-/// Snoozes an alert: no messages for its key until `until_ms`.
-pub fn snooze(store: &Store, id: i64, until_ms: i64) -> Result<bool, StoreError> {
-    store.with_conn(|c| {
+/// Snoozes an alert on behalf of `by`: no messages for its key until `until_ms`. As
+/// [`dismiss`], the one way to do it, with its audit line.
+pub fn snooze(store: &Store, id: i64, until_ms: i64, by: &str) -> Result<bool, StoreError> {
+    let done = store.with_conn(|c| {
         c.execute(
-            "UPDATE alerts SET snoozed_until = ?2 WHERE id = ?1",
-            params![id, until_ms],
+            "UPDATE alerts SET snoozed_until = ?2, snoozed_by = ?3 WHERE id = ?1",
+            params![id, until_ms, by],
         )
         .map(|n| n == 1)
-    })
+    })?;
+    if done {
+        tracing::info!(target: "protowatch::audit", alert = id, by, until_ms, "alert snoozed");
+    }
+    Ok(done)
 }
 
 /// Keys snoozed beyond `now_ms`, with the end of their snooze.

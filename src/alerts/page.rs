@@ -23,18 +23,10 @@ pub struct Filter {
     pub text: Option<String>,
 }
 
-/// An alert on a page, with what only the console shows of it.
-#[derive(Debug, Clone)]
-pub struct Row {
-    pub alert: Alert,
-    /// Its messages are held back until then (Snooze).
-    pub snoozed_until_ms: Option<i64>,
-}
-
 /// One page of active alerts.
 #[derive(Debug, Clone, Default)]
 pub struct Page {
-    pub rows: Vec<Row>,
+    pub rows: Vec<Alert>,
     /// Active alerts the filter matches, on every page.
     pub matching: u64,
     /// Active alerts per severity (info, warning, minor, major), filter or not.
@@ -59,14 +51,9 @@ fn like(text: &str) -> String {
     p
 }
 
-fn rows(c: &Connection, sql: &str, args: &[SqlValue]) -> rusqlite::Result<Vec<Row>> {
+fn rows(c: &Connection, sql: &str, args: &[SqlValue]) -> rusqlite::Result<Vec<Alert>> {
     let mut stmt = c.prepare_cached(sql)?;
-    let rows = stmt.query_map(params_from_iter(args), |r| {
-        Ok(Row {
-            alert: from_row(r)?,
-            snoozed_until_ms: r.get(16)?,
-        })
-    })?;
+    let rows = stmt.query_map(params_from_iter(args), from_row)?;
     rows.collect()
 }
 
@@ -109,7 +96,7 @@ pub fn active(
         let rows = rows(
             c,
             &format!(
-                "SELECT {COLUMNS}, snoozed_until FROM alerts WHERE {cond}
+                "SELECT {COLUMNS} FROM alerts WHERE {cond}
                  ORDER BY last_seen DESC, id DESC LIMIT ?{} OFFSET ?{n}",
                 n - 1
             ),
@@ -152,7 +139,7 @@ pub fn history(
     now_ms: i64,
     offset: u64,
     limit: u32,
-) -> Result<(Vec<Row>, u64), StoreError> {
+) -> Result<(Vec<Alert>, u64), StoreError> {
     const ENDED: &str = "dismissed_at IS NOT NULL OR last_seen + ttl_s * 1000 < ?1";
     store.with_conn(|c| {
         let total: i64 = c.query_row(
@@ -163,7 +150,7 @@ pub fn history(
         let rows = rows(
             c,
             &format!(
-                "SELECT {COLUMNS}, snoozed_until FROM alerts WHERE {ENDED}
+                "SELECT {COLUMNS} FROM alerts WHERE {ENDED}
                  ORDER BY COALESCE(dismissed_at, last_seen + ttl_s * 1000) DESC, id DESC
                  LIMIT ?2 OFFSET ?3"
             ),

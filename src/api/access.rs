@@ -58,6 +58,17 @@ pub enum Caller {
     Session,
 }
 
+impl Caller {
+    /// Who acted, as an alert's `dismissed_by`/`snoozed_by` records it: the console's
+    /// buttons apart from scripts and clients of the API.
+    pub fn actor(self) -> &'static str {
+        match self {
+            Caller::Session => "console",
+            Caller::Public | Caller::Token => "api",
+        }
+    }
+}
+
 fn changes_something(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
@@ -197,7 +208,7 @@ pub fn verdict_with_session(
 }
 
 /// The middleware: the checks above, then the handler, then the audit line.
-pub async fn check(State(st): State<Arc<ApiState>>, req: Request, next: Next) -> Response {
+pub async fn check(State(st): State<Arc<ApiState>>, mut req: Request, next: Next) -> Response {
     let config = st.config();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -235,6 +246,7 @@ pub async fn check(State(st): State<Arc<ApiState>>, req: Request, next: Next) ->
             return resp;
         }
     };
+    req.extensions_mut().insert(caller);
     let resp = next.run(req).await;
     if changes_something(&method) {
         let token = match caller {

@@ -2,13 +2,14 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use axum::{Extension, Json};
 use serde_json::{Map, Value, json};
 
+use super::access::Caller;
 use super::{ApiError, ApiState};
 use crate::alerts::{self, Alert, NewAlert};
 use crate::config::Destination;
@@ -342,22 +343,28 @@ pub async fn put(
 
 pub async fn dismiss(
     State(st): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::not_found(format!("id: no alert {id:?}")))?;
     let now = now_ms();
-    if st.db(move |s| alerts::dismiss(s, id, now)).await? {
+    let by = caller.actor();
+    if st.db(move |s| alerts::dismiss(s, id, now, by)).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("id: no active alert {id}")))
     }
 }
 
-pub async fn clear(State(st): State<Arc<ApiState>>) -> Result<StatusCode, ApiError> {
+pub async fn clear(
+    State(st): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+) -> Result<StatusCode, ApiError> {
     let now = now_ms();
-    st.db(move |s| alerts::dismiss_all(s, now)).await?;
+    let by = caller.actor();
+    st.db(move |s| alerts::dismiss_all(s, now, by)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -562,8 +569,10 @@ pub async fn notify_status(
 /// through its event's routes).
 pub async fn action(
     State(st): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
     Path((id, action)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
+    let by = caller.actor();
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::not_found(format!("id: no alert {id:?}")))?;
@@ -581,33 +590,17 @@ pub async fn action(
     let failed = |m: String| ApiError::new(StatusCode::FAILED_DEPENDENCY, m);
     match action.as_str() {
         "__dismiss" => {
-            st.db(move |s| alerts::dismiss(s, id, now)).await?;
+            st.db(move |s| alerts::dismiss(s, id, now, by)).await?;
             Ok(StatusCode::NO_CONTENT)
         }
         "__resend" => {
-            let event = alert.to_event();
-            let to = crate::routing::Router::new(&st.config())
-                .route(&event.name)
-                .to_vec();
-            if to.is_empty() {
-                return Err(failed(format!(
-                    "__resend: no route for the event {:?}",
-                    event.name
-                )));
+            let config = st.config();
+            let name = alert.event.clone();
+            let wake = st.db(move |s| alerts::resend(s, &alert, &config)).await?;
+            if wake.is_empty() {
+                return Err(failed(format!("__resend: no route for the event {name:?}")));
             }
-            let wake = to.clone();
-            st.db(move |s| {
-                s.commit(&Batch {
-                    deliveries: vec![Delivery {
-                        event,
-                        to,
-                        repeat: None,
-                        request: None,
-                    }],
-                    ..Batch::default()
-                })
-            })
-            .await?;
+            let _ = st.outbox.ensure_workers(&wake);
             for d in &wake {
                 st.outbox.wake(d);
             }
@@ -623,7 +616,7 @@ pub async fn action(
                 })?,
             };
             let until = now.saturating_add((secs.min(alerts::MAX_TTL_S) as i64) * 1000);
-            st.db(move |s| alerts::snooze(s, id, until)).await?;
+            st.db(move |s| alerts::snooze(s, id, until, by)).await?;
             Ok(StatusCode::NO_CONTENT)
         }
         other => Err(ApiError::new(

@@ -9,7 +9,7 @@
 //! header and idle timeouts) and in the handlers (attachments, sizes, alert count).
 //! Every error is JSON `{"error": "…"}` naming what was wrong.
 
-mod access;
+pub(crate) mod access;
 mod alerts;
 pub mod console;
 pub mod session;

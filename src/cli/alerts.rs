@@ -59,7 +59,7 @@ pub fn run(cli: &Cli, cmd: &AlertsCommand) -> Result<(), CliError> {
             show(&rows, *json)
         }
         AlertsCommand::Dismiss { id } => {
-            if alerts::dismiss(&store, *id, now).map_err(failed)? {
+            if alerts::dismiss(&store, *id, now, "cli").map_err(failed)? {
                 outln!("alert {id} dismissed");
                 Ok(())
             } else {
@@ -69,7 +69,7 @@ pub fn run(cli: &Cli, cmd: &AlertsCommand) -> Result<(), CliError> {
             }
         }
         AlertsCommand::Clear => {
-            let n = alerts::dismiss_all(&store, now).map_err(failed)?;
+            let n = alerts::dismiss_all(&store, now, "cli").map_err(failed)?;
             outln!("{n} alerts dismissed");
             Ok(())
         }

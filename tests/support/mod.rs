@@ -1,8 +1,12 @@
 //! Real servers on loopback for the tests: an SMTP server (aiosmtpd, Debian's
 //! `python3-aiosmtpd`, started as a process) and a fake Telegram Bot API that records
 //! every request and answers as a test scripts it — like Telegram: `getMe` with a bot,
-//! `getChat` with the chat asked for, any other method with a sent message. Plus
-//! certificates, config files and the binary under test.
+//! `getChat` with the chat asked for, a sent message with a message id of its own (one
+//! more than the last), `getUpdates` as a long poll over the presses and commands a
+//! test queues (an offset confirms what came before it), `editMessageText` /
+//! `editMessageReplyMarkup` of a message it sent (or "message to edit not found", or
+//! "message is not modified"), and `true` for `answerCallbackQuery`, `setMyCommands`
+//! and `deleteWebhook`. Plus certificates, config files and the binary under test.
 
 #![allow(dead_code)] // each test file uses a different part of this module
 
@@ -253,6 +257,39 @@ pub struct TgRequest {
     /// The body as it came: a multipart upload (sendPhoto, sendDocument) is not JSON.
     pub raw: Vec<u8>,
     pub at: Instant,
+    /// The id the fake gave the message this request sent, if it sent one.
+    pub message_id: Option<i64>,
+}
+
+impl TgRequest {
+    /// The `callback_data` of the inline button labelled `label`, if it has one.
+    pub fn button_data(&self, label: &str) -> Option<String> {
+        buttons(&self.body)
+            .into_iter()
+            .find(|b| b["text"] == label)
+            .and_then(|b| b["callback_data"].as_str().map(String::from))
+    }
+
+    /// The labels of its inline buttons, row by row.
+    pub fn button_labels(&self) -> Vec<String> {
+        buttons(&self.body)
+            .into_iter()
+            .filter_map(|b| b["text"].as_str().map(String::from))
+            .collect()
+    }
+
+    pub fn text(&self) -> &str {
+        self.body["text"].as_str().unwrap_or_default()
+    }
+}
+
+fn buttons(body: &Value) -> Vec<Value> {
+    body.pointer("/reply_markup/inline_keyboard")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r.as_array().cloned().unwrap_or_default())
+        .collect()
 }
 
 /// How the fake Bot API answers the next request.
@@ -266,6 +303,8 @@ pub enum Reply {
     /// A 400 that the fake itself gives, as Telegram would (see [`refusal`]).
     Refused(String),
     ServerError,
+    /// 409, as Telegram answers a `getUpdates` while another one polls the same bot.
+    Conflict,
 }
 
 /// The tags Telegram's HTML parse mode knows.
@@ -292,7 +331,7 @@ const TG_TAGS: &[&str] = &[
 /// does not know, an empty text, and an inline URL button whose URL it will not link
 /// (not `http(s)`/`tg`, or a host without a dot: `localhost`, intranet short names).
 fn refusal(method: &str, body: &Value) -> Option<String> {
-    if method != "sendmessage" {
+    if method != "sendmessage" && method != "editmessagetext" {
         return None;
     }
     let text = body.get("text").and_then(Value::as_str).unwrap_or("");
@@ -354,6 +393,13 @@ struct TgState {
     missing_chats: HashSet<String>,
     /// When set, any other token is refused with 401, as Telegram does.
     token: Option<String>,
+    /// The last message id given.
+    last_message_id: i64,
+    /// (chat id, message id) → (text, reply_markup) of each message sent, as edited.
+    sent: HashMap<(String, i64), (Value, Value)>,
+    /// Updates not yet confirmed by an offset past them.
+    updates: Vec<Value>,
+    last_update_id: i64,
 }
 
 /// The bot the fake is: what `getMe` answers.
@@ -483,6 +529,104 @@ impl FakeTelegram {
         wait_until(timeout, || self.messages().len() >= n);
         self.messages()
     }
+
+    fn push_update(&self, mut update: Value) -> i64 {
+        let mut st = self.state.lock().unwrap();
+        st.last_update_id += 1;
+        let id = st.last_update_id;
+        update["update_id"] = json!(id);
+        st.updates.push(update);
+        id
+    }
+
+    /// A user presses the button carrying `data` on a message the fake sent (`sent`,
+    /// its `sendMessage` request); returns the callback query's id.
+    pub fn press(&self, user: (u64, &str), sent: &TgRequest, data: &str) -> String {
+        let chat = sent
+            .body
+            .get("chat_id")
+            .and_then(chat_key)
+            .unwrap_or_default();
+        let mid = sent.message_id.expect("a message the fake sent");
+        let text = sent.body.get("text").cloned().unwrap_or(Value::Null);
+        let n = self.state.lock().unwrap().last_update_id + 1;
+        let id = format!("cbq{n}");
+        self.push_update(json!({
+            "callback_query": {
+                "id": id,
+                "from": user_json(user),
+                "message": {"message_id": mid, "date": 1_700_000_000, "chat": chat_json(&chat), "text": text},
+                "chat_instance": "4242",
+                "data": data,
+            }
+        }));
+        id
+    }
+
+    /// A user writes `text` (a command) to the chat `chat`, optionally in a topic.
+    pub fn say(&self, user: (u64, &str), chat: &str, thread: Option<i64>, text: &str) {
+        let mid = {
+            let mut st = self.state.lock().unwrap();
+            st.last_message_id += 1;
+            st.last_message_id
+        };
+        let len = text.split_whitespace().next().map_or(0, str::len);
+        let mut message = json!({
+            "message_id": mid, "date": 1_700_000_000, "chat": chat_json(chat),
+            "from": user_json(user), "text": text,
+            "entities": [{"type": "bot_command", "offset": 0, "length": len}],
+        });
+        if let Some(t) = thread {
+            message["message_thread_id"] = json!(t);
+            message["is_topic_message"] = json!(true);
+        }
+        self.push_update(json!({"message": message}));
+    }
+
+    /// Updates given out and not yet confirmed by a later `getUpdates` offset.
+    pub fn unconfirmed(&self) -> usize {
+        self.state.lock().unwrap().updates.len()
+    }
+
+    /// The `answerCallbackQuery` requests for one callback query.
+    pub fn answers_to(&self, callback_id: &str) -> Vec<TgRequest> {
+        self.requests_of("answerCallbackQuery")
+            .into_iter()
+            .filter(|r| r.body["callback_query_id"] == callback_id)
+            .collect()
+    }
+
+    /// The text and buttons a sent message shows now, after its edits.
+    pub fn current(&self, sent: &TgRequest) -> Option<(String, Vec<String>)> {
+        let chat = sent.body.get("chat_id").and_then(chat_key)?;
+        let st = self.state.lock().unwrap();
+        let (text, markup) = st.sent.get(&(chat, sent.message_id?))?;
+        let labels = buttons(&json!({"reply_markup": markup}))
+            .into_iter()
+            .filter_map(|b| b["text"].as_str().map(String::from))
+            .collect();
+        Some((text.as_str().unwrap_or_default().to_string(), labels))
+    }
+}
+
+fn user_json((id, username): (u64, &str)) -> Value {
+    let mut u = json!({"id": id, "is_bot": false, "first_name": "Op"});
+    if !username.is_empty() {
+        u["username"] = json!(username.trim_start_matches('@'));
+    }
+    u
+}
+
+/// A chat as a message carries it: a positive id a private chat, else a supergroup.
+fn chat_json(chat: &str) -> Value {
+    match chat.parse::<i64>() {
+        Ok(id) if id > 0 => json!({"id": id, "type": "private", "first_name": "Operator"}),
+        Ok(id) => json!({"id": id, "type": "supergroup", "title": chat_title(chat)}),
+        Err(_) => {
+            json!({"id": -1_009_876_543_210_i64, "type": "channel", "title": chat_title(chat),
+                         "username": chat.trim_start_matches('@')})
+        }
+    }
 }
 
 async fn handle(
@@ -495,7 +639,7 @@ async fn handle(
     let method = method.to_ascii_lowercase();
     let token = token.strip_prefix("bot").unwrap_or(&token).to_string();
     let chat = body.get("chat_id").and_then(chat_key);
-    let reply = {
+    let (reply, index) = {
         let mut st = state.lock().unwrap();
         st.requests.push(TgRequest {
             token: token.clone(),
@@ -503,7 +647,9 @@ async fn handle(
             body: body.clone(),
             raw: raw.to_vec(),
             at: Instant::now(),
+            message_id: None,
         });
+        let index = st.requests.len() - 1;
         if st.token.as_ref().is_some_and(|t| *t != token) {
             return (
                 StatusCode::UNAUTHORIZED,
@@ -512,15 +658,21 @@ async fn handle(
         }
         let scripted = st.by_method.get_mut(&method).and_then(VecDeque::pop_front);
         let refused = refusal(&method, &body);
-        match scripted.or_else(|| st.script.pop_front()) {
+        let reply = match scripted.or_else(|| st.script.pop_front()) {
             Some(reply) => reply,
             None if refused.is_some() => Reply::Refused(refused.unwrap_or_default()),
             None if chat.as_ref().is_some_and(|c| st.missing_chats.contains(c)) => {
                 Reply::BadRequest("Bad Request: chat not found")
             }
             None => Reply::Ok,
-        }
+        };
+        (reply, index)
     };
+    if matches!(reply, Reply::Ok)
+        && let Some(answer) = bot_side(&state, &method, &body, chat.as_deref(), index).await
+    {
+        return answer;
+    }
     match reply {
         Reply::Ok if method == "getme" => (
             StatusCode::OK,
@@ -567,12 +719,112 @@ async fn handle(
             StatusCode::BAD_REQUEST,
             axum::Json(json!({"ok": false, "error_code": 400, "description": desc})),
         ),
+        Reply::Conflict => (
+            StatusCode::CONFLICT,
+            axum::Json(json!({"ok": false, "error_code": 409,
+                "description": "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"})),
+        ),
         Reply::ServerError => (
             StatusCode::INTERNAL_SERVER_ERROR,
             axum::Json(
                 json!({"ok": false, "error_code": 500, "description": "Internal Server Error"}),
             ),
         ),
+    }
+}
+
+type Answer = (StatusCode, axum::Json<Value>);
+
+fn ok(result: Value) -> Answer {
+    (
+        StatusCode::OK,
+        axum::Json(json!({"ok": true, "result": result})),
+    )
+}
+
+fn bad(desc: &str) -> Answer {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({"ok": false, "error_code": 400, "description": desc})),
+    )
+}
+
+/// The methods of a two-way bot, and the message ids of what is sent; `None` for the
+/// methods the plain answers cover.
+async fn bot_side(
+    state: &Arc<Mutex<TgState>>,
+    method: &str,
+    body: &Value,
+    chat: Option<&str>,
+    index: usize,
+) -> Option<Answer> {
+    match method {
+        "answercallbackquery" | "setmycommands" | "deletewebhook" => Some(ok(json!(true))),
+        "getupdates" => {
+            let offset = body.get("offset").and_then(Value::as_i64);
+            let timeout = body.get("timeout").and_then(Value::as_u64).unwrap_or(0);
+            let end = Instant::now() + Duration::from_secs(timeout);
+            loop {
+                {
+                    let mut st = state.lock().unwrap();
+                    if let Some(o) = offset {
+                        st.updates
+                            .retain(|u| u["update_id"].as_i64().unwrap_or(0) >= o);
+                    }
+                    if !st.updates.is_empty() || Instant::now() >= end {
+                        return Some(ok(json!(st.updates.clone())));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        "editmessagetext" | "editmessagereplymarkup" => {
+            let chat = chat?.to_string();
+            let mid = body.get("message_id").and_then(Value::as_i64)?;
+            let mut st = state.lock().unwrap();
+            let Some((text, markup)) = st.sent.get(&(chat.clone(), mid)).cloned() else {
+                return Some(bad("Bad Request: message to edit not found"));
+            };
+            let new_text = if method == "editmessagetext" {
+                body.get("text").cloned().unwrap_or(Value::Null)
+            } else {
+                text.clone()
+            };
+            let new_markup = body.get("reply_markup").cloned().unwrap_or(Value::Null);
+            if new_text == text && new_markup == markup {
+                return Some(bad(
+                    "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message",
+                ));
+            }
+            st.sent
+                .insert((chat.clone(), mid), (new_text.clone(), new_markup));
+            Some(ok(json!({
+                "message_id": mid, "date": 1_700_000_000, "edit_date": 1_700_000_001,
+                "chat": chat_json(&chat),
+                "from": {"id": 123456, "is_bot": true, "first_name": "bot"},
+                "text": new_text,
+            })))
+        }
+        "sendmessage" | "sendphoto" | "senddocument" => {
+            let chat = chat.unwrap_or("1").to_string();
+            let mut st = state.lock().unwrap();
+            st.last_message_id += 1;
+            let mid = st.last_message_id;
+            let text = body.get("text").cloned().unwrap_or(Value::Null);
+            let markup = body.get("reply_markup").cloned().unwrap_or(Value::Null);
+            st.sent.insert((chat.clone(), mid), (text.clone(), markup));
+            if let Some(r) = st.requests.get_mut(index) {
+                r.message_id = Some(mid);
+            }
+            Some(ok(json!({
+                "message_id": mid,
+                "date": 1_700_000_000,
+                "chat": chat_json(&chat),
+                "from": {"id": 123456, "is_bot": true, "first_name": "bot"},
+                "text": text,
+            })))
+        }
+        _ => None,
     }
 }
 

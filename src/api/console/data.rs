@@ -5,13 +5,14 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde_json::{Value, json};
 
-use crate::alerts::{self, page};
+use crate::alerts::{self, Alert, page};
+use crate::api::access::Caller;
 use crate::api::{ApiError, ApiState};
 use crate::event::Severity;
 use crate::store::now_ms;
@@ -24,19 +25,13 @@ const MAX_SNOOZE_S: u64 = 7 * 24 * 3600;
 
 /// An alert as the console shows it: OnTakt's fields, the file it came from, its
 /// snooze, and its details made safe to put into the page.
-fn view(row: &page::Row) -> Value {
-    let mut v = row.alert.to_ontakt();
-    v["details"] = json!(
-        row.alert
-            .details
-            .as_deref()
-            .map(sanitize)
-            .unwrap_or_default()
-    );
-    v["file"] = json!(row.alert.origin);
-    v["snoozed_until"] = json!(row.snoozed_until_ms.map(|ms| ms / 1000));
-    v["dismissed_at"] = json!(row.alert.dismissed_at_ms.map(|ms| ms / 1000));
-    v["ends_at"] = json!(row.alert.ends_at_ms().map(|ms| ms / 1000));
+fn view(alert: &Alert) -> Value {
+    let mut v = alert.to_ontakt();
+    v["details"] = json!(alert.details.as_deref().map(sanitize).unwrap_or_default());
+    v["file"] = json!(alert.origin);
+    v["snoozed_until"] = json!(alert.snoozed_until_ms.map(|ms| ms / 1000));
+    v["dismissed_at"] = json!(alert.dismissed_at_ms.map(|ms| ms / 1000));
+    v["ends_at"] = json!(alert.ends_at_ms().map(|ms| ms / 1000));
     v
 }
 
@@ -212,6 +207,7 @@ struct SnoozeBody {
 /// `__snooze` action and Telegram's button.
 pub async fn snooze(
     State(st): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
@@ -234,7 +230,8 @@ pub async fn snooze(
         return Err(ApiError::not_found(format!("id: no active alert {id}")));
     }
     let until = now.saturating_add(seconds as i64 * 1000);
-    st.db(move |s| alerts::snooze(s, id, until)).await?;
+    let by = caller.actor();
+    st.db(move |s| alerts::snooze(s, id, until, by)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,5 +1,6 @@
 //! The `telegram` section: the old bot's `bot-id` and `channel-id`, more chats as
-//! scopes, its masked view and its schema.
+//! scopes (a chat id, or an object with a forum topic and a quiet threshold), the
+//! operators who may act on alerts from the chat, its masked view and its schema.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,6 +14,7 @@ use super::Telegram;
 use crate::config::check::{Checker, join};
 use crate::config::schema::NON_BLANK;
 use crate::config::{DEFAULT_SCOPE, DEFAULT_SEND_TIMEOUT, Secret, default_scope, legacy};
+use crate::event::Severity;
 use crate::messengers::ServiceConfig;
 
 const TELEGRAM: &[&str] = &[
@@ -22,23 +24,115 @@ const TELEGRAM: &[&str] = &[
     "scopes",
     "default_scope",
     "timeout_s",
+    "operators",
+    "snooze_s",
+    "poll_timeout_s",
 ];
+
+const TELEGRAM_SCOPE: &[&str] = &["chat", "thread", "silent_below"];
+
+/// The Snooze buttons unless `telegram.snooze_s` says otherwise: an hour and four.
+const DEFAULT_SNOOZE_S: [u64; 2] = [3600, 4 * 3600];
+
+/// How long one `getUpdates` waits for news: one request every 25 s while nobody
+/// presses anything, and a press seen at once.
+const DEFAULT_POLL_TIMEOUT_S: u64 = 25;
+
+/// Where a scope sends: a chat, optionally one forum topic of it, and the severities
+/// that arrive without a sound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatScope {
+    /// A numeric chat id or `@channelname`.
+    pub chat: String,
+    /// A forum topic (`message_thread_id`).
+    pub thread: Option<i32>,
+    /// Events below this severity are sent with `disable_notification`.
+    pub silent_below: Option<Severity>,
+}
+
+impl ChatScope {
+    pub fn chat(chat: impl Into<String>) -> ChatScope {
+        ChatScope {
+            chat: chat.into(),
+            thread: None,
+            silent_below: None,
+        }
+    }
+
+    /// The string form when that says it all, as the old config wrote it.
+    fn masked(&self) -> Value {
+        if self.thread.is_none() && self.silent_below.is_none() {
+            return json!(self.chat);
+        }
+        json!({
+            "chat": self.chat,
+            "thread": self.thread,
+            "silent_below": self.silent_below.map(|s| s.as_str()),
+        })
+    }
+}
+
+/// A scope that is just this chat, as the string form writes it.
+impl PartialEq<&str> for ChatScope {
+    fn eq(&self, other: &&str) -> bool {
+        self.chat == *other && self.thread.is_none() && self.silent_below.is_none()
+    }
+}
+
+/// Who may act on alerts from Telegram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operator {
+    Id(u64),
+    /// Without the `@`, compared without regard to case as Telegram does.
+    Username(String),
+}
+
+impl Operator {
+    pub fn is(&self, id: u64, username: Option<&str>) -> bool {
+        match self {
+            Operator::Id(x) => *x == id,
+            Operator::Username(name) => username.is_some_and(|u| u.eq_ignore_ascii_case(name)),
+        }
+    }
+
+    fn masked(&self) -> Value {
+        match self {
+            Operator::Id(id) => json!(id),
+            Operator::Username(name) => json!(format!("@{name}")),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct TelegramConfig {
     /// The Bot API token (`bot-id` in the old bot's file).
     pub token: Secret,
     pub api_url: url::Url,
-    /// Scope name → chat id or `@channel`. The legacy `channel-id` is the scope `default`.
-    pub scopes: BTreeMap<String, String>,
+    /// Scope name → chat. The legacy `channel-id` is the scope `default`.
+    pub scopes: BTreeMap<String, ChatScope>,
     /// As [`MailConfig::default_scope`], from `telegram.default_scope`.
     pub default_scope: Option<String>,
     /// The longest one send may take.
     pub timeout: Duration,
+    /// Who may press an alert's buttons and give commands; none: the bot only sends.
+    pub operators: Vec<Operator>,
+    /// The Snooze buttons, each a duration.
+    pub snooze: Vec<Duration>,
+    /// How long one `getUpdates` long poll waits.
+    pub poll_timeout: Duration,
+}
+
+impl TelegramConfig {
+    /// Whether the bot's side (buttons, commands, edits) is on.
+    pub fn two_way(&self) -> bool {
+        !self.operators.is_empty()
+    }
 }
 
 impl ServiceConfig for TelegramConfig {
     const NAME: &'static str = "telegram";
+    // A scope is a chat id or an object (`TELEGRAM_SCOPE`, checked by the loader): the
+    // schema's `anyOf` has no one object to list its keys in.
     const KEYS: &'static [(&'static str, &'static [&'static str])] = &[("telegram", TELEGRAM)];
     // Telegram's own limit for a group.
     const PER_MINUTE: Option<u32> = Some(20);
@@ -55,9 +149,12 @@ impl ServiceConfig for TelegramConfig {
         json!({
             "bot-id": Secret::MASK,
             "api-url": crate::config::mask_password(self.api_url.as_str()),
-            "scopes": self.scopes,
+            "scopes": self.scopes.iter().map(|(k, v)| (k.clone(), v.masked())).collect::<serde_json::Map<_, _>>(),
             "default_scope": self.default_scope,
             "timeout_s": self.timeout.as_secs(),
+            "operators": self.operators.iter().map(Operator::masked).collect::<Vec<_>>(),
+            "snooze_s": self.snooze.iter().map(Duration::as_secs).collect::<Vec<_>>(),
+            "poll_timeout_s": self.poll_timeout.as_secs(),
         })
     }
 
@@ -74,7 +171,10 @@ impl ServiceConfig for TelegramConfig {
     }
 
     fn reaches(&self, scope: &str) -> String {
-        self.scopes.get(scope).cloned().unwrap_or_default()
+        self.scopes
+            .get(scope)
+            .map(|s| s.chat.clone())
+            .unwrap_or_default()
     }
 
     fn messenger(&self) -> Result<Telegram, String> {
@@ -113,7 +213,7 @@ fn telegram(c: &mut Checker, v: &Value) -> Option<TelegramConfig> {
     if let Some(id) = t.get("channel-id")
         && let Some(id) = legacy::chat_id(c, id, &join(p, "channel-id"))
     {
-        scopes.insert(DEFAULT_SCOPE.to_string(), id);
+        scopes.insert(DEFAULT_SCOPE.to_string(), ChatScope::chat(id));
     }
     if let Some(sv) = t.get("scopes") {
         let sp = join(p, "scopes");
@@ -128,8 +228,8 @@ fn telegram(c: &mut Checker, v: &Value) -> Option<TelegramConfig> {
                         );
                         continue;
                     }
-                    if let Some(id) = legacy::chat_id(c, id, &lp) {
-                        scopes.insert(name.clone(), id);
+                    if let Some(scope) = chat_scope(c, id, &lp) {
+                        scopes.insert(name.clone(), scope);
                     }
                 }
             }
@@ -144,13 +244,133 @@ fn telegram(c: &mut Checker, v: &Value) -> Option<TelegramConfig> {
     }
     let default_scope = default_scope(c, t, p, "telegram", scopes.keys());
     let timeout = c.uint(t, "timeout_s", p, 1, 600);
+    let operators = operators(c, t.get("operators"), &join(p, "operators"));
+    let snooze = snooze(c, t.get("snooze_s"), &join(p, "snooze_s"));
+    let poll_timeout = c.uint(t, "poll_timeout_s", p, 1, 50);
     Some(TelegramConfig {
+        operators,
+        snooze,
+        poll_timeout: Duration::from_secs(poll_timeout.unwrap_or(DEFAULT_POLL_TIMEOUT_S)),
         timeout: timeout.map_or(DEFAULT_SEND_TIMEOUT, Duration::from_secs),
         token: Secret::new(token?),
         api_url: api_url?,
         scopes,
         default_scope,
     })
+}
+
+/// A scope: a chat id as the old config writes it, or `{"chat", "thread",
+/// "silent_below"}`.
+fn chat_scope(c: &mut Checker, v: &Value, path: &str) -> Option<ChatScope> {
+    let Value::Object(_) = v else {
+        return legacy::chat_id(c, v, path).map(ChatScope::chat);
+    };
+    let o = c.object(v, path, TELEGRAM_SCOPE)?;
+    let chat = match o.get("chat") {
+        Some(id) => legacy::chat_id(c, id, &join(path, "chat")),
+        None => {
+            c.problem(join(path, "chat"), "missing (required)");
+            None
+        }
+    };
+    let thread = c
+        .uint(o, "thread", path, 1, i32::MAX as u64)
+        .map(|t| t as i32);
+    let silent_below = match c.string(o, "silent_below", path) {
+        None => None,
+        Some(s) => {
+            match s.parse::<Severity>() {
+                Ok(s) => Some(s),
+                Err(_) => {
+                    c.problem(
+                    join(path, "silent_below"),
+                    format!("expected one of \"info\", \"warning\", \"minor\", \"major\", found {s:?}"),
+                );
+                    None
+                }
+            }
+        }
+    };
+    Some(ChatScope {
+        chat: chat?,
+        thread,
+        silent_below,
+    })
+}
+
+/// `operators`: Telegram user ids (numbers, or digits in a string) and `@usernames`.
+fn operators(c: &mut Checker, v: Option<&Value>, path: &str) -> Vec<Operator> {
+    let Some(v) = v else {
+        return Vec::new();
+    };
+    let Some(list) = v.as_array() else {
+        c.wrong_type(path, "a list of Telegram user ids and \"@usernames\"", v);
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, item) in list.iter().enumerate() {
+        let at = crate::config::check::index(path, i);
+        let op = match item {
+            Value::Number(n) => n.as_u64().filter(|n| *n > 0).map(Operator::Id),
+            Value::String(s) => {
+                let s = s.trim();
+                match s.strip_prefix('@') {
+                    Some(name)
+                        if (4..=32).contains(&name.len())
+                            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+                    {
+                        Some(Operator::Username(name.to_string()))
+                    }
+                    Some(_) => None,
+                    None => s.parse::<u64>().ok().filter(|n| *n > 0).map(Operator::Id),
+                }
+            }
+            _ => None,
+        };
+        match op {
+            Some(op) => out.push(op),
+            None => c.problem(
+                at,
+                format!(
+                    "expected a Telegram user id (a positive number) or \"@username\", found {item}"
+                ),
+            ),
+        }
+    }
+    out
+}
+
+/// `snooze_s`: the Snooze buttons, each a number of seconds (1 minute to 7 days).
+fn snooze(c: &mut Checker, v: Option<&Value>, path: &str) -> Vec<Duration> {
+    let default = || {
+        DEFAULT_SNOOZE_S
+            .iter()
+            .map(|s| Duration::from_secs(*s))
+            .collect()
+    };
+    let Some(v) = v else {
+        return default();
+    };
+    let expected = "a list of up to 4 durations in seconds, each from 60 to 604800";
+    match v.as_array() {
+        Some(list) if list.len() <= 4 => {
+            let mut out = Vec::new();
+            for (i, s) in list.iter().enumerate() {
+                match s.as_u64().filter(|s| (60..=7 * 24 * 3600).contains(s)) {
+                    Some(s) => out.push(Duration::from_secs(s)),
+                    None => c.problem(
+                        crate::config::check::index(path, i),
+                        format!("expected seconds from 60 to 604800, found {s}"),
+                    ),
+                }
+            }
+            out
+        }
+        _ => {
+            c.wrong_type(path, expected, v);
+            default()
+        }
+    }
 }
 
 fn looks_like_token(t: &str) -> bool {
@@ -201,6 +421,29 @@ pub struct File {
     /// The longest one send may take, in seconds.
     #[schemars(range(min = 1, max = 600), extend("default" = 30))]
     pub timeout_s: Option<u64>,
+    /// Who may act on alerts from Telegram (buttons, `/alerts`): Telegram user ids and
+    /// `@usernames`. Turns on the bot's side: long polling, buttons, edits in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "operators_schema")]
+    pub operators: Option<Vec<Value>>,
+    /// The Snooze buttons, in seconds.
+    #[schemars(length(max = 4), inner(range(min = 60, max = 604800)), extend("default" = [3600, 14400]))]
+    pub snooze_s: Option<Vec<u64>>,
+    /// How long one long poll for button presses and commands waits, in seconds.
+    #[schemars(range(min = 1, max = 50), extend("default" = 25))]
+    pub poll_timeout_s: Option<u64>,
+}
+
+fn operators_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "array",
+        "items": {
+            "anyOf": [
+                {"type": "integer", "minimum": 1},
+                {"type": "string", "pattern": r"^\s*(?:[0-9]+|@[A-Za-z0-9_]{4,32})\s*$"},
+            ],
+        },
+    })
 }
 
 fn chat_id(_: &mut SchemaGenerator) -> Schema {
@@ -215,7 +458,21 @@ fn chat_id(_: &mut SchemaGenerator) -> Schema {
 fn chat_scopes(generator: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "type": "object",
-        "additionalProperties": chat_id(generator),
+        "additionalProperties": {
+            "anyOf": [
+                chat_id(generator),
+                {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["chat"],
+                    "properties": {
+                        "chat": chat_id(generator),
+                        "thread": {"type": "integer", "minimum": 1},
+                        "silent_below": {"enum": ["info", "warning", "minor", "major"]},
+                    },
+                },
+            ],
+        },
     })
 }
 

@@ -33,7 +33,8 @@ impl Telegram {
         }
         // One after the other: the lines come in the config's order, and a chat limit
         // of the Bot API is no concern for a handful of reads.
-        for (scope, chat) in &self.scopes {
+        for (scope, s) in &self.scopes {
+            let chat = &s.chat;
             let step = format!("getChat {scope} ({chat})");
             let asked = self.bot.get_chat(recipient(chat)).into_future();
             report(match within(self.timeout, asked, describe).await {

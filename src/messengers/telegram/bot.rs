@@ -1,0 +1,455 @@
+//! The bot's side of Telegram, on when `telegram.operators` names someone: a long poll
+//! of `getUpdates` for button presses and commands, and the edits that keep each alert's
+//! messages in step with the alert.
+//!
+//! Long polling, not a webhook: instrument networks let nothing in, and a poll is one
+//! outbound HTTPS request held open. `deleteWebhook` at the start makes sure Telegram
+//! hands updates to the poll. The offset of the next update is in the store and moves on
+//! only after an update was handled: an update handled before a crash or a restart is
+//! not handled again, and one that came in meanwhile (Telegram keeps them 24 h) is
+//! handled after it. Another program polling with the same token makes Telegram answer
+//! 409; that is said plainly, and the poll backs off.
+//!
+//! A press acts through `alerts::dismiss` / `alerts::snooze`, the one path the API and
+//! the CLI use, on behalf of `telegram:@user (id)`. Only operators may press or give
+//! commands; anyone else is told so, and the attempt is logged with their id.
+
+use std::future::IntoFuture;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use teloxide::prelude::*;
+use teloxide::types::{AllowedUpdate, CallbackQuery, UpdateKind, User};
+use teloxide::{ApiError, RequestError};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::card::{self, Callback, Press};
+use super::ledger::{self, Ledger};
+use super::{TelegramConfig, commands};
+use crate::alerts;
+use crate::config::Config;
+use crate::outbox::Outbox;
+use crate::store::{Store, StoreError, now_ms};
+
+/// The running config, as the agent swaps it on reload.
+pub type SharedConfig = Arc<std::sync::RwLock<Arc<Config>>>;
+
+/// Longest wait after a failed poll.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// How often the messages are checked against their alerts when nothing else changed
+/// the database: expiry is a matter of time alone.
+const REVIEW_EVERY: Duration = Duration::from_secs(30);
+
+/// The store the sender remembers messages in; set once the bot's side runs. The
+/// sender is built from the config alone (and also by commands that run no agent), so
+/// the running agent hands it over here.
+static LEDGER: OnceLock<Ledger> = OnceLock::new();
+
+pub fn ledger() -> Option<Ledger> {
+    LEDGER.get().cloned()
+}
+
+/// What the poll, the press handlers and the commands share.
+pub(super) struct Side {
+    pub(super) bot: Bot,
+    pub(super) ledger: Ledger,
+    pub(super) config: SharedConfig,
+    pub(super) outbox: Outbox,
+}
+
+/// The running bot side; [`BotSide::stop`] ends it.
+pub struct BotSide {
+    closing: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl BotSide {
+    pub async fn stop(self) {
+        let _ = self.closing.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Starts the poll and the reviews when the config has Telegram with operators.
+pub fn start(
+    config: &Config,
+    shared: SharedConfig,
+    outbox: Outbox,
+) -> Result<Option<BotSide>, StoreError> {
+    let Some(tg) = config.services.telegram.as_ref().filter(|t| t.two_way()) else {
+        return Ok(None);
+    };
+    let store = Store::open(&config.state_dir)?;
+    let ledger = LEDGER
+        .get_or_init(|| Arc::new(std::sync::Mutex::new(store)))
+        .clone();
+    let side = Arc::new(Side {
+        bot: super::build_bot(tg),
+        ledger,
+        config: shared,
+        outbox,
+    });
+    let (closing, rx) = watch::channel(false);
+    let tasks = vec![
+        tokio::spawn(side.clone().poll(tg.poll_timeout, rx.clone())),
+        tokio::spawn(side.reviews(rx)),
+    ];
+    tracing::info!(
+        operators = tg.operators.len(),
+        "Telegram: buttons and commands on (long polling)"
+    );
+    Ok(Some(BotSide { closing, tasks }))
+}
+
+/// `telegram:@anna (42)`: who acted, for the alert's row and the audit line.
+fn actor(u: &User) -> String {
+    match &u.username {
+        Some(name) => format!("telegram:@{name} ({})", u.id.0),
+        None => format!("telegram:{} ({})", u.first_name, u.id.0),
+    }
+}
+
+async fn pause(closing: &mut watch::Receiver<bool>, d: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = closing.wait_for(|c| *c) => false,
+    }
+}
+
+impl Side {
+    pub(super) fn telegram(&self) -> Option<TelegramConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .services
+            .telegram
+            .clone()
+    }
+
+    pub(super) fn instrument(&self) -> String {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .instrument
+            .clone()
+    }
+
+    /// Whether `u` may act; if not, the attempt is logged with who it was.
+    pub(super) fn is_operator(&self, u: &User, what: &str) -> bool {
+        let ok = self.telegram().is_some_and(|t| {
+            t.operators
+                .iter()
+                .any(|o| o.is(u.id.0, u.username.as_deref()))
+        });
+        if !ok {
+            tracing::warn!(target: "protowatch::audit", user_id = u.id.0, username = u.username.as_deref().unwrap_or(""), what, "Telegram: refused, not an operator");
+        }
+        ok
+    }
+
+    pub(super) async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        ledger::on(&self.ledger, f).await
+    }
+
+    fn scrub(&self, e: &RequestError) -> String {
+        match self.telegram() {
+            Some(t) => t.token.scrub(&e.to_string()),
+            None => "Telegram request failed".into(),
+        }
+    }
+
+    async fn poll(self: Arc<Self>, timeout: Duration, mut closing: watch::Receiver<bool>) {
+        // Telegram gives no updates to getUpdates while a webhook is set.
+        if let Err(e) = self.bot.delete_webhook().await {
+            tracing::warn!(error = %self.scrub(&e), "Telegram: deleteWebhook failed");
+        }
+        if let Err(e) = self.bot.set_my_commands(commands::list()).await {
+            tracing::warn!(error = %self.scrub(&e), "Telegram: setMyCommands failed");
+        }
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let offset = match self.db(ledger::offset).await {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::error!(error = %e, "Telegram: cannot read the update offset");
+                    if !pause(&mut closing, backoff).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let mut req = self
+                .bot
+                .get_updates()
+                .timeout(timeout.as_secs() as u32)
+                .allowed_updates([AllowedUpdate::Message, AllowedUpdate::CallbackQuery]);
+            if let Some(o) = offset {
+                req = req.offset(o);
+            }
+            let got = tokio::select! {
+                r = req.into_future() => r,
+                _ = closing.wait_for(|c| *c) => return,
+            };
+            match got {
+                Ok(updates) => {
+                    backoff = Duration::from_secs(1);
+                    for u in updates {
+                        let next = (u.id.0 as i32).saturating_add(1);
+                        self.handle(u).await;
+                        if let Err(e) = self.db(move |s| ledger::set_offset(s, next)).await {
+                            tracing::error!(error = %e, "Telegram: cannot store the update offset");
+                        }
+                    }
+                }
+                Err(RequestError::Api(ApiError::TerminatedByOtherGetUpdates)) => {
+                    tracing::error!(
+                        retry_in_s = backoff.as_secs(),
+                        "Telegram: 409 Conflict, another program polls this bot's updates (terminated by other getUpdates request). \
+                         Buttons and commands need the bot token to themselves: stop the other bot or agent, or give this one its own bot"
+                    );
+                    if !pause(&mut closing, backoff).await {
+                        return;
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                Err(e) => {
+                    let wait = match &e {
+                        RequestError::RetryAfter(s) => s.duration(),
+                        _ => backoff,
+                    };
+                    tracing::warn!(error = %self.scrub(&e), retry_in_s = wait.as_secs(), "Telegram: getUpdates failed");
+                    if !pause(&mut closing, wait).await {
+                        return;
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    async fn handle(&self, u: Update) {
+        match u.kind {
+            UpdateKind::CallbackQuery(q) => self.on_press(q).await,
+            UpdateKind::Message(m) => commands::on_message(self, m).await,
+            _ => {}
+        }
+    }
+
+    /// A button pressed: always answered, with what came of it or why nothing did.
+    async fn on_press(&self, q: CallbackQuery) {
+        let answer = self.press_outcome(&q).await;
+        if let Err(e) = self
+            .bot
+            .answer_callback_query(q.id.clone())
+            .text(answer)
+            .await
+        {
+            tracing::warn!(error = %self.scrub(&e), "Telegram: answerCallbackQuery failed");
+        }
+    }
+
+    async fn press_outcome(&self, q: &CallbackQuery) -> String {
+        if !self.is_operator(&q.from, "button") {
+            return "Only this instrument's operators may act on its alerts.".into();
+        }
+        let Some(cb) = q.data.as_deref().and_then(Callback::parse) else {
+            return "This button is not one of protowatch's.".into();
+        };
+        let Some(chat_id) = q.message.as_ref().map(|m| m.chat().id.0) else {
+            return "This message is out of date: /alerts lists the current alerts.".into();
+        };
+        let by = actor(&q.from);
+        let (id, nonce) = (cb.alert_id, cb.nonce.clone());
+        let found = self
+            .db(move |s| {
+                let shown = ledger::find(s, chat_id, id, &nonce)?;
+                Ok(shown.and(alerts::get(s, id)?))
+            })
+            .await;
+        let alert = match found {
+            Ok(Some(a)) => a,
+            Ok(None) => {
+                return "This message is out of date: /alerts lists the current alerts.".into();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "Telegram: cannot read the alert of a press");
+                return "protowatch could not read its state database; try again.".into();
+            }
+        };
+        let now = now_ms();
+        let outcome = match cb.press {
+            Press::Dismiss => {
+                let by = by.clone();
+                match self.db(move |s| alerts::dismiss(s, id, now, &by)).await {
+                    Ok(true) => "Dismissed.".to_string(),
+                    Ok(false) => "It was already dismissed.".to_string(),
+                    Err(e) => format!("Not dismissed: {e}"),
+                }
+            }
+            Press::Snooze(i) => {
+                let snooze = self.telegram().and_then(|t| t.snooze.get(i).copied());
+                match snooze {
+                    None => "This button is out of date.".to_string(),
+                    Some(_) if !alert.is_active(now) => {
+                        "It is no longer active: nothing to snooze.".to_string()
+                    }
+                    Some(d) => {
+                        let until = now.saturating_add(d.as_millis() as i64);
+                        let by = by.clone();
+                        match self.db(move |s| alerts::snooze(s, id, until, &by)).await {
+                            Ok(_) => format!("Snoozed for {}.", card::duration_label(d)),
+                            Err(e) => format!("Not snoozed: {e}"),
+                        }
+                    }
+                }
+            }
+            Press::Action(i) => match alert.actions.get(i).map(|a| a.action.as_str()) {
+                Some("__resend") => self.resend(alert.clone()).await,
+                Some(a) if a.starts_with("__") => {
+                    format!("{a} has no handler on the server.")
+                }
+                _ => "This button is out of date.".to_string(),
+            },
+        };
+        tracing::info!(alert = id, by, outcome, "Telegram: button pressed");
+        self.review(Some(id)).await;
+        outcome
+    }
+
+    /// `__resend`: the alert again, through its event's routes, as the API does it.
+    async fn resend(&self, alert: alerts::Alert) -> String {
+        let config = self
+            .config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let name = alert.event.clone();
+        let ledger = self.ledger.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let mut s = ledger.lock().unwrap_or_else(|p| p.into_inner());
+            alerts::resend(&mut s, &alert, &config)
+        })
+        .await;
+        match done {
+            Ok(Ok(wake)) if wake.is_empty() => format!("No route for the event {name:?}."),
+            Ok(Ok(wake)) => {
+                let _ = self.outbox.ensure_workers(&wake);
+                for d in &wake {
+                    self.outbox.wake(d);
+                }
+                "Sent again.".into()
+            }
+            Ok(Err(e)) => format!("Not sent: {e}"),
+            Err(_) => "Not sent.".into(),
+        }
+    }
+
+    /// Edits every open message (of one alert, or all) whose alert changed since it was
+    /// last shown: dismissed (buttons gone), snoozed, expired, deleted.
+    pub(super) async fn review(&self, alert: Option<i64>) {
+        let Some(tg) = self.telegram() else {
+            return;
+        };
+        let now = now_ms();
+        let open = match self.db(move |s| ledger::open(s, alert)).await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(error = %e, "Telegram: cannot read the messages to edit");
+                return;
+            }
+        };
+        let instrument = self.instrument();
+        for shown in open {
+            let id = shown.alert_id;
+            let Ok(alert) = self.db(move |s| alerts::get(s, id)).await else {
+                continue;
+            };
+            let key = card::state_key(alert.as_ref(), now);
+            if key == shown.shown {
+                continue;
+            }
+            let keep = card::is_open(&key);
+            let edited = match &alert {
+                Some(a) => {
+                    let text = card::text(&instrument, a, now);
+                    let keyboard = keep.then(|| card::keyboard(a, &shown.nonce, &tg.snooze, true));
+                    super::edit_message(&self.bot, &shown, text, keyboard).await
+                }
+                None => self
+                    .bot
+                    .edit_message_reply_markup(
+                        teloxide::types::ChatId(shown.chat_id),
+                        teloxide::types::MessageId(shown.message_id),
+                    )
+                    .await
+                    .map(|_| true)
+                    .or_else(|e| match e {
+                        RequestError::Api(ApiError::MessageNotModified) => Ok(true),
+                        RequestError::Api(
+                            ApiError::MessageCantBeEdited | ApiError::MessageToEditNotFound,
+                        ) => Ok(false),
+                        e => Err(e),
+                    }),
+            };
+            let (key, keep) = match edited {
+                Ok(true) => (key, keep),
+                // Deleted or too old: nothing left to keep in step.
+                Ok(false) => ("gone".to_string(), false),
+                Err(e) => {
+                    tracing::warn!(error = %self.scrub(&e), alert = id, "Telegram: cannot edit an alert's message; will try again");
+                    continue;
+                }
+            };
+            let (chat, msg) = (shown.chat_id, shown.message_id);
+            if let Err(e) = self
+                .db(move |s| ledger::shown(s, chat, msg, &key, keep, now))
+                .await
+            {
+                tracing::warn!(error = %e, "Telegram: cannot note an edit");
+            }
+        }
+    }
+
+    /// Keeps messages in step with changes made elsewhere (the API, the CLI, the
+    /// console, the pipeline) and with time (expiry, the end of a snooze).
+    async fn reviews(self: Arc<Self>, mut closing: watch::Receiver<bool>) {
+        let mut version = 0;
+        let mut last_full = std::time::Instant::now();
+        let mut purged = 0;
+        loop {
+            if !pause(&mut closing, Duration::from_secs(1)).await {
+                return;
+            }
+            let ledger = self.ledger.clone();
+            let changed = tokio::task::spawn_blocking(move || {
+                let s = ledger.lock().unwrap_or_else(|p| p.into_inner());
+                let changed = s.changed_elsewhere(&mut version);
+                (changed, version)
+            })
+            .await;
+            let changed = match changed {
+                Ok((c, v)) => {
+                    version = v;
+                    c.unwrap_or(true)
+                }
+                Err(_) => true,
+            };
+            if changed || last_full.elapsed() >= REVIEW_EVERY {
+                last_full = std::time::Instant::now();
+                self.review(None).await;
+            }
+            let now = now_ms();
+            if now - purged > 3_600_000 {
+                purged = now;
+                let _ = self.db(move |s| ledger::purge(s, now)).await;
+            }
+        }
+    }
+}

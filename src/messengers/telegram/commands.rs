@@ -1,0 +1,264 @@
+//! The bot's commands: `/alerts` (the active alerts, each with its buttons, a page at a
+//! time), `/status` (files followed and their lag, the outbox, each destination's
+//! state) and `/help`. Registered with `setMyCommands` so that Telegram offers them.
+//! Only operators get answers; anyone else is told so, with their own user id (what an
+//! operator needs to add them).
+
+use teloxide::types::{BotCommand, Message, MessageId, Recipient, ThreadId};
+
+use super::bot::Side;
+use super::ledger;
+use super::{SendOpts, card, render_escape as escape};
+use crate::alerts;
+use crate::store::now_ms;
+
+/// Alerts per page of `/alerts`: each is a message of its own, with its buttons.
+const PAGE: usize = 5;
+
+pub fn list() -> Vec<BotCommand> {
+    vec![
+        BotCommand::new("alerts", "Active alerts, with their buttons"),
+        BotCommand::new("status", "Files followed, outbox, destinations"),
+        BotCommand::new("help", "What this bot does"),
+    ]
+}
+
+/// A message to the bot: a command or nothing.
+pub(super) async fn on_message(side: &Side, m: Message) {
+    let Some(text) = m.text() else {
+        return;
+    };
+    let Some(command) = text
+        .split_whitespace()
+        .next()
+        .filter(|c| c.starts_with('/'))
+    else {
+        return;
+    };
+    // `/alerts@protowatch_bot` in a group names the bot.
+    let command = command
+        .split('@')
+        .next()
+        .unwrap_or(command)
+        .to_ascii_lowercase();
+    let arg = text.split_whitespace().nth(1);
+    let reply_to = Reply {
+        chat: Recipient::Id(m.chat.id),
+        opts: SendOpts {
+            thread: m.thread_id.map(|ThreadId(MessageId(t))| t),
+            silent: false,
+        },
+    };
+    let Some(user) = m.from.as_ref() else {
+        return;
+    };
+    if !side.is_operator(user, &command) {
+        reply_to
+            .send(
+                side,
+                format!(
+                    "Only this instrument's operators may use this bot. Your Telegram user id is <code>{}</code>: \
+                     an operator can add it to <code>telegram.operators</code>.",
+                    user.id.0
+                ),
+            )
+            .await;
+        return;
+    }
+    match command.as_str() {
+        "/alerts" => {
+            alerts_page(
+                side,
+                &reply_to,
+                arg.and_then(|p| p.parse().ok()).unwrap_or(1),
+            )
+            .await
+        }
+        "/status" => status(side, &reply_to).await,
+        _ => {
+            reply_to.send(side, help(side)).await;
+        }
+    }
+}
+
+struct Reply {
+    chat: Recipient,
+    opts: SendOpts,
+}
+
+impl Reply {
+    async fn send(&self, side: &Side, text: String) -> Option<Message> {
+        self.send_with(side, text, None).await
+    }
+
+    async fn send_with(
+        &self,
+        side: &Side,
+        text: String,
+        keyboard: Option<teloxide::types::InlineKeyboardMarkup>,
+    ) -> Option<Message> {
+        match super::send_text(&side.bot, &self.chat, self.opts, text, keyboard).await {
+            Ok(m) => Some(m),
+            Err(e) => {
+                let e = side
+                    .telegram()
+                    .map_or_else(String::new, |t| t.token.scrub(&e.to_string()));
+                tracing::warn!(error = %e, "Telegram: cannot answer a command");
+                None
+            }
+        }
+    }
+}
+
+fn help(side: &Side) -> String {
+    let snooze: Vec<String> = side
+        .telegram()
+        .map(|t| {
+            t.snooze
+                .iter()
+                .map(|d| format!("Snooze {}", card::duration_label(*d)))
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "<b>protowatch</b> · {}\n\
+         Each alert comes with buttons: <b>Dismiss</b> ends it (its message then says who did), \
+         {} hold its repeats back for that long; the alert's own links and actions follow.\n\n\
+         /alerts — the active alerts, with their buttons\n\
+         /status — files followed, outbox, destinations\n\
+         /help — this text",
+        escape(&side.instrument()),
+        if snooze.is_empty() {
+            "Snooze".to_string()
+        } else {
+            snooze.join(", ")
+        }
+    )
+}
+
+async fn alerts_page(side: &Side, to: &Reply, page: usize) {
+    let now = now_ms();
+    let list = match side.db(move |s| alerts::list(s, now, false)).await {
+        Ok(l) => l,
+        Err(e) => {
+            to.send(
+                side,
+                format!("Cannot read the alerts: {}", escape(&e.to_string())),
+            )
+            .await;
+            return;
+        }
+    };
+    if list.is_empty() {
+        to.send(side, "No active alerts.".into()).await;
+        return;
+    }
+    let pages = list.len().div_ceil(PAGE);
+    let page = page.clamp(1, pages);
+    to.send(
+        side,
+        format!(
+            "<b>{} active alerts</b> · page {page} of {pages}",
+            list.len()
+        ),
+    )
+    .await;
+    let snooze = side.telegram().map(|t| t.snooze).unwrap_or_default();
+    let instrument = side.instrument();
+    for alert in list.iter().skip((page - 1) * PAGE).take(PAGE) {
+        let nonce = ledger::nonce();
+        let text = card::text(&instrument, alert, now);
+        let keyboard = card::keyboard(alert, &nonce, &snooze, true);
+        let Some(m) = to.send_with(side, text, Some(keyboard)).await else {
+            continue;
+        };
+        let shown = ledger::Shown::sent(&m, alert, nonce, now);
+        if let Err(e) = side.db(move |s| ledger::record(s, &shown, now)).await {
+            tracing::warn!(error = %e, "Telegram: cannot remember a message");
+        }
+    }
+    if page < pages {
+        to.send(side, format!("More: /alerts {}", page + 1)).await;
+    }
+}
+
+async fn status(side: &Side, to: &Reply) {
+    let now = now_ms();
+    let read = side
+        .db(move |s| {
+            let files = s.all_checkpoints()?;
+            let depth = s.outbox_depth()?;
+            let dead = s.dead_count()?;
+            let errors: Vec<(String, String)> = s.with_conn(|c| {
+                let mut stmt = c.prepare(
+                    "SELECT destination, last_error FROM outbox
+                     WHERE dead = 0 AND last_error IS NOT NULL GROUP BY destination",
+                )?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect()
+            })?;
+            Ok((files, depth, dead, errors))
+        })
+        .await;
+    let (files, depth, dead, errors) = match read {
+        Ok(r) => r,
+        Err(e) => {
+            to.send(
+                side,
+                format!("Cannot read the state: {}", escape(&e.to_string())),
+            )
+            .await;
+            return;
+        }
+    };
+    let mut out = format!(
+        "<b>Status</b> · {}\n\n<b>Files followed</b>",
+        escape(&side.instrument())
+    );
+    let followed: Vec<_> = files.iter().filter(|(_, gone)| gone.is_none()).collect();
+    if followed.is_empty() {
+        out.push_str("\nnone");
+    }
+    for (c, _) in followed.iter().take(20) {
+        let size = std::fs::metadata(&c.path).map(|m| m.len()).ok();
+        let lag = match size {
+            Some(s) if s > c.offset => format!("{} bytes behind", s - c.offset),
+            Some(_) => "up to date".into(),
+            None => "not readable now".into(),
+        };
+        out.push_str(&format!(
+            "\n• {} — {lag}",
+            escape(&c.path.display().to_string())
+        ));
+    }
+    if followed.len() > 20 {
+        out.push_str(&format!("\n… and {} more", followed.len() - 20));
+    }
+    out.push_str("\n\n<b>Outbox</b>");
+    let destinations = {
+        let config = side
+            .config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        crate::routing::Router::new(&config).all_destinations()
+    };
+    for d in destinations {
+        let name = d.to_string();
+        let queued = depth.iter().find(|(n, _, _)| *n == name);
+        let state = match (queued, errors.iter().find(|(n, _)| *n == name)) {
+            (_, Some((_, e))) => format!("retrying: {}", escape(e)),
+            (Some((_, n, oldest)), None) => {
+                format!("{n} queued, oldest {} s", (now - oldest).max(0) / 1000)
+            }
+            (None, None) => "ok, nothing queued".into(),
+        };
+        out.push_str(&format!("\n• {} — {state}", escape(&name)));
+    }
+    if dead > 0 {
+        out.push_str(&format!(
+            "\n{dead} undeliverable (dead) rows: <code>protowatch outbox</code>"
+        ));
+    }
+    to.send(side, out).await;
+}
