@@ -157,6 +157,8 @@ struct Pipeline {
     dismissals_seen_ms: i64,
     purged_ms: i64,
     last_tick: Instant,
+    /// The `bec::routes::generation` the router was built with.
+    bec_generation: u64,
 }
 
 impl Pipeline {
@@ -237,6 +239,14 @@ impl Pipeline {
             }
             WatchMsg::Forget { id, .. } => {
                 self.commit(None, Some(&id), None)?;
+                Ok(None)
+            }
+            WatchMsg::BecWake => {
+                self.apply_bec_routes();
+                self.requests = self.store.inbox()?;
+                if !self.requests.is_empty() {
+                    self.commit(None, None, None)?;
+                }
                 Ok(None)
             }
         }
@@ -408,10 +418,28 @@ impl Pipeline {
         Ok(())
     }
 
+    /// BEC's routes changed (`bec::routes`): the router takes them, with a worker for
+    /// each new destination. The outbox keeps its router for Alertmanager's mirror,
+    /// which BEC's services never reach.
+    fn apply_bec_routes(&mut self) {
+        let generation = crate::bec::routes::generation();
+        if generation == self.bec_generation {
+            return;
+        }
+        self.bec_generation = generation;
+        let router = Arc::new(crate::bec::routes::router(&self.config));
+        if let Err(e) = self.outbox.ensure_workers(&router.all_destinations()) {
+            tracing::error!(error = %e, "BEC's routes not applied: cannot start delivery workers");
+            return;
+        }
+        self.router = router;
+    }
+
     /// The once-a-second work: repeat summaries that are due, throttle windows of alerts
     /// dismissed meanwhile, and rows another process queued (`outbox retry`).
     fn tick(&mut self) -> Result<(), StoreError> {
         self.watch_config()?;
+        self.apply_bec_routes();
         let now = now_ms();
         if self.store.changed_elsewhere(&mut self.data_version)? {
             for key in alerts::dismissed_since(&self.store, self.dismissals_seen_ms)? {
@@ -496,7 +524,7 @@ impl Pipeline {
                 return Ok(());
             }
         };
-        let router = Arc::new(Router::new(&new));
+        let router = Arc::new(crate::bec::routes::router(&new));
         if let Err(e) = self.outbox.ensure_workers(&router.all_destinations()) {
             tracing::error!(error = %e, "config {why} but not applied: cannot start delivery workers");
             return Ok(());
@@ -510,7 +538,7 @@ impl Pipeline {
         }
         let restart: Vec<&String> = changed
             .iter()
-            .filter(|p| p.starts_with("state_dir") || p.starts_with("api"))
+            .filter(|p| p.starts_with("state_dir") || p.starts_with("api") || p.starts_with("bec"))
             .collect();
         if !restart.is_empty() {
             tracing::warn!(paths = ?restart, "these changes take effect at the next start");
@@ -704,7 +732,9 @@ pub async fn run_with(
     let mut resume = resume_from(&store)?;
     resume.started_before = store.has_started_before()?;
     store.mark_started()?;
-    let router = Arc::new(Router::new(&config));
+    crate::bec::bridge::restore(&config);
+    let bec_generation = crate::bec::routes::generation();
+    let router = Arc::new(crate::bec::routes::router(&config));
     let outbox = Outbox::start(
         &config.state_dir,
         messengers,
@@ -729,6 +759,7 @@ pub async fn run_with(
     }
 
     let (tx, rx) = std_mpsc::sync_channel(16);
+    let bec_wake = tx.clone();
     let watcher = Watcher::spawn(&config.watch, &resume, tx)
         .map_err(|e| AgentError::Setup(format!("cannot start a watcher thread: {e}")))?;
     let control = Arc::new(Control::default());
@@ -757,12 +788,33 @@ pub async fn run_with(
         dismissals_seen_ms: now_ms(),
         purged_ms: 0,
         last_tick: Instant::now(),
+        bec_generation,
     };
     let pipeline = std::thread::Builder::new()
         .name("pipeline".into())
         .spawn(move || pipeline.run())
         .map_err(|e| AgentError::Setup(format!("cannot start the pipeline thread: {e}")))?;
     tracing::info!(instrument = %config.instrument, watches = config.watch.len(), state = %config.state_dir.display(), "agent running");
+    // BEC's bridge hands notifications to the inbox and wakes the pipeline; a full
+    // channel means the pipeline is busy and reads the inbox at its next tick anyway.
+    let bec = match &config.bec {
+        Some(_) => {
+            let wake: crate::bec::bridge::Wake = Arc::new(move || {
+                let _ = bec_wake.try_send(WatchMsg::BecWake);
+            });
+            match crate::bec::Bridge::start(config.clone(), wake) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    tracing::error!(error = %e, "the BEC bridge did not start; the agent runs without it");
+                    None
+                }
+            }
+        }
+        None => {
+            drop(bec_wake);
+            None
+        }
+    };
 
     // The pipeline ends early only on a store error; then the agent stops too.
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
@@ -779,6 +831,9 @@ pub async fn run_with(
         _ = done_rx => tracing::error!("the pipeline stopped"),
     }
     crate::systemd::notify("STOPPING=1");
+    if let Some(bec) = bec {
+        bec.stop().await;
+    }
     if let Some(task) = hangups {
         task.abort();
     }

@@ -229,6 +229,7 @@ impl Harness {
                     self.checkpoints.remove(&id);
                     self.let_go_until.remove(&id);
                 }
+                WatchMsg::BecWake => {}
             }
         }
         committed

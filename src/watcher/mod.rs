@@ -102,6 +102,10 @@ pub enum WatchMsg {
     /// A checkpoint that no longer stands for any file: the file it named is followed
     /// under another identity now (a share mounted again gets another device number).
     Forget { watch: WatchId, id: FileId },
+    /// Not from the watcher: the BEC bridge put notifications into the store's inbox
+    /// (`bec::bridge`), or BEC's routes changed; the pipeline takes them now instead of
+    /// at its next tick.
+    BecWake,
 }
 
 /// What the tailer needs to know about the past.
