@@ -13,16 +13,19 @@ py=/usr/bin/python3; [ -x "$py" ] || py=python3
 cargo build --release --locked -q
 bin=$PWD/target/release/protowatch
 work=$(mktemp -d)
-agent=; tg=
+agent=; tg=; keeper=
 cleanup() {
-  for p in $agent $tg; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  for p in $agent $tg $keeper; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 tgport=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$py" bench/fake_telegram.py --port "$tgport" --log "$work/tg.log" < <(sleep 100000) > /dev/null &
+# The fake ends when its stdin closes; the keeper holds it open (and nothing of ours).
+exec {keep}< <(exec sleep 100000 2> /dev/null)
+keeper=$!
+"$py" bench/fake_telegram.py --port "$tgport" --log "$work/tg.log" <&"$keep" > /dev/null &
 tg=$!
 # Every message is news (no repeats to count) and the pace is no limit here.
 cat > "$work/config.json" <<JSON

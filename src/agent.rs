@@ -157,6 +157,8 @@ struct Pipeline {
     dismissals_seen_ms: i64,
     purged_ms: i64,
     last_tick: Instant,
+    /// The `bec::routes::generation` the router was built with.
+    bec_generation: u64,
 }
 
 impl Pipeline {
@@ -241,6 +243,7 @@ impl Pipeline {
             }
             WatchMsg::Wake => {
                 let now = now_ms();
+                self.apply_bec_routes();
                 self.requests = self.store.inbox()?;
                 if !self.requests.is_empty() {
                     self.snoozed = alerts::snoozed(&self.store, now)?;
@@ -417,10 +420,28 @@ impl Pipeline {
         Ok(())
     }
 
+    /// BEC's routes changed (`bec::routes`): the router takes them, with a worker for
+    /// each new destination. The outbox keeps its router for Alertmanager's mirror,
+    /// which BEC's services never reach.
+    fn apply_bec_routes(&mut self) {
+        let generation = crate::bec::routes::generation();
+        if generation == self.bec_generation {
+            return;
+        }
+        self.bec_generation = generation;
+        let router = Arc::new(crate::bec::routes::router(&self.config));
+        if let Err(e) = self.outbox.ensure_workers(&router.all_destinations()) {
+            tracing::error!(error = %e, "BEC's routes not applied: cannot start delivery workers");
+            return;
+        }
+        self.router = router;
+    }
+
     /// The once-a-second work: repeat summaries that are due, throttle windows of alerts
     /// dismissed meanwhile, and rows another process queued (`outbox retry`).
     fn tick(&mut self) -> Result<(), StoreError> {
         self.watch_config()?;
+        self.apply_bec_routes();
         let now = now_ms();
         if self.store.changed_elsewhere(&mut self.data_version)? {
             for key in alerts::dismissed_since(&self.store, self.dismissals_seen_ms)? {
@@ -505,7 +526,7 @@ impl Pipeline {
                 return Ok(());
             }
         };
-        let router = Arc::new(Router::new(&new));
+        let router = Arc::new(crate::bec::routes::router(&new));
         if let Err(e) = self.outbox.ensure_workers(&router.all_destinations()) {
             tracing::error!(error = %e, "config {why} but not applied: cannot start delivery workers");
             return Ok(());
@@ -519,7 +540,7 @@ impl Pipeline {
         }
         let restart: Vec<&String> = changed
             .iter()
-            .filter(|p| p.starts_with("state_dir") || p.starts_with("api"))
+            .filter(|p| p.starts_with("state_dir") || p.starts_with("api") || p.starts_with("bec"))
             .collect();
         if !restart.is_empty() {
             tracing::warn!(paths = ?restart, "these changes take effect at the next start");
@@ -713,7 +734,9 @@ pub async fn run_with(
     let mut resume = resume_from(&store)?;
     resume.started_before = store.has_started_before()?;
     store.mark_started()?;
-    let router = Arc::new(Router::new(&config));
+    crate::bec::bridge::restore(&config);
+    let bec_generation = crate::bec::routes::generation();
+    let router = Arc::new(crate::bec::routes::router(&config));
     let outbox = Outbox::start(
         &config.state_dir,
         messengers,
@@ -732,7 +755,7 @@ pub async fn run_with(
     let wake: crate::api::Wake = Arc::new(move || {
         let _ = wake_tx.try_send(WatchMsg::Wake);
     });
-    let api = match Api::start(shared_config.clone(), outbox.clone(), wake).await {
+    let api = match Api::start(shared_config.clone(), outbox.clone(), wake.clone()).await {
         Ok(api) => Some(api),
         Err(e) => {
             tracing::error!(error = %e, "the HTTP API is not available; the agent runs without it");
@@ -778,12 +801,28 @@ pub async fn run_with(
         dismissals_seen_ms: now_ms(),
         purged_ms: 0,
         last_tick: Instant::now(),
+        bec_generation,
     };
     let pipeline = std::thread::Builder::new()
         .name("pipeline".into())
         .spawn(move || pipeline.run())
         .map_err(|e| AgentError::Setup(format!("cannot start the pipeline thread: {e}")))?;
     tracing::info!(instrument = %config.instrument, watches = config.watch.len(), state = %config.state_dir.display(), "agent running");
+    // BEC's bridge hands notifications to the inbox and wakes the pipeline, as the API
+    // does for a script's message.
+    let bec = match &config.bec {
+        Some(_) => match crate::bec::Bridge::start(config.clone(), wake) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                tracing::error!(error = %e, "the BEC bridge did not start; the agent runs without it");
+                None
+            }
+        },
+        None => {
+            drop(wake);
+            None
+        }
+    };
 
     // The pipeline ends early only on a store error; then the agent stops too.
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
@@ -800,6 +839,9 @@ pub async fn run_with(
         _ = done_rx => tracing::error!("the pipeline stopped"),
     }
     crate::systemd::notify("STOPPING=1");
+    if let Some(bec) = bec {
+        bec.stop().await;
+    }
     if let Some(task) = hangups {
         task.abort();
     }

@@ -8,6 +8,7 @@
 //!                   checkpoint) rules)    seen,ttl) scope,     retry)    report outcome)
 //!                                                   throttle)
 //! send-message CLI, HTTP API ─────────► alerts ─► …the same path
+//! BEC's Redis (connector.notify) ──────► alerts ─► …the same path ([`bec`])
 //! ```
 //!
 //! Alertmanager is the one service fed from the alert store rather than from messages:
@@ -22,6 +23,7 @@
 pub mod agent;
 pub mod alerts;
 pub mod api;
+pub mod bec;
 pub mod cli;
 pub mod config;
 pub mod event;

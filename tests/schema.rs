@@ -87,8 +87,21 @@ fn full_configs(dir: &Path) -> [Value; 4] {
         for (k, v) in scilog_login.as_object().unwrap() {
             scilog[k] = v.clone();
         }
+        // BEC's Redis logs in as mail does in this config (a password or its file).
+        let mut bec = json!({
+            "redis": "bec-redis.example.org:6379",
+            "user": "protowatch",
+            "services": {"scilog": "scilog", "signal": "signal", "teams": "webhook"},
+            "publish_services": true,
+        });
+        for k in ["password", "password_file"] {
+            if let Some(v) = mail_extra.get(k) {
+                bec[k] = v.clone();
+            }
+        }
         json!({
             "instrument": "IN5",
+            "bec": bec,
             "mail": mail,
             "scilog": scilog,
             "signal": {

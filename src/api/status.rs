@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 use super::{ApiError, ApiState};
 use crate::config::{Config, Destination};
 use crate::outbox;
-use crate::routing::Router;
 use crate::store::now_ms;
 
 /// Every configured service:scope with its id: a hash of the name (FNV-1a), so an id
@@ -46,7 +45,7 @@ pub async fn channels(State(st): State<Arc<ApiState>>) -> Json<Value> {
 
 pub async fn routes(State(st): State<Arc<ApiState>>) -> Json<Value> {
     let config = st.config();
-    let router = Router::new(&config);
+    let router = crate::bec::routes::router(&config);
     let mut events: Vec<String> = config
         .routes
         .as_ref()
@@ -57,7 +56,9 @@ pub async fn routes(State(st): State<Arc<ApiState>>) -> Json<Value> {
                 .map(|s| s.to_string())
                 .collect()
         });
+    events.extend(router.bec_routes().keys().cloned());
     events.sort();
+    events.dedup();
     let map: serde_json::Map<String, Value> = events
         .into_iter()
         .map(|e| {
@@ -65,7 +66,22 @@ pub async fn routes(State(st): State<Arc<ApiState>>) -> Json<Value> {
             (e, json!(to))
         })
         .collect();
-    Json(json!({"explicit": config.routes.is_some(), "routes": map}))
+    // BEC's routes (`set_auto_notifications`), marked as such, and those we cannot serve.
+    let bec: Vec<Value> = crate::bec::routes::current()
+        .map(|raw| {
+            let resolved = crate::bec::routes::resolve(&config, &raw);
+            let served = resolved.routes.iter().flat_map(|(e, to)| {
+                to.iter()
+                    .map(move |d| json!({"event": e, "to": d.to_string(), "from": "bec"}))
+            });
+            let unserved = resolved.unserved.iter().map(|u| {
+                json!({"event": u.event, "service_name": u.service_name, "scope": u.scope,
+                       "from": "bec", "unserved": u.why})
+            });
+            served.chain(unserved).collect()
+        })
+        .unwrap_or_default();
+    Json(json!({"explicit": config.routes.is_some(), "routes": map, "bec": bec}))
 }
 
 /// 200 with per-file lag and per-destination outbox depth; 503 when the store is not
@@ -96,7 +112,9 @@ pub async fn healthz(State(st): State<Arc<ApiState>>) -> Result<impl IntoRespons
         })
         .collect();
     // A folder that cannot be seen (a share away) is not down, but not all well either.
-    let status = if crate::watcher::health::degraded() {
+    // So is a BEC link that is down: BEC's notifications are lost meanwhile.
+    let bec_down = crate::bec::health::snapshot().is_some() && !crate::bec::health::is_up();
+    let status = if crate::watcher::health::degraded() || bec_down {
         "degraded"
     } else {
         "ok"
@@ -104,7 +122,8 @@ pub async fn healthz(State(st): State<Arc<ApiState>>) -> Result<impl IntoRespons
     Ok((
         StatusCode::OK,
         Json(json!({"status": status, "files": files, "outbox": outbox,
-                    "watch": crate::watcher::health::snapshot()})),
+                    "watch": crate::watcher::health::snapshot(),
+                    "bec": crate::bec::health::snapshot()})),
     ))
 }
 
@@ -174,6 +193,7 @@ pub async fn metrics(State(st): State<Arc<ApiState>>) -> Result<impl IntoRespons
         out,
         "# HELP protowatch_alerts_active Active alerts.\n# TYPE protowatch_alerts_active gauge\nprotowatch_alerts_active {active}"
     );
+    crate::bec::health::metrics(&mut out);
     out.push_str(&crate::metrics::render());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }

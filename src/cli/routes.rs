@@ -144,6 +144,7 @@ fn list(config: &Config, as_json: bool) {
             "routes": routes,
             "other_events": names(other),
             "services": services,
+            "bec": bec_json(config),
         });
         outln!("{out}");
         return;
@@ -177,6 +178,56 @@ fn list(config: &Config, as_json: bool) {
                 config.default_scope(s).unwrap_or("(none)")
             ),
         }
+    }
+    bec_list(config);
+}
+
+/// BEC's routes as the agent last received them (kept in the state folder), resolved
+/// against this config: served ones and the ones nobody serves.
+fn bec_resolved(config: &Config) -> Option<crate::bec::routes::Resolved> {
+    config.bec.as_ref()?;
+    let raw = crate::bec::routes::load_saved(&config.state_dir)?;
+    Some(crate::bec::routes::resolve(config, &raw))
+}
+
+fn bec_json(config: &Config) -> Value {
+    let Some(r) = bec_resolved(config) else {
+        return json!([]);
+    };
+    let served = r.routes.iter().flat_map(|(e, to)| {
+        to.iter()
+            .map(move |d| json!({"event": e, "to": d.to_string(), "from": "bec"}))
+    });
+    let unserved = r.unserved.iter().map(|u| {
+        json!({"event": u.event, "service_name": u.service_name, "scope": u.scope,
+               "from": "bec", "unserved": u.why})
+    });
+    Value::Array(served.chain(unserved).collect())
+}
+
+fn bec_list(config: &Config) {
+    if config.bec.is_none() {
+        return;
+    }
+    let Some(r) = bec_resolved(config) else {
+        outln!("from BEC: no routes received yet");
+        return;
+    };
+    outln!("from BEC (set_auto_notifications; added to the routes above):");
+    if r.routes.is_empty() && r.unserved.is_empty() {
+        outln!("  (none)");
+    }
+    for (event, to) in &r.routes {
+        outln!("  {event}  {}", show(to));
+    }
+    for u in &r.unserved {
+        outln!(
+            "  {}  {}:{}  unserved: {}",
+            u.event,
+            u.service_name,
+            u.scope.as_deref().unwrap_or("(default)"),
+            u.why
+        );
     }
 }
 

@@ -70,6 +70,10 @@ pub fn secrets_changed(old: &Config, new: &Config) -> Vec<&'static str> {
             out.push(name);
         }
     }
+    let bec = |c: &Config| c.bec.as_ref().map(crate::bec::BecConfig::secrets);
+    if bec(old) != bec(new) {
+        out.push("bec.password");
+    }
     let api = |c: &Config| c.api.token.as_ref().map(|t| t.expose().to_owned());
     if api(old) != api(new) {
         out.push("api.token");

@@ -68,6 +68,8 @@ pub struct Config {
     pub throttle: ThrottleConfig,
     pub api: ApiConfig,
     pub state_dir: PathBuf,
+    /// The BEC bridge (`bec`), `None` when the file has none.
+    pub bec: Option<crate::bec::BecConfig>,
 }
 
 /// The service sections read as fields of the config (`config.mail`), as they were
@@ -400,6 +402,9 @@ impl Config {
             }),
         );
         out.insert("state_dir".into(), json!(self.state_dir));
+        if let Some(bec) = &self.bec {
+            out.insert("bec".into(), bec.masked());
+        }
         Value::Object(out)
     }
 

@@ -95,6 +95,7 @@ pub struct TopLevel {
     /// Where the state (the SQLite database) is kept.
     #[schemars(pattern(NON_BLANK), extend("default" = ".protowatch"))]
     pub state_dir: Option<String>,
+    pub bec: Option<crate::bec::config::File>,
 }
 
 /// Protocol files to follow.

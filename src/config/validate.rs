@@ -19,7 +19,15 @@ use crate::event::Severity;
 /// The top level's own keys; each service's section sits between `instrument` and
 /// `watch`.
 const TOP_BEFORE: &[&str] = &["instrument"];
-const TOP_AFTER: &[&str] = &["watch", "rules", "routes", "throttle", "api", "state_dir"];
+const TOP_AFTER: &[&str] = &[
+    "watch",
+    "rules",
+    "routes",
+    "throttle",
+    "api",
+    "state_dir",
+    "bec",
+];
 const API: &[&str] = &["listen", "token", "token_file", "hosts", "max_alerts"];
 const THROTTLE: &[&str] = &["repeat_interval", "max_age", "per_minute"];
 const WATCH: &[&str] = &[
@@ -68,6 +76,8 @@ static KEYS: LazyLock<KeyList> = LazyLock::new(|| {
             leak(paced().map(|s| s.as_str()).collect()),
         ),
         ("api", API),
+        ("bec", crate::bec::config::KEYS),
+        ("bec.services", crate::bec::config::BEC_SERVICES),
     ]);
     out
 });
@@ -145,6 +155,9 @@ pub fn config(value: &Value, file: &Path, base: &Path) -> Result<Config, Vec<Pro
         &c.non_empty(top, "state_dir", "")
             .unwrap_or_else(|| ".protowatch".into()),
     );
+    let bec = top
+        .get("bec")
+        .and_then(|v| crate::bec::config::load(&mut c, v, base, &services));
     if c.problems.is_empty() {
         Ok(Config {
             file: file.to_path_buf(),
@@ -156,6 +169,7 @@ pub fn config(value: &Value, file: &Path, base: &Path) -> Result<Config, Vec<Pro
             throttle,
             api: api.unwrap_or_default(),
             state_dir,
+            bec,
         })
     } else {
         Err(c.problems)

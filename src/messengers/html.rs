@@ -35,13 +35,13 @@ pub fn sanitize(html: &str) -> String {
 }
 
 /// Elements whose content is not text a reader should see.
-const HIDDEN: &[&str] = &[
+pub(crate) const HIDDEN: &[&str] = &[
     "script", "style", "head", "title", "template", "noscript", "iframe", "object", "svg", "math",
     "select", "textarea",
 ];
 
 /// Elements that stand on lines of their own.
-const BLOCKS: &[&str] = &[
+pub(crate) const BLOCKS: &[&str] = &[
     "p",
     "div",
     "pre",
@@ -57,6 +57,7 @@ const BLOCKS: &[&str] = &[
     "h6",
     "table",
     "tr",
+    "figure",
     "hr",
     "section",
     "article",

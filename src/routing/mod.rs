@@ -51,6 +51,10 @@ pub struct Router {
     /// The defaults without the alarms-only services (Alertmanager): for messages and
     /// custom events.
     message_defaults: Vec<Destination>,
+    /// Events that BEC's routing config also routes (`bec::routes`): our destinations
+    /// for them with BEC's added, and BEC's alone, to show where a route came from.
+    with_bec: BTreeMap<String, Vec<Destination>>,
+    bec: BTreeMap<String, Vec<Destination>>,
 }
 
 impl Router {
@@ -73,10 +77,37 @@ impl Router {
             routes: config.routes.clone(),
             defaults,
             message_defaults,
+            with_bec: BTreeMap::new(),
+            bec: BTreeMap::new(),
         }
     }
 
+    /// This router with BEC's routes (already mapped to our services) added to each
+    /// event's own destinations.
+    pub fn with_bec(mut self, bec: &BTreeMap<String, Vec<Destination>>) -> Router {
+        self.with_bec.clear();
+        for (event, extra) in bec {
+            let mut all = self.route(event).to_vec();
+            for d in extra {
+                if !all.contains(d) {
+                    all.push(d.clone());
+                }
+            }
+            self.with_bec.insert(event.clone(), all);
+        }
+        self.bec = bec.clone();
+        self
+    }
+
+    /// BEC's routes alone, by event (empty without a BEC bridge).
+    pub fn bec_routes(&self) -> &BTreeMap<String, Vec<Destination>> {
+        &self.bec
+    }
+
     pub fn route(&self, event: &str) -> &[Destination] {
+        if let Some(all) = self.with_bec.get(event) {
+            return all;
+        }
         match &self.routes {
             Some(routes) => routes.get(event).map_or(&[], Vec::as_slice),
             None if QUIET_EVENTS.contains(&event) => &[],
@@ -107,6 +138,7 @@ impl Router {
         if let Some(routes) = &self.routes {
             all.extend(routes.values().flatten().cloned());
         }
+        all.extend(self.bec.values().flatten().cloned());
         all.sort();
         all.dedup();
         all

@@ -102,9 +102,10 @@ pub enum WatchMsg {
     /// A checkpoint that no longer stands for any file: the file it named is followed
     /// under another identity now (a share mounted again gets another device number).
     Forget { watch: WatchId, id: FileId },
-    /// Not the watcher's: another part of the agent (the API) put a message into the
-    /// store's inbox. Sent on the same channel so that the pipeline, which waits on it,
-    /// takes the message at once instead of at its next once-a-second tick.
+    /// Not the watcher's: another part of the agent (the API, the BEC bridge) put a
+    /// message into the store's inbox, or BEC's routes changed. Sent on the same channel
+    /// so that the pipeline, which waits on it, acts at once instead of at its next
+    /// once-a-second tick.
     Wake,
 }
 

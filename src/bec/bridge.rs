@@ -1,0 +1,350 @@
+//! The link to BEC's Redis: subscribe as SciHub does, hand each notification to the
+//! store's inbox, follow BEC's routing config, and come back after Redis goes away.
+//!
+//! Two parts, each with one job. The subscriber (a tokio task) holds the Redis
+//! connections: `PSUBSCRIBE internal/messaging_services/notification/*` and `SUBSCRIBE
+//! user/messaging_services/notification_config` on one, GET/XADD on another; it
+//! decodes what arrives and passes events on at once. The recorder (a thread, as SQLite
+//! blocks) writes them to the inbox, many in one transaction when they come in a burst,
+//! then wakes the pipeline, which routes, throttles and queues them like a protocol line
+//! or a `send-message`. A notification is durable as soon as the recorder's commit ends,
+//! before anything is sent.
+//!
+//! A PUBLISH that nobody hears is gone: BEC does not queue notifications. While the link
+//! is down they are lost, so the bridge reconnects with backoff (from 0.25 s to 30 s),
+//! and logs and counts how long it was down (`/healthz`, `/metrics`).
+
+use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::IntoConnectionInfo;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::event::Event;
+use crate::store::Store;
+
+use super::{AVAILABLE_SERVICES, NOTIFICATION_CONFIG, NOTIFICATION_PATTERN, NOTIFICATION_PREFIX};
+use super::{codec, health, notification, routes, services};
+
+/// Tells the pipeline to read the inbox now: the same wake-up as the API's.
+pub use crate::api::Wake;
+
+const BACKOFF_FIRST: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How long connecting may take before it counts as failed.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the command connection is checked: a subscription that hears nothing
+/// cannot tell a quiet beamline from a dead link.
+const PING_EVERY: Duration = Duration::from_secs(15);
+/// The most notifications committed in one transaction.
+const RECORD_BATCH: usize = 1000;
+/// An event name longer than this is no event name.
+const MAX_EVENT_NAME: usize = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    #[error("BEC bridge: cannot open the state database: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("BEC bridge: {0}")]
+    Setup(String),
+}
+
+/// The running bridge.
+pub struct Bridge {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    recorder: std::thread::JoinHandle<()>,
+}
+
+/// Before the agent builds its router: the BEC routes kept from the last run, so that
+/// they apply while Redis is not reached yet.
+pub fn restore(config: &Config) {
+    if config.bec.is_some()
+        && let Some(saved) = routes::load_saved(&config.state_dir)
+    {
+        routes::set(saved);
+    }
+}
+
+impl Bridge {
+    /// Starts the bridge of `config.bec` (which must be set).
+    pub fn start(config: Arc<Config>, wake: Wake) -> Result<Bridge, BridgeError> {
+        let bec = config
+            .bec
+            .clone()
+            .ok_or_else(|| BridgeError::Setup("no \"bec\" section".into()))?;
+        let store = Store::open(&config.state_dir)?;
+        let (tx, rx) = std_mpsc::channel::<Event>();
+        let recorder_wake = wake.clone();
+        let recorder = std::thread::Builder::new()
+            .name("bec-recorder".into())
+            .spawn(move || record(store, rx, recorder_wake))
+            .map_err(|e| BridgeError::Setup(format!("cannot start a thread: {e}")))?;
+        let info = redis::ConnectionAddr::Tcp(bec.host.clone(), bec.port)
+            .into_connection_info()
+            .map_err(|e| BridgeError::Setup(e.to_string()))?;
+        let mut settings = info.redis_settings().clone();
+        if let Some(user) = &bec.user {
+            settings = settings.set_username(user);
+        }
+        if let Some(password) = &bec.password {
+            settings = settings.set_password(password.expose());
+        }
+        let client = redis::Client::open(info.set_redis_settings(settings))
+            .map_err(|e| BridgeError::Setup(e.to_string()))?;
+        health::configured(&bec.address());
+        let (stop, stopped) = watch::channel(false);
+        let link = Link {
+            client,
+            config,
+            tx,
+            wake,
+        };
+        let task = tokio::spawn(link.run(stopped));
+        tracing::info!(redis = %bec.address(), user = ?bec.user, "BEC bridge started");
+        Ok(Bridge {
+            stop,
+            task,
+            recorder,
+        })
+    }
+
+    /// Stops listening; what was received is committed before this returns.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+        // The task owned the sender: the recorder ends once it has written the rest.
+        let recorder = self.recorder;
+        let _ = tokio::task::spawn_blocking(move || recorder.join()).await;
+    }
+}
+
+/// Writes events to the inbox, a burst in few transactions, and wakes the pipeline
+/// after each commit.
+fn record(store: Store, rx: std_mpsc::Receiver<Event>, wake: Wake) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < RECORD_BATCH {
+            match rx.try_recv() {
+                Ok(e) => batch.push(e),
+                Err(_) => break,
+            }
+        }
+        let mut tries = 0u32;
+        loop {
+            match submit_all(&store, &batch) {
+                Ok(()) => break,
+                Err(e) => {
+                    tries += 1;
+                    tracing::error!(error = %e, notifications = batch.len(), tries, "cannot store BEC notifications; trying again");
+                    std::thread::sleep(Duration::from_millis(500 * u64::from(tries.min(10))));
+                }
+            }
+        }
+        wake();
+    }
+}
+
+fn submit_all(store: &Store, batch: &[Event]) -> Result<(), crate::store::StoreError> {
+    store.with_conn(|c| c.execute_batch("BEGIN IMMEDIATE"))?;
+    let result = batch.iter().try_for_each(|e| store.submit(e).map(|_| ()));
+    match result {
+        Ok(()) => store.with_conn(|c| c.execute_batch("COMMIT")),
+        Err(e) => {
+            let _ = store.with_conn(|c| c.execute_batch("ROLLBACK"));
+            Err(e)
+        }
+    }
+}
+
+struct Link {
+    client: redis::Client,
+    config: Arc<Config>,
+    tx: std_mpsc::Sender<Event>,
+    wake: Wake,
+}
+
+impl Link {
+    async fn run(self, mut stopped: watch::Receiver<bool>) {
+        let mut backoff = BACKOFF_FIRST;
+        loop {
+            let result = self.session(&mut stopped).await;
+            if *stopped.borrow() {
+                return;
+            }
+            match result {
+                Ok(true) => backoff = BACKOFF_FIRST,
+                Ok(false) => {}
+                Err(why) => {
+                    let why = self.scrub(&why);
+                    if health::is_up() {
+                        tracing::warn!(error = %why, "BEC link lost; BEC's notifications are lost until it is back");
+                    } else {
+                        tracing::debug!(error = %why, "BEC link not made");
+                    }
+                    health::down(&why);
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stopped.changed() => return,
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// The password out of a message, whatever a library put into it.
+    fn scrub(&self, text: &str) -> String {
+        match self.config.bec.as_ref().and_then(|b| b.password.as_ref()) {
+            Some(p) => p.scrub(text),
+            None => text.to_string(),
+        }
+    }
+
+    /// One connection's life. `Ok(true)`: it was up and ended; `Err`: why it failed.
+    async fn session(&self, stopped: &mut watch::Receiver<bool>) -> Result<bool, String> {
+        let connect = async {
+            let mut pubsub = self.client.get_async_pubsub().await?;
+            pubsub.psubscribe(NOTIFICATION_PATTERN).await?;
+            pubsub.subscribe(NOTIFICATION_CONFIG).await?;
+            let conn = self.client.get_multiplexed_async_connection().await?;
+            Ok::<_, redis::RedisError>((pubsub, conn))
+        };
+        let (mut pubsub, mut conn) = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())),
+        };
+        match health::up() {
+            Some(down) => tracing::warn!(
+                down_s = down as f64 / 1000.0,
+                "BEC link back after {:.1} s down; notifications published meanwhile were lost",
+                down as f64 / 1000.0
+            ),
+            None => tracing::info!("BEC link up: subscribed to {NOTIFICATION_PATTERN}"),
+        }
+        // Subscribed first, read second: a change published in between is not missed.
+        match redis::cmd("GET")
+            .arg(NOTIFICATION_CONFIG)
+            .query_async::<Option<Vec<u8>>>(&mut conn)
+            .await
+        {
+            Ok(Some(bytes)) => self.on_routes(&bytes),
+            Ok(None) => self.apply_routes(codec::BecRoutes::new()),
+            Err(e) => {
+                tracing::warn!(error = %self.scrub(&e.to_string()), "cannot read BEC's routing config")
+            }
+        }
+        if self.config.bec.as_ref().is_some_and(|b| b.publish_services) {
+            self.publish(&mut conn).await;
+        }
+        let mut messages = pubsub.on_message();
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.tick().await;
+        loop {
+            tokio::select! {
+                m = messages.next() => match m {
+                    Some(m) => self.on_message(m.get_channel_name(), m.get_payload_bytes()),
+                    None => return Err("the subscription's connection closed".into()),
+                },
+                _ = ping.tick() => {
+                    let pong = tokio::time::timeout(
+                        CONNECT_TIMEOUT,
+                        redis::cmd("PING").query_async::<String>(&mut conn),
+                    )
+                    .await;
+                    match pong {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => return Err(e.to_string()),
+                        Err(_) => return Err("PING not answered".into()),
+                    }
+                }
+                _ = stopped.changed() => return Ok(true),
+            }
+        }
+    }
+
+    fn on_message(&self, channel: &str, payload: &[u8]) {
+        if channel == NOTIFICATION_CONFIG {
+            self.on_routes(payload);
+            return;
+        }
+        let Some(event) = channel.strip_prefix(NOTIFICATION_PREFIX) else {
+            return;
+        };
+        if event.is_empty() || event.len() > MAX_EVENT_NAME || event.contains(char::is_control) {
+            health::undecodable();
+            tracing::warn!(
+                channel,
+                bytes = payload.len(),
+                "a BEC notification on a channel that names no event; dropped"
+            );
+            return;
+        }
+        match codec::decode_notification(payload) {
+            Ok(n) => {
+                health::received();
+                if n.event != event {
+                    tracing::debug!(channel, event = %n.event, "the message names another event than its channel; the channel's is taken");
+                }
+                let e = notification::to_event(event, n);
+                tracing::debug!(event = %e.name, key = %e.key, "BEC notification");
+                if self.tx.send(e).is_err() {
+                    tracing::error!(
+                        channel,
+                        "BEC notification received while stopping; not stored"
+                    );
+                }
+            }
+            Err(e) => {
+                health::undecodable();
+                tracing::warn!(channel, bytes = payload.len(), error = %e, "a BEC notification could not be decoded; dropped");
+            }
+        }
+    }
+
+    fn on_routes(&self, bytes: &[u8]) {
+        match codec::decode_routes(bytes) {
+            Ok(r) => self.apply_routes(r),
+            Err(e) => {
+                health::undecodable();
+                tracing::warn!(channel = NOTIFICATION_CONFIG, bytes = bytes.len(), error = %e, "BEC's routing config could not be decoded; the routes stay as they were");
+            }
+        }
+    }
+
+    fn apply_routes(&self, raw: codec::BecRoutes) {
+        routes::warn_unserved(&self.config, &raw);
+        let count: usize = raw.values().map(Vec::len).sum();
+        if let Err(e) = routes::save(&self.config.state_dir, &raw) {
+            tracing::warn!(error = %e, "cannot keep BEC's routes in the state folder");
+        }
+        if routes::set(raw) {
+            tracing::info!(targets = count, "BEC's routing config applied");
+            (self.wake)();
+        }
+    }
+
+    async fn publish(&self, conn: &mut redis::aio::MultiplexedConnection) {
+        let data = services::available(&self.config);
+        let result = redis::cmd("XADD")
+            .arg(AVAILABLE_SERVICES)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(services::STREAM_MAXLEN)
+            .arg("*")
+            .arg("data")
+            .arg(data)
+            .query_async::<String>(conn)
+            .await;
+        match result {
+            Ok(_) => tracing::info!(stream = AVAILABLE_SERVICES, "published our services to BEC"),
+            Err(e) => {
+                tracing::error!(stream = AVAILABLE_SERVICES, error = %self.scrub(&e.to_string()), "cannot publish our services to BEC")
+            }
+        }
+    }
+}
