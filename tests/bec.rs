@@ -258,6 +258,14 @@ m.teams.set_auto_notifications("sample_mount_failed", enabled=True, scopes="team
         "the BEC route was not taken"
     );
     assert!(started.elapsed() < Duration::from_secs(8));
+    // The console marks it as BEC's.
+    let (_, r, _) = http(agent.addr, "GET", "/api/console/routes", &[], b"");
+    assert!(
+        r["routes"].as_array().unwrap().contains(
+            &json!({"event": "sample_mount_failed", "to": ["webhook:teams"], "from": "bec"})
+        ),
+        "{r}"
+    );
 
     // BEC's documented example, with a PNG.
     bec(

@@ -68,18 +68,7 @@ pub async fn routes(State(st): State<Arc<ApiState>>) -> Json<Value> {
         .collect();
     // BEC's routes (`set_auto_notifications`), marked as such, and those we cannot serve.
     let bec: Vec<Value> = crate::bec::routes::current()
-        .map(|raw| {
-            let resolved = crate::bec::routes::resolve(&config, &raw);
-            let served = resolved.routes.iter().flat_map(|(e, to)| {
-                to.iter()
-                    .map(move |d| json!({"event": e, "to": d.to_string(), "from": "bec"}))
-            });
-            let unserved = resolved.unserved.iter().map(|u| {
-                json!({"event": u.event, "service_name": u.service_name, "scope": u.scope,
-                       "from": "bec", "unserved": u.why})
-            });
-            served.chain(unserved).collect()
-        })
+        .map(|raw| crate::bec::routes::resolve(&config, &raw).to_json())
         .unwrap_or_default();
     Json(json!({"explicit": config.routes.is_some(), "routes": map, "bec": bec}))
 }

@@ -46,6 +46,22 @@ pub struct Resolved {
     pub unserved: Vec<Unserved>,
 }
 
+impl Resolved {
+    /// One JSON entry per route, marked `"from": "bec"`, the unserved with why: what
+    /// `GET /api/routes` and `routes list --json` show.
+    pub fn to_json(&self) -> Vec<serde_json::Value> {
+        let served = self.routes.iter().flat_map(|(e, to)| {
+            to.iter()
+                .map(move |d| serde_json::json!({"event": e, "to": d.to_string(), "from": "bec"}))
+        });
+        let unserved = self.unserved.iter().map(|u| {
+            serde_json::json!({"event": u.event, "service_name": u.service_name, "scope": u.scope,
+                               "from": "bec", "unserved": u.why})
+        });
+        served.chain(unserved).collect()
+    }
+}
+
 /// Maps BEC's targets to our destinations; what we do not serve is listed with why.
 pub fn resolve(config: &Config, raw: &BecRoutes) -> Resolved {
     let mut out = Resolved::default();

@@ -194,15 +194,7 @@ fn bec_json(config: &Config) -> Value {
     let Some(r) = bec_resolved(config) else {
         return json!([]);
     };
-    let served = r.routes.iter().flat_map(|(e, to)| {
-        to.iter()
-            .map(move |d| json!({"event": e, "to": d.to_string(), "from": "bec"}))
-    });
-    let unserved = r.unserved.iter().map(|u| {
-        json!({"event": u.event, "service_name": u.service_name, "scope": u.scope,
-               "from": "bec", "unserved": u.why})
-    });
-    Value::Array(served.chain(unserved).collect())
+    Value::Array(r.to_json())
 }
 
 fn bec_list(config: &Config) {

@@ -187,13 +187,28 @@ pub async fn routes(State(st): State<Arc<ApiState>>) -> Json<Value> {
             .collect(),
     };
     events.sort();
-    let list: Vec<Value> = events
+    let mut list: Vec<Value> = events
         .iter()
         .map(|e| {
             let to: Vec<String> = router.route(e).iter().map(|d| d.to_string()).collect();
             json!({"event": e, "to": to, "from": from})
         })
         .collect();
+    // BEC's routes (`set_auto_notifications`), added to ours: marked, the unserved with
+    // why.
+    if let Some(raw) = crate::bec::routes::current() {
+        let r = crate::bec::routes::resolve(&config, &raw);
+        for (e, to) in &r.routes {
+            let to: Vec<String> = to.iter().map(|d| d.to_string()).collect();
+            list.push(json!({"event": e, "to": to, "from": "bec"}));
+        }
+        for u in &r.unserved {
+            let scope = u.scope.as_deref().unwrap_or("(default)");
+            list.push(json!({"event": u.event,
+                             "to": [format!("{}:{scope} — unserved: {}", u.service_name, u.why)],
+                             "from": "bec"}));
+        }
+    }
     Json(json!({"explicit": router.is_explicit(), "routes": list}))
 }
 
