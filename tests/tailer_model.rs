@@ -1344,8 +1344,14 @@ fn emfile_and_unreadable_folders_are_not_deletions() {
         for _ in 0..4 {
             assert!(h.scan().closed.is_empty());
         }
-        // Seen or not, an open file is read to its end before it is closed.
-        assert_eq!(h.lines_of(a), text_lines(&["one", "two"]));
+        // Seen or not, an open file is read to its end before it is closed; a file not
+        // held open (Windows) cannot be opened meanwhile, and is read on once seen again.
+        let meanwhile: &[&str] = if holds_files_open() {
+            &["one", "two"]
+        } else {
+            &["one"]
+        };
+        assert_eq!(h.lines_of(a), text_lines(meanwhile));
         append(&h.path("a.log"), b"three\n");
         h.fault = None;
         h.tailer.as_mut().unwrap().set_listing_fault(None);
