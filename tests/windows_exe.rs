@@ -182,17 +182,31 @@ fn windows_service_installs_runs_and_stops_gracefully() {
     let state = dir.path().join(".protowatch");
     // Wine's `sc start` gives up when a service is slow to report itself running (a debug
     // build on a loaded machine): what counts is that the service runs, so ask twice.
+    // Running means answering: on a loaded machine Wine's service manager may end a
+    // process it gave up on, after it made its database.
+    let answering = || {
+        use std::io::Write;
+        let Ok(mut c) = std::net::TcpStream::connect("127.0.0.1:8767") else {
+            return false;
+        };
+        let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut answer = String::new();
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:8767\r\nConnection: close\r\n\r\n")
+            .is_ok()
+            && c.read_to_string(&mut answer).is_ok()
+            && answer.starts_with("HTTP/1.1 200")
+    };
     let mut started = String::new();
     for _ in 0..2 {
         let (_, out) = wine(&[&s("sc"), &s("start"), &s("protowatch")]);
         started.push_str(&out);
         if wait_until(Duration::from_secs(30), || {
-            state.join("protowatch.db").exists()
+            state.join("protowatch.db").exists() && answering()
         }) {
             break;
         }
     }
-    if !state.join("protowatch.db").exists() {
+    if !answering() {
         let _ = uninstall();
         panic!("the service did not start: {started}");
     }
