@@ -167,6 +167,21 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX telegram_messages_alert ON telegram_messages (alert_id, open);",
 ];
 
+/// An outbox row as `outbox_rows` and `dead_rows` select it, with its event's name and key.
+fn outbox_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxEntry> {
+    Ok(OutboxEntry {
+        id: r.get(0)?,
+        destination: r.get(1)?,
+        event: r.get(2)?,
+        key: r.get(3)?,
+        created_at_ms: r.get(4)?,
+        attempts: r.get(5)?,
+        next_attempt_at_ms: r.get(6)?,
+        last_error: r.get(7)?,
+        dead: r.get::<_, i64>(8)? != 0,
+    })
+}
+
 /// Inbox rows and receipts are kept this long after their message was taken, for a
 /// sender that polls late.
 const KEEP_RECEIPTS_MS: i64 = 24 * 3600 * 1000;
@@ -959,21 +974,7 @@ impl Store {
                  FROM outbox o JOIN events e ON e.id = o.event_id ORDER BY o.id",
             )
             .map_err(self.sql())?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(OutboxEntry {
-                    id: r.get(0)?,
-                    destination: r.get(1)?,
-                    event: r.get(2)?,
-                    key: r.get(3)?,
-                    created_at_ms: r.get(4)?,
-                    attempts: r.get(5)?,
-                    next_attempt_at_ms: r.get(6)?,
-                    last_error: r.get(7)?,
-                    dead: r.get::<_, i64>(8)? != 0,
-                })
-            })
-            .map_err(self.sql())?;
+        let rows = stmt.query_map([], outbox_entry).map_err(self.sql())?;
         rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())
     }
 
@@ -989,21 +990,7 @@ impl Store {
                  WHERE o.dead = 1 ORDER BY o.id DESC LIMIT ?1",
             )
             .map_err(self.sql())?;
-        let rows = stmt
-            .query_map([limit], |r| {
-                Ok(OutboxEntry {
-                    id: r.get(0)?,
-                    destination: r.get(1)?,
-                    event: r.get(2)?,
-                    key: r.get(3)?,
-                    created_at_ms: r.get(4)?,
-                    attempts: r.get(5)?,
-                    next_attempt_at_ms: r.get(6)?,
-                    last_error: r.get(7)?,
-                    dead: r.get::<_, i64>(8)? != 0,
-                })
-            })
-            .map_err(self.sql())?;
+        let rows = stmt.query_map([limit], outbox_entry).map_err(self.sql())?;
         rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())
     }
 
