@@ -582,3 +582,51 @@ for i in range(1000):
         "{metrics}"
     );
 }
+
+/// Redis with `timeout 1` (a common hardening, made short) closes every idle connection
+/// that is not subscribed. The link is the subscription: a quiet stretch longer than the
+/// bridge's check (15 s) must not tear it down, and the next notification arrives.
+#[test]
+fn an_idle_timeout_in_redis_does_not_break_the_link() {
+    let Some(python) = venv_python() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let redis = Redis::start(dir, &["--timeout 1"]);
+    let tg = FakeTelegram::start();
+    let cfg = agent_config(
+        dir,
+        json!({
+            "telegram": {"bot-id": "123:ABC", "channel-id": "-100777", "api-url": tg.url},
+            "bec": {"redis": redis.address(), "publish_services": true},
+        }),
+    );
+    let log = dir.join("agent.log");
+    let agent = Agent::start_logging_to(&cfg, &log);
+    wait_link(&agent, "up");
+    let start_up = std::fs::read_to_string(&log).unwrap_or_default().len();
+    // Longer than the check of the link, and many times Redis' timeout.
+    std::thread::sleep(Duration::from_secs(17));
+    assert_eq!(healthz_bec(&agent)["link"], "up");
+    assert_eq!(
+        healthz_bec(&agent)["connects"],
+        1,
+        "{}",
+        healthz_bec(&agent)
+    );
+    bec(
+        &python,
+        &redis,
+        r#"connector.notify("alarm_major", "Cryostat heater off after a quiet night")"#,
+        &[],
+    );
+    let sent = tg.wait_for(1, Duration::from_secs(10));
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].text().contains("Cryostat heater off"));
+    assert_eq!(healthz_bec(&agent)["connects"], 1);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let warned: Vec<&str> = text[start_up..]
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .collect();
+    assert!(warned.is_empty(), "warnings while quiet: {warned:#?}");
+}

@@ -98,6 +98,25 @@ impl ApiState {
             .is_some_and(|t| session::verify(t.expose(), value, chrono::Utc::now().timestamp()))
     }
 
+    /// Whether a request with `headers`, accepted earlier, would be accepted now: the
+    /// check of a long-lived stream against a rotated token or an expired session.
+    fn still_allowed(&self, headers: &axum::http::HeaderMap) -> bool {
+        let config = self.config();
+        access::verdict_with_session(
+            &axum::http::Method::GET,
+            "/api/console/events",
+            headers,
+            &config.api.hosts,
+            |given| {
+                self.tokens
+                    .check(config.api.token.as_ref(), given)
+                    .is_some()
+            },
+            |h| self.session_ok(&config, h),
+        )
+        .is_ok()
+    }
+
     /// Runs a store call off the async threads: SQLite may wait for the write lock.
     async fn db<T: Send + 'static>(
         self: &Arc<Self>,

@@ -13,6 +13,14 @@
 //! A PUBLISH that nobody hears is gone: BEC does not queue notifications. While the link
 //! is down they are lost, so the bridge reconnects with backoff (from 0.25 s to 30 s),
 //! and logs and counts how long it was down (`/healthz`, `/metrics`).
+//!
+//! The link is the subscription alone, and it must last through hours of silence
+//! (docs/ARCHITECTURE.md, "Connections that outlive a request"). Redis' `timeout`
+//! closes idle connections that are not subscribed, so the GET/XADD connection is
+//! opened when it is needed and dropped after: its loss is never the link's. The
+//! subscription's own connection is checked with PING (allowed while subscribed) and
+//! carries TCP keepalive, so a half-dead link — a switch rebooted — is noticed within
+//! a minute, not at the next notification that never comes.
 
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
@@ -36,9 +44,14 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How long connecting may take before it counts as failed.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often the command connection is checked: a subscription that hears nothing
-/// cannot tell a quiet beamline from a dead link.
+/// How often the subscription's connection is checked: a subscription that hears
+/// nothing cannot tell a quiet beamline from a dead link.
 const PING_EVERY: Duration = Duration::from_secs(15);
+/// TCP keepalive on every connection to Redis: the first probe after this much
+/// silence, then every [`KEEPALIVE_INTERVAL`]; three unanswered probes end the
+/// connection (about 50 s), also while a PING waits.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(20);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// The most notifications committed in one transaction.
 const RECORD_BATCH: usize = 1000;
 /// An event name longer than this is no event name.
@@ -93,8 +106,11 @@ impl Bridge {
         if let Some(password) = &bec.password {
             settings = settings.set_password(password.expose());
         }
-        let client = redis::Client::open(info.set_redis_settings(settings))
-            .map_err(|e| BridgeError::Setup(e.to_string()))?;
+        let client = redis::Client::open(
+            info.set_redis_settings(settings)
+                .set_tcp_settings(tcp_settings()),
+        )
+        .map_err(|e| BridgeError::Setup(e.to_string()))?;
         health::configured(&bec.address());
         let (stop, stopped) = watch::channel(false);
         let link = Link {
@@ -120,6 +136,19 @@ impl Bridge {
         let recorder = self.recorder;
         let _ = tokio::task::spawn_blocking(move || recorder.join()).await;
     }
+}
+
+/// Keepalive probes on the link's sockets: a peer that vanished without a FIN (a switch
+/// rebooted, a VM paused) ends the connection instead of leaving it open for hours.
+fn tcp_settings() -> redis::io::tcp::TcpSettings {
+    use redis::io::tcp::socket2::TcpKeepalive;
+    let keepalive = TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(3);
+    redis::io::tcp::TcpSettings::default()
+        .set_nodelay(true)
+        .set_keepalive(keepalive)
 }
 
 /// Writes events to the inbox, a burst in few transactions, and wakes the pipeline
@@ -204,16 +233,15 @@ impl Link {
         }
     }
 
-    /// One connection's life. `Ok(true)`: it was up and ended; `Err`: why it failed.
+    /// One subscription's life. `Ok(true)`: it was up and ended; `Err`: why it failed.
     async fn session(&self, stopped: &mut watch::Receiver<bool>) -> Result<bool, String> {
         let connect = async {
             let mut pubsub = self.client.get_async_pubsub().await?;
             pubsub.psubscribe(NOTIFICATION_PATTERN).await?;
             pubsub.subscribe(NOTIFICATION_CONFIG).await?;
-            let conn = self.client.get_multiplexed_async_connection().await?;
-            Ok::<_, redis::RedisError>((pubsub, conn))
+            Ok::<_, redis::RedisError>(pubsub)
         };
-        let (mut pubsub, mut conn) = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+        let pubsub = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => return Err(e.to_string()),
             Err(_) => return Err(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())),
@@ -227,6 +255,52 @@ impl Link {
             None => tracing::info!("BEC link up: subscribed to {NOTIFICATION_PATTERN}"),
         }
         // Subscribed first, read second: a change published in between is not missed.
+        self.read_and_publish().await;
+        let (mut sink, mut messages) = pubsub.split();
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ping.tick().await;
+        loop {
+            tokio::select! {
+                m = messages.next() => match m {
+                    Some(m) => self.on_message(m.get_channel_name(), m.get_payload_bytes()),
+                    None => return Err("the subscription's connection closed".into()),
+                },
+                _ = ping.tick() => {
+                    match tokio::time::timeout(CONNECT_TIMEOUT, sink.ping::<redis::Value>()).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => return Err(e.to_string()),
+                        Err(_) => return Err("PING not answered".into()),
+                    }
+                }
+                _ = stopped.changed() => return Ok(true),
+            }
+        }
+    }
+
+    /// BEC's routing config read, and our services published, over a connection of
+    /// their own that lives as long as this: an idle connection is Redis' to close, and
+    /// the subscription must not go with it. A failure here is logged; the link stays.
+    async fn read_and_publish(&self) {
+        let opened = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            self.client.get_multiplexed_async_connection(),
+        )
+        .await;
+        let mut conn = match opened {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %self.scrub(&e.to_string()), "cannot read BEC's routing config");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "cannot read BEC's routing config: no connection within {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                );
+                return;
+            }
+        };
         match redis::cmd("GET")
             .arg(NOTIFICATION_CONFIG)
             .query_async::<Option<Vec<u8>>>(&mut conn)
@@ -240,30 +314,6 @@ impl Link {
         }
         if self.config.bec.as_ref().is_some_and(|b| b.publish_services) {
             self.publish(&mut conn).await;
-        }
-        let mut messages = pubsub.on_message();
-        let mut ping = tokio::time::interval(PING_EVERY);
-        ping.tick().await;
-        loop {
-            tokio::select! {
-                m = messages.next() => match m {
-                    Some(m) => self.on_message(m.get_channel_name(), m.get_payload_bytes()),
-                    None => return Err("the subscription's connection closed".into()),
-                },
-                _ = ping.tick() => {
-                    let pong = tokio::time::timeout(
-                        CONNECT_TIMEOUT,
-                        redis::cmd("PING").query_async::<String>(&mut conn),
-                    )
-                    .await;
-                    match pong {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(e)) => return Err(e.to_string()),
-                        Err(_) => return Err("PING not answered".into()),
-                    }
-                }
-                _ = stopped.changed() => return Ok(true),
-            }
         }
     }
 

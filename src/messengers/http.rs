@@ -7,10 +7,19 @@ use reqwest::header::RETRY_AFTER;
 
 use super::SendError;
 
+/// How long a connection is kept for the next request. Shorter than the shortest idle
+/// timeout of common servers (Apache's and Node's 5 s): a pooled connection that the
+/// server closes while idle is found closed when it is next taken and replaced, but one
+/// closed *while* a request is written on it fails that request. Messages come minutes
+/// or hours apart, so a longer pool would save nothing and keep that race open
+/// (docs/ARCHITECTURE.md, "Connections that outlive a request").
+pub const POOL_IDLE: Duration = Duration::from_secs(4);
+
 /// An HTTP client whose every request is bounded by `timeout`.
 pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .timeout(timeout)
+        .pool_idle_timeout(POOL_IDLE)
         // A redirect would turn the POST into a GET that answers 200: a message lost as
         // delivered, and headers sent to another host.
         .redirect(reqwest::redirect::Policy::none())

@@ -70,7 +70,7 @@ pub(crate) struct SendOpts {
 
 impl Telegram {
     pub fn new(cfg: &TelegramConfig) -> Telegram {
-        let bot = build_bot(cfg);
+        let bot = build_bot(cfg, cfg.timeout);
         Telegram {
             timeout: cfg.timeout,
             bot,
@@ -83,12 +83,26 @@ impl Telegram {
     }
 }
 
-/// A Bot API client for the configured server and token. Telegram's servers carry
-/// public certificates: the system's CA store (which the webhooks and Alertmanager
-/// clients load, for a site's own CA) would only add a megabyte of parsed certificates
-/// to an idle agent.
-fn build_bot(cfg: &TelegramConfig) -> Bot {
+/// How much longer than the `timeout` it asked Telegram to hold a `getUpdates` the poll
+/// waits for the answer: Telegram answers an empty poll at the end of its `timeout`, and
+/// the answer must still cross the network (and a proxy) before the client gives up.
+pub const POLL_MARGIN: Duration = Duration::from_secs(10);
+
+/// A Bot API client for the configured server and token whose every request is bounded
+/// by `timeout` (and its connecting by 5 s, as teloxide's own settings have it).
+/// Telegram's servers carry public certificates: the system's CA store (which the
+/// webhooks and Alertmanager clients load, for a site's own CA) would only add a
+/// megabyte of parsed certificates to an idle agent.
+///
+/// The sends and the long poll get one client each: a poll is held for
+/// `poll_timeout_s`, a send must fail fast. One client for both gave up on every quiet
+/// poll (teloxide's 17 s against a 25 s poll) and made the bot deaf to presses for a
+/// minute after each quiet stretch (docs/ARCHITECTURE.md, "Connections that outlive a
+/// request").
+fn build_bot(cfg: &TelegramConfig, timeout: Duration) -> Bot {
     let client = teloxide::net::default_reqwest_settings()
+        .timeout(timeout)
+        .pool_idle_timeout(super::http::POOL_IDLE)
         .tls_built_in_native_certs(false)
         .build();
     match client {

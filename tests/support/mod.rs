@@ -44,7 +44,7 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 /// The interpreter that has Debian's aiosmtpd.
-fn python() -> String {
+pub fn python() -> String {
     if let Ok(p) = std::env::var("PROTOWATCH_TEST_PYTHON") {
         return p;
     }
@@ -69,6 +69,8 @@ pub struct Mail {
     pub attachments: Vec<(String, String, Vec<u8>)>,
     pub tls: bool,
     pub auth_user: Option<String>,
+    /// The client's port: two mails with different ports came on two connections.
+    pub peer_port: u16,
 }
 
 impl Mail {
@@ -93,6 +95,8 @@ pub struct SmtpOptions {
     pub port: Option<u16>,
     /// With `tls`: TLS from the first byte (SMTPS) instead of STARTTLS.
     pub wrapper: bool,
+    /// Close a connection that is idle this long (aiosmtpd's `timeout`; 300 s unset).
+    pub idle_timeout: Option<Duration>,
 }
 
 pub struct SmtpServer {
@@ -121,6 +125,10 @@ impl SmtpServer {
         }
         if let Some(port) = opts.port {
             cmd.arg("--port").arg(port.to_string());
+        }
+        if let Some(idle) = opts.idle_timeout {
+            cmd.arg("--idle-timeout")
+                .arg(idle.as_secs_f64().to_string());
         }
         let mut child = cmd
             .stdin(Stdio::piped())
@@ -190,6 +198,7 @@ impl SmtpServer {
                         .unwrap_or_default(),
                     tls: v["tls"].as_bool().unwrap_or(false),
                     auth_user: v["auth_user"].as_str().map(String::from),
+                    peer_port: v["peer_port"].as_u64().unwrap_or(0) as u16,
                 };
                 sink.lock().unwrap().push(mail);
             }
@@ -305,6 +314,8 @@ pub enum Reply {
     ServerError,
     /// 409, as Telegram answers a `getUpdates` while another one polls the same bot.
     Conflict,
+    /// The answer's head, then the connection breaks: a network path that failed.
+    Hangup,
 }
 
 /// The tags Telegram's HTML parse mode knows.
@@ -400,6 +411,12 @@ struct TgState {
     /// Updates not yet confirmed by an offset past them.
     updates: Vec<Value>,
     last_update_id: i64,
+    /// The `getUpdates` being held, by its number; a newer one ends it with 409, as
+    /// Telegram does.
+    poll_held: Option<u64>,
+    polls: u64,
+    /// Polls whose client gave up (asked again, or went away) before the answer.
+    abandoned_polls: usize,
 }
 
 /// The bot the fake is: what `getMe` answers.
@@ -583,6 +600,14 @@ impl FakeTelegram {
         self.push_update(json!({"message": message}));
     }
 
+    /// `getUpdates` requests whose client gave up before the fake answered: it asked
+    /// again while the first was still held. Telegram ends the older poll with 409, and
+    /// so does the fake; a poller that does this after every quiet stretch is deaf to
+    /// presses meanwhile.
+    pub fn abandoned_polls(&self) -> usize {
+        self.state.lock().unwrap().abandoned_polls
+    }
+
     /// Updates given out and not yet confirmed by a later `getUpdates` offset.
     pub fn unconfirmed(&self) -> usize {
         self.state.lock().unwrap().updates.len()
@@ -630,10 +655,31 @@ fn chat_json(chat: &str) -> Value {
 }
 
 async fn handle(
+    state: State<Arc<Mutex<TgState>>>,
+    path: UrlPath<(String, String)>,
+    raw: Bytes,
+) -> axum::response::Response {
+    match answer(state, path, raw).await {
+        Some(a) => a.into_response(),
+        // The head goes out, then the connection breaks before the body is whole: what
+        // a client sees when the network path fails under a held poll.
+        None => (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            axum::body::Body::from_stream(futures_util::stream::once(async {
+                Err::<Bytes, _>(std::io::Error::other("connection broken"))
+            })),
+        )
+            .into_response(),
+    }
+}
+
+/// The fake's answer; `None`: break the connection instead ([`Reply::Hangup`]).
+async fn answer(
     State(state): State<Arc<Mutex<TgState>>>,
     UrlPath((token, method)): UrlPath<(String, String)>,
     raw: Bytes,
-) -> impl IntoResponse {
+) -> Option<(StatusCode, axum::Json<Value>)> {
     let body: Value = serde_json::from_slice(&raw)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&raw).into_owned()));
     let method = method.to_ascii_lowercase();
@@ -651,10 +697,10 @@ async fn handle(
         });
         let index = st.requests.len() - 1;
         if st.token.as_ref().is_some_and(|t| *t != token) {
-            return (
+            return Some((
                 StatusCode::UNAUTHORIZED,
                 axum::Json(json!({"ok": false, "error_code": 401, "description": "Unauthorized"})),
-            );
+            ));
         }
         let scripted = st.by_method.get_mut(&method).and_then(VecDeque::pop_front);
         let refused = refusal(&method, &body);
@@ -671,9 +717,10 @@ async fn handle(
     if matches!(reply, Reply::Ok)
         && let Some(answer) = bot_side(&state, &method, &body, chat.as_deref(), index).await
     {
-        return answer;
+        return Some(answer);
     }
-    match reply {
+    Some(match reply {
+        Reply::Hangup => return None,
         Reply::Ok if method == "getme" => (
             StatusCode::OK,
             axum::Json(json!({
@@ -730,7 +777,7 @@ async fn handle(
                 json!({"ok": false, "error_code": 500, "description": "Internal Server Error"}),
             ),
         ),
-    }
+    })
 }
 
 type Answer = (StatusCode, axum::Json<Value>);
@@ -764,14 +811,31 @@ async fn bot_side(
             let offset = body.get("offset").and_then(Value::as_i64);
             let timeout = body.get("timeout").and_then(Value::as_u64).unwrap_or(0);
             let end = Instant::now() + Duration::from_secs(timeout);
+            let me = {
+                let mut st = state.lock().unwrap();
+                st.polls += 1;
+                if st.poll_held.is_some() {
+                    st.abandoned_polls += 1;
+                }
+                st.poll_held = Some(st.polls);
+                st.polls
+            };
             loop {
                 {
                     let mut st = state.lock().unwrap();
+                    if st.poll_held != Some(me) {
+                        return Some((
+                            StatusCode::CONFLICT,
+                            axum::Json(json!({"ok": false, "error_code": 409,
+                                "description": "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"})),
+                        ));
+                    }
                     if let Some(o) = offset {
                         st.updates
                             .retain(|u| u["update_id"].as_i64().unwrap_or(0) >= o);
                     }
                     if !st.updates.is_empty() || Instant::now() >= end {
+                        st.poll_held = None;
                         return Some(ok(json!(st.updates.clone())));
                     }
                 }

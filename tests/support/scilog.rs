@@ -87,6 +87,10 @@ pub struct StoredFile {
 struct ScilogState {
     users: HashMap<String, String>,
     live_tokens: Vec<String>,
+    /// When each token was given out, for [`FakeScilog::token_lifetime`].
+    issued: HashMap<String, std::time::Instant>,
+    /// A token older than this is refused as expired, as SciLog's JWTs expire.
+    lifetime: Option<std::time::Duration>,
     logins: usize,
     logbooks: HashMap<String, Value>,
     files: Vec<StoredFile>,
@@ -158,6 +162,12 @@ impl FakeScilog {
         let t = format!("tok-{:016x}", fastrand::u64(..));
         st.live_tokens.push(t.clone());
         t
+    }
+
+    /// Tokens given out from now on expire after `d` ("jwt expired"), as the JWTs
+    /// of a real SciLog do (hours there).
+    pub fn token_lifetime(&self, d: std::time::Duration) {
+        self.state.lock().unwrap().lifetime = Some(d);
     }
 
     /// Every token given out so far is refused from now on ("jwt expired").
@@ -242,7 +252,15 @@ fn authorized(st: &Arc<Mutex<ScilogState>>, headers: &HeaderMap) -> Result<(), B
             json!({}),
         )));
     };
-    if st.lock().unwrap().live_tokens.iter().any(|t| t == token) {
+    let live = {
+        let s = st.lock().unwrap();
+        let young = match (s.lifetime, s.issued.get(token)) {
+            (Some(life), Some(at)) => at.elapsed() < life,
+            _ => true,
+        };
+        young && s.live_tokens.iter().any(|t| t == token)
+    };
+    if live {
         Ok(())
     } else {
         Err(Box::new(error(
@@ -295,6 +313,7 @@ async fn login(
         }
         let t = format!("tok-{:016x}", fastrand::u64(..));
         s.live_tokens.push(t.clone());
+        s.issued.insert(t.clone(), std::time::Instant::now());
         s.logins += 1;
         (StatusCode::OK, axum::Json(json!({ "token": t }))).into_response()
     })();

@@ -61,6 +61,7 @@ class Recorder:
             "rcpt_tos": envelope.rcpt_tos,
             "data": envelope.content.decode("utf-8", errors="replace"),
             "tls": session.ssl is not None,
+            "peer_port": session.peer[1] if session.peer else 0,
             "auth_user": (
                 session.auth_data.login.decode()
                 if session.authenticated and session.auth_data
@@ -85,6 +86,9 @@ def main():
     ap.add_argument("--auth", help="user:password required for AUTH")
     ap.add_argument("--reject", action="store_true")
     ap.add_argument("--wrapper", action="store_true", help="TLS from the first byte")
+    ap.add_argument(
+        "--idle-timeout", type=float, help="close a connection idle this many seconds"
+    )
     args = ap.parse_args()
 
     kwargs = {}
@@ -113,6 +117,8 @@ def main():
         # aiosmtpd counts only STARTTLS as encryption; a wrapped session is encrypted too.
         kwargs.update(auth_require_tls=bool(args.cert) and not args.wrapper)
 
+    if args.idle_timeout:
+        kwargs.update(timeout=args.idle_timeout)
     port = args.port or free_port()
     controller = Controller(
         Recorder(args.reject),

@@ -136,7 +136,16 @@ impl Drop for Listening {
 }
 
 /// `GET /api/console/events`: `event: change` each time the store changed.
-pub async fn events(State(st): State<Arc<ApiState>>) -> Result<Response, ApiError> {
+///
+/// A stream lives for hours while the page is open, longer than the session it was
+/// opened with may be valid: the request's credentials are checked again every
+/// [`RECHECK`], and a rotated token or an expired session ends the stream. The browser
+/// then reconnects, is refused, and the page asks for the token again instead of
+/// showing "live" for data it may no longer read.
+pub async fn events(
+    State(st): State<Arc<ApiState>>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
     let live = st.live.clone();
     if live.listeners.fetch_add(1, Ordering::SeqCst) >= MAX_LISTENERS {
         live.listeners.fetch_sub(1, Ordering::SeqCst);
@@ -147,34 +156,8 @@ pub async fn events(State(st): State<Arc<ApiState>>) -> Result<Response, ApiErro
     let guard = Listening(live.listeners.clone());
     let rx = live.changes.subscribe();
     live.ensure_poller().await;
-    let stopped = live.stopped.clone();
-    let first = format!(
-        "retry: {RETRY_MS}\nevent: hello\ndata: {}\n\n",
-        *rx.borrow()
-    );
-    let stream = futures_util::stream::unfold(
-        (Some(first), rx, stopped, guard),
-        |(pending, mut rx, mut stopped, guard)| async move {
-            if let Some(text) = pending {
-                return Some((
-                    Ok::<_, Infallible>(Bytes::from(text)),
-                    (None, rx, stopped, guard),
-                ));
-            }
-            if *stopped.borrow() {
-                return None;
-            }
-            let text = tokio::select! {
-                _ = stopped.changed() => return None,
-                changed = tokio::time::timeout(KEEP_ALIVE, rx.changed()) => match changed {
-                    Ok(Ok(())) => format!("event: change\ndata: {}\n\n", *rx.borrow_and_update()),
-                    Ok(Err(_)) => return None,
-                    Err(_) => ": still here\n\n".to_string(),
-                },
-            };
-            Some((Ok(Bytes::from(text)), (None, rx, stopped, guard)))
-        },
-    );
+    let allowed = move || st.still_allowed(&headers);
+    let stream = stream(rx, live.stopped.clone(), KEEP_ALIVE, allowed, guard);
     let mut resp = Body::from_stream(stream).into_response();
     let h = resp.headers_mut();
     h.insert(
@@ -183,4 +166,129 @@ pub async fn events(State(st): State<Arc<ApiState>>) -> Result<Response, ApiErro
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
+}
+
+/// How often an open stream checks that its caller may still read.
+const RECHECK: Duration = Duration::from_secs(5);
+
+/// The text of a stream: `hello`, then `change` for each change, a comment after
+/// `keep_alive` without one, and the end when the API stops or `allowed` says no.
+/// `hold` lives as long as the stream (it counts the listener).
+fn stream<H: Send + 'static>(
+    rx: watch::Receiver<u64>,
+    stopped: watch::Receiver<bool>,
+    keep_alive: Duration,
+    allowed: impl Fn() -> bool + Send + 'static,
+    hold: H,
+) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    let first = format!(
+        "retry: {RETRY_MS}\nevent: hello\ndata: {}\n\n",
+        *rx.borrow()
+    );
+    let quiet_since = tokio::time::Instant::now();
+    futures_util::stream::unfold(
+        (Some(first), rx, stopped, quiet_since, allowed, hold),
+        move |(pending, mut rx, mut stopped, mut quiet_since, allowed, hold)| async move {
+            if let Some(text) = pending {
+                return Some((
+                    Ok::<_, Infallible>(Bytes::from(text)),
+                    (None, rx, stopped, quiet_since, allowed, hold),
+                ));
+            }
+            loop {
+                if *stopped.borrow() || !allowed() {
+                    return None;
+                }
+                let comment_at = quiet_since + keep_alive;
+                let wake = comment_at.min(tokio::time::Instant::now() + RECHECK);
+                let text = tokio::select! {
+                    _ = stopped.changed() => return None,
+                    changed = rx.changed() => match changed {
+                        Ok(()) => format!("event: change\ndata: {}\n\n", *rx.borrow_and_update()),
+                        Err(_) => return None,
+                    },
+                    _ = tokio::time::sleep_until(wake) => {
+                        if tokio::time::Instant::now() < comment_at {
+                            continue;
+                        }
+                        ": still here\n\n".to_string()
+                    }
+                };
+                quiet_since = tokio::time::Instant::now();
+                return Some((
+                    Ok(Bytes::from(text)),
+                    (None, rx, stopped, quiet_since, allowed, hold),
+                ));
+            }
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+    use std::sync::atomic::AtomicBool;
+
+    /// An hour without a change (in tokio's paused clock): a comment at least every
+    /// 30 s keeps proxies from closing the stream, and nothing else is sent.
+    #[tokio::test(start_paused = true)]
+    async fn an_hour_without_news_is_kept_alive_by_comments() {
+        let (_tx, rx) = watch::channel(0u64);
+        let (_stop_tx, stopped) = watch::channel(false);
+        let mut s = Box::pin(stream(rx, stopped, KEEP_ALIVE, || true, ()));
+        let hello = s.next().await.unwrap().unwrap();
+        assert!(hello.starts_with(b"retry: "));
+        let start = tokio::time::Instant::now();
+        let mut last = start;
+        let mut comments = 0;
+        while last - start < Duration::from_secs(3600) {
+            let item = s.next().await.unwrap().unwrap();
+            assert_eq!(&item[..], b": still here\n\n");
+            let now = tokio::time::Instant::now();
+            assert!(now - last <= Duration::from_secs(30), "{:?}", now - last);
+            last = now;
+            comments += 1;
+        }
+        assert!(comments >= 120, "{comments}");
+    }
+
+    /// A change is sent at once, and the keep-alive counts from it.
+    #[tokio::test(start_paused = true)]
+    async fn a_change_is_sent_at_once() {
+        let (tx, rx) = watch::channel(0u64);
+        let (_stop_tx, stopped) = watch::channel(false);
+        let mut s = Box::pin(stream(rx, stopped, KEEP_ALIVE, || true, ()));
+        s.next().await;
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        tx.send_replace(7);
+        let t = tokio::time::Instant::now();
+        let item = s.next().await.unwrap().unwrap();
+        assert_eq!(&item[..], b"event: change\ndata: 7\n\n");
+        assert_eq!(tokio::time::Instant::now(), t);
+    }
+
+    /// Credentials that stop being valid (a token rotated) end the stream within
+    /// [`RECHECK`], even with nothing else happening.
+    #[tokio::test(start_paused = true)]
+    async fn a_rotated_token_ends_the_stream() {
+        let (_tx, rx) = watch::channel(0u64);
+        let (_stop_tx, stopped) = watch::channel(false);
+        let valid = Arc::new(AtomicBool::new(true));
+        let v = valid.clone();
+        let mut s = Box::pin(stream(
+            rx,
+            stopped,
+            KEEP_ALIVE,
+            move || v.load(Ordering::SeqCst),
+            (),
+        ));
+        s.next().await;
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        valid.store(false, Ordering::SeqCst);
+        let t = tokio::time::Instant::now();
+        // Comments may still come until the next check; then the end.
+        while s.next().await.is_some() {}
+        assert!(tokio::time::Instant::now() - t <= RECHECK);
+    }
 }

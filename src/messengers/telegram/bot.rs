@@ -53,7 +53,10 @@ pub fn ledger() -> Option<Ledger> {
 
 /// What the poll, the press handlers and the commands share.
 pub(super) struct Side {
+    /// Every call but `getUpdates`: bounded by `telegram.timeout_s`.
     pub(super) bot: Bot,
+    /// `getUpdates` alone: bounded by the poll's own time plus a margin.
+    poll_bot: Bot,
     pub(super) ledger: Ledger,
     pub(super) config: SharedConfig,
     pub(super) outbox: Outbox,
@@ -88,7 +91,8 @@ pub fn start(
         .get_or_init(|| Arc::new(std::sync::Mutex::new(store)))
         .clone();
     let side = Arc::new(Side {
-        bot: super::build_bot(tg),
+        bot: super::build_bot(tg, tg.timeout),
+        poll_bot: super::build_bot(tg, tg.poll_timeout + super::POLL_MARGIN),
         ledger,
         config: shared,
         outbox,
@@ -173,6 +177,9 @@ impl Side {
         if let Err(e) = self.bot.set_my_commands(commands::list()).await {
             tracing::warn!(error = %self.scrub(&e), "Telegram: setMyCommands failed");
         }
+        // Failures in a row: the first after a success is retried at once (a connection
+        // the network dropped while the poll was held), then with a growing pause.
+        let mut failures = 0u32;
         let mut backoff = Duration::from_secs(1);
         loop {
             let offset = match self.db(ledger::offset).await {
@@ -186,7 +193,7 @@ impl Side {
                 }
             };
             let mut req = self
-                .bot
+                .poll_bot
                 .get_updates()
                 .timeout(timeout.as_secs() as u32)
                 .allowed_updates([AllowedUpdate::Message, AllowedUpdate::CallbackQuery]);
@@ -197,8 +204,12 @@ impl Side {
                 r = req.into_future() => r,
                 _ = closing.wait_for(|c| *c) => return,
             };
-            match got {
+            let e = match got {
                 Ok(updates) => {
+                    if failures > 1 {
+                        tracing::info!(failures, "Telegram: getUpdates answers again");
+                    }
+                    failures = 0;
                     backoff = Duration::from_secs(1);
                     for u in updates {
                         let next = (u.id.0 as i32).saturating_add(1);
@@ -207,27 +218,34 @@ impl Side {
                             tracing::error!(error = %e, "Telegram: cannot store the update offset");
                         }
                     }
+                    continue;
                 }
-                Err(RequestError::Api(ApiError::TerminatedByOtherGetUpdates)) => {
-                    tracing::error!(
-                        retry_in_s = backoff.as_secs(),
-                        "Telegram: 409 Conflict, another program polls this bot's updates (terminated by other getUpdates request). \
-                         Buttons and commands need the bot token to themselves: stop the other bot or agent, or give this one its own bot"
-                    );
-                    if !pause(&mut closing, backoff).await {
-                        return;
-                    }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                Err(e) => e,
+            };
+            failures += 1;
+            let wait = match &e {
+                RequestError::RetryAfter(s) => s.duration(),
+                _ if failures == 1 => Duration::ZERO,
+                _ => backoff,
+            };
+            match &e {
+                RequestError::Api(ApiError::TerminatedByOtherGetUpdates) => tracing::error!(
+                    retry_in_s = wait.as_secs(),
+                    "Telegram: 409 Conflict, another program polls this bot's updates (terminated by other getUpdates request). \
+                     Buttons and commands need the bot token to themselves: stop the other bot or agent, or give this one its own bot"
+                ),
+                _ if wait.is_zero() => {
+                    tracing::debug!(error = %self.scrub(&e), "Telegram: getUpdates failed; polling again at once")
                 }
-                Err(e) => {
-                    let wait = match &e {
-                        RequestError::RetryAfter(s) => s.duration(),
-                        _ => backoff,
-                    };
-                    tracing::warn!(error = %self.scrub(&e), retry_in_s = wait.as_secs(), "Telegram: getUpdates failed");
-                    if !pause(&mut closing, wait).await {
-                        return;
-                    }
+                _ => {
+                    tracing::warn!(error = %self.scrub(&e), retry_in_s = wait.as_secs(), failures, "Telegram: getUpdates failed")
+                }
+            }
+            if !wait.is_zero() {
+                if !pause(&mut closing, wait).await {
+                    return;
+                }
+                if !matches!(e, RequestError::RetryAfter(_)) {
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
