@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """A stand-in Bot API for the benchmarks: answers every method with success and appends
 one JSON line per request (method, arrival time, chat, text length) to --log.
+`getUpdates` is held for its `timeout` and answered with no updates, as Telegram does
+while nobody writes to the bot.
 
 The tests have their own fake (tests/support); this one needs only Python's standard
 library, so that the benchmark scripts stay runnable with Debian's python3.
@@ -39,7 +41,14 @@ def main():
             }
             with lock:
                 out.write(json.dumps(record) + "\n")
-            reply = json.dumps(
+            if method == "getupdates":
+                time.sleep(min(float(req.get("timeout") or 0), 50))
+                self.answer({"ok": True, "result": []})
+                return
+            if method in ("deletewebhook", "setmycommands"):
+                self.answer({"ok": True, "result": True})
+                return
+            self.answer(
                 {
                     "ok": True,
                     "result": {
@@ -49,7 +58,10 @@ def main():
                         "text": "ok",
                     },
                 }
-            ).encode()
+            )
+
+        def answer(self, value):
+            reply = json.dumps(value).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(reply)))

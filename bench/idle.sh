@@ -5,20 +5,32 @@
 # each thread over the window (/proc/PID/task/*/status), so one sees which thread wakes
 # and how often. MODE is notify (default) or poll.
 #
-# Usage: bash bench/idle.sh          (FILES, SECONDS_, MODE can be set in the environment)
+# PARTS names the parts configured beside the files, each against a loopback server this
+# script starts: `mail` (aiosmtpd), `telegram` (bench/fake_telegram.py, with operators: the
+# long poll runs), `bec` (redis-server, the link subscribed), `http` (a webhook, SciLog and
+# Signal: clients made, nothing sent at rest). PARTS=all is all of them; without PARTS,
+# a Telegram chat that is never reached, as before.
+#
+# Usage: bash bench/idle.sh          (FILES, SECONDS_, MODE, PARTS can be set in the environment)
+#        PARTS=all bash bench/idle.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FILES=${FILES:-10}
 SECONDS_=${SECONDS_:-60}
 MODE=${MODE:-notify}
+PARTS=${PARTS:-}
+[ "$PARTS" = all ] && PARTS="mail telegram bec http"
+has() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 py=/usr/bin/python3; [ -x "$py" ] || py=python3
 cargo build --release --locked -q
 bin=$PWD/target/release/protowatch
 work=$(mktemp -d)
 agent=
+helpers=()
 cleanup() {
   [ -n "$agent" ] && { kill "$agent" 2>/dev/null || true; wait "$agent" 2>/dev/null || true; }
+  for h in "${helpers[@]}"; do kill "$h" 2>/dev/null || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -30,10 +42,39 @@ for i in $(seq "$FILES"); do
   echo "2026-11-21 14:03:12 INFO [bench] file $i opened" > "$work/p/det$i.log"
   watch+="${watch:+, }{\"path\": \"p/det$i.log\", \"mode\": \"$MODE\"}"
 done
+free() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+parts=""
+if has mail; then
+  smtp=$(free)
+  "$py" -m aiosmtpd -n -l "127.0.0.1:$smtp" >/dev/null 2>&1 & helpers+=($!)
+  parts+='"mail": {"server": "127.0.0.1", "port": '$smtp', "tls": "none", "recipients": ["ops@example.org"]},'
+fi
+if has telegram; then
+  # Its standard input held open by this script: it ends when the script does.
+  mkfifo "$work/tg.in"
+  "$py" bench/fake_telegram.py --log "$work/tg.log" < "$work/tg.in" > "$work/tg.ready" & helpers+=($!)
+  exec {tgfd}>"$work/tg.in"
+  for _ in $(seq 50); do grep -q READY "$work/tg.ready" 2>/dev/null && break; sleep 0.1; done
+  tg=$(awk '/READY/{print $2}' "$work/tg.ready")
+  parts+='"telegram": {"bot-id": "123456:BENCH-token", "channel-id": "-100", "api-url": "http://127.0.0.1:'$tg'", "operators": [42]},'
+else
+  parts+='"telegram": {"bot-id": "123456:BENCH-token", "channel-id": "-100", "api-url": "http://127.0.0.1:9"},'
+fi
+if has bec; then
+  rport=$(free)
+  redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --timeout 30 --dir "$work" >/dev/null & helpers+=($!)
+  sleep 0.5
+  parts+='"bec": {"redis": "127.0.0.1:'$rport'"},'
+fi
+if has http; then
+  parts+='"webhook": {"scopes": {"default": {"url": "http://127.0.0.1:9/hook"}}},'
+  parts+='"scilog": {"url": "http://127.0.0.1:9/api/v1", "user": "ops", "password": "bench", "scopes": {"default": {"logbook": "lb-1"}}},'
+  parts+='"signal": {"url": "http://127.0.0.1:9", "number": "+41790000001", "scopes": {"ops": {"recipients": ["+41790000002"]}}, "default_scope": "ops"},'
+fi
 cat > "$work/config.json" <<JSON
 {
   "instrument": "BENCH",
-  "telegram": {"bot-id": "123456:BENCH-token", "channel-id": "-100", "api-url": "http://127.0.0.1:9"},
+  $parts
   "watch": [$watch],
   "api": {"listen": "127.0.0.1:$port"}
 }
@@ -55,7 +96,7 @@ threads > "$work/before"; t0=$(ticks)
 sleep "$SECONDS_"
 threads > "$work/after"; t1=$(ticks)
 hz=$(getconf CLK_TCK)
-echo "== $FILES files, $MODE mode, ${SECONDS_} s idle; load: $(uptime | sed 's/.*load/load/')"
+echo "== $FILES files, $MODE mode, parts: ${PARTS:-none}, ${SECONDS_} s idle; load: $(uptime | sed 's/.*load/load/')"
 echo "CPU (user+sys): $(awk -v a="$t0" -v b="$t1" -v hz="$hz" 'BEGIN{printf "%.2f s", (b-a)/hz}')"
 echo "peak RSS: $(awk '/^VmHWM/{print $2, $3}' /proc/"$agent"/status); RSS now: $(awk '/^VmRSS/{print $2, $3}' /proc/"$agent"/status)"
 echo "wake-ups (context switches) per thread name over the window:"

@@ -63,7 +63,7 @@ const MAX_DESCRIPTION_CHARS: usize = 8000;
 pub struct Alertmanager {
     pub timeout: Duration,
     pub repost_interval: Duration,
-    client: reqwest::Client,
+    client: super::http::Client,
     urls: Vec<url::Url>,
     labels: BTreeMap<String, String>,
 }

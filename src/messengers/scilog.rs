@@ -44,7 +44,7 @@ const ACLS: [&str; 6] = [
 
 pub struct Scilog {
     timeout: Duration,
-    client: reqwest::Client,
+    client: super::http::Client,
     /// The API's base URL, without a trailing `/`.
     base: String,
     login: Login,

@@ -36,7 +36,7 @@ const SIGNAL: Service = Service::Signal;
 
 pub struct Signal {
     timeout: Duration,
-    client: reqwest::Client,
+    client: super::http::Client,
     base: String,
     api: Api,
     number: String,

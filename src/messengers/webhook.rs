@@ -421,7 +421,7 @@ fn ntfy_split(url: &str) -> (String, String) {
 
 pub struct Webhook {
     pub timeout: Duration,
-    client: reqwest::Client,
+    client: super::http::Client,
     scopes: std::collections::BTreeMap<String, WebhookTarget>,
 }
 

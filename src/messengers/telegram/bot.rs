@@ -445,19 +445,16 @@ impl Side {
             if !pause(&mut closing, Duration::from_secs(1)).await {
                 return;
             }
-            let ledger = self.ledger.clone();
-            let changed = tokio::task::spawn_blocking(move || {
-                let s = ledger.lock().unwrap_or_else(|p| p.into_inner());
-                let changed = s.changed_elsewhere(&mut version);
-                (changed, version)
-            })
-            .await;
-            let changed = match changed {
-                Ok((c, v)) => {
-                    version = v;
-                    c.unwrap_or(true)
-                }
-                Err(_) => true,
+            // `PRAGMA data_version` reads no table and takes no lock: asked here, on the
+            // timer's own wake-up, instead of waking a blocking thread every second.
+            // A ledger busy with a send is asked again at the next tick.
+            let changed = match self.ledger.try_lock() {
+                Ok(s) => s.changed_elsewhere(&mut version).unwrap_or(true),
+                Err(std::sync::TryLockError::Poisoned(p)) => p
+                    .into_inner()
+                    .changed_elsewhere(&mut version)
+                    .unwrap_or(true),
+                Err(std::sync::TryLockError::WouldBlock) => false,
             };
             if changed || last_full.elapsed() >= REVIEW_EVERY {
                 last_full = std::time::Instant::now();
