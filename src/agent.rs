@@ -755,13 +755,13 @@ pub async fn run_with(
     let wake: crate::api::Wake = Arc::new(move || {
         let _ = wake_tx.try_send(WatchMsg::Wake);
     });
-    let api = match Api::start(shared_config.clone(), outbox.clone(), wake.clone()).await {
-        Ok(api) => Some(api),
-        Err(e) => {
-            tracing::error!(error = %e, "the HTTP API is not available; the agent runs without it");
-            None
-        }
-    };
+    // An agent without its API would leave its commands to whoever holds the port: it
+    // stops, and its service manager starts it again once the port is free.
+    let api = Some(
+        Api::start(shared_config.clone(), outbox.clone(), wake.clone())
+            .await
+            .map_err(|e| AgentError::Setup(format!("the HTTP API: {e}")))?,
+    );
     // Telegram's buttons and commands; like the API, the watching goes on without it.
     let telegram_bot =
         crate::messengers::telegram::bot::start(&config, shared_config.clone(), outbox.clone())

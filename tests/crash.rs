@@ -89,6 +89,7 @@ fn sigkill_during_writes_and_rotations_loses_nothing() {
             "watch": [{"path": "p/*.log*", "poll_interval_ms": 100}],
             // Every line is its own alert, and no destination waits for its pace.
             "throttle": {"per_minute": {"mail": 10000, "telegram": 10000}},
+            "api": {"listen": "127.0.0.1:0"},
         }),
     );
 

@@ -22,6 +22,7 @@ fn config(dir: &Path, smtp_port: u16, tg: &FakeTelegram, extra: Value) -> std::p
         "mail": {"server": "127.0.0.1", "port": smtp_port, "tls": "none",
                  "from": "in5@example.org", "recipients": ["ops@example.org"]},
         "telegram": {"bot-id": TOKEN, "channel-id": "-100777", "api-url": tg.url},
+        "api": {"listen": "127.0.0.1:0"},
     });
     if let (Some(c), Some(extra)) = (c.as_object_mut(), extra.as_object()) {
         c.extend(extra.clone());

@@ -31,6 +31,7 @@ impl Setup {
                 "watch": [watch],
                 // Each line its own message: these tests count lines, not alerts.
                 "throttle": {"repeat_interval": 0, "per_minute": {"telegram": 10000}},
+                "api": {"listen": "127.0.0.1:0"},
             }),
         );
         Setup { dir, tg, config }

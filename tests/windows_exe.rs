@@ -37,6 +37,7 @@ fn windows_exe_tails_and_delivers_to_both_services() {
                      "recipients": ["ops@example.org"]},
             "telegram": {"bot-id": TOKEN, "channel-id": "-100", "api-url": tg.url},
             "watch": [{"path": "protocol/*.log", "poll_interval_ms": 200, "encoding": "auto"}],
+            "api": {"listen": "127.0.0.1:0"},
         }),
     );
     // Wine turns the Unix path of the config into Z:\…; the agent resolves the rest.

@@ -4,8 +4,9 @@
 //! logged in can connect, and so can every web page open in a browser there. So:
 //! - **a token on every call** (`Authorization: Bearer …`, 401 with
 //!   `WWW-Authenticate` without it), except `GET /healthz` and `GET /metrics`, which hold
-//!   no secrets and change nothing, and the console's page, sign-in and assets, which
-//!   hold no data;
+//!   no secrets and change nothing, the console's page, sign-in and assets, which
+//!   hold no data, and `GET /api/hello`, where the agent proves it knows the token
+//!   (see `hello`);
 //! - or, from the console, its **session cookie** (see `session`) in place of the
 //!   token; then a request that changes something must carry the browser's `Origin`,
 //!   and it must be this API's own. A bearer client may leave `Origin` out (it is no
@@ -39,7 +40,7 @@ pub const MAX_BODY: usize = 256 * 1024;
 fn is_public(method: &Method, path: &str) -> bool {
     match *method {
         Method::GET => {
-            matches!(path, "/healthz" | "/metrics" | "/")
+            matches!(path, "/healthz" | "/metrics" | "/" | "/api/hello")
                 || path.starts_with(super::console::ASSETS)
         }
         Method::POST => matches!(path, "/signin" | "/signout"),

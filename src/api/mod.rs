@@ -12,6 +12,7 @@
 pub(crate) mod access;
 mod alerts;
 pub mod console;
+pub mod hello;
 pub mod session;
 mod status;
 pub mod token;
@@ -195,12 +196,10 @@ impl Api {
             .clone();
         let generated = token::at_start(&config).map_err(|e| e.to_string())?;
         let store = Store::open(&config.state_dir).map_err(|e| e.to_string())?;
-        let listener = tokio::net::TcpListener::bind(config.api.listen)
-            .await
-            .map_err(|e| format!("cannot listen on {}: {e}", config.api.listen))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| format!("cannot listen on {}: {e}", config.api.listen))?;
+        // An address left by an agent that was killed names a port anyone may take now:
+        // gone before anything else, so that no command is sent there meanwhile.
+        let _ = std::fs::remove_file(config.state_dir.join(ADDR_FILE));
+        let (listeners, addr) = bind(config.api.listen).await?;
         write_addr(&config.state_dir, addr);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let state = Arc::new(ApiState {
@@ -216,8 +215,13 @@ impl Api {
             )),
         });
         let app = router(state);
-        let task = tokio::spawn(serve(listener, app, stopped));
-        tracing::info!(%addr, "HTTP API listening");
+        let also: Vec<String> = listeners
+            .iter()
+            .skip(1)
+            .filter_map(|l| l.local_addr().ok().map(|a| a.to_string()))
+            .collect();
+        let task = tokio::spawn(serve(listeners, app, stopped));
+        tracing::info!(%addr, also = ?also, "HTTP API listening");
         Ok(Api { addr, task, stop })
     }
 
@@ -228,11 +232,50 @@ impl Api {
     }
 }
 
+/// Binds `listen`; for `127.0.0.1` also `[::1]` on the same port, since a browser's
+/// `localhost` may be either: a port of ours left free on `::1` is one another local
+/// user could take to receive what was meant for us. A machine without IPv6 loopback
+/// does without it; `::1` held by someone else fails the start. The first address is
+/// the one commands use.
+async fn bind(listen: SocketAddr) -> Result<(Vec<tokio::net::TcpListener>, SocketAddr), String> {
+    let refused = |a: SocketAddr, e: std::io::Error| format!("cannot listen on {a}: {e}");
+    // A port chosen by the system for 127.0.0.1 may be taken on ::1: choose again.
+    for _ in 0..20 {
+        let v4 = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| refused(listen, e))?;
+        let addr = v4.local_addr().map_err(|e| refused(listen, e))?;
+        if listen.ip() != std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST) {
+            return Ok((vec![v4], addr));
+        }
+        let v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()));
+        match tokio::net::TcpListener::bind(v6).await {
+            Ok(l) => return Ok((vec![v4, l], addr)),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && listen.port() == 0 => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                return Err(format!(
+                    "{}; another program holds the same port on IPv6, where a browser's `localhost` may reach it instead of this agent",
+                    refused(v6, e)
+                ));
+            }
+            Err(e) => {
+                // No IPv6 loopback here (EAFNOSUPPORT, EADDRNOTAVAIL): nobody can take
+                // it either.
+                tracing::info!(error = %e, "no IPv6 loopback: listening on 127.0.0.1 only");
+                return Ok((vec![v4], addr));
+            }
+        }
+    }
+    Err(format!(
+        "cannot listen on {listen}: no port free on both 127.0.0.1 and ::1"
+    ))
+}
+
 /// The accept loop: at most [`MAX_CONNECTIONS`] at once, each with the header timeout.
 /// A failed accept (out of descriptors) waits a moment instead of spinning, and says so
 /// once a minute at most.
 async fn serve(
-    listener: tokio::net::TcpListener,
+    listeners: Vec<tokio::net::TcpListener>,
     app: Router,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -247,9 +290,11 @@ async fn serve(
                 Err(_) => break,
             },
         };
+        let accept_any =
+            futures_util::future::select_all(listeners.iter().map(|l| Box::pin(l.accept())));
         let accepted = tokio::select! {
             _ = stopped.changed() => break,
-            a = listener.accept() => a,
+            (a, _, _) = accept_any => a,
         };
         let (stream, peer) = match accepted {
             Ok(a) => a,
@@ -263,6 +308,7 @@ async fn serve(
             }
         };
         while conns.try_join_next().is_some() {}
+        let local = stream.local_addr().ok();
         let app = app.clone();
         let mut stop = stopped.clone();
         conns.spawn(async move {
@@ -270,6 +316,9 @@ async fn serve(
             let service = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(ConnectInfo(peer));
+                    if let Some(local) = local {
+                        req.extensions_mut().insert(hello::LocalAddr(local));
+                    }
                     let app = app.clone();
                     async move {
                         let resp =
@@ -338,6 +387,7 @@ fn router(state: Arc<ApiState>) -> Router {
         .route("/api/notify/{id}", get(alerts::notify_status))
         .route("/api/channels", get(status::channels))
         .route("/api/routes", get(status::routes))
+        .route("/api/hello", get(hello::hello))
         .route("/healthz", get(status::healthz))
         .route("/metrics", get(status::metrics))
         .merge(console::routes())

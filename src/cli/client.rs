@@ -3,6 +3,8 @@
 //! reaches the agent of its own config, never another one on the same PC — with the
 //! token from the config or the state folder, read with the rights of whoever runs the
 //! command. Not being allowed to look is said as such, never taken for "no agent".
+//! Before the token goes anywhere, the server at that address proves it knows it
+//! (`api::hello`): a port is no proof of who holds it.
 
 use std::time::Duration;
 
@@ -73,6 +75,15 @@ impl AgentClient {
             token: token.map(|t| t.expose().to_string()),
             http,
         };
+        if let Some(token) = &client.token
+            && !client.proves(token, addr).await
+        {
+            eprintln!(
+                "protowatch: warning: the server at {addr} did not prove that it is this config's agent; \
+                 nothing was sent to it (is another program on that port?)"
+            );
+            return Ok(None);
+        }
         match client.get("/api/routes").await {
             Ok(_) => Ok(Some(client)),
             Err(ClientError::Refused {
@@ -84,6 +95,25 @@ impl AgentClient {
             ))),
             Err(_) => Ok(None),
         }
+    }
+
+    /// Whether the server at `addr` knows `token` (`GET /api/hello`, asked without it).
+    async fn proves(&self, token: &str, addr: std::net::SocketAddr) -> bool {
+        let nonce = crate::api::hello::nonce();
+        let asked = self
+            .http
+            .get(format!("{}/api/hello", self.base))
+            .query(&[("nonce", &nonce)])
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await;
+        let Ok(resp) = asked else { return false };
+        let Ok(body) = resp.json::<Value>().await else {
+            return false;
+        };
+        body["proof"]
+            .as_str()
+            .is_some_and(|p| crate::api::hello::verify(token, &nonce, addr, p))
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, ClientError> {
