@@ -419,6 +419,35 @@ impl Event {
     }
 }
 
+/// The longest event name any way in takes.
+pub const MAX_EVENT_NAME: usize = 100;
+
+/// Whether `name` may name an event, from whatever source (the API, a script, BEC): 1 to
+/// [`MAX_EVENT_NAME`] characters, letters, digits and `_ - . : /`. An event name becomes a
+/// route's key, a metric's label and a line in every message: a caller who could make
+/// it 200 KB long, or hold a line break, could make each of those as large or as forged
+/// as they liked. The error says what is wrong, for the caller's 400 or usage error.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let chars = name.chars().count();
+    if chars == 0 {
+        return Err("the event name is empty".into());
+    }
+    if chars > MAX_EVENT_NAME {
+        return Err(format!(
+            "the event name has {chars} characters, at most {MAX_EVENT_NAME}"
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | '/')))
+    {
+        return Err(format!(
+            "the event name may hold letters, digits and _ - . : / only, not {c:?}"
+        ));
+    }
+    Ok(())
+}
+
 /// The dedup key of DESIGN.md: event name + source + message with every run of digits
 /// replaced by `#`, so "detector 3 timeout after 1500 ms" and "detector 4 timeout after
 /// 1510 ms" are the same alert.

@@ -28,15 +28,34 @@ pub fn event(name: &str, severity: &str) {
     events(name, severity, 1);
 }
 
+/// Distinct event names counted under their own label; more are counted as `other`.
+/// Each name is a label set kept for the agent's life and printed by every `/metrics`:
+/// without a bound, a caller inventing names grows both without end.
+pub const MAX_EVENT_LABELS: usize = 500;
+
 pub fn events(name: &str, severity: &str, n: u64) {
-    add(
-        "protowatch_events_total",
+    let mut c = COUNTERS.lock().unwrap_or_else(|p| p.into_inner());
+    let labels = |event: &str| {
         vec![
-            ("event", name.to_string()),
+            ("event", event.to_string()),
             ("severity", severity.to_string()),
-        ],
-        n,
-    );
+        ]
+    };
+    let known = c.contains_key(&("protowatch_events_total", labels(name)));
+    let names = || {
+        c.keys()
+            .filter(|(m, _)| *m == "protowatch_events_total")
+            .filter_map(|(_, l)| l.first().map(|(_, v)| v.as_str()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    let event = if known || names() < MAX_EVENT_LABELS || name == "other" {
+        name
+    } else {
+        "other"
+    };
+    *c.entry(("protowatch_events_total", labels(event)))
+        .or_default() += n;
 }
 
 pub fn deliveries(destination: &str, outcome: &'static str, rows: u64) {

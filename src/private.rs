@@ -25,6 +25,15 @@ pub fn secure_dir(dir: &Path) {
     }
 }
 
+/// Whether an existing state folder can be trusted: it must belong to the agent's user
+/// and must not be writable by every user. Someone else's folder, or one anyone could
+/// write, may hold a token or a database that another user put there — the agent would
+/// take their token as its own (and tell it to every command). Refused at start, not
+/// warned about; the error says what to do.
+pub fn check_trusted(dir: &Path) -> Result<(), String> {
+    imp::check_trusted(dir)
+}
+
 /// Makes `file` readable by the agent (and the group `protowatch`, where it exists) only.
 pub fn secure_file(file: &Path) -> std::io::Result<()> {
     imp::restrict(file, false)
@@ -53,6 +62,42 @@ mod imp {
             );
             (rc == 0 && !result.is_null()).then_some(grp.gr_gid)
         }
+    }
+
+    pub fn check_trusted(dir: &Path) -> Result<(), String> {
+        use std::os::unix::fs::MetadataExt;
+        let m = match std::fs::symlink_metadata(dir) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(format!("cannot look at {}: {e}", dir.display())),
+        };
+        if m.file_type().is_symlink() {
+            return Err(format!(
+                "{} is a symbolic link; give state_dir the folder itself",
+                dir.display()
+            ));
+        }
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if m.uid() != me {
+            return Err(format!(
+                "{} belongs to the user with id {}, not to this agent's user (id {me}): a token \
+                 or database another user put there would be taken as the agent's own. Remove \
+                 it, or give it to the agent's user (chown -R)",
+                dir.display(),
+                m.uid()
+            ));
+        }
+        if m.mode() & 0o002 != 0 {
+            return Err(format!(
+                "{} can be written by every user (mode {:o}): a token or database another user \
+                 put there would be taken as the agent's own. Remove it, or check what is in it \
+                 and `chmod o-w` it",
+                dir.display(),
+                m.mode() & 0o7777
+            ));
+        }
+        Ok(())
     }
 
     pub fn restrict(path: &Path, dir: bool) -> std::io::Result<()> {
@@ -128,6 +173,12 @@ mod imp {
             LocalFree(text.cast());
             Some(s)
         }
+    }
+
+    /// Windows: the folder's ACL is set anew at every start (`restrict`), and its owner
+    /// is not compared here; the service's account owns the folders it makes.
+    pub fn check_trusted(_dir: &Path) -> Result<(), String> {
+        Ok(())
     }
 
     pub fn restrict(path: &Path, dir: bool) -> std::io::Result<()> {

@@ -165,6 +165,9 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (chat_id, message_id)
      );
      CREATE INDEX telegram_messages_alert ON telegram_messages (alert_id, open);",
+    // 9: the undismissed alerts by themselves, so that counting the active ones (the
+    // public `/metrics`) reads those and not the week of dismissed history.
+    "CREATE INDEX alerts_open ON alerts (last_seen) WHERE dismissed_at IS NULL;",
 ];
 
 /// An outbox row as `outbox_rows` and `dead_rows` select it, with its event's name and key.
@@ -213,6 +216,9 @@ pub enum StoreError {
         path.display(), LOCK_FILE
     )]
     Locked { path: PathBuf },
+    /// The state folder is someone else's, or anyone's (see `private::check_trusted`).
+    #[error("the state folder cannot be trusted: {0}")]
+    Untrusted(String),
     #[error("cannot lock {}: {source}", path.display())]
     Lock {
         path: PathBuf,
@@ -236,10 +242,16 @@ pub struct AgentLock {
 
 impl AgentLock {
     pub fn acquire(state_dir: &Path) -> Result<AgentLock, StoreError> {
+        crate::private::check_trusted(state_dir).map_err(StoreError::Untrusted)?;
+        let fresh = !state_dir.exists();
         std::fs::create_dir_all(state_dir).map_err(|source| StoreError::Folder {
             path: state_dir.to_path_buf(),
             source,
         })?;
+        if fresh {
+            // Private before anything is put in it.
+            crate::private::secure_dir(state_dir);
+        }
         let path = state_dir.join(LOCK_FILE);
         let file = std::fs::OpenOptions::new()
             .create(true)

@@ -168,3 +168,196 @@ fn localhost_on_ipv6_is_the_agents_too() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("[::1]") && err.contains("IPv6"), "{err}");
 }
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `GET /metrics` needs no token, so what it costs must not grow with what a caller put
+/// in the store: it counts the active alerts without reading them (it loaded every row,
+/// details and all: 30 → 801 MB for one request). Event names are bounded where they
+/// come in, and as metric labels.
+#[test]
+fn what_anyone_can_ask_costs_the_same_whatever_the_store_holds() {
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &tg, "127.0.0.1:0");
+    let agent = Agent::start(&cfg);
+    let details = "x".repeat(60 * 1024);
+    for round in 0..4 {
+        for i in 0..250 {
+            let body = json!({"key": format!("k{round}-{i}"), "message": "filler",
+                              "details": details, "severity": "INFO"});
+            let (code, v, _) = support::http(
+                agent.addr,
+                "PUT",
+                "/api/alerts",
+                &[("Content-Type", "application/json")],
+                body.to_string().as_bytes(),
+            );
+            assert_eq!(code, 201, "{v}");
+        }
+        let (code, _, _) = support::http(agent.addr, "POST", "/api/alerts/clear", &[], b"");
+        assert_eq!(code, 204);
+    }
+    // 1,000 dismissed alerts with 60 KB of details each: 60 MB in the store.
+    let before = rss_kb(agent.pid());
+    for _ in 0..4 {
+        let (code, _, text) = http_anon(agent.addr, "GET", "/metrics", &[], b"");
+        assert_eq!(code, 200);
+        assert!(text.contains("protowatch_alerts_active 0"), "{text}");
+    }
+    let grown = rss_kb(agent.pid()).saturating_sub(before);
+    assert!(grown < 20 * 1024, "/metrics grew the agent by {grown} KiB");
+
+    // A 200 KB event name is refused, naming the field.
+    let long = "e".repeat(200 * 1024);
+    let (code, v, _) = support::http(
+        agent.addr,
+        "POST",
+        "/api/notify",
+        &[("Content-Type", "application/json")],
+        json!({"event": long, "message": "x"})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(code, 400);
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("event: the event name has"),
+        "{v}"
+    );
+    let (code, v, _) = support::http(
+        agent.addr,
+        "POST",
+        "/api/notify",
+        &[("Content-Type", "application/json")],
+        json!({"event": "alarm\nforged line", "message": "x"})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(code, 400, "{v}");
+    // Many names: the metric keeps a bounded number of labels.
+    for i in 0..600 {
+        let (code, v, _) = support::http(
+            agent.addr,
+            "POST",
+            "/api/notify",
+            &[("Content-Type", "application/json")],
+            json!({"event": format!("made_up_{i}"), "message": "x"})
+                .to_string()
+                .as_bytes(),
+        );
+        assert_eq!(code, 202, "{v}");
+    }
+    assert!(support::wait_until(Duration::from_secs(20), || {
+        let (_, _, text) = http_anon(agent.addr, "GET", "/metrics", &[], b"");
+        text.contains("protowatch_events_total{event=\"other\"")
+    }));
+    let (_, _, text) = http_anon(agent.addr, "GET", "/metrics", &[], b"");
+    let labels = text
+        .lines()
+        .filter(|l| l.starts_with("protowatch_events_total{"))
+        .count();
+    assert!(labels <= 501, "{labels} event labels");
+}
+
+/// A state folder another user made, or one every user may write, may hold their token:
+/// the agent does not start with it (it warned and ran with that token).
+#[test]
+fn a_state_folder_that_is_not_the_agents_own_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &tg, "127.0.0.1:0");
+    let state = dir.path().join(".protowatch");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::write(state.join("api-token"), "planted-by-another-user\n").unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let run = || {
+        protowatch()
+            .arg("--config")
+            .arg(&cfg)
+            .arg("run")
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("can be written by every user"), "{err}");
+    assert!(!err.contains("planted-by-another-user"));
+
+    // Someone else's (as root here: given to `nobody`).
+    let me = unsafe { libc::geteuid() };
+    if me == 0 {
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o750)).unwrap();
+        std::os::unix::fs::chown(&state, Some(65534), None).unwrap();
+        let out = run();
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("belongs to the user with id 65534"), "{err}");
+    }
+}
+
+/// Refusals are audited, but a flood of them is one line with its count: thousands of
+/// wrong tokens a second wrote gigabytes an hour, and the journal's rate limit then
+/// dropped the lines that mattered.
+#[test]
+fn a_flood_of_wrong_tokens_is_counted_not_logged_line_by_line() {
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &tg, "127.0.0.1:0");
+    let log = dir.path().join("agent.log");
+    let agent = Agent::start_logging_to(&cfg, &log);
+    let tries = 2000;
+    for i in 0..tries {
+        let h = format!("Bearer wrong-{i}");
+        let (code, _, _) = http_anon(
+            agent.addr,
+            "GET",
+            "/api/alerts",
+            &[("Authorization", &h)],
+            b"",
+        );
+        assert_eq!(code, 401);
+    }
+    // The window's end brings the count.
+    let counted = || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let full = text
+            .lines()
+            .filter(|l| l.contains("API request refused"))
+            .count() as u64;
+        let more: u64 = text
+            .lines()
+            .filter(|l| l.contains("more API requests refused"))
+            .filter_map(|l| {
+                l.split("refused=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum();
+        (full, more)
+    };
+    assert!(
+        support::wait_until(Duration::from_secs(15), || {
+            let (full, more) = counted();
+            full + more == tries
+        }),
+        "{:?}",
+        counted()
+    );
+    let (full, _) = counted();
+    assert!(full <= 40, "{full} refusals logged one by one");
+}

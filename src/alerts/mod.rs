@@ -403,8 +403,39 @@ pub fn dismiss_all(store: &Store, now_ms: i64, by: &str) -> Result<u64, StoreErr
     })?;
     if n > 0 {
         tracing::info!(target: "protowatch::audit", alerts = n, by, "alerts cleared");
+        store.with_conn(trim_dismissed)?;
     }
     Ok(n)
+}
+
+/// Dismissed alerts kept for the history, at most: the newest are kept. Without a
+/// bound, alerts made and cleared again and again would pile up for the week that
+/// dismissed alerts are kept.
+pub const MAX_DISMISSED: i64 = 10_000;
+
+/// Deletes the dismissed alerts beyond the newest [`MAX_DISMISSED`].
+fn trim_dismissed(c: &Connection) -> rusqlite::Result<()> {
+    c.execute(
+        "DELETE FROM alerts WHERE id IN (
+             SELECT id FROM alerts WHERE dismissed_at IS NOT NULL
+             ORDER BY dismissed_at DESC, id DESC LIMIT -1 OFFSET ?1)",
+        [MAX_DISMISSED],
+    )
+    .map(|_| ())
+}
+
+/// How many alerts are active, without reading them: `/metrics` is public, and must
+/// cost the same whatever the table holds.
+pub fn count_active(store: &Store, now_ms: i64) -> Result<u64, StoreError> {
+    store.with_conn(|c| {
+        c.query_row(
+            "SELECT count(*) FROM alerts WHERE dismissed_at IS NULL
+               AND (ttl_s IS NULL OR last_seen + min(ttl_s, ?2) * 1000 >= ?1)",
+            params![now_ms, MAX_TTL_S as i64],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n.max(0) as u64)
+    })
 }
 
 /// The alerts of `keys` (those that exist), and every alert dismissed after `since_ms`:
@@ -448,11 +479,12 @@ pub fn purge(store: &Store, now_ms: i64) -> Result<u64, StoreError> {
     let cutoff = now_ms - KEEP_INACTIVE_MS;
     store.with_conn(|c| {
         hours::purge(c, now_ms)?;
-        c.execute(
+        let n = c.execute(
             "DELETE FROM alerts WHERE dismissed_at < ?1 OR last_seen + ttl_s * 1000 < ?1",
             [cutoff],
-        )
-        .map(|n| n as u64)
+        )?;
+        trim_dismissed(c)?;
+        Ok(n as u64)
     })
 }
 
@@ -569,4 +601,55 @@ pub fn snoozed(store: &Store, now_ms: i64) -> Result<HashMap<String, i64>, Store
         let rows = stmt.query_map([now_ms], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Alerts made and cleared again and again keep at most [`MAX_DISMISSED`] rows, the
+    /// newest; the active ones are counted without being read.
+    #[test]
+    fn dismissed_alerts_are_bounded_and_active_ones_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let n = MAX_DISMISSED + 50;
+        store
+            .with_conn(|c| {
+                c.execute_batch("BEGIN")?;
+                for i in 0..n {
+                    c.execute(
+                        "INSERT INTO alerts (key, event, severity, message, first_seen, last_seen,
+                                             times_seen, dismissed_at)
+                         VALUES (?1, 'e', 'info', 'm', ?2, ?2, 1, ?2)",
+                        params![format!("k{i}"), i],
+                    )?;
+                }
+                for (i, ttl) in [(0, None), (1, Some(1_000_000)), (2, Some(1))] {
+                    c.execute(
+                        "INSERT INTO alerts (key, event, severity, message, first_seen, last_seen,
+                                             times_seen, ttl_s)
+                         VALUES (?1, 'e', 'info', 'm', 0, ?2, 1, ?3)",
+                        params![format!("open{i}"), 100_000, ttl],
+                    )?;
+                }
+                c.execute_batch("COMMIT")
+            })
+            .unwrap();
+        // Active at 200 s: no ttl, and a ttl not yet run out; not the one of 1 s.
+        assert_eq!(count_active(&store, 200_000).unwrap(), 2);
+        dismiss_all(&store, n + 1, "test").unwrap();
+        let (kept, oldest): (i64, i64) = store
+            .with_conn(|c| {
+                c.query_row(
+                    "SELECT count(*), min(dismissed_at) FROM alerts WHERE dismissed_at IS NOT NULL",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+            })
+            .unwrap();
+        assert_eq!(kept, MAX_DISMISSED);
+        assert!(oldest > 50, "the oldest went first: {oldest}");
+        assert_eq!(count_active(&store, 200_000).unwrap(), 0);
+    }
 }

@@ -233,7 +233,9 @@ pub async fn check(State(st): State<Arc<ApiState>>, mut req: Request, next: Next
     let caller = match checked {
         Ok(c) => c,
         Err(e) => {
-            if e.status == StatusCode::UNAUTHORIZED || e.status == StatusCode::FORBIDDEN {
+            if (e.status == StatusCode::UNAUTHORIZED || e.status == StatusCode::FORBIDDEN)
+                && st.refusals.admit()
+            {
                 tracing::warn!(target: "protowatch::audit", %method, endpoint = %path, %peer,
                 status = e.status.as_u16(), "API request refused: {}", e.message);
             }

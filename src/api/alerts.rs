@@ -498,7 +498,12 @@ pub fn notify_body(body: &Value) -> Result<NotifyBody, ApiError> {
     };
     let mut problems = Vec::new();
     let event = match obj.get("event") {
-        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        Some(Value::String(s)) if !s.trim().is_empty() => {
+            if let Err(e) = crate::event::check_name(s) {
+                problems.push(format!("event: {e}"));
+            }
+            s.clone()
+        }
         Some(v) => {
             problems.push(format!("event: expected a non-empty string, found {v}"));
             String::new()

@@ -13,6 +13,7 @@ pub(crate) mod access;
 mod alerts;
 pub mod console;
 pub mod hello;
+mod refusals;
 pub mod session;
 mod status;
 pub mod token;
@@ -73,6 +74,8 @@ pub struct ApiState {
     /// The name of the console's session cookie for this listener.
     cookie: String,
     live: Arc<console::live::Live>,
+    /// Refusals' audit lines, limited (see `refusals`).
+    refusals: Arc<refusals::Refusals>,
 }
 
 impl ApiState {
@@ -213,6 +216,7 @@ impl Api {
                 config.state_dir.clone(),
                 stopped.clone(),
             )),
+            refusals: Arc::default(),
         });
         let app = router(state);
         let also: Vec<String> = listeners

@@ -121,7 +121,7 @@ pub async fn metrics(State(st): State<Arc<ApiState>>) -> Result<impl IntoRespons
         .db(|s| {
             let depth = s.outbox_depth()?;
             let dead = s.dead_count()?;
-            let active = crate::alerts::list(s, now_ms(), false)?.len();
+            let active = crate::alerts::count_active(s, now_ms())?;
             Ok((depth, dead, active))
         })
         .await?;

@@ -54,8 +54,6 @@ const KEEPALIVE_IDLE: Duration = Duration::from_secs(20);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// The most notifications committed in one transaction.
 const RECORD_BATCH: usize = 1000;
-/// An event name longer than this is no event name.
-const MAX_EVENT_NAME: usize = 200;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeError {
@@ -325,7 +323,7 @@ impl Link {
         let Some(event) = channel.strip_prefix(NOTIFICATION_PREFIX) else {
             return;
         };
-        if event.is_empty() || event.len() > MAX_EVENT_NAME || event.contains(char::is_control) {
+        if crate::event::check_name(event).is_err() {
             health::undecodable();
             tracing::warn!(
                 channel,

@@ -57,9 +57,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
         .severity
         .parse()
         .map_err(|e: crate::event::UnknownSeverity| CliError::usage(format!("--severity: {e}")))?;
-    if args.event.trim().is_empty() {
-        return Err(CliError::usage("--event: the event name is empty"));
-    }
+    crate::event::check_name(&args.event).map_err(|e| CliError::usage(format!("--event: {e}")))?;
     let text = if args.text == "-" {
         let mut s = String::new();
         std::io::stdin()
