@@ -773,7 +773,11 @@ pub async fn run_with(
         tracing::warn!("no \"watch\" entries: only messages sent to this agent will be delivered");
     }
 
-    let watcher = Watcher::spawn(&config.watch, &resume, tx)
+    let own = crate::watcher::guard::Own {
+        state_dir: Some(config.state_dir.clone()),
+        config_file: Some(config.file.clone()),
+    };
+    let watcher = Watcher::spawn_guarding(&config.watch, &resume, tx, own)
         .map_err(|e| AgentError::Setup(format!("cannot start a watcher thread: {e}")))?;
     let control = Arc::new(Control::default());
     let pipeline = Pipeline {

@@ -96,6 +96,27 @@ fn defaults_and_relative_paths() {
 }
 
 #[test]
+fn follow_links_is_off_unless_set_and_takes_only_true_or_false() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = json!({
+        "watch": [{"path": "a/*.log"}, {"path": "b/*.log", "follow_links": true},
+                  {"path": "c/*.log", "follow_links": false}]
+    })
+    .to_string();
+    let c = load(dir.path(), &text).unwrap();
+    let follow: Vec<bool> = c.watch.iter().map(|w| w.follow_links).collect();
+    assert_eq!(follow, [false, true, false]);
+    for bad in [json!("yes"), json!(1), json!(null)] {
+        let text = json!({"watch": [{"path": "a/*.log", "follow_links": bad}]}).to_string();
+        let e = problems(dir.path(), &text);
+        assert!(
+            e.contains("config.json: watch[0].follow_links: expected true or false"),
+            "{bad}: {e}"
+        );
+    }
+}
+
+#[test]
 fn invalid_json_names_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let e = problems(

@@ -144,7 +144,8 @@ fn full_configs(dir: &Path) -> [Value; 4] {
             "watch": [
                 {"path": "protocol/*.log", "encoding": "UTF-8", "start": "beginning",
                  "mode": "poll", "poll_interval_ms": 500, "format": "sonix",
-                 "max_line_bytes": 65536, "max_files": 50000, "forget_after": "30d"},
+                 "max_line_bytes": 65536, "max_files": 50000, "forget_after": "30d",
+                 "follow_links": true},
                 {"path": "old/*.log", "encoding": "windows-1251"},
             ],
             "rules": [
@@ -342,6 +343,7 @@ fn values_of_the_wrong_form_fail_both() {
         ("/watch/0/max_files", json!(0)),
         ("/watch/0/forget_after", json!(5)),
         ("/watch/0/forget_after", json!("a week")),
+        ("/watch/0/follow_links", json!("yes")),
         ("/mail/port", json!("smtp")),
         ("/mail/port", json!(0)),
         ("/telegram/bot-id", json!("not a token")),

@@ -129,6 +129,7 @@ impl Harness {
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             max_files: DEFAULT_MAX_FILES,
             forget_after: DEFAULT_FORGET_AFTER,
+            follow_links: false,
         }
     }
 

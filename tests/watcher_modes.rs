@@ -22,6 +22,7 @@ fn config(dir: &std::path::Path, mode: WatchMode, poll_ms: u64) -> WatchConfig {
         max_line_bytes: DEFAULT_MAX_LINE_BYTES,
         max_files: DEFAULT_MAX_FILES,
         forget_after: DEFAULT_FORGET_AFTER,
+        follow_links: false,
     }
 }
 

@@ -201,6 +201,10 @@ pub struct WatchConfig {
     /// How long the checkpoint of a file that is gone (or cannot be seen) is kept: a file
     /// that comes back within it resumes where it was.
     pub forget_after: Duration,
+    /// Whether a symbolic link in the folder may lead to a file outside the glob's base
+    /// folder. Off by default: whoever can write the protocol folder could otherwise
+    /// make the agent read, and send, any file the agent can read.
+    pub follow_links: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -351,6 +355,7 @@ impl Config {
                     "max_line_bytes": w.max_line_bytes,
                     "max_files": w.max_files,
                     "forget_after": duration_text(w.forget_after),
+                    "follow_links": w.follow_links,
                 })
             })
             .collect();

@@ -141,6 +141,13 @@ pub struct Watch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "forget_after", extend("default" = "7d"))]
     pub forget_after: Option<Value>,
+    /// Whether symbolic links in the folder may lead out of it (out of the glob's part
+    /// without wildcards). Off: such a link is named in a warning and not read, so that
+    /// whoever can write the protocol folder cannot make the agent send files it can
+    /// read and they cannot. The agent's own state folder and config file are never
+    /// read either way.
+    #[schemars(extend("default" = false))]
+    pub follow_links: Option<bool>,
 }
 
 /// A user rule: lines matching `pattern` make the event `event`.

@@ -40,6 +40,7 @@ const WATCH: &[&str] = &[
     "max_line_bytes",
     "max_files",
     "forget_after",
+    "follow_links",
 ];
 const RULE: &[&str] = &["name", "pattern", "event", "severity", "key"];
 const ROUTE: &[&str] = &["service", "scope"];
@@ -271,6 +272,14 @@ fn watch(c: &mut Checker, v: &Value, p: &str, base: &Path) -> Option<WatchConfig
         Duration::from_secs(60),
         Duration::from_secs(366 * 86400),
     );
+    let follow_links = match w.get("follow_links") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            c.wrong_type(&join(p, "follow_links"), "true or false", other);
+            false
+        }
+    };
     Some(WatchConfig {
         path: path?,
         encoding: encoding.unwrap_or(Encoding::Auto),
@@ -281,6 +290,7 @@ fn watch(c: &mut Checker, v: &Value, p: &str, base: &Path) -> Option<WatchConfig
         max_line_bytes: max_line.map_or(DEFAULT_MAX_LINE_BYTES, |n| n as usize),
         max_files: max_files.map_or(DEFAULT_MAX_FILES, |n| n as usize),
         forget_after: forget_after.unwrap_or(DEFAULT_FORGET_AFTER),
+        follow_links,
     })
 }
 

@@ -358,7 +358,8 @@ impl Walk<'_> {
     }
 }
 
-fn kind(m: &Metadata) -> Skipped {
+/// What a match that is not a regular file is, by its metadata.
+pub fn kind(m: &Metadata) -> Skipped {
     let t = m.file_type();
     if t.is_dir() {
         return Skipped::Folder;

@@ -9,6 +9,12 @@
 //!
 //! The first bytes of the file (its fingerprint) tell a truncated-and-rewritten file from
 //! one that only grew: both can be longer than what was read, only one starts the same.
+//!
+//! A sparse file's holes read as NUL bytes with no newline: one "line" that is cut at
+//! `max_line` like any other, and whose rest is only scanned for its end, so gigabytes of
+//! them cost time, not memory. The time is bounded by the caller, which reads a file a
+//! budget per pass ([`read_lines`](Follower::read_lines)'s `budget`, see
+//! `watcher::READ_BUDGET_BYTES`).
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -62,7 +68,18 @@ impl Follower {
         saved_fingerprint: &[u8],
         max_line: usize,
     ) -> io::Result<Follower> {
-        let file = open_shared(path)?;
+        Self::from_file(path, open_shared(path)?, start, saved_fingerprint, max_line)
+    }
+
+    /// As [`open`](Self::open), with the file already opened (with
+    /// [`open_shared`]) at `path` and checked to be the one meant.
+    pub fn from_file(
+        path: &Path,
+        file: File,
+        start: StartAt,
+        saved_fingerprint: &[u8],
+        max_line: usize,
+    ) -> io::Result<Follower> {
         let id = file_id(&file)?;
         let meta = file.metadata()?;
         let len = meta.len();
@@ -99,6 +116,12 @@ impl Follower {
     /// The offset just after the last complete line handed out.
     pub fn line_end(&self) -> u64 {
         self.line_end
+    }
+
+    /// How many bytes were left to read after the last read, by the length the file had
+    /// then (0 for a file whose length says nothing, like those of `/proc`).
+    pub fn unread(&self) -> u64 {
+        self.last_len.saturating_sub(self.offset)
     }
 
     pub fn fingerprint(&self) -> &[u8] {

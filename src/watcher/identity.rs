@@ -28,10 +28,25 @@ fn created_ns(m: &std::fs::Metadata) -> u64 {
 }
 
 /// Opens a protocol file for reading such that its writer can keep writing, renaming and
-/// deleting it (on Windows that needs all three share flags).
+/// deleting it (on Windows that needs all three share flags), and only if it is a
+/// regular file.
+///
+/// The type is checked on the opened handle (`fstat`), not on the name: a name can be
+/// a regular file when it is looked at and a FIFO or a device when it is opened (a
+/// link flipped in between). On Unix the open itself must not wait either: opening a
+/// FIFO for reading waits for a writer, for ever if none comes, which held the watch
+/// thread and every alarm behind it. `O_NONBLOCK` makes that open return at once (it
+/// changes nothing for reads of regular files), and `O_NOCTTY` keeps a terminal from
+/// becoming the agent's. Anything but a regular file is refused with a
+/// [`NotRegular`](super::guard::NotRegular) inside the error.
 pub fn open_shared(path: &Path) -> io::Result<File> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+    }
     #[cfg(windows)]
     {
         use std::os::windows::fs::OpenOptionsExt;
@@ -40,7 +55,12 @@ pub fn open_shared(path: &Path) -> io::Result<File> {
         const FILE_SHARE_DELETE: u32 = 0x4;
         options.share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE);
     }
-    options.open(path)
+    let file = options.open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(super::guard::NotRegular(super::discovery::kind(&meta)).into_io());
+    }
+    Ok(file)
 }
 
 #[cfg(unix)]

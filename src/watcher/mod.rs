@@ -28,11 +28,23 @@
 //! (the most recently written); the others are opened again by path, checked to be the
 //! same file, when they change — which a `stat` tells without opening them.
 //!
+//! **One file cannot hold back the others.** Each file is read at most
+//! [`READ_BUDGET_BYTES`] (and [`READ_BUDGET_TIME`]) per pass; what is left waits for the
+//! next pass, which then starts at once, after every other file had its turn. A sparse
+//! file of terabytes, an endless one or one written faster than it can be read costs
+//! time, never the alarms of the other files; it is named in `/healthz` while it is
+//! behind, and in a warning (and as "degraded") when that lasts.
+//!
+//! **Whoever can write the folder gets no further.** A match is opened only if it is a
+//! regular file inside the glob's base folder and none of the agent's own (see
+//! [`guard`]), and the open itself cannot wait (see [`identity::open_shared`]).
+//!
 //! [`Tailer`] holds all of that and does no waiting, so the model tests can drive it
 //! step by step.
 
 pub mod discovery;
 pub mod follow;
+pub mod guard;
 pub mod health;
 pub mod identity;
 
@@ -50,11 +62,30 @@ use crate::config::{StartAt as StartConfig, WatchConfig, WatchMode};
 use crate::store::Checkpoint;
 use discovery::Listing;
 use follow::{Follower, StartAt};
+use guard::{Guard, Own, Refused};
 use identity::FileId;
 
 /// Bytes read per batch: large enough to amortise a commit, small enough to keep memory
 /// bounded when a huge file is read from its beginning.
 const BATCH_BYTES: usize = 256 * 1024;
+
+/// The most bytes one file is read in one pass. The rest waits for the next pass (which
+/// starts at once), and every other file of the entry is read in between. Without it a
+/// file that never ends — a sparse file of 20 GiB that uses no disk, `/proc`'s files, a
+/// file written faster than it can be read — held the thread for as long as it took
+/// (minutes, hours), and every other file's alarms with it. 16 MiB is a few hundredths
+/// of a second of reading on a local disk, so a long history is still read at nearly
+/// full speed.
+pub const READ_BUDGET_BYTES: usize = 16 * 1024 * 1024;
+
+/// The longest one file is read in one pass (checked between batches): on a slow share
+/// [`READ_BUDGET_BYTES`] can take seconds, and the other files wait meanwhile.
+pub const READ_BUDGET_TIME: Duration = Duration::from_millis(250);
+
+/// How long a file that left the glob (rotated away, deleted) is still read on while it
+/// has more to read than one pass reads, before it is let go anyway: a rotated file is
+/// read to its end, an endless one is not read for ever.
+const READ_AFTER_GONE: Duration = Duration::from_secs(600);
 
 /// Whether files stay open between reads. On Unix an open file can be read to its end
 /// after it was renamed away or deleted. On Windows an open handle can keep a deleted
@@ -158,6 +189,11 @@ pub struct Tailer {
     next_purge: Instant,
     /// A scan has completed (its time is logged once).
     scanned: bool,
+    /// What may be opened (see [`guard`]).
+    guard: Guard,
+    /// Matches refused by the guard, already named in a warning: once per name for as
+    /// long as the agent runs (a link that flips would otherwise be a warning a flip).
+    refused: HashSet<PathBuf>,
 }
 
 struct Followed {
@@ -169,6 +205,11 @@ struct Followed {
     unknown_since: Option<Instant>,
     /// The last read failed (and that was logged).
     failing: bool,
+    /// Since when the file has not been read to its end at the end of a pass (its read
+    /// budget ran out), if it has not.
+    behind_since: Option<(Instant, SystemTime)>,
+    /// That it has been behind for long was logged.
+    warned_behind: bool,
 }
 
 impl Tailer {
@@ -181,7 +222,6 @@ impl Tailer {
             .collect();
         Tailer {
             watch,
-            cfg,
             files: HashMap::new(),
             resume,
             by_path,
@@ -201,7 +241,22 @@ impl Tailer {
             fault: None,
             next_purge: Instant::now(),
             scanned: false,
+            guard: Guard::new(&cfg.path, cfg.follow_links, Own::default()),
+            refused: HashSet::new(),
+            cfg,
         }
+    }
+
+    /// The agent's own files (state folder, config file), which this entry must never
+    /// read, whatever its glob matches or its links point to.
+    pub fn set_own(&mut self, own: Own) {
+        self.guard = Guard::new(&self.cfg.path, self.cfg.follow_links, own);
+    }
+
+    /// Whether some file was left with more to read at the end of the last pass: then
+    /// the next pass should start at once.
+    pub fn is_behind(&self) -> bool {
+        self.files.values().any(|f| f.behind_since.is_some())
     }
 
     /// For tests: whether files stay open between reads (see [`HOLD_FILES_OPEN`]), so
@@ -258,6 +313,17 @@ impl Tailer {
     /// One pass: find files, read them, let go of the ones gone for longer than the
     /// linger. Each message goes to `sink`; `false` from it stops the pass (shutdown).
     pub fn scan(&mut self, now: Instant, sink: &mut dyn FnMut(WatchMsg) -> bool) -> bool {
+        if !self.scanned {
+            // Named in `/healthz` from the start, so a first pass that hangs is seen.
+            self.publish();
+        }
+        health::pass_started(self.watch);
+        let done = self.pass(now, sink);
+        health::pass_done(self.watch);
+        done
+    }
+
+    fn pass(&mut self, now: Instant, sink: &mut dyn FnMut(WatchMsg) -> bool) -> bool {
         let started = Instant::now();
         let listing = self.list();
         if listing.interrupted {
@@ -339,8 +405,10 @@ impl Tailer {
                 // to its end first while it is open (it may have been deleted).
                 let since = *f.unknown_since.get_or_insert(now);
                 f.missing_since = None;
+                // Not read meanwhile: what is left is read when it is seen again.
+                f.behind_since = None;
                 if f.follower.is_open() {
-                    if !read_all(self.watch, f, sink) {
+                    if matches!(read_turn(self.watch, f, sink), Turn::Stopped) {
                         return false;
                     }
                     f.follower.release();
@@ -374,8 +442,15 @@ impl Tailer {
                 && stats
                     .get(&id)
                     .is_some_and(|m| f.follower.unchanged(&f.follower.path, m));
-            if !quiet && !read_all(self.watch, f, sink) {
-                return false;
+            if !quiet {
+                health::reading(self.watch, Some(&f.follower.path));
+                let turn = read_turn(self.watch, f, sink);
+                health::reading(self.watch, None);
+                match turn {
+                    Turn::Stopped => return false,
+                    Turn::AtEnd => f.caught_up(),
+                    Turn::Behind => f.fell_behind(now),
+                }
             }
             // Held open, a file can be read to its end after it is deleted or renamed
             // away: while there is room, a closed file (one that was away) is opened
@@ -394,9 +469,12 @@ impl Tailer {
                     f.follower.release();
                 }
             }
+            // A file that left the glob is read to its end first (for a while).
             if let Some(f) = self.files.get(&id)
-                && f.missing_since
-                    .is_some_and(|t| now.duration_since(t) >= self.linger)
+                && f.missing_since.is_some_and(|t| {
+                    let gone = now.duration_since(t);
+                    gone >= self.linger && (f.behind_since.is_none() || gone >= READ_AFTER_GONE)
+                })
                 && let Some(f) = self.files.remove(&id)
                 && !self.let_go(f, sink)
             {
@@ -510,7 +588,14 @@ impl Tailer {
         }
         for (path, what) in &listing.skipped {
             if self.skipped.insert(path.clone()) {
-                tracing::info!(file = %path.display(), "matches the glob but is {}: not followed", what.as_str());
+                // A FIFO or a device among protocols is odd enough to be a warning (it
+                // may be someone's attempt to stop the watcher); a dangling link is the
+                // everyday leftover of a rotation.
+                if *what == discovery::Skipped::DanglingLink {
+                    tracing::info!(file = %path.display(), "matches the glob but is {}: not followed", what.as_str());
+                } else {
+                    tracing::warn!(watch = %self.cfg.path, file = %path.display(), "matches the glob but is {}: not followed", what.as_str());
+                }
             } else {
                 tracing::debug!(file = %path.display(), "not followed: {}", what.as_str());
             }
@@ -523,6 +608,19 @@ impl Tailer {
     }
 
     fn publish(&self) {
+        let mut behind: Vec<health::Behind> = self
+            .files
+            .values()
+            .filter_map(|f| {
+                let (_, since) = f.behind_since?;
+                Some(health::Behind {
+                    path: f.follower.path.display().to_string(),
+                    since: health::epoch_s(since),
+                    unread_bytes: f.follower.unread(),
+                })
+            })
+            .collect();
+        behind.sort_by(|a, b| a.path.cmp(&b.path));
         health::set(
             self.watch,
             health::WatchHealth {
@@ -543,6 +641,8 @@ impl Tailer {
                     })
                     .collect(),
                 over_max_files: self.over_max_files,
+                behind,
+                stalled: None,
             },
         );
     }
@@ -619,7 +719,11 @@ impl Tailer {
             }
             None => (StartAt::Beginning, b""),
         };
-        match Follower::open(path, start, fingerprint, self.cfg.max_line_bytes) {
+        let opened = self.open_checked(path, id).and_then(|file| {
+            Follower::from_file(path, file, start, fingerprint, self.cfg.max_line_bytes)
+                .map_err(Refused::Io)
+        });
+        match opened {
             Ok(follower) => {
                 self.warned.remove(path);
                 if loud {
@@ -653,6 +757,8 @@ impl Tailer {
                         missing_since: None,
                         unknown_since: None,
                         failing: false,
+                        behind_since: None,
+                        warned_behind: false,
                     },
                 );
                 if self.hold_open {
@@ -660,11 +766,36 @@ impl Tailer {
                 }
                 true
             }
-            Err(e) => {
+            Err(Refused::Io(e)) => {
                 self.warn_once(path, &e);
                 false
             }
+            Err(Refused::Changed) => {
+                tracing::debug!(file = %path.display(), "changed while it was being opened; looked at again at the next scan");
+                false
+            }
+            Err(refused) => {
+                if self.refused.insert(path.to_path_buf()) {
+                    tracing::warn!(watch = %self.cfg.path, file = %path.display(), "not read: {refused}");
+                } else {
+                    tracing::debug!(file = %path.display(), "not read: {refused}");
+                }
+                false
+            }
         }
+    }
+
+    /// Opens `path`, listed as the file `id`, if the guard lets it: a regular file,
+    /// inside the base folder (or links may lead out), none of the agent's own — and the
+    /// handle is that very file, not what a flipped link points to a moment later.
+    fn open_checked(&mut self, path: &Path, id: FileId) -> Result<std::fs::File, Refused> {
+        let admitted = self.guard.admit(path, id)?;
+        // The name, not the target: a file followed is reopened by the name it matched.
+        let file = identity::open_shared(path).map_err(Refused::from_io)?;
+        if identity::file_id(&file)? != admitted.id {
+            return Err(Refused::Changed);
+        }
+        Ok(file)
     }
 
     fn let_go(&mut self, mut f: Followed, sink: &mut dyn FnMut(WatchMsg) -> bool) -> bool {
@@ -716,15 +847,53 @@ fn find_renamed(f: &Follower) -> Option<PathBuf> {
         .find(|p| identity::path_id(p).is_ok_and(|id| id == f.id) && f.same_start_as(p))
 }
 
-/// Reads a file to its current end in bounded batches. `false` when the sink refused.
-fn read_all(watch: WatchId, f: &mut Followed, sink: &mut dyn FnMut(WatchMsg) -> bool) -> bool {
+impl Followed {
+    /// Read to its end this pass.
+    fn caught_up(&mut self) {
+        if self.behind_since.take().is_some() && std::mem::take(&mut self.warned_behind) {
+            tracing::info!(file = %self.follower.path.display(), "read to its end again");
+        }
+    }
+
+    /// Left with more to read this pass (its budget ran out).
+    fn fell_behind(&mut self, now: Instant) {
+        let (since, _) = *self
+            .behind_since
+            .get_or_insert_with(|| (now, SystemTime::now()));
+        if !self.warned_behind && now.duration_since(since) >= health::BEHIND_LIMIT {
+            self.warned_behind = true;
+            tracing::warn!(
+                file = %self.follower.path.display(),
+                unread_bytes = self.follower.unread(),
+                "not read to its end for {} s: it grows faster than it can be read (or never ends); read on in turns, the other files are served between",
+                health::BEHIND_LIMIT.as_secs()
+            );
+        }
+    }
+}
+
+/// How one file's turn at reading ended.
+enum Turn {
+    /// The sink refused: the agent is stopping.
+    Stopped,
+    /// At the file's current end (or the read failed, which was logged).
+    AtEnd,
+    /// The turn's budget ran out with more to read.
+    Behind,
+}
+
+/// Reads a file on in bounded batches: to its current end, or until its turn's budget
+/// ([`READ_BUDGET_BYTES`], [`READ_BUDGET_TIME`]) is spent.
+fn read_turn(watch: WatchId, f: &mut Followed, sink: &mut dyn FnMut(WatchMsg) -> bool) -> Turn {
+    let started = Instant::now();
+    let mut total = 0usize;
     loop {
         let mut lines = Vec::new();
         let read = match f.follower.read_lines(&mut lines, BATCH_BYTES) {
             Ok(n) => n,
             // Gone from its path while not held open: nothing more to read from it.
             Err(e) if f.missing_since.is_some() && e.kind() == std::io::ErrorKind::NotFound => {
-                return true;
+                return Turn::AtEnd;
             }
             Err(e) => {
                 // Once per failing spell: a file that cannot be read for an hour is one
@@ -734,7 +903,7 @@ fn read_all(watch: WatchId, f: &mut Followed, sink: &mut dyn FnMut(WatchMsg) -> 
                 } else {
                     tracing::debug!(file = %f.follower.path.display(), error = %e, "read failed again");
                 }
-                return true;
+                return Turn::AtEnd;
             }
         };
         if std::mem::replace(&mut f.failing, false) {
@@ -748,11 +917,15 @@ fn read_all(watch: WatchId, f: &mut Followed, sink: &mut dyn FnMut(WatchMsg) -> 
                 lines,
             };
             if !sink(msg) {
-                return false;
+                return Turn::Stopped;
             }
         }
         if read < BATCH_BYTES {
-            return true;
+            return Turn::AtEnd;
+        }
+        total += read;
+        if total >= READ_BUDGET_BYTES || started.elapsed() >= READ_BUDGET_TIME {
+            return Turn::Behind;
         }
     }
 }
@@ -786,9 +959,9 @@ impl Retired {
         self.handle.is_finished()
     }
 
-    /// Where each of its files stood: all of it was handed over (a retired thread reads
-    /// to the end and never drops a batch), so a follower started here neither skips nor
-    /// repeats a line.
+    /// Where each of its files stood: everything read was handed over (a retired thread
+    /// reads once more, a read budget per file, and never drops a batch), so a follower
+    /// started here neither skips nor repeats a line.
     pub fn join(self) -> Vec<Checkpoint> {
         self.handle.join().unwrap_or_default()
     }
@@ -806,6 +979,8 @@ pub struct Watcher {
     tx: Option<std_mpsc::SyncSender<WatchMsg>>,
     /// Checked between batches, so a stop does not wait for a long file to be read.
     stopping: Arc<AtomicBool>,
+    /// The agent's own files, which no entry may read.
+    own: Own,
 }
 
 impl Watcher {
@@ -816,11 +991,22 @@ impl Watcher {
         resume: &Resume,
         tx: std_mpsc::SyncSender<WatchMsg>,
     ) -> std::io::Result<Watcher> {
+        Self::spawn_guarding(watches, resume, tx, Own::default())
+    }
+
+    /// As [`spawn`](Self::spawn), and no entry, now or added later, reads any of `own`.
+    pub fn spawn_guarding(
+        watches: &[WatchConfig],
+        resume: &Resume,
+        tx: std_mpsc::SyncSender<WatchMsg>,
+        own: Own,
+    ) -> std::io::Result<Watcher> {
         let mut watcher = Watcher {
             threads: Vec::new(),
             next_id: 0,
             tx: Some(tx),
             stopping: Arc::new(AtomicBool::new(false)),
+            own,
         };
         for cfg in watches {
             watcher.add(cfg.clone(), resume.clone())?;
@@ -848,7 +1034,8 @@ impl Watcher {
         let id = self.next_id;
         self.next_id += 1;
         let (wake_tx, wake_rx) = std_mpsc::channel();
-        let tailer = Tailer::new(id, cfg.clone(), resume);
+        let mut tailer = Tailer::new(id, cfg.clone(), resume);
+        tailer.set_own(self.own.clone());
         let (wake, stopping) = (wake_tx.clone(), self.stopping.clone());
         let handle = std::thread::Builder::new()
             .name(format!("watch-{id}"))
@@ -935,7 +1122,14 @@ fn follow_files(
         if !tailer.scan(Instant::now(), &mut sink) {
             return tailer.positions();
         }
-        let mut retire = match wake_rx.recv_timeout(tailer.cfg.poll_interval) {
+        // A file left with more to read is read on at once (after every other file had
+        // its turn); otherwise wait for an event or the timer.
+        let wait = if tailer.is_behind() {
+            Duration::ZERO
+        } else {
+            tailer.cfg.poll_interval
+        };
+        let mut retire = match wake_rx.recv_timeout(wait) {
             Ok(Wake::Stop) | Err(std_mpsc::RecvTimeoutError::Disconnected) => {
                 return tailer.positions();
             }
