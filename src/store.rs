@@ -168,6 +168,13 @@ const MIGRATIONS: &[&str] = &[
     // 9: the undismissed alerts by themselves, so that counting the active ones (the
     // public `/metrics`) reads those and not the week of dismissed history.
     "CREATE INDEX alerts_open ON alerts (last_seen) WHERE dismissed_at IS NULL;",
+    // 10: the console's sessions (see `api::session`), kept so that a restart of the
+    // agent does not sign every console out; by the digest of the id, never the id.
+    "CREATE TABLE console_sessions (
+         id_digest BLOB PRIMARY KEY,
+         token_digest BLOB NOT NULL,
+         created_ms INTEGER NOT NULL
+     ) WITHOUT ROWID;",
 ];
 
 /// An outbox row as `outbox_rows` and `dead_rows` select it, with its event's name and key.

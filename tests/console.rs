@@ -71,14 +71,22 @@ fn head(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) ->
     (status, heads)
 }
 
-fn session_cookie(heads: &str) -> String {
-    heads
-        .lines()
-        .find_map(|l| l.strip_prefix("set-cookie: "))
-        .and_then(|c| c.split(';').next())
-        .expect("a Set-Cookie")
-        .to_string()
+/// Signs in with `token` as the page's script does: `{"session"}`, or the status.
+fn sign_in_http(a: SocketAddr, token: &str) -> Result<String, u16> {
+    let (code, v, _) = http_anon(
+        a,
+        "POST",
+        "/signin",
+        &[("Content-Type", "application/json")],
+        json!({"token": token}).to_string().as_bytes(),
+    );
+    match v["session"].as_str() {
+        Some(s) if code == 200 => Ok(s.to_string()),
+        _ => Err(code),
+    }
 }
+
+const SESSION: &str = "X-Protowatch-Session";
 
 #[test]
 fn the_console_needs_a_session_and_a_session_changes_nothing_from_elsewhere() {
@@ -91,13 +99,10 @@ fn the_console_needs_a_session_and_a_session_changes_nothing_from_elsewhere() {
     let origin = format!("http://127.0.0.1:{port}");
     let host = format!("127.0.0.1:{port}");
 
-    // The page and its assets are public and hold no data: the sign-in form.
+    // The page and its assets are public and hold no data.
     let (code, _, body) = http_anon(a, "GET", "/", &[], b"");
     assert_eq!(code, 200);
-    assert!(
-        body.contains("name=\"token\"") && !body.contains("Active alerts"),
-        "{body}"
-    );
+    assert!(body.contains("name=\"token\""), "{body}");
     let (_, heads) = head(a, "GET", "/", &[]);
     for h in [
         "content-security-policy: default-src 'none'; script-src 'self'",
@@ -107,10 +112,7 @@ fn the_console_needs_a_session_and_a_session_changes_nothing_from_elsewhere() {
     ] {
         assert!(heads.contains(h), "{h} in {heads}");
     }
-    assert!(
-        !heads.contains("set-cookie"),
-        "no session without the token"
-    );
+    assert!(!heads.contains("set-cookie"), "no cookie, ever");
     assert_eq!(http_anon(a, "GET", "/console/console.js", &[], b"").0, 200);
 
     // Everything with data needs the token or a session.
@@ -125,60 +127,52 @@ fn the_console_needs_a_session_and_a_session_changes_nothing_from_elsewhere() {
     ] {
         assert_eq!(http_anon(a, "GET", path, &[], b"").0, 401, "{path}");
     }
-    let forged = "protowatch_session_1=v1.1.00; protowatch_session_0=x";
+    // A made-up session, and a cookie of the old kind, open nothing.
     assert_eq!(
-        http_anon(a, "GET", "/api/console/alerts", &[("Cookie", forged)], b"").0,
+        http_anon(
+            a,
+            "GET",
+            "/api/console/alerts",
+            &[(SESSION, &"0".repeat(64))],
+            b""
+        )
+        .0,
+        401
+    );
+    let cookie = format!("protowatch_session_{port}=v1.1.00");
+    assert_eq!(
+        http_anon(a, "GET", "/api/console/alerts", &[("Cookie", &cookie)], b"").0,
         401
     );
 
-    // A wrong token: the form again, 401, and no cookie.
-    let (code, heads) = head(a, "GET", "/?token=wrong", &[]);
-    assert_eq!(code, 401);
-    assert!(!heads.contains("set-cookie"));
-    let (code, _, body) = http_anon(
+    // A wrong token: 401, named, and no session.
+    assert_eq!(sign_in_http(a, "wrong"), Err(401));
+    let (_, v, _) = http_anon(
         a,
         "POST",
         "/signin",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        b"token=wrong",
+        &[("Content-Type", "application/json")],
+        br#"{"token": "wrong"}"#,
     );
-    assert_eq!(code, 401);
-    assert!(body.contains("not this agent's API token"), "{body}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("not this agent's API token"),
+        "{v}"
+    );
 
-    // The right one: a session cookie, HttpOnly and SameSite=Strict, and a 303 to `/`
-    // so that the token leaves the address bar.
-    let (code, heads) = head(a, "GET", &format!("/?token={t}"), &[]);
-    assert_eq!(code, 303);
-    assert!(
-        heads.contains("location: /\r\n") || heads.contains("location: /"),
-        "{heads}"
-    );
-    let set = heads
-        .lines()
-        .find(|l| l.starts_with("set-cookie:"))
-        .unwrap();
-    for flag in ["httponly", "samesite=strict", "path=/", "max-age=43200"] {
-        assert!(set.contains(flag), "{flag} in {set}");
-    }
-    let cookie = session_cookie(&heads);
-    assert!(
-        cookie.starts_with(&format!("protowatch_session_{port}=")),
-        "{cookie}"
-    );
-    let (code, _, body) = http_anon(
+    // The right one: a session id, and no cookie.
+    let (code, heads) = head(
         a,
         "POST",
         "/signin",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        format!("token={t}").as_bytes(),
+        &[("Content-Type", "application/json")],
     );
-    assert_eq!(code, 303, "{body}");
-
-    // With it: the page and the data.
-    let (code, _, body) = http_anon(a, "GET", "/", &[("Cookie", &cookie)], b"");
-    assert_eq!(code, 200);
-    assert!(body.contains("Active alerts"));
-    let (code, v, _) = http_anon(a, "GET", "/api/console/alerts", &[("Cookie", &cookie)], b"");
+    assert_eq!(code, 401, "no token in that one: {heads}");
+    let session = sign_in_http(a, &t).expect("a session");
+    assert_eq!(session.len(), 64);
+    let (code, v, _) = http_anon(a, "GET", "/api/console/alerts", &[(SESSION, &session)], b"");
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["counts"]["total"], 0);
 
@@ -195,29 +189,29 @@ fn the_console_needs_a_session_and_a_session_changes_nothing_from_elsewhere() {
     let snooze = format!("/api/alerts/{id}/snooze");
     let json_ct = ("Content-Type", "application/json");
 
-    // A change with the cookie alone (no Origin: not provably the page), or from
-    // another origin, is refused; from the page's own origin it is done.
+    // A change with the session but without the page's Origin is refused; from the
+    // page's own origin it is done.
     for headers in [
-        vec![("Cookie", cookie.as_str()), json_ct],
+        vec![(SESSION, session.as_str()), json_ct],
         vec![
-            ("Cookie", cookie.as_str()),
+            (SESSION, session.as_str()),
             ("Origin", "http://evil.example.org"),
             json_ct,
         ],
-        vec![("Cookie", cookie.as_str()), ("Origin", "null"), json_ct],
+        vec![(SESSION, session.as_str()), ("Origin", "null"), json_ct],
     ] {
         let (code, v, _) = http_anon(a, "POST", &snooze, &headers, br#"{"seconds": 3600}"#);
         assert_eq!(code, 403, "{headers:?}: {v}");
     }
     let page_origin = [
-        ("Cookie", cookie.as_str()),
+        (SESSION, session.as_str()),
         ("Host", host.as_str()),
         ("Origin", origin.as_str()),
         json_ct,
     ];
     let (code, v, _) = http_anon(a, "POST", &snooze, &page_origin, br#"{"seconds": 3600}"#);
     assert_eq!(code, 204, "{v}");
-    let (_, v, _) = http_anon(a, "GET", "/api/console/alerts", &[("Cookie", &cookie)], b"");
+    let (_, v, _) = http_anon(a, "GET", "/api/console/alerts", &[(SESSION, &session)], b"");
     assert!(v["alerts"][0]["snoozed_until"].as_i64().is_some(), "{v}");
     // Bad snoozes are named.
     let (code, v, _) = http_anon(a, "POST", &snooze, &page_origin, br#"{"seconds": 0}"#);
@@ -228,25 +222,25 @@ fn the_console_needs_a_session_and_a_session_changes_nothing_from_elsewhere() {
     // No dead row 999.
     let (code, _, _) = http(a, "POST", "/api/outbox/999/retry", &[], b"");
     assert_eq!(code, 404);
-    // A wrong bearer token is not rescued by a good cookie.
+    // A wrong bearer token is not rescued by a good session.
     let (code, _, _) = http_anon(
         a,
         "GET",
         "/api/console/alerts",
-        &[("Cookie", &cookie), ("Authorization", "Bearer wrong")],
+        &[(SESSION, &session), ("Authorization", "Bearer wrong")],
         b"",
     );
     assert_eq!(code, 401);
 
-    // A session survives a restart of the agent…
-    agent.stop();
-    let agent = Agent::start(&cfg);
-    let a = agent.addr;
+    // Signing out ends the session at once, for everyone who has the id.
+    let other = sign_in_http(a, &t).unwrap();
+    let (code, _, _) = http_anon(a, "POST", "/signout", &[(SESSION, &other)], b"");
+    assert_eq!(code, 204);
     assert_eq!(
-        http_anon(a, "GET", "/api/console/alerts", &[("Cookie", &cookie)], b"").0,
-        200
+        http_anon(a, "GET", "/api/console/alerts", &[(SESSION, &other)], b"").0,
+        401
     );
-    // …and dies with a rotation of the token.
+    // A rotation of the token ends every session.
     let out = protowatch()
         .arg("--config")
         .arg(&cfg)
@@ -256,11 +250,25 @@ fn the_console_needs_a_session_and_a_session_changes_nothing_from_elsewhere() {
     assert!(out.status.success(), "{out:?}");
     std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(
-        http_anon(a, "GET", "/api/console/alerts", &[("Cookie", &cookie)], b"").0,
+        http_anon(a, "GET", "/api/console/alerts", &[(SESSION, &session)], b"").0,
         401
     );
-    let (code, _, _) = http_anon(a, "GET", "/", &[("Cookie", &cookie)], b"");
-    assert_eq!(code, 200, "the sign-in form again");
+    // A restart of the agent signs nobody out.
+    let t = token(dir.path());
+    let kept = sign_in_http(a, &t).unwrap();
+    agent.stop();
+    let agent = Agent::start(&cfg);
+    assert_eq!(
+        http_anon(
+            agent.addr,
+            "GET",
+            "/api/console/alerts",
+            &[(SESSION, &kept)],
+            b""
+        )
+        .0,
+        200
+    );
 }
 
 #[test]
@@ -351,14 +359,14 @@ async fn sign_in(b: &Browser, addr: SocketAddr, token: &str) {
         .expect("the sign-in form");
     field.send_keys(token).await.unwrap();
     b.client
-        .find(fantoccini::Locator::Css("form button[type=submit]"))
+        .find(fantoccini::Locator::Css("#signin-form button[type=submit]"))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
     if b.wait_for(
-        "return !!document.querySelector('#alerts')",
+        "return !document.querySelector('#console').hidden",
         Duration::from_secs(10),
     )
     .await
@@ -415,7 +423,7 @@ fn the_console_in_a_real_browser() {
         // Without a session: the sign-in form, and no data.
         b.client.goto(&format!("http://{addr}/")).await.unwrap();
         assert_eq!(
-            b.js("return !!document.querySelector('#token') && !document.querySelector('#alerts')")
+            b.js("return !document.querySelector('#signin').hidden && document.querySelector('#console').hidden")
                 .await,
             Value::Bool(true)
         );
@@ -423,21 +431,13 @@ fn the_console_in_a_real_browser() {
         let url = b.client.current_url().await.unwrap();
         assert_eq!(url.as_str(), format!("http://{addr}/"), "no token in the address");
 
-        // The cookie as the browser keeps it.
+        // No cookie at all: the session is in this tab's sessionStorage, which no
+        // page of another port can read.
         let cookies = b.client.get_all_cookies().await.unwrap();
-        let c = cookies
-            .iter()
-            .find(|c| c.name() == format!("protowatch_session_{port}"))
-            .expect("the session cookie");
-        assert_eq!(c.http_only(), Some(true));
+        assert!(cookies.is_empty(), "{cookies:?}");
         assert_eq!(
-            c.same_site().map(|s| format!("{s:?}")).as_deref(),
-            Some("Strict")
-        );
-        assert_eq!(
-            b.js("return document.cookie").await,
-            Value::String(String::new()),
-            "no script can read it"
+            b.js("return (sessionStorage.getItem('protowatch-session') || '').length").await,
+            json!(64)
         );
         assert!(
             b.wait_for(
@@ -758,6 +758,59 @@ fn console_benchmark() {
         }
         lat.sort();
         println!("append → visible (10,000 active): {lat:?} ms (median {} ms)", lat[5]);
+        b.close().await;
+    });
+}
+
+/// Cookies are not port-scoped: the console's session cookie went to any server on
+/// 127.0.0.1 (a local user's, reached by a link planted in an alert), which replayed it.
+/// Now the browser holds no cookie, and the session is in storage of this origin only:
+/// another port's server and its page get nothing.
+#[test]
+fn a_server_on_another_port_of_loopback_gets_no_session() {
+    use std::io::{Read, Write};
+    runtime().block_on(async {
+        let Some(b) = Browser::start(Scheme::Light).await else {
+            return;
+        };
+        let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let squat = squatter.local_addr().unwrap();
+        let heard = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let h = heard.clone();
+        std::thread::spawn(move || {
+            for conn in squatter.incoming() {
+                let Ok(mut c) = conn else { continue };
+                let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut buf = vec![0u8; 65536];
+                let n = c.read(&mut buf).unwrap_or(0);
+                h.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                // Its page tries to read what the console's origin keeps.
+                let page = "<!doctype html><title>x</title><p id=got></p>";
+                let _ = c.write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                        page.len()
+                    )
+                    .as_bytes(),
+                );
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let cfg = config(dir.path(), port, None);
+        let agent = Agent::start(&cfg);
+        sign_in(&b, agent.addr, &token(dir.path())).await;
+        b.client
+            .goto(&format!("http://{squat}/steal"))
+            .await
+            .unwrap();
+        let stored = b
+            .js("return JSON.stringify(sessionStorage) + document.cookie")
+            .await;
+        assert_eq!(stored, json!("{}"), "the other origin's storage is empty");
+        let req = heard.lock().unwrap().to_ascii_lowercase();
+        assert!(req.starts_with("get /steal"), "{req}");
+        assert!(!req.contains("cookie") && !req.contains("protowatch"), "{req}");
         b.close().await;
     });
 }

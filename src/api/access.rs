@@ -7,11 +7,10 @@
 //!   no secrets and change nothing, the console's page, sign-in and assets, which
 //!   hold no data, and `GET /api/hello`, where the agent proves it knows the token
 //!   (see `hello`);
-//! - or, from the console, its **session cookie** (see `session`) in place of the
-//!   token; then a request that changes something must carry the browser's `Origin`,
-//!   and it must be this API's own. A bearer client may leave `Origin` out (it is no
-//!   browser); a cookie is sent by the browser on its own, so its requests must prove
-//!   where they come from;
+//! - or, from the console, its **session** (the `X-Protowatch-Session` header, see
+//!   `session`) in place of the token; then a request that changes something must also
+//!   carry the browser's `Origin`, and it must be this API's own. There is no cookie:
+//!   cookies are not port-scoped, and any server on 127.0.0.1 would receive it;
 //! - **`Host`** must name this API: an IP address, `localhost`, this PC's name or one of
 //!   `api.hosts`. A page on an attacker's domain that re-points its name at 127.0.0.1
 //!   (DNS rebinding) still sends its own name, and is refused;
@@ -55,7 +54,7 @@ pub enum Caller {
     Public,
     /// `Authorization: Bearer` with the token in force.
     Token,
-    /// The console's session cookie (with a same-origin `Origin` for a change).
+    /// The console's session header (with a same-origin `Origin` for a change).
     Session,
 }
 
@@ -133,7 +132,7 @@ pub fn verdict(
 }
 
 /// What the checks say of a request, apart from the handler; `session_ok` says whether
-/// the request's cookies hold a valid session.
+/// the request carries a valid console session.
 pub fn verdict_with_session(
     method: &Method,
     path: &str,
@@ -183,7 +182,7 @@ pub fn verdict_with_session(
         )
     };
     if let Some(given) = headers.get(header::AUTHORIZATION) {
-        // A bearer header decides alone: a wrong token is not rescued by a cookie.
+        // A bearer header decides alone: a wrong token is not rescued by a session.
         let given = given
             .to_str()
             .ok()

@@ -71,8 +71,8 @@ pub struct ApiState {
     outbox: Outbox,
     tokens: token::Tokens,
     wake: Wake,
-    /// The name of the console's session cookie for this listener.
-    cookie: String,
+    /// The console's sessions (see `session`).
+    sessions: session::Sessions,
     live: Arc<console::live::Live>,
     /// Refusals' audit lines, limited (see `refusals`).
     refusals: Arc<refusals::Refusals>,
@@ -89,17 +89,12 @@ impl ApiState {
 
     /// Whether `headers` carry a console session made under the token in force.
     fn session_ok(&self, config: &Config, headers: &axum::http::HeaderMap) -> bool {
-        let Some(value) = headers
-            .get_all(axum::http::header::COOKIE)
-            .iter()
-            .filter_map(|h| h.to_str().ok())
-            .find_map(|h| session::from_header(h, &self.cookie))
-        else {
+        let Some(id) = session::from_headers(headers) else {
             return false;
         };
         self.tokens
             .in_force(config.api.token.as_ref())
-            .is_some_and(|t| session::verify(t.expose(), value, chrono::Utc::now().timestamp()))
+            .is_some_and(|t| self.sessions.check(id, t.expose()))
     }
 
     /// Whether a request with `headers`, accepted earlier, would be accepted now: the
@@ -205,13 +200,14 @@ impl Api {
         let (listeners, addr) = bind(config.api.listen).await?;
         write_addr(&config.state_dir, addr);
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        let sessions = session::Sessions::load(&store).map_err(|e| e.to_string())?;
         let state = Arc::new(ApiState {
             store: Mutex::new(store),
             shared_config,
             outbox,
             tokens: token::Tokens::new(&config.state_dir, generated),
             wake,
-            cookie: session::cookie_name(addr.port()),
+            sessions,
             live: Arc::new(console::live::Live::new(
                 config.state_dir.clone(),
                 stopped.clone(),

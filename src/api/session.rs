@@ -1,103 +1,149 @@
-//! The console's session cookie: a browser signs in with the API token once and then
-//! presents this instead.
+//! The console's sessions: a browser signs in with the API token once and then sends a
+//! session id in the `X-Protowatch-Session` header of each request.
 //!
-//! The cookie is stateless — `v1.<issued at>.<HMAC-SHA-256>` keyed by the token in
-//! force — so the agent keeps no session table: a session survives a restart of the
-//! agent, and every session dies when the token is rotated or replaced (the HMAC no
-//! longer verifies), which is what a rotation is for. It lasts [`MAX_AGE`]. The cookie
-//! is `HttpOnly` (no script reads it) and `SameSite=Strict` (no other site's page makes
-//! the browser send it); `access` adds the same-origin check for requests that change
-//! something.
+//! Why a header and not a cookie: cookies are scoped to the host, not to the port, so a
+//! cookie for `127.0.0.1:8767` is sent to every server on `127.0.0.1` — another local
+//! user's server, reached by a link planted in an alert, received it and replayed it.
+//! The page keeps the id in `sessionStorage`, which belongs to its origin (scheme, host
+//! *and port*) and to its tab: no page of another port can read it, and the browser
+//! sends it nowhere by itself. A header also cannot be added by another site's page
+//! without a CORS preflight, which this API never grants: no cross-site request forgery
+//! either.
+//!
+//! Sessions are kept by the agent, so that signing out and rotating the token end them
+//! at once: each remembers a digest of the token it was made under and is void when
+//! another is in force. They are also written to the store (the table
+//! `console_sessions`, by the digest of the id: the id itself is nowhere but in the
+//! browser), so that a restart of the agent signs no console out. There are at most
+//! [`MAX_SESSIONS`]; the oldest makes way.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
-use ring::hmac;
+use ring::digest;
+use rusqlite::{Connection, params};
+
+use crate::store::{Store, StoreError, now_ms};
 
 /// How long a sign-in lasts: a shift.
 pub const MAX_AGE: Duration = Duration::from_secs(12 * 3600);
 
-/// A cookie issued a little in the future (another clock) is taken; more is not.
-const CLOCK_SLACK_S: i64 = 60;
+/// Sessions kept at once: a console per operator and a few spare.
+pub const MAX_SESSIONS: usize = 64;
 
-/// What the MAC is over besides the time: a MAC for anything else never passes here.
-const LABEL: &[u8] = b"protowatch console session v1\0";
+/// The request header that carries a session id.
+pub const HEADER: &str = "x-protowatch-session";
 
-/// The cookie's name for the API listening on `port`: cookies are per host, not per
-/// port, so two agents on one PC must not overwrite each other's.
-pub fn cookie_name(port: u16) -> String {
-    format!("protowatch_session_{port}")
+type Digest = [u8; 32];
+
+#[derive(Default)]
+pub struct Sessions {
+    /// Digest of the id → (digest of the token, created at, ms).
+    open: Mutex<HashMap<Digest, (Digest, i64)>>,
 }
 
-fn tag(token: &str, issued_at_s: i64) -> hmac::Tag {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, token.as_bytes());
-    let mut ctx = hmac::Context::with_key(&key);
-    ctx.update(LABEL);
-    ctx.update(issued_at_s.to_string().as_bytes());
-    ctx.sign()
+fn sha256(s: &str) -> Digest {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest::digest(&digest::SHA256, s.as_bytes()).as_ref());
+    out
 }
 
-/// A session issued at `now_s` under `token`.
-pub fn issue(token: &str, now_s: i64) -> String {
-    let mac: String = tag(token, now_s)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("v1.{now_s}.{mac}")
+fn expired(created_ms: i64, now: i64) -> bool {
+    now - created_ms >= MAX_AGE.as_millis() as i64 || created_ms > now + 60_000
 }
 
-/// Whether `value` is a session issued under `token` that has not expired at `now_s`.
-pub fn verify(token: &str, value: &str, now_s: i64) -> bool {
-    let mut parts = value.split('.');
-    let (Some("v1"), Some(at), Some(mac), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return false;
-    };
-    let Ok(at) = at.parse::<i64>() else {
-        return false;
-    };
-    if at > now_s + CLOCK_SLACK_S || now_s - at > MAX_AGE.as_secs() as i64 {
-        return false;
+impl Sessions {
+    /// The sessions kept in `store` that have not expired.
+    pub fn load(store: &Store) -> Result<Sessions, StoreError> {
+        let now = now_ms();
+        let rows = store.with_conn(|c| {
+            c.execute(
+                "DELETE FROM console_sessions WHERE created_ms < ?1",
+                [now - MAX_AGE.as_millis() as i64],
+            )?;
+            let mut stmt =
+                c.prepare("SELECT id_digest, token_digest, created_ms FROM console_sessions")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?, r.get(2)?))
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        let open = rows
+            .into_iter()
+            .filter_map(|(id, token, at)| Some((id.try_into().ok()?, (token.try_into().ok()?, at))))
+            .collect();
+        Ok(Sessions {
+            open: Mutex::new(open),
+        })
     }
-    let Some(mac) = unhex(mac) else { return false };
-    let key = hmac::Key::new(hmac::HMAC_SHA256, token.as_bytes());
-    let mut msg = LABEL.to_vec();
-    msg.extend_from_slice(at.to_string().as_bytes());
-    // Compares in constant time.
-    hmac::verify(&key, &msg, &mac).is_ok()
-}
 
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() != 64 || !s.is_ascii() {
-        return None;
+    /// A new session under `token`, kept in `c`; `None` without randomness to make one
+    /// or a store to keep it in.
+    pub fn issue(&self, c: &Connection, token: &str) -> Option<String> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).ok()?;
+        let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let now = now_ms();
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.retain(|_, (_, at)| !expired(*at, now));
+        while open.len() >= MAX_SESSIONS {
+            let Some(oldest) = open.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| *k) else {
+                break;
+            };
+            open.remove(&oldest);
+        }
+        let (key, token) = (sha256(&id), sha256(token));
+        let kept = c
+            .execute(
+                "DELETE FROM console_sessions WHERE created_ms < ?1",
+                [now - MAX_AGE.as_millis() as i64],
+            )
+            .and_then(|_| {
+                c.execute(
+                    "INSERT OR REPLACE INTO console_sessions (id_digest, token_digest, created_ms)
+                     VALUES (?1, ?2, ?3)",
+                    params![&key[..], &token[..], now],
+                )
+            });
+        if let Err(e) = kept {
+            tracing::warn!(error = %e, "cannot keep a console session in the store");
+            return None;
+        }
+        open.insert(key, (token, now));
+        Some(id)
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
+
+    /// Whether `id` is a session made under `token` (the one in force) that has not
+    /// expired or been ended.
+    pub fn check(&self, id: &str, token: &str) -> bool {
+        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.get(&sha256(id)).is_some_and(|(t, at)| {
+            !expired(*at, now_ms()) && super::token::constant_time_eq(t, &sha256(token))
+        })
+    }
+
+    /// Ends session `id`, here and in `c`; whether there was one.
+    pub fn end(&self, c: &Connection, id: &str) -> bool {
+        let key = sha256(id);
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = c.execute(
+            "DELETE FROM console_sessions WHERE id_digest = ?1",
+            [&key[..]],
+        ) {
+            tracing::warn!(error = %e, "cannot forget a console session in the store");
+        }
+        open.remove(&key).is_some()
+    }
 }
 
-/// The value of cookie `name` in a `Cookie` header.
-pub fn from_header<'a>(cookie_header: &'a str, name: &str) -> Option<&'a str> {
-    cookie_header
-        .split(';')
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim())
-}
-
-/// `Set-Cookie` for a new session.
-pub fn set_cookie(name: &str, value: &str) -> String {
-    format!(
-        "{name}={value}; Max-Age={}; Path=/; HttpOnly; SameSite=Strict",
-        MAX_AGE.as_secs()
-    )
-}
-
-/// `Set-Cookie` that ends the session in this browser.
-pub fn clear_cookie(name: &str) -> String {
-    format!("{name}=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict")
+/// The session id a request carries, if any.
+pub fn from_headers(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
 }
 
 #[cfg(test)]
@@ -105,36 +151,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_session_verifies_under_its_token_until_it_expires() {
-        let s = issue("token-a", 1_000_000);
-        assert!(verify("token-a", &s, 1_000_000));
-        assert!(verify("token-a", &s, 1_000_000 + 11 * 3600));
-        assert!(!verify("token-a", &s, 1_000_000 + 12 * 3600 + 1), "expired");
-        assert!(!verify("token-b", &s, 1_000_000), "another token: rotated");
-        assert!(!verify("token-a", &s, 1_000_000 - 120), "from the future");
-        let forged = s.replace("v1.1000000.", "v1.1000001.");
-        assert!(
-            !verify("token-a", &forged, 1_000_001),
-            "time is under the MAC"
-        );
-        for junk in [
-            "",
-            "v1",
-            "v1.x.y",
-            "v2.1000000.00",
-            "v1.1000000.zz",
-            &s[..s.len() - 1],
-        ] {
-            assert!(!verify("token-a", junk, 1_000_000), "{junk:?}");
-        }
+    fn a_session_holds_under_its_token_until_ended_and_outlives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let s = Sessions::load(&store).unwrap();
+        let id = store
+            .with_conn(|c| Ok(s.issue(c, "token-a")))
+            .unwrap()
+            .unwrap();
+        assert_eq!(id.len(), 64);
+        assert!(s.check(&id, "token-a"));
+        assert!(!s.check(&id, "token-b"), "another token: rotated");
+        assert!(!s.check("not-a-session", "token-a"));
+        // The agent again.
+        let again = Sessions::load(&store).unwrap();
+        assert!(again.check(&id, "token-a"));
+        assert!(store.with_conn(|c| Ok(again.end(c, &id))).unwrap());
+        assert!(!again.check(&id, "token-a"), "signed out");
+        assert!(!Sessions::load(&store).unwrap().check(&id, "token-a"));
+        // The id itself is not in the store.
+        let dump: Vec<Vec<u8>> = store
+            .with_conn(|c| {
+                let mut st = c.prepare("SELECT id_digest FROM console_sessions")?;
+                let rows = st.query_map([], |r| r.get(0))?;
+                rows.collect()
+            })
+            .unwrap();
+        assert!(dump.iter().all(|d| d.len() == 32));
     }
 
     #[test]
-    fn the_cookie_is_found_among_others() {
-        let h = "a=1; protowatch_session_8767=v1.5.ab ; b=2";
-        assert_eq!(from_header(h, "protowatch_session_8767"), Some("v1.5.ab"));
-        assert_eq!(from_header(h, "protowatch_session_1"), None);
-        let c = set_cookie("n", "v");
-        assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict") && c.contains("Path=/"));
+    fn the_oldest_makes_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let s = Sessions::load(&store).unwrap();
+        let first = store.with_conn(|c| Ok(s.issue(c, "t"))).unwrap().unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        for _ in 0..MAX_SESSIONS {
+            store.with_conn(|c| Ok(s.issue(c, "t"))).unwrap().unwrap();
+        }
+        assert!(!s.check(&first, "t"));
+        assert_eq!(s.open.lock().unwrap().len(), MAX_SESSIONS);
     }
 }

@@ -3,9 +3,9 @@
 //!
 //! It is one HTML page, a stylesheet and a script, compiled into the binary (no build
 //! step, nothing fetched from elsewhere: the instrument network may have no Internet).
-//! The page holds no data; it asks the JSON endpoints of `data` with the session
-//! cookie that signing in here sets (see `session`), and refetches what it shows when
-//! `live` says that the store changed. What it does to alerts goes through the same
+//! The page holds no data; it asks the JSON endpoints of `data` with the session that
+//! signing in here gives (see `session`: a header, never a cookie), and refetches what
+//! it shows when `live` says that the store changed. What it does to alerts goes through the same
 //! endpoints and functions as every other surface (`api::alerts`, `alerts::dismiss`,
 //! `alerts::snooze`, the store's `revive`).
 //!
@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -33,13 +33,13 @@ use super::session;
 pub const ASSETS: &str = "/console/";
 
 const PAGE: &str = include_str!("assets/console.html");
-const SIGN_IN: &str = include_str!("assets/signin.html");
 const SCRIPT: &str = include_str!("assets/console.js");
 const STYLE: &str = include_str!("assets/console.css");
 
 /// No inline script or style, nothing from elsewhere, no framing (clickjacking), no
-/// form posted elsewhere.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+/// form posted elsewhere. Images also from `blob:`: the charts are fetched with the
+/// session header and shown from memory.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; \
      connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 pub fn routes() -> Router<Arc<ApiState>> {
@@ -88,106 +88,84 @@ fn html(status: StatusCode, body: String) -> Response {
     secure((status, body).into_response(), "text/html; charset=utf-8")
 }
 
-/// The sign-in form, with what went wrong (escaped) if something did.
-fn sign_in_page(status: StatusCode, error: Option<&str>) -> Response {
-    let error = error
-        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
-        .unwrap_or_default();
-    html(status, SIGN_IN.replace("{{error}}", &error))
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// A new session for this browser, and off to the page without the token in the
-/// address bar (303: the browser follows with a GET and keeps no history entry of the
-/// address with the token).
-fn signed_in(st: &ApiState) -> Response {
-    let config = st.config();
-    let Some(token) = st.tokens.in_force(config.api.token.as_ref()) else {
-        return sign_in_page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some("the agent has no API token"),
-        );
-    };
-    let now = chrono::Utc::now().timestamp();
-    let cookie = session::set_cookie(&st.cookie, &session::issue(token.expose(), now));
-    let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        resp.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    secure(resp, "text/plain; charset=utf-8")
-}
-
-/// Whether `given` is the token in force; a wrong one is in the audit log.
-fn token_ok(st: &ApiState, given: &str, endpoint: &'static str) -> bool {
+/// Whether `given` is the token in force; a wrong one is in the audit log, with the
+/// peer it came from.
+fn token_ok(st: &ApiState, given: &str, peer: &str) -> bool {
     let ok = st
         .tokens
         .check(st.config().api.token.as_ref(), given)
         .is_some();
     if !ok {
-        tracing::warn!(target: "protowatch::audit", endpoint,
+        tracing::warn!(target: "protowatch::audit", endpoint = "/signin", %peer,
             "console sign-in refused: wrong token");
     }
     ok
 }
 
-#[derive(serde::Deserialize)]
-pub struct PageQuery {
-    token: Option<String>,
+/// `GET /`: the page, the same for everyone (it holds no data). Its script signs in
+/// (with the form, or `?token=` once) and keeps the session in `sessionStorage`.
+async fn page() -> Response {
+    html(StatusCode::OK, PAGE.to_string())
 }
 
-/// `GET /`: the console for a browser with a session; `?token=` signs in; without
-/// either, the sign-in form.
-async fn page(
+/// `POST /signin {"token"}` → `{"session"}`, or 401.
+async fn sign_in(
     State(st): State<Arc<ApiState>>,
-    Query(q): Query<PageQuery>,
-    headers: HeaderMap,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    body: Bytes,
 ) -> Response {
-    if let Some(given) = q.token {
-        return if token_ok(&st, &given, "/?token") {
-            signed_in(&st)
-        } else {
-            sign_in_page(
-                StatusCode::UNAUTHORIZED,
-                Some("That token is not this agent's API token."),
-            )
-        };
-    }
-    if st.session_ok(&st.config(), &headers) {
-        html(StatusCode::OK, PAGE.to_string())
-    } else {
-        sign_in_page(StatusCode::OK, None)
-    }
-}
-
-/// `POST /signin` with the form's `token`.
-async fn sign_in(State(st): State<Arc<ApiState>>, body: Bytes) -> Response {
-    let given = url::form_urlencoded::parse(&body)
-        .find(|(k, _)| k == "token")
-        .map(|(_, v)| v.trim().to_string())
+    let peer = peer.map(|p| p.0.0.to_string()).unwrap_or_default();
+    let given = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["token"].as_str().map(|t| t.trim().to_string()))
         .unwrap_or_default();
-    if !given.is_empty() && token_ok(&st, &given, "/signin") {
-        signed_in(&st)
-    } else {
-        sign_in_page(
+    if given.is_empty() || !token_ok(&st, &given, &peer) {
+        return json(
             StatusCode::UNAUTHORIZED,
-            Some("That token is not this agent's API token."),
-        )
+            serde_json::json!({"error": "That token is not this agent's API token."}),
+        );
+    }
+    let config = st.config();
+    let Some(token) = st.tokens.in_force(config.api.token.as_ref()) else {
+        return json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"error": "the agent has no API token"}),
+        );
+    };
+    let me = st.clone();
+    let session = st
+        .db(move |s| s.with_conn(|c| Ok(me.sessions.issue(c, token.expose()))))
+        .await
+        .ok()
+        .flatten();
+    match session {
+        Some(id) => {
+            tracing::info!(target: "protowatch::audit", endpoint = "/signin", %peer, "console signed in");
+            json(StatusCode::OK, serde_json::json!({"session": id}))
+        }
+        None => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"error": "the agent cannot make a session now"}),
+        ),
     }
 }
 
-/// `POST /signout`: forgets the session in this browser.
-async fn sign_out(State(st): State<Arc<ApiState>>) -> Response {
-    let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
-    if let Ok(v) = HeaderValue::from_str(&session::clear_cookie(&st.cookie)) {
-        resp.headers_mut().insert(header::SET_COOKIE, v);
+/// `POST /signout`: ends the session the request carries, at once.
+async fn sign_out(State(st): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
+    if let Some(id) = session::from_headers(&headers).map(str::to_string) {
+        let me = st.clone();
+        let _ = st
+            .db(move |s| s.with_conn(|c| Ok(me.sessions.end(c, &id))))
+            .await;
     }
-    secure(resp, "text/plain; charset=utf-8")
+    secure(
+        StatusCode::NO_CONTENT.into_response(),
+        "text/plain; charset=utf-8",
+    )
+}
+
+fn json(status: StatusCode, v: serde_json::Value) -> Response {
+    secure((status, v.to_string()).into_response(), "application/json")
 }
 
 async fn script() -> Response {

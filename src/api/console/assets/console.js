@@ -1,7 +1,16 @@
-// The console's script: fetches what the page shows from /api/console/…, refetches it
-// when the agent says the store changed (server-sent events), and sends what the
-// operator does to the same endpoints as every other client. No framework, no build.
+// The console's script: signs in, fetches what the page shows from /api/console/…,
+// refetches it when the agent says the store changed (a stream of server-sent events),
+// and sends what the operator does to the same endpoints as every other client. No
+// framework, no build.
+//
+// The session is an id in sessionStorage, sent in the X-Protowatch-Session header:
+// storage belongs to this origin (its port included) and this tab, unlike a cookie,
+// which the browser would send to any server on 127.0.0.1.
 'use strict';
+
+const SESSION = 'protowatch-session';
+const session = () => sessionStorage.getItem(SESSION);
+const auth = () => ({ 'X-Protowatch-Session': session() || '' });
 
 const $ = (sel) => document.querySelector(sel);
 const state = { offset: 0, limit: 100, severity: '', event: '', q: '', hoffset: 0, hlimit: 50 };
@@ -27,16 +36,22 @@ function showError(text) {
   m.hidden = !text;
 }
 
+// The session ended (expired, signed out, the token rotated, the agent restarted):
+// the form again.
+function signedOut(text) {
+  sessionStorage.removeItem(SESSION);
+  showSignIn(text);
+}
+
 async function api(method, path, body) {
-  const opts = { method, credentials: 'same-origin', headers: {} };
+  const opts = { method, credentials: 'omit', headers: auth() };
   if (body !== undefined) {
     opts.headers['Content-Type'] = 'application/json';
     opts.body = JSON.stringify(body);
   }
   const r = await fetch(path, opts);
   if (r.status === 401) {
-    // The session ended (expired, or the token was rotated): sign in again.
-    location.assign('/');
+    signedOut('Your session ended; sign in again.');
     throw new Error('signed out');
   }
   if (!r.ok) {
@@ -239,8 +254,18 @@ function loadCharts() {
   // At most every 5 s: a burst changes the store many times a second.
   if (Date.now() - chartStamp < 5000) return;
   chartStamp = Date.now();
-  $('#chart-24h').src = '/api/console/chart.svg?range=24h&t=' + chartStamp;
-  $('#chart-7d').src = '/api/console/chart.svg?range=7d&t=' + chartStamp;
+  for (const range of ['24h', '7d']) {
+    // An <img> cannot send the session header: fetched, then shown from memory.
+    fetch('/api/console/chart.svg?range=' + range, { headers: auth(), credentials: 'omit' })
+      .then((r) => (r.ok ? r.blob() : null))
+      .then((b) => {
+        if (!b) return;
+        const img = $('#chart-' + range);
+        if (img.src.startsWith('blob:')) URL.revokeObjectURL(img.src);
+        img.src = URL.createObjectURL(b);
+      })
+      .catch(() => {});
+  }
 }
 
 let running = false;
@@ -260,33 +285,93 @@ async function refresh() {
   }
 }
 
-function connect() {
+// The live stream, read with fetch (EventSource cannot send the session header).
+let stream = null;
+async function connect() {
   const status = $('#live-status');
-  const source = new EventSource('/api/console/events');
-  source.addEventListener('hello', () => {
-    status.dataset.change = 'hello';
-    status.dataset.state = 'live';
-    status.textContent = 'live';
-    // After a reconnection anything may have changed.
-    chartStamp = 0;
-    loadRoutes().catch(() => {});
-    refresh();
-  });
-  source.addEventListener('change', (ev) => {
-    status.dataset.change = ev.data;
-    refresh();
-  });
-  source.onerror = () => {
-    status.dataset.state = 'down';
-    status.textContent = 'reconnecting…';
-    // The browser retries by itself unless the answer was not a stream (a 401, 503).
-    if (source.readyState === EventSource.CLOSED) {
-      setTimeout(async () => {
-        try { await api('GET', '/api/console/history?limit=1'); } catch (e) { /* sign-in or down */ }
-        connect();
-      }, 3000);
+  const me = new AbortController();
+  stream = me;
+  let retry = 2000;
+  try {
+    const r = await fetch('/api/console/events', { headers: auth(), credentials: 'omit', cache: 'no-store', signal: me.signal });
+    if (r.status === 401) { signedOut('Your session ended; sign in again.'); return; }
+    if (!r.ok || !r.body) throw new Error(String(r.status));
+    const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += value;
+      let i;
+      while ((i = buf.indexOf('\n\n')) >= 0) {
+        const block = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        let event = '', data = '';
+        for (const line of block.split('\n')) {
+          if (line.startsWith('event: ')) event = line.slice(7);
+          else if (line.startsWith('data: ')) data = line.slice(6);
+          else if (line.startsWith('retry: ')) retry = Number(line.slice(7)) || retry;
+        }
+        if (event === 'hello') {
+          status.dataset.change = 'hello';
+          status.dataset.state = 'live';
+          status.textContent = 'live';
+          // After a reconnection anything may have changed.
+          chartStamp = 0;
+          loadRoutes().catch(() => {});
+          refresh();
+        } else if (event === 'change') {
+          status.dataset.change = data;
+          refresh();
+        }
+      }
     }
-  };
+  } catch (e) { /* down: try again below */ }
+  if (stream !== me || !session()) return;
+  status.dataset.state = 'down';
+  status.textContent = 'reconnecting…';
+  setTimeout(() => { if (stream === me && session()) connect(); }, retry);
+}
+
+function showSignIn(text) {
+  if (stream) { stream.abort(); stream = null; }
+  $('#console').hidden = true;
+  $('#signin').hidden = false;
+  const err = $('#signin-error');
+  err.textContent = text || '';
+  err.hidden = !text;
+  $('#token').focus();
+}
+
+async function signIn(token) {
+  const r = await fetch('/signin', {
+    method: 'POST', credentials: 'omit',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ token }),
+  });
+  let body = {};
+  try { body = await r.json(); } catch (e) { /* not JSON */ }
+  if (!r.ok || !body.session) {
+    showSignIn(body.error || 'Signing in failed: ' + r.status);
+    return false;
+  }
+  sessionStorage.setItem(SESSION, body.session);
+  return true;
+}
+
+let started = false;
+function start() {
+  $('#signin').hidden = true;
+  $('#console').hidden = false;
+  if (!started) {
+    started = true;
+    wire();
+    // Ages and time-to-live move without the store changing.
+    setInterval(() => { if (session()) { chartStamp = 0; refresh(); } }, 60000);
+  }
+  refresh();
+  loadRoutes().catch((e) => showError(e.message));
+  connect();
 }
 
 function debounce(f, ms) {
@@ -294,7 +379,7 @@ function debounce(f, ms) {
   return (...args) => { clearTimeout(t); t = setTimeout(() => f(...args), ms); };
 }
 
-document.addEventListener('DOMContentLoaded', () => {
+function wire() {
   $('#f-severity').addEventListener('change', (e) => { state.severity = e.target.value; state.offset = 0; refresh(); });
   $('#f-event').addEventListener('change', (e) => { state.event = e.target.value; state.offset = 0; refresh(); });
   $('#f-text').addEventListener('input', debounce((e) => { state.q = e.target.value; state.offset = 0; refresh(); }, 250));
@@ -308,9 +393,23 @@ document.addEventListener('DOMContentLoaded', () => {
     const n = ev.currentTarget.dataset.total || 'all';
     if (window.confirm(`Dismiss all ${n} active alerts?`)) act(ev.currentTarget, 'POST', '/api/alerts/clear');
   });
-  refresh();
-  loadRoutes().catch((e) => showError(e.message));
-  connect();
-  // Ages and time-to-live move without the store changing.
-  setInterval(() => { chartStamp = 0; refresh(); }, 60000);
+  $('#signout').addEventListener('click', async () => {
+    try { await fetch('/signout', { method: 'POST', headers: auth(), credentials: 'omit' }); } catch (e) { /* ended here anyway */ }
+    signedOut('');
+  });
+}
+
+document.addEventListener('DOMContentLoaded', async () => {
+  $('#signin-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const input = $('#token');
+    if (await signIn(input.value.trim())) { input.value = ''; start(); }
+  });
+  // `/?token=…` signs in once; the token leaves the address bar and the history.
+  const given = new URLSearchParams(location.search).get('token');
+  if (given !== null) {
+    history.replaceState(null, '', '/');
+    if (!(await signIn(given))) return;
+  }
+  if (session()) start(); else showSignIn('');
 });
