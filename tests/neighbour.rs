@@ -361,3 +361,74 @@ fn a_flood_of_wrong_tokens_is_counted_not_logged_line_by_line() {
     let (full, _) = counted();
     assert!(full <= 40, "{full} refusals logged one by one");
 }
+
+/// A request whose `Host` is missing or unreadable skipped the check that stops DNS
+/// rebinding; now it is refused.
+#[test]
+fn a_request_without_a_readable_host_is_refused() {
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &tg, "127.0.0.1:0");
+    let agent = Agent::start(&cfg);
+    let raw = |req: &[u8]| {
+        let mut s = std::net::TcpStream::connect(agent.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(req).unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let token = std::fs::read_to_string(dir.path().join(".protowatch/api-token")).unwrap();
+    let no_host = format!(
+        "GET /api/alerts HTTP/1.1\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        token.trim()
+    );
+    assert!(raw(no_host.as_bytes()).starts_with("HTTP/1.1 400"));
+    let mut bad = format!(
+        "GET /api/alerts HTTP/1.1\r\nAuthorization: Bearer {}\r\nConnection: close\r\nHost: ",
+        token.trim()
+    )
+    .into_bytes();
+    bad.extend_from_slice(b"evil\xff.example\r\n\r\n");
+    assert!(raw(&bad).starts_with("HTTP/1.1 403"));
+}
+
+/// The bot token is in the path of every Bot API request: a 307 from the `api-url`'s
+/// server must not carry it to another server.
+#[test]
+fn a_redirect_from_the_bot_api_server_is_not_followed() {
+    let elsewhere = Squatter::on("127.0.0.1:0");
+    let redirecting = TcpListener::bind("127.0.0.1:0").unwrap();
+    let api = redirecting.local_addr().unwrap();
+    let target = elsewhere.addr;
+    std::thread::spawn(move || {
+        for conn in redirecting.incoming() {
+            let Ok(mut c) = conn else { continue };
+            let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = vec![0u8; 65536];
+            let n = c.read(&mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let _ = c.write_all(
+                format!(
+                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{target}{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("p")).unwrap();
+    let cfg = support::write_config(
+        dir.path(),
+        &json!({
+            "telegram": {"bot-id": TOKEN, "channel-id": "-100", "api-url": format!("http://{api}")},
+            "watch": [{"path": "p/*.log", "poll_interval_ms": 100}],
+            "api": {"listen": "127.0.0.1:0"},
+        }),
+    );
+    let _agent = Agent::start(&cfg);
+    support::append(&dir.path().join("p/a.log"), b"ERROR [det] HV trip\n");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(elsewhere.heard(), Vec::<String>::new());
+}

@@ -141,10 +141,19 @@ pub fn verdict_with_session(
     token_ok: impl FnOnce(&str) -> bool,
     session_ok: impl FnOnce(&HeaderMap) -> bool,
 ) -> Result<Caller, ApiError> {
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    if let Some(h) = host
-        && !host_allowed(h, hosts)
-    {
+    // A request without a readable `Host` is no browser's: it would skip the check
+    // that stops DNS rebinding, so it is refused like a wrong one.
+    let Some(host) = headers.get(header::HOST).map(|v| v.to_str()) else {
+        return Err(ApiError::bad_request("Host: missing"));
+    };
+    let Ok(h) = host else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Host: not a readable name",
+        ));
+    };
+    let host = Some(h);
+    if !host_allowed(h, hosts) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             format!("Host: {h:?} is not this API's name (add it to api.hosts if it is)"),

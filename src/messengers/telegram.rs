@@ -70,7 +70,8 @@ pub(crate) struct SendOpts {
 
 impl Telegram {
     pub fn new(cfg: &TelegramConfig) -> Telegram {
-        let bot = build_bot(cfg, cfg.timeout);
+        // A second past the send's own bound, which names the timeout in its error.
+        let bot = build_bot(cfg, cfg.timeout + Duration::from_secs(1));
         Telegram {
             timeout: cfg.timeout,
             bot,
@@ -103,6 +104,9 @@ fn build_bot(cfg: &TelegramConfig, timeout: Duration) -> Bot {
     let client = teloxide::net::default_reqwest_settings()
         .timeout(timeout)
         .pool_idle_timeout(super::http::POOL_IDLE)
+        // The token is in every request's path: a redirect from the api-url's server
+        // would carry it to wherever that server says.
+        .redirect(reqwest::redirect::Policy::none())
         .tls_built_in_native_certs(false)
         .build();
     match client {

@@ -201,7 +201,9 @@ fn stream<H: Send + 'static>(
                 }
                 let comment_at = quiet_since + keep_alive;
                 let wake = comment_at.min(tokio::time::Instant::now() + RECHECK);
+                // Biased: a change that is there is sent before a comment that is due.
                 let text = tokio::select! {
+                    biased;
                     _ = stopped.changed() => return None,
                     changed = rx.changed() => match changed {
                         Ok(()) => format!("event: change\ndata: {}\n\n", *rx.borrow_and_update()),

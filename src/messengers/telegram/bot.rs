@@ -91,7 +91,7 @@ pub fn start(
         .get_or_init(|| Arc::new(std::sync::Mutex::new(store)))
         .clone();
     let side = Arc::new(Side {
-        bot: super::build_bot(tg, tg.timeout),
+        bot: super::build_bot(tg, tg.timeout + Duration::from_secs(1)),
         poll_bot: super::build_bot(tg, tg.poll_timeout + super::POLL_MARGIN),
         ledger,
         config: shared,
