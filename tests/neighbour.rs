@@ -432,3 +432,51 @@ fn a_redirect_from_the_bot_api_server_is_not_followed() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(elsewhere.heard(), Vec::<String>::new());
 }
+
+/// A stranger's flood of commands is answered once, not 300 times (the answers queued
+/// ahead of an operator's press); an operator's `/alerts` is answered in the alert
+/// chats and in private, not in any group they write in.
+#[test]
+fn telegram_answers_strangers_once_and_alerts_only_where_they_belong() {
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("p")).unwrap();
+    let cfg = support::write_config(
+        dir.path(),
+        &json!({
+            "telegram": {"bot-id": TOKEN, "channel-id": "-100200", "api-url": tg.url,
+                         "operators": [42], "poll_timeout_s": 1},
+            "watch": [{"path": "p/*.log", "poll_interval_ms": 100}],
+            "api": {"listen": "127.0.0.1:0"},
+        }),
+    );
+    let _agent = Agent::start(&cfg);
+    for i in 0..300 {
+        tg.say((666, "mallory"), "-100200", None, &format!("/alerts {i}"));
+    }
+    assert!(support::wait_until(Duration::from_secs(20), || tg
+        .unconfirmed()
+        == 0));
+    std::thread::sleep(Duration::from_millis(500));
+    let answers = |chat: &str| {
+        tg.requests_of("sendMessage")
+            .into_iter()
+            .filter(|r| r.body["chat_id"].to_string().trim_matches('"') == chat)
+            .count()
+    };
+    assert_eq!(answers("-100200"), 1, "one refusal for the chat");
+    // The operator, in the alert chat, in private, and in another group.
+    tg.say((42, "anna"), "-100200", None, "/alerts");
+    tg.say((42, "anna"), "42", None, "/alerts");
+    tg.say((42, "anna"), "-100999", None, "/alerts");
+    assert!(support::wait_until(Duration::from_secs(10), || answers(
+        "-100200"
+    ) == 2
+        && answers("42") == 1));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        answers("-100999"),
+        0,
+        "not in a group that is no alert chat"
+    );
+}

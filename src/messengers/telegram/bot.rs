@@ -60,6 +60,10 @@ pub(super) struct Side {
     pub(super) ledger: Ledger,
     pub(super) config: SharedConfig,
     pub(super) outbox: Outbox,
+    /// When each chat was last told that only operators may use the bot: once per
+    /// [`commands::REFUSAL_EVERY`], so that a stranger's flood of commands costs one
+    /// message, not a queue that holds back an operator's press.
+    pub(super) refused: std::sync::Mutex<std::collections::HashMap<i64, std::time::Instant>>,
 }
 
 /// The running bot side; [`BotSide::stop`] ends it.
@@ -96,6 +100,7 @@ pub fn start(
         ledger,
         config: shared,
         outbox,
+        refused: std::sync::Mutex::default(),
     });
     let (closing, rx) = watch::channel(false);
     let tasks = vec![
@@ -153,6 +158,15 @@ impl Side {
             tracing::warn!(target: "protowatch::audit", user_id = u.id.0, username = u.username.as_deref().unwrap_or(""), what, "Telegram: refused, not an operator");
         }
         ok
+    }
+
+    /// Whether `u` is an operator, without an audit line (for a chat already told).
+    pub(super) fn operator_quietly(&self, u: &User) -> bool {
+        self.telegram().is_some_and(|t| {
+            t.operators
+                .iter()
+                .any(|o| o.is(u.id.0, u.username.as_deref()))
+        })
     }
 
     pub(super) async fn db<T: Send + 'static>(

@@ -52,7 +52,12 @@ pub(super) async fn on_message(side: &Side, m: Message) {
     let Some(user) = m.from.as_ref() else {
         return;
     };
-    if !side.is_operator(user, &command) {
+    if !first_in_a_while(side, m.chat.id.0) {
+        // Told already: counted by nobody, answered by nothing (see `REFUSAL_EVERY`).
+        if !side.operator_quietly(user) {
+            return;
+        }
+    } else if !side.is_operator(user, &command) {
         reply_to
             .send(
                 side,
@@ -63,6 +68,16 @@ pub(super) async fn on_message(side: &Side, m: Message) {
                 ),
             )
             .await;
+        return;
+    } else {
+        // An operator: the chat's refusal clock is not theirs.
+        forget(side, m.chat.id.0);
+    }
+    // The alerts are for the chats they are sent to, and for an operator alone: not
+    // for any group an operator happens to write in.
+    if !m.chat.is_private() && !configured_chat(side, &m.chat) {
+        tracing::warn!(target: "protowatch::audit", chat_id = m.chat.id.0, user_id = user.id.0,
+            command = %command, "Telegram: a command in a chat that is not one of telegram's scopes; not answered");
         return;
     }
     match command.as_str() {
@@ -79,6 +94,44 @@ pub(super) async fn on_message(side: &Side, m: Message) {
             reply_to.send(side, help(side)).await;
         }
     }
+}
+
+/// How often a chat is told that only operators may use the bot.
+pub(super) const REFUSAL_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Whether `chat` was not refused within [`REFUSAL_EVERY`]; marks it refused now if so.
+fn first_in_a_while(side: &Side, chat: i64) -> bool {
+    let mut refused = side.refused.lock().unwrap_or_else(|p| p.into_inner());
+    let now = std::time::Instant::now();
+    refused.retain(|_, at| now.duration_since(*at) < REFUSAL_EVERY);
+    match refused.get(&chat) {
+        Some(_) => false,
+        None => {
+            refused.insert(chat, now);
+            true
+        }
+    }
+}
+
+fn forget(side: &Side, chat: i64) {
+    side.refused
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&chat);
+}
+
+/// Whether `chat` is one of the chats `telegram.scopes` sends to (by id or `@name`).
+fn configured_chat(side: &Side, chat: &teloxide::types::Chat) -> bool {
+    let Some(tg) = side.telegram() else {
+        return false;
+    };
+    let id = chat.id.0.to_string();
+    let name = chat
+        .username()
+        .map(|u| format!("@{}", u.to_ascii_lowercase()));
+    tg.scopes
+        .values()
+        .any(|s| s.chat == id || name.as_deref() == Some(s.chat.to_ascii_lowercase().as_str()))
 }
 
 struct Reply {
