@@ -480,3 +480,62 @@ fn telegram_answers_strangers_once_and_alerts_only_where_they_belong() {
         "not in a group that is no alert chat"
     );
 }
+
+/// Bodies sent a byte every few seconds held every connection slot: `/healthz` timed
+/// out for the whole attack and `send-message` went around the agent. Now a body must
+/// be whole within 10 s, and when no slot is free the connection that has waited
+/// longest without a whole request gives way.
+#[test]
+fn slow_bodies_hold_no_slot_from_those_who_send_their_requests() {
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &tg, "127.0.0.1:0");
+    let agent = Agent::start(&cfg);
+    let addr = agent.addr;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut trickles = Vec::new();
+    for _ in 0..300 {
+        let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+            continue;
+        };
+        let _ = s.write_all(
+            b"POST /signin HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+        );
+        trickles.push(s);
+    }
+    let st = stop.clone();
+    let feeder = std::thread::spawn(move || {
+        while !st.load(std::sync::atomic::Ordering::SeqCst) {
+            for s in &mut trickles {
+                let _ = s.write_all(b" ");
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    // Meanwhile, those who send their requests are served.
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let (code, _, _) = http_anon(addr, "GET", "/healthz", &[], b"");
+        assert_eq!(code, 200);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "/healthz took {:?}",
+            started.elapsed()
+        );
+    }
+    let out = protowatch()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["send-message", "through the agent"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("queued as"),
+        "through the agent, not around it: {err}"
+    );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = feeder.join();
+}

@@ -15,6 +15,7 @@ pub mod console;
 pub mod hello;
 mod refusals;
 pub mod session;
+mod shed;
 mod status;
 pub mod token;
 
@@ -280,9 +281,20 @@ async fn serve(
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let conn_states = shed::Conns::default();
     let mut conns = tokio::task::JoinSet::new();
     let mut last_warning: Option<std::time::Instant> = None;
     loop {
+        // No slot free: the connection that has waited longest without a request gives
+        // way (see `shed`), once a second at most while none has waited long enough.
+        if slots.available_permits() == 0 && !conn_states.shed_one() {
+            tokio::select! {
+                _ = stopped.changed() => break,
+                _ = tokio::time::sleep(shed::SHED_AFTER / 4) => {}
+                p = slots.clone().acquire_owned() => drop(p),
+            }
+            continue;
+        }
         let permit = tokio::select! {
             _ = stopped.changed() => break,
             p = slots.clone().acquire_owned() => match p {
@@ -311,18 +323,25 @@ async fn serve(
         let local = stream.local_addr().ok();
         let app = app.clone();
         let mut stop = stopped.clone();
+        let state = conn_states.open();
         conns.spawn(async move {
             let _permit = permit;
+            let closing = state.clone();
             let service = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(ConnectInfo(peer));
                     if let Some(local) = local {
                         req.extensions_mut().insert(hello::LocalAddr(local));
                     }
+                    req.extensions_mut().insert(state.clone());
                     let app = app.clone();
+                    let state = state.clone();
                     async move {
                         let resp =
                             tower::ServiceExt::oneshot(app, req.map(axum::body::Body::new)).await;
+                        // Answered: waiting for the next request of a kept-alive
+                        // connection.
+                        state.waiting();
                         Ok::<_, std::convert::Infallible>(resp.unwrap_or_else(|e| match e {}))
                     }
                 },
@@ -336,6 +355,8 @@ async fn serve(
             tokio::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
+                // Shed for a caller that sends its request (see `shed`).
+                _ = closing.close.notified() => {}
                 _ = stop.changed() => {
                     conn.as_mut().graceful_shutdown();
                     let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
@@ -393,9 +414,49 @@ fn router(state: Arc<ApiState>) -> Router {
         .merge(console::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(read_body))
         .layer(middleware::from_fn_with_state(state.clone(), access::check))
         .layer(middleware::from_fn(timeout))
         .with_state(state)
+}
+
+/// How long a request body may take to arrive, whole. A body trickled in a byte at a
+/// time held a connection for as long as its sender liked.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reads the body (within [`BODY_TIMEOUT`] and the route's limit) before the handler
+/// runs; until then the connection counts as waiting, and may be closed for another
+/// (see `shed`). Runs after the access check: nobody makes the agent hold a body
+/// before they showed the token, except for the few public routes' small ones.
+async fn read_body(req: axum::extract::Request, next: middleware::Next) -> Response {
+    let limit = access::body_limit(req.uri().path());
+    let (parts, body) = req.into_parts();
+    let read = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, limit)).await;
+    let bytes = match read {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body: larger than {limit} bytes, or broken off"),
+            )
+            .into_response();
+        }
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("body: not whole within {} s", BODY_TIMEOUT.as_secs()),
+            )
+            .into_response();
+        }
+    };
+    if let Some(conn) = parts.extensions.get::<Arc<shed::Conn>>() {
+        conn.busy();
+    }
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
 }
 
 /// A handler stuck on the database answers 503 instead of holding its connection.
