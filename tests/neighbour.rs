@@ -539,3 +539,77 @@ fn slow_bodies_hold_no_slot_from_those_who_send_their_requests() {
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let _ = feeder.join();
 }
+
+/// `/\127.0.0.1:19999/…` is read by browsers as `//127.0.0.1:19999/…`: a link to
+/// another server dressed as a path of ours. Refused, naming the action.
+#[test]
+fn an_action_that_browsers_read_as_another_server_is_refused() {
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &tg, "127.0.0.1:0");
+    let agent = Agent::start(&cfg);
+    for bad in [
+        "/\\127.0.0.1:19999/steal",
+        "//127.0.0.1:19999/steal",
+        "/a\\b",
+    ] {
+        let body = json!({"key": "k", "message": "m", "actions": {"Open": bad}});
+        let (code, v, _) = support::http(
+            agent.addr,
+            "PUT",
+            "/api/alerts",
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(code, 400, "{bad}: {v}");
+        assert!(v["error"].as_str().unwrap().contains("actions.Open"), "{v}");
+    }
+    let body = json!({"key": "k", "message": "m", "actions": {"Open": "/tools/x"}});
+    let (code, v, _) = support::http(
+        agent.addr,
+        "PUT",
+        "/api/alerts",
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(code, 201, "{v}");
+}
+
+/// One holder of the token could take all 32 live streams, and the console then had
+/// none; now each caller holds at most 4.
+#[test]
+fn one_caller_holds_a_few_live_streams_not_all() {
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &tg, "127.0.0.1:0");
+    let agent = Agent::start(&cfg);
+    let token = std::fs::read_to_string(dir.path().join(".protowatch/api-token")).unwrap();
+    let open = || {
+        let mut s = std::net::TcpStream::connect(agent.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(
+            format!(
+                "GET /api/console/events HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\r\n",
+                token.trim()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).unwrap_or(0);
+        (String::from_utf8_lossy(&buf[..n]).into_owned(), s)
+    };
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let (head, s) = open();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        held.push(s);
+    }
+    let (head, _) = open();
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    // One closed: room for one again.
+    drop(held.pop());
+    std::thread::sleep(Duration::from_millis(300));
+    let (head, _) = open();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+}

@@ -250,7 +250,12 @@ fn check_action(a: &str) -> Result<(), &'static str> {
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         return if ok { Ok(()) } else { Err(EXPECTED) };
     }
-    let clean = !a.is_empty() && !a.chars().any(|c| c.is_whitespace() || c.is_control());
+    // No backslash anywhere: browsers read `/\\host/` as `//host/`, a link to another
+    // server (another local user's port) dressed as a path of ours.
+    let clean = !a.is_empty()
+        && !a
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '\\');
     let relative = a.starts_with('/') && !a.starts_with("//");
     if clean && (relative || crate::event::is_absolute_http(a)) {
         Ok(())

@@ -46,6 +46,8 @@ pub struct Live {
     /// Held while the poller starts, so that two pages do not start two.
     starting: tokio::sync::Mutex<()>,
     listeners: Arc<AtomicUsize>,
+    /// Streams per caller (see [`MAX_PER_CALLER`]).
+    per_caller: Arc<Mutex<std::collections::HashMap<String, usize>>>,
     /// The poller's own connection, opened when the first page listens.
     conn: Arc<Mutex<Option<Store>>>,
     /// The API stops: streams end, so that the listener's graceful stop is quick.
@@ -60,6 +62,7 @@ impl Live {
             running: AtomicBool::new(false),
             starting: tokio::sync::Mutex::new(()),
             listeners: Arc::new(AtomicUsize::new(0)),
+            per_caller: Arc::default(),
             conn: Arc::new(Mutex::new(None)),
             stopped,
         }
@@ -126,12 +129,27 @@ impl Live {
     }
 }
 
-/// Counts a listener while its stream lives.
-struct Listening(Arc<AtomicUsize>);
+/// Streams one caller (a console session, or the bearer token) may hold at once: a
+/// few tabs, not every slot.
+pub const MAX_PER_CALLER: usize = 4;
+
+/// Counts a listener, in all and for its caller, while its stream lives.
+struct Listening {
+    all: Arc<AtomicUsize>,
+    per_caller: Arc<Mutex<std::collections::HashMap<String, usize>>>,
+    caller: String,
+}
 
 impl Drop for Listening {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.all.fetch_sub(1, Ordering::SeqCst);
+        let mut m = self.per_caller.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.caller) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.caller);
+            }
+        }
     }
 }
 
@@ -153,7 +171,39 @@ pub async fn events(
             "{MAX_LISTENERS} consoles are open; close one"
         )));
     }
-    let guard = Listening(live.listeners.clone());
+    // The caller: its session, or the bearer token (by digest: nothing secret is kept).
+    let caller = crate::api::session::from_headers(&headers)
+        .map(str::to_string)
+        .or_else(|| {
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| {
+                    ring::digest::digest(&ring::digest::SHA256, v.as_bytes())
+                        .as_ref()
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect()
+                })
+        })
+        .unwrap_or_default();
+    {
+        let mut m = live.per_caller.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(caller.clone()).or_default();
+        if *n >= MAX_PER_CALLER {
+            drop(m);
+            live.listeners.fetch_sub(1, Ordering::SeqCst);
+            return Err(ApiError::unavailable(format!(
+                "{MAX_PER_CALLER} live streams are open with these credentials; close one"
+            )));
+        }
+        *n += 1;
+    }
+    let guard = Listening {
+        all: live.listeners.clone(),
+        per_caller: live.per_caller.clone(),
+        caller,
+    };
     let rx = live.changes.subscribe();
     live.ensure_poller().await;
     let allowed = move || st.still_allowed(&headers);
