@@ -613,3 +613,73 @@ fn one_caller_holds_a_few_live_streams_not_all() {
     let (head, _) = open();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
 }
+
+fn hwm_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Large notifies at once were held whole, each parsed and decoded (24 of 13 MB: 978
+/// MB). The bodies in flight are bounded as a whole; the rest wait their turn.
+#[test]
+fn large_notifies_at_once_are_bounded_as_a_whole() {
+    use base64::Engine;
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &tg, "127.0.0.1:0");
+    let agent = Agent::start(&cfg);
+    let token = std::fs::read_to_string(dir.path().join(".protowatch/api-token")).unwrap();
+    let file = base64::engine::general_purpose::STANDARD.encode(vec![7u8; 4_800_000]);
+    let body = Arc::new(
+        json!({"event": "big", "message": {"text": "x", "attachments": [
+            {"filename": "a.bin", "data_base64": file},
+            {"filename": "b.bin", "data_base64": file}]}})
+        .to_string(),
+    );
+    assert!(body.len() > 12_000_000);
+    let before = rss_kb(agent.pid());
+    let senders: Vec<_> = (0..16)
+        .map(|_| {
+            let (addr, token, body) = (agent.addr, token.trim().to_string(), body.clone());
+            std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+                let head = format!(
+                    "POST /api/notify HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                s.write_all(head.as_bytes()).unwrap();
+                let _ = s.write_all(body.as_bytes());
+                let mut out = Vec::new();
+                let _ = s.read_to_end(&mut out);
+                String::from_utf8_lossy(&out).into_owned()
+            })
+        })
+        .collect();
+    let answers: Vec<String> = senders.into_iter().map(|t| t.join().unwrap()).collect();
+    let accepted = answers
+        .iter()
+        .filter(|a| a.starts_with("HTTP/1.1 202"))
+        .count();
+    assert!(
+        accepted >= 4,
+        "{:?}",
+        answers.iter().map(|a| a.lines().next()).collect::<Vec<_>>()
+    );
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.starts_with("HTTP/1.1 202") || a.starts_with("HTTP/1.1 503")),
+        "{:?}",
+        answers.iter().map(|a| a.lines().next()).collect::<Vec<_>>()
+    );
+    let grown = hwm_kb(agent.pid()).saturating_sub(before);
+    assert!(
+        grown < 400 * 1024,
+        "16 notifies of 13 MB grew the agent by {grown} KiB"
+    );
+}

@@ -77,6 +77,8 @@ pub struct ApiState {
     live: Arc<console::live::Live>,
     /// Refusals' audit lines, limited (see `refusals`).
     refusals: Arc<refusals::Refusals>,
+    /// Room for request bodies, in KiB (see [`BODIES_IN_FLIGHT`]).
+    bodies: Arc<tokio::sync::Semaphore>,
 }
 
 impl ApiState {
@@ -214,6 +216,7 @@ impl Api {
                 stopped.clone(),
             )),
             refusals: Arc::default(),
+            bodies: Arc::new(tokio::sync::Semaphore::new(BODIES_IN_FLIGHT as usize)),
         });
         let app = router(state);
         let also: Vec<String> = listeners
@@ -414,11 +417,16 @@ fn router(state: Arc<ApiState>) -> Router {
         .merge(console::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(middleware::from_fn(read_body))
+        .layer(middleware::from_fn_with_state(state.clone(), read_body))
         .layer(middleware::from_fn_with_state(state.clone(), access::check))
         .layer(middleware::from_fn(timeout))
         .with_state(state)
 }
+
+/// Request bodies held at once, in KiB: four of the largest `/api/notify` bodies. Each
+/// is parsed and its files decoded while it is held, so this bounds what callers with
+/// the token can make the agent hold (24 notifies of 13 MB at once took 978 MB).
+pub const BODIES_IN_FLIGHT: u32 = 4 * (MAX_NOTIFY_BODY as u32 / 1024);
 
 /// How long a request body may take to arrive, whole. A body trickled in a byte at a
 /// time held a connection for as long as its sender liked.
@@ -428,8 +436,28 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// runs; until then the connection counts as waiting, and may be closed for another
 /// (see `shed`). Runs after the access check: nobody makes the agent hold a body
 /// before they showed the token, except for the few public routes' small ones.
-async fn read_body(req: axum::extract::Request, next: middleware::Next) -> Response {
+///
+/// The bodies being read and handled at once are bounded as a whole
+/// ([`BODIES_IN_FLIGHT`]): each takes its declared length (or its route's limit) from
+/// the budget until its answer is made, and waits for room within the body's time.
+async fn read_body(
+    axum::extract::State(st): axum::extract::State<Arc<ApiState>>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
     let limit = access::body_limit(req.uri().path());
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(limit)
+        .min(limit);
+    let kib = u32::try_from(declared.div_ceil(1024)).unwrap_or(u32::MAX);
+    let room = tokio::time::timeout(BODY_TIMEOUT, st.bodies.clone().acquire_many_owned(kib)).await;
+    let Ok(Ok(_room)) = room else {
+        return ApiError::unavailable("too many large requests at once; try again").into_response();
+    };
     let (parts, body) = req.into_parts();
     let read = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, limit)).await;
     let bytes = match read {

@@ -148,7 +148,7 @@ impl ServiceConfig for TelegramConfig {
     fn masked(&self) -> Value {
         json!({
             "bot-id": Secret::MASK,
-            "api-url": crate::config::mask_password(self.api_url.as_str()),
+            "api-url": masked_api_url(&self.api_url),
             "scopes": self.scopes.iter().map(|(k, v)| (k.clone(), v.masked())).collect::<serde_json::Map<_, _>>(),
             "default_scope": self.default_scope,
             "timeout_s": self.timeout.as_secs(),
@@ -486,5 +486,27 @@ mod tests {
         assert!(!looks_like_token("123456"));
         assert!(!looks_like_token("abc:def"));
         assert!(!looks_like_token("1:"));
+    }
+}
+
+/// `api-url` as it may be shown: its password and its query (a proxy's key, say) masked;
+/// the path stays (a self-hosted Bot API server's prefix says which server it is).
+fn masked_api_url(u: &url::Url) -> String {
+    let mut shown = u.clone();
+    if shown.query().is_some() {
+        shown.set_query(Some("********"));
+    }
+    shown.set_fragment(None);
+    crate::config::mask_password(shown.as_str())
+}
+
+#[cfg(test)]
+mod masking_tests {
+    #[test]
+    fn the_api_urls_query_and_password_are_masked() {
+        let u = url::Url::parse("https://bot:pw@tg.example.org/prefix/?key=s3cret#x").unwrap();
+        let shown = super::masked_api_url(&u);
+        assert!(!shown.contains("s3cret") && !shown.contains(":pw@"), "{shown}");
+        assert!(shown.contains("tg.example.org/prefix/"), "{shown}");
     }
 }
