@@ -54,7 +54,11 @@ impl Setup {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
         );
-        // Let it take up the files that exist now.
+        // Up (its API's address written, which comes after the store is open), then
+        // time to take up the files that exist now: a slow start (Wine on a loaded
+        // machine) must not turn files written after it into files present at it.
+        let addr = self.config.with_file_name(".protowatch").join("api.addr");
+        wait_until(Duration::from_secs(20), || addr.exists());
         std::thread::sleep(Duration::from_millis(700));
         Agent(child)
     }

@@ -191,6 +191,9 @@ pub struct Tailer {
     scanned: bool,
     /// What may be opened (see [`guard`]).
     guard: Guard,
+    /// Files listed by the very first scan that could not be opened then: `start: end`
+    /// still applies to them.
+    present_at_start: HashSet<PathBuf>,
     /// Matches refused by the guard, already named in a warning: once per name for as
     /// long as the agent runs (a link that flips would otherwise be a warning a flip).
     refused: HashSet<PathBuf>,
@@ -243,6 +246,7 @@ impl Tailer {
             scanned: false,
             guard: Guard::new(&cfg.path, cfg.follow_links, Own::default()),
             refused: HashSet::new(),
+            present_at_start: HashSet::new(),
             cfg,
         }
     }
@@ -711,7 +715,7 @@ impl Tailer {
         let saved = self.saved(path, id).cloned();
         let (start, fingerprint): (StartAt, &[u8]) = match &saved {
             Some(cp) => (StartAt::Offset(cp.offset), &cp.fingerprint),
-            None if first_scan
+            None if (first_scan || self.present_at_start.contains(path))
                 && !self.resume.started_before
                 && self.cfg.start == StartConfig::End =>
             {
@@ -726,6 +730,7 @@ impl Tailer {
         match opened {
             Ok(follower) => {
                 self.warned.remove(path);
+                self.present_at_start.remove(path);
                 if loud {
                     tracing::info!(file = %path.display(), offset = follower.line_end(), "following");
                 } else {
@@ -765,6 +770,19 @@ impl Tailer {
                     self.track_open(fid);
                 }
                 true
+            }
+            Err(e @ (Refused::Io(_) | Refused::Changed)) if first_scan => {
+                // Present at the very first start, though it could not be opened then (a
+                // passing error, a lock, a name that changed): `start: end` still holds
+                // for it when it is opened later.
+                self.present_at_start.insert(path.to_path_buf());
+                match e {
+                    Refused::Io(e) => self.warn_once(path, &e),
+                    _ => {
+                        tracing::debug!(file = %path.display(), "changed while it was being opened; looked at again at the next scan")
+                    }
+                }
+                false
             }
             Err(Refused::Io(e)) => {
                 self.warn_once(path, &e);

@@ -506,7 +506,10 @@ mod masking_tests {
     fn the_api_urls_query_and_password_are_masked() {
         let u = url::Url::parse("https://bot:pw@tg.example.org/prefix/?key=s3cret#x").unwrap();
         let shown = super::masked_api_url(&u);
-        assert!(!shown.contains("s3cret") && !shown.contains(":pw@"), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains(":pw@"),
+            "{shown}"
+        );
         assert!(shown.contains("tg.example.org/prefix/"), "{shown}");
     }
 }
