@@ -30,6 +30,22 @@ fn config(dir: &Path, tg: &FakeTelegram, listen: &str) -> PathBuf {
     )
 }
 
+/// A JSON request with the agent's token; its status, JSON and text.
+fn send_json(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value, String) {
+    support::http(
+        addr,
+        method,
+        path,
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    )
+}
+
 /// Another user's server: answers every request with 200 `{}` and keeps what it was
 /// sent.
 struct Squatter {
@@ -193,13 +209,7 @@ fn what_anyone_can_ask_costs_the_same_whatever_the_store_holds() {
         for i in 0..250 {
             let body = json!({"key": format!("k{round}-{i}"), "message": "filler",
                               "details": details, "severity": "INFO"});
-            let (code, v, _) = support::http(
-                agent.addr,
-                "PUT",
-                "/api/alerts",
-                &[("Content-Type", "application/json")],
-                body.to_string().as_bytes(),
-            );
+            let (code, v, _) = send_json(agent.addr, "PUT", "/api/alerts", &body);
             assert_eq!(code, 201, "{v}");
         }
         let (code, _, _) = support::http(agent.addr, "POST", "/api/alerts/clear", &[], b"");
@@ -217,14 +227,11 @@ fn what_anyone_can_ask_costs_the_same_whatever_the_store_holds() {
 
     // A 200 KB event name is refused, naming the field.
     let long = "e".repeat(200 * 1024);
-    let (code, v, _) = support::http(
+    let (code, v, _) = send_json(
         agent.addr,
         "POST",
         "/api/notify",
-        &[("Content-Type", "application/json")],
-        json!({"event": long, "message": "x"})
-            .to_string()
-            .as_bytes(),
+        &json!({"event": long, "message": "x"}),
     );
     assert_eq!(code, 400);
     assert!(
@@ -234,26 +241,20 @@ fn what_anyone_can_ask_costs_the_same_whatever_the_store_holds() {
             .contains("event: the event name has"),
         "{v}"
     );
-    let (code, v, _) = support::http(
+    let (code, v, _) = send_json(
         agent.addr,
         "POST",
         "/api/notify",
-        &[("Content-Type", "application/json")],
-        json!({"event": "alarm\nforged line", "message": "x"})
-            .to_string()
-            .as_bytes(),
+        &json!({"event": "alarm\nforged line", "message": "x"}),
     );
     assert_eq!(code, 400, "{v}");
     // Many names: the metric keeps a bounded number of labels.
     for i in 0..600 {
-        let (code, v, _) = support::http(
+        let (code, v, _) = send_json(
             agent.addr,
             "POST",
             "/api/notify",
-            &[("Content-Type", "application/json")],
-            json!({"event": format!("made_up_{i}"), "message": "x"})
-                .to_string()
-                .as_bytes(),
+            &json!({"event": format!("made_up_{i}"), "message": "x"}),
         );
         assert_eq!(code, 202, "{v}");
     }
@@ -554,24 +555,12 @@ fn an_action_that_browsers_read_as_another_server_is_refused() {
         "/a\\b",
     ] {
         let body = json!({"key": "k", "message": "m", "actions": {"Open": bad}});
-        let (code, v, _) = support::http(
-            agent.addr,
-            "PUT",
-            "/api/alerts",
-            &[("Content-Type", "application/json")],
-            body.to_string().as_bytes(),
-        );
+        let (code, v, _) = send_json(agent.addr, "PUT", "/api/alerts", &body);
         assert_eq!(code, 400, "{bad}: {v}");
         assert!(v["error"].as_str().unwrap().contains("actions.Open"), "{v}");
     }
     let body = json!({"key": "k", "message": "m", "actions": {"Open": "/tools/x"}});
-    let (code, v, _) = support::http(
-        agent.addr,
-        "PUT",
-        "/api/alerts",
-        &[("Content-Type", "application/json")],
-        body.to_string().as_bytes(),
-    );
+    let (code, v, _) = send_json(agent.addr, "PUT", "/api/alerts", &body);
     assert_eq!(code, 201, "{v}");
 }
 
