@@ -443,6 +443,11 @@ impl Store {
         // commits, and then checkpoints and outbox roll back together (lines re-read).
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(corrupt)?;
+        // Deleted content is overwritten, not left in free pages: a delivered file, a
+        // queued message, a session's digest leave the database file when they leave
+        // its tables.
+        conn.pragma_update(None, "secure_delete", "ON")
+            .map_err(corrupt)?;
         let mut store = Store { conn, path };
         store.migrate(version)?;
         Ok(store)
@@ -788,6 +793,7 @@ impl Store {
             path: path.clone(),
             source,
         };
+        let with_files = rows.iter().any(|r| r.has_attachments);
         let tx = self.conn.transaction().map_err(sql)?;
         {
             match outcome {
@@ -848,7 +854,17 @@ impl Store {
                 }
             }
         }
-        tx.commit().map_err(sql)
+        tx.commit().map_err(sql)?;
+        if with_files {
+            // The WAL still holds the pages as they were, files and all, until they are
+            // copied back: done now, and the WAL emptied, so that a delivered file is
+            // in neither. Best effort: a reader that holds an old snapshot lets it wait
+            // for the next checkpoint.
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
+        Ok(())
     }
 
     /// Runs queries of a module that owns its tables' SQL (alerts), with this store's

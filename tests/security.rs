@@ -357,6 +357,20 @@ fn files_leave_the_database_once_delivered_or_dead() {
             assert!(!b.contains(&encoded), "{table} still holds the file: {b}");
         }
     }
+    // Nor the database's files: no free page and no WAL frame keeps the bytes.
+    drop(conn);
+    let raw_holds = || {
+        ["protowatch.db", "protowatch.db-wal"].iter().any(|f| {
+            let bytes = std::fs::read(dir.path().join(".protowatch").join(f)).unwrap_or_default();
+            bytes
+                .windows(encoded.len())
+                .any(|w| w == encoded.as_bytes())
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || !raw_holds()),
+        "the file's bytes are still in the database's files"
+    );
 }
 
 #[test]
