@@ -376,6 +376,17 @@ impl Throttle {
     }
 }
 
+/// An event as a window keeps it in the store: without its files, which its own
+/// delivery carries and which would otherwise stay in the database as long as the
+/// window (hours), long after they were delivered.
+fn stored(e: &Event) -> String {
+    let mut v = serde_json::to_value(e).unwrap_or_default();
+    if let Some(m) = v.get_mut("message").and_then(|m| m.as_object_mut()) {
+        m.remove("attachments");
+    }
+    v.to_string()
+}
+
 /// Writes window changes inside the caller's transaction.
 pub fn save(tx: &Transaction<'_>, changes: &[Change]) -> rusqlite::Result<()> {
     if changes.is_empty() {
@@ -404,7 +415,7 @@ pub fn save(tx: &Transaction<'_>, changes: &[Change]) -> rusqlite::Result<()> {
                 let last = match last {
                     Some(e) => {
                         if !json.as_ref().is_some_and(|(j, _)| Arc::ptr_eq(j, e)) {
-                            json = Some((e, serde_json::to_string(&**e).unwrap_or_default()));
+                            json = Some((e, stored(e)));
                         }
                         json.as_ref().map(|(_, j)| j.as_str())
                     }
@@ -480,6 +491,23 @@ mod tests {
 
     fn ev(text: &str) -> Event {
         Event::message("alarm_major", Severity::Major, Message::plain(text))
+    }
+
+    /// A window keeps its latest event without the files, which its own delivery
+    /// carried: they would stay in the database for as long as the window.
+    #[test]
+    fn a_windows_event_is_kept_without_its_files() {
+        let mut e = ev("HV trip");
+        e.message.attachments =
+            vec![crate::event::Attachment::new("plot.png", b"FILE-BYTES-MARKER".to_vec()).unwrap()];
+        let kept = stored(&e);
+        assert!(
+            !kept.contains("plot.png") && !kept.contains("RklMRS1CWVRFUy1NQVJLRVI"),
+            "{kept}"
+        );
+        let back: Event = serde_json::from_str(&kept).unwrap();
+        assert_eq!(back.message.text(), "HV trip");
+        assert!(back.message.attachments.is_empty());
     }
 
     #[test]
