@@ -38,17 +38,12 @@ fn active(agent: &Agent) -> Value {
 fn a_press_after_ten_quiet_polls_is_handled_at_once_and_no_poll_was_abandoned() {
     let tg = FakeTelegram::start();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("p")).unwrap();
-    // Sends time out after 1 s; a poll is held for 2 s: a poll bounded by the sends'
-    // timeout would be abandoned every time.
-    let cfg = support::write_config(
+    // Sends give up after 2 s (`timeout_s` and a second); a poll is held for 3 s: a
+    // poll bounded by the sends' timeout would be abandoned every time.
+    let cfg = watched(
         dir.path(),
-        &json!({
-            "telegram": {"bot-id": TOKEN, "channel-id": "-100200", "api-url": tg.url,
-                         "operators": [42], "poll_timeout_s": 2, "timeout_s": 1},
-            "watch": [{"path": "p/*.log", "poll_interval_ms": 100}],
-            "api": {"listen": "127.0.0.1:0"},
-        }),
+        json!({"telegram": {"bot-id": TOKEN, "channel-id": "-100200", "api-url": tg.url,
+                            "operators": [42], "poll_timeout_s": 3, "timeout_s": 1}}),
     );
     let log = dir.path().join("agent.log");
     let agent = Agent::start_logging_to(&cfg, &log);
@@ -58,11 +53,11 @@ fn a_press_after_ten_quiet_polls_is_handled_at_once_and_no_poll_was_abandoned() 
     let msg = sent[0].clone();
 
     // Ten poll timeouts of silence.
-    std::thread::sleep(Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(30));
     let polls = tg.requests_of("getUpdates").len();
     assert!(
         (8..=13).contains(&polls),
-        "a 2 s poll over 20 s of silence is about ten polls, not {polls}"
+        "a 3 s poll over 30 s of silence is about ten polls, not {polls}"
     );
     assert_eq!(tg.abandoned_polls(), 0, "polls given up by the agent");
 
@@ -83,7 +78,7 @@ fn a_press_after_ten_quiet_polls_is_handled_at_once_and_no_poll_was_abandoned() 
     assert_eq!(tg.answers_to(&id)[0].body["text"], "Dismissed.");
     assert_eq!(tg.abandoned_polls(), 0);
     assert_eq!(warnings(&log), Vec::<String>::new(), "warnings while quiet");
-    eprintln!("press after 20 s of silence → dismissed in {took:?}");
+    eprintln!("press after 30 s of silence → dismissed in {took:?}");
 }
 
 /// A poll that fails after a success (a connection dropped by the network while it was
@@ -92,15 +87,10 @@ fn a_press_after_ten_quiet_polls_is_handled_at_once_and_no_poll_was_abandoned() 
 fn a_failed_poll_is_retried_at_once_then_backs_off() {
     let tg = FakeTelegram::start();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("p")).unwrap();
-    let cfg = support::write_config(
+    let cfg = watched(
         dir.path(),
-        &json!({
-            "telegram": {"bot-id": TOKEN, "channel-id": "-100200", "api-url": tg.url,
-                         "operators": [42], "poll_timeout_s": 1},
-            "watch": [{"path": "p/*.log"}],
-            "api": {"listen": "127.0.0.1:0"},
-        }),
+        json!({"telegram": {"bot-id": TOKEN, "channel-id": "-100200", "api-url": tg.url,
+                            "operators": [42], "poll_timeout_s": 1}}),
     );
     let log = dir.path().join("agent.log");
     let _agent = Agent::start_logging_to(&cfg, &log);

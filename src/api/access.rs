@@ -152,7 +152,6 @@ pub fn verdict_with_session(
             "Host: not a readable name",
         ));
     };
-    let host = Some(h);
     if !host_allowed(h, hosts) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -163,7 +162,7 @@ pub fn verdict_with_session(
         && let Some(origin) = headers.get(header::ORIGIN)
     {
         let origin = origin.to_str().unwrap_or("");
-        if !same_origin(origin, host) {
+        if !same_origin(origin, Some(h)) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 format!("Origin: {origin:?} may not change anything here"),

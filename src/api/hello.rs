@@ -43,11 +43,7 @@ pub fn proof(token: &str, nonce: &str, addr: SocketAddr) -> String {
     ctx.update(nonce.as_bytes());
     ctx.update(b"\0");
     ctx.update(addr.to_string().as_bytes());
-    ctx.sign()
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::token::hex(ctx.sign().as_ref())
 }
 
 /// Whether `answer` proves the token for `nonce` on `addr` (in constant time).
@@ -57,13 +53,9 @@ pub fn verify(token: &str, nonce: &str, addr: SocketAddr, answer: &str) -> bool 
 
 /// A fresh nonce for a command to send.
 pub fn nonce() -> String {
-    let mut bytes = [0u8; 16];
     // Without randomness no proof can be asked for: an empty nonce is refused below,
     // and the command then treats the server as unproven.
-    if getrandom::fill(&mut bytes).is_err() {
-        return String::new();
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    super::token::random_hex(16).unwrap_or_default()
 }
 
 #[derive(serde::Deserialize)]

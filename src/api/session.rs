@@ -81,9 +81,7 @@ impl Sessions {
     /// A new session under `token`, kept in `c`; `None` without randomness to make one
     /// or a store to keep it in.
     pub fn issue(&self, c: &Connection, token: &str) -> Option<String> {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).ok()?;
-        let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let id = super::token::random_hex(32).ok()?;
         let now = now_ms();
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         open.retain(|_, (_, at)| !expired(*at, now));

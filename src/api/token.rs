@@ -90,12 +90,22 @@ pub fn for_client(config: &Config) -> Result<Option<Secret>, TokenError> {
     }
 }
 
+/// `bytes` as lower-case hex: the API's tokens, session ids, nonces and MACs.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `n` bytes from the system's random source, as hex.
+pub fn random_hex(n: usize) -> Result<String, getrandom::Error> {
+    let mut bytes = vec![0u8; n];
+    getrandom::fill(&mut bytes)?;
+    Ok(hex(&bytes))
+}
+
 /// Writes a new random token to `state_dir`, private from its first byte, replacing
 /// any other by rename.
 pub fn generate(state_dir: &Path) -> Result<Secret, TokenError> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| TokenError::Random(e.to_string()))?;
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let token = random_hex(32).map_err(|e| TokenError::Random(e.to_string()))?;
     let path = path(state_dir);
     let tmp = state_dir.join(format!("{TOKEN_FILE}.new"));
     let write = |source| TokenError::Write {

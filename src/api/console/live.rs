@@ -179,11 +179,9 @@ pub async fn events(
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
                 .map(|v| {
-                    ring::digest::digest(&ring::digest::SHA256, v.as_bytes())
-                        .as_ref()
-                        .iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect()
+                    crate::api::token::hex(
+                        ring::digest::digest(&ring::digest::SHA256, v.as_bytes()).as_ref(),
+                    )
                 })
         })
         .unwrap_or_default();
