@@ -13,6 +13,7 @@
 #
 # Usage: bash bench/idle.sh          (FILES, SECONDS_, MODE, PARTS can be set in the environment)
 #        PARTS=all bash bench/idle.sh
+#        BIN=path/to/protowatch PARTS=all bash bench/idle.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FILES=${FILES:-10}
@@ -23,8 +24,9 @@ PARTS=${PARTS:-}
 has() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 py=/usr/bin/python3; [ -x "$py" ] || py=python3
-cargo build --release --locked -q
-bin=$PWD/target/release/protowatch
+# BIN measures another build (a profile being tried) instead of this tree's release.
+if [ -z "${BIN:-}" ]; then cargo build --release --locked -q; fi
+bin=${BIN:-$PWD/target/release/protowatch}
 work=$(mktemp -d)
 agent=
 helpers=()
@@ -83,13 +85,16 @@ JSON
 agent=$!
 sleep 5   # start-up: threads spawned, files opened, first scans done
 
-# Per thread "name voluntary nonvoluntary", and the process's user+sys clock ticks.
+# Per thread "name/tid voluntary nonvoluntary cpu_ns" (the CPU time from schedstat, in
+# nanoseconds: the clock ticks of /proc/PID/stat are 10 ms, too coarse for a minute at
+# rest). Kept per thread so that the busiest thread of a name shows, not only the sum.
 threads() {
   for t in /proc/"$agent"/task/*; do
-    printf '%s %s %s\n' "$(tr ' ' _ < "$t/comm")" \
+    printf '%s/%s %s %s %s\n' "$(tr ' ' _ < "$t/comm")" "${t##*/}" \
       "$(awk '/^voluntary_ctxt/{print $2}' "$t/status")" \
-      "$(awk '/^nonvoluntary_ctxt/{print $2}' "$t/status")"
-  done | sort | awk '{v[$1]+=$2; n[$1]+=$3; c[$1]++} END {for (k in v) print k, c[k], v[k], n[k]}' | sort
+      "$(awk '/^nonvoluntary_ctxt/{print $2}' "$t/status")" \
+      "$(awk '{print $1}' "$t/schedstat")"
+  done | sort
 }
 ticks() { awk '{print $14 + $15}' /proc/"$agent"/stat; }
 threads > "$work/before"; t0=$(ticks)
@@ -99,6 +104,21 @@ hz=$(getconf CLK_TCK)
 echo "== $FILES files, $MODE mode, parts: ${PARTS:-none}, ${SECONDS_} s idle; load: $(uptime | sed 's/.*load/load/')"
 echo "CPU (user+sys): $(awk -v a="$t0" -v b="$t1" -v hz="$hz" 'BEGIN{printf "%.2f s", (b-a)/hz}')"
 echo "peak RSS: $(awk '/^VmHWM/{print $2, $3}' /proc/"$agent"/status); RSS now: $(awk '/^VmRSS/{print $2, $3}' /proc/"$agent"/status)"
-echo "wake-ups (context switches) per thread name over the window:"
-join "$work/before" "$work/after" | awk -v s="$SECONDS_" \
-  '{w = ($5 - $3) + ($6 - $4); total += w; printf "  %-22s x%-3s %6d  (%.1f/s)\n", $1, $2, w, w / s} END {printf "  %-27s %6d  (%.1f/s)\n", "total", total, total / s}'
+# Where the resident pages are: the executable's own (file-backed, shared with the page
+# cache), the libraries', and the agent's anonymous memory (heap, stacks).
+echo "RSS by mapping: $(awk '
+  /^[0-9a-f]+-[0-9a-f]+ / { name = ($6 == "") ? "anon" : ($6 ~ /protowatch$/ ? "executable" : ($6 ~ /^\// ? "libraries" : "anon")) }
+  /^Rss:/ { kb[name] += $2 }
+  END { printf "executable %.1f MB, libraries %.1f MB, anonymous %.1f MB", kb["executable"] / 1024, kb["libraries"] / 1024, kb["anon"] / 1024 }' /proc/"$agent"/smaps)"
+# A wake-up is a voluntary context switch (the thread slept and was woken); the
+# involuntary ones are the scheduler taking the core away, which says how loaded the
+# machine was, not how often the thread wakes.
+echo "per thread name over the window: threads, wake-ups (voluntary switches; all, and the busiest thread's), preemptions, CPU:"
+join "$work/before" "$work/after" | awk -v s="$SECONDS_" '
+  { split($1, id, "/"); k = id[1]; w = $5 - $2; p = $6 - $3; c = ($7 - $4) / 1e6 * 60 / s
+    n[k]++; W[k] += w; P[k] += p; C[k] += c; if (w > M[k]) M[k] = w
+    tw += w; tp += p; tc += c; if (w > tm) tm = w }
+  END {
+    for (k in n) printf "  %-18s x%-3d %6d wake-ups (%.1f/s, busiest %.1f/s) %4d preempted %6.1f ms CPU/min\n", k, n[k], W[k], W[k] / s, M[k] / s, P[k], C[k]
+    printf "  %-23s %6d wake-ups (%.1f/s, busiest %.1f/s) %4d preempted %6.1f ms CPU/min\n", "~total", tw, tw / s, tm / s, tp, tc
+  }' | sort

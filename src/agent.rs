@@ -417,6 +417,7 @@ impl Pipeline {
         for d in &woken {
             self.outbox.wake(d);
         }
+        self.outbox.note_change();
         Ok(())
     }
 
@@ -452,6 +453,7 @@ impl Pipeline {
             self.requests = self.store.inbox()?;
             self.snoozed = alerts::snoozed(&self.store, now)?;
             self.outbox.wake_all();
+            self.outbox.note_change();
         }
         if self.throttle.next_due_ms().is_some_and(|t| t <= now) {
             let due = self.throttle.due(now);

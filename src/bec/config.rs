@@ -188,7 +188,7 @@ pub(crate) fn load(
 }
 
 /// BEC's services served by ours of the same kind, where those are configured: SciLog
-/// by `scilog`, Signal by `signal`, Teams by a `webhook` scope (DESIGN.md).
+/// by `scilog`, Signal by `signal`, Teams by a `webhook` scope (README, "With BEC").
 fn default_services(sections: &Sections) -> BTreeMap<String, Service> {
     [
         ("scilog", Service::Scilog),

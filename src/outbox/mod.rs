@@ -67,6 +67,8 @@ struct Inner {
     workers: Mutex<HashMap<Destination, WorkerHandle>>,
     closing: watch::Sender<bool>,
     runtime: tokio::runtime::Handle,
+    /// Bumped when the store changed (see [`Outbox::note_change`]).
+    changes: watch::Sender<u64>,
 }
 
 /// What a reload may change; workers read it at each message.
@@ -103,6 +105,7 @@ impl Outbox {
                 workers: Mutex::new(HashMap::new()),
                 closing,
                 runtime: tokio::runtime::Handle::current(),
+                changes: watch::channel(0).0,
             }),
         };
         outbox.ensure_workers(&destinations)?;
@@ -182,6 +185,19 @@ impl Outbox {
         if let Some((n, _)) = workers.get(d) {
             n.notify_one();
         }
+    }
+
+    /// Tells whoever shows rows of the store elsewhere (Telegram's messages of alerts)
+    /// to look again. The pipeline calls it after each of its commits and when its tick
+    /// sees another connection's or process's commit, so those views wait on this
+    /// instead of each polling the store on a timer of its own: at rest nothing wakes.
+    pub fn note_change(&self) {
+        self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that sees each [`note_change`](Self::note_change).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.inner.changes.subscribe()
     }
 
     pub fn wake_all(&self) {

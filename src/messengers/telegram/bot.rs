@@ -451,33 +451,39 @@ impl Side {
 
     /// Keeps messages in step with changes made elsewhere (the API, the CLI, the
     /// console, the pipeline) and with time (expiry, the end of a snooze).
+    ///
+    /// It sleeps until the pipeline says the store changed ([`Outbox::changes`]: its own
+    /// commits, and every other connection's and process's, which its once-a-second
+    /// tick already looks for) or until [`REVIEW_EVERY`] passed, and reviews at most once
+    /// a second. A timer of its own each second woke the runtime twice a second at rest
+    /// (a one-second sleep sits in the timer wheel's second level and is moved down
+    /// before it fires) for nothing.
     async fn reviews(self: Arc<Self>, mut closing: watch::Receiver<bool>) {
-        let mut version = 0;
-        let mut last_full = std::time::Instant::now();
+        let mut changes = self.outbox.changes();
         let mut purged = 0;
+        // The first review looks at what changed while the agent was stopped.
+        if !pause(&mut closing, Duration::from_secs(1)).await {
+            return;
+        }
         loop {
-            if !pause(&mut closing, Duration::from_secs(1)).await {
-                return;
-            }
-            // `PRAGMA data_version` reads no table and takes no lock: asked here, on the
-            // timer's own wake-up, instead of waking a blocking thread every second.
-            // A ledger busy with a send is asked again at the next tick.
-            let changed = match self.ledger.try_lock() {
-                Ok(s) => s.changed_elsewhere(&mut version).unwrap_or(true),
-                Err(std::sync::TryLockError::Poisoned(p)) => p
-                    .into_inner()
-                    .changed_elsewhere(&mut version)
-                    .unwrap_or(true),
-                Err(std::sync::TryLockError::WouldBlock) => false,
-            };
-            if changed || last_full.elapsed() >= REVIEW_EVERY {
-                last_full = std::time::Instant::now();
-                self.review(None).await;
-            }
+            self.review(None).await;
             let now = now_ms();
             if now - purged > 3_600_000 {
                 purged = now;
                 let _ = self.db(move |s| ledger::purge(s, now)).await;
+            }
+            // However busy the store is: a burst of commits makes one review a second.
+            if !pause(&mut closing, Duration::from_secs(1)).await {
+                return;
+            }
+            tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return; // the outbox is gone: the agent stops
+                    }
+                }
+                _ = tokio::time::sleep(REVIEW_EVERY) => {}
+                _ = closing.wait_for(|c| *c) => return,
             }
         }
     }
