@@ -39,6 +39,32 @@ pub fn secure_file(file: &Path) -> std::io::Result<()> {
     imp::restrict(file, false)
 }
 
+/// Who besides a file's owner may read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readers {
+    /// The members of this group (its name, or its number when it has none).
+    Group(String),
+    /// Every user of the PC.
+    Everyone,
+}
+
+impl std::fmt::Display for Readers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Readers::Group(name) => write!(f, "group {name}"),
+            Readers::Everyone => f.write_str("every user"),
+        }
+    }
+}
+
+/// Who besides its owner may read `file`, the folders on its way included (a file in a
+/// folder that only its owner may enter is the owner's alone, whatever its own mode).
+/// `None`: the owner only, or it cannot be told — on Windows, where the ACLs that say it
+/// are not examined here.
+pub fn readable_by_others(file: &Path) -> Option<Readers> {
+    imp::readable_by_others(file)
+}
+
 #[cfg(unix)]
 mod imp {
     use std::os::unix::fs::PermissionsExt;
@@ -62,6 +88,50 @@ mod imp {
             );
             (rc == 0 && !result.is_null()).then_some(grp.gr_gid)
         }
+    }
+
+    /// The name of the group with id `gid`, through NSS.
+    fn group_name(gid: u32) -> Option<String> {
+        let mut buf = vec![0 as libc::c_char; 16 * 1024];
+        // SAFETY: `grp` and `buf` outlive the call; getgrgid_r writes only within them and
+        // sets `result` to `&grp` or null; `gr_name` then points into `buf`, NUL-ended.
+        unsafe {
+            let mut grp: libc::group = std::mem::zeroed();
+            let mut result: *mut libc::group = std::ptr::null_mut();
+            let rc = libc::getgrgid_r(gid, &mut grp, buf.as_mut_ptr(), buf.len(), &mut result);
+            if rc != 0 || result.is_null() || grp.gr_name.is_null() {
+                return None;
+            }
+            Some(
+                std::ffi::CStr::from_ptr(grp.gr_name)
+                    .to_string_lossy()
+                    .into_owned(),
+            )
+        }
+    }
+
+    pub fn readable_by_others(file: &Path) -> Option<super::Readers> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(file).ok()?;
+        let mode = m.mode();
+        // Whether the folders on the way let a group member (0o010) or anyone (0o001) in.
+        let absolute = std::path::absolute(file).ok()?;
+        let enter = |bit: u32| {
+            absolute
+                .ancestors()
+                .skip(1)
+                .all(|dir| std::fs::metadata(dir).is_ok_and(|d| d.mode() & (bit | 0o001) != 0))
+        };
+        if mode & 0o004 != 0 && enter(0o001) {
+            return Some(super::Readers::Everyone);
+        }
+        if mode & 0o040 != 0 && enter(0o010) {
+            let gid = m.gid();
+            return Some(super::Readers::Group(
+                group_name(gid).unwrap_or_else(|| gid.to_string()),
+            ));
+        }
+        None
     }
 
     pub fn check_trusted(dir: &Path) -> Result<(), String> {
@@ -173,6 +243,12 @@ mod imp {
             LocalFree(text.cast());
             Some(s)
         }
+    }
+
+    /// Windows: who may read a file is its ACL's to say, which is not examined here; the
+    /// README's Security section says how to restrict a secret file with `icacls`.
+    pub fn readable_by_others(_file: &Path) -> Option<super::Readers> {
+        None
     }
 
     /// Windows: the folder's ACL is set anew at every start (`restrict`), and its owner

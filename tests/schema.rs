@@ -60,6 +60,7 @@ fn full_configs(dir: &Path) -> [Value; 4] {
     )
     .unwrap();
     std::fs::write(dir.join("token.txt"), "api-token\n").unwrap();
+    std::fs::write(dir.join("bot-token.txt"), "123456:ABC-def_9\n").unwrap();
     std::fs::write(dir.join("ca.pem"), "").unwrap();
     let common = |mail_extra: Value, api: Value, scilog_login: Value| {
         let mut mail = json!({
@@ -167,6 +168,15 @@ fn full_configs(dir: &Path) -> [Value; 4] {
             "state_dir": "state",
         })
     };
+    // The second config keeps every secret in a file: the bot token too.
+    let mut from_files = common(
+        json!({"password_file": "password.txt", "recipients": "a@example.org"}),
+        json!({"listen": "0.0.0.0:9000", "token_file": "token.txt"}),
+        json!({"token_file": "token.txt"}),
+    );
+    let telegram = from_files["telegram"].as_object_mut().unwrap();
+    telegram.remove("bot-id");
+    telegram.insert("bot-id_file".into(), json!("bot-token.txt"));
     [
         common(
             json!({"password": "pw"}),
@@ -174,11 +184,7 @@ fn full_configs(dir: &Path) -> [Value; 4] {
                    "hosts": ["in5-pc.example.org"], "max_alerts": 500}),
             json!({"user": "bl-operator", "password": {"env": "HOME"}}),
         ),
-        common(
-            json!({"password_file": "password.txt", "recipients": "a@example.org"}),
-            json!({"listen": "0.0.0.0:9000", "token_file": "token.txt"}),
-            json!({"token_file": "token.txt"}),
-        ),
+        from_files,
         common(
             json!({"password": "pw"}),
             json!({"listen": "127.0.0.1:9000"}),
@@ -315,7 +321,7 @@ fn a_misspelt_key_anywhere_fails_both() {
             let [mut config, ..] = full_configs(dir.path());
             let obj = object_at(&mut config, path);
             let Some(value) = obj.remove(*key) else {
-                continue; // not in the first config (password_file, token_file)
+                continue; // not in the first config (password_file, token_file, bot-id_file)
             };
             let typo = misspell(key);
             obj.insert(typo.clone(), value);
@@ -379,6 +385,23 @@ fn values_of_the_wrong_form_fail_both() {
         .as_object_mut()
         .unwrap()
         .remove("severity");
+    assert!(!schema_errors(&v, &config).is_empty());
+    assert_eq!(loader(dir.path(), &config).0, Some(2));
+    // The bot token one way: both, or neither, fail both.
+    let [mut config, ..] = full_configs(dir.path());
+    config["telegram"]["bot-id_file"] = json!("bot-token.txt");
+    assert!(!schema_errors(&v, &config).is_empty());
+    let (code, err) = loader(dir.path(), &config);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("telegram.bot-id_file: set either bot-id or bot-id_file, not both"),
+        "{err}"
+    );
+    config["telegram"].as_object_mut().unwrap().remove("bot-id");
+    config["telegram"]
+        .as_object_mut()
+        .unwrap()
+        .remove("bot-id_file");
     assert!(!schema_errors(&v, &config).is_empty());
     assert_eq!(loader(dir.path(), &config).0, Some(2));
 }

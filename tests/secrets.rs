@@ -97,17 +97,32 @@ fn check(what: &str, out: &Output) {
     );
 }
 
+/// The agent of `cfg`, tracing everything into `log`.
+fn traced_agent(cfg: &Path, log: &Path) -> Agent {
+    let mut cmd = protowatch();
+    cmd.env("RUST_LOG", "trace")
+        .arg("--config")
+        .arg(cfg)
+        .arg("run");
+    Agent::start_command(cmd, cfg, log)
+}
+
+/// An SMTP server with STARTTLS that takes `bot` with [`PASSWORD`]; its site CA goes to
+/// `ca.pem` in `d`, which the configs name.
+fn smtp_with_auth(d: &Path) -> SmtpServer {
+    let (_ca, cert, key) = support::make_certs(d);
+    SmtpServer::start(SmtpOptions {
+        tls: Some((cert, key)),
+        auth: Some(("bot".into(), PASSWORD.into())),
+        ..SmtpOptions::default()
+    })
+}
+
 #[test]
 fn no_output_of_any_command_or_of_a_traced_run_shows_a_secret() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    // The site CA goes to `ca.pem` beside the config, which names it so.
-    let (_ca, cert, key) = support::make_certs(d);
-    let smtp = SmtpServer::start(SmtpOptions {
-        tls: Some((cert, key)),
-        auth: Some(("bot".into(), PASSWORD.into())),
-        ..SmtpOptions::default()
-    });
+    let smtp = smtp_with_auth(d);
     let tg = FakeTelegram::start();
     let scilog = FakeScilog::start();
     scilog.add_user("bot", SCILOG_PASSWORD);
@@ -262,12 +277,7 @@ fn the_generated_api_token_and_a_password_in_a_url_are_shown_nowhere() {
         }),
     );
     let log = d.join("agent.log");
-    let mut cmd = protowatch();
-    cmd.env("RUST_LOG", "trace")
-        .arg("--config")
-        .arg(&cfg)
-        .arg("run");
-    let agent = Agent::start_command(cmd, &cfg, &log);
+    let agent = traced_agent(&cfg, &log);
     let token_file = d.join(".protowatch/api-token");
     let first = std::fs::read_to_string(&token_file)
         .unwrap()
@@ -339,4 +349,158 @@ fn the_generated_api_token_and_a_password_in_a_url_are_shown_nowhere() {
             }
         }
     }
+}
+
+/// Secrets read from their files (`bot-id_file`, `password_file`, `token_file`) are as
+/// hidden as written ones: in no command's output, no traced log, and no problem about a
+/// broken secret file, which names the file and its key instead.
+#[test]
+fn secrets_from_files_are_shown_nowhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let smtp = smtp_with_auth(d);
+    let tg = FakeTelegram::start();
+    std::fs::create_dir(d.join("p")).unwrap();
+    let files = [
+        ("bot-id", BOT_TOKEN),
+        ("mail-password", PASSWORD),
+        ("api-token-file", API_TOKEN),
+    ];
+    for (name, secret) in files {
+        std::fs::write(d.join(name), format!("{secret}\n")).unwrap();
+    }
+    let cfg = support::write_config(
+        d,
+        &json!({
+            "instrument": "IN5",
+            "mail": {
+                "server": "127.0.0.1", "port": smtp.port, "tls": "starttls",
+                "ca_file": "ca.pem", "user": "bot", "password_file": "mail-password",
+                "from": "bot@example.org", "recipients": ["ops@example.org"],
+            },
+            "telegram": {"bot-id_file": "bot-id", "channel-id": "-100", "api-url": tg.url},
+            "watch": [{"path": "p/*.log", "poll_interval_ms": 100}],
+            "api": {"listen": "127.0.0.1:0", "token_file": "api-token-file"},
+        }),
+    );
+    let out = run(&cfg, &["check-config"]);
+    assert!(out.status.success(), "{out:?}");
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["telegram"]["bot-id"], "********");
+    assert_eq!(shown["telegram"]["bot-id_file"], json!(d.join("bot-id")));
+    assert_eq!(
+        shown["mail"]["password_file"],
+        json!(d.join("mail-password"))
+    );
+    check("check-config", &out);
+    let out = run(&cfg, &["send-message", "--direct", "direct hello"]);
+    assert!(out.status.success(), "{out:?}");
+    check("send-message --direct", &out);
+    assert_eq!(tg.wait_for(1, Duration::from_secs(10))[0].token, BOT_TOKEN);
+
+    let log = d.join("agent.log");
+    let agent = traced_agent(&cfg, &log);
+    let out = run(&cfg, &["send-message", "--wait", "20", "through the agent"]);
+    assert!(out.status.success(), "{out:?}");
+    check("send-message through the agent", &out);
+    check("alerts list", &run(&cfg, &["alerts", "list"]));
+    agent.stop();
+    assert_clean("the agent's log", &std::fs::read_to_string(&log).unwrap());
+
+    // Broken secret files: a second line, bytes that are not text. Each is named with
+    // its key; what it holds is not shown.
+    std::fs::write(d.join("bot-id"), format!("{BOT_TOKEN}\n{BOT_TOKEN}\n")).unwrap();
+    std::fs::write(
+        d.join("mail-password"),
+        [PASSWORD.as_bytes(), b"\xff"].concat(),
+    )
+    .unwrap();
+    std::fs::write(d.join("api-token-file"), "\n").unwrap();
+    let out = run(&cfg, &["check-config"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "telegram.bot-id_file: ",
+        "holds more than one line",
+        "mail.password_file: ",
+        "is not UTF-8 text",
+        "api.token_file: ",
+        "api-token-file is empty",
+    ] {
+        assert!(err.contains(expected), "{expected:?} in {err}");
+    }
+    check("check-config on broken secret files", &out);
+}
+
+/// `check-config` warns (exit 0 still) about a secret that more people than the agent's
+/// user can read: written in a config the group or everyone may read, or in a file they
+/// may. The API's token is for the group by design: only everyone is too many for it.
+#[test]
+fn check_config_warns_about_secrets_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Others may enter the folder: the files' own modes decide.
+    mode(d, 0o755);
+    std::fs::write(d.join("bot-id"), format!("{BOT_TOKEN}\n")).unwrap();
+    let check_config = |config: &Value| {
+        let cfg = support::write_config(d, config);
+        mode(&cfg, 0o644);
+        let out = run(&cfg, &["check-config"]);
+        assert!(out.status.success(), "{out:?}");
+        check("check-config", &out);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (cfg, err)
+    };
+    let inline = json!({
+        "telegram": {"bot-id": BOT_TOKEN, "channel-id": "-100"},
+        "api": {"token": API_TOKEN},
+    });
+    let (cfg, err) = check_config(&inline);
+    assert!(
+        err.contains(&format!(
+            "warning: {} is readable by every user and holds telegram.bot-id: move the secret to telegram.bot-id_file, a file readable by the agent's user only",
+            cfg.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("holds api.token"), "everyone may not: {err}");
+    // Readable by the file's group (root's here): the bot token is too much for it, the
+    // API token is what the group is for.
+    mode(&cfg, 0o640);
+    let out = run(&cfg, &["check-config"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is readable by group "), "{err}");
+    assert!(err.contains("holds telegram.bot-id:"), "{err}");
+    assert!(!err.contains("holds api.token"), "{err}");
+    mode(&cfg, 0o600);
+    let out = run(&cfg, &["check-config"]);
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("warning"),
+        "{out:?}"
+    );
+
+    // The token in its own file: the file's mode counts, not the config's.
+    let from_file = json!({"telegram": {"bot-id_file": "bot-id", "channel-id": "-100"}});
+    mode(&d.join("bot-id"), 0o644);
+    let (_, err) = check_config(&from_file);
+    assert!(
+        err.contains(&format!(
+            "warning: telegram.bot-id_file: {} is readable by every user: make it readable by the agent's user only",
+            d.join("bot-id").display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("holds"), "{err}");
+    mode(&d.join("bot-id"), 0o600);
+    let (_, err) = check_config(&from_file);
+    assert!(!err.contains("warning"), "{err}");
+    // A folder only its owner may enter keeps even a 0644 file to the owner.
+    mode(&d.join("bot-id"), 0o644);
+    mode(d, 0o700);
+    let (_, err) = check_config(&from_file);
+    assert!(!err.contains("warning"), "{err}");
 }

@@ -660,3 +660,129 @@ fn a_member_of_the_group_uses_the_agent_and_another_user_cannot() {
         "not cleared: {list}"
     );
 }
+
+/// The API group's members may use the agent, not hold its credentials: the config is
+/// theirs to read (0640, group protowatch), the bot token in `telegram.bot-id_file` is
+/// the agent's user's alone (0600) — and the agent still sends with it, and a member
+/// still sends through the agent, but not around it.
+#[test]
+fn a_member_reads_the_config_but_not_the_bot_token_and_the_agent_sends_with_it() {
+    if test_user("pw-test-member", true).is_none() {
+        eprintln!("skipped: needs root and useradd to make the test users");
+        return;
+    }
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(d.join("p")).unwrap();
+    std::fs::set_permissions(d.join("p"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // The agent's user here is the test's (root): the secret is theirs alone.
+    let secrets = d.join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let token_file = secrets.join("telegram-bot-id");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let cfg = support::write_config(
+        d,
+        &json!({
+            "instrument": "IN5",
+            "telegram": {"bot-id_file": "secrets/telegram-bot-id", "channel-id": "-100",
+                         "api-url": tg.url},
+            "watch": [{"path": "p/*.log", "poll_interval_ms": 100}],
+            "api": {"listen": "127.0.0.1:0"},
+        }),
+    );
+    Command::new("chgrp")
+        .args(["protowatch", cfg.to_str().unwrap()])
+        .status()
+        .unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let bin = d.join("protowatch");
+    std::fs::copy(env!("CARGO_BIN_EXE_protowatch"), &bin).unwrap();
+    let cfg_s = cfg.to_str().unwrap();
+    let cat = |file: &Path| {
+        Command::new("runuser")
+            .args(["-u", "pw-test-member", "--", "cat"])
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+
+    // What a member can read: the config, not the token.
+    let out = cat(&cfg);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("bot-id_file"));
+    let out = cat(&token_file);
+    assert!(!out.status.success(), "a member reads the token: {out:?}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(TOKEN));
+    // check-config is the administrator's: for a member it names the file it cannot
+    // read, and shows nothing of it.
+    let out = as_user("pw-test-member", &bin, &["--config", cfg_s, "check-config"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("telegram.bot-id_file: cannot read") && err.contains("telegram-bot-id"),
+        "{err}"
+    );
+    // For the agent's user the layout is the recommended one: no warning.
+    let out = protowatch()
+        .args(["--config", cfg_s, "check-config"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("warning"),
+        "{out:?}"
+    );
+
+    // The agent sends with the token from the file.
+    let agent = Agent::start(&cfg);
+    support::append(&d.join("p/run.log"), b"ERROR detector tripped\n");
+    assert!(wait_until(Duration::from_secs(10), || !tg
+        .messages()
+        .is_empty()));
+    assert!(
+        tg.messages().iter().all(|m| m.token == TOKEN),
+        "the token from the file"
+    );
+
+    // A member sends through the agent; around it there is no token to send with.
+    let out = as_user(
+        "pw-test-member",
+        &bin,
+        &["--config", cfg_s, "send-message", "from a member"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(wait_until(Duration::from_secs(10), || tg
+        .messages()
+        .iter()
+        .any(|m| m.body["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("from a member"))));
+    let out = as_user(
+        "pw-test-member",
+        &bin,
+        &["--config", cfg_s, "send-message", "--direct", "around"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot send directly") && err.contains("telegram.bot-id_file"),
+        "{err}"
+    );
+    let out = as_user(
+        "pw-test-member",
+        &bin,
+        &["--config", cfg_s, "alerts", "list"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    drop(agent);
+    assert!(
+        tg.messages()
+            .iter()
+            .all(|m| !m.body["text"].as_str().unwrap_or("").contains("around"))
+    );
+}

@@ -38,13 +38,20 @@ fi
 
 $SUDO dpkg -i "$deb" >/dev/null
 /usr/bin/protowatch --version
-/usr/bin/protowatch check-config --config /etc/protowatch/config.json >/dev/null
-# The service's user reads its config; nobody else does (it holds the secrets).
+warnings=$(/usr/bin/protowatch check-config --config /etc/protowatch/config.json 2>&1 >/dev/null)
+! grep -q '^warning:' <<<"$warnings" \
+  || fail "check-config warns about the packaged config and secrets: $warnings"
+# The service's user reads its config and its secrets.
 $SUDO runuser -u protowatch -- /usr/bin/protowatch check-config \
   --config /etc/protowatch/config.json >/dev/null 2>&1 \
   || fail "the user protowatch cannot use /etc/protowatch/config.json"
+# The group protowatch may read the config (to use the agent), never the credentials.
 [ "$($SUDO stat -c %U:%G:%a /etc/protowatch/config.json)" = root:protowatch:640 ] \
   || fail "/etc/protowatch/config.json is not root:protowatch 0640"
+[ "$($SUDO stat -c %U:%G:%a /etc/protowatch/secrets)" = protowatch:protowatch:700 ] \
+  || fail "/etc/protowatch/secrets is not protowatch:protowatch 0700"
+[ "$($SUDO stat -c %U:%G:%a /etc/protowatch/secrets/telegram-bot-id)" = protowatch:protowatch:600 ] \
+  || fail "/etc/protowatch/secrets/telegram-bot-id is not protowatch:protowatch 0600"
 systemd-analyze verify /usr/lib/systemd/system/protowatch.service
 
 listed=$(dpkg -L protowatch)

@@ -85,6 +85,15 @@ pub fn read(state_dir: &Path) -> Result<Option<Secret>, TokenError> {
 /// one. `Ok(None)` when neither exists (no agent has started with this state folder).
 pub fn for_client(config: &Config) -> Result<Option<Secret>, TokenError> {
     match &config.api.token {
+        // `api.token_file` that this user may not read: the token is for the group.
+        Some(t) if t.is_unread() => Err(TokenError::Denied {
+            path: config
+                .unreadable_secrets()
+                .into_iter()
+                .find(|(key, _)| *key == "api.token_file")
+                .map(|(_, file)| file.to_path_buf())
+                .unwrap_or_default(),
+        }),
         Some(t) => Ok(Some(t.clone())),
         None => read(&config.state_dir),
     }

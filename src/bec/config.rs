@@ -11,6 +11,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::config::check::{Checker, join};
+use crate::config::values::{secret_or_file, secret_value};
 use crate::config::{Secret, Sections, Service};
 
 /// The keys of the section.
@@ -103,35 +104,9 @@ pub(crate) fn load(
         None => (String::new(), 0),
     };
     let user = c.non_empty(s, "user", p);
-    let password = match (s.get("password"), s.get("password_file")) {
-        (Some(_), Some(_)) => {
-            c.problem(p, "set password or password_file, not both");
-            None
-        }
-        (Some(v), None) => crate::config::values::secret_value(c, v, &join(p, "password"), base),
-        (None, Some(_)) => {
-            let f = c.non_empty(s, "password_file", p)?;
-            let file = crate::config::resolve(base, &f);
-            match std::fs::read_to_string(&file) {
-                Ok(t) if !t.trim().is_empty() => Some(Secret::new(t.trim())),
-                Ok(_) => {
-                    c.problem(
-                        join(p, "password_file"),
-                        format!("{} is empty", file.display()),
-                    );
-                    None
-                }
-                Err(e) => {
-                    c.problem(
-                        join(p, "password_file"),
-                        format!("cannot read {}: {e}", file.display()),
-                    );
-                    None
-                }
-            }
-        }
-        (None, None) => None,
-    };
+    let password = secret_or_file(c, s, "password", p, base, |c, v| {
+        secret_value(c, v, &join(p, "password"), base)
+    });
     let services = match s.get("services") {
         None => default_services(sections),
         Some(v) => {

@@ -35,7 +35,7 @@ pub enum AlertsCommand {
 }
 
 pub fn run(cli: &Cli, cmd: &AlertsCommand) -> Result<(), CliError> {
-    let config = cli.load_config()?;
+    let config = cli.load_config_to_use_the_agent()?;
     let all = matches!(cmd, AlertsCommand::List { all: true, .. });
     if !all {
         let rt = super::runtime()?;

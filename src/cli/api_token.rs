@@ -16,7 +16,7 @@ pub struct Args {
 }
 
 pub fn run(cli: &super::Cli, args: &Args) -> Result<(), CliError> {
-    let config = cli.load_config()?;
+    let config = cli.load_config_to_use_the_agent()?;
     if config.api.token.is_some() {
         // The config's token is the operator's to show and to change.
         return Err(CliError::usage(format!(

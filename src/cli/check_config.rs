@@ -93,11 +93,54 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
             );
         }
     }
+    for warning in secret_warnings(&config) {
+        eprintln!("warning: {warning}");
+    }
     eprintln!("{}: OK", config.file.display());
     if args.probe {
         probe(&config)?;
     }
     Ok(())
+}
+
+/// Secrets that more people can read than the agent's user: written in a config that the
+/// group (or everyone) may read, or in a file that they may. Warnings, not errors — the
+/// agent works either way, and only the administrator can say whether those readers are
+/// meant to hold the credentials. The API's token is the exception: it is the permission
+/// to use the agent, for the group by design, and only warned about when everyone may
+/// read it.
+fn secret_warnings(config: &crate::config::Config) -> Vec<String> {
+    use crate::config::SecretSource;
+    use crate::private::{Readers, readable_by_others};
+    let for_the_group = |key: &str| key.starts_with("api.");
+    let too_many =
+        |key: &str, readers: &Readers| *readers == Readers::Everyone || !for_the_group(key);
+    let in_config = readable_by_others(&config.file);
+    let mut out = Vec::new();
+    for (key, source) in &config.secrets {
+        match source {
+            SecretSource::Inline { instead } => {
+                if let Some(readers) = in_config.as_ref().filter(|r| too_many(key, r)) {
+                    out.push(format!(
+                        "{} is readable by {readers} and holds {key}: move the secret to {instead}, \
+                         a file readable by the agent's user only",
+                        config.file.display()
+                    ));
+                }
+            }
+            SecretSource::File(file) => {
+                if let Some(readers) = readable_by_others(file).filter(|r| too_many(key, r)) {
+                    out.push(format!(
+                        "{key}: {} is readable by {readers}: make it readable by the agent's \
+                         user only (owned by that user, mode 0600)",
+                        file.display()
+                    ));
+                }
+            }
+            SecretSource::Unreadable(_) => {}
+        }
+    }
+    out
 }
 
 fn probe(config: &crate::config::Config) -> Result<(), CliError> {

@@ -38,7 +38,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, SecretAccess};
 
 /// The heading under which `--help` lists the options every command takes.
 const GLOBAL: &str = "Global options";
@@ -151,6 +151,15 @@ impl Cli {
 
     pub fn load_config(&self) -> Result<Config, CliError> {
         Ok(Config::load(&Config::locate(self.config.as_deref()))?)
+    }
+
+    /// The config for a command that asks the running agent, run by whoever may use it:
+    /// the secret files only the agent's user may read are left unread.
+    pub fn load_config_to_use_the_agent(&self) -> Result<Config, CliError> {
+        Ok(Config::load_for(
+            &Config::locate(self.config.as_deref()),
+            SecretAccess::UseTheAgent,
+        )?)
     }
 }
 

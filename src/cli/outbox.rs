@@ -29,7 +29,7 @@ pub enum OutboxCommand {
 }
 
 pub fn run(cli: &Cli, cmd: &OutboxCommand) -> Result<(), CliError> {
-    let config = cli.load_config()?;
+    let config = cli.load_config_to_use_the_agent()?;
     let store = Store::open(&config.state_dir).map_err(|e| CliError::failed(e.to_string()))?;
     match cmd {
         OutboxCommand::List { dead, json } => {

@@ -25,7 +25,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
 use super::{Cli, CliError};
-use crate::config::{CONFIG_ENV, Config, ConfigError, DEFAULT_MAX_LINE_BYTES, Encoding};
+use crate::config::{
+    CONFIG_ENV, Config, ConfigError, DEFAULT_MAX_LINE_BYTES, Encoding, SecretAccess,
+};
 use crate::parser::Counts;
 use crate::parser::Rules;
 use crate::parser::replay::{FileResult, ReadAs, Summary, replay_file};
@@ -141,7 +143,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
 /// The config, or `None` when there is none at the default place (see the module doc).
 fn load_config(cli: &Cli) -> Result<Option<Config>, CliError> {
     let path = Config::locate(cli.config.as_deref());
-    match Config::load(&path) {
+    match Config::load_for(&path, SecretAccess::UseTheAgent) {
         Ok(c) => Ok(Some(c)),
         Err(ConfigError::Missing { .. }) if !config_named(cli) => {
             eprintln!(

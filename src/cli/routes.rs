@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::{Cli, CliError};
 use crate::config::edit::{self, Document, EditError, Json};
-use crate::config::{Config, ConfigError, Destination, Service, unknown_scope};
+use crate::config::{Config, ConfigError, Destination, SecretAccess, Service, unknown_scope};
 use crate::routing::{IMPLICIT_EVENTS, QUIET_EVENTS, Router};
 
 #[derive(Debug, Subcommand)]
@@ -74,7 +74,7 @@ pub fn run(cli: &Cli, cmd: &RoutesCommand) -> Result<(), CliError> {
         path: path.clone(),
         source,
     })?;
-    let config = Config::from_text(&path, &text)?;
+    let config = Config::from_text_for(&path, &text, SecretAccess::UseTheAgent)?;
     match cmd {
         RoutesCommand::List { json } => {
             list(&config, *json);

@@ -77,7 +77,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
             .attachments
             .push(Attachment::from_path(path).map_err(|e| CliError::usage(e.to_string()))?);
     }
-    let config = cli.load_config()?;
+    let config = cli.load_config_to_use_the_agent()?;
     if !config.has_service() {
         return Err(CliError::usage(format!(
             "{}: no service configured: add a {} section",
@@ -117,6 +117,17 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
                 config.file.display()
             ),
         }
+    }
+    let unreadable = config.unreadable_secrets();
+    if !unreadable.is_empty() {
+        let files: Vec<String> = unreadable
+            .iter()
+            .map(|(key, file)| format!("{} ({key})", file.display()))
+            .collect();
+        return Err(CliError::failed(format!(
+            "cannot send directly: only the agent's user may read {}; start the agent and send through it",
+            files.join(", ")
+        )));
     }
     // The mail transport's connection pool starts a task on the runtime it is built in.
     let _runtime = rt.enter();

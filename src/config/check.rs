@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::secret::SecretSource;
+
 /// One thing wrong with the config, at one place in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -19,6 +21,12 @@ pub struct Problem {
 #[derive(Default)]
 pub struct Checker {
     pub problems: Vec<Problem>,
+    /// Where each secret came from, by the JSON path of its key, in the order read.
+    pub secrets: Vec<(String, SecretSource)>,
+    /// A secret file this user may not read is noted, not a problem: set for commands
+    /// that only talk to the running agent, run by members of the group `protowatch`
+    /// who may use the agent but not read its credentials.
+    pub unreadable_secrets_ok: bool,
 }
 
 /// How a JSON value's type is named in messages.
@@ -51,6 +59,15 @@ impl Checker {
             json_path: json_path.into(),
             message: message.into(),
         });
+    }
+
+    /// Notes where the secret at `json_path` came from; the first note of a path stands
+    /// (a `{"file": …}` read inside a key that has its own `_file` form is one secret).
+    pub fn secret_from(&mut self, json_path: impl Into<String>, source: SecretSource) {
+        let json_path = json_path.into();
+        if !self.secrets.iter().any(|(p, _)| *p == json_path) {
+            self.secrets.push((json_path, source));
+        }
     }
 
     pub fn wrong_type(&mut self, path: &str, expected: &str, found: &Value) {

@@ -24,7 +24,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 pub use check::Problem;
-pub use secret::Secret;
+pub use secret::{Secret, SecretFileError, SecretFileProblem, SecretSource};
 pub use validate::{DEFAULT_SCOPE, KNOWN_KEYS, KnownKeys, unknown_scope};
 pub(crate) use validate::{default_scope, resolve};
 
@@ -70,6 +70,22 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// The BEC bridge (`bec`), `None` when the file has none.
     pub bec: Option<crate::bec::BecConfig>,
+    /// Where each secret came from, by the JSON path of its key: for `check-config`'s
+    /// warnings, and for commands that must not send with a secret they could not read.
+    pub secrets: Vec<(String, SecretSource)>,
+}
+
+/// Whose load of the config this is. The agent needs every secret; a command that only
+/// asks the running agent (`send-message`, `alerts`) needs none, and is run by members of
+/// the group `protowatch`, who may read the config but not the secret files beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SecretAccess {
+    /// A secret file that cannot be read is an error.
+    #[default]
+    Agent,
+    /// A secret file this user may not read is noted ([`SecretSource::Unreadable`]) and
+    /// its secret left empty ([`Secret::unread`]).
+    UseTheAgent,
 }
 
 /// The service sections read as fields of the config (`config.mail`), as they were
@@ -298,6 +314,11 @@ impl Config {
     }
 
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Self::load_for(path, SecretAccess::Agent)
+    }
+
+    /// As [`Config::load`], for whom `access` says.
+    pub fn load_for(path: &Path, access: SecretAccess) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| {
             if source.kind() == std::io::ErrorKind::NotFound {
                 ConfigError::Missing {
@@ -310,12 +331,21 @@ impl Config {
                 }
             }
         })?;
-        Self::from_text(path, &text)
+        Self::from_text_for(path, &text, access)
     }
 
     /// Parses `text` as if it were the content of `path` (relative paths in it resolve
     /// against `path`'s folder).
     pub fn from_text(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        Self::from_text_for(path, text, SecretAccess::Agent)
+    }
+
+    /// As [`Config::from_text`], for whom `access` says.
+    pub fn from_text_for(
+        path: &Path,
+        text: &str,
+        access: SecretAccess,
+    ) -> Result<Config, ConfigError> {
         // An editor on Windows may save with a BOM; it is not part of the JSON.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         if text.trim().is_empty() {
@@ -330,7 +360,7 @@ impl Config {
             message: strip_position(&e.to_string()),
         })?;
         let base = absolute_dir(path);
-        validate::config(&value, path, &base).map_err(|problems| ConfigError::Invalid {
+        validate::config(&value, path, &base, access).map_err(|problems| ConfigError::Invalid {
             path: path.to_path_buf(),
             problems,
         })
@@ -410,7 +440,33 @@ impl Config {
         if let Some(bec) = &self.bec {
             out.insert("bec".into(), bec.masked());
         }
+        // Which file a secret came from is no secret, and says where to look when it is
+        // wrong: `"bot-id_file"` beside the masked `"bot-id"`.
+        for (json_path, source) in &self.secrets {
+            let (SecretSource::File(file) | SecretSource::Unreadable(file)) = source else {
+                continue;
+            };
+            if let Some((section, key)) = json_path.split_once('.')
+                && key.ends_with("_file")
+                && !key.contains('.')
+                && let Some(Value::Object(o)) = out.get_mut(section)
+            {
+                o.insert(key.to_string(), json!(file));
+            }
+        }
         Value::Object(out)
+    }
+
+    /// The secrets in files this user may not read, as `(key, file)`: a command that
+    /// would send itself must refuse instead of sending with an empty token.
+    pub fn unreadable_secrets(&self) -> Vec<(&str, &Path)> {
+        self.secrets
+            .iter()
+            .filter_map(|(key, source)| match source {
+                SecretSource::Unreadable(file) => Some((key.as_str(), file.as_path())),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Whether any service is configured at all; a config without one can watch but

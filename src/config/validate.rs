@@ -11,8 +11,8 @@ use serde_json::Value;
 use super::check::{Checker, Problem, index, join};
 use super::{
     ApiConfig, Config, DEFAULT_FORGET_AFTER, DEFAULT_MAX_FILES, DEFAULT_MAX_LINE_BYTES,
-    Destination, Encoding, Format, RuleConfig, Secret, Sections, Service, StartAt, ThrottleConfig,
-    WatchConfig, WatchMode, host_name,
+    Destination, Encoding, Format, RuleConfig, Secret, SecretAccess, Sections, Service, StartAt,
+    ThrottleConfig, WatchConfig, WatchMode, host_name,
 };
 use crate::event::Severity;
 
@@ -115,8 +115,16 @@ fn paced() -> impl Iterator<Item = Service> {
 /// The scope that the old bot's single `recipients` / `channel-id` become.
 pub const DEFAULT_SCOPE: &str = "default";
 
-pub fn config(value: &Value, file: &Path, base: &Path) -> Result<Config, Vec<Problem>> {
-    let mut c = Checker::default();
+pub fn config(
+    value: &Value,
+    file: &Path,
+    base: &Path,
+    access: SecretAccess,
+) -> Result<Config, Vec<Problem>> {
+    let mut c = Checker {
+        unreadable_secrets_ok: access == SecretAccess::UseTheAgent,
+        ..Checker::default()
+    };
     let Some(top) = c.object(value, "", KNOWN_KEYS.at("")) else {
         return Err(c.problems);
     };
@@ -171,6 +179,7 @@ pub fn config(value: &Value, file: &Path, base: &Path) -> Result<Config, Vec<Pro
             api: api.unwrap_or_default(),
             state_dir,
             bec,
+            secrets: c.secrets,
         })
     } else {
         Err(c.problems)
@@ -386,37 +395,9 @@ fn api(c: &mut Checker, v: &Value, base: &Path) -> Option<ApiConfig> {
             ),
         }
     }
-    out.token = match (a.get("token"), a.get("token_file")) {
-        (Some(_), Some(_)) => {
-            c.problem(
-                join(p, "token_file"),
-                "set either token or token_file, not both",
-            );
-            None
-        }
-        (Some(_), None) => c.non_empty(a, "token", p).map(Secret::new),
-        (None, Some(_)) => c.non_empty(a, "token_file", p).and_then(|f| {
-            let path = resolve(base, &f);
-            match std::fs::read_to_string(&path) {
-                Ok(t) if !t.trim().is_empty() => Some(Secret::new(t.trim())),
-                Ok(_) => {
-                    c.problem(
-                        join(p, "token_file"),
-                        format!("{} is empty", path.display()),
-                    );
-                    None
-                }
-                Err(e) => {
-                    c.problem(
-                        join(p, "token_file"),
-                        format!("cannot read {}: {e}", path.display()),
-                    );
-                    None
-                }
-            }
-        }),
-        (None, None) => None,
-    };
+    out.token = super::values::secret_or_file(c, a, "token", p, base, |c, _| {
+        c.non_empty(a, "token", p).map(Secret::new)
+    });
     if let Some(v) = a.get("hosts") {
         match v.as_array() {
             Some(list) => {

@@ -1,14 +1,85 @@
 //! Values the service sections share: secrets that may be kept out of the file
-//! (`{"env": "NAME"}`, `{"file": "path"}`) — a Slack or Teams webhook URL is itself the
-//! credential, an `Authorization` header or a SciLog password one too — and URLs.
+//! (`<key>_file`, `{"env": "NAME"}`, `{"file": "path"}`) — a Slack or Teams webhook URL is
+//! itself the credential, an `Authorization` header or a SciLog password one too — and
+//! URLs.
+//!
+//! Every secret notes where it came from ([`Checker::secret_from`]): `check-config` warns
+//! when a secret sits where more people can read it than the agent's user.
 
 use std::path::Path;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::Secret;
 use super::check::{Checker, join};
+use super::secret::SecretSource;
 use super::validate::resolve;
+
+/// The secret at `key`, written in the file, or in the file named at `<key>_file`; not
+/// both. `inline` reads the written form, which is each section's own (mail's may be
+/// empty, for a server without AUTH).
+pub(crate) fn secret_or_file(
+    c: &mut Checker,
+    map: &Map<String, Value>,
+    key: &str,
+    path: &str,
+    base: &Path,
+    inline: impl FnOnce(&mut Checker, &Value) -> Option<Secret>,
+) -> Option<Secret> {
+    let file_key = format!("{key}_file");
+    match (map.get(key), map.get(&file_key)) {
+        (Some(_), Some(_)) => {
+            c.problem(
+                join(path, &file_key),
+                format!("set either {key} or {file_key}, not both"),
+            );
+            None
+        }
+        (Some(v), None) => {
+            if matches!(v, Value::String(s) if !s.trim().is_empty()) {
+                c.secret_from(
+                    join(path, key),
+                    SecretSource::Inline {
+                        instead: join(path, &file_key),
+                    },
+                );
+            }
+            inline(c, v)
+        }
+        (None, Some(_)) => secret_file(c, map, &file_key, path, base),
+        (None, None) => None,
+    }
+}
+
+/// The secret in the file named at `key` (`mail.password_file`), relative to the
+/// config's folder.
+pub(crate) fn secret_file(
+    c: &mut Checker,
+    map: &Map<String, Value>,
+    key: &str,
+    path: &str,
+    base: &Path,
+) -> Option<Secret> {
+    let f = c.non_empty(map, key, path)?;
+    read_secret_file(c, &resolve(base, &f), &join(path, key))
+}
+
+fn read_secret_file(c: &mut Checker, file: &Path, json_path: &str) -> Option<Secret> {
+    match Secret::from_file(file, json_path) {
+        Ok(s) => {
+            c.secret_from(json_path, SecretSource::File(file.to_path_buf()));
+            Some(s)
+        }
+        Err(e) if e.is_permission_denied() && c.unreadable_secrets_ok => {
+            c.secret_from(json_path, SecretSource::Unreadable(file.to_path_buf()));
+            Some(Secret::unread())
+        }
+        Err(e) => {
+            c.problem(json_path, e.detail());
+            None
+        }
+    }
+}
 
 /// The keys of a value kept out of the file.
 const SECRET_REF: &[&str] = &["env", "file"];
@@ -17,7 +88,15 @@ const SECRET_REF: &[&str] = &["env", "file"];
 /// in a file (`{"file": "path"}`, a trailing newline dropped). Never echoed in a problem.
 pub(crate) fn secret_value(c: &mut Checker, v: &Value, path: &str, base: &Path) -> Option<Secret> {
     match v {
-        Value::String(s) if !s.trim().is_empty() => Some(Secret::new(s.trim())),
+        Value::String(s) if !s.trim().is_empty() => {
+            c.secret_from(
+                path,
+                SecretSource::Inline {
+                    instead: format!("{{\"file\": \"…\"}} at {path}"),
+                },
+            );
+            Some(Secret::new(s.trim()))
+        }
         Value::String(_) => {
             c.problem(path, "expected a value, found an empty string");
             None
@@ -45,24 +124,7 @@ pub(crate) fn secret_value(c: &mut Checker, v: &Value, path: &str, base: &Path) 
                         }
                     }
                 }
-                (None, Some(_)) => {
-                    let f = c.non_empty(o, "file", path)?;
-                    let file = resolve(base, &f);
-                    match std::fs::read_to_string(&file) {
-                        Ok(s) if !s.trim().is_empty() => Some(Secret::new(s.trim())),
-                        Ok(_) => {
-                            c.problem(join(path, "file"), format!("{} is empty", file.display()));
-                            None
-                        }
-                        Err(e) => {
-                            c.problem(
-                                join(path, "file"),
-                                format!("cannot read {}: {e}", file.display()),
-                            );
-                            None
-                        }
-                    }
-                }
+                (None, Some(_)) => secret_file(c, o, "file", path, base),
                 _ => {
                     c.problem(path, "expected exactly one of \"env\" or \"file\"");
                     None

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::Mail;
 use crate::config::check::{Checker, index, join};
 use crate::config::schema::{NON_BLANK, words};
+use crate::config::values::secret_or_file;
 use crate::config::{
     DEFAULT_SCOPE, DEFAULT_SEND_TIMEOUT, Secret, default_scope, host_name, legacy, resolve,
 };
@@ -162,35 +163,12 @@ fn mail(c: &mut Checker, v: &Value, base: &Path) -> Option<MailConfig> {
         (None, None) => (TlsMode::Opportunistic, 25),
     };
     let user = c.string(m, "user", p).filter(|u| !u.is_empty());
-    let password = match (m.get("password"), m.get("password_file")) {
-        (Some(_), Some(_)) => {
-            c.problem(
-                join(p, "password_file"),
-                "set either password or password_file, not both",
-            );
-            None
-        }
-        // The old bot's files carry `"password": ""` for servers without AUTH.
-        (Some(_), None) => c
-            .string(m, "password", p)
+    // The old bot's files carry `"password": ""` for servers without AUTH.
+    let password = secret_or_file(c, m, "password", p, base, |c, _| {
+        c.string(m, "password", p)
             .filter(|s| !s.is_empty())
-            .map(Secret::new),
-        (None, Some(_)) => c.non_empty(m, "password_file", p).and_then(|f| {
-            let file = resolve(base, &f);
-            match std::fs::read_to_string(&file) {
-                // A trailing newline from `echo pw > file` is not part of the password.
-                Ok(s) => Some(Secret::new(s.trim_end_matches(['\r', '\n']))),
-                Err(e) => {
-                    c.problem(
-                        join(p, "password_file"),
-                        format!("cannot read {}: {e}", file.display()),
-                    );
-                    None
-                }
-            }
-        }),
-        (None, None) => None,
-    };
+            .map(Secret::new)
+    });
     if password.is_some() && user.is_none() {
         c.problem(
             join(p, "user"),

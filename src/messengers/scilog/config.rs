@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use super::Scilog;
 use crate::config::check::{Checker, join};
 use crate::config::schema::{NON_BLANK, secret_schema};
-use crate::config::values::{http_url, secret_value};
-use crate::config::{DEFAULT_SEND_TIMEOUT, Secret, default_scope, mask_url, resolve};
+use crate::config::values::{http_url, secret_or_file, secret_value};
+use crate::config::{DEFAULT_SEND_TIMEOUT, Secret, default_scope, mask_url};
 use crate::messengers::ServiceConfig;
 
 const SCILOG: &[&str] = &[
@@ -157,12 +157,10 @@ fn scilog(c: &mut Checker, v: &Value, base: &Path) -> Option<ScilogConfig> {
             None
         }
         [key] => {
-            let secret = match *key {
-                "password" | "token" => s
-                    .get(*key)
-                    .and_then(|v| secret_value(c, v, &join(p, key), base)),
-                _ => file_secret(c, s, p, key, base),
-            };
+            let inline_key = key.trim_end_matches("_file");
+            let secret = secret_or_file(c, s, inline_key, p, base, |c, v| {
+                secret_value(c, v, &join(p, inline_key), base)
+            });
             match (*key, secret) {
                 ("password" | "password_file", Some(password)) => match user.clone() {
                     Some(user) => Some(Login::Password { user, password }),
@@ -247,30 +245,6 @@ fn scilog(c: &mut Checker, v: &Value, base: &Path) -> Option<ScilogConfig> {
         tags,
         timeout: timeout.map_or(DEFAULT_SEND_TIMEOUT, Duration::from_secs),
     })
-}
-
-/// `password_file` / `token_file`: the secret is the file's text, a trailing newline
-/// dropped.
-fn file_secret(
-    c: &mut Checker,
-    s: &serde_json::Map<String, Value>,
-    p: &str,
-    key: &str,
-    base: &Path,
-) -> Option<Secret> {
-    let f = c.non_empty(s, key, p)?;
-    let file = resolve(base, &f);
-    match std::fs::read_to_string(&file) {
-        Ok(text) if !text.trim().is_empty() => Some(Secret::new(text.trim())),
-        Ok(_) => {
-            c.problem(join(p, key), format!("{} is empty", file.display()));
-            None
-        }
-        Err(e) => {
-            c.problem(join(p, key), format!("cannot read {}: {e}", file.display()));
-            None
-        }
-    }
 }
 
 /// SciLog, PSI's electronic logbook: each message a paragraph in the scope's logbook.

@@ -13,12 +13,14 @@ use serde_json::{Value, json};
 use super::Telegram;
 use crate::config::check::{Checker, join};
 use crate::config::schema::NON_BLANK;
+use crate::config::values::secret_or_file;
 use crate::config::{DEFAULT_SCOPE, DEFAULT_SEND_TIMEOUT, Secret, default_scope, legacy};
 use crate::event::Severity;
 use crate::messengers::ServiceConfig;
 
 const TELEGRAM: &[&str] = &[
     "bot-id",
+    "bot-id_file",
     "channel-id",
     "api-url",
     "scopes",
@@ -141,8 +143,8 @@ impl ServiceConfig for TelegramConfig {
     type File = File;
     type Messenger = Telegram;
 
-    fn load(c: &mut Checker, v: &Value, _base: &Path) -> Option<Self> {
-        telegram(c, v)
+    fn load(c: &mut Checker, v: &Value, base: &Path) -> Option<Self> {
+        telegram(c, v, base)
     }
 
     fn masked(&self) -> Value {
@@ -182,18 +184,33 @@ impl ServiceConfig for TelegramConfig {
     }
 }
 
-fn telegram(c: &mut Checker, v: &Value) -> Option<TelegramConfig> {
+fn telegram(c: &mut Checker, v: &Value, base: &Path) -> Option<TelegramConfig> {
     let p = "telegram";
     let t = c.object(v, p, TELEGRAM)?;
-    let token = c.non_empty(t, "bot-id", p);
-    let token = c.required(token, t, "bot-id", p);
-    if let Some(tok) = &token
-        && !looks_like_token(tok)
-    {
-        // Never echo the value: it may be a real token with a typo in it.
+    let token = secret_or_file(c, t, "bot-id", p, base, |c, _| {
+        c.non_empty(t, "bot-id", p).map(Secret::new)
+    });
+    if !t.contains_key("bot-id") && !t.contains_key("bot-id_file") {
         c.problem(
             join(p, "bot-id"),
-            "expected a Bot API token of the form <digits>:<letters, digits, - and _> (as BotFather gives it)",
+            "missing (required): the Bot API token, or bot-id_file naming a file that holds it",
+        );
+    }
+    if let Some(tok) = &token
+        && !tok.is_unread()
+        && !looks_like_token(tok.expose())
+    {
+        // Never echo the value: it may be a real token with a typo in it.
+        let (key, what) = if t.contains_key("bot-id") {
+            ("bot-id", "expected a Bot API token")
+        } else {
+            ("bot-id_file", "expected the file to hold a Bot API token")
+        };
+        c.problem(
+            join(p, key),
+            format!(
+                "{what} of the form <digits>:<letters, digits, - and _> (as BotFather gives it)"
+            ),
         );
     }
     let api_url = c
@@ -252,7 +269,7 @@ fn telegram(c: &mut Checker, v: &Value) -> Option<TelegramConfig> {
         snooze,
         poll_timeout: Duration::from_secs(poll_timeout.unwrap_or(DEFAULT_POLL_TIMEOUT_S)),
         timeout: timeout.map_or(DEFAULT_SEND_TIMEOUT, Duration::from_secs),
-        token: Secret::new(token?),
+        token: token?,
         api_url: api_url?,
         scopes,
         default_scope,
@@ -391,12 +408,21 @@ fn looks_like_token(t: &str) -> bool {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[schemars(rename = "Telegram")]
 #[serde(deny_unknown_fields)]
-#[schemars(extend("anyOf" = [{"required": ["channel-id"]}, {"required": ["scopes"]}]))]
+#[schemars(extend(
+    "anyOf" = [{"required": ["channel-id"]}, {"required": ["scopes"]}],
+    "oneOf" = [{"required": ["bot-id"]}, {"required": ["bot-id_file"]}],
+))]
 pub struct File {
-    /// The Bot API token, as BotFather gives it (`123456:ABC-def…`).
+    /// The Bot API token, as BotFather gives it (`123456:ABC-def…`). Or use `bot-id_file`.
     #[serde(rename = "bot-id")]
     #[schemars(pattern(r"^[0-9]+:[A-Za-z0-9_-]+$"))]
-    pub bot_id: String,
+    pub bot_id: Option<String>,
+    /// A file holding the token (a trailing newline is dropped), instead of `bot-id`: it
+    /// can be readable by the agent's user alone while the config is readable by the
+    /// group `protowatch`.
+    #[serde(rename = "bot-id_file")]
+    #[schemars(pattern(NON_BLANK))]
+    pub bot_id_file: Option<String>,
     /// The chat to send to, a numeric chat id (a number or a string) or `@channelname`:
     /// the scope `default`.
     #[serde(rename = "channel-id")]
