@@ -432,6 +432,7 @@ impl Reader {
             // and says so itself.
             if failures == 1 {
                 tracing::debug!(error = %why, "BEC message stream: reading again on a new connection");
+                backoff = BACKOFF_FIRST;
                 continue;
             }
             if failures == 2 && health::is_up() {
@@ -566,8 +567,17 @@ impl Reader {
         cursor: Cursor,
     ) -> Result<Cursor, StreamError> {
         let Some(info) = self.info(conn).await? else {
-            // No stream: it expired with nothing of ours unread, or never was.
-            return Ok(cursor);
+            // No stream: it expired (or Redis restarted empty), and the next one counts
+            // its entries from the start.
+            if cursor.added == 0 {
+                return Ok(cursor);
+            }
+            let next = Cursor { added: 0, ..cursor };
+            self.hand(Handled {
+                cursor: next,
+                requests: Vec::new(),
+            });
+            return Ok(next);
         };
         let (next, missed) = compare(cursor, &info);
         if let Some(m) = missed {
