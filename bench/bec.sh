@@ -9,15 +9,21 @@
 #    time until the agent has counted them all, the agent's peak RSS, and the messages
 #    that reached Telegram (one per kind; the rest are repeats, counted, not sent).
 #
+# 3. Direct sends: M messages at RATE per second, each
+#    `bec.messaging.teams.new(text).send()` from a session (bec_lib's XADD to BEC's
+#    message stream), p50/p99/max from before send() to the request at a loopback
+#    Teams webhook.
+#
 # Needs redis-server and the venv with bec_lib that .ci/run makes (target/ci-venv, or
 # PROTOWATCH_TEST_VENV).
-# Usage: bash bench/bec.sh        (N, RATE, BURST, KINDS can be set in the environment)
+# Usage: bash bench/bec.sh        (N, RATE, BURST, KINDS, M can be set in the environment)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-300}
 RATE=${RATE:-20}
 BURST=${BURST:-10000}
 KINDS=${KINDS:-20}
+M=${M:-300}
 
 venv=${PROTOWATCH_TEST_VENV:-$PWD/target/ci-venv}
 bec_py=$venv/bin/python
@@ -26,15 +32,15 @@ py=/usr/bin/python3; [ -x "$py" ] || py=python3
 cargo build --release --locked -q
 bin=$PWD/target/release/protowatch
 work=$(mktemp -d)
-agent=; tg=; keeper=; redis=
+agent=; tg=; keeper=; redis=; hook=
 cleanup() {
-  for p in $agent $tg $keeper $redis; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  for p in $agent $tg $keeper $redis $hook; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-port=$(free_port); tgport=$(free_port); rport=$(free_port)
+port=$(free_port); tgport=$(free_port); rport=$(free_port); hookport=$(free_port)
 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" > /dev/null &
 redis=$!
 # The fake ends when its stdin closes; the keeper holds it open (and nothing of ours).
@@ -42,15 +48,32 @@ exec {keep}< <(exec sleep 100000 2> /dev/null)
 keeper=$!
 "$py" bench/fake_telegram.py --port "$tgport" --log "$work/tg.log" <&"$keep" > /dev/null &
 tg=$!
-# Every message is news (no pace to wait for) in part 1.
+# A Teams webhook that notes when each request arrived (part 3).
+"$py" - "$hookport" "$work/hook.log" <<'PY' &
+import http.server, json, sys, time
+port, log = int(sys.argv[1]), sys.argv[2]
+out = open(log, "a", buffering=1)
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        out.write(json.dumps({"at": time.time(), "text": body.decode("utf-8", "replace")}) + "\n")
+        self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+PY
+hook=$!
+# Every message is news (no pace to wait for) in parts 1 and 3.
 cat > "$work/config.json" <<JSON
 {
   "instrument": "BENCH",
   "telegram": {"bot-id": "123456:BENCH-token", "channel-id": "-100", "api-url": "http://127.0.0.1:$tgport"},
-  "throttle": {"per_minute": {"telegram": 10000}},
+  "webhook": {"scopes": {"teams": {"url": "http://127.0.0.1:$hookport/hook", "preset": "teams"}},
+              "default_scope": "teams"},
+  "throttle": {"per_minute": {"telegram": 10000, "webhook": 10000}},
   "api": {"listen": "127.0.0.1:$port"},
   "routes": {"new_scan": [{"service": "telegram"}], "alarm_major": [{"service": "telegram"}]},
-  "bec": {"redis": "127.0.0.1:$rport"}
+  "bec": {"redis": "127.0.0.1:$rport", "publish_services": true}
 }
 JSON
 "$bin" --config "$work/config.json" run 2> "$work/agent.log" &
@@ -124,3 +147,42 @@ token=$(cat "$work/.protowatch/api-token")
 committed=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^protowatch_events_total\{event="alarm_major"/ {print $2}')
 echo "burst: alarm_major events committed: $committed; messages at Telegram: $(( $(wc -l < "$work/tg.log") - before ))"
 grep -E 'VmHWM|VmRSS' "/proc/$agent/status" | tr -s ' \t' ' ' | sed 's/^/agent /'
+
+"$bec_py" - "$rport" "$M" "$RATE" "$work/hook.log" <<'PY'
+import os, sys, time, json
+os.environ.setdefault("BEC_LOG_LEVEL", "ERROR")
+from types import SimpleNamespace
+from bec_lib.redis_connector import RedisConnector
+from bec_lib.messaging_services import MessagingContainer
+rport, n, rate, log = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+connector = RedisConnector(f"127.0.0.1:{rport}")
+bec = SimpleNamespace(messaging=MessagingContainer(connector))
+end = time.time() + 10
+while not bec.messaging.teams._enabled and time.time() < end:
+    time.sleep(0.05)
+word = lambda i: "".join(chr(97 + int(d)) for d in str(i))
+sent = {}
+for i in range(n):
+    sent[i] = time.time()
+    bec.messaging.teams.new(f"direct {word(i)} sent").send()
+    time.sleep(1 / rate)
+deadline = time.time() + 30
+seen = {}
+while time.time() < deadline and len(seen) < n:
+    seen = {}
+    for line in open(log):
+        rec = json.loads(line)
+        for i in range(n):
+            if i not in seen and f"direct {word(i)} sent" in rec["text"]:
+                seen[i] = rec["at"]
+                break
+    time.sleep(0.2)
+lat = sorted((seen[i] - sent[i]) * 1000 for i in seen)
+if not lat:
+    print("direct sends: none reached the fake webhook", file=sys.stderr); sys.stdout.flush(); os._exit(1)
+q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
+print(f"direct sends: {len(lat)} of {n} bec.messaging.teams...send() at {rate:g}/s: send() -> webhook request p50 {q(0.5):.1f} ms, p99 {q(0.99):.1f} ms, max {lat[-1]:.1f} ms")
+connector.shutdown(per_thread_timeout_s=1)
+sys.stdout.flush()
+os._exit(0)
+PY

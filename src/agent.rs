@@ -150,7 +150,7 @@ struct Pipeline {
     /// Repeat summaries waiting for the next commit.
     summaries: Vec<Summary>,
     /// Messages other processes handed in (`send-message`), waiting for the next commit.
-    requests: Vec<(i64, Event)>,
+    requests: Vec<crate::store::Request>,
     /// Alert keys whose messages are snoozed, until when (the API's `__snooze`).
     snoozed: HashMap<String, i64>,
     data_version: i64,
@@ -369,10 +369,23 @@ impl Pipeline {
         let mut deliveries = std::mem::take(&mut self.deliveries);
         let mut woken = std::mem::take(&mut self.woken);
         let mut accepted = Vec::new();
-        for (id, e) in self.requests.drain(..) {
+        let mut direct: Vec<Destination> = Vec::new();
+        for crate::store::Request { id, event: e, to } in self.requests.drain(..) {
             crate::metrics::event(&e.name, e.severity.as_str());
             self.tally.add(&e, None);
-            let routed = self.router.route(&e.name);
+            // A sender that named its destinations (a BEC session's `send()`) is not
+            // routed; the throttle and snoozes hold for it as for every event.
+            let routed: &[Destination] = match &to {
+                Some(named) => {
+                    for d in named {
+                        if !direct.contains(d) {
+                            direct.push(d.clone());
+                        }
+                    }
+                    named
+                }
+                None => self.router.route(&e.name),
+            };
             let snoozed = self.snoozed.get(&e.key).is_some_and(|until| *until > now);
             let to: Vec<Destination> = routed
                 .iter()
@@ -414,6 +427,14 @@ impl Pipeline {
             accepted,
         };
         self.store.commit(&batch)?;
+        // A named destination may be one no route has (a phone number): its worker
+        // starts now. Its rows are stored, so a failure here is only a delay: the next
+        // start runs a worker for every destination with rows.
+        if !direct.is_empty()
+            && let Err(e) = self.outbox.ensure_workers(&direct)
+        {
+            tracing::error!(error = %e, "cannot start a delivery worker for a named destination");
+        }
         for d in &woken {
             self.outbox.wake(d);
         }
@@ -746,6 +767,14 @@ pub async fn run_with(
         &config.throttle,
         router.clone(),
     )?;
+    // Rows queued for a destination no route names (a BEC session's phone number, a
+    // route removed since) are still to be sent: each gets its worker.
+    let pending: Vec<_> = store
+        .pending_destinations()?
+        .into_iter()
+        .filter(|d| config.scopes(d.service).is_some())
+        .collect();
+    outbox.ensure_workers(&pending)?;
     let mut throttle = Throttle::new(config.throttle.repeat_interval);
     throttle.restore(store.with_conn(throttle::load)?);
     // The API is a convenience: a port taken by another program must not stop the

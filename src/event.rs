@@ -107,6 +107,12 @@ pub struct Message {
     pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Attachment>,
+    /// The message as its sender composed it in HTML (a BEC session's SciLog entry:
+    /// paragraphs, tables, code), for a service that shows HTML as it is (SciLog); the
+    /// spans say the same for every other service. Where the files stand in it is
+    /// marked with [`Message::file_mark`]. Untrusted: sanitized where it is shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
 }
 
 /// The largest file a message may carry: what every service accepts (Telegram's photo
@@ -121,6 +127,12 @@ pub struct Attachment {
     pub filename: String,
     #[serde(with = "base64_bytes")]
     pub data: Vec<u8>,
+    /// How wide and high a service that can size a file shows it (SciLog), as its
+    /// sender gave them (`400px`, `50%`); `None`: the service's own default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<String>,
 }
 
 impl fmt::Debug for Attachment {
@@ -171,6 +183,8 @@ impl Attachment {
         Ok(Attachment {
             filename: name,
             data,
+            width: None,
+            height: None,
         })
     }
 
@@ -262,6 +276,12 @@ impl Message {
     /// The text without styles, as a plain-text medium shows it.
     pub fn text(&self) -> String {
         self.spans.iter().map(|s| s.text.as_str()).collect()
+    }
+
+    /// Where attachment `index` stands in [`Message::html`]: a comment, so that a
+    /// reader that does not look for it shows nothing there.
+    pub fn file_mark(index: usize) -> String {
+        format!("<!--protowatch-file:{index}-->")
     }
 }
 

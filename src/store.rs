@@ -175,6 +175,17 @@ const MIGRATIONS: &[&str] = &[
          token_digest BLOB NOT NULL,
          created_ms INTEGER NOT NULL
      ) WITHOUT ROWID;",
+    // 11: a BEC session's messages sent straight to a service. A request may name its
+    // destinations (JSON list of `service:scope`; NULL: routed by its event's name), and
+    // the BEC stream reader keeps how far it read (`bec::stream`), written in the
+    // transaction of the requests an entry made.
+    "ALTER TABLE inbox ADD COLUMN destinations TEXT;
+     CREATE TABLE bec_stream (
+         stream TEXT PRIMARY KEY,
+         last_id TEXT NOT NULL,
+         added INTEGER NOT NULL,
+         updated_at INTEGER NOT NULL
+     ) WITHOUT ROWID;",
 ];
 
 /// An outbox row as `outbox_rows` and `dead_rows` select it, with its event's name and key.
@@ -197,6 +208,15 @@ fn outbox_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxEntry> {
 const KEEP_RECEIPTS_MS: i64 = 24 * 3600 * 1000;
 
 pub const DB_FILE: &str = "protowatch.db";
+
+/// A message handed in ([`Store::submit`]) and not yet taken by the pipeline.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub id: i64,
+    pub event: Event,
+    /// The destinations its sender named; `None`: routed by the event's name.
+    pub to: Option<Vec<Destination>>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -909,37 +929,74 @@ impl Store {
     }
 
     /// Hands a message to the running agent; returns the request id to follow it by.
-    pub fn submit(&self, event: &Event) -> Result<i64, StoreError> {
+    /// `to`: the destinations its sender named (a BEC session's `send()`); `None`: it is
+    /// routed by its event's name, as every other event.
+    pub fn submit(&self, event: &Event, to: Option<&[Destination]>) -> Result<i64, StoreError> {
         let body = serde_json::to_string(event).unwrap_or_default();
+        let to = to.map(|to| {
+            serde_json::to_string(&to.iter().map(|d| d.to_string()).collect::<Vec<_>>())
+                .unwrap_or_default()
+        });
         self.conn
             .execute(
-                "INSERT INTO inbox (created_at, body) VALUES (?1, ?2)",
-                params![now_ms(), body],
+                "INSERT INTO inbox (created_at, body, destinations) VALUES (?1, ?2, ?3)",
+                params![now_ms(), body, to],
             )
             .map_err(self.sql())?;
         Ok(self.conn.last_insert_rowid())
     }
 
     /// Messages handed in and not yet taken, oldest first.
-    pub fn inbox(&self) -> Result<Vec<(i64, Event)>, StoreError> {
+    pub fn inbox(&self) -> Result<Vec<Request>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT id, body FROM inbox WHERE accepted_at IS NULL ORDER BY id")
+            .prepare_cached(
+                "SELECT id, body, destinations FROM inbox WHERE accepted_at IS NULL ORDER BY id",
+            )
             .map_err(self.sql())?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })
             .map_err(self.sql())?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, body) = row.map_err(self.sql())?;
+            let (id, body, to) = row.map_err(self.sql())?;
+            let to = match to.as_deref().map(serde_json::from_str::<Vec<String>>) {
+                None => None,
+                Some(Ok(list)) => Some(list.iter().filter_map(|d| Destination::parse(d)).collect()),
+                Some(Err(e)) => {
+                    tracing::error!(request = id, error = %e, "unreadable destinations in the inbox; skipped");
+                    continue;
+                }
+            };
             match serde_json::from_str(&body) {
-                Ok(event) => out.push((id, event)),
+                Ok(event) => out.push(Request { id, event, to }),
                 Err(e) => {
                     tracing::error!(request = id, error = %e, "unreadable message in the inbox; skipped")
                 }
             }
         }
         Ok(out)
+    }
+
+    /// The destinations that have rows still to be sent: a worker is needed for each,
+    /// also for one no route names any more (a BEC session's direct recipient).
+    pub fn pending_destinations(&self) -> Result<Vec<Destination>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT DISTINCT destination FROM outbox WHERE dead = 0")
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(self.sql())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.sql())?;
+        Ok(rows.iter().filter_map(|d| Destination::parse(d)).collect())
     }
 
     /// What became of a message handed in with [`Store::submit`].

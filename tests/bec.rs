@@ -4,6 +4,11 @@
 //! `NotificationMessageObject`, routes set with `MessagingContainer(...).<service>
 //! .set_auto_notifications` — nothing on BEC's side is hand-made msgpack.
 //!
+//! What a session sends straight to a service (`bec.messaging.<service>.new(…).send()`,
+//! XADDed to BEC's message stream) is sent through the same classes of bec_lib, and
+//! SciLog's entries are compared with what SciLog's own SDK (`scilog` in the venv)
+//! composes from the same contents.
+//!
 //! Without the venv the tests say so and pass, unless `PROTOWATCH_REQUIRE_VENV` is set
 //! (as `.ci/run` sets it).
 
@@ -16,6 +21,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::scilog::FakeScilog;
+use support::signal::{FakeSignal, group_id};
 use support::{Agent, FakeHttp, FakeTelegram, SmtpOptions, SmtpServer, http, wait_until};
 
 const PNG: &[u8] = include_bytes!("../fixtures/bec/red.png");
@@ -167,13 +174,24 @@ connector = RedisConnector(sys.argv[1])
 if os.environ.get("BEC_TEST_USER"):
     connector.authenticate(username=os.environ["BEC_TEST_USER"], password=os.environ["BEC_TEST_PASSWORD"])
 
+# The connector's threads keep the interpreter alive after an uncaught error: a failed
+# script must end, with its traceback, not hang the test.
+def _die(kind, value, tb):
+    import traceback
+    traceback.print_exception(kind, value, tb)
+    sys.stderr.flush()
+    os._exit(1)
+sys.excepthook = _die
+
 def wait(cond, what, timeout=10):
     end = time.time() + timeout
     while time.time() < end:
         if cond():
             return
         time.sleep(0.05)
-    raise SystemExit("timed out: " + what)
+    print("timed out: " + what, file=sys.stderr)
+    sys.stderr.flush()
+    os._exit(1)
 "#;
 
 fn agent_config(dir: &Path, mut top: Value) -> PathBuf {
@@ -629,4 +647,300 @@ fn an_idle_timeout_in_redis_does_not_break_the_link() {
         .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
         .collect();
     assert!(warned.is_empty(), "warnings while quiet: {warned:#?}");
+}
+
+/// `bec` as a BEC session has it, as far as the messaging lines reach. In a session
+/// `bec` is the `BECClient`, and `bec.messaging` the `MessagingContainer` it builds on
+/// its connector; a `BECClient` needs BEC's servers running (scan server, device
+/// server), so the test builds the same container on its own connector and names it
+/// `bec.messaging`: the lines of BEC's guide then run as they are written, through
+/// bec_lib's own classes, up to its XADD.
+const SESSION: &str = r#"
+import json
+from types import SimpleNamespace
+bec = SimpleNamespace(messaging=MessagingContainer(connector))
+wait(lambda: all(s._enabled for s in (bec.messaging.teams, bec.messaging.scilog, bec.messaging.signal)), "services enabled")
+
+def sdk_entry(msg):
+    """What SciLog's own SDK composes from a message's contents."""
+    from scilog.logbook_message import LogbookMessage
+    entry = LogbookMessage()
+    for c in msg._content:
+        if hasattr(c, "content"):
+            entry.add_text(c.content)
+        elif hasattr(c, "filename"):
+            entry.add_file(c.filename, width=c.width, height=c.height)
+    return {"textcontent": entry._content.textcontent,
+            "styles": [f.get("style") for f in entry._content.files or []]}
+"#;
+
+const SIGNAL_ACCOUNT: &str = "+41790000001";
+const BEC_NUMBER: &str = "+41791234567";
+
+/// A SciLog entry's HTML with each file's hash (a random UUID) as `HASH`.
+fn without_hashes(html: &str) -> String {
+    regex::Regex::new("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+        .unwrap()
+        .replace_all(html, "HASH")
+        .into_owned()
+}
+
+fn stream_health(agent: &Agent) -> Value {
+    healthz_bec(agent)["stream"].clone()
+}
+
+fn wait_reading(agent: &Agent) {
+    assert!(
+        wait_until(Duration::from_secs(20), || stream_health(agent)["reading"]
+            == true),
+        "the BEC message stream is not read: {}",
+        healthz_bec(agent)
+    );
+}
+
+#[test]
+fn what_a_session_sends_straight_to_a_service_is_delivered_once_across_a_restart() {
+    let Some(python) = venv_python() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let redis = Redis::start(dir, &[]);
+    let teams = FakeHttp::start();
+    let scilog = FakeScilog::start();
+    scilog.add_user("bl-operator", "Sci-l0g-PASSWORD-77");
+    scilog.add_logbook("lb-0001", "p12345 beamtime");
+    let signal = FakeSignal::start(SIGNAL_ACCOUNT);
+    signal.add_group(&group_id(7), "beamline ops");
+    signal.register(BEC_NUMBER);
+    let cfg = agent_config(
+        dir,
+        json!({
+            "instrument": "X12SA",
+            "webhook": {"scopes": {"teams": {"url": format!("{}/workflows/run", teams.url),
+                                             "preset": "teams"}},
+                        "default_scope": "teams"},
+            "scilog": {"url": scilog.url, "user": "bl-operator", "password": "Sci-l0g-PASSWORD-77",
+                       "scopes": {"default": {"logbook": "lb-0001"}}},
+            "signal": {"url": signal.url, "api": "rest", "number": SIGNAL_ACCOUNT,
+                       "scopes": {"beamline-ops": {"group": group_id(7)}}},
+            "bec": {"redis": redis.address(), "publish_services": true},
+        }),
+    );
+    let log = dir.join("agent.log");
+    let agent = Agent::start_logging_to(&cfg, &log);
+    wait_reading(&agent);
+    let out = bec(
+        &python,
+        &redis,
+        &format!(
+            "{SESSION}{}",
+            r#"
+bec.messaging.teams.new("Sample changed").send()
+bec.messaging.scilog.new().add_text("Scan 1203 done").add_tags("scan").add_attachment("fit.png").send()
+bec.messaging.signal.new("Beam back").send(scope="+41791234567")
+
+first = bec.messaging.scilog.new().add_text("Scan 1203 done").add_attachment("fit.png")
+msg = bec.messaging.scilog.new().add_text("Fit of scan 1203", bold=True)
+table = msg.add_table(["x", "x²"], title="Quadratic values")
+table.add_row("2", "4")
+msg.add_attachment("fit.png", width=400)
+print(json.dumps([sdk_entry(first), sdk_entry(msg)]))
+msg.send()
+"#
+        ),
+        &[],
+    );
+    let sdk: Value = serde_json::from_str(out.trim()).unwrap();
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    // Teams: the card.
+    let hooks = teams.wait_for(1, Duration::from_secs(15));
+    assert_eq!(hooks.len(), 1, "{}", text());
+    assert!(
+        hooks[0].text().contains("Sample changed"),
+        "{}",
+        hooks[0].text()
+    );
+
+    // Signal: to that number, not to the group.
+    let sent = signal.wait_for(1, Duration::from_secs(15));
+    assert_eq!(sent.len(), 1, "{}", text());
+    assert_eq!(sent[0].recipients, [BEC_NUMBER]);
+    assert_eq!(sent[0].group, None);
+    assert!(sent[0].text.contains("Beam back"), "{}", sent[0].text);
+
+    // SciLog: two entries as the SDK composes them, with their files and tags.
+    let entries = scilog.wait_for_entries(2, Duration::from_secs(15));
+    assert_eq!(entries.len(), 2, "{}", text());
+    let (scan, table) = if entries[0]["textcontent"]
+        .as_str()
+        .unwrap()
+        .contains("Quadratic")
+    {
+        (&entries[1], &entries[0])
+    } else {
+        (&entries[0], &entries[1])
+    };
+    for (entry, want) in [(scan, &sdk[0]), (table, &sdk[1])] {
+        assert_eq!(
+            without_hashes(entry["textcontent"].as_str().unwrap()),
+            without_hashes(want["textcontent"].as_str().unwrap()),
+            "{entry}"
+        );
+        assert_eq!(entry["files"][0]["style"], want["styles"][0], "{entry}");
+        assert_eq!(entry["files"][0]["fileExtension"], "image/png");
+    }
+    let tags = |e: &Value| -> Vec<String> {
+        serde_json::from_value(e["tags"].clone()).unwrap_or_default()
+    };
+    assert!(
+        tags(scan).contains(&"scan".to_string()) && tags(scan).contains(&"bec".to_string()),
+        "{scan}"
+    );
+    assert!(
+        table["textcontent"].as_str().unwrap().contains(
+            "<figure class=\"table\"><table><tbody><tr><td><strong>x</strong></td><td><strong>x²</strong></td></tr><tr><td>2</td><td>4</td></tr></tbody></table></figure>"
+        ),
+        "{table}"
+    );
+    assert_eq!(table["files"][0]["style"]["width"], "400px");
+    assert_eq!(scilog.files().len(), 2);
+    assert!(scilog.files().iter().all(|f| f.data == PNG));
+
+    // Stopped between two sends: each is delivered once.
+    agent.stop();
+    bec(
+        &python,
+        &redis,
+        &format!("{SESSION}bec.messaging.teams.new(\"Sample changed back\").send()\n"),
+        &[],
+    );
+    let agent = Agent::start_logging_to(&cfg, &dir.join("agent2.log"));
+    let hooks = teams.wait_for(2, Duration::from_secs(15));
+    assert_eq!(hooks.len(), 2);
+    assert!(
+        hooks[1].text().contains("Sample changed back"),
+        "{}",
+        hooks[1].text()
+    );
+    assert!(
+        !hooks[1].text().contains("Sample changed\""),
+        "{}",
+        hooks[1].text()
+    );
+
+    // A scope we do not serve: refused, one line for the pair, each counted.
+    bec(
+        &python,
+        &redis,
+        &format!(
+            "{SESSION}bec.messaging.teams.new(\"To nowhere\").send(scope=\"nope\")\nbec.messaging.teams.new(\"Again\").send(scope=\"nope\")\n"
+        ),
+        &[],
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || stream_health(&agent)["refused"]
+            == 2),
+        "{}",
+        healthz_bec(&agent)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(teams.requests().len(), 2);
+    assert_eq!(signal.sent().len(), 1);
+    assert_eq!(scilog.entries().len(), 2);
+    assert_eq!(
+        stream_health(&agent)["refused_by"],
+        json!([{"service": "teams", "scope": "nope", "count": 2}])
+    );
+    assert_eq!(metric(&agent, "protowatch_bec_stream_refused_total"), 2.0);
+    let log2 = std::fs::read_to_string(dir.join("agent2.log")).unwrap_or_default();
+    let refusals: Vec<&str> = log2
+        .lines()
+        .filter(|l| l.contains("do not serve"))
+        .collect();
+    assert_eq!(refusals.len(), 1, "{refusals:#?}");
+    assert!(
+        refusals[0].contains("teams") && refusals[0].contains("nope"),
+        "{}",
+        refusals[0]
+    );
+}
+
+/// bec_lib keeps the stream at about 50 entries: of 300 sent while the agent is
+/// stopped, those still there are delivered once each, the rest reported with their
+/// count (Redis 7's `entries-added`).
+#[test]
+fn sends_while_the_agent_is_stopped_are_delivered_or_reported_missed() {
+    let Some(python) = venv_python() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let redis = Redis::start(dir, &[]);
+    let teams = FakeHttp::start();
+    let cfg = agent_config(
+        dir,
+        json!({
+            "webhook": {"scopes": {"teams": {"url": format!("{}/workflows/run", teams.url),
+                                             "preset": "teams"}},
+                        "default_scope": "teams"},
+            // Each message its own request, not a digest.
+            "throttle": {"per_minute": {"webhook": 10000}},
+            "bec": {"redis": redis.address(), "publish_services": true},
+        }),
+    );
+    let first_log = dir.join("agent.log");
+    let agent = Agent::start_logging_to(&cfg, &first_log);
+    wait_reading(&agent);
+    // BEC's client enables teams from what the agent published.
+    assert!(wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&first_log)
+            .unwrap_or_default()
+            .contains("published our services to BEC")
+    }));
+    agent.stop();
+    let out = bec(
+        &python,
+        &redis,
+        r#"
+from types import SimpleNamespace
+bec = SimpleNamespace(messaging=MessagingContainer(connector))
+wait(lambda: bec.messaging.teams._enabled, "teams enabled")
+for i in range(300):
+    bec.messaging.teams.new(f"note {i} of 300").send()
+left = connector._redis_conn.xrange("internal/message_service/queue")
+print(" ".join(str(int(i)) for i in range(300) if any(f"note {i} of 300".encode() in e[1][b"data"] for e in left)))
+"#,
+        &[],
+    );
+    let left: Vec<usize> = out.split_whitespace().map(|n| n.parse().unwrap()).collect();
+    assert!(
+        !left.is_empty() && left.len() < 300,
+        "bec_lib trims the stream: {} left",
+        left.len()
+    );
+    let log = dir.join("agent2.log");
+    let agent = Agent::start_logging_to(&cfg, &log);
+    let hooks = teams.wait_for(left.len(), Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(500));
+    let hooks_now = teams.requests();
+    assert_eq!(hooks_now.len(), hooks.len().max(left.len()));
+    for i in &left {
+        let n = hooks_now
+            .iter()
+            .filter(|h| h.text().contains(&format!("note {i} of 300")))
+            .count();
+        assert_eq!(n, 1, "note {i}");
+    }
+    let missed = 300 - left.len() as u64;
+    let s = stream_health(&agent);
+    assert_eq!(s["missed"], missed, "{s}");
+    assert_eq!(s["last_missed"]["count"], missed, "{s}");
+    assert_eq!(
+        metric(&agent, "protowatch_bec_stream_missed_total"),
+        missed as f64
+    );
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.lines()
+            .any(|l| l.contains(" WARN ") && l.contains(&format!("{missed} messages sent between"))),
+        "{text}"
+    );
 }

@@ -482,7 +482,7 @@ pub async fn notify(
         message,
     } = notify_body(&body)?;
     let e = Event::message(&event, severity, message);
-    let id = st.db(move |s| s.submit(&e)).await?;
+    let id = st.db(move |s| s.submit(&e, None)).await?;
     (st.wake)();
     Ok((StatusCode::ACCEPTED, Json(json!({"id": id}))))
 }

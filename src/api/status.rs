@@ -73,6 +73,23 @@ pub async fn routes(State(st): State<Arc<ApiState>>) -> Json<Value> {
     Json(json!({"explicit": config.routes.is_some(), "routes": map, "bec": bec}))
 }
 
+/// A destination as the public endpoints show it: a phone number a BEC session named
+/// (`signal:+41791234567`) is a person's, and `/healthz` and `/metrics` need no access,
+/// so it shows as `signal:+41…67`.
+fn public_destination(d: &str) -> String {
+    match d.split_once(':') {
+        Some(("signal", scope)) if crate::messengers::signal::number::is_e164(scope) => {
+            let digits = &scope[1..];
+            format!(
+                "signal:+{}…{}",
+                &digits[..2],
+                &digits[digits.len().saturating_sub(2)..]
+            )
+        }
+        _ => d.to_string(),
+    }
+}
+
 /// 200 with per-file lag and per-destination outbox depth; 503 when the store is not
 /// usable.
 pub async fn healthz(State(st): State<Arc<ApiState>>) -> Result<impl IntoResponse, ApiError> {
@@ -95,7 +112,7 @@ pub async fn healthz(State(st): State<Arc<ApiState>>) -> Result<impl IntoRespons
         .into_iter()
         .map(|(d, n, oldest)| {
             (
-                d,
+                public_destination(&d),
                 json!({"queued": n, "oldest_age_s": (now_ms() - oldest).max(0) / 1000}),
             )
         })
@@ -161,6 +178,7 @@ pub async fn metrics(State(st): State<Arc<ApiState>>) -> Result<impl IntoRespons
         "# HELP protowatch_outbox_depth Deliveries queued per destination.\n# TYPE protowatch_outbox_depth gauge"
     );
     for (d, n, _) in &depth {
+        let d = public_destination(d);
         let _ = writeln!(out, "protowatch_outbox_depth{{destination=\"{d}\"}} {n}");
     }
     let _ = writeln!(
@@ -168,6 +186,7 @@ pub async fn metrics(State(st): State<Arc<ApiState>>) -> Result<impl IntoRespons
         "# HELP protowatch_outbox_oldest_age_seconds Age of the oldest queued delivery per destination.\n# TYPE protowatch_outbox_oldest_age_seconds gauge"
     );
     for (d, _, oldest) in &depth {
+        let d = public_destination(d);
         let _ = writeln!(
             out,
             "protowatch_outbox_oldest_age_seconds{{destination=\"{d}\"}} {}",
@@ -185,4 +204,16 @@ pub async fn metrics(State(st): State<Arc<ApiState>>) -> Result<impl IntoRespons
     crate::bec::health::metrics(&mut out);
     out.push_str(&crate::metrics::render());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::public_destination;
+
+    #[test]
+    fn a_named_phone_number_is_not_shown_whole() {
+        assert_eq!(public_destination("signal:+41791234567"), "signal:+41…67");
+        assert_eq!(public_destination("signal:oncall"), "signal:oncall");
+        assert_eq!(public_destination("webhook:teams"), "webhook:teams");
+    }
 }

@@ -35,7 +35,7 @@ use crate::event::Event;
 use crate::store::Store;
 
 use super::{AVAILABLE_SERVICES, NOTIFICATION_CONFIG, NOTIFICATION_PATTERN, NOTIFICATION_PREFIX};
-use super::{codec, health, notification, routes, services};
+use super::{codec, health, notification, routes, services, stream};
 
 /// Tells the pipeline to read the inbox now: the same wake-up as the API's.
 pub use crate::api::Wake;
@@ -67,7 +67,17 @@ pub enum BridgeError {
 pub struct Bridge {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    /// The message stream's reader, with `publish_services`.
+    reader: Option<tokio::task::JoinHandle<()>>,
     recorder: std::thread::JoinHandle<()>,
+}
+
+/// What the recorder writes: a notification, or what a stream entry made with the
+/// stream's cursor past it (in the same transaction).
+#[derive(Debug)]
+pub enum Record {
+    Notification(Box<Event>),
+    Stream(stream::Handled),
 }
 
 /// Before the agent builds its router: the BEC routes kept from the last run, so that
@@ -88,7 +98,8 @@ impl Bridge {
             .clone()
             .ok_or_else(|| BridgeError::Setup("no \"bec\" section".into()))?;
         let store = Store::open(&config.state_dir)?;
-        let (tx, rx) = std_mpsc::channel::<Event>();
+        let cursor = stream::load(&store)?;
+        let (tx, rx) = std_mpsc::channel::<Record>();
         let recorder_wake = wake.clone();
         let recorder = std::thread::Builder::new()
             .name("bec-recorder".into())
@@ -111,6 +122,21 @@ impl Bridge {
         .map_err(|e| BridgeError::Setup(e.to_string()))?;
         health::configured(&bec.address());
         let (stop, stopped) = watch::channel(false);
+        let reader = bec.publish_services.then(|| {
+            health::stream_started();
+            let password = bec.password.clone();
+            let reader = stream::Reader {
+                client: client.clone(),
+                config: config.clone(),
+                tx: tx.clone(),
+                cursor,
+                scrub: Box::new(move |t: &str| match &password {
+                    Some(p) => p.scrub(t),
+                    None => t.to_string(),
+                }),
+            };
+            tokio::spawn(reader.run(stopped.clone()))
+        });
         let link = Link {
             client,
             config,
@@ -122,6 +148,7 @@ impl Bridge {
         Ok(Bridge {
             stop,
             task,
+            reader,
             recorder,
         })
     }
@@ -130,6 +157,9 @@ impl Bridge {
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+        if let Some(reader) = self.reader {
+            let _ = reader.await;
+        }
         // The task owned the sender: the recorder ends once it has written the rest.
         let recorder = self.recorder;
         let _ = tokio::task::spawn_blocking(move || recorder.join()).await;
@@ -151,7 +181,7 @@ fn tcp_settings() -> redis::io::tcp::TcpSettings {
 
 /// Writes events to the inbox, a burst in few transactions, and wakes the pipeline
 /// after each commit.
-fn record(store: Store, rx: std_mpsc::Receiver<Event>, wake: Wake) {
+fn record(store: Store, rx: std_mpsc::Receiver<Record>, wake: Wake) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < RECORD_BATCH {
@@ -175,9 +205,21 @@ fn record(store: Store, rx: std_mpsc::Receiver<Event>, wake: Wake) {
     }
 }
 
-fn submit_all(store: &Store, batch: &[Event]) -> Result<(), crate::store::StoreError> {
+fn submit_all(store: &Store, batch: &[Record]) -> Result<(), crate::store::StoreError> {
     store.with_conn(|c| c.execute_batch("BEGIN IMMEDIATE"))?;
-    let result = batch.iter().try_for_each(|e| store.submit(e).map(|_| ()));
+    let mut cursor = None;
+    let result = batch.iter().try_for_each(|r| match r {
+        Record::Notification(e) => store.submit(e, None).map(drop),
+        Record::Stream(h) => {
+            cursor = Some(h.cursor);
+            h.requests
+                .iter()
+                .try_for_each(|(e, to)| store.submit(e, Some(to)).map(drop))
+        }
+    });
+    // The stream's cursor once per batch, past its last entry: in the transaction of
+    // every request its entries made.
+    let result = result.and_then(|()| cursor.map_or(Ok(()), |c| stream::save(store, &c)));
     match result {
         Ok(()) => store.with_conn(|c| c.execute_batch("COMMIT")),
         Err(e) => {
@@ -190,7 +232,7 @@ fn submit_all(store: &Store, batch: &[Event]) -> Result<(), crate::store::StoreE
 struct Link {
     client: redis::Client,
     config: Arc<Config>,
-    tx: std_mpsc::Sender<Event>,
+    tx: std_mpsc::Sender<Record>,
     wake: Wake,
 }
 
@@ -340,7 +382,7 @@ impl Link {
                 }
                 let e = notification::to_event(event, n);
                 tracing::debug!(event = %e.name, key = %e.key, "BEC notification");
-                if self.tx.send(e).is_err() {
+                if self.tx.send(Record::Notification(Box::new(e))).is_err() {
                     tracing::error!(
                         channel,
                         "BEC notification received while stopping; not stored"

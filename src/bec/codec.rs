@@ -45,11 +45,14 @@ pub enum Item {
     Text(String),
     /// `MessagingServiceTagsContent`.
     Tags(Vec<String>),
-    /// `MessagingServiceFileContent`.
+    /// `MessagingServiceFileContent`; `width` and `height` as given (a number of
+    /// pixels or a CSS length), for a service that sizes what it shows.
     File {
         filename: String,
         mime_type: String,
         data: Vec<u8>,
+        width: Option<String>,
+        height: Option<String>,
     },
     /// `MessagingServiceStickerContent`: a Signal sticker id.
     Sticker(String),
@@ -183,21 +186,34 @@ fn expect_type(found: Option<String>, expected: &'static str) -> Result<(), Code
     }
 }
 
-/// A `NotificationMessage` as `connector.notify` publishes it.
-pub fn decode_notification(bytes: &[u8]) -> Result<Notification, CodecError> {
+/// A message of type `expected` read whole: its fields, and the items of its `message`
+/// list (at most [`MAX_ITEMS`]).
+fn message_items(bytes: &[u8], expected: &'static str) -> Result<(Value, Vec<Item>), CodecError> {
     let (type_name, v) = read(bytes)?;
-    expect_type(type_name, "NotificationMessage")?;
+    expect_type(type_name, expected)?;
     if !matches!(v, Value::Map(_)) {
         return Err(CodecError::Shape(format!(
             "the message is a {}, not a map",
             kind(&v)
         )));
     }
-    let event = string(required(&v, "event", "the message")?, "event")?;
     let Value::Array(list) = required(&v, "message", "the message")? else {
         return Err(CodecError::Shape("\"message\" is not a list".into()));
     };
+    if list.len() > MAX_ITEMS {
+        return Err(CodecError::Shape(format!(
+            "{} items, more than the {MAX_ITEMS} a message may have",
+            list.len()
+        )));
+    }
     let items = list.iter().map(item).collect::<Result<Vec<_>, _>>()?;
+    Ok((v, items))
+}
+
+/// A `NotificationMessage` as `connector.notify` publishes it.
+pub fn decode_notification(bytes: &[u8]) -> Result<Notification, CodecError> {
+    let (v, items) = message_items(bytes, "NotificationMessage")?;
+    let event = string(required(&v, "event", "the message")?, "event")?;
     Ok(Notification { event, items })
 }
 
@@ -234,6 +250,8 @@ fn item(v: &Value) -> Result<Item, CodecError> {
             filename,
             mime_type,
             data,
+            width: size(v, "width")?,
+            height: size(v, "height")?,
         });
     }
     if let Some(s) = field(v, "sticker_id") {
@@ -255,6 +273,76 @@ fn item(v: &Value) -> Result<Item, CodecError> {
             kind(other)
         ))),
     }
+}
+
+/// A file's `width` or `height`: pixels as SciLog's SDK writes them (`400` →
+/// `400px`), a CSS length as it is; absent or null: none.
+fn size(v: &Value, name: &str) -> Result<Option<String>, CodecError> {
+    match field(v, name) {
+        None | Some(Value::Nil) => Ok(None),
+        Some(Value::Integer(n)) => match n.as_u64() {
+            Some(px) if px > 0 && px <= 100_000 => Ok(Some(format!("{px}px"))),
+            _ => Err(CodecError::Shape(format!("{name} {n} is not a size"))),
+        },
+        Some(s @ Value::String(_)) => {
+            let text = string(s, name)?;
+            let ok = text.len() <= 20
+                && !text.is_empty()
+                && text
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '%');
+            if ok {
+                Ok(Some(text))
+            } else {
+                Err(CodecError::Shape(format!("{name} {text:?} is not a size")))
+            }
+        }
+        Some(other) => Err(CodecError::Shape(format!(
+            "{name} is a {}, not a size",
+            kind(other)
+        ))),
+    }
+}
+
+/// BEC's `MessagingServiceMessage`: what a session's `bec.messaging.<service>…send()`
+/// writes to the message queue stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceMessage {
+    /// `scilog`, `signal`, `teams` (or whatever the writer put there).
+    pub service_name: String,
+    pub items: Vec<Item>,
+    /// The scopes named; empty: none (the service's default).
+    pub scopes: Vec<String>,
+}
+
+/// The most scopes one message may name: a BEC user names one or a few.
+pub const MAX_SCOPES: usize = 50;
+/// The most items one message may have.
+pub const MAX_ITEMS: usize = 1000;
+
+/// A `MessagingServiceMessage` as `MessagingService.send` XADDs it (field `data`).
+pub fn decode_service_message(bytes: &[u8]) -> Result<ServiceMessage, CodecError> {
+    let (v, items) = message_items(bytes, "MessagingServiceMessage")?;
+    let service_name = string(required(&v, "service_name", "the message")?, "service_name")?;
+    let scopes = match field(&v, "scope") {
+        None | Some(Value::Nil) => Vec::new(),
+        Some(Value::Array(s)) if s.len() > MAX_SCOPES => {
+            return Err(CodecError::Shape(format!(
+                "{} scopes, more than the {MAX_SCOPES} a message may name",
+                s.len()
+            )));
+        }
+        Some(Value::Array(s)) => s
+            .iter()
+            .map(|s| string(s, "a scope"))
+            .collect::<Result<_, _>>()?,
+        Some(s) => vec![string(s, "scope")?],
+    };
+    Ok(ServiceMessage {
+        service_name,
+        items,
+        scopes,
+    })
 }
 
 /// A `NotificationConfigMessage`'s routes, as `set_auto_notifications` writes them.
@@ -489,6 +577,7 @@ mod tests {
                 filename,
                 mime_type,
                 data,
+                ..
             } => Some((filename.as_str(), mime_type.as_str(), data.as_slice())),
             _ => None,
         });

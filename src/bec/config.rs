@@ -39,7 +39,8 @@ pub struct BecConfig {
     pub password: Option<Secret>,
     /// BEC's service name → our service. Only services that are configured.
     pub services: BTreeMap<String, Service>,
-    /// Write BEC's `available_messaging_services` describing what we serve.
+    /// Write BEC's `available_messaging_services` describing what we serve, and read
+    /// BEC's message stream (`bec::stream`): we are the deployment's messaging backend.
     pub publish_services: bool,
 }
 
@@ -253,7 +254,8 @@ pub struct File {
     /// configured.
     pub services: Option<Services>,
     /// Write BEC's `available_messaging_services` so that `bec.messaging.<service>`
-    /// works in a BEC session without Atlas. Not with Atlas: two backends would both
+    /// works in a BEC session without Atlas, and deliver what a session sends straight
+    /// to a service (BEC's message stream). Not with Atlas: two backends would both
     /// deliver.
     #[schemars(extend("default" = false))]
     pub publish_services: Option<bool>,

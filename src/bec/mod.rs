@@ -16,6 +16,8 @@
 //! - [`routes`]: BEC's routing config (`set_auto_notifications`) as our destinations.
 //! - [`services`]: what `publish_services` tells BEC's clients we serve.
 //! - [`health`]: the link's state for `/healthz` and `/metrics`.
+//! - [`stream`]: what a session sends straight to a service (`bec.messaging.<service>
+//!   .new(…).send()`), read from BEC's message stream with `publish_services`.
 //! - [`bridge`]: the Redis subscription with its reconnection, and the hand-over to the
 //!   pipeline.
 
@@ -27,6 +29,7 @@ pub mod html;
 pub mod notification;
 pub mod routes;
 pub mod services;
+pub mod stream;
 
 pub use bridge::Bridge;
 pub use config::BecConfig;

@@ -27,13 +27,35 @@ pub fn severity(event: &str) -> Severity {
 
 /// The event for a notification received on the channel of `event`.
 pub fn to_event(event: &str, n: Notification) -> Event {
+    let message = message(event, n.items, false);
+    let text = message.text();
+    let mut e = Event::message(event, severity(event), message);
+    e.source = Some(SOURCE.to_string());
+    e.key = dedup_key(event, Some(SOURCE), &text);
+    e
+}
+
+/// BEC's content items as our [`Message`]: text items as styled spans, tags, files as
+/// attachments (with their size), a giphy as its link; `event` names it in the log.
+/// With `keep_html`, also the items' HTML as SciLog's SDK would compose it
+/// (`LogbookMessage.add_text`: a text that does not start with a tag becomes a
+/// paragraph; a file stands where it was added), for the services that show HTML.
+pub fn message(event: &str, items: Vec<Item>, keep_html: bool) -> Message {
     let mut message = Message::default();
+    let mut html = String::new();
     // A paragraph stands on its own line; the text after it starts a new one.
     let mut after_block = false;
-    for item in n.items {
+    for item in items {
         let (spans, block) = match item {
-            Item::Text(html) => {
-                let t = super::html::read(&html);
+            Item::Text(text) => {
+                if keep_html {
+                    if text.trim_start().starts_with('<') {
+                        html.push_str(&text);
+                    } else {
+                        html.push_str(&format!("<p>{text}</p>"));
+                    }
+                }
+                let t = super::html::read(&text);
                 (t.spans, t.block)
             }
             Item::Tags(tags) => {
@@ -49,22 +71,40 @@ pub fn to_event(event: &str, n: Notification) -> Event {
                 filename,
                 mime_type,
                 data,
+                width,
+                height,
             } => match Attachment::new(&filename, data) {
-                Ok(a) => {
+                Ok(mut a) => {
                     tracing::debug!(file = %filename, mime = %mime_type, "BEC attachment");
+                    a.width = width;
+                    a.height = height;
+                    if keep_html {
+                        html.push_str(&Message::file_mark(message.attachments.len()));
+                    }
                     message.attachments.push(a);
                     continue;
                 }
                 Err(e) => {
                     tracing::warn!(event, file = %filename, error = %e, "a BEC attachment was not taken");
-                    (
-                        plain(format!("[attachment {filename} not taken: {e}]")),
-                        true,
-                    )
+                    let note = format!("[attachment {filename} not taken: {e}]");
+                    if keep_html {
+                        html.push_str(&format!("<p>{}</p>", crate::event::html_escape(&note)));
+                    }
+                    (plain(note), true)
                 }
             },
-            Item::Sticker(id) => (plain(format!("[sticker {id}]")), true),
-            Item::Giphy(url) => (plain(url), true),
+            Item::Sticker(id) => {
+                tracing::info!(event, sticker = %id, "a BEC sticker was left out: protowatch sends no stickers to any service");
+                continue;
+            }
+            Item::Giphy(url) => {
+                // Every service shows a link; Telegram and Signal show its picture.
+                if keep_html {
+                    let u = crate::event::html_escape(&url);
+                    html.push_str(&format!("<p><a href=\"{u}\">{u}</a></p>"));
+                }
+                (plain(url), true)
+            }
             Item::Unknown(fields) => {
                 tracing::debug!(event, fields = %fields, "a BEC message item of an unknown kind was left out");
                 continue;
@@ -95,11 +135,10 @@ pub fn to_event(event: &str, n: Notification) -> Event {
             ..Span::default()
         });
     }
-    let text = message.text();
-    let mut e = Event::message(event, severity(event), message);
-    e.source = Some(SOURCE.to_string());
-    e.key = dedup_key(event, Some(SOURCE), &text);
-    e
+    if keep_html {
+        message.html = Some(html);
+    }
+    message
 }
 
 fn plain(text: String) -> Vec<Span> {
@@ -179,15 +218,39 @@ mod tests {
     }
 
     #[test]
-    fn stickers_and_giphies_are_text() {
+    fn a_giphy_is_its_link_and_a_sticker_is_left_out() {
         let n = decode_notification(include_bytes!(
             "../../fixtures/bec/notify_sticker_giphy.msgpack"
         ))
         .unwrap();
         let e = to_event("scan_completed", n);
+        assert_eq!(e.message.text(), "Scan 42 done\nhttps://giphy.com/x.gif");
+        assert_eq!(e.message.html, None);
+    }
+
+    #[test]
+    fn kept_html_is_what_scilogs_sdk_composes_with_files_in_place() {
+        let items = vec![
+            Item::Text("Scan 1203 done".into()),
+            Item::File {
+                filename: "fit.png".into(),
+                mime_type: "image/png".into(),
+                data: vec![1, 2, 3],
+                width: Some("400px".into()),
+                height: None,
+            },
+            Item::Text("<p>Fit</p><figure class=\"table\"><table><tbody><tr><td><strong>x</strong></td></tr></tbody></table></figure>".into()),
+            Item::Tags(vec!["bec".into(), "scan".into()]),
+        ];
+        let m = message("message", items, true);
         assert_eq!(
-            e.message.text(),
-            "Scan 42 done\n[sticker abc:1]\nhttps://giphy.com/x.gif"
+            m.html.as_deref(),
+            Some(
+                "<p>Scan 1203 done</p><!--protowatch-file:0--><p>Fit</p><figure class=\"table\"><table><tbody><tr><td><strong>x</strong></td></tr></tbody></table></figure>"
+            )
         );
+        assert_eq!(m.attachments[0].width.as_deref(), Some("400px"));
+        assert_eq!(m.tags, ["bec", "scan"]);
+        assert_eq!(m.text(), "Scan 1203 done\nFit\nx");
     }
 }

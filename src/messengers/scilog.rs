@@ -255,14 +255,15 @@ impl Deliver for Scilog {
             })
             .collect();
         let tags = entry::tags(n, &self.tags);
-        let mut html = entry::html(n);
         let mut files = Vec::new();
+        let mut shown = Vec::new();
         for a in n.attachments() {
             let (file_id, access_hash) = self.upload(a, &acl, &tags).await?;
             let r = entry::file_ref(a, &file_id, &access_hash);
-            html.push_str(&r.html);
+            shown.push(r.html);
             files.push(r.info);
         }
+        let html = entry::html(n, &shown);
         let mut snippet = acl.clone();
         snippet.insert("snippetType".into(), json!("paragraph"));
         snippet.insert("linkType".into(), json!("paragraph"));

@@ -16,6 +16,7 @@
 //! unregistered number is permanent and named.
 
 mod config;
+pub mod number;
 mod text;
 
 pub use config::{Api, SignalConfig, Target};
@@ -283,10 +284,17 @@ impl Deliver for Signal {
     }
 
     async fn send(&self, scope: &str, n: &Notification<'_>) -> Result<(), SendError> {
-        let to = self
-            .scopes
-            .get(scope)
-            .ok_or_else(|| SendError::permanent(format!("no signal scope {scope:?}")))?;
+        // A scope that is a phone number reaches that number: what a BEC session
+        // names in `send(scope="+41…")`. Only that sender writes such destinations.
+        let number;
+        let to = match self.scopes.get(scope) {
+            Some(to) => to,
+            None if number::is_e164(scope) => {
+                number = Target::Recipients(vec![scope.to_string()]);
+                &number
+            }
+            None => return Err(SendError::permanent(format!("no signal scope {scope:?}"))),
+        };
         match self.api {
             Api::Rest => self.send_rest(to, n).await,
             Api::JsonRpc => self.send_jsonrpc(to, n).await,

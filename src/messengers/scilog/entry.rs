@@ -62,7 +62,8 @@ pub fn file_ref(a: &Attachment, file_id: &str, access_hash: &str) -> FileRef {
                 "fileExtension": kind(a),
                 "fileId": file_id,
                 "accessHash": access_hash,
-                "style": {"width": IMAGE_WIDTH, "height": ""},
+                "style": {"width": a.width.as_deref().unwrap_or(IMAGE_WIDTH),
+                          "height": a.height.as_deref().unwrap_or("")},
             }),
             html: format!(
                 "<figure class=\"image image_resized\"><img src=\"\" title=\"{hash}\"></figure>"
@@ -154,8 +155,106 @@ fn severity_html(s: crate::event::Severity) -> String {
     }
 }
 
-/// The paragraph's HTML, without the files (they follow, once uploaded).
-pub fn html(n: &Notification<'_>) -> String {
+/// The classes SciLog's editor gives meaning to, and BEC writes: a table's figure,
+/// pens and markers, a code block's language (`log_code`).
+const CLASSES: &[(&str, &[&str])] = &[
+    ("figure", &["table"]),
+    (
+        "mark",
+        &[
+            "pen-red",
+            "pen-green",
+            "marker-yellow",
+            "marker-pink",
+            "marker-blue",
+        ],
+    ),
+    (
+        "code",
+        &[
+            "language-python",
+            "language-bash",
+            "language-shell",
+            "language-json",
+            "language-yaml",
+            "language-text",
+            "language-plaintext",
+        ],
+    ),
+];
+
+/// A sender's HTML (a BEC session's entry) as SciLog may show it: the markup BEC and
+/// SciLog's editor write, with those classes; no script, no image (our files are
+/// put in after), no link but http(s) and mail.
+pub fn sanitize(html: &str) -> String {
+    let mut b = ammonia::Builder::default();
+    b.rm_tags(["img"])
+        .url_schemes(["http", "https", "mailto"].into())
+        .url_relative(ammonia::UrlRelative::Deny);
+    for (tag, classes) in CLASSES {
+        b.add_allowed_classes(*tag, classes.iter().copied());
+    }
+    b.clean(html).to_string()
+}
+
+/// A sender's HTML with each file where its [`Message::file_mark`] stands; files it
+/// does not mark follow at the end.
+///
+/// [`Message::file_mark`]: crate::event::Message::file_mark
+fn composed(html: &str, files: &[String]) -> String {
+    let mut out = String::new();
+    let mut used = vec![false; files.len()];
+    let mut rest = html;
+    while let Some(at) = rest.find("<!--protowatch-file:") {
+        out.push_str(&sanitize(&rest[..at]));
+        let after = &rest[at + "<!--protowatch-file:".len()..];
+        let Some(end) = after.find("-->") else {
+            rest = "";
+            break;
+        };
+        if let Some(i) = after[..end]
+            .parse::<usize>()
+            .ok()
+            .filter(|i| *i < files.len())
+            && !used[i]
+        {
+            used[i] = true;
+            out.push_str(&files[i]);
+        }
+        rest = &after[end + 3..];
+    }
+    out.push_str(&sanitize(rest));
+    for (f, used) in files.iter().zip(used) {
+        if !used {
+            out.push_str(f);
+        }
+    }
+    out
+}
+
+/// The paragraph's HTML with the files' references (`files`: the HTML of each of the
+/// notification's attachments, in order, once uploaded). An event that brings its own
+/// HTML (a BEC session's entry) is that HTML, as SciLog's SDK would have written it,
+/// its files in place; every other event is described, its files at the end.
+pub fn html(n: &Notification<'_>, files: &[String]) -> String {
+    let mut out = html_described(n, files);
+    let mut at = 0;
+    let mut trailing = Vec::new();
+    for item in &n.items {
+        let count = item.event.message.attachments.len();
+        let mine = files.get(at..at + count).unwrap_or_default();
+        at += count;
+        if item.event.message.html.is_none() {
+            trailing.extend_from_slice(mine);
+        }
+    }
+    for f in trailing {
+        out.push_str(&f);
+    }
+    out
+}
+
+fn html_described(n: &Notification<'_>, files: &[String]) -> String {
     let mut out = String::new();
     if n.is_digest() {
         out.push_str(&format!(
@@ -164,8 +263,19 @@ pub fn html(n: &Notification<'_>) -> String {
             escape(n.instrument)
         ));
     }
+    let mut at = 0;
     for item in &n.items {
         let e = item.event;
+        let count = e.message.attachments.len();
+        let mine = files.get(at..at + count).unwrap_or_default();
+        at += count;
+        if let Some(own) = &e.message.html {
+            out.push_str(&composed(own, mine));
+            if let Some(r) = &item.repeat {
+                out.push_str(&format!("<p><em>{}</em></p>", escape(&repeat_note(r))));
+            }
+            continue;
+        }
         out.push_str(&format!(
             "<p>{} {} on <strong>{}</strong></p>",
             severity_html(e.severity),
@@ -233,7 +343,7 @@ mod tests {
                 ..Span::default()
             },
         ];
-        let h = html(&Notification::single("IN5", &e));
+        let h = html(&Notification::single("IN5", &e), &[]);
         assert!(
             h.contains("<mark class=\"pen-red\"><strong>Mount &lt;failed&gt;</strong></mark>"),
             "{h}"
