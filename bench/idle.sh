@@ -13,7 +13,7 @@
 #
 # Usage: bash bench/idle.sh          (FILES, SECONDS_, MODE, PARTS can be set in the environment)
 #        PARTS=all bash bench/idle.sh
-#        BIN=path/to/protowatch PARTS=all bash bench/idle.sh
+#        PROTOWATCH_BIN=path/to/protowatch PARTS=all bash bench/idle.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FILES=${FILES:-10}
@@ -24,9 +24,9 @@ PARTS=${PARTS:-}
 has() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 py=/usr/bin/python3; [ -x "$py" ] || py=python3
-# BIN measures another build (a profile being tried) instead of this tree's release.
-if [ -z "${BIN:-}" ]; then cargo build --release --locked -q; fi
-bin=${BIN:-$PWD/target/release/protowatch}
+# PROTOWATCH_BIN: another build to measure (a profile being tried) instead of this tree's release.
+if [ -z "${PROTOWATCH_BIN:-}" ]; then cargo build --release --locked -q; fi
+bin=${PROTOWATCH_BIN:-$PWD/target/release/protowatch}
 work=$(mktemp -d)
 agent=
 helpers=()

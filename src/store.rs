@@ -946,26 +946,33 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Messages handed in and not yet taken, oldest first.
-    pub fn inbox(&self) -> Result<Vec<Request>, StoreError> {
+    /// Messages handed in and not yet taken, oldest first: as many as fit in
+    /// `max_bytes` of their stored form, and always at least one. The pipeline takes the
+    /// inbox a bounded piece at a time, because a message carries its files: a queue of
+    /// hundreds of large `/api/notify` messages read whole held gigabytes at once.
+    pub fn inbox(&self, max_bytes: usize) -> Result<Vec<Request>, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached(
                 "SELECT id, body, destinations FROM inbox WHERE accepted_at IS NULL ORDER BY id",
             )
             .map_err(self.sql())?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                ))
-            })
-            .map_err(self.sql())?;
+        let mut rows = stmt.query([]).map_err(self.sql())?;
         let mut out = Vec::new();
-        for row in rows {
-            let (id, body, to) = row.map_err(self.sql())?;
+        let mut bytes = 0;
+        while let Some(row) = rows.next().map_err(self.sql())? {
+            let id: i64 = row.get(0).map_err(self.sql())?;
+            // Measured before it is read: a message that would overrun the piece waits
+            // for the next one, unless it is the first.
+            let len = row
+                .get_ref(1)
+                .map_err(self.sql())?
+                .as_bytes()
+                .map_or(0, <[u8]>::len);
+            if !out.is_empty() && bytes + len > max_bytes {
+                break;
+            }
+            let to: Option<String> = row.get(2).map_err(self.sql())?;
             let to = match to.as_deref().map(serde_json::from_str::<Vec<String>>) {
                 None => None,
                 Some(Ok(list)) => Some(list.iter().filter_map(|d| Destination::parse(d)).collect()),
@@ -974,8 +981,12 @@ impl Store {
                     continue;
                 }
             };
+            let body: String = row.get(1).map_err(self.sql())?;
             match serde_json::from_str(&body) {
-                Ok(event) => out.push(Request { id, event, to }),
+                Ok(event) => {
+                    bytes += len;
+                    out.push(Request { id, event, to });
+                }
                 Err(e) => {
                     tracing::error!(request = id, error = %e, "unreadable message in the inbox; skipped")
                 }
@@ -1294,5 +1305,47 @@ mod tests {
         std::fs::write(dir.path().join(DB_FILE), vec![b'x'; 8192]).unwrap();
         let e = Store::open(dir.path()).err().unwrap().to_string();
         assert!(e.contains("not a usable protowatch database"), "{e}");
+    }
+
+    /// The pipeline reads the inbox a bounded piece at a time, oldest first, always at
+    /// least one message; an unreadable row neither counts nor stops what is behind it.
+    #[test]
+    fn the_inbox_is_read_in_bounded_pieces() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let big = |i: usize| {
+            Event::message(
+                "message",
+                Severity::Info,
+                Message::plain(format!("{i} {}", "x".repeat(1000))),
+            )
+        };
+        let first = s.submit(&big(0), None).unwrap();
+        s.conn
+            .execute(
+                "INSERT INTO inbox (created_at, body) VALUES (0, 'not json')",
+                [],
+            )
+            .unwrap();
+        for i in 1..5 {
+            s.submit(&big(i), None).unwrap();
+        }
+        // Less than one message: still one.
+        let one = s.inbox(10).unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].id, first);
+        // Room for two and a half: two, the unreadable row skipped between them.
+        let each: i64 = s
+            .conn
+            .query_row(
+                "SELECT length(body) FROM inbox WHERE id = ?1",
+                [first],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let two = s.inbox(each as usize * 5 / 2).unwrap();
+        assert_eq!(two.len(), 2);
+        assert!(two[1].id > first + 1);
+        assert_eq!(s.inbox(usize::MAX).unwrap().len(), 5);
     }
 }
