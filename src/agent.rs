@@ -286,7 +286,7 @@ impl Pipeline {
         for line in lines {
             parser.line(line, &mut events);
             for e in events.drain(..) {
-                self.route_one(e, now, &mut counted);
+                self.route_event(e, None, None, now, &mut counted);
             }
         }
         counted.record();
@@ -317,29 +317,49 @@ impl Pipeline {
         let mut counted = EventCounts::default();
         let mut events = std::mem::take(&mut self.events);
         for e in events.drain(..) {
-            self.route_one(e, now, &mut counted);
+            self.route_event(e, None, None, now, &mut counted);
         }
         counted.record();
         self.events = events;
     }
 
-    fn route_one(&mut self, e: Event, now: i64, counted: &mut EventCounts) {
+    /// The one way an event goes out, whatever its source — a protocol line, or a
+    /// message handed in through the inbox by the API, a script, OnTakt's alerts or BEC:
+    /// counted for the metrics, snoozed, offered to the throttle of each destination,
+    /// tallied into its alert, and queued for the destinations it is due at now, whose
+    /// workers are then woken. `named`: the destinations a sender chose (a BEC session's
+    /// `send()`), used instead of the routes. `request`: the inbox row it came from, whose
+    /// delivery row is kept even when nothing is sent now, for its sender to follow.
+    /// Returns how many destinations it goes to now, and how many only counted it.
+    fn route_event(
+        &mut self,
+        e: Event,
+        named: Option<&[Destination]>,
+        request: Option<i64>,
+        now: i64,
+        counted: &mut EventCounts,
+    ) -> (u32, u32) {
         counted.add(&e);
-        let routed = self.router.route(&e.name);
+        let routed = named.unwrap_or_else(|| self.router.route(&e.name));
         let snoozed = self.snoozed.get(&e.key).is_some_and(|until| *until > now);
-        // One event, shared by the tally and the throttle windows that count it.
+        // One event, shared by the tally and the throttle windows that count it, without
+        // its files: they belong to this delivery alone, and a window keeps its latest
+        // event for as long as it lasts (hours), as the alert keeps its record.
+        let mut e = e;
+        let files = std::mem::take(&mut e.message.attachments);
         let e = Arc::new(e);
         let to = if snoozed {
             Vec::new()
         } else {
             self.throttle.offer_all(routed, &e, now)
         };
+        let only_counted = (routed.len() - to.len()) as u32;
         tracing::debug!(event = %e.name, severity = %e.severity, key = %e.key, destinations = routed.len(), now = to.len(), "event");
         // A repeat that is only counted needs no outbox row: the alert keeps it, and in a
         // burst that is almost every event.
-        if to.is_empty() {
+        if to.is_empty() && request.is_none() {
             self.tally.add_shared(e, None);
-            return;
+            return (0, only_counted);
         }
         self.tally.add_shared(e.clone(), None);
         for d in &to {
@@ -347,12 +367,16 @@ impl Pipeline {
                 self.woken.push(d.clone());
             }
         }
+        let sent = to.len() as u32;
+        let mut event = Arc::unwrap_or_clone(e);
+        event.message.attachments = files;
         self.deliveries.push(Delivery {
-            event: Arc::unwrap_or_clone(e),
+            event,
             to,
             repeat: None,
-            request: None,
+            request,
         });
+        (sent, only_counted)
     }
 
     /// Routes what is left of the parsed events, and stores the batch's deliveries,
@@ -366,46 +390,28 @@ impl Pipeline {
     ) -> Result<(), StoreError> {
         self.route();
         let now = now_ms();
-        let mut deliveries = std::mem::take(&mut self.deliveries);
-        let mut woken = std::mem::take(&mut self.woken);
         let mut accepted = Vec::new();
         let mut direct: Vec<Destination> = Vec::new();
-        for crate::store::Request { id, event: e, to } in self.requests.drain(..) {
-            crate::metrics::event(&e.name, e.severity.as_str());
-            self.tally.add(&e, None);
+        let mut counted = EventCounts::default();
+        for crate::store::Request { id, event: e, to } in std::mem::take(&mut self.requests) {
             // A sender that named its destinations (a BEC session's `send()`) is not
             // routed; the throttle and snoozes hold for it as for every event.
-            let routed: &[Destination] = match &to {
-                Some(named) => {
-                    for d in named {
-                        if !direct.contains(d) {
-                            direct.push(d.clone());
-                        }
+            if let Some(named) = &to {
+                for d in named {
+                    if !direct.contains(d) {
+                        direct.push(d.clone());
                     }
-                    named
-                }
-                None => self.router.route(&e.name),
-            };
-            let snoozed = self.snoozed.get(&e.key).is_some_and(|until| *until > now);
-            let to: Vec<Destination> = routed
-                .iter()
-                .filter(|d| !snoozed && self.throttle.offer(d, &e, now))
-                .cloned()
-                .collect();
-            tracing::info!(event = %e.name, request = id, destinations = to.len(), counted = routed.len() - to.len(), "message handed in");
-            accepted.push((id, to.len() as u32, (routed.len() - to.len()) as u32));
-            for d in &to {
-                if !woken.contains(d) {
-                    woken.push(d.clone());
                 }
             }
-            deliveries.push(Delivery {
-                event: e,
-                to,
-                repeat: None,
-                request: Some(id),
-            });
+            let name = e.name.clone();
+            let (sent, only_counted) =
+                self.route_event(e, to.as_deref(), Some(id), now, &mut counted);
+            tracing::info!(event = %name, request = id, destinations = sent, counted = only_counted, "message handed in");
+            accepted.push((id, sent, only_counted));
         }
+        counted.record();
+        let mut deliveries = std::mem::take(&mut self.deliveries);
+        let mut woken = std::mem::take(&mut self.woken);
         for s in self.summaries.drain(..) {
             if !woken.contains(&s.destination) {
                 woken.push(s.destination.clone());
