@@ -20,7 +20,8 @@ use protowatch::event::Event;
 use protowatch::messengers::render::{self, Item, Notification, TELEGRAM_LIMIT};
 use protowatch::parser::{FileParser, Rules};
 use protowatch::routing::throttle::Throttle;
-use protowatch::store::{Batch, Checkpoint, Delivery, Store};
+use protowatch::store::{Batch, Delivery, Store};
+use protowatch::watcher::checkpoints::Checkpoint;
 use protowatch::watcher::identity::FileId;
 
 #[path = "support/protocol.rs"]

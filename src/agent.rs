@@ -27,6 +27,7 @@ use crate::parser::{FileParser, Rules};
 use crate::routing::Router;
 use crate::routing::throttle::{self, Summary, Throttle};
 use crate::store::{AgentLock, Batch, Delivery, Store, StoreError, now_ms};
+use crate::watcher::checkpoints::{self, Checkpoint};
 use crate::watcher::{FileKey, Resume, Retired, WatchId, WatchMsg, Watcher};
 
 /// How much of the inbox (messages as stored, their files in base64) the pipeline reads
@@ -360,7 +361,7 @@ impl Pipeline {
     /// workers.
     fn commit(
         &mut self,
-        checkpoint: Option<&crate::store::Checkpoint>,
+        checkpoint: Option<&Checkpoint>,
         forget: Option<&crate::watcher::identity::FileId>,
         keep_until_ms: Option<i64>,
     ) -> Result<(), StoreError> {
@@ -497,7 +498,7 @@ impl Pipeline {
             self.purged_ms = now;
             alerts::purge(&self.store, now)?;
             self.store.purge_requests(now)?;
-            self.store.purge_checkpoints(now)?;
+            checkpoints::purge(&self.store, now)?;
         }
         if self.summaries.is_empty() && self.requests.is_empty() && !self.throttle.has_changes() {
             return Ok(());
@@ -654,7 +655,7 @@ impl Pipeline {
         &mut self,
         retired: Vec<Retired>,
         deadline: Option<Instant>,
-    ) -> Result<Vec<crate::store::Checkpoint>, StoreError> {
+    ) -> Result<Vec<Checkpoint>, StoreError> {
         // A retired thread may be blocked handing over a batch: keep taking.
         while !retired.iter().all(Retired::is_finished) {
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -732,7 +733,7 @@ impl Pipeline {
 /// let go and still kept.
 fn resume_from(store: &Store) -> Result<Resume, StoreError> {
     let mut resume = Resume::default();
-    for (c, keep_until) in store.all_checkpoints()? {
+    for (c, keep_until) in checkpoints::all(store)? {
         if let Some(t) = keep_until {
             resume.let_go_until.insert(c.id, t);
         }
@@ -783,7 +784,7 @@ pub async fn run_with(
     }
     let store = Store::open(&config.state_dir)?;
     store.make_private();
-    store.purge_checkpoints(now_ms())?;
+    checkpoints::purge(&store, now_ms())?;
     let mut resume = resume_from(&store)?;
     resume.started_before = store.has_started_before()?;
     store.mark_started()?;

@@ -18,7 +18,6 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::config::Destination;
 use crate::event::Event;
-use crate::watcher::identity::FileId;
 
 /// The schema this build writes. Each entry of [`MIGRATIONS`] moves a database from
 /// version `index` to `index + 1`.
@@ -314,17 +313,6 @@ impl AgentLock {
     }
 }
 
-/// Where one file was read to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checkpoint {
-    pub id: FileId,
-    /// The first bytes of the file (up to [`crate::watcher::follow::FINGERPRINT_LEN`]).
-    pub fingerprint: Vec<u8>,
-    pub path: PathBuf,
-    /// The offset just after the last line whose events are stored.
-    pub offset: u64,
-}
-
 /// One queued delivery as a worker reads it.
 #[derive(Debug, Clone)]
 pub struct OutboxRow {
@@ -354,11 +342,11 @@ pub struct Repeat {
 /// throttle state, with the file's new checkpoint.
 #[derive(Default)]
 pub struct Batch<'a> {
-    pub checkpoint: Option<&'a Checkpoint>,
+    pub checkpoint: Option<&'a crate::watcher::checkpoints::Checkpoint>,
     /// The file of `checkpoint` was let go: its checkpoint is kept until then (ms since
     /// the epoch) to know the file again, then forgotten.
     pub keep_until_ms: Option<i64>,
-    pub forget: Option<&'a FileId>,
+    pub forget: Option<&'a crate::watcher::identity::FileId>,
     pub deliveries: Vec<Delivery>,
     pub alerts: Vec<crate::alerts::Seen>,
     pub throttle: Vec<crate::routing::throttle::Change>,
@@ -411,6 +399,10 @@ pub struct OutboxEntry {
     pub last_error: Option<String>,
     pub dead: bool,
 }
+
+/// A write transaction of the store, handed to the module that owns a table so that it
+/// writes its rows into a commit the pipeline assembles (see [`Store::write`]).
+pub type Tx<'c> = rusqlite::Transaction<'c>;
 
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -544,85 +536,6 @@ impl Store {
         Ok(())
     }
 
-    /// Each followed file's checkpoint with when it last moved (a line was stored), in
-    /// path order: the console's file list.
-    pub fn file_states(&self) -> Result<Vec<(Checkpoint, i64)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT device, inode, created, fingerprint, path, offset, updated_at
-                 FROM files WHERE forget_at IS NULL ORDER BY path",
-            )
-            .map_err(self.sql())?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    Checkpoint {
-                        id: FileId {
-                            device: r.get::<_, i64>(0)? as u64,
-                            index: r.get::<_, i64>(1)? as u64,
-                            created: r.get::<_, i64>(2)? as u64,
-                        },
-                        fingerprint: r.get(3)?,
-                        path: PathBuf::from(r.get::<_, String>(4)?),
-                        offset: r.get::<_, i64>(5)? as u64,
-                    },
-                    r.get(6)?,
-                ))
-            })
-            .map_err(self.sql())?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())
-    }
-
-    /// The checkpoints of the files followed at the last run.
-    pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
-        Ok(self
-            .all_checkpoints()?
-            .into_iter()
-            .filter(|(_, keep)| keep.is_none())
-            .map(|(c, _)| c)
-            .collect())
-    }
-
-    /// Every checkpoint: the files followed at the last run, and those let go, with
-    /// until when each of these is kept (ms since the epoch).
-    pub fn all_checkpoints(&self) -> Result<Vec<(Checkpoint, Option<i64>)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT device, inode, created, fingerprint, path, offset, forget_at FROM files",
-            )
-            .map_err(self.sql())?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    Checkpoint {
-                        id: FileId {
-                            device: r.get::<_, i64>(0)? as u64,
-                            index: r.get::<_, i64>(1)? as u64,
-                            created: r.get::<_, i64>(2)? as u64,
-                        },
-                        fingerprint: r.get(3)?,
-                        path: PathBuf::from(r.get::<_, String>(4)?),
-                        offset: r.get::<_, i64>(5)? as u64,
-                    },
-                    r.get::<_, Option<i64>>(6)?,
-                ))
-            })
-            .map_err(self.sql())?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())
-    }
-
-    /// Forgets the checkpoints of files let go whose keeping time is over.
-    pub fn purge_checkpoints(&self, now_ms: i64) -> Result<usize, StoreError> {
-        self.conn
-            .execute(
-                "DELETE FROM files WHERE forget_at IS NOT NULL AND forget_at < ?1",
-                [now_ms],
-            )
-            .map_err(self.sql())
-    }
-
     /// Stores a batch — events with one outbox row per destination, alert updates,
     /// throttle state — and moves the checkpoint, all in one transaction.
     pub fn commit(&mut self, batch: &Batch<'_>) -> Result<(), StoreError> {
@@ -693,32 +606,11 @@ impl Store {
             }
             crate::routing::throttle::save(&tx, &batch.throttle).map_err(sql)?;
             if let Some(cp) = batch.checkpoint {
-                tx.prepare_cached(
-                    "INSERT INTO files (device, inode, created, fingerprint, path, offset, updated_at,
-                                        forget_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                     ON CONFLICT (device, inode) DO UPDATE SET created = ?3, fingerprint = ?4,
-                         path = ?5, offset = ?6, updated_at = ?7, forget_at = ?8",
-                )
-                .map_err(sql)?
-                .execute(params![
-                    cp.id.device as i64,
-                    cp.id.index as i64,
-                    cp.id.created as i64,
-                    cp.fingerprint,
-                    cp.path.to_string_lossy(),
-                    cp.offset as i64,
-                    now,
-                    batch.keep_until_ms
-                ])
-                .map_err(sql)?;
+                crate::watcher::checkpoints::save(&tx, cp, batch.keep_until_ms, now)
+                    .map_err(sql)?;
             }
             if let Some(id) = batch.forget {
-                tx.execute(
-                    "DELETE FROM files WHERE device = ?1 AND inode = ?2",
-                    params![id.device as i64, id.index as i64],
-                )
-                .map_err(sql)?;
+                crate::watcher::checkpoints::forget(&tx, id).map_err(sql)?;
             }
         }
         tx.commit().map_err(sql)
@@ -894,6 +786,25 @@ impl Store {
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
         f(&self.conn).map_err(self.sql())
+    }
+
+    /// Runs `f` in one write transaction that takes the write lock at its first write:
+    /// how the pipeline commits a batch from the parts each module writes, and how the
+    /// outbox records a delivery's end. Nothing it reads must stay true until the
+    /// commit, so it waits for no other writer before it starts.
+    pub fn write<T>(
+        &mut self,
+        f: impl FnOnce(&Tx<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        let out = f(&tx).map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(out)
     }
 
     /// Runs `f` in one write transaction (taken at once, so that what it reads stays
@@ -1172,6 +1083,8 @@ mod tests {
     use super::*;
     use crate::config::Service;
     use crate::event::{Message, Severity};
+    use crate::watcher::checkpoints::Checkpoint;
+    use crate::watcher::identity::FileId;
 
     #[test]
     fn commit_and_drain_in_order() {
@@ -1214,7 +1127,10 @@ mod tests {
 
         let mut s = Store::open(dir.path()).unwrap();
         assert!(s.has_started_before().unwrap());
-        assert_eq!(s.checkpoints().unwrap(), vec![cp.clone()]);
+        assert_eq!(
+            crate::watcher::checkpoints::followed(&s).unwrap(),
+            vec![cp.clone()]
+        );
         let key = d.to_string();
         // Two shown in full, the rest by name only; in order.
         let rows = s.batch(&key, 3, 2).unwrap();

@@ -95,7 +95,7 @@ fn public_destination(d: &str) -> String {
 pub async fn healthz(State(st): State<Arc<ApiState>>) -> Result<impl IntoResponse, ApiError> {
     let (checkpoints, depth) = st
         .db(|s| {
-            let cps = s.checkpoints()?;
+            let cps = crate::watcher::checkpoints::followed(s)?;
             let depth = s.outbox_depth()?;
             Ok((cps, depth))
         })

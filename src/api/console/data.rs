@@ -114,7 +114,7 @@ pub async fn history(
 /// `GET /api/console/files`: each followed file, where it was read to and when, and
 /// the encoding its `watch` entry sets.
 pub async fn files(State(st): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
-    let states = st.db(|s| s.file_states()).await?;
+    let states = st.db(|s| crate::watcher::checkpoints::states(s)).await?;
     let config = st.config();
     let list: Vec<Value> = states
         .iter()

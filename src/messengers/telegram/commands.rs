@@ -239,7 +239,7 @@ async fn status(side: &Side, to: &Reply) {
     let now = now_ms();
     let read = side
         .db(move |s| {
-            let files = s.all_checkpoints()?;
+            let files = crate::watcher::checkpoints::all(s)?;
             let depth = s.outbox_depth()?;
             let dead = s.dead_count()?;
             let errors: Vec<(String, String)> = s.with_conn(|c| {
