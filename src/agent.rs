@@ -21,14 +21,19 @@ use crate::alerts::{self, Tally};
 use crate::api::Api;
 use crate::config::{Config, Destination};
 use crate::event::Event;
+use crate::inbox::{self, Request};
 use crate::messengers::Messengers;
 use crate::outbox::Outbox;
+use crate::outbox::queue::{self, Delivery};
 use crate::parser::{FileParser, Rules};
 use crate::routing::Router;
 use crate::routing::throttle::{self, Summary, Throttle};
-use crate::store::{AgentLock, Batch, Delivery, Store, StoreError, now_ms};
+use crate::store::{AgentLock, Store, StoreError, now_ms};
 use crate::watcher::checkpoints::{self, Checkpoint};
 use crate::watcher::{FileKey, Resume, Retired, WatchId, WatchMsg, Watcher};
+
+mod batch;
+pub use batch::{Batch, commit};
 
 /// How much of the inbox (messages as stored, their files in base64) the pipeline reads
 /// at once: a few of the largest `/api/notify` messages.
@@ -155,7 +160,7 @@ struct Pipeline {
     /// Repeat summaries waiting for the next commit.
     summaries: Vec<Summary>,
     /// Messages other processes handed in (`send-message`), waiting for the next commit.
-    requests: Vec<crate::store::Request>,
+    requests: Vec<Request>,
     /// Alert keys whose messages are snoozed, until when (the API's `__snooze`).
     snoozed: HashMap<String, i64>,
     data_version: i64,
@@ -371,7 +376,7 @@ impl Pipeline {
         let mut woken = std::mem::take(&mut self.woken);
         let mut accepted = Vec::new();
         let mut direct: Vec<Destination> = Vec::new();
-        for crate::store::Request { id, event: e, to } in self.requests.drain(..) {
+        for Request { id, event: e, to } in self.requests.drain(..) {
             crate::metrics::event(&e.name, e.severity.as_str());
             self.tally.add(&e, None);
             // A sender that named its destinations (a BEC session's `send()`) is not
@@ -427,7 +432,7 @@ impl Pipeline {
             throttle: self.throttle.take_changes(),
             accepted,
         };
-        self.store.commit(&batch)?;
+        batch::commit(&mut self.store, &batch)?;
         // A named destination may be one no route has (a phone number): its worker
         // starts now. Its rows are stored, so a failure here is only a delay: the next
         // start runs a worker for every destination with rows.
@@ -461,11 +466,11 @@ impl Pipeline {
     }
 
     /// Routes and commits what the API, scripts and BEC handed in, [`INBOX_PIECE_BYTES`]
-    /// at a time (see [`Store::inbox`]): what the pipeline holds of the inbox is bounded
+    /// at a time (see [`inbox::take`]): what the pipeline holds of the inbox is bounded
     /// however long the queue is.
     fn accept_inbox(&mut self) -> Result<(), StoreError> {
         loop {
-            self.requests = self.store.inbox(INBOX_PIECE_BYTES)?;
+            self.requests = inbox::take(&self.store, INBOX_PIECE_BYTES)?;
             if self.requests.is_empty() {
                 return Ok(());
             }
@@ -497,7 +502,7 @@ impl Pipeline {
         if now - self.purged_ms > 3_600_000 {
             self.purged_ms = now;
             alerts::purge(&self.store, now)?;
-            self.store.purge_requests(now)?;
+            inbox::purge(&self.store, now)?;
             checkpoints::purge(&self.store, now)?;
         }
         if self.summaries.is_empty() && self.requests.is_empty() && !self.throttle.has_changes() {
@@ -800,8 +805,7 @@ pub async fn run_with(
     )?;
     // Rows queued for a destination no route names (a BEC session's phone number, a
     // route removed since) are still to be sent: each gets its worker.
-    let pending: Vec<_> = store
-        .pending_destinations()?
+    let pending: Vec<_> = queue::pending_destinations(&store)?
         .into_iter()
         .filter(|d| config.scopes(d.service).is_some())
         .collect();

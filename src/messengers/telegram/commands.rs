@@ -240,8 +240,8 @@ async fn status(side: &Side, to: &Reply) {
     let read = side
         .db(move |s| {
             let files = crate::watcher::checkpoints::all(s)?;
-            let depth = s.outbox_depth()?;
-            let dead = s.dead_count()?;
+            let depth = crate::outbox::queue::depth(s)?;
+            let dead = crate::outbox::queue::dead_count(s)?;
             let errors: Vec<(String, String)> = s.with_conn(|c| {
                 let mut stmt = c.prepare(
                     "SELECT destination, last_error FROM outbox
