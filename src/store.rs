@@ -445,32 +445,29 @@ impl Store {
         &mut self,
         f: impl FnOnce(&Tx<'_>) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
-        let path = self.path.clone();
-        let sql = |source| StoreError::Sql {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(sql)?;
-        let out = f(&tx).map_err(sql)?;
-        tx.commit().map_err(sql)?;
-        Ok(out)
+        self.run(rusqlite::TransactionBehavior::Deferred, f)
     }
 
     /// Runs `f` in one write transaction (taken at once, so that what it reads stays
     /// true until it commits): for a module's check-then-write.
     pub fn transaction<T>(
         &mut self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+        f: impl FnOnce(&Tx<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        self.run(rusqlite::TransactionBehavior::Immediate, f)
+    }
+
+    fn run<T>(
+        &mut self,
+        behavior: rusqlite::TransactionBehavior,
+        f: impl FnOnce(&Tx<'_>) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
         let path = self.path.clone();
         let sql = |source| StoreError::Sql {
             path: path.clone(),
             source,
         };
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql)?;
+        let tx = self.conn.transaction_with_behavior(behavior).map_err(sql)?;
         let out = f(&tx).map_err(sql)?;
         tx.commit().map_err(sql)?;
         Ok(out)
