@@ -14,13 +14,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use protowatch::agent::{self, Batch};
 use protowatch::alerts::Tally;
 use protowatch::config::{Destination, Encoding, Service};
 use protowatch::event::Event;
 use protowatch::messengers::render::{self, Item, Notification, TELEGRAM_LIMIT};
+use protowatch::outbox::queue::Delivery;
 use protowatch::parser::{FileParser, Rules};
 use protowatch::routing::throttle::Throttle;
-use protowatch::store::{Batch, Checkpoint, Delivery, Store};
+use protowatch::store::Store;
+use protowatch::watcher::checkpoints::Checkpoint;
 use protowatch::watcher::identity::FileId;
 
 #[path = "support/protocol.rs"]
@@ -130,15 +133,17 @@ fn commit(c: &mut Criterion) {
                     (deliveries, tally.take(), throttle.take_changes())
                 },
                 |(deliveries, alerts, throttle)| {
-                    store
-                        .commit(&Batch {
+                    agent::commit(
+                        &mut store,
+                        &Batch {
                             checkpoint: Some(&checkpoint),
                             deliveries,
                             alerts,
                             throttle,
                             ..Batch::default()
-                        })
-                        .expect("commit")
+                        },
+                    )
+                    .expect("commit")
                 },
                 BatchSize::SmallInput,
             )

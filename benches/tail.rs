@@ -16,12 +16,14 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use protowatch::agent::{Batch, commit};
 use protowatch::config::{
     DEFAULT_FORGET_AFTER, DEFAULT_MAX_FILES, DEFAULT_MAX_LINE_BYTES, Destination, Encoding, Format,
     Service, StartAt, WatchConfig, WatchMode,
 };
+use protowatch::outbox::queue::Delivery;
 use protowatch::parser::{FileParser, Rules};
-use protowatch::store::{Batch, Delivery, Store};
+use protowatch::store::Store;
 use protowatch::watcher::{Resume, Tailer, WatchMsg, Watcher};
 
 #[path = "support/protocol.rs"]
@@ -127,13 +129,15 @@ fn append_to_stored(c: &mut Criterion) {
                         request: None,
                     })
                     .collect();
-                store
-                    .commit(&Batch {
+                commit(
+                    &mut store,
+                    &Batch {
                         checkpoint: Some(&checkpoint),
                         deliveries,
                         ..Batch::default()
-                    })
-                    .unwrap();
+                    },
+                )
+                .unwrap();
                 total += t0.elapsed();
             }
             total

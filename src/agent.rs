@@ -21,13 +21,19 @@ use crate::alerts::{self, Tally};
 use crate::api::Api;
 use crate::config::{Config, Destination};
 use crate::event::Event;
+use crate::inbox::{self, Request};
 use crate::messengers::Messengers;
 use crate::outbox::Outbox;
+use crate::outbox::queue::{self, Delivery};
 use crate::parser::{FileParser, Rules};
 use crate::routing::Router;
 use crate::routing::throttle::{self, Summary, Throttle};
-use crate::store::{AgentLock, Batch, Delivery, Store, StoreError, now_ms};
+use crate::store::{AgentLock, Store, StoreError, now_ms};
+use crate::watcher::checkpoints::{self, Checkpoint};
 use crate::watcher::{FileKey, Resume, Retired, WatchId, WatchMsg, Watcher};
+
+mod batch;
+pub use batch::{Batch, commit};
 
 /// How much of the inbox (messages as stored, their files in base64) the pipeline reads
 /// at once: a few of the largest `/api/notify` messages.
@@ -154,7 +160,7 @@ struct Pipeline {
     /// Repeat summaries waiting for the next commit.
     summaries: Vec<Summary>,
     /// Messages other processes handed in (`send-message`), waiting for the next commit.
-    requests: Vec<crate::store::Request>,
+    requests: Vec<Request>,
     /// Alert keys whose messages are snoozed, until when (the API's `__snooze`).
     snoozed: HashMap<String, i64>,
     data_version: i64,
@@ -384,7 +390,7 @@ impl Pipeline {
     /// workers.
     fn commit(
         &mut self,
-        checkpoint: Option<&crate::store::Checkpoint>,
+        checkpoint: Option<&Checkpoint>,
         forget: Option<&crate::watcher::identity::FileId>,
         keep_until_ms: Option<i64>,
     ) -> Result<(), StoreError> {
@@ -393,7 +399,7 @@ impl Pipeline {
         let mut accepted = Vec::new();
         let mut direct: Vec<Destination> = Vec::new();
         let mut counted = EventCounts::default();
-        for crate::store::Request { id, event: e, to } in std::mem::take(&mut self.requests) {
+        for Request { id, event: e, to } in std::mem::take(&mut self.requests) {
             // A sender that named its destinations (a BEC session's `send()`) is not
             // routed; the throttle and snoozes hold for it as for every event.
             if let Some(named) = &to {
@@ -432,7 +438,7 @@ impl Pipeline {
             throttle: self.throttle.take_changes(),
             accepted,
         };
-        self.store.commit(&batch)?;
+        batch::commit(&mut self.store, &batch)?;
         // A named destination may be one no route has (a phone number): its worker
         // starts now. Its rows are stored, so a failure here is only a delay: the next
         // start runs a worker for every destination with rows.
@@ -466,11 +472,11 @@ impl Pipeline {
     }
 
     /// Routes and commits what the API, scripts and BEC handed in, [`INBOX_PIECE_BYTES`]
-    /// at a time (see [`Store::inbox`]): what the pipeline holds of the inbox is bounded
+    /// at a time (see [`inbox::take`]): what the pipeline holds of the inbox is bounded
     /// however long the queue is.
     fn accept_inbox(&mut self) -> Result<(), StoreError> {
         loop {
-            self.requests = self.store.inbox(INBOX_PIECE_BYTES)?;
+            self.requests = inbox::take(&self.store, INBOX_PIECE_BYTES)?;
             if self.requests.is_empty() {
                 return Ok(());
             }
@@ -502,8 +508,8 @@ impl Pipeline {
         if now - self.purged_ms > 3_600_000 {
             self.purged_ms = now;
             alerts::purge(&self.store, now)?;
-            self.store.purge_requests(now)?;
-            self.store.purge_checkpoints(now)?;
+            inbox::purge(&self.store, now)?;
+            checkpoints::purge(&self.store, now)?;
         }
         if self.summaries.is_empty() && self.requests.is_empty() && !self.throttle.has_changes() {
             return Ok(());
@@ -660,7 +666,7 @@ impl Pipeline {
         &mut self,
         retired: Vec<Retired>,
         deadline: Option<Instant>,
-    ) -> Result<Vec<crate::store::Checkpoint>, StoreError> {
+    ) -> Result<Vec<Checkpoint>, StoreError> {
         // A retired thread may be blocked handing over a batch: keep taking.
         while !retired.iter().all(Retired::is_finished) {
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -738,7 +744,7 @@ impl Pipeline {
 /// let go and still kept.
 fn resume_from(store: &Store) -> Result<Resume, StoreError> {
     let mut resume = Resume::default();
-    for (c, keep_until) in store.all_checkpoints()? {
+    for (c, keep_until) in checkpoints::all(store)? {
         if let Some(t) = keep_until {
             resume.let_go_until.insert(c.id, t);
         }
@@ -789,7 +795,7 @@ pub async fn run_with(
     }
     let store = Store::open(&config.state_dir)?;
     store.make_private();
-    store.purge_checkpoints(now_ms())?;
+    checkpoints::purge(&store, now_ms())?;
     let mut resume = resume_from(&store)?;
     resume.started_before = store.has_started_before()?;
     store.mark_started()?;
@@ -805,8 +811,7 @@ pub async fn run_with(
     )?;
     // Rows queued for a destination no route names (a BEC session's phone number, a
     // route removed since) are still to be sent: each gets its worker.
-    let pending: Vec<_> = store
-        .pending_destinations()?
+    let pending: Vec<_> = queue::pending_destinations(&store)?
         .into_iter()
         .filter(|d| config.scopes(d.service).is_some())
         .collect();

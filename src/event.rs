@@ -67,6 +67,15 @@ impl fmt::Display for Severity {
     }
 }
 
+/// Repeats of one alert that throttling counted instead of sending, said in the message
+/// that follows them: the throttle counts them, the outbox stores them with that
+/// message, and each service renders them, so the type sits here below all three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repeat {
+    pub count: u64,
+    pub since_ms: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown severity {0:?}: expected {accepted}", accepted = Severity::ACCEPTED)]
 pub struct UnknownSeverity(pub String);

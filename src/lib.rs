@@ -27,6 +27,7 @@ pub mod bec;
 pub mod cli;
 pub mod config;
 pub mod event;
+pub mod inbox;
 pub mod messengers;
 pub mod metrics;
 pub mod outbox;

@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use protowatch::config::edit::Document;
 use protowatch::config::{Config, Encoding, RuleConfig};
+use protowatch::event::Repeat;
 use protowatch::event::{Event, Message, Severity, dedup_key};
 use protowatch::messengers::render::{Item, Notification, telegram_parts};
 use protowatch::parser::{FileParser, Rules};
 use protowatch::routing::Router;
-use protowatch::store::Repeat;
 use regex::Regex;
 
 /// The text Telegram shows for a part: outside the tags, entities decoded.

@@ -26,7 +26,7 @@ use protowatch::config::{
     DEFAULT_FORGET_AFTER, DEFAULT_MAX_FILES, DEFAULT_MAX_LINE_BYTES, Encoding, Format, StartAt,
     WatchConfig, WatchMode,
 };
-use protowatch::store::Checkpoint;
+use protowatch::watcher::checkpoints::Checkpoint;
 use protowatch::watcher::discovery;
 use protowatch::watcher::identity::{FileId, path_id};
 use protowatch::watcher::{Resume, Tailer, WatchMsg};

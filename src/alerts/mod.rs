@@ -13,11 +13,11 @@ pub mod page;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use crate::event::{Action, Details, Event, Message, Severity};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Tx};
 
 /// A longer `ttl` is taken as this (ten years): no alert lasts longer, and times stay
 /// within what clocks and Alertmanager can write.
@@ -114,7 +114,9 @@ impl Tally {
 /// Writes a batch's tally: a new key inserts an alert, a known active one counts up, a
 /// dismissed or expired one starts again. The protocol file of its latest event is kept
 /// (the console shows where an alert came from), and the events are counted per hour.
-pub fn record(tx: &Transaction<'_>, seen: &[Seen]) -> rusqlite::Result<()> {
+/// Written in the pipeline's commit of the batch, so that the counts are exactly as
+/// durable as the checkpoint.
+pub fn record(tx: &Tx<'_>, seen: &[Seen]) -> rusqlite::Result<()> {
     if seen.is_empty() {
         return Ok(());
     }
@@ -380,15 +382,15 @@ pub fn resend(
     if to.is_empty() {
         return Ok(to);
     }
-    store.commit(&crate::store::Batch {
-        deliveries: vec![crate::store::Delivery {
+    crate::outbox::queue::send(
+        store,
+        &[crate::outbox::queue::Delivery {
             event,
             to: to.clone(),
             repeat: None,
             request: None,
         }],
-        ..crate::store::Batch::default()
-    })?;
+    )?;
     Ok(to)
 }
 

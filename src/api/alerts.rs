@@ -14,7 +14,9 @@ use super::{ApiError, ApiState};
 use crate::alerts::{self, Alert, NewAlert};
 use crate::config::Destination;
 use crate::event::{Action, Attachment, Event, Message, Severity, Span};
-use crate::store::{Batch, Delivery, now_ms};
+use crate::inbox;
+use crate::outbox::queue::{self, Delivery};
+use crate::store::now_ms;
 
 fn view(a: &Alert) -> Value {
     a.to_ontakt()
@@ -327,15 +329,15 @@ pub async fn put(
         let event = alert.to_event();
         let d = dest.clone();
         st.db(move |s| {
-            s.commit(&Batch {
-                deliveries: vec![Delivery {
+            queue::send(
+                s,
+                &[Delivery {
                     event,
                     to: vec![d],
                     repeat: None,
                     request: None,
                 }],
-                ..Batch::default()
-            })
+            )
         })
         .await?;
         st.outbox
@@ -482,7 +484,7 @@ pub async fn notify(
         message,
     } = notify_body(&body)?;
     let e = Event::message(&event, severity, message);
-    let id = st.db(move |s| s.submit(&e, None)).await?;
+    let id = st.db(move |s| inbox::submit(s, &e, None)).await?;
     (st.wake)();
     Ok((StatusCode::ACCEPTED, Json(json!({"id": id}))))
 }
@@ -550,7 +552,7 @@ pub async fn notify_status(
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::not_found(format!("id: no notification {id:?}")))?;
-    let status = st.db(move |s| s.request_status(id)).await?;
+    let status = st.db(move |s| inbox::status(s, id)).await?;
     let receipts: Vec<Value> = status
         .receipts
         .iter()

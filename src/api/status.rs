@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{ApiError, ApiState};
 use crate::config::{Config, Destination};
-use crate::outbox;
+use crate::outbox::{self, queue};
 use crate::store::now_ms;
 
 /// Every configured service:scope with its id: a hash of the name (FNV-1a), so an id
@@ -95,8 +95,8 @@ fn public_destination(d: &str) -> String {
 pub async fn healthz(State(st): State<Arc<ApiState>>) -> Result<impl IntoResponse, ApiError> {
     let (checkpoints, depth) = st
         .db(|s| {
-            let cps = s.checkpoints()?;
-            let depth = s.outbox_depth()?;
+            let cps = crate::watcher::checkpoints::followed(s)?;
+            let depth = queue::depth(s)?;
             Ok((cps, depth))
         })
         .await?;
@@ -136,8 +136,8 @@ pub async fn healthz(State(st): State<Arc<ApiState>>) -> Result<impl IntoRespons
 pub async fn metrics(State(st): State<Arc<ApiState>>) -> Result<impl IntoResponse, ApiError> {
     let (depth, dead, active) = st
         .db(|s| {
-            let depth = s.outbox_depth()?;
-            let dead = s.dead_count()?;
+            let depth = queue::depth(s)?;
+            let dead = queue::dead_count(s)?;
             let active = crate::alerts::count_active(s, now_ms())?;
             Ok((depth, dead, active))
         })

@@ -32,6 +32,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::event::Event;
+use crate::inbox;
 use crate::store::Store;
 
 use super::{AVAILABLE_SERVICES, NOTIFICATION_CONFIG, NOTIFICATION_PATTERN, NOTIFICATION_PREFIX};
@@ -209,12 +210,12 @@ fn submit_all(store: &Store, batch: &[Record]) -> Result<(), crate::store::Store
     store.with_conn(|c| c.execute_batch("BEGIN IMMEDIATE"))?;
     let mut cursor = None;
     let result = batch.iter().try_for_each(|r| match r {
-        Record::Notification(e) => store.submit(e, None).map(drop),
+        Record::Notification(e) => inbox::submit(store, e, None).map(drop),
         Record::Stream(h) => {
             cursor = Some(h.cursor);
             h.requests
                 .iter()
-                .try_for_each(|(e, to)| store.submit(e, Some(to)).map(drop))
+                .try_for_each(|(e, to)| inbox::submit(store, e, Some(to)).map(drop))
         }
     });
     // The stream's cursor once per batch, past its last entry: in the transaction of

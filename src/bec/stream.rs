@@ -13,7 +13,7 @@
 //! `/healthz`), and which of our destinations BEC's service and scope name.
 //!
 //! Each message is then an event like any other, handed to the inbox with the
-//! destinations it named ([`crate::store::Store::submit`]), and from there takes the
+//! destinations it named ([`crate::inbox::submit`]), and from there takes the
 //! path of every event: alerts, throttle, outbox.
 //!
 //! The reader has a connection of its own, blocked in `XREAD` for at most

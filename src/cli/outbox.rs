@@ -8,7 +8,8 @@ use clap::Subcommand;
 
 use super::table::{Align, Table};
 use super::{Cli, CliError};
-use crate::store::{OutboxEntry, Store};
+use crate::outbox::queue::{self, OutboxEntry};
+use crate::store::Store;
 
 #[derive(Debug, Subcommand)]
 pub enum OutboxCommand {
@@ -33,8 +34,7 @@ pub fn run(cli: &Cli, cmd: &OutboxCommand) -> Result<(), CliError> {
     let store = Store::open(&config.state_dir).map_err(|e| CliError::failed(e.to_string()))?;
     match cmd {
         OutboxCommand::List { dead, json } => {
-            let rows: Vec<OutboxEntry> = store
-                .outbox_rows()
+            let rows: Vec<OutboxEntry> = queue::list(&store)
                 .map_err(|e| CliError::failed(e.to_string()))?
                 .into_iter()
                 .filter(|r| !dead || r.dead)
@@ -47,10 +47,7 @@ pub fn run(cli: &Cli, cmd: &OutboxCommand) -> Result<(), CliError> {
             super::print(&table(&rows))
         }
         OutboxCommand::Retry { id } => {
-            if store
-                .revive(*id)
-                .map_err(|e| CliError::failed(e.to_string()))?
-            {
+            if queue::revive(&store, *id).map_err(|e| CliError::failed(e.to_string()))? {
                 outln!("row {id} queued again");
                 Ok(())
             } else {

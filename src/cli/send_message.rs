@@ -20,9 +20,9 @@ use serde_json::{Value, json};
 
 use super::client::{AgentClient, ClientError};
 use crate::event::{Attachment, Event, Message, Severity, names};
+use crate::inbox::RequestStatus;
 use crate::messengers::{Messengers, Notification};
 use crate::routing::Router;
-use crate::store::RequestStatus;
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {

@@ -19,8 +19,7 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, Local, TimeZone, Utc};
 
-use crate::event::{Details, Event, Severity, Span, names};
-use crate::store::Repeat;
+use crate::event::{Details, Event, Repeat, Severity, Span, names};
 
 /// Telegram's limit for one message's text.
 pub const TELEGRAM_LIMIT: usize = 4096;

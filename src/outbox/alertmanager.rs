@@ -30,7 +30,8 @@ use crate::alerts::{self, Alert};
 use crate::config::Destination;
 use crate::messengers::Failure;
 use crate::messengers::alertmanager::Alertmanager;
-use crate::store::{OutboxRow, Outcome, Store, StoreError, now_ms};
+use crate::outbox::queue::{self, OutboxRow, Outcome};
+use crate::store::{Store, StoreError, now_ms};
 
 /// How long a resolved alert is still posted with each repost.
 pub const RESOLVED_RESEND: Duration = Duration::from_secs(15 * 60);
@@ -81,7 +82,7 @@ impl AlertmanagerWorker {
     async fn read(&self, full: bool, since_ms: i64, now: i64) -> Result<Round, StoreError> {
         let key = self.dest.to_string();
         self.db(move |s| {
-            let mut rows = s.batch(&key, MAX_ROWS, usize::MAX)?;
+            let mut rows = queue::batch(s, &key, MAX_ROWS, usize::MAX)?;
             rows.retain(|r| r.next_attempt_at_ms <= now);
             let keys: Vec<String> = rows
                 .iter()
@@ -214,7 +215,8 @@ impl AlertmanagerWorker {
                         let message = e.message;
                         let updated = self
                             .db(move |s| {
-                                s.finish(
+                                queue::finish(
+                                    s,
                                     &key,
                                     &retry,
                                     Outcome::Retry {
@@ -222,7 +224,7 @@ impl AlertmanagerWorker {
                                         error: &message,
                                     },
                                 )?;
-                                s.finish(&key, &dead, Outcome::Dead { error: &message })
+                                queue::finish(s, &key, &dead, Outcome::Dead { error: &message })
                             })
                             .await;
                         if let Err(e) = updated {
@@ -240,7 +242,7 @@ impl AlertmanagerWorker {
                 crate::metrics::deliveries(&key, "delivered", rows.len() as u64);
                 ROWS_DELIVERED.fetch_add(rows.len() as u64, Ordering::Relaxed);
                 if let Err(e) = self
-                    .db(move |s| s.finish(&key, &rows, Outcome::Delivered))
+                    .db(move |s| queue::finish(s, &key, &rows, Outcome::Delivered))
                     .await
                 {
                     tracing::error!(destination = %self.dest, error = %e, "cannot update the outbox");

@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 mod alertmanager;
+pub mod queue;
 
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -35,7 +36,8 @@ use crate::messengers::render::Item;
 use crate::messengers::{Failure, Messengers, Notification};
 use crate::routing::Router;
 use crate::routing::pacing::{Pacer, Plan, plan, shown_per_message};
-use crate::store::{OutboxRow, Outcome, Store, StoreError, now_ms};
+use crate::store::{Store, StoreError, now_ms};
+use queue::{OutboxRow, Outcome};
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -288,7 +290,7 @@ impl Worker {
     async fn next_rows(&self) -> Result<Vec<OutboxRow>, StoreError> {
         let key = self.dest.to_string();
         let shown = self.shown;
-        self.db(move |s| s.batch(&key, MAX_ROWS_PER_MESSAGE, shown))
+        self.db(move |s| queue::batch(s, &key, MAX_ROWS_PER_MESSAGE, shown))
             .await
     }
 
@@ -343,12 +345,13 @@ impl Worker {
             let result = match next {
                 Next::Delivered => {
                     ROWS_DELIVERED.fetch_add(rows.len() as u64, Ordering::Relaxed);
-                    self.db(move |s| s.finish(&key, &rows, Outcome::Delivered))
+                    self.db(move |s| queue::finish(s, &key, &rows, Outcome::Delivered))
                         .await
                 }
                 Next::Retry { at_ms, error } => {
                     self.db(move |s| {
-                        s.finish(
+                        queue::finish(
+                            s,
                             &key,
                             &rows,
                             Outcome::Retry {
@@ -361,7 +364,7 @@ impl Worker {
                 }
                 Next::Dead(error) => {
                     ROWS_DEAD.fetch_add(rows.len() as u64, Ordering::Relaxed);
-                    self.db(move |s| s.finish(&key, &rows, Outcome::Dead { error: &error }))
+                    self.db(move |s| queue::finish(s, &key, &rows, Outcome::Dead { error: &error }))
                         .await
                 }
             };

@@ -20,11 +20,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, params};
 
 use crate::config::Destination;
-use crate::event::Event;
-use crate::store::Repeat;
+use crate::event::{Event, Repeat};
+use crate::store::Tx;
 
 #[derive(Debug, Clone)]
 struct Window {
@@ -387,8 +387,9 @@ fn stored(e: &Event) -> String {
     v.to_string()
 }
 
-/// Writes window changes inside the caller's transaction.
-pub fn save(tx: &Transaction<'_>, changes: &[Change]) -> rusqlite::Result<()> {
+/// Writes window changes (the table `throttle`, this module's) inside the pipeline's
+/// commit of the events they counted.
+pub fn save(tx: &Tx<'_>, changes: &[Change]) -> rusqlite::Result<()> {
     if changes.is_empty() {
         return Ok(());
     }

@@ -153,8 +153,8 @@ impl Follower {
     }
 
     /// Where the file stands: just after the last line handed out.
-    pub fn checkpoint(&self) -> crate::store::Checkpoint {
-        crate::store::Checkpoint {
+    pub fn checkpoint(&self) -> crate::watcher::checkpoints::Checkpoint {
+        crate::watcher::checkpoints::Checkpoint {
             id: self.id,
             fingerprint: self.fingerprint.clone(),
             path: self.path.clone(),

@@ -42,6 +42,7 @@
 //! [`Tailer`] holds all of that and does no waiting, so the model tests can drive it
 //! step by step.
 
+pub mod checkpoints;
 pub mod discovery;
 pub mod follow;
 pub mod guard;
@@ -59,7 +60,7 @@ use std::time::{Duration, Instant, SystemTime};
 use notify::Watcher as _;
 
 use crate::config::{StartAt as StartConfig, WatchConfig, WatchMode};
-use crate::store::Checkpoint;
+use crate::watcher::checkpoints::Checkpoint;
 use discovery::Listing;
 use follow::{Follower, StartAt};
 use guard::{Guard, Own, Refused};

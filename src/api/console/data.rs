@@ -15,6 +15,7 @@ use crate::alerts::{self, Alert, page};
 use crate::api::access::Caller;
 use crate::api::{ApiError, ApiState};
 use crate::event::Severity;
+use crate::outbox::queue;
 use crate::store::now_ms;
 
 /// Dead rows listed at most; `protowatch outbox list --dead` has them all.
@@ -114,7 +115,7 @@ pub async fn history(
 /// `GET /api/console/files`: each followed file, where it was read to and when, and
 /// the encoding its `watch` entry sets.
 pub async fn files(State(st): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
-    let states = st.db(|s| s.file_states()).await?;
+    let states = st.db(|s| crate::watcher::checkpoints::states(s)).await?;
     let config = st.config();
     let list: Vec<Value> = states
         .iter()
@@ -149,9 +150,9 @@ pub async fn outbox(State(st): State<Arc<ApiState>>) -> Result<Json<Value>, ApiE
     let (depth, dead, dead_total) = st
         .db(|s| {
             Ok((
-                s.outbox_depth()?,
-                s.dead_rows(MAX_DEAD_SHOWN)?,
-                s.dead_count()?,
+                queue::depth(s)?,
+                queue::dead(s, MAX_DEAD_SHOWN)?,
+                queue::dead_count(s)?,
             ))
         })
         .await?;
@@ -259,7 +260,7 @@ pub async fn retry(
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::not_found(format!("id: no outbox row {id:?}")))?;
-    if st.db(move |s| s.revive(id)).await? {
+    if st.db(move |s| queue::revive(s, id)).await? {
         st.outbox.wake_all();
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -7,7 +7,7 @@
 //! signing in here gives (see `session`: a header, never a cookie), and refetches what
 //! it shows when `live` says that the store changed. What it does to alerts goes through the same
 //! endpoints and functions as every other surface (`api::alerts`, `alerts::dismiss`,
-//! `alerts::snooze`, the store's `revive`).
+//! `alerts::snooze`, the outbox's `queue::revive`).
 //!
 //! Who may use what: `GET /`, the sign-in and the assets are public (they hold no
 //! data); everything under `/api/` needs the token or the session (`access`). Every

@@ -239,9 +239,9 @@ async fn status(side: &Side, to: &Reply) {
     let now = now_ms();
     let read = side
         .db(move |s| {
-            let files = s.all_checkpoints()?;
-            let depth = s.outbox_depth()?;
-            let dead = s.dead_count()?;
+            let files = crate::watcher::checkpoints::all(s)?;
+            let depth = crate::outbox::queue::depth(s)?;
+            let dead = crate::outbox::queue::dead_count(s)?;
             let errors: Vec<(String, String)> = s.with_conn(|c| {
                 let mut stmt = c.prepare(
                     "SELECT destination, last_error FROM outbox
