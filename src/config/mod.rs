@@ -85,6 +85,16 @@ pub enum SecretAccess {
     UseTheAgent,
 }
 
+/// Built from the config, as callers always have; defined here and not in `messengers`
+/// because the services sit below the assembled config and do not know it.
+impl crate::messengers::Messengers {
+    pub fn from_config(
+        config: &Config,
+    ) -> Result<crate::messengers::Messengers, crate::messengers::SetupError> {
+        Self::from_sections(&config.services)
+    }
+}
+
 /// The service sections read as fields of the config (`config.mail`), as they were
 /// before they became their modules' own.
 impl std::ops::Deref for Config {

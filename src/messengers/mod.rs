@@ -30,7 +30,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use crate::config::Config;
 pub use render::Notification;
 pub use service::{Deliver, ServiceConfig};
 
@@ -147,9 +146,10 @@ pub struct SetupError {
 }
 
 impl Messengers {
-    pub fn from_config(config: &Config) -> Result<Messengers, SetupError> {
-        let by_service = config
-            .services
+    /// Each configured section's messenger. (`Messengers::from_config`, in `config`,
+    /// hands in the config's sections: the services sit below the assembled config.)
+    pub fn from_sections(sections: &Sections) -> Result<Messengers, SetupError> {
+        let by_service = sections
             .messengers()?
             .into_iter()
             .map(|m| (m.service(), m))
