@@ -506,6 +506,11 @@ pub fn dedup_key(event: &str, source: Option<&str>, message: &str) -> String {
     key
 }
 
+/// Tells the pipeline that the inbox has a message (see `WatchMsg::Wake`). Every source
+/// that writes the inbox (the API, the BEC bridge) is handed one; it is declared here,
+/// with the other words the stages share, so none of them imports another to name it.
+pub type Wake = std::sync::Arc<dyn Fn() + Send + Sync>;
+
 #[cfg(test)]
 mod tests {
     use super::*;

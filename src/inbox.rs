@@ -9,8 +9,8 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use crate::config::Destination;
 use crate::event::Event;
+use crate::messengers::Destination;
 use crate::store::{Store, StoreError, Tx, now_ms};
 
 /// Inbox rows and receipts are kept this long after their message was taken, for a

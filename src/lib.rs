@@ -34,6 +34,7 @@ pub mod outbox;
 pub mod parser;
 pub mod private;
 pub mod routing;
+pub mod settings;
 pub mod state_id;
 pub mod store;
 pub mod systemd;

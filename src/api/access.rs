@@ -33,14 +33,17 @@ use super::{ApiError, ApiState};
 
 /// Bodies of `POST /api/notify` may carry files: 10 MB in all, base64 (4/3) in JSON.
 pub const MAX_NOTIFY_BODY: usize = 15 * 1024 * 1024;
+/// Where the console's assets are served: public, like the page. Access owns the list
+/// of public paths, so the prefix is declared here and the console serves under it.
+pub const ASSETS: &str = "/console/";
+
 /// Any other body: an alert is at most a few dozen KiB.
 pub const MAX_BODY: usize = 256 * 1024;
 
 fn is_public(method: &Method, path: &str) -> bool {
     match *method {
         Method::GET => {
-            matches!(path, "/healthz" | "/metrics" | "/" | "/api/hello")
-                || path.starts_with(super::console::ASSETS)
+            matches!(path, "/healthz" | "/metrics" | "/" | "/api/hello") || path.starts_with(ASSETS)
         }
         Method::POST => matches!(path, "/signin" | "/signout"),
         _ => false,

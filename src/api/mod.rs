@@ -63,8 +63,7 @@ pub const ADDR_FILE: &str = "api.addr";
 /// The config the API answers from; the agent swaps it when it applies an edited file.
 pub type SharedConfig = Arc<std::sync::RwLock<Arc<Config>>>;
 
-/// Tells the pipeline that the inbox has a message (see `WatchMsg::Wake`).
-pub type Wake = Arc<dyn Fn() + Send + Sync>;
+pub use crate::event::Wake;
 
 pub struct ApiState {
     store: Mutex<Store>,

@@ -39,7 +39,7 @@ use super::{AVAILABLE_SERVICES, NOTIFICATION_CONFIG, NOTIFICATION_PATTERN, NOTIF
 use super::{codec, health, notification, routes, services, stream};
 
 /// Tells the pipeline to read the inbox now: the same wake-up as the API's.
-pub use crate::api::Wake;
+pub use crate::event::Wake;
 
 const BACKOFF_FIRST: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);

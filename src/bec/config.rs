@@ -10,9 +10,10 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::config::check::{Checker, join};
-use crate::config::values::{secret_or_file, secret_value};
-use crate::config::{Secret, Sections, Service};
+use crate::messengers::{Sections, Service};
+use crate::settings::Secret;
+use crate::settings::check::{Checker, join};
+use crate::settings::values::{secret_or_file, secret_value};
 
 /// The keys of the section.
 pub const KEYS: &[&str] = &[
@@ -236,18 +237,18 @@ mod tests {
 #[schemars(extend("not" = {"required": ["password", "password_file"]}))]
 pub struct File {
     /// The deployment's Redis, `host:port` (`host` alone: port 6379).
-    #[schemars(pattern(crate::config::schema::NON_BLANK))]
+    #[schemars(pattern(crate::settings::schema::NON_BLANK))]
     pub redis: String,
     /// The Redis ACL user (BEC puts `internal/*` behind admin ACLs). Default: Redis'
     /// `default` user.
-    #[schemars(pattern(crate::config::schema::NON_BLANK))]
+    #[schemars(pattern(crate::settings::schema::NON_BLANK))]
     pub user: Option<String>,
     /// The user's password, or `{"env": "NAME"}` / `{"file": "path"}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::config::schema::secret_schema")]
+    #[schemars(schema_with = "crate::settings::schema::secret_schema")]
     pub password: Option<Value>,
     /// A file holding the password (a trailing newline is dropped).
-    #[schemars(pattern(crate::config::schema::NON_BLANK))]
+    #[schemars(pattern(crate::settings::schema::NON_BLANK))]
     pub password_file: Option<String>,
     /// BEC's service name (`scilog`, `signal`, `teams`) → our service that serves it.
     /// Default: `scilog` → scilog, `signal` → signal, `teams` → webhook, each where
@@ -278,5 +279,5 @@ pub struct Services {
 
 fn our_service(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     let names: Vec<&str> = Service::ALL.iter().map(Service::as_str).collect();
-    crate::config::schema::words(&names, false)
+    crate::settings::schema::words(&names, false)
 }

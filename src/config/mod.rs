@@ -7,26 +7,25 @@
 //! relative paths made absolute against the config file's folder, secrets read from their
 //! files — so no other module ever looks at raw JSON.
 
-pub(crate) mod check;
 pub mod diff;
 pub mod edit;
-pub(crate) mod legacy;
 pub mod schema;
-mod secret;
 mod validate;
-pub(crate) mod values;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-pub use check::Problem;
-pub use secret::{Secret, SecretFileError, SecretFileProblem, SecretSource};
-pub use validate::{DEFAULT_SCOPE, KNOWN_KEYS, KnownKeys, unknown_scope};
-pub(crate) use validate::{default_scope, resolve};
+// The toolkit's pieces under the names the rest of the code has always used: an arrow
+// from config down to settings, never back.
+pub use crate::settings::{
+    DEFAULT_SCOPE, DEFAULT_SEND_TIMEOUT, Problem, Secret, SecretFileError, SecretFileProblem,
+    SecretSource, duration_text, host_name, mask_password, mask_url, unknown_scope,
+};
+pub(crate) use crate::settings::{check, values};
+pub use validate::{KNOWN_KEYS, KnownKeys};
 
 // The services' sections are their modules' own; these names are where the rest of the
 // code has always found them.
@@ -36,7 +35,7 @@ pub use crate::messengers::alertmanager::{
 pub use crate::messengers::mail::{MailConfig, TlsMode};
 pub use crate::messengers::telegram::TelegramConfig;
 pub use crate::messengers::webhook::{Preset, WebhookBody, WebhookConfig, WebhookTarget};
-pub use crate::messengers::{Sections, Service};
+pub use crate::messengers::{Destination, Sections, Service};
 
 use crate::event::Severity;
 
@@ -49,8 +48,6 @@ pub const DEFAULT_MAX_FILES: usize = 10_000;
 /// Default of `watch[].forget_after`: how long the checkpoint of a file that went away is
 /// kept, so that it resumes there if it comes back.
 pub const DEFAULT_FORGET_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
-/// Default `timeout_s` of the services that send messages.
-pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -86,6 +83,16 @@ pub enum SecretAccess {
     /// A secret file this user may not read is noted ([`SecretSource::Unreadable`]) and
     /// its secret left empty ([`Secret::unread`]).
     UseTheAgent,
+}
+
+/// Built from the config, as callers always have; defined here and not in `messengers`
+/// because the services sit below the assembled config and do not know it.
+impl crate::messengers::Messengers {
+    pub fn from_config(
+        config: &Config,
+    ) -> Result<crate::messengers::Messengers, crate::messengers::SetupError> {
+        Self::from_sections(&config.services)
+    }
 }
 
 /// The service sections read as fields of the config (`config.mail`), as they were
@@ -232,31 +239,6 @@ pub struct RuleConfig {
     pub severity: Severity,
     /// A template over the pattern's named captures (`$name`), or the default key.
     pub key: Option<String>,
-}
-
-/// One place messages go: a service and one of its scopes (`telegram:default`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Destination {
-    pub service: Service,
-    pub scope: String,
-}
-
-impl Destination {
-    /// Reads back what `Display` wrote (`telegram:default`).
-    pub fn parse(s: &str) -> Option<Destination> {
-        let (service, scope) = s.split_once(':')?;
-        let service = Service::parse(service)?;
-        Some(Destination {
-            service,
-            scope: scope.to_string(),
-        })
-    }
-}
-
-impl fmt::Display for Destination {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.service, self.scope)
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -507,51 +489,6 @@ impl Config {
     }
 }
 
-/// A URL as `check-config` may show it: scheme and host, the rest masked. Webhook URLs
-/// carry their token in the path, and any URL may carry a password.
-pub fn mask_url(text: &str) -> String {
-    match url::Url::parse(text) {
-        Ok(u) => {
-            let host = u.host_str().unwrap_or("");
-            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
-            let rest = if u.path() == "/" && u.query().is_none() {
-                ""
-            } else {
-                "/********"
-            };
-            format!("{}://{host}{port}{rest}", u.scheme())
-        }
-        Err(_) => Secret::MASK.to_string(),
-    }
-}
-
-/// A duration as the config writes it: `"24h"`, `"10m"`, `"90s"`, `"2d"`, `"0s"` — the
-/// largest whole unit, so `check-config` shows what the README and the operator wrote.
-pub fn duration_text(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0 => "0s".to_string(),
-        // "24h" reads better than "1d"; whole days from two on.
-        s if s % 86_400 == 0 && s >= 2 * 86_400 => format!("{}d", s / 86_400),
-        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
-        s if s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
-    }
-}
-
-/// A URL with the password it may carry (`https://user:pw@host/`) masked, the rest as
-/// it is: for URLs whose path is no secret (a self-hosted Bot API's).
-pub fn mask_password(text: &str) -> String {
-    match url::Url::parse(text) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some(Secret::MASK));
-            u.to_string()
-        }
-        Ok(_) => text.to_string(),
-        Err(_) => Secret::MASK.to_string(),
-    }
-}
-
 /// serde_json appends " at line L column C"; we print the position in front instead.
 fn strip_position(msg: &str) -> String {
     match msg.rfind(" at line ") {
@@ -566,13 +503,4 @@ fn absolute_dir(config_file: &Path) -> PathBuf {
         .filter(|p| !p.as_os_str().is_empty())
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     std::path::absolute(&dir).unwrap_or(dir)
-}
-
-/// The machine's host name, for the default `instrument` and `mail.from`.
-pub fn host_name() -> String {
-    hostname::get()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_string())
 }

@@ -28,6 +28,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Service;
+use crate::settings::schema::{NON_BLANK, duration, words};
 
 /// The JSON Schema (draft 2020-12) of the config file.
 pub fn schema() -> Schema {
@@ -65,9 +66,6 @@ impl JsonSchema for ConfigFile {
         schema
     }
 }
-
-/// A string that is not empty or blank, as the loader's `non_empty` wants.
-pub(crate) const NON_BLANK: &str = r"\S";
 
 /// The config of protowatch, which follows the protocol files of a measuring instrument
 /// and sends their errors by e-mail, Telegram and the other services. Unknown keys
@@ -273,33 +271,6 @@ fn unwrap_descriptions(schema: &mut Schema) {
     }
 }
 
-/// One of a fixed set of words; the loader takes them in any case, so besides the list
-/// (which editors offer) any casing matches. `trim`: blanks around the word are fine.
-pub(crate) fn words(list: &[&str], trim: bool) -> Schema {
-    let alternatives: Vec<String> = list
-        .iter()
-        .map(|w| {
-            w.chars()
-                .map(|c| {
-                    if c.is_ascii_alphabetic() {
-                        format!("[{}{}]", c.to_ascii_uppercase(), c.to_ascii_lowercase())
-                    } else {
-                        // Digits and `-` stand for themselves; escaping `-` outside a
-                        // class is an error in the ECMA-262 regexes of editors.
-                        c.to_string()
-                    }
-                })
-                .collect()
-        })
-        .collect();
-    let blank = if trim { r"\s*" } else { "" };
-    let pattern = format!("^{blank}(?:{}){blank}$", alternatives.join("|"));
-    json_schema!({
-        "type": "string",
-        "anyOf": [{"enum": list}, {"pattern": pattern}],
-    })
-}
-
 fn encoding(_: &mut SchemaGenerator) -> Schema {
     words(&["auto", "utf-8", "windows-1251"], false)
 }
@@ -340,19 +311,6 @@ fn per_minute(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
-/// A value in the file, or kept out of it.
-pub(crate) fn secret_schema(_: &mut SchemaGenerator) -> Schema {
-    json_schema!({
-        "anyOf": [
-            {"type": "string", "pattern": NON_BLANK},
-            {"type": "object", "properties": {"env": {"type": "string", "pattern": NON_BLANK}},
-             "required": ["env"], "additionalProperties": false},
-            {"type": "object", "properties": {"file": {"type": "string", "pattern": NON_BLANK}},
-             "required": ["file"], "additionalProperties": false},
-        ],
-    })
-}
-
 fn severity(_: &mut SchemaGenerator) -> Schema {
     words(
         &[
@@ -360,17 +318,6 @@ fn severity(_: &mut SchemaGenerator) -> Schema {
         ],
         true,
     )
-}
-
-/// A duration between `min` and `max` seconds as a number, or a string with a unit (the
-/// string's range is the loader's to check).
-pub(crate) fn duration(min: u64, max: u64) -> Schema {
-    json_schema!({
-        "anyOf": [
-            {"type": "number", "minimum": min, "maximum": max},
-            {"type": "string", "pattern": r"^\s*(?:[0-9]+\.?[0-9]*|\.[0-9]+)\s*(?:s|m|min|h|d)\s*$"},
-        ],
-    })
 }
 
 fn repeat_interval(_: &mut SchemaGenerator) -> Schema {

@@ -2,7 +2,7 @@
 //! every problem instead of stopping at the first.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use super::{
     ThrottleConfig, WatchConfig, WatchMode, host_name,
 };
 use crate::event::Severity;
+use crate::settings::{resolve, unknown_scope};
 
 /// The top level's own keys; each service's section sits between `instrument` and
 /// `watch`.
@@ -112,9 +113,6 @@ fn paced() -> impl Iterator<Item = Service> {
         .filter(|s| s.default_per_minute().is_some())
 }
 
-/// The scope that the old bot's single `recipients` / `channel-id` become.
-pub const DEFAULT_SCOPE: &str = "default";
-
 pub fn config(
     value: &Value,
     file: &Path,
@@ -184,63 +182,6 @@ pub fn config(
     } else {
         Err(c.problems)
     }
-}
-
-pub(crate) fn resolve(base: &Path, p: &str) -> PathBuf {
-    // Windows accepts both separators; one kind reads better in messages and logs.
-    #[cfg(windows)]
-    let p = &p.replace('/', "\\");
-    let p = Path::new(p);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
-    }
-}
-
-/// `<service>.default_scope`: the explicit name, which must be one of the service's scopes;
-/// else `default` when that scope exists (the old bot's `recipients` / `channel-id`); else
-/// none, and then every route entry of the service has to name its scope.
-pub(crate) fn default_scope<'a>(
-    c: &mut Checker,
-    map: &serde_json::Map<String, Value>,
-    path: &str,
-    service: &str,
-    scopes: impl Iterator<Item = &'a String> + Clone,
-) -> Option<String> {
-    if !map.contains_key("default_scope") {
-        return scopes
-            .clone()
-            .any(|s| s == DEFAULT_SCOPE)
-            .then(|| DEFAULT_SCOPE.to_string());
-    }
-    let name = c.non_empty(map, "default_scope", path)?;
-    if scopes.clone().any(|s| *s == name) {
-        Some(name)
-    } else {
-        c.problem(
-            join(path, "default_scope"),
-            unknown_scope(service, &name, scopes),
-        );
-        None
-    }
-}
-
-/// The message for a scope name that the service does not have, with the ones it has.
-pub fn unknown_scope<S: AsRef<str>>(
-    service: &str,
-    name: &str,
-    scopes: impl IntoIterator<Item = S>,
-) -> String {
-    let names: Vec<String> = scopes.into_iter().map(|s| s.as_ref().to_string()).collect();
-    format!(
-        "unknown {service} scope {name:?}; configured scopes: {}",
-        if names.is_empty() {
-            "(none)".to_string()
-        } else {
-            names.join(", ")
-        }
-    )
 }
 
 fn watch(c: &mut Checker, v: &Value, p: &str, base: &Path) -> Option<WatchConfig> {

@@ -32,8 +32,8 @@ use super::probe::Check;
 use super::render::Notification;
 use super::{Deliver, SendError, Service};
 use crate::alerts::Alert;
-use crate::config::mask_url;
 use crate::event::{Event, Severity, names};
+use crate::settings::mask_url;
 
 /// How long an alert made from a one-off message (`test-notify`, a script's message
 /// routed here) stays firing.

@@ -25,8 +25,8 @@ use lettre::{AsyncTransport, Tokio1Executor};
 
 use super::render::{self, Notification};
 use super::{Deliver, SendError};
-use crate::config::Secret;
 use crate::messengers::probe::Check;
+use crate::settings::Secret;
 
 pub struct Mail {
     pub timeout: std::time::Duration,
@@ -67,7 +67,7 @@ impl Mail {
             TlsMode::Opportunistic => Tls::Opportunistic(params),
             TlsMode::None => Tls::None,
         };
-        let hello = ClientId::Domain(crate::config::host_name());
+        let hello = ClientId::Domain(crate::settings::host_name());
         let credentials = match (&cfg.user, &cfg.password) {
             (Some(user), Some(password)) => Some(Credentials::new(
                 user.clone(),

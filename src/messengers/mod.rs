@@ -27,9 +27,9 @@ pub mod telegram;
 pub mod webhook;
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::time::Duration;
 
-use crate::config::{Config, Destination};
 pub use render::Notification;
 pub use service::{Deliver, ServiceConfig};
 
@@ -42,6 +42,31 @@ services! {
     Alertmanager => alertmanager: alertmanager::AlertmanagerConfig,
     Scilog => scilog: scilog::ScilogConfig,
     Signal => signal: signal::SignalConfig,
+}
+
+/// One place messages go: a service and one of its scopes (`telegram:default`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Destination {
+    pub service: Service,
+    pub scope: String,
+}
+
+impl Destination {
+    /// Reads back what `Display` wrote (`telegram:default`).
+    pub fn parse(s: &str) -> Option<Destination> {
+        let (service, scope) = s.split_once(':')?;
+        let service = Service::parse(service)?;
+        Some(Destination {
+            service,
+            scope: scope.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.service, self.scope)
+    }
 }
 
 /// `"mail", "telegram", … or "signal"`: the sections that configure a service, for the
@@ -121,9 +146,10 @@ pub struct SetupError {
 }
 
 impl Messengers {
-    pub fn from_config(config: &Config) -> Result<Messengers, SetupError> {
-        let by_service = config
-            .services
+    /// Each configured section's messenger. (`Messengers::from_config`, in `config`,
+    /// hands in the config's sections: the services sit below the assembled config.)
+    pub fn from_sections(sections: &Sections) -> Result<Messengers, SetupError> {
+        let by_service = sections
             .messengers()?
             .into_iter()
             .map(|m| (m.service(), m))

@@ -11,7 +11,7 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use crate::config::Service;
+use crate::messengers::Service;
 
 /// How one step went.
 #[derive(Debug, Clone, PartialEq, Eq)]

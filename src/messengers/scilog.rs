@@ -30,7 +30,7 @@ use tokio::sync::Mutex;
 use super::probe::{Check, with_causes, within};
 use super::render::Notification;
 use super::{Deliver, SendError, Service};
-use crate::config::mask_url;
+use crate::settings::mask_url;
 
 /// The logbook's fields an entry and its files copy (the SDK's `ACLS`).
 const ACLS: [&str; 6] = [

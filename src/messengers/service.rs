@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use super::probe::Check;
 use super::{Notification, SendError};
-use crate::config::check::Checker;
+use crate::settings::check::Checker;
 
 /// A service's config section, resolved: what the file says, defaults filled.
 pub trait ServiceConfig: Sized + Clone + std::fmt::Debug + Send + Sync + 'static {
@@ -155,7 +155,7 @@ macro_rules! services {
         impl Sections {
             /// Reads every service's section of the file's top level.
             pub(crate) fn load(
-                c: &mut $crate::config::check::Checker,
+                c: &mut $crate::settings::check::Checker,
                 top: &serde_json::Map<String, serde_json::Value>,
                 base: &std::path::Path,
             ) -> Sections {
@@ -182,7 +182,7 @@ macro_rules! services {
             }
 
             /// Who a destination reaches, as the config names them (never a secret).
-            pub fn reaches(&self, to: &$crate::config::Destination) -> String {
+            pub fn reaches(&self, to: &$crate::messengers::Destination) -> String {
                 match to.service {
                     $(Service::$variant => self
                         .$field

@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 use super::probe::{Check, with_causes, within};
 use super::render::Notification;
 use super::{Deliver, SendError, Service};
-use crate::config::mask_url;
+use crate::settings::mask_url;
 
 const SIGNAL: Service = Service::Signal;
 

@@ -43,8 +43,8 @@ use super::probe::Check;
 use super::render::{self, Notification, TELEGRAM_LIMIT, TgLinks};
 use super::{Deliver, SendError};
 use crate::alerts::Alert;
-use crate::config::Secret;
 use crate::event::Severity;
+use crate::settings::Secret;
 use crate::store::now_ms;
 
 use render::escape as render_escape;

@@ -47,61 +47,76 @@ impl Browser {
             eprintln!("skipped: {why}");
             return None;
         };
-        let port = free_port();
-        // A process group of its own, with the browser it starts: a test that fails
-        // half-way ends them all (see `Drop`), leaving no Chromium behind.
-        let driver = std::os::unix::process::CommandExt::process_group(
-            Command::new(driver)
-                .arg(format!("--port={port}"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-            0,
-        )
-        .spawn()
-        .expect("start chromedriver");
-        let end = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < end, "chromedriver did not listen");
-            std::thread::sleep(Duration::from_millis(50));
+        // A session refused at its start (the driver's port taken by another program
+        // between `free_port` and its bind, or a reset while a loaded machine starts it)
+        // is tried again with a new driver on a new port and a new profile; the third failure fails.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let profile = tempfile::tempdir().expect("a profile folder");
+            let mut args = vec![
+                "--headless".to_string(),
+                "--no-sandbox".into(),
+                "--disable-gpu".into(),
+                "--disable-quic".into(),
+                "--no-first-run".into(),
+                "--disable-background-networking".into(),
+                "--disable-component-update".into(),
+                "--disable-sync".into(),
+                "--disable-dev-shm-usage".into(),
+                "--window-size=1400,1000".into(),
+                format!("--user-data-dir={}", profile.path().display()),
+            ];
+            if scheme == Scheme::Dark {
+                args.push("--force-dark-mode".into());
+                args.push("--blink-settings=preferredColorScheme=0".into());
+            } else {
+                args.push("--blink-settings=preferredColorScheme=1".into());
+            }
+            let caps = json!({
+                "browserName": "chrome",
+                "goog:chromeOptions": {"binary": chromium, "args": args},
+            });
+            let Value::Object(caps) = caps else {
+                unreachable!()
+            };
+            let port = free_port();
+            // A process group of its own, with the browser it starts: a test that fails
+            // half-way ends them all (see `Drop`), leaving no Chromium behind.
+            let mut child = std::os::unix::process::CommandExt::process_group(
+                Command::new(&driver)
+                    .arg(format!("--port={port}"))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null()),
+                0,
+            )
+            .spawn()
+            .expect("start chromedriver");
+            let end = Instant::now() + Duration::from_secs(20);
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < end, "chromedriver did not listen");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(caps.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(client) => {
+                    return Some(Browser {
+                        client,
+                        driver: child,
+                        _profile: profile,
+                    });
+                }
+                Err(e) => {
+                    end_group(&mut child);
+                    assert!(attempt < 3, "a WebDriver session with Chromium: {e}");
+                    eprintln!("no WebDriver session at attempt {attempt}: {e}; trying again");
+                }
+            }
         }
-        let profile = tempfile::tempdir().expect("a profile folder");
-        let mut args = vec![
-            "--headless".to_string(),
-            "--no-sandbox".into(),
-            "--disable-gpu".into(),
-            "--disable-quic".into(),
-            "--no-first-run".into(),
-            "--disable-background-networking".into(),
-            "--disable-component-update".into(),
-            "--disable-sync".into(),
-            "--disable-dev-shm-usage".into(),
-            "--window-size=1400,1000".into(),
-            format!("--user-data-dir={}", profile.path().display()),
-        ];
-        if scheme == Scheme::Dark {
-            args.push("--force-dark-mode".into());
-            args.push("--blink-settings=preferredColorScheme=0".into());
-        } else {
-            args.push("--blink-settings=preferredColorScheme=1".into());
-        }
-        let caps = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {"binary": chromium, "args": args},
-        });
-        let Value::Object(caps) = caps else {
-            unreachable!()
-        };
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        let client = ClientBuilder::new(connector)
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-            .expect("a WebDriver session with Chromium");
-        Some(Browser {
-            client,
-            driver,
-            _profile: profile,
-        })
     }
 
     /// Runs `script` (a function body; `return` gives the value) in the page.
@@ -142,12 +157,16 @@ impl Browser {
 }
 
 impl Drop for Browser {
-    /// Ends chromedriver and every browser process it started: its process group.
     fn drop(&mut self) {
-        let group = format!("-{}", self.driver.id());
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.driver.wait();
+        end_group(&mut self.driver);
     }
+}
+
+/// Ends chromedriver and every browser process it started: its process group.
+fn end_group(driver: &mut Child) {
+    let group = format!("-{}", driver.id());
+    let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+    let _ = driver.wait();
 }
 
 /// A loopback port nobody listens on now.

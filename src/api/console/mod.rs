@@ -27,10 +27,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::ApiState;
+pub use super::access::ASSETS;
 use super::session;
-
-/// Where the page's assets are served: public, like the page.
-pub const ASSETS: &str = "/console/";
 
 const PAGE: &str = include_str!("assets/console.html");
 const SCRIPT: &str = include_str!("assets/console.js");

@@ -10,11 +10,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Alertmanager;
-use crate::config::check::{Checker, index, join};
-use crate::config::schema::duration;
-use crate::config::values::http_url;
-use crate::config::{DEFAULT_SCOPE, mask_url};
 use crate::messengers::ServiceConfig;
+use crate::settings::check::{Checker, index, join};
+use crate::settings::schema::duration;
+use crate::settings::values::http_url;
+use crate::settings::{DEFAULT_SCOPE, mask_url};
 
 const ALERTMANAGER: &[&str] = &["urls", "labels", "repost_interval", "timeout_s"];
 
@@ -67,7 +67,7 @@ impl ServiceConfig for AlertmanagerConfig {
         json!({
             "urls": urls,
             "labels": self.labels,
-            "repost_interval": crate::config::duration_text(self.repost_interval),
+            "repost_interval": crate::settings::duration_text(self.repost_interval),
             "timeout_s": self.timeout.as_secs(),
         })
     }

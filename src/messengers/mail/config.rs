@@ -11,13 +11,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Mail;
-use crate::config::check::{Checker, index, join};
-use crate::config::schema::{NON_BLANK, words};
-use crate::config::values::secret_or_file;
-use crate::config::{
+use crate::messengers::ServiceConfig;
+use crate::settings::check::{Checker, index, join};
+use crate::settings::schema::{NON_BLANK, words};
+use crate::settings::values::secret_or_file;
+use crate::settings::{
     DEFAULT_SCOPE, DEFAULT_SEND_TIMEOUT, Secret, default_scope, host_name, legacy, resolve,
 };
-use crate::messengers::ServiceConfig;
 
 const MAIL: &[&str] = &[
     "user",

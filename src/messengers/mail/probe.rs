@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::Mail;
 use super::tls_sniff::{self, Tap};
-use crate::config::Service;
+use crate::messengers::Service;
 use crate::messengers::probe::{Check, with_causes, within};
 
 const MAIL: Service = Service::Mail;

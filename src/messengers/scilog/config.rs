@@ -10,11 +10,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Scilog;
-use crate::config::check::{Checker, join};
-use crate::config::schema::{NON_BLANK, secret_schema};
-use crate::config::values::{http_url, secret_or_file, secret_value};
-use crate::config::{DEFAULT_SEND_TIMEOUT, Secret, default_scope, mask_url};
 use crate::messengers::ServiceConfig;
+use crate::settings::check::{Checker, join};
+use crate::settings::schema::{NON_BLANK, secret_schema};
+use crate::settings::values::{http_url, secret_or_file, secret_value};
+use crate::settings::{DEFAULT_SEND_TIMEOUT, Secret, default_scope, mask_url};
 
 const SCILOG: &[&str] = &[
     "url",
@@ -227,7 +227,7 @@ fn scilog(c: &mut Checker, v: &Value, base: &Path) -> Option<ScilogConfig> {
                 match t.as_str().map(str::trim) {
                     Some(t) if !t.is_empty() => tags.push(t.to_string()),
                     _ => c.wrong_type(
-                        &crate::config::check::index(&join(p, "tags"), i),
+                        &crate::settings::check::index(&join(p, "tags"), i),
                         "a tag (a non-empty string)",
                         t,
                     ),

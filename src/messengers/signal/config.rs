@@ -12,11 +12,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Signal;
-use crate::config::check::{Checker, index, join};
-use crate::config::schema::{NON_BLANK, words};
-use crate::config::values::http_url;
-use crate::config::{DEFAULT_SEND_TIMEOUT, default_scope, mask_url};
 use crate::messengers::ServiceConfig;
+use crate::settings::check::{Checker, index, join};
+use crate::settings::schema::{NON_BLANK, words};
+use crate::settings::values::http_url;
+use crate::settings::{DEFAULT_SEND_TIMEOUT, default_scope, mask_url};
 
 const SIGNAL: &[&str] = &[
     "url",

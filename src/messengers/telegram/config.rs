@@ -11,12 +11,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Telegram;
-use crate::config::check::{Checker, join};
-use crate::config::schema::NON_BLANK;
-use crate::config::values::secret_or_file;
-use crate::config::{DEFAULT_SCOPE, DEFAULT_SEND_TIMEOUT, Secret, default_scope, legacy};
 use crate::event::Severity;
 use crate::messengers::ServiceConfig;
+use crate::settings::check::{Checker, join};
+use crate::settings::schema::NON_BLANK;
+use crate::settings::values::secret_or_file;
+use crate::settings::{DEFAULT_SCOPE, DEFAULT_SEND_TIMEOUT, Secret, default_scope, legacy};
 
 const TELEGRAM: &[&str] = &[
     "bot-id",
@@ -326,7 +326,7 @@ fn operators(c: &mut Checker, v: Option<&Value>, path: &str) -> Vec<Operator> {
     };
     let mut out = Vec::new();
     for (i, item) in list.iter().enumerate() {
-        let at = crate::config::check::index(path, i);
+        let at = crate::settings::check::index(path, i);
         let op = match item {
             Value::Number(n) => n.as_u64().filter(|n| *n > 0).map(Operator::Id),
             Value::String(s) => {
@@ -376,7 +376,7 @@ fn snooze(c: &mut Checker, v: Option<&Value>, path: &str) -> Vec<Duration> {
                 match s.as_u64().filter(|s| (60..=7 * 24 * 3600).contains(s)) {
                     Some(s) => out.push(Duration::from_secs(s)),
                     None => c.problem(
-                        crate::config::check::index(path, i),
+                        crate::settings::check::index(path, i),
                         format!("expected seconds from 60 to 604800, found {s}"),
                     ),
                 }
@@ -523,7 +523,7 @@ fn masked_api_url(u: &url::Url) -> String {
         shown.set_query(Some("********"));
     }
     shown.set_fragment(None);
-    crate::config::mask_password(shown.as_str())
+    crate::settings::mask_password(shown.as_str())
 }
 
 #[cfg(test)]

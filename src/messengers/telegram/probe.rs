@@ -11,7 +11,7 @@ use teloxide::prelude::*;
 use teloxide::types::ChatFullInfo;
 
 use super::{Telegram, recipient};
-use crate::config::Service;
+use crate::messengers::Service;
 use crate::messengers::probe::{Check, with_causes, within};
 
 const TELEGRAM: Service = Service::Telegram;

@@ -11,11 +11,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Webhook;
-use crate::config::check::{Checker, join};
-use crate::config::schema::{NON_BLANK, secret_schema, words};
-use crate::config::values::{http_url, secret_value};
-use crate::config::{DEFAULT_SEND_TIMEOUT, Secret, default_scope, mask_url};
 use crate::messengers::ServiceConfig;
+use crate::settings::check::{Checker, join};
+use crate::settings::schema::{NON_BLANK, secret_schema, words};
+use crate::settings::values::{http_url, secret_value};
+use crate::settings::{DEFAULT_SEND_TIMEOUT, Secret, default_scope, mask_url};
 
 const WEBHOOK: &[&str] = &["scopes", "default_scope", "timeout_s"];
 const WEBHOOK_SCOPE: &[&str] = &["url", "preset", "method", "headers", "body"];

@@ -6,14 +6,13 @@
 //! Every secret notes where it came from ([`Checker::secret_from`]): `check-config` warns
 //! when a secret sits where more people can read it than the agent's user.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
 use super::Secret;
 use super::check::{Checker, join};
 use super::secret::SecretSource;
-use super::validate::resolve;
 
 /// The secret at `key`, written in the file, or in the file named at `<key>_file`; not
 /// both. `inline` reads the written form, which is each section's own (mail's may be
@@ -160,5 +159,18 @@ pub(crate) fn http_url(c: &mut Checker, text: &str, path: &str) -> Option<url::U
             c.problem(path, format!("expected an http:// or https:// URL ({e})"));
             None
         }
+    }
+}
+
+/// `p` as written in the config, made absolute against the config file's folder `base`.
+pub fn resolve(base: &Path, p: &str) -> PathBuf {
+    // Windows accepts both separators; one kind reads better in messages and logs.
+    #[cfg(windows)]
+    let p = &p.replace('/', "\\");
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
     }
 }
