@@ -407,4 +407,18 @@ fn alert_actions_resend_snooze_and_their_status_codes() {
         ),
         "{metrics}"
     );
+    // Prometheus' text format allows one TYPE line per family, before its samples: a
+    // family declared twice makes a strict scraper refuse the whole page.
+    let mut declared = std::collections::BTreeSet::new();
+    for line in metrics.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let name = line.split(' ').nth(2).unwrap_or_default();
+        assert!(
+            declared.insert(name.to_string()),
+            "{name} declared twice:\n{metrics}"
+        );
+    }
+    assert!(
+        metrics.contains("\nprotowatch_messages_sent_total 2\n"),
+        "{metrics}"
+    );
 }

@@ -2,7 +2,6 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::State;
@@ -12,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::{ApiError, ApiState};
 use crate::config::{Config, Destination};
-use crate::outbox::{self, queue};
+use crate::outbox::queue;
 use crate::store::now_ms;
 
 /// Every configured service:scope with its id: a hash of the name (FNV-1a), so an id
@@ -143,36 +142,6 @@ pub async fn metrics(State(st): State<Arc<ApiState>>) -> Result<impl IntoRespons
         })
         .await?;
     let mut out = String::new();
-    let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-        );
-    };
-    counter(
-        &mut out,
-        "protowatch_messages_sent_total",
-        "Messages the services accepted since start.",
-        outbox::MESSAGES_SENT.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "protowatch_deliveries_total",
-        "Outbox rows delivered since start.",
-        outbox::ROWS_DELIVERED.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "protowatch_dead_total",
-        "Outbox rows given up since start.",
-        outbox::ROWS_DEAD.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "protowatch_send_failures_total",
-        "Failed send attempts since start.",
-        outbox::SEND_FAILURES.load(Ordering::Relaxed),
-    );
     let _ = writeln!(
         out,
         "# HELP protowatch_outbox_depth Deliveries queued per destination.\n# TYPE protowatch_outbox_depth gauge"

@@ -21,11 +21,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 
 use serde_json::Value;
 
-use super::{Inner, ROWS_DEAD, ROWS_DELIVERED, SEND_FAILURES, backoff, on_store, pause};
+use super::{Inner, backoff, on_store, pause};
 use crate::alerts::{self, Alert};
 use crate::config::Destination;
 use crate::messengers::Failure;
@@ -183,7 +182,7 @@ impl AlertmanagerWorker {
                         posted.retain(|k, _| alerts.iter().any(|a| &a.key == k) || !full);
                     }
                     Err(e) => {
-                        SEND_FAILURES.fetch_add(1, Ordering::Relaxed);
+                        crate::metrics::send_failure();
                         // A member that is away, or a wrong path (a 404 will not heal
                         // by itself, but the next repost tries again anyway): no faster
                         // than the reposts, so a refusal is not a loop.
@@ -208,7 +207,7 @@ impl AlertmanagerWorker {
                         } else {
                             tracing::warn!(destination = %self.dest, error = %e.message, retry_in_s = wait.as_secs_f64(), "alerts not posted; will retry");
                         }
-                        ROWS_DEAD.fetch_add(dead.len() as u64, Ordering::Relaxed);
+                        crate::metrics::rows_dead(dead.len() as u64);
                         crate::metrics::deliveries(&key, "retry", retry.len() as u64);
                         crate::metrics::deliveries(&key, "dead", dead.len() as u64);
                         let at_ms = now + wait.as_millis() as i64;
@@ -240,7 +239,6 @@ impl AlertmanagerWorker {
             if !round.rows.is_empty() {
                 let rows = round.rows;
                 crate::metrics::deliveries(&key, "delivered", rows.len() as u64);
-                ROWS_DELIVERED.fetch_add(rows.len() as u64, Ordering::Relaxed);
                 if let Err(e) = self
                     .db(move |s| queue::finish(s, &key, &rows, Outcome::Delivered))
                     .await

@@ -21,7 +21,6 @@
 //! posting active alerts while they last.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -45,12 +44,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 const IDLE_RECHECK: Duration = Duration::from_secs(60);
 /// The most rows one message may account for; a bigger queue takes several messages.
 const MAX_ROWS_PER_MESSAGE: usize = 50_000;
-
-/// Counters since start, for logs and the metrics endpoint.
-pub static MESSAGES_SENT: AtomicU64 = AtomicU64::new(0);
-pub static ROWS_DELIVERED: AtomicU64 = AtomicU64::new(0);
-pub static ROWS_DEAD: AtomicU64 = AtomicU64::new(0);
-pub static SEND_FAILURES: AtomicU64 = AtomicU64::new(0);
 
 /// The delivery side of the agent: one worker per destination. Cloned into the pipeline,
 /// which wakes workers after its commits and, on a config reload, starts workers for
@@ -344,7 +337,6 @@ impl Worker {
             crate::metrics::deliveries(&key, outcome, rows.len() as u64);
             let result = match next {
                 Next::Delivered => {
-                    ROWS_DELIVERED.fetch_add(rows.len() as u64, Ordering::Relaxed);
                     self.db(move |s| queue::finish(s, &key, &rows, Outcome::Delivered))
                         .await
                 }
@@ -363,7 +355,7 @@ impl Worker {
                     .await
                 }
                 Next::Dead(error) => {
-                    ROWS_DEAD.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                    crate::metrics::rows_dead(rows.len() as u64);
                     self.db(move |s| queue::finish(s, &key, &rows, Outcome::Dead { error: &error }))
                         .await
                 }
@@ -404,17 +396,17 @@ impl Worker {
         let max_age = settings.throttle.max_age;
         match settings.messengers.send(&self.dest, &n).await {
             Ok(()) => {
-                MESSAGES_SENT.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::message_sent();
                 tracing::info!(destination = %self.dest, event, key, events, rows = rows.len(), "delivered");
                 Next::Delivered
             }
             Err(e) if e.kind == Failure::Permanent => {
-                SEND_FAILURES.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::send_failure();
                 tracing::error!(destination = %self.dest, event, events, error = %e.message, "delivery refused; kept as dead");
                 Next::Dead(e.message)
             }
             Err(e) if now_ms() - oldest > max_age.as_millis() as i64 => {
-                SEND_FAILURES.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::send_failure();
                 tracing::error!(destination = %self.dest, event, events, error = %e.message, max_age_s = max_age.as_secs(), "undeliverable for longer than throttle.max_age; kept as dead");
                 Next::Dead(format!(
                     "gave up after {} attempts: {}",
@@ -423,7 +415,7 @@ impl Worker {
                 ))
             }
             Err(e) => {
-                SEND_FAILURES.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::send_failure();
                 let wait = e.retry_after.unwrap_or_else(|| backoff(attempts));
                 tracing::warn!(destination = %self.dest, event, events, error = %e.message, retry_in_s = wait.as_secs_f64(), "delivery failed; will retry");
                 Next::Retry {
