@@ -30,6 +30,7 @@ pub mod event;
 pub mod inbox;
 pub mod messengers;
 pub mod metrics;
+pub mod oncall;
 pub mod outbox;
 pub mod parser;
 pub mod private;

@@ -33,7 +33,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     // The stages an event passes through.
     (
         "pipeline",
-        &["watcher", "parser", "alerts", "routing", "outbox"],
+        &["watcher", "parser", "alerts", "routing", "outbox", "oncall"],
     ),
     // What wires the rest together or faces the user.
     ("surface", &["agent", "api", "cli"]),

@@ -1,0 +1,157 @@
+//! What a silence or a maintenance window applies to: matchers over an event's name,
+//! severity, source, key and text.
+//!
+//! All matchers given must match and none given matches everything (docs/ARCHITECTURE.md,
+//! "On call"), the way Alertmanager's silences read. The subject is a borrowed view so
+//! that a protocol event, an alert read back from the store and a BEC notification are
+//! matched by one function without being converted into each other.
+
+use regex::Regex;
+
+use crate::event::Severity;
+
+/// What is matched: the fields an operator can name in a silence.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub event: &'a str,
+    pub severity: Severity,
+    pub source: Option<&'a str>,
+    pub key: &'a str,
+    /// The message as it is shown (its subject line and body).
+    pub text: &'a str,
+}
+
+/// A set of matchers; the empty set matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct Matchers {
+    /// The event's name, exactly (`alarm_major`).
+    pub event: Option<String>,
+    /// Matches this severity and every lower one: a silence "up to minor" keeps major
+    /// alarms coming.
+    pub severity_at_most: Option<Severity>,
+    /// The protocol's source field, exactly (`detector`).
+    pub source: Option<String>,
+    /// The alert's key, exactly, as `alerts list` shows it.
+    pub key: Option<String>,
+    /// A regular expression searched in the text (not anchored, as `grep`).
+    pub text: Option<Regex>,
+}
+
+impl PartialEq for Matchers {
+    fn eq(&self, other: &Self) -> bool {
+        self.event == other.event
+            && self.severity_at_most == other.severity_at_most
+            && self.source == other.source
+            && self.key == other.key
+            && self.text.as_ref().map(Regex::as_str) == other.text.as_ref().map(Regex::as_str)
+    }
+}
+
+impl Matchers {
+    pub fn matches(&self, s: &Subject<'_>) -> bool {
+        self.event.as_deref().is_none_or(|e| e == s.event)
+            && self.severity_at_most.is_none_or(|max| s.severity <= max)
+            && self
+                .source
+                .as_deref()
+                .is_none_or(|want| s.source == Some(want))
+            && self.key.as_deref().is_none_or(|k| k == s.key)
+            && self.text.as_ref().is_none_or(|re| re.is_match(s.text))
+    }
+
+    /// True when nothing is named: such a silence holds back everything.
+    pub fn is_empty(&self) -> bool {
+        self.event.is_none()
+            && self.severity_at_most.is_none()
+            && self.source.is_none()
+            && self.key.is_none()
+            && self.text.is_none()
+    }
+
+    /// As a user reads it back: `event=alarm_major severity<=minor text~"vacuum"`;
+    /// `everything` for the empty set.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(e) = &self.event {
+            parts.push(format!("event={e}"));
+        }
+        if let Some(s) = self.severity_at_most {
+            parts.push(format!("severity<={}", s.as_str()));
+        }
+        if let Some(s) = &self.source {
+            parts.push(format!("source={s}"));
+        }
+        if let Some(k) = &self.key {
+            parts.push(format!("key={k}"));
+        }
+        if let Some(t) = &self.text {
+            parts.push(format!("text~{:?}", t.as_str()));
+        }
+        if parts.is_empty() {
+            "everything".to_string()
+        } else {
+            parts.join(" ")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subject(severity: Severity) -> Subject<'static> {
+        Subject {
+            event: "alarm_major",
+            severity,
+            source: Some("detector"),
+            key: "alarm_major|detector|HV trip",
+            text: "HV trip on bank 3",
+        }
+    }
+
+    #[test]
+    fn the_empty_set_matches_everything() {
+        let m = Matchers::default();
+        assert!(m.is_empty());
+        assert!(m.matches(&subject(Severity::Major)));
+        assert_eq!(m.describe(), "everything");
+    }
+
+    #[test]
+    fn every_matcher_given_must_match() {
+        let m = Matchers {
+            event: Some("alarm_major".into()),
+            source: Some("detector".into()),
+            text: Some(Regex::new("HV (trip|fault)").unwrap()),
+            ..Matchers::default()
+        };
+        assert!(m.matches(&subject(Severity::Major)));
+        let other_source = Subject {
+            source: Some("motor"),
+            ..subject(Severity::Major)
+        };
+        assert!(!m.matches(&other_source));
+        let no_source = Subject {
+            source: None,
+            ..subject(Severity::Major)
+        };
+        assert!(!m.matches(&no_source));
+        let other_text = Subject {
+            text: "vacuum lost",
+            ..subject(Severity::Major)
+        };
+        assert!(!m.matches(&other_text));
+    }
+
+    #[test]
+    fn severity_at_most_spares_what_is_above() {
+        let m = Matchers {
+            severity_at_most: Some(Severity::Minor),
+            ..Matchers::default()
+        };
+        assert!(m.matches(&subject(Severity::Info)));
+        assert!(m.matches(&subject(Severity::Minor)));
+        assert!(!m.matches(&subject(Severity::Major)));
+        assert_eq!(m.describe(), "severity<=minor");
+    }
+}

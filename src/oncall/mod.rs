@@ -1,0 +1,15 @@
+//! On call: what happens to an alarm after it is sent — acknowledgement, escalation
+//! when nobody acts, silences and maintenance windows that hold alarms back, and the
+//! handover digest (docs/ARCHITECTURE.md, "On call").
+//!
+//! The pieces here are the rules, kept free of the store and of time itself (every
+//! function is given "now"), so that a restart, a test over dates and the agent all
+//! compute the same answer; the pipeline applies them on the one path every event takes.
+
+pub mod escalation;
+pub mod matcher;
+pub mod window;
+
+pub use escalation::{Firing, Policy, Progress, Step};
+pub use matcher::{Matchers, Subject};
+pub use window::{Schedule, Window, WindowError, Zone};
