@@ -6,6 +6,7 @@
 //! function is given "now"), so that a restart, a test over dates and the agent all
 //! compute the same answer; the pipeline applies them on the one path every event takes.
 
+pub mod digest;
 pub mod escalation;
 pub mod matcher;
 pub mod window;
