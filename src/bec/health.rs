@@ -62,7 +62,7 @@ impl std::fmt::Debug for BecHealth {
 }
 
 impl BecHealth {
-    /// The bridge runs, towards `address`; the link is down until [`up`].
+    /// The bridge runs, towards `address`; the link is down until [`up`](Self::up).
     pub fn configured(&self, address: &str) {
         *self.0.address.lock().unwrap_or_else(|p| p.into_inner()) = address.to_string();
         self.0.configured.store(true, Ordering::SeqCst);
