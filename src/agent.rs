@@ -864,7 +864,7 @@ pub async fn run_with(
                 bec: bec_health.clone(),
                 bec_routes: bec_routes.clone(),
             },
-            stop.child_token(),
+            stop.clone(),
         )
         .await
         .map_err(|e| AgentError::Setup(format!("the HTTP API: {e}")))?,

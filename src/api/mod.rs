@@ -217,6 +217,7 @@ impl Api {
         let _ = std::fs::remove_file(config.state_dir.join(ADDR_FILE));
         let (listeners, addr) = bind(config.api.listen).await?;
         write_addr(&config.state_dir, addr);
+        let stop = stop.child_token();
         let stopped = stop.clone();
         let sessions = session::Sessions::load(&store).map_err(|e| e.to_string())?;
         let state = Arc::new(ApiState {
