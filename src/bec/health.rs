@@ -298,3 +298,29 @@ impl BecHealth {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_bridge_has_a_health_of_its_own() {
+        let (a, b) = (BecHealth::default(), BecHealth::default());
+        a.configured("127.0.0.1:6379");
+        assert_eq!(a.up(), None);
+        a.received();
+        assert!(b.snapshot(0).is_none(), "another agent's link is not ours");
+        let s = a.snapshot(3).expect("a bridge runs");
+        assert_eq!(s["link"], "up");
+        assert_eq!(s["notifications_received"], 1);
+        assert_eq!(s["routes_from_bec"], 3);
+        a.down("connection refused");
+        assert!(!a.is_up());
+        assert!(a.up().is_some(), "back up, after a time down");
+        let mut out = String::new();
+        b.metrics(&mut out);
+        assert!(out.is_empty());
+        a.metrics(&mut out);
+        assert!(out.contains("\nprotowatch_bec_connects_total 2\n"), "{out}");
+    }
+}
