@@ -8,17 +8,25 @@
 //!
 //! Shutdown runs backwards: the watcher threads stop, the pipeline commits what they
 //! handed over (pending tracebacks included), and each delivery worker finishes its send
-//! in flight. Whatever is still queued stays in the store for the next start.
+//! in flight. Whatever is still queued stays in the store for the next start. The signal
+//! is one `CancellationToken`, handed in by the command that runs the agent and handed
+//! down to each part (as a child where a part may also stop alone); what the parts
+//! share at run time — their health, BEC's routes — is made here and handed to writer
+//! and reader, never kept in a global (docs/ARCHITECTURE.md, "Shutdown and shared
+//! state").
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::alerts::{self, Tally};
 use crate::api::Api;
+use crate::bec::codec::BecRoutes;
+use crate::bec::routes::Resolved;
 use crate::config::{Config, Destination};
 use crate::event::Event;
 use crate::inbox::{self, Request};
@@ -125,9 +133,9 @@ pub enum AgentError {
 
 /// What the async side asks of the pipeline thread, which looks at it between batches
 /// and at least once a second.
-#[derive(Default)]
 struct Control {
-    shutdown: AtomicBool,
+    /// The agent's stop signal.
+    stop: CancellationToken,
     /// SIGHUP: read the config file now, changed or not.
     reload: AtomicBool,
 }
@@ -167,8 +175,14 @@ struct Pipeline {
     dismissals_seen_ms: i64,
     purged_ms: i64,
     last_tick: Instant,
-    /// The `bec::routes::generation` the router was built with.
-    bec_generation: u64,
+    /// BEC's routes as the bridge last received them; the router is rebuilt when they
+    /// change.
+    bec_routes: crate::bec::RoutesRx,
+}
+
+/// Our router for `config`, with BEC's routes `bec` (as last received) added.
+fn router(config: &Config, bec: Option<&BecRoutes>) -> Router {
+    Router::new(config).with_bec(&Resolved::from_config(config, bec).routes)
 }
 
 impl Pipeline {
@@ -458,12 +472,12 @@ impl Pipeline {
     /// each new destination. The outbox keeps its router for Alertmanager's mirror,
     /// which BEC's services never reach.
     fn apply_bec_routes(&mut self) {
-        let generation = crate::bec::routes::generation();
-        if generation == self.bec_generation {
+        // An error is a bridge that ended (or never ran): nothing new comes.
+        if !self.bec_routes.has_changed().unwrap_or(false) {
             return;
         }
-        self.bec_generation = generation;
-        let router = Arc::new(crate::bec::routes::router(&self.config));
+        let raw = self.bec_routes.borrow_and_update().clone();
+        let router = Arc::new(router(&self.config, raw.as_deref()));
         if let Err(e) = self.outbox.ensure_workers(&router.all_destinations()) {
             tracing::error!(error = %e, "BEC's routes not applied: cannot start delivery workers");
             return;
@@ -574,7 +588,8 @@ impl Pipeline {
                 return Ok(());
             }
         };
-        let router = Arc::new(crate::bec::routes::router(&new));
+        let bec = self.bec_routes.borrow().clone();
+        let router = Arc::new(router(&new, bec.as_deref()));
         if let Err(e) = self.outbox.ensure_workers(&router.all_destinations()) {
             tracing::error!(error = %e, "config {why} but not applied: cannot start delivery workers");
             return Ok(());
@@ -712,7 +727,7 @@ impl Pipeline {
     /// Runs until told to stop, then lets the watcher threads finish their batch,
     /// commits what they handed over and flushes what is pending.
     fn run(mut self) -> Result<(), StoreError> {
-        while !self.control.shutdown.load(Ordering::Relaxed) {
+        while !self.control.stop.is_cancelled() {
             if self.control.reload.swap(false, Ordering::Relaxed) {
                 self.config_stamp = config_stamp(&self.config.file);
                 self.config_changed_at = None;
@@ -769,18 +784,21 @@ fn give_back_large_buffers() {
     }
 }
 
-/// Runs until `shutdown` completes, then stops gracefully.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
-    run_with(config, shutdown, false).await
+/// Runs until `stop` is cancelled, then stops gracefully.
+pub async fn run(config: Config, stop: CancellationToken) -> Result<(), AgentError> {
+    run_with(config, stop, false).await
 }
 
 /// As [`run`]; `reset_state` starts with a new state database on purpose (the old one is
 /// kept aside), where [`run`] refuses a database that is not this folder's own.
 pub async fn run_with(
     config: Config,
-    shutdown: impl Future<Output = ()>,
+    stop: CancellationToken,
     reset_state: bool,
 ) -> Result<(), AgentError> {
+    // The agent's own: a pipeline that ends early stops the parts, not the caller's
+    // signal.
+    let stop = stop.child_token();
     give_back_large_buffers();
     let config = Arc::new(config);
     let messengers =
@@ -799,9 +817,16 @@ pub async fn run_with(
     let mut resume = resume_from(&store)?;
     resume.started_before = store.has_started_before()?;
     store.mark_started()?;
-    crate::bec::bridge::restore(&config);
-    let bec_generation = crate::bec::routes::generation();
-    let router = Arc::new(crate::bec::routes::router(&config));
+    // BEC's routes kept from the last run apply while Redis is not reached yet.
+    let saved = config
+        .bec
+        .as_ref()
+        .and_then(|_| crate::bec::routes::load_saved(&config.state_dir));
+    let (bec_routes_tx, mut bec_routes) = crate::bec::routes::channel(saved);
+    let router = Arc::new(router(&config, bec_routes.borrow_and_update().as_deref()));
+    // What the parts show at run time, made here and handed to writer and reader.
+    let watch_health = crate::watcher::health::WatchHealth::default();
+    let bec_health = crate::bec::BecHealth::default();
     let outbox = Outbox::start(
         &config.state_dir,
         messengers,
@@ -830,9 +855,19 @@ pub async fn run_with(
     // An agent without its API would leave its commands to whoever holds the port: it
     // stops, and its service manager starts it again once the port is free.
     let api = Some(
-        Api::start(shared_config.clone(), outbox.clone(), wake.clone())
-            .await
-            .map_err(|e| AgentError::Setup(format!("the HTTP API: {e}")))?,
+        Api::start(
+            shared_config.clone(),
+            outbox.clone(),
+            wake.clone(),
+            crate::api::Shown {
+                watch: watch_health.clone(),
+                bec: bec_health.clone(),
+                bec_routes: bec_routes.clone(),
+            },
+            stop.clone(),
+        )
+        .await
+        .map_err(|e| AgentError::Setup(format!("the HTTP API: {e}")))?,
     );
     // Telegram's buttons and commands; like the API, the watching goes on without it.
     let telegram_bot =
@@ -845,13 +880,20 @@ pub async fn run_with(
         tracing::warn!("no \"watch\" entries: only messages sent to this agent will be delivered");
     }
 
-    let own = crate::watcher::guard::Own {
-        state_dir: Some(config.state_dir.clone()),
-        config_file: Some(config.file.clone()),
+    let handed = crate::watcher::Handed {
+        own: crate::watcher::guard::Own {
+            state_dir: Some(config.state_dir.clone()),
+            config_file: Some(config.file.clone()),
+        },
+        health: watch_health,
+        stop: stop.clone(),
     };
-    let watcher = Watcher::spawn_guarding(&config.watch, &resume, tx, own)
+    let watcher = Watcher::spawn_guarding(&config.watch, &resume, tx, handed)
         .map_err(|e| AgentError::Setup(format!("cannot start a watcher thread: {e}")))?;
-    let control = Arc::new(Control::default());
+    let control = Arc::new(Control {
+        stop: stop.clone(),
+        reload: AtomicBool::new(false),
+    });
     let pipeline = Pipeline {
         config: config.clone(),
         watcher,
@@ -877,7 +919,7 @@ pub async fn run_with(
         dismissals_seen_ms: now_ms(),
         purged_ms: 0,
         last_tick: Instant::now(),
-        bec_generation,
+        bec_routes,
     };
     let pipeline = std::thread::Builder::new()
         .name("pipeline".into())
@@ -886,15 +928,25 @@ pub async fn run_with(
     tracing::info!(instrument = %config.instrument, watches = config.watch.len(), state = %config.state_dir.display(), "agent running");
     // BEC's bridge hands notifications to the inbox and wakes the pipeline, as the API
     // does for a script's message.
-    let bec = match &config.bec {
-        Some(_) => match crate::bec::Bridge::start(config.clone(), wake) {
-            Ok(b) => Some(b),
-            Err(e) => {
-                tracing::error!(error = %e, "the BEC bridge did not start; the agent runs without it");
-                None
+    let bec = match (&config.bec, crate::bec::Served::from_config(&config)) {
+        (Some(section), Some(served)) => {
+            match crate::bec::Bridge::start(crate::bec::bridge::Setup {
+                bec: section.clone(),
+                served,
+                state_dir: config.state_dir.clone(),
+                routes: bec_routes_tx,
+                health: bec_health,
+                wake,
+                stop: stop.clone(),
+            }) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    tracing::error!(error = %e, "the BEC bridge did not start; the agent runs without it");
+                    None
+                }
             }
-        },
-        None => {
+        }
+        _ => {
             drop(wake);
             None
         }
@@ -909,11 +961,12 @@ pub async fn run_with(
     });
     let hangups = reload_on_sighup(control.clone());
     crate::systemd::notify("READY=1");
-    tokio::pin!(shutdown);
     tokio::select! {
-        _ = &mut shutdown => tracing::info!("shutting down"),
+        _ = stop.cancelled() => tracing::info!("shutting down"),
         _ = done_rx => tracing::error!("the pipeline stopped"),
     }
+    // Every part hears it now; each is still awaited in turn below.
+    stop.cancel();
     crate::systemd::notify("STOPPING=1");
     if let Some(bec) = bec {
         bec.stop().await;
@@ -921,7 +974,6 @@ pub async fn run_with(
     if let Some(task) = hangups {
         task.abort();
     }
-    control.shutdown.store(true, Ordering::Relaxed);
     let result = tokio::task::spawn_blocking(move || pipeline_waiter.join())
         .await
         .map_err(|e| AgentError::Setup(format!("pipeline shutdown: {e}")))?;
@@ -1001,5 +1053,39 @@ mod tests {
         // A file that is now invalid is also left to the first look, which reports it.
         std::fs::write(&file, "{").expect("write the config");
         assert_eq!(startup_stamp(&config), None);
+    }
+
+    #[test]
+    fn bec_routes_add_to_ours() {
+        use crate::bec::codec::Target;
+        let text = r#"{
+            "telegram": {"bot-id": "1:x", "channel-id": "1"},
+            "scilog": {"url": "http://127.0.0.1:1/api/v1", "token": "t",
+                       "scopes": {"default": {"logbook": "lb1"}, "beamtime": {"logbook": "lb2"}}},
+            "webhook": {"scopes": {"teams": {"url": "http://127.0.0.1:1/hook", "preset": "teams"}}},
+            "bec": {"redis": "127.0.0.1:6379"}
+        }"#;
+        let c = Config::from_text(std::path::Path::new("/x/config.json"), text)
+            .expect("a valid config");
+        let t = |service: &str, scopes: &[&str]| Target {
+            service_name: service.into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        };
+        let mut raw = BecRoutes::new();
+        raw.insert("alarm_major".into(), vec![t("teams", &["teams"])]);
+        raw.insert("beamline_ready".into(), vec![t("scilog", &["default"])]);
+        let router = router(&c, Some(&raw));
+        let shown =
+            |e: &str| -> Vec<String> { router.route(e).iter().map(|d| d.to_string()).collect() };
+        // The implicit routing's defaults stay; BEC's route comes on top.
+        assert!(shown("alarm_major").contains(&"telegram:default".to_string()));
+        assert!(shown("alarm_major").contains(&"webhook:teams".to_string()));
+        assert!(shown("beamline_ready").contains(&"scilog:default".to_string()));
+        assert!(
+            router
+                .all_destinations()
+                .iter()
+                .any(|d| d.to_string() == "webhook:teams")
+        );
     }
 }

@@ -39,6 +39,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde_json::json;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::config::Config;
 use crate::outbox::Outbox;
 use crate::store::{Store, StoreError};
@@ -65,6 +67,16 @@ pub type SharedConfig = Arc<std::sync::RwLock<Arc<Config>>>;
 
 pub use crate::event::Wake;
 
+/// What the API shows of the running agent: the health of the watcher and of BEC's
+/// link, and BEC's routes as last received. The agent makes each and hands it to the
+/// part that writes it and here (docs/ARCHITECTURE.md, "Shutdown and shared state").
+#[derive(Clone)]
+pub struct Shown {
+    pub watch: crate::watcher::health::WatchHealth,
+    pub bec: crate::bec::BecHealth,
+    pub bec_routes: crate::bec::RoutesRx,
+}
+
 pub struct ApiState {
     store: Mutex<Store>,
     shared_config: SharedConfig,
@@ -78,6 +90,7 @@ pub struct ApiState {
     refusals: Arc<refusals::Refusals>,
     /// Room for request bodies, in KiB (see [`BODIES_IN_FLIGHT`]).
     bodies: Arc<tokio::sync::Semaphore>,
+    shown: Shown,
 }
 
 impl ApiState {
@@ -178,17 +191,20 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
 pub struct Api {
     pub addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
-    stop: tokio::sync::watch::Sender<bool>,
+    /// A child of the agent's stop signal: cancelled with it, or alone by [`Api::stop`].
+    stop: CancellationToken,
 }
 
 impl Api {
-    /// Binds `api.listen` and serves until [`Api::stop`]. The bound address is written
-    /// to the state folder for the commands of this installation, and without a
-    /// configured token the generated one is made there.
+    /// Binds `api.listen` and serves until `stop` is cancelled or [`Api::stop`]. The
+    /// bound address is written to the state folder for the commands of this
+    /// installation, and without a configured token the generated one is made there.
     pub async fn start(
         shared_config: SharedConfig,
         outbox: Outbox,
         wake: Wake,
+        shown: Shown,
+        stop: CancellationToken,
     ) -> Result<Api, String> {
         let config = shared_config
             .read()
@@ -201,7 +217,8 @@ impl Api {
         let _ = std::fs::remove_file(config.state_dir.join(ADDR_FILE));
         let (listeners, addr) = bind(config.api.listen).await?;
         write_addr(&config.state_dir, addr);
-        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let stop = stop.child_token();
+        let stopped = stop.clone();
         let sessions = session::Sessions::load(&store).map_err(|e| e.to_string())?;
         let state = Arc::new(ApiState {
             store: Mutex::new(store),
@@ -216,6 +233,7 @@ impl Api {
             )),
             refusals: Arc::default(),
             bodies: Arc::new(tokio::sync::Semaphore::new(BODIES_IN_FLIGHT as usize)),
+            shown,
         });
         let app = router(state);
         let also: Vec<String> = listeners
@@ -229,7 +247,7 @@ impl Api {
     }
 
     pub async fn stop(self, state_dir: &Path) {
-        let _ = self.stop.send(true);
+        self.stop.cancel();
         let _ = self.task.await;
         let _ = std::fs::remove_file(state_dir.join(ADDR_FILE));
     }
@@ -277,11 +295,7 @@ async fn bind(listen: SocketAddr) -> Result<(Vec<tokio::net::TcpListener>, Socke
 /// The accept loop: at most [`MAX_CONNECTIONS`] at once, each with the header timeout.
 /// A failed accept (out of descriptors) waits a moment instead of spinning, and says so
 /// once a minute at most.
-async fn serve(
-    listeners: Vec<tokio::net::TcpListener>,
-    app: Router,
-    mut stopped: tokio::sync::watch::Receiver<bool>,
-) {
+async fn serve(listeners: Vec<tokio::net::TcpListener>, app: Router, stopped: CancellationToken) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let conn_states = shed::Conns::default();
     let mut conns = tokio::task::JoinSet::new();
@@ -291,14 +305,14 @@ async fn serve(
         // way (see `shed`), once a second at most while none has waited long enough.
         if slots.available_permits() == 0 && !conn_states.shed_one() {
             tokio::select! {
-                _ = stopped.changed() => break,
+                _ = stopped.cancelled() => break,
                 _ = tokio::time::sleep(shed::SHED_AFTER / 4) => {}
                 p = slots.clone().acquire_owned() => drop(p),
             }
             continue;
         }
         let permit = tokio::select! {
-            _ = stopped.changed() => break,
+            _ = stopped.cancelled() => break,
             p = slots.clone().acquire_owned() => match p {
                 Ok(p) => p,
                 Err(_) => break,
@@ -307,7 +321,7 @@ async fn serve(
         let accept_any =
             futures_util::future::select_all(listeners.iter().map(|l| Box::pin(l.accept())));
         let accepted = tokio::select! {
-            _ = stopped.changed() => break,
+            _ = stopped.cancelled() => break,
             (a, _, _) = accept_any => a,
         };
         let (stream, peer) = match accepted {
@@ -324,7 +338,7 @@ async fn serve(
         while conns.try_join_next().is_some() {}
         let local = stream.local_addr().ok();
         let app = app.clone();
-        let mut stop = stopped.clone();
+        let stop = stopped.clone();
         let state = conn_states.open();
         conns.spawn(async move {
             let _permit = permit;
@@ -359,7 +373,7 @@ async fn serve(
                 _ = conn.as_mut() => {}
                 // Shed for a caller that sends its request (see `shed`).
                 _ = closing.close.notified() => {}
-                _ = stop.changed() => {
+                _ = stop.cancelled() => {
                     conn.as_mut().graceful_shutdown();
                     let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
                 }

@@ -44,7 +44,9 @@ pub async fn channels(State(st): State<Arc<ApiState>>) -> Json<Value> {
 
 pub async fn routes(State(st): State<Arc<ApiState>>) -> Json<Value> {
     let config = st.config();
-    let router = crate::bec::routes::router(&config);
+    let raw = st.shown.bec_routes.borrow().clone();
+    let resolved = crate::bec::routes::Resolved::from_config(&config, raw.as_deref());
+    let router = crate::routing::Router::new(&config).with_bec(&resolved.routes);
     let mut events: Vec<String> = config
         .routes
         .as_ref()
@@ -66,9 +68,7 @@ pub async fn routes(State(st): State<Arc<ApiState>>) -> Json<Value> {
         })
         .collect();
     // BEC's routes (`set_auto_notifications`), marked as such, and those we cannot serve.
-    let bec: Vec<Value> = crate::bec::routes::current()
-        .map(|raw| crate::bec::routes::resolve(&config, &raw).to_json())
-        .unwrap_or_default();
+    let bec: Vec<Value> = resolved.to_json();
     Json(json!({"explicit": config.routes.is_some(), "routes": map, "bec": bec}))
 }
 
@@ -118,8 +118,11 @@ pub async fn healthz(State(st): State<Arc<ApiState>>) -> Result<impl IntoRespons
         .collect();
     // A folder that cannot be seen (a share away) is not down, but not all well either.
     // So is a BEC link that is down: BEC's notifications are lost meanwhile.
-    let bec_down = crate::bec::health::snapshot().is_some() && !crate::bec::health::is_up();
-    let status = if crate::watcher::health::degraded() || bec_down {
+    let shown = &st.shown;
+    let bec_routes = crate::bec::routes::count(shown.bec_routes.borrow().as_deref());
+    let bec = shown.bec.snapshot(bec_routes);
+    let bec_down = bec.is_some() && !shown.bec.is_up();
+    let status = if shown.watch.degraded() || bec_down {
         "degraded"
     } else {
         "ok"
@@ -127,8 +130,8 @@ pub async fn healthz(State(st): State<Arc<ApiState>>) -> Result<impl IntoRespons
     Ok((
         StatusCode::OK,
         Json(json!({"status": status, "files": files, "outbox": outbox,
-                    "watch": crate::watcher::health::snapshot(),
-                    "bec": crate::bec::health::snapshot()})),
+                    "watch": shown.watch.snapshot(),
+                    "bec": bec})),
     ))
 }
 
@@ -170,7 +173,7 @@ pub async fn metrics(State(st): State<Arc<ApiState>>) -> Result<impl IntoRespons
         out,
         "# HELP protowatch_alerts_active Active alerts.\n# TYPE protowatch_alerts_active gauge\nprotowatch_alerts_active {active}"
     );
-    crate::bec::health::metrics(&mut out);
+    st.shown.bec.metrics(&mut out);
     out.push_str(&crate::metrics::render());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }

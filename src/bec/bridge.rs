@@ -22,21 +22,24 @@
 //! carries TCP keepalive, so a half-dead link — a switch rebooted — is noticed within
 //! a minute, not at the next notification that never comes.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::IntoConnectionInfo;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
 use crate::event::Event;
 use crate::inbox;
+use crate::settings::Secret;
 use crate::store::Store;
 
 use super::{AVAILABLE_SERVICES, NOTIFICATION_CONFIG, NOTIFICATION_PATTERN, NOTIFICATION_PREFIX};
-use super::{codec, health, notification, routes, services, stream};
+use super::{BecConfig, BecHealth, RoutesTx, Served};
+use super::{codec, notification, routes, services, stream};
 
 /// Tells the pipeline to read the inbox now: the same wake-up as the API's.
 pub use crate::event::Wake;
@@ -64,9 +67,25 @@ pub enum BridgeError {
     Setup(String),
 }
 
+/// What the bridge is handed by whoever starts it (the agent): its section and what it
+/// serves, never the whole config (docs/ARCHITECTURE.md, "Layers"); where BEC's routes
+/// go and where its health is shown; and the agent's stop signal.
+pub struct Setup {
+    pub bec: BecConfig,
+    pub served: Served,
+    /// Where the inbox's database is, and BEC's routes are kept ([`routes::save`]).
+    pub state_dir: PathBuf,
+    pub routes: RoutesTx,
+    pub health: BecHealth,
+    pub wake: Wake,
+    /// The agent's stop signal: the bridge stops with it, or alone with [`Bridge::stop`].
+    pub stop: CancellationToken,
+}
+
 /// The running bridge.
 pub struct Bridge {
-    stop: watch::Sender<bool>,
+    /// A child of the agent's stop signal: cancelled with it, or alone by [`Bridge::stop`].
+    stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
     /// The message stream's reader, with `publish_services`.
     reader: Option<tokio::task::JoinHandle<()>>,
@@ -81,24 +100,20 @@ pub enum Record {
     Stream(stream::Handled),
 }
 
-/// Before the agent builds its router: the BEC routes kept from the last run, so that
-/// they apply while Redis is not reached yet.
-pub fn restore(config: &Config) {
-    if config.bec.is_some()
-        && let Some(saved) = routes::load_saved(&config.state_dir)
-    {
-        routes::set(saved);
-    }
-}
-
 impl Bridge {
-    /// Starts the bridge of `config.bec` (which must be set).
-    pub fn start(config: Arc<Config>, wake: Wake) -> Result<Bridge, BridgeError> {
-        let bec = config
-            .bec
-            .clone()
-            .ok_or_else(|| BridgeError::Setup("no \"bec\" section".into()))?;
-        let store = Store::open(&config.state_dir)?;
+    /// Starts the bridge of `setup.bec`.
+    pub fn start(setup: Setup) -> Result<Bridge, BridgeError> {
+        let Setup {
+            bec,
+            served,
+            state_dir,
+            routes,
+            health,
+            wake,
+            stop,
+        } = setup;
+        let served = Arc::new(served);
+        let store = Store::open(&state_dir)?;
         let cursor = stream::load(&store)?;
         let (tx, rx) = std_mpsc::channel::<Record>();
         let recorder_wake = wake.clone();
@@ -121,14 +136,15 @@ impl Bridge {
                 .set_tcp_settings(tcp_settings()),
         )
         .map_err(|e| BridgeError::Setup(e.to_string()))?;
-        health::configured(&bec.address());
-        let (stop, stopped) = watch::channel(false);
+        health.configured(&bec.address());
+        let stop = stop.child_token();
         let reader = bec.publish_services.then(|| {
-            health::stream_started();
+            health.stream_started();
             let password = bec.password.clone();
             let reader = stream::Reader {
                 client: client.clone(),
-                config: config.clone(),
+                served: served.clone(),
+                health: health.clone(),
                 tx: tx.clone(),
                 cursor,
                 scrub: Box::new(move |t: &str| match &password {
@@ -136,15 +152,21 @@ impl Bridge {
                     None => t.to_string(),
                 }),
             };
-            tokio::spawn(reader.run(stopped.clone()))
+            tokio::spawn(reader.run(stop.clone()))
         });
         let link = Link {
             client,
-            config,
+            password: bec.password.clone(),
+            publish_services: bec.publish_services,
+            served,
+            state_dir,
+            routes,
+            warned: Mutex::new(HashSet::new()),
+            health,
             tx,
             wake,
         };
-        let task = tokio::spawn(link.run(stopped));
+        let task = tokio::spawn(link.run(stop.clone()));
         tracing::info!(redis = %bec.address(), user = ?bec.user, "BEC bridge started");
         Ok(Bridge {
             stop,
@@ -156,7 +178,7 @@ impl Bridge {
 
     /// Stops listening; what was received is committed before this returns.
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
+        self.stop.cancel();
         let _ = self.task.await;
         if let Some(reader) = self.reader {
             let _ = reader.await;
@@ -232,17 +254,25 @@ fn submit_all(store: &Store, batch: &[Record]) -> Result<(), crate::store::Store
 
 struct Link {
     client: redis::Client,
-    config: Arc<Config>,
+    /// To keep out of what is logged.
+    password: Option<Secret>,
+    publish_services: bool,
+    served: Arc<Served>,
+    state_dir: PathBuf,
+    routes: RoutesTx,
+    /// BEC's routes we cannot serve that were logged (once per run each).
+    warned: Mutex<HashSet<String>>,
+    health: BecHealth,
     tx: std_mpsc::Sender<Record>,
     wake: Wake,
 }
 
 impl Link {
-    async fn run(self, mut stopped: watch::Receiver<bool>) {
+    async fn run(self, stop: CancellationToken) {
         let mut backoff = BACKOFF_FIRST;
         loop {
-            let result = self.session(&mut stopped).await;
-            if *stopped.borrow() {
+            let result = self.session(&stop).await;
+            if stop.is_cancelled() {
                 return;
             }
             match result {
@@ -250,17 +280,17 @@ impl Link {
                 Ok(false) => {}
                 Err(why) => {
                     let why = self.scrub(&why);
-                    if health::is_up() {
+                    if self.health.is_up() {
                         tracing::warn!(error = %why, "BEC link lost; BEC's notifications are lost until it is back");
                     } else {
                         tracing::debug!(error = %why, "BEC link not made");
                     }
-                    health::down(&why);
+                    self.health.down(&why);
                 }
             }
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
-                _ = stopped.changed() => return,
+                _ = stop.cancelled() => return,
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
@@ -268,14 +298,14 @@ impl Link {
 
     /// The password out of a message, whatever a library put into it.
     fn scrub(&self, text: &str) -> String {
-        match self.config.bec.as_ref().and_then(|b| b.password.as_ref()) {
+        match &self.password {
             Some(p) => p.scrub(text),
             None => text.to_string(),
         }
     }
 
     /// One subscription's life. `Ok(true)`: it was up and ended; `Err`: why it failed.
-    async fn session(&self, stopped: &mut watch::Receiver<bool>) -> Result<bool, String> {
+    async fn session(&self, stop: &CancellationToken) -> Result<bool, String> {
         let connect = async {
             let mut pubsub = self.client.get_async_pubsub().await?;
             pubsub.psubscribe(NOTIFICATION_PATTERN).await?;
@@ -287,7 +317,7 @@ impl Link {
             Ok(Err(e)) => return Err(e.to_string()),
             Err(_) => return Err(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())),
         };
-        match health::up() {
+        match self.health.up() {
             Some(down) => tracing::warn!(
                 down_s = down as f64 / 1000.0,
                 "BEC link back after {:.1} s down; notifications published meanwhile were lost",
@@ -314,7 +344,7 @@ impl Link {
                         Err(_) => return Err("PING not answered".into()),
                     }
                 }
-                _ = stopped.changed() => return Ok(true),
+                _ = stop.cancelled() => return Ok(true),
             }
         }
     }
@@ -353,7 +383,7 @@ impl Link {
                 tracing::warn!(error = %self.scrub(&e.to_string()), "cannot read BEC's routing config")
             }
         }
-        if self.config.bec.as_ref().is_some_and(|b| b.publish_services) {
+        if self.publish_services {
             self.publish(&mut conn).await;
         }
     }
@@ -367,7 +397,7 @@ impl Link {
             return;
         };
         if crate::event::check_name(event).is_err() {
-            health::undecodable();
+            self.health.undecodable();
             tracing::warn!(
                 channel,
                 bytes = payload.len(),
@@ -377,7 +407,7 @@ impl Link {
         }
         match codec::decode_notification(payload) {
             Ok(n) => {
-                health::received();
+                self.health.received();
                 if n.event != event {
                     tracing::debug!(channel, event = %n.event, "the message names another event than its channel; the channel's is taken");
                 }
@@ -391,7 +421,7 @@ impl Link {
                 }
             }
             Err(e) => {
-                health::undecodable();
+                self.health.undecodable();
                 tracing::warn!(channel, bytes = payload.len(), error = %e, "a BEC notification could not be decoded; dropped");
             }
         }
@@ -401,26 +431,29 @@ impl Link {
         match codec::decode_routes(bytes) {
             Ok(r) => self.apply_routes(r),
             Err(e) => {
-                health::undecodable();
+                self.health.undecodable();
                 tracing::warn!(channel = NOTIFICATION_CONFIG, bytes = bytes.len(), error = %e, "BEC's routing config could not be decoded; the routes stay as they were");
             }
         }
     }
 
     fn apply_routes(&self, raw: codec::BecRoutes) {
-        routes::warn_unserved(&self.config, &raw);
-        let count: usize = raw.values().map(Vec::len).sum();
-        if let Err(e) = routes::save(&self.config.state_dir, &raw) {
+        routes::warn_unserved(
+            &routes::resolve(&self.served, &raw),
+            &mut self.warned.lock().unwrap_or_else(|p| p.into_inner()),
+        );
+        let count = routes::count(Some(&raw));
+        if let Err(e) = routes::save(&self.state_dir, &raw) {
             tracing::warn!(error = %e, "cannot keep BEC's routes in the state folder");
         }
-        if routes::set(raw) {
+        if routes::publish(&self.routes, raw) {
             tracing::info!(targets = count, "BEC's routing config applied");
             (self.wake)();
         }
     }
 
     async fn publish(&self, conn: &mut redis::aio::MultiplexedConnection) {
-        let data = services::available(&self.config);
+        let data = services::available(&self.served);
         let result = redis::cmd("XADD")
             .arg(AVAILABLE_SERVICES)
             .arg("MAXLEN")

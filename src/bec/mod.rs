@@ -13,9 +13,14 @@
 //!   without Python.
 //! - [`html`]: the HTML that BEC's `add_text` writes, as our styled spans.
 //! - [`notification`]: a decoded notification as our [`crate::event::Event`].
-//! - [`routes`]: BEC's routing config (`set_auto_notifications`) as our destinations.
+//! - [`served`]: which of our services and scopes BEC may name, read from the `bec`
+//!   section and the services' sections and handed in as data: the bridge never sees
+//!   the assembled config.
+//! - [`routes`]: BEC's routing config (`set_auto_notifications`) as our destinations,
+//!   handed to the pipeline through a `watch` channel.
 //! - [`services`]: what `publish_services` tells BEC's clients we serve.
-//! - [`health`]: the link's state for `/healthz` and `/metrics`.
+//! - [`health`]: the link's state for `/healthz` and `/metrics`, one value made by whoever
+//!   starts the bridge and handed to it and to the readers.
 //! - [`stream`]: what a session sends straight to a service (`bec.messaging.<service>
 //!   .new(…).send()`), read from BEC's message stream with `publish_services`.
 //! - [`bridge`]: the Redis subscription with its reconnection, and the hand-over to the
@@ -28,11 +33,15 @@ pub mod health;
 pub mod html;
 pub mod notification;
 pub mod routes;
+pub mod served;
 pub mod services;
 pub mod stream;
 
 pub use bridge::Bridge;
 pub use config::BecConfig;
+pub use health::BecHealth;
+pub use routes::{RoutesRx, RoutesTx};
+pub use served::Served;
 
 /// The channel pattern BEC's `notify` publishes on; the event is the suffix.
 pub const NOTIFICATION_PATTERN: &str = "internal/messaging_services/notification/*";

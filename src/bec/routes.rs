@@ -7,27 +7,58 @@
 //! default scope of that service). They are added to our own `routes` for the event,
 //! never replace them.
 //!
-//! The last routes received are held here for the running agent (the pipeline rebuilds
-//! its router when [`generation`] moves) and kept in `<state_dir>/bec-routes.json`, so
-//! that the next start routes as before while Redis is not there yet, and so that
-//! `protowatch routes list`, another process, can show them.
+//! The last routes received go to the running agent through a `watch` channel
+//! ([`RoutesTx`], [`RoutesRx`]): the bridge sends, the pipeline rebuilds its router when
+//! it sees a change, the API shows what is there now. They are also kept in
+//! `<state_dir>/bec-routes.json`, so that the next start routes as before while Redis is
+//! not there yet, and so that `protowatch routes list`, another process, can show them.
+//!
+//! This module maps BEC's names to our destinations with what it is handed
+//! ([`Served`]); making a router of them is the pipeline's (docs/ARCHITECTURE.md,
+//! "Layers").
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
-use crate::config::{Config, Destination};
-use crate::routing::Router;
+use tokio::sync::watch;
 
+use crate::messengers::Destination;
+
+use super::Served;
 use super::codec::BecRoutes;
 
 /// The file, in the state folder, that keeps the last BEC routes received.
 pub const SAVED_FILE: &str = "bec-routes.json";
 
-static CURRENT: RwLock<Option<Arc<BecRoutes>>> = RwLock::new(None);
-static GENERATION: AtomicU64 = AtomicU64::new(0);
-static WARNED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+/// Where the bridge sends BEC's routes as last received; `None` before any.
+pub type RoutesTx = watch::Sender<Option<Arc<BecRoutes>>>;
+/// Where the pipeline and the API read them: the latest value, and whether it changed
+/// since the reader last looked.
+pub type RoutesRx = watch::Receiver<Option<Arc<BecRoutes>>>;
+
+/// The channel, starting from `saved` (the routes kept from the last run, which apply
+/// while Redis is not reached yet).
+pub fn channel(saved: Option<BecRoutes>) -> (RoutesTx, RoutesRx) {
+    watch::channel(saved.map(Arc::new))
+}
+
+/// Takes the routes BEC published as the current ones; returns whether they changed.
+/// Readers are told only of a change.
+pub fn publish(tx: &RoutesTx, raw: BecRoutes) -> bool {
+    tx.send_if_modified(|current| {
+        if current.as_deref() == Some(&raw) {
+            return false;
+        }
+        *current = Some(Arc::new(raw));
+        true
+    })
+}
+
+/// How many targets BEC's routes name, for `/healthz`.
+pub fn count(raw: Option<&BecRoutes>) -> usize {
+    raw.map_or(0, |r| r.values().map(Vec::len).sum())
+}
 
 /// A BEC route we cannot serve, and why.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -39,7 +70,7 @@ pub struct Unserved {
     pub why: String,
 }
 
-/// BEC's routes resolved against a config.
+/// BEC's routes resolved against what we serve.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Resolved {
     pub routes: BTreeMap<String, Vec<Destination>>,
@@ -63,11 +94,8 @@ impl Resolved {
 }
 
 /// Maps BEC's targets to our destinations; what we do not serve is listed with why.
-pub fn resolve(config: &Config, raw: &BecRoutes) -> Resolved {
+pub fn resolve(served: &Served, raw: &BecRoutes) -> Resolved {
     let mut out = Resolved::default();
-    let Some(bec) = &config.bec else {
-        return out;
-    };
     for (event, targets) in raw {
         for t in targets {
             let unserved = |scope: Option<&str>, why: String| Unserved {
@@ -76,7 +104,7 @@ pub fn resolve(config: &Config, raw: &BecRoutes) -> Resolved {
                 scope: scope.map(str::to_string),
                 why,
             };
-            let Some(service) = bec.service(&t.service_name) else {
+            let Some(service) = served.service(&t.service_name) else {
                 out.unserved.push(unserved(
                     t.scopes.first().map(String::as_str),
                     format!(
@@ -91,11 +119,11 @@ pub fn resolve(config: &Config, raw: &BecRoutes) -> Resolved {
             } else {
                 t.scopes.iter().map(|s| Some(s.as_str())).collect()
             };
-            let known = config.scopes(service).unwrap_or_default();
+            let known = served.scopes(service).unwrap_or_default();
             for scope in scopes {
                 let ours = match scope {
                     Some(s) => Some(s),
-                    None => config.default_scope(service),
+                    None => served.default_scope(service),
                 };
                 match ours {
                     Some(s) if known.contains(&s) => {
@@ -121,42 +149,10 @@ pub fn resolve(config: &Config, raw: &BecRoutes) -> Resolved {
     out
 }
 
-/// Takes the routes BEC published as the current ones; returns whether they changed.
-pub fn set(raw: BecRoutes) -> bool {
-    let mut current = CURRENT.write().unwrap_or_else(|p| p.into_inner());
-    if current.as_deref() == Some(&raw) {
-        return false;
-    }
-    *current = Some(Arc::new(raw));
-    GENERATION.fetch_add(1, Ordering::SeqCst);
-    true
-}
-
-/// The routes BEC published last, if any were received or saved.
-pub fn current() -> Option<Arc<BecRoutes>> {
-    CURRENT.read().unwrap_or_else(|p| p.into_inner()).clone()
-}
-
-/// Moves each time [`set`] changes the routes.
-pub fn generation() -> u64 {
-    GENERATION.load(Ordering::SeqCst)
-}
-
-/// Our router for `config`, with the current BEC routes added.
-pub fn router(config: &Config) -> Router {
-    let router = Router::new(config);
-    match (&config.bec, current()) {
-        (Some(_), Some(raw)) => router.with_bec(&resolve(config, &raw).routes),
-        _ => router,
-    }
-}
-
-/// Logs each unserved route once per run: a route BEC's users set and nobody delivers
-/// is worth a warning, not one per notification.
-pub fn warn_unserved(config: &Config, raw: &BecRoutes) {
-    let mut warned = WARNED.lock().unwrap_or_else(|p| p.into_inner());
-    let warned = warned.get_or_insert_with(HashSet::new);
-    for u in resolve(config, raw).unserved {
+/// Logs each unserved route once per run (`warned` holds those logged): a route BEC's
+/// users set and nobody delivers is worth a warning, not one per notification.
+pub fn warn_unserved(resolved: &Resolved, warned: &mut HashSet<String>) {
+    for u in &resolved.unserved {
         let id = format!("{}|{}|{:?}", u.event, u.service_name, u.scope);
         if warned.insert(id) {
             tracing::warn!(event = %u.event, service = %u.service_name, scope = ?u.scope, why = %u.why, "a BEC route is not served");
@@ -193,16 +189,17 @@ pub fn load_saved(state_dir: &Path) -> Option<BecRoutes> {
 mod tests {
     use super::super::codec::Target;
     use super::*;
+    use crate::messengers::Service;
 
-    fn config() -> Config {
-        let text = r#"{
-            "telegram": {"bot-id": "1:x", "channel-id": "1"},
-            "scilog": {"url": "http://127.0.0.1:1/api/v1", "token": "t",
-                       "scopes": {"default": {"logbook": "lb1"}, "beamtime": {"logbook": "lb2"}}},
-            "webhook": {"scopes": {"teams": {"url": "http://127.0.0.1:1/hook", "preset": "teams"}}},
-            "bec": {"redis": "127.0.0.1:6379"}
-        }"#;
-        Config::from_text(Path::new("/x/config.json"), text).unwrap()
+    /// Telegram with its default; SciLog with `default` and `beamtime`; a webhook
+    /// `teams`; BEC's `teams` and `scilog` mapped, `signal` not.
+    fn served() -> Served {
+        Served::default()
+            .map("teams", Service::Webhook)
+            .map("scilog", Service::Scilog)
+            .scopes_of(Service::Telegram, &["default"], Some("default"))
+            .scopes_of(Service::Scilog, &["default", "beamtime"], Some("default"))
+            .scopes_of(Service::Webhook, &["teams"], None)
     }
 
     fn t(service: &str, scopes: &[&str]) -> Target {
@@ -214,7 +211,6 @@ mod tests {
 
     #[test]
     fn bec_names_map_to_our_services_and_scopes() {
-        let c = config();
         let mut raw = BecRoutes::new();
         raw.insert(
             "alarm_major".into(),
@@ -225,7 +221,7 @@ mod tests {
             ],
         );
         raw.insert("new_scan".into(), vec![t("signal", &["beamline-ops"])]);
-        let r = resolve(&c, &raw);
+        let r = resolve(&served(), &raw);
         let names: Vec<String> = r.routes["alarm_major"]
             .iter()
             .map(|d| d.to_string())
@@ -245,23 +241,16 @@ mod tests {
     }
 
     #[test]
-    fn bec_routes_add_to_ours() {
-        let c = config();
+    fn readers_see_a_change_and_only_a_change() {
+        let (tx, mut rx) = channel(None);
+        assert!(!rx.has_changed().unwrap_or(false));
         let mut raw = BecRoutes::new();
         raw.insert("alarm_major".into(), vec![t("teams", &["teams"])]);
-        raw.insert("beamline_ready".into(), vec![t("scilog", &["default"])]);
-        let router = Router::new(&c).with_bec(&resolve(&c, &raw).routes);
-        let shown =
-            |e: &str| -> Vec<String> { router.route(e).iter().map(|d| d.to_string()).collect() };
-        // The implicit routing's defaults stay; BEC's route comes on top.
-        assert!(shown("alarm_major").contains(&"telegram:default".to_string()));
-        assert!(shown("alarm_major").contains(&"webhook:teams".to_string()));
-        assert!(shown("beamline_ready").contains(&"scilog:default".to_string()));
-        assert!(
-            router
-                .all_destinations()
-                .iter()
-                .any(|d| d.to_string() == "webhook:teams")
-        );
+        assert!(publish(&tx, raw.clone()));
+        assert!(rx.has_changed().unwrap_or(false));
+        assert_eq!(count(rx.borrow_and_update().as_deref()), 1);
+        // The same routes again: nothing to rebuild.
+        assert!(!publish(&tx, raw));
+        assert!(!rx.has_changed().unwrap_or(true));
     }
 }

@@ -13,42 +13,51 @@
 //! A deployment whose Atlas also writes this stream must not turn this on: the last
 //! entry wins in BEC's client, and two backends would each deliver the same route.
 
-use crate::config::{Config, Service};
-use crate::messengers::signal::Target as SignalTarget;
+use crate::messengers::Service;
 
+use super::Served;
 use super::codec::{Offered, ServiceSwitch, encode_available};
 
 /// How many entries of the stream are kept: BEC's client reads them all from the start
 /// and keeps the last.
 pub const STREAM_MAXLEN: usize = 10;
 
-/// The message to XADD (field `data`), for `config`.
-pub fn available(config: &Config) -> Vec<u8> {
-    let Some(bec) = &config.bec else {
-        return encode_available(&[], &[]);
-    };
+/// The message to XADD (field `data`), for what we serve.
+pub fn available(ours: &Served) -> Vec<u8> {
     let mut switches = Vec::new();
     let mut offered = Vec::new();
     for name in super::config::BEC_SERVICES {
         let service_type: &'static str = name;
-        let ours = bec.service(name);
-        let scopes = ours.and_then(|s| config.scopes(s)).unwrap_or_default();
+        let service = ours.service(name);
+        let scopes = service.and_then(|s| ours.scopes(s)).unwrap_or_default();
         switches.push(ServiceSwitch {
             service_type,
             enabled: !scopes.is_empty(),
-            default: ours
-                .and_then(|s| config.default_scope(s))
+            default: service
+                .and_then(|s| ours.default_scope(s))
                 .map(str::to_string),
         });
-        let Some(ours) = ours else { continue };
+        let Some(service) = service else { continue };
         for scope in scopes {
             let extra = match service_type {
                 "scilog" => vec![(
                     "logbook_id",
-                    Some(scilog_logbook(config, ours, scope).unwrap_or_default()),
+                    Some(
+                        (service == Service::Scilog)
+                            .then(|| ours.logbook(scope))
+                            .flatten()
+                            .unwrap_or_default()
+                            .to_string(),
+                    ),
                 )],
                 "signal" => vec![
-                    ("group_id", signal_group(config, ours, scope)),
+                    (
+                        "group_id",
+                        (service == Service::Signal)
+                            .then(|| ours.signal_group(scope))
+                            .flatten()
+                            .map(str::to_string),
+                    ),
                     ("group_link", None),
                 ],
                 _ => vec![("workflow_webhook_url", Some(String::new()))],
@@ -61,18 +70,4 @@ pub fn available(config: &Config) -> Vec<u8> {
         }
     }
     encode_available(&switches, &offered)
-}
-
-fn scilog_logbook(config: &Config, ours: Service, scope: &str) -> Option<String> {
-    match ours {
-        Service::Scilog => config.scilog.as_ref()?.scopes.get(scope).cloned(),
-        _ => None,
-    }
-}
-
-fn signal_group(config: &Config, ours: Service, scope: &str) -> Option<String> {
-    match (ours, config.signal.as_ref()?.scopes.get(scope)?) {
-        (Service::Signal, SignalTarget::Group(g)) => Some(g.clone()),
-        _ => None,
-    }
 }

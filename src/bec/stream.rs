@@ -28,14 +28,14 @@ use std::time::Duration;
 
 use redis::Value;
 use rusqlite::{OptionalExtension, params};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Destination, Service};
 use crate::event::{Event, Severity};
 use crate::messengers::signal::number;
+use crate::messengers::{Destination, Service};
 
 use super::codec::{self, ServiceMessage};
-use super::{health, notification};
+use super::{BecHealth, Served, notification};
 
 /// The stream bec_lib's `MessagingService.send` writes (`message_service_queue`).
 pub const STREAM: &str = "internal/message_service/queue";
@@ -155,7 +155,7 @@ pub struct Refused {
 /// phone number (normalised as bec_lib does) as that number; no scope: our default
 /// scope of that service, which is what we publish as BEC's default.
 pub fn destinations(
-    config: &Config,
+    served: &Served,
     service: &str,
     scopes: &[String],
 ) -> Vec<Result<Destination, Refused>> {
@@ -164,7 +164,7 @@ pub fn destinations(
         scope: scope.map(str::to_string),
         why,
     };
-    let Some(ours) = config.bec.as_ref().and_then(|b| b.service(service)) else {
+    let Some(ours) = served.service(service) else {
         let why = format!("no service of ours serves BEC's {service:?} (bec.services)");
         return if scopes.is_empty() {
             vec![Err(refuse(None, why))]
@@ -175,9 +175,9 @@ pub fn destinations(
                 .collect()
         };
     };
-    let known = config.scopes(ours).unwrap_or_default();
+    let known = served.scopes(ours).unwrap_or_default();
     if scopes.is_empty() {
-        return vec![match config.default_scope(ours) {
+        return vec![match served.default_scope(ours) {
             Some(s) if known.contains(&s) => Ok(Destination {
                 service: ours,
                 scope: s.to_string(),
@@ -394,7 +394,9 @@ pub type Sink = std_mpsc::Sender<super::bridge::Record>;
 /// The reader: a tokio task beside the link.
 pub struct Reader {
     pub client: redis::Client,
-    pub config: Arc<Config>,
+    /// What BEC's services and scopes may name.
+    pub served: Arc<Served>,
+    pub health: BecHealth,
     pub tx: Sink,
     /// Where the last run left off; `None` at the very first start.
     pub cursor: Option<Cursor>,
@@ -410,15 +412,13 @@ struct Refusals {
 }
 
 impl Reader {
-    pub async fn run(mut self, mut stopped: watch::Receiver<bool>) {
+    pub async fn run(mut self, stop: CancellationToken) {
         let mut refusals = Refusals::default();
         let mut backoff = BACKOFF_FIRST;
         let mut failures = 0u32;
         loop {
-            let result = self
-                .session(&mut stopped, &mut refusals, &mut failures)
-                .await;
-            if *stopped.borrow() {
+            let result = self.session(&stop, &mut refusals, &mut failures).await;
+            if stop.is_cancelled() {
                 return;
             }
             failures += 1;
@@ -426,7 +426,7 @@ impl Reader {
                 Ok(()) => return,
                 Err(e) => (self.scrub)(&e.to_string()),
             };
-            health::stream_error(&why);
+            self.health.stream_error(&why);
             // The first loss is a connection Redis or the network closed: reconnected
             // at once, quietly. Failing again is worth a line, unless the link is down
             // and says so itself.
@@ -435,14 +435,14 @@ impl Reader {
                 backoff = BACKOFF_FIRST;
                 continue;
             }
-            if failures == 2 && health::is_up() {
+            if failures == 2 && self.health.is_up() {
                 tracing::warn!(error = %why, "BEC message stream cannot be read; trying again");
             } else {
                 tracing::debug!(error = %why, "BEC message stream not read");
             }
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
-                _ = stopped.changed() => return,
+                _ = stop.cancelled() => return,
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
@@ -450,7 +450,7 @@ impl Reader {
 
     async fn session(
         &mut self,
-        stopped: &mut watch::Receiver<bool>,
+        stop: &CancellationToken,
         refusals: &mut Refusals,
         failures: &mut u32,
     ) -> Result<(), StreamError> {
@@ -459,14 +459,14 @@ impl Reader {
             .set_response_timeout(Some(BLOCK + CONNECT_TIMEOUT));
         let mut conn = tokio::select! {
             c = self.client.get_multiplexed_async_connection_with_config(&config) => c?,
-            _ = stopped.changed() => return Ok(()),
+            _ = stop.cancelled() => return Ok(()),
         };
         let mut cursor = match self.cursor {
             Some(c) => self.check(&mut conn, c).await?,
             None => self.begin(&mut conn).await?,
         };
         self.cursor = Some(cursor);
-        health::stream_reading(true);
+        self.health.stream_reading(true);
         loop {
             let mut xread = redis::cmd("XREAD");
             xread
@@ -480,12 +480,12 @@ impl Reader {
             let read = xread.query_async::<Value>(&mut conn);
             let answer = tokio::select! {
                 a = read => a,
-                _ = stopped.changed() => return Ok(()),
+                _ = stop.cancelled() => return Ok(()),
             };
             let answer = match answer {
                 Ok(a) => a,
                 Err(e) => {
-                    health::stream_reading(false);
+                    self.health.stream_reading(false);
                     return Err(e.into());
                 }
             };
@@ -595,7 +595,7 @@ impl Reader {
                 at(m.after),
                 at(m.until)
             );
-            health::stream_missed(m.count, m.after.ms, m.until.ms);
+            self.health.stream_missed(m.count, m.after.ms, m.until.ms);
         }
         if next != cursor {
             self.hand(Handled {
@@ -635,21 +635,21 @@ impl Reader {
     /// The requests an entry makes: its event, with the destinations we serve.
     fn requests(&self, entry: &Entry, refusals: &mut Refusals) -> Vec<(Event, Vec<Destination>)> {
         let Some(data) = &entry.data else {
-            health::undecodable();
+            self.health.undecodable();
             tracing::warn!(stream = STREAM, id = %entry.id, "a BEC message without a \"data\" field; dropped");
             return Vec::new();
         };
         let m = match codec::decode_service_message(data) {
             Ok(m) => m,
             Err(e) => {
-                health::undecodable();
+                self.health.undecodable();
                 tracing::warn!(stream = STREAM, id = %entry.id, bytes = data.len(), error = %e, "a BEC message could not be decoded; dropped");
                 return Vec::new();
             }
         };
-        health::stream_message();
+        self.health.stream_message();
         let mut to = Vec::new();
-        for d in destinations(&self.config, &m.service_name, &m.scopes) {
+        for d in destinations(&self.served, &m.service_name, &m.scopes) {
             match d {
                 Ok(d) if self.is_new_number(&d, refusals) => {
                     if refusals.numbers.len() >= MAX_NUMBERS {
@@ -685,7 +685,7 @@ impl Reader {
         d.service == Service::Signal
             && number::is_e164(&d.scope)
             && !self
-                .config
+                .served
                 .scopes(Service::Signal)
                 .unwrap_or_default()
                 .contains(&d.scope.as_str())
@@ -693,7 +693,7 @@ impl Reader {
     }
 
     fn refuse(&self, r: Refused, refusals: &mut Refusals) {
-        health::stream_refused(&r.service, r.scope.as_deref());
+        self.health.stream_refused(&r.service, r.scope.as_deref());
         if refusals.logged.insert((r.service.clone(), r.scope.clone())) {
             tracing::warn!(
                 service = %r.service,
@@ -819,15 +819,14 @@ mod tests {
 
     #[test]
     fn services_and_scopes_as_bec_names_them() {
-        let text = r#"{
-            "scilog": {"url": "http://127.0.0.1:1/api/v1", "token": "t",
-                       "scopes": {"default": {"logbook": "lb1"}}},
-            "signal": {"url": "http://127.0.0.1:1", "number": "+41000000000",
-                       "scopes": {"oncall": {"recipients": ["+41791111111"]}}},
-            "webhook": {"scopes": {"teams": {"url": "http://127.0.0.1:1/hook", "preset": "teams"}}},
-            "bec": {"redis": "127.0.0.1:6379", "services": {"scilog": "scilog", "signal": "signal"}}
-        }"#;
-        let c = Config::from_text(std::path::Path::new("/x/config.json"), text).unwrap();
+        // SciLog with its default; Signal's `oncall` (no default); a webhook `teams`;
+        // BEC's `scilog` and `signal` mapped, `teams` not.
+        let c = Served::default()
+            .map("scilog", Service::Scilog)
+            .map("signal", Service::Signal)
+            .scopes_of(Service::Scilog, &["default"], Some("default"))
+            .scopes_of(Service::Signal, &["oncall"], None)
+            .scopes_of(Service::Webhook, &["teams"], None);
         let shown = |service: &str, scopes: &[&str]| -> Vec<String> {
             let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
             destinations(&c, service, &scopes)

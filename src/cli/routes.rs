@@ -187,7 +187,10 @@ fn list(config: &Config, as_json: bool) {
 fn bec_resolved(config: &Config) -> Option<crate::bec::routes::Resolved> {
     config.bec.as_ref()?;
     let raw = crate::bec::routes::load_saved(&config.state_dir)?;
-    Some(crate::bec::routes::resolve(config, &raw))
+    Some(crate::bec::routes::Resolved::from_config(
+        config,
+        Some(&raw),
+    ))
 }
 
 fn bec_json(config: &Config) -> Value {

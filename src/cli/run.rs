@@ -5,6 +5,7 @@
 //! exit 2: an agent that cannot tell anybody, or cannot keep its state, is no agent.
 
 use clap::Args as ClapArgs;
+use tokio_util::sync::CancellationToken;
 
 use super::{Cli, CliError, check_config, runtime};
 use crate::agent;
@@ -23,8 +24,15 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
     check_config::refusals(&config)?;
     raise_open_file_limit();
     let rt = runtime()?;
-    rt.block_on(agent::run_with(config, shutdown_signal(), args.reset_state))
-        .map_err(|e| CliError::failed(e.to_string()))
+    rt.block_on(async {
+        // The agent's one stop signal, given by the first SIGINT or SIGTERM.
+        let stop = CancellationToken::new();
+        let signal = tokio::spawn(cancel_on_signal(stop.clone()));
+        let result = agent::run_with(config, stop, args.reset_state).await;
+        signal.abort();
+        result
+    })
+    .map_err(|e| CliError::failed(e.to_string()))
 }
 
 /// Raises the soft limit of open files to the hard one. The watcher keeps few files open
@@ -61,6 +69,12 @@ fn raise_open_file_limit() {
 /// Windows has no such per-process limit on handles worth raising.
 #[cfg(not(unix))]
 fn raise_open_file_limit() {}
+
+/// Cancels `stop` on the first SIGINT or SIGTERM.
+async fn cancel_on_signal(stop: CancellationToken) {
+    shutdown_signal().await;
+    stop.cancel();
+}
 
 /// Completes on the first SIGINT or SIGTERM.
 async fn shutdown_signal() {

@@ -256,10 +256,14 @@ fn status(state: ServiceState, exit: u32) -> ServiceStatus {
 }
 
 fn serve() -> Result<(), CliError> {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // The agent's one stop signal, given by the service manager's stop or the system's
+    // shutdown.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let on_stop = stop.clone();
     let handle = service_control_handler::register(SERVICE_NAME, move |control| match control {
         ServiceControl::Stop | ServiceControl::Shutdown => {
-            let _ = stop_tx.send(true);
+            tracing::info!("service stop requested");
+            on_stop.cancel();
             ServiceControlHandlerResult::NoError
         }
         ServiceControl::Interrogate => ServiceControlHandlerResult::NoError,
@@ -276,12 +280,8 @@ fn serve() -> Result<(), CliError> {
             tracing::info!(config = %config_file.display(), "service starting");
             let _ = handle.set_service_status(status(ServiceState::Running, 0));
             let rt = super::runtime()?;
-            let mut stop_rx = stop_rx;
-            rt.block_on(crate::agent::run(config, async move {
-                let _ = stop_rx.wait_for(|stop| *stop).await;
-                tracing::info!("service stop requested");
-            }))
-            .map_err(|e| CliError::failed(e.to_string()))
+            rt.block_on(crate::agent::run(config, stop))
+                .map_err(|e| CliError::failed(e.to_string()))
         });
     if let Err(e) = &result {
         tracing::error!(error = %e.message, "service failed");

@@ -95,6 +95,29 @@ impl crate::messengers::Messengers {
     }
 }
 
+/// What BEC may name, from the config: built here for the same reason as the
+/// messengers, the bridge sitting below the config (docs/ARCHITECTURE.md, "Layers").
+impl crate::bec::Served {
+    /// `None` without a `bec` section.
+    pub fn from_config(config: &Config) -> Option<crate::bec::Served> {
+        let bec = config.bec.as_ref()?;
+        Some(Self::new(bec, &config.services))
+    }
+}
+
+impl crate::bec::routes::Resolved {
+    /// BEC's routes `raw` against `config`; none without a `bec` section or routes.
+    pub fn from_config(
+        config: &Config,
+        raw: Option<&crate::bec::codec::BecRoutes>,
+    ) -> crate::bec::routes::Resolved {
+        match (crate::bec::Served::from_config(config), raw) {
+            (Some(served), Some(raw)) => crate::bec::routes::resolve(&served, raw),
+            _ => Self::default(),
+        }
+    }
+}
+
 /// The service sections read as fields of the config (`config.mail`), as they were
 /// before they became their modules' own.
 impl std::ops::Deref for Config {

@@ -2,20 +2,22 @@
 //!
 //! A folder away, unreadable or out of file descriptors is not an error that stops
 //! anything: the watcher keeps its files' checkpoints and waits. That is right for the
-//! data and invisible to the operator, so each watcher thread publishes here what it
-//! cannot see and since when, and the API shows it. One map behind a mutex, written once
+//! data and invisible to the operator, so each watcher thread publishes what it cannot
+//! see and since when to a [`WatchHealth`] registry, and the API shows it. The agent
+//! makes the one registry and hands it to the watcher and to the API: nothing global,
+//! so a watcher made alone (a test) has its own. One map behind a mutex, written once
 //! per scan and only when something changed.
 //!
 //! A thread that is stuck cannot say so itself, so it also notes here when a pass
-//! starts and ends and which file it is reading ([`pass_started`], [`reading`],
-//! [`pass_done`]); whoever asks for the health compares those times with the clock.
+//! starts and ends and which file it is reading ([`WatchHealth::pass_started`],
+//! [`WatchHealth::reading`], [`WatchHealth::pass_done`]); whoever asks for the health compares those times with the clock.
 //! A pass running for longer than [`PASS_LIMIT`], or one file's read for longer than
 //! [`READ_LIMIT`], makes the entry *stalled*, and so does a file that has not been read
 //! to its end for [`BEHIND_LIMIT`] (it grows faster than it can be read): `/healthz`
 //! says "degraded" and names the entry and the file.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -24,7 +26,7 @@ use super::WatchId;
 
 /// One `watch` entry's view.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct WatchHealth {
+pub struct EntryHealth {
     /// The glob.
     pub path: String,
     /// Files followed now.
@@ -39,7 +41,7 @@ pub struct WatchHealth {
     /// most [`READ_BUDGET_BYTES`](super::READ_BUDGET_BYTES) per pass, so that one huge,
     /// sparse or endless file cannot hold back the others.
     pub behind: Vec<Behind>,
-    /// Set when the thread seems stuck; filled in by [`snapshot`], not by the thread.
+    /// Set when the thread seems stuck; filled in by [`WatchHealth::snapshot`], not by the thread.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stalled: Option<Stalled>,
 }
@@ -85,35 +87,8 @@ struct Activity {
     reading: Option<(String, SystemTime)>,
 }
 
-static ACTIVITY: Mutex<BTreeMap<WatchId, Activity>> = Mutex::new(BTreeMap::new());
-
-fn activity(watch: WatchId, f: impl FnOnce(&mut Activity)) {
-    let mut a = ACTIVITY.lock().unwrap_or_else(|p| p.into_inner());
-    f(a.entry(watch).or_default());
-}
-
-/// The entry's thread starts a pass.
-pub fn pass_started(watch: WatchId) {
-    activity(watch, |a| {
-        a.pass_since = Some(SystemTime::now());
-        a.reading = None;
-    });
-}
-
-/// The entry's thread reads `file` now (`None`: done with it).
-pub fn reading(watch: WatchId, file: Option<&std::path::Path>) {
-    activity(watch, |a| {
-        a.reading = file.map(|f| (f.display().to_string(), SystemTime::now()));
-    });
-}
-
-/// The entry's thread ended a pass.
-pub fn pass_done(watch: WatchId) {
-    activity(watch, |a| *a = Activity::default());
-}
-
 /// Why `h` (with the thread's `activity`) counts as stuck at `now`, if it does.
-fn stalled(h: &WatchHealth, activity: Option<&Activity>, now: SystemTime) -> Option<Stalled> {
+fn stalled(h: &EntryHealth, activity: Option<&Activity>, now: SystemTime) -> Option<Stalled> {
     let age = |t: SystemTime| now.duration_since(t).unwrap_or_default();
     if let Some(a) = activity {
         if let Some((file, since)) = &a.reading
@@ -162,49 +137,93 @@ pub struct Unseen {
     pub since: u64,
 }
 
-static HEALTH: Mutex<BTreeMap<WatchId, WatchHealth>> = Mutex::new(BTreeMap::new());
+/// Every entry's view and what its thread is doing: shared by the watcher threads that
+/// write it and the API that reads it (cheap to clone).
+#[derive(Debug, Clone, Default)]
+pub struct WatchHealth(Arc<Registry>);
 
-/// Publishes one entry's view (when it changed).
-pub fn set(watch: WatchId, health: WatchHealth) {
-    let mut h = HEALTH.lock().unwrap_or_else(|p| p.into_inner());
-    if h.get(&watch) != Some(&health) {
-        h.insert(watch, health);
+#[derive(Debug, Default)]
+struct Registry {
+    health: Mutex<BTreeMap<WatchId, EntryHealth>>,
+    activity: Mutex<BTreeMap<WatchId, Activity>>,
+}
+
+impl WatchHealth {
+    fn activity(&self, watch: WatchId, f: impl FnOnce(&mut Activity)) {
+        let mut a = self.0.activity.lock().unwrap_or_else(|p| p.into_inner());
+        f(a.entry(watch).or_default());
     }
-}
 
-/// The entry's thread ended.
-pub fn remove(watch: WatchId) {
-    HEALTH
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&watch);
-    ACTIVITY
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&watch);
-}
+    /// The entry's thread starts a pass.
+    pub fn pass_started(&self, watch: WatchId) {
+        self.activity(watch, |a| {
+            a.pass_since = Some(SystemTime::now());
+            a.reading = None;
+        });
+    }
 
-/// Every running entry's view, with whether it is stuck now.
-pub fn snapshot() -> Vec<WatchHealth> {
-    let now = SystemTime::now();
-    let activity = ACTIVITY.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    HEALTH
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .map(|(watch, h)| {
-            let mut h = h.clone();
-            h.stalled = stalled(&h, activity.get(watch), now);
-            h
-        })
-        .collect()
-}
+    /// The entry's thread reads `file` now (`None`: done with it).
+    pub fn reading(&self, watch: WatchId, file: Option<&std::path::Path>) {
+        self.activity(watch, |a| {
+            a.reading = file.map(|f| (f.display().to_string(), SystemTime::now()));
+        });
+    }
 
-/// Whether some entry cannot see all it should, or does not keep up.
-pub fn degraded() -> bool {
-    snapshot()
-        .iter()
-        .any(|h| !h.unseen.is_empty() || h.over_max_files || h.stalled.is_some())
+    /// The entry's thread ended a pass.
+    pub fn pass_done(&self, watch: WatchId) {
+        self.activity(watch, |a| *a = Activity::default());
+    }
+
+    /// Publishes one entry's view (when it changed).
+    pub fn set(&self, watch: WatchId, health: EntryHealth) {
+        let mut h = self.0.health.lock().unwrap_or_else(|p| p.into_inner());
+        if h.get(&watch) != Some(&health) {
+            h.insert(watch, health);
+        }
+    }
+
+    /// The entry's thread ended.
+    pub fn remove(&self, watch: WatchId) {
+        self.0
+            .health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&watch);
+        self.0
+            .activity
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&watch);
+    }
+
+    /// Every running entry's view, with whether it is stuck now.
+    pub fn snapshot(&self) -> Vec<EntryHealth> {
+        let now = SystemTime::now();
+        let activity = self
+            .0
+            .activity
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        self.0
+            .health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(watch, h)| {
+                let mut h = h.clone();
+                h.stalled = stalled(&h, activity.get(watch), now);
+                h
+            })
+            .collect()
+    }
+
+    /// Whether some entry cannot see all it should, or does not keep up.
+    pub fn degraded(&self) -> bool {
+        self.snapshot()
+            .iter()
+            .any(|h| !h.unseen.is_empty() || h.over_max_files || h.stalled.is_some())
+    }
 }
 
 pub fn epoch_s(t: SystemTime) -> u64 {
@@ -220,9 +239,9 @@ mod tests {
     fn a_long_pass_a_long_read_or_a_file_long_behind_is_stalled() {
         let now = SystemTime::now();
         let ago = |s: u64| now - Duration::from_secs(s);
-        let mut h = WatchHealth {
+        let mut h = EntryHealth {
             path: "/p/*.log".into(),
-            ..WatchHealth::default()
+            ..EntryHealth::default()
         };
         let busy = |pass: u64, read: Option<u64>| Activity {
             pass_since: Some(ago(pass)),

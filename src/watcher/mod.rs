@@ -51,19 +51,19 @@ pub mod identity;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use notify::Watcher as _;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{StartAt as StartConfig, WatchConfig, WatchMode};
 use crate::watcher::checkpoints::Checkpoint;
 use discovery::Listing;
 use follow::{Follower, StartAt};
 use guard::{Guard, Own, Refused};
+use health::WatchHealth;
 use identity::FileId;
 
 /// Bytes read per batch: large enough to amortise a commit, small enough to keep memory
@@ -183,7 +183,9 @@ pub struct Tailer {
     unseen: BTreeMap<PathBuf, (SystemTime, String)>,
     over_max_files: bool,
     warned_depth: bool,
-    stopping: Option<Arc<AtomicBool>>,
+    stopping: Option<CancellationToken>,
+    /// Where this entry's view goes (`/healthz`).
+    health: WatchHealth,
     /// For tests: every listing fails with this, as if out of file descriptors or the
     /// folder could not be read.
     fault: Option<fn() -> std::io::Error>,
@@ -242,6 +244,7 @@ impl Tailer {
             over_max_files: false,
             warned_depth: false,
             stopping: None,
+            health: WatchHealth::default(),
             fault: None,
             next_purge: Instant::now(),
             scanned: false,
@@ -287,9 +290,14 @@ impl Tailer {
         self.fault = fault;
     }
 
-    /// A flag that cuts a walk short when set: the agent is stopping.
-    pub fn set_stopping(&mut self, stopping: Arc<AtomicBool>) {
+    /// A signal that cuts a walk short when given: the agent is stopping.
+    pub fn set_stopping(&mut self, stopping: CancellationToken) {
         self.stopping = Some(stopping);
+    }
+
+    /// Where this entry's view is published (by default a registry of its own).
+    pub fn set_health(&mut self, health: WatchHealth) {
+        self.health = health;
     }
 
     /// How many files are held open now.
@@ -311,7 +319,9 @@ impl Tailer {
             max_depth: discovery::MAX_DEPTH,
         };
         discovery::walk(&self.cfg.path, limits, &move || {
-            stopping.as_ref().is_some_and(|s| s.load(Ordering::Relaxed))
+            stopping
+                .as_ref()
+                .is_some_and(CancellationToken::is_cancelled)
         })
     }
 
@@ -322,9 +332,9 @@ impl Tailer {
             // Named in `/healthz` from the start, so a first pass that hangs is seen.
             self.publish();
         }
-        health::pass_started(self.watch);
+        self.health.pass_started(self.watch);
         let done = self.pass(now, sink);
-        health::pass_done(self.watch);
+        self.health.pass_done(self.watch);
         done
     }
 
@@ -448,9 +458,9 @@ impl Tailer {
                     .get(&id)
                     .is_some_and(|m| f.follower.unchanged(&f.follower.path, m));
             if !quiet {
-                health::reading(self.watch, Some(&f.follower.path));
+                self.health.reading(self.watch, Some(&f.follower.path));
                 let turn = read_turn(self.watch, f, sink);
-                health::reading(self.watch, None);
+                self.health.reading(self.watch, None);
                 match turn {
                     Turn::Stopped => return false,
                     Turn::AtEnd => f.caught_up(),
@@ -626,9 +636,9 @@ impl Tailer {
             })
             .collect();
         behind.sort_by(|a, b| a.path.cmp(&b.path));
-        health::set(
+        self.health.set(
             self.watch,
-            health::WatchHealth {
+            health::EntryHealth {
                 path: self.cfg.path.clone(),
                 files: self.files.len(),
                 unknown_files: self
@@ -996,10 +1006,22 @@ pub struct Watcher {
     /// For threads started later; dropped by [`Watcher::stop`] so the channel ends
     /// when the last thread does.
     tx: Option<std_mpsc::SyncSender<WatchMsg>>,
-    /// Checked between batches, so a stop does not wait for a long file to be read.
-    stopping: Arc<AtomicBool>,
+    /// Checked between batches, so a stop does not wait for a long file to be read: a
+    /// child of the agent's stop signal, cancelled with it or by [`Watcher::stop`].
+    stopping: CancellationToken,
     /// The agent's own files, which no entry may read.
     own: Own,
+    health: WatchHealth,
+}
+
+/// What the agent hands the watcher: its own files, which no entry may read; the health
+/// registry the API reads; and its stop signal (docs/ARCHITECTURE.md, "Shutdown and
+/// shared state"). The default is a watcher on its own.
+#[derive(Debug, Clone, Default)]
+pub struct Handed {
+    pub own: Own,
+    pub health: WatchHealth,
+    pub stop: CancellationToken,
 }
 
 impl Watcher {
@@ -1010,22 +1032,25 @@ impl Watcher {
         resume: &Resume,
         tx: std_mpsc::SyncSender<WatchMsg>,
     ) -> std::io::Result<Watcher> {
-        Self::spawn_guarding(watches, resume, tx, Own::default())
+        Self::spawn_guarding(watches, resume, tx, Handed::default())
     }
 
-    /// As [`spawn`](Self::spawn), and no entry, now or added later, reads any of `own`.
+    /// As [`spawn`](Self::spawn), and no entry, now or added later, reads any of
+    /// `handed.own`; each publishes its view to `handed.health`, and all stop with
+    /// `handed.stop`.
     pub fn spawn_guarding(
         watches: &[WatchConfig],
         resume: &Resume,
         tx: std_mpsc::SyncSender<WatchMsg>,
-        own: Own,
+        handed: Handed,
     ) -> std::io::Result<Watcher> {
         let mut watcher = Watcher {
             threads: Vec::new(),
             next_id: 0,
             tx: Some(tx),
-            stopping: Arc::new(AtomicBool::new(false)),
-            own,
+            stopping: handed.stop.child_token(),
+            own: handed.own,
+            health: handed.health,
         };
         for cfg in watches {
             watcher.add(cfg.clone(), resume.clone())?;
@@ -1055,6 +1080,7 @@ impl Watcher {
         let (wake_tx, wake_rx) = std_mpsc::channel();
         let mut tailer = Tailer::new(id, cfg.clone(), resume);
         tailer.set_own(self.own.clone());
+        tailer.set_health(self.health.clone());
         let (wake, stopping) = (wake_tx.clone(), self.stopping.clone());
         let handle = std::thread::Builder::new()
             .name(format!("watch-{id}"))
@@ -1084,7 +1110,7 @@ impl Watcher {
     /// Tells every thread to stop after its current batch; the channel closes when the
     /// last one has ended.
     pub fn stop(&mut self) -> Vec<Retired> {
-        self.stopping.store(true, Ordering::Relaxed);
+        self.stopping.cancel();
         self.tx = None;
         self.threads
             .drain(..)
@@ -1104,13 +1130,13 @@ fn run(
     wake_rx: std_mpsc::Receiver<Wake>,
     wake_tx: std_mpsc::Sender<Wake>,
     tx: std_mpsc::SyncSender<WatchMsg>,
-    stopping: Arc<AtomicBool>,
+    stopping: CancellationToken,
 ) -> Vec<Checkpoint> {
     tracing::info!(watch = %tailer.cfg.path, mode = ?tailer.cfg.mode, "watching");
     tailer.set_stopping(stopping.clone());
-    let watch = tailer.watch;
+    let (watch, health) = (tailer.watch, tailer.health.clone());
     let positions = follow_files(tailer, wake_rx, wake_tx, tx, stopping);
-    health::remove(watch);
+    health.remove(watch);
     positions
 }
 
@@ -1119,14 +1145,14 @@ fn follow_files(
     wake_rx: std_mpsc::Receiver<Wake>,
     wake_tx: std_mpsc::Sender<Wake>,
     tx: std_mpsc::SyncSender<WatchMsg>,
-    stopping: Arc<AtomicBool>,
+    stopping: CancellationToken,
 ) -> Vec<Checkpoint> {
     // The file events of the base folder, and which folder they are for: a folder that
     // went and came back (a share mounted again) is another folder, whose events need a
     // new watch.
     let mut fs_watcher: Option<(notify::RecommendedWatcher, FileId)> = None;
     let (base, _) = discovery::base_dir(&tailer.cfg.path);
-    let mut sink = |msg| !stopping.load(Ordering::Relaxed) && tx.send(msg).is_ok();
+    let mut sink = |msg| !stopping.is_cancelled() && tx.send(msg).is_ok();
     loop {
         if tailer.cfg.mode == WatchMode::Notify {
             let now_id = identity::folder_id(&base);

@@ -197,18 +197,17 @@ pub async fn routes(State(st): State<Arc<ApiState>>) -> Json<Value> {
         .collect();
     // BEC's routes (`set_auto_notifications`), added to ours: marked, the unserved with
     // why.
-    if let Some(raw) = crate::bec::routes::current() {
-        let r = crate::bec::routes::resolve(&config, &raw);
-        for (e, to) in &r.routes {
-            let to: Vec<String> = to.iter().map(|d| d.to_string()).collect();
-            list.push(json!({"event": e, "to": to, "from": "bec"}));
-        }
-        for u in &r.unserved {
-            let scope = u.scope.as_deref().unwrap_or("(default)");
-            list.push(json!({"event": u.event,
-                             "to": [format!("{}:{scope} — unserved: {}", u.service_name, u.why)],
-                             "from": "bec"}));
-        }
+    let raw = st.shown.bec_routes.borrow().clone();
+    let r = crate::bec::routes::Resolved::from_config(&config, raw.as_deref());
+    for (e, to) in &r.routes {
+        let to: Vec<String> = to.iter().map(|d| d.to_string()).collect();
+        list.push(json!({"event": e, "to": to, "from": "bec"}));
+    }
+    for u in &r.unserved {
+        let scope = u.scope.as_deref().unwrap_or("(default)");
+        list.push(json!({"event": u.event,
+                         "to": [format!("{}:{scope} — unserved: {}", u.service_name, u.why)],
+                         "from": "bec"}));
     }
     Json(json!({"explicit": router.is_explicit(), "routes": list}))
 }

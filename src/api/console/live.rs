@@ -19,6 +19,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiError, ApiState};
 use crate::store::Store;
@@ -51,11 +52,11 @@ pub struct Live {
     /// The poller's own connection, opened when the first page listens.
     conn: Arc<Mutex<Option<Store>>>,
     /// The API stops: streams end, so that the listener's graceful stop is quick.
-    stopped: watch::Receiver<bool>,
+    stopped: CancellationToken,
 }
 
 impl Live {
-    pub fn new(state_dir: PathBuf, stopped: watch::Receiver<bool>) -> Live {
+    pub fn new(state_dir: PathBuf, stopped: CancellationToken) -> Live {
         Live {
             state_dir,
             changes: watch::channel(0).0,
@@ -224,7 +225,7 @@ const RECHECK: Duration = Duration::from_secs(5);
 /// `hold` lives as long as the stream (it counts the listener).
 fn stream<H: Send + 'static>(
     rx: watch::Receiver<u64>,
-    stopped: watch::Receiver<bool>,
+    stopped: CancellationToken,
     keep_alive: Duration,
     allowed: impl Fn() -> bool + Send + 'static,
     hold: H,
@@ -236,7 +237,7 @@ fn stream<H: Send + 'static>(
     let quiet_since = tokio::time::Instant::now();
     futures_util::stream::unfold(
         (Some(first), rx, stopped, quiet_since, allowed, hold),
-        move |(pending, mut rx, mut stopped, mut quiet_since, allowed, hold)| async move {
+        move |(pending, mut rx, stopped, mut quiet_since, allowed, hold)| async move {
             if let Some(text) = pending {
                 return Some((
                     Ok::<_, Infallible>(Bytes::from(text)),
@@ -244,7 +245,7 @@ fn stream<H: Send + 'static>(
                 ));
             }
             loop {
-                if *stopped.borrow() || !allowed() {
+                if stopped.is_cancelled() || !allowed() {
                     return None;
                 }
                 let comment_at = quiet_since + keep_alive;
@@ -252,7 +253,7 @@ fn stream<H: Send + 'static>(
                 // Biased: a change that is there is sent before a comment that is due.
                 let text = tokio::select! {
                     biased;
-                    _ = stopped.changed() => return None,
+                    _ = stopped.cancelled() => return None,
                     changed = rx.changed() => match changed {
                         Ok(()) => format!("event: change\ndata: {}\n\n", *rx.borrow_and_update()),
                         Err(_) => return None,
@@ -285,7 +286,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_hour_without_news_is_kept_alive_by_comments() {
         let (_tx, rx) = watch::channel(0u64);
-        let (_stop_tx, stopped) = watch::channel(false);
+        let stopped = CancellationToken::new();
         let mut s = Box::pin(stream(rx, stopped, KEEP_ALIVE, || true, ()));
         let hello = s.next().await.unwrap().unwrap();
         assert!(hello.starts_with(b"retry: "));
@@ -307,7 +308,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_change_is_sent_at_once() {
         let (tx, rx) = watch::channel(0u64);
-        let (_stop_tx, stopped) = watch::channel(false);
+        let stopped = CancellationToken::new();
         let mut s = Box::pin(stream(rx, stopped, KEEP_ALIVE, || true, ()));
         s.next().await;
         tokio::time::sleep(Duration::from_secs(600)).await;
@@ -323,7 +324,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_rotated_token_ends_the_stream() {
         let (_tx, rx) = watch::channel(0u64);
-        let (_stop_tx, stopped) = watch::channel(false);
+        let stopped = CancellationToken::new();
         let valid = Arc::new(AtomicBool::new(true));
         let v = valid.clone();
         let mut s = Box::pin(stream(
