@@ -192,6 +192,33 @@ const MIGRATIONS: &[&str] = &[
          added INTEGER NOT NULL,
          updated_at INTEGER NOT NULL
      ) WITHOUT ROWID;",
+    // 12: on call. Who acknowledged an alert and when; the escalation policy it follows,
+    // the step firings so far and when the next is due (the timer reads the index, so a
+    // restart finds what fell due while it was down); when its news was first held back
+    // by a silence or maintenance window (sent once when they end). Silences, made and
+    // ended by operators, and events held back per hour for the digest.
+    "ALTER TABLE alerts ADD COLUMN acknowledged_at INTEGER;
+     ALTER TABLE alerts ADD COLUMN acknowledged_by TEXT;
+     ALTER TABLE alerts ADD COLUMN escalation TEXT;
+     ALTER TABLE alerts ADD COLUMN escalation_fired INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE alerts ADD COLUMN escalation_next INTEGER;
+     ALTER TABLE alerts ADD COLUMN held_since INTEGER;
+     CREATE INDEX alerts_escalation ON alerts (escalation_next)
+         WHERE escalation_next IS NOT NULL AND dismissed_at IS NULL;
+     CREATE TABLE silences (
+         id INTEGER PRIMARY KEY,
+         matchers TEXT NOT NULL,
+         starts_at INTEGER NOT NULL,
+         ends_at INTEGER NOT NULL,
+         created_by TEXT NOT NULL,
+         comment TEXT NOT NULL,
+         expired_by TEXT,
+         held INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE TABLE held_hours (
+         hour INTEGER PRIMARY KEY,
+         count INTEGER NOT NULL
+     ) WITHOUT ROWID;",
 ];
 
 pub const DB_FILE: &str = "protowatch.db";

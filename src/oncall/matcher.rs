@@ -7,8 +7,27 @@
 //! matched by one function without being converted into each other.
 
 use regex::Regex;
+use serde_json::{Map, Value};
 
 use crate::event::Severity;
+
+/// The keys a matcher set may have, as the config, the API and the store write them.
+pub const KEYS: [&str; 5] = ["event", "severity_at_most", "source", "key", "text"];
+
+/// Why a matcher set was refused: the key it is at, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MatcherError {
+    #[error("matchers must be an object with any of {keys}", keys = KEYS.join(", "))]
+    NotObject,
+    #[error("unknown matcher {0:?}: expected one of {keys}", keys = KEYS.join(", "))]
+    UnknownKey(String),
+    #[error("{0}: expected a non-empty string")]
+    NotText(&'static str),
+    #[error("severity_at_most: {0}")]
+    Severity(String),
+    #[error("text: not a valid regular expression: {0}")]
+    Regex(String),
+}
 
 /// What is matched: the fields an operator can name in a silence.
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +76,55 @@ impl Matchers {
                 .is_none_or(|want| s.source == Some(want))
             && self.key.as_deref().is_none_or(|k| k == s.key)
             && self.text.as_ref().is_none_or(|re| re.is_match(s.text))
+    }
+
+    /// Reads `{"event": …, "severity_at_most": …, "source": …, "key": …, "text": …}`.
+    pub fn from_json(v: &Value) -> Result<Matchers, MatcherError> {
+        let map = v.as_object().ok_or(MatcherError::NotObject)?;
+        if let Some(k) = map.keys().find(|k| !KEYS.contains(&k.as_str())) {
+            return Err(MatcherError::UnknownKey(k.clone()));
+        }
+        let text = |key: &'static str| -> Result<Option<String>, MatcherError> {
+            match map.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.clone())),
+                Some(_) => Err(MatcherError::NotText(key)),
+            }
+        };
+        let severity_at_most = text("severity_at_most")?
+            .map(|s| s.parse::<Severity>())
+            .transpose()
+            .map_err(|e| MatcherError::Severity(e.to_string()))?;
+        let regex = text("text")?
+            .map(|t| Regex::new(&t))
+            .transpose()
+            .map_err(|e| MatcherError::Regex(e.to_string()))?;
+        Ok(Matchers {
+            event: text("event")?,
+            severity_at_most,
+            source: text("source")?,
+            key: text("key")?,
+            text: regex,
+        })
+    }
+
+    /// What [`Matchers::from_json`] reads back; only the keys given.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        let mut put = |k: &str, v: Option<&str>| {
+            if let Some(v) = v {
+                m.insert(k.to_string(), Value::String(v.to_string()));
+            }
+        };
+        put("event", self.event.as_deref());
+        put(
+            "severity_at_most",
+            self.severity_at_most.map(Severity::as_str),
+        );
+        put("source", self.source.as_deref());
+        put("key", self.key.as_deref());
+        put("text", self.text.as_ref().map(Regex::as_str));
+        Value::Object(m)
     }
 
     /// True when nothing is named: such a silence holds back everything.
@@ -141,6 +209,35 @@ mod tests {
             ..subject(Severity::Major)
         };
         assert!(!m.matches(&other_text));
+    }
+
+    #[test]
+    fn json_reads_back_what_it_wrote_and_names_what_is_wrong() {
+        let v = serde_json::json!({"event": "alarm_major", "severity_at_most": "minor", "text": "HV (trip|fault)"});
+        let m = Matchers::from_json(&v).unwrap();
+        assert_eq!(m.to_json(), v);
+        assert_eq!(Matchers::from_json(&m.to_json()).unwrap(), m);
+        let e = |v: serde_json::Value| Matchers::from_json(&v).unwrap_err().to_string();
+        assert_eq!(
+            e(serde_json::json!({"evnt": "x"})),
+            "unknown matcher \"evnt\": expected one of event, severity_at_most, source, key, text"
+        );
+        assert_eq!(
+            e(serde_json::json!({"severity_at_most": "huge"})),
+            "severity_at_most: unknown severity \"huge\": expected info, warning, minor, major (or OnTakt's INFO, REPORT, WARNING, PROBLEM)"
+        );
+        assert!(
+            e(serde_json::json!({"text": "(unclosed"}))
+                .starts_with("text: not a valid regular expression: ")
+        );
+        assert_eq!(
+            e(serde_json::json!({"key": 3})),
+            "key: expected a non-empty string"
+        );
+        assert_eq!(
+            e(serde_json::json!(["x"])),
+            "matchers must be an object with any of event, severity_at_most, source, key, text"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 pub mod digest;
 pub mod escalation;
 pub mod matcher;
+pub mod silences;
 pub mod window;
 
 pub use escalation::{Firing, Policy, Progress, Step};
