@@ -73,17 +73,14 @@ const KNOWN: &[&str] = &[
     "cycle: outbox -> routing",
     "cycle: routing -> config",
     "cycle: watcher -> config",
-    "messengers::alertmanager -> alerts",
     "messengers::telegram -> alerts",
     "messengers::telegram::bot -> alerts",
     "messengers::telegram::bot -> config",
     "messengers::telegram::bot -> outbox",
-    "messengers::telegram::card -> alerts",
     "messengers::telegram::commands -> alerts",
     "messengers::telegram::commands -> outbox",
     "messengers::telegram::commands -> routing",
     "messengers::telegram::commands -> watcher",
-    "messengers::telegram::ledger -> alerts",
 ];
 
 fn found_in_src() -> Vec<String> {

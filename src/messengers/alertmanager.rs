@@ -31,7 +31,7 @@ pub use config::{ALERTMANAGER_LABELS, ALERTMANAGER_SCOPE, AlertmanagerConfig};
 use super::probe::Check;
 use super::render::Notification;
 use super::{Deliver, SendError, Service};
-use crate::alerts::Alert;
+use crate::event::alert::Alert;
 use crate::event::{Event, Severity, names};
 use crate::settings::mask_url;
 

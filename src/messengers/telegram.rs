@@ -1,7 +1,7 @@
 //! Telegram through the Bot API with teloxide, on rustls.
 //!
 //! Messages go in HTML parse mode, everything escaped, split into parts of at most
-//! 4,096 characters (`render::telegram_parts`); attached files follow with sendPhoto
+//! 4,096 characters ([`render::telegram_parts`]); attached files follow with sendPhoto
 //! (PNG, JPEG) or sendDocument. `telegram.api-url` replaces Telegram's
 //! address, for self-hosted Bot API servers and for tests.
 //!
@@ -25,6 +25,7 @@ mod commands;
 mod config;
 mod ledger;
 mod probe;
+pub mod render;
 
 pub use config::{ChatScope, Operator, TelegramConfig};
 
@@ -40,14 +41,15 @@ use teloxide::types::{
 use teloxide::{ApiError, RequestError};
 
 use super::probe::Check;
-use super::render::{self, Notification, TELEGRAM_LIMIT, TgLinks};
+use super::render::Notification;
 use super::{Deliver, SendError};
-use crate::alerts::Alert;
 use crate::event::Severity;
+use crate::event::alert::Alert;
 use crate::settings::Secret;
 use crate::store::now_ms;
+use render::{TELEGRAM_LIMIT, TgLinks};
 
-use render::escape as render_escape;
+use super::render::escape as render_escape;
 
 pub struct Telegram {
     pub timeout: std::time::Duration,

@@ -33,7 +33,7 @@ impl Shown {
     /// The message `m` just sent for `alert`, its buttons carrying `nonce`.
     pub fn sent(
         m: &teloxide::types::Message,
-        alert: &crate::alerts::Alert,
+        alert: &crate::event::alert::Alert,
         nonce: String,
         now_ms: i64,
     ) -> Self {
