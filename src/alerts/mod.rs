@@ -17,6 +17,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 pub use crate::event::alert::{Alert, MAX_TTL_S, actions_json};
 use crate::event::{Action, Details, Event, Message, Severity};
+use crate::messengers::runtime;
 use crate::store::{Store, StoreError, Tx};
 
 /// How long `__snooze` silences an alert whose data names no `snooze_s`.
@@ -491,6 +492,41 @@ pub fn snoozed(store: &Store, now_ms: i64) -> Result<HashMap<String, i64>, Store
         let rows = stmt.query_map([now_ms], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect()
     })
+}
+
+/// The alert store as a service's running side reaches it ([`runtime::Alerts`]): each
+/// method the one function above that every surface uses.
+pub struct Actions;
+
+impl runtime::Alerts for Actions {
+    fn get(&self, store: &Store, id: i64) -> Result<Option<Alert>, StoreError> {
+        get(store, id)
+    }
+
+    fn by_key(&self, store: &Store, key: &str) -> Result<Option<Alert>, StoreError> {
+        by_key(store, key)
+    }
+
+    fn list(&self, store: &Store, now_ms: i64, all: bool) -> Result<Vec<Alert>, StoreError> {
+        list(store, now_ms, all)
+    }
+
+    fn touched(
+        &self,
+        store: &Store,
+        keys: &[String],
+        since_ms: i64,
+    ) -> Result<Vec<Alert>, StoreError> {
+        touched(store, keys, since_ms)
+    }
+
+    fn dismiss(&self, store: &Store, id: i64, now_ms: i64, by: &str) -> Result<bool, StoreError> {
+        dismiss(store, id, now_ms, by)
+    }
+
+    fn snooze(&self, store: &Store, id: i64, until_ms: i64, by: &str) -> Result<bool, StoreError> {
+        snooze(store, id, until_ms, by)
+    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ mod http;
 pub mod mail;
 pub mod probe;
 pub mod render;
+pub mod runtime;
 pub mod scilog;
 pub mod signal;
 pub mod telegram;
@@ -34,10 +35,11 @@ pub use render::Notification;
 pub use service::{Deliver, ServiceConfig};
 
 // The services, in the order they are listed, probed and written. Adding a service is
-// its module and one line here.
+// its module and one line here, which names its long-lived side if it has one
+// (`[runs …]`, `[worker …]`: see `runtime`).
 services! {
     Mail => mail: mail::MailConfig,
-    Telegram => telegram: telegram::TelegramConfig,
+    Telegram => telegram: telegram::TelegramConfig [runs telegram::start],
     Webhook => webhook: webhook::WebhookConfig,
     Alertmanager => alertmanager: alertmanager::AlertmanagerConfig,
     Scilog => scilog: scilog::ScilogConfig,
@@ -162,6 +164,14 @@ impl Messengers {
     pub async fn probe(&self, report: &mut dyn FnMut(probe::Check)) {
         for m in self.by_service.values() {
             m.probe(report).await;
+        }
+    }
+
+    /// Hands each sender what its service's running side left for it (see
+    /// [`runtime::Links`]).
+    pub fn attach(&mut self, links: &runtime::Links) {
+        for m in self.by_service.values_mut() {
+            m.attach(links);
         }
     }
 

@@ -71,13 +71,23 @@ pub trait Deliver: Send + Sync {
     /// `check-config --probe`: each step a send would take, reported as it finishes,
     /// without sending anything.
     async fn probe(&self, report: &mut dyn FnMut(Check));
+    /// Takes what the service's running side left for the sender (Telegram's ledger);
+    /// called on each messenger the agent builds, at start and on reload.
+    fn attach(&mut self, _links: &super::runtime::Links) {}
 }
 
 /// Makes, from one line per service (`Variant => field: module::Config`), the
 /// [`Service`](super::Service) enum, the [`Sections`](super::Sections) of the config and
 /// the [`Messenger`](super::Messenger) enum, each dispatching to the modules.
+///
+/// A service with a long-lived side names it on its line: `[runs module::start]` (a
+/// [`runtime::Start`](super::runtime::Start), started by [`Sections::start`] when its
+/// section is there) and `[worker module::worker]` (a
+/// [`runtime::Worker`](super::runtime::Worker) that the outbox runs for each of its
+/// destinations in place of its own). Nothing outside the module and its line knows it.
 macro_rules! services {
-    ($($variant:ident => $field:ident: $config:ty),+ $(,)?) => {
+    ($($variant:ident => $field:ident: $config:ty
+        $([runs $start:path])? $([worker $worker:path])?),+ $(,)?) => {
         /// A service protowatch delivers to.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum Service {
@@ -112,6 +122,16 @@ macro_rules! services {
             pub fn shown_per_message(self) -> usize {
                 match self {
                     $(Service::$variant => <$config as ServiceConfig>::SHOWN_PER_MESSAGE),+
+                }
+            }
+
+            /// The worker of a service that delivers its rows itself; `None`: the
+            /// outbox's own.
+            pub fn worker(self) -> Option<$crate::messengers::runtime::Worker> {
+                match self {
+                    $(Service::$variant => {
+                        None$(.or(Some($worker as $crate::messengers::runtime::Worker)))?
+                    }),+
                 }
             }
 
@@ -208,6 +228,22 @@ macro_rules! services {
                 out
             }
 
+            /// Starts the long-lived side of each configured service that has one.
+            pub fn start(
+                &self,
+                setup: $crate::messengers::runtime::Setup,
+            ) -> $crate::messengers::runtime::Sides {
+                $crate::messengers::runtime::Sides::start(setup, |_ctx| {
+                    #[allow(unused_mut)]
+                    let mut tasks = Vec::new();
+                    $($(if let Some(s) = &self.$field {
+                        let start: $crate::messengers::runtime::Start<$config> = $start;
+                        tasks.extend(start(s, _ctx));
+                    })?)+
+                    tasks
+                })
+            }
+
             fn messengers(&self) -> Result<Vec<Messenger>, SetupError> {
                 let mut out = Vec::new();
                 $(if let Some(s) = &self.$field {
@@ -242,6 +278,13 @@ macro_rules! services {
             async fn deliver(&self, scope: &str, n: &Notification<'_>) -> Result<(), SendError> {
                 match self {
                     $(Messenger::$variant(m) => Deliver::send(m, scope, n).await),+
+                }
+            }
+
+            /// Hands the sender what its service's running side left for it.
+            fn attach(&mut self, links: &$crate::messengers::runtime::Links) {
+                match self {
+                    $(Messenger::$variant(m) => Deliver::attach(m, links)),+
                 }
             }
 

@@ -19,7 +19,7 @@
 //! with the reason phrase ("Bad Request: …", "Forbidden: …"), and every error teloxide
 //! knows by name is a 4xx.
 
-pub mod bot;
+mod bot;
 mod card;
 mod commands;
 mod config;
@@ -27,6 +27,7 @@ mod ledger;
 mod probe;
 pub mod render;
 
+pub use bot::start;
 pub use config::{ChatScope, Operator, TelegramConfig};
 
 use std::collections::HashMap;
@@ -42,6 +43,7 @@ use teloxide::{ApiError, RequestError};
 
 use super::probe::Check;
 use super::render::Notification;
+use super::runtime::Links;
 use super::{Deliver, SendError};
 use crate::event::Severity;
 use crate::event::alert::Alert;
@@ -61,6 +63,8 @@ pub struct Telegram {
     snooze: Vec<Duration>,
     /// `@channel` → its numeric id, which the messages remembered in the store carry.
     chat_ids: Mutex<HashMap<String, i64>>,
+    /// Where the bot's side leaves its ledger ([`bot::Link`]); none outside the agent.
+    links: Option<Links>,
 }
 
 /// How one message is sent: into which topic, with or without a sound.
@@ -82,6 +86,7 @@ impl Telegram {
             two_way: cfg.two_way(),
             snooze: cfg.snooze.clone(),
             chat_ids: Mutex::new(HashMap::new()),
+            links: None,
         }
     }
 }
@@ -136,6 +141,10 @@ impl Deliver for Telegram {
         self.run_probe(report).await
     }
 
+    fn attach(&mut self, links: &Links) {
+        self.links = Some(links.clone());
+    }
+
     async fn send(&self, scope: &str, n: &Notification<'_>) -> Result<(), SendError> {
         let target = self
             .scopes
@@ -148,13 +157,14 @@ impl Deliver for Telegram {
         let recipient = recipient(&target.chat);
         if self.two_way
             && !n.is_digest()
-            && let Some(ledger) = bot::ledger()
+            && let Some(link) = self.links.as_ref().and_then(Links::get::<bot::Link>)
         {
             let key = n.items[0].event.key.clone();
-            match ledger::on(&ledger, move |s| crate::alerts::by_key(s, &key)).await {
+            let alerts = link.alerts.clone();
+            match ledger::on(&link.ledger, move |s| alerts.by_key(s, &key)).await {
                 Ok(Some(alert)) => {
                     return self
-                        .send_alert(&ledger, &target.chat, &recipient, opts, n, &alert)
+                        .send_alert(&link.ledger, &target.chat, &recipient, opts, n, &alert)
                         .await;
                 }
                 Ok(None) => {}

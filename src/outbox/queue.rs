@@ -338,6 +338,18 @@ pub fn depth(store: &Store) -> Result<Vec<(String, u64, i64)>, StoreError> {
     })
 }
 
+/// Per destination, the last error of a live row that failed: what is retrying.
+pub fn last_errors(store: &Store) -> Result<Vec<(String, String)>, StoreError> {
+    store.with_conn(|c| {
+        let mut stmt = c.prepare(
+            "SELECT destination, last_error FROM outbox
+             WHERE dead = 0 AND last_error IS NOT NULL GROUP BY destination",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect()
+    })
+}
+
 pub fn dead_count(store: &Store) -> Result<u64, StoreError> {
     store
         .with_conn(|c| {
