@@ -819,6 +819,7 @@ pub async fn run_with(
         Arc::from(config.instrument.as_str()),
         &config.throttle,
         router.clone(),
+        Arc::new(alerts::Actions),
     )?;
     // Rows queued for a destination no route names (a BEC session's phone number, a
     // route removed since) are still to be sent: each gets its worker.

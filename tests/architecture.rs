@@ -51,11 +51,9 @@ const KNOWN: &[&str] = &[
     "bec::routes -> routing",
     "bec::services -> config",
     "bec::stream -> config",
-    "cycle: alerts -> outbox",
     "cycle: bec -> config",
     "cycle: bec -> routing",
     "cycle: config -> bec",
-    "cycle: outbox -> alerts",
     "cycle: routing -> config",
 ];
 

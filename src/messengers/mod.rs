@@ -41,7 +41,7 @@ services! {
     Mail => mail: mail::MailConfig,
     Telegram => telegram: telegram::TelegramConfig [runs telegram::start],
     Webhook => webhook: webhook::WebhookConfig,
-    Alertmanager => alertmanager: alertmanager::AlertmanagerConfig,
+    Alertmanager => alertmanager: alertmanager::AlertmanagerConfig [worker alertmanager::worker],
     Scilog => scilog: scilog::ScilogConfig,
     Signal => signal: signal::SignalConfig,
 }
