@@ -179,14 +179,6 @@ impl Messengers {
         self.by_service.get(service)
     }
 
-    /// The Alertmanager service, for the worker that keeps it in step with the alerts.
-    pub fn alertmanager(&self) -> Option<&alertmanager::Alertmanager> {
-        match self.get(&Service::Alertmanager) {
-            Some(Messenger::Alertmanager(a)) => Some(a),
-            _ => None,
-        }
-    }
-
     pub async fn send(&self, to: &Destination, n: &Notification<'_>) -> Result<(), SendError> {
         match self.get(&to.service) {
             Some(m) => m.send(&to.scope, n).await,

@@ -45,7 +45,6 @@ use super::probe::Check;
 use super::render::Notification;
 use super::runtime::Links;
 use super::{Deliver, SendError};
-use crate::event::Severity;
 use crate::event::alert::Alert;
 use crate::settings::Secret;
 use crate::store::now_ms;
@@ -123,15 +122,6 @@ fn build_bot(cfg: &TelegramConfig, timeout: Duration) -> Bot {
     .set_api_url(cfg.api_url.clone())
 }
 
-/// The worst severity a notification shows.
-fn worst(n: &Notification<'_>) -> Severity {
-    n.items
-        .iter()
-        .map(|i| i.event.severity)
-        .max()
-        .unwrap_or(Severity::Info)
-}
-
 impl Deliver for Telegram {
     fn timeout(&self) -> std::time::Duration {
         self.timeout
@@ -152,7 +142,9 @@ impl Deliver for Telegram {
             .ok_or_else(|| SendError::permanent(format!("no telegram scope {scope:?}")))?;
         let opts = SendOpts {
             thread: target.thread,
-            silent: target.silent_below.is_some_and(|min| worst(n) < min),
+            silent: target
+                .silent_below
+                .is_some_and(|min| super::render::worst(n) < min),
         };
         let recipient = recipient(&target.chat);
         if self.two_way

@@ -32,7 +32,7 @@ use tokio::sync::{Notify, watch};
 use super::Alertmanager;
 use crate::event::alert::Alert;
 use crate::messengers::runtime::{self, Alerts, OutboxRow, Outcome, Queue, Shared, WorkerCtx};
-use crate::messengers::{Destination, Failure};
+use crate::messengers::{Destination, Failure, Messenger, Messengers, Service};
 use crate::store::{Store, StoreError, now_ms};
 
 /// How long a resolved alert is still posted with each repost.
@@ -68,6 +68,14 @@ struct AlertmanagerWorker {
     alerts: Arc<dyn Alerts>,
     notify: Arc<Notify>,
     closing: watch::Receiver<bool>,
+}
+
+/// The Alertmanager service as configured now; `None` when the config has none.
+fn alertmanager(messengers: &Messengers) -> Option<&Alertmanager> {
+    match messengers.get(&Service::Alertmanager) {
+        Some(Messenger::Alertmanager(a)) => Some(a),
+        _ => None,
+    }
 }
 
 /// Sleeps for `d` or until shutdown; `false` on shutdown.
@@ -148,7 +156,7 @@ impl AlertmanagerWorker {
                 return;
             }
             let settings = self.queue.current();
-            let Some(am) = settings.messengers.alertmanager() else {
+            let Some(am) = alertmanager(&settings.messengers) else {
                 // Taken out of the config: the rows wait for it to come back.
                 if !self.idle(Duration::from_secs(60)).await {
                     return;
