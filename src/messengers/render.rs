@@ -3,11 +3,11 @@
 //! one-line [`title`], the context line, repeat notes, the "+N more" line, the plain
 //! text, links and hashtags).
 //!
-//! Each service renders in its own module (`mail/render.rs`, `telegram/render.rs`,
-//! `scilog/entry.rs`, `signal/text.rs`, …) and puts these pieces together in its own
-//! format: a service's look changes with the service, and a new service adds its
-//! rendering beside its sending, never here (docs/ARCHITECTURE.md, "Where things live").
-//! Only what two services or more use is kept here.
+//! Each service renders in its own module (`mail/render.rs`, `telegram/render.rs`, …)
+//! and puts these pieces together in its own format: a service's look changes with the
+//! service, and a new service adds its rendering beside its sending, never here
+//! (docs/ARCHITECTURE.md, "Where things live"). Only what two services or more use is
+//! kept here, so that no service is named in this file.
 //!
 //! A notification is one event, or a digest of several (see `routing::pacing`): the
 //! first few shown, the rest counted by event name. An event that stands for counted
