@@ -7,7 +7,7 @@
 //! and puts these pieces together in its own format: a service's look changes with the
 //! service, and a new service adds its rendering beside its sending, never here
 //! (docs/ARCHITECTURE.md, "Where things live"). Only what two services or more use is
-//! kept here, so that no service is named in this file.
+//! kept here, and adding a service does not change this file.
 //!
 //! A notification is one event, or a digest of several (see `routing::pacing`): the
 //! first few shown, the rest counted by event name. An event that stands for counted
