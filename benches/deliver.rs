@@ -18,7 +18,9 @@ use protowatch::agent::{self, Batch};
 use protowatch::alerts::Tally;
 use protowatch::config::{Destination, Encoding, Service};
 use protowatch::event::Event;
-use protowatch::messengers::render::{self, Item, Notification, TELEGRAM_LIMIT};
+use protowatch::messengers::mail::render as mail;
+use protowatch::messengers::render::{Item, Notification};
+use protowatch::messengers::telegram::render::{TELEGRAM_LIMIT, telegram_parts};
 use protowatch::outbox::queue::Delivery;
 use protowatch::parser::{FileParser, Rules};
 use protowatch::routing::throttle::Throttle;
@@ -42,10 +44,10 @@ fn events(bytes: usize) -> Vec<Event> {
 }
 
 fn render_all(n: &Notification<'_>) -> usize {
-    render::mail_subject(n).len()
-        + render::mail_text(n).len()
-        + render::mail_html(n).len()
-        + render::telegram_parts(n, TELEGRAM_LIMIT).len()
+    mail::mail_subject(n).len()
+        + mail::mail_text(n).len()
+        + mail::mail_html(n).len()
+        + telegram_parts(n, TELEGRAM_LIMIT).len()
 }
 
 fn rendering(c: &mut Criterion) {

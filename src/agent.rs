@@ -31,6 +31,7 @@ use crate::config::{Config, Destination};
 use crate::event::Event;
 use crate::inbox::{self, Request};
 use crate::messengers::Messengers;
+use crate::messengers::runtime::{self, Links};
 use crate::outbox::Outbox;
 use crate::outbox::queue::{self, Delivery};
 use crate::parser::{FileParser, Rules};
@@ -41,6 +42,7 @@ use crate::watcher::checkpoints::{self, Checkpoint};
 use crate::watcher::{FileKey, Resume, Retired, WatchId, WatchMsg, Watcher};
 
 mod batch;
+mod services;
 pub use batch::{Batch, commit};
 
 /// How much of the inbox (messages as stored, their files in base64) the pipeline reads
@@ -151,6 +153,9 @@ struct Pipeline {
     router: Arc<Router>,
     store: Store,
     outbox: Outbox,
+    /// What the services' running sides leave for their senders, handed to every
+    /// messenger built on reload.
+    links: Links,
     /// What the HTTP API answers from; swapped on reload.
     shared_config: crate::api::SharedConfig,
     /// The config file's modification time and length as last applied or seen.
@@ -582,7 +587,10 @@ impl Pipeline {
         let runtime = self.outbox.runtime().clone();
         let _runtime = runtime.enter();
         let messengers = match Messengers::from_config(&new) {
-            Ok(m) => Arc::new(m),
+            Ok(mut m) => {
+                m.attach(&self.links);
+                Arc::new(m)
+            }
             Err(e) => {
                 tracing::error!(error = %e, "config {why} but not applied, the running config stays");
                 return Ok(());
@@ -801,8 +809,11 @@ pub async fn run_with(
     let stop = stop.child_token();
     give_back_large_buffers();
     let config = Arc::new(config);
-    let messengers =
-        Arc::new(Messengers::from_config(&config).map_err(|e| AgentError::Setup(e.to_string()))?);
+    let links = Links::default();
+    let mut messengers =
+        Messengers::from_config(&config).map_err(|e| AgentError::Setup(e.to_string()))?;
+    messengers.attach(&links);
+    let messengers = Arc::new(messengers);
     let rules =
         Arc::new(Rules::new(&config.rules).map_err(|e| AgentError::Setup(format!("rules: {e}")))?);
     let _lock = AgentLock::acquire(&config.state_dir)?;
@@ -833,6 +844,7 @@ pub async fn run_with(
         Arc::from(config.instrument.as_str()),
         &config.throttle,
         router.clone(),
+        Arc::new(alerts::Actions),
     )?;
     // Rows queued for a destination no route names (a BEC session's phone number, a
     // route removed since) are still to be sent: each gets its worker.
@@ -869,13 +881,17 @@ pub async fn run_with(
         .await
         .map_err(|e| AgentError::Setup(format!("the HTTP API: {e}")))?,
     );
-    // Telegram's buttons and commands; like the API, the watching goes on without it.
-    let telegram_bot =
-        crate::messengers::telegram::bot::start(&config, shared_config.clone(), outbox.clone())
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "Telegram's buttons and commands are not available");
-                None
-            });
+    // The services' long-lived sides (Telegram's buttons and commands).
+    let sides = config.services.start(runtime::Setup {
+        state_dir: config.state_dir.clone(),
+        alerts: Arc::new(alerts::Actions),
+        host: Arc::new(services::Host {
+            config: shared_config.clone(),
+            outbox: outbox.clone(),
+        }),
+        changes: outbox.changes(),
+        links: links.clone(),
+    });
     if config.watch.is_empty() {
         tracing::warn!("no \"watch\" entries: only messages sent to this agent will be delivered");
     }
@@ -903,6 +919,7 @@ pub async fn run_with(
         router,
         store,
         outbox: outbox.clone(),
+        links,
         shared_config,
         config_stamp: startup_stamp(&config),
         config_changed_at: None,
@@ -980,9 +997,7 @@ pub async fn run_with(
     if let Some(api) = api {
         api.stop(&config.state_dir).await;
     }
-    if let Some(bot) = telegram_bot {
-        bot.stop().await;
-    }
+    sides.stop().await;
     outbox.close().await;
     match result {
         Ok(Ok(Ok(()))) => {

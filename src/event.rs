@@ -12,6 +12,8 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub mod alert;
+
 /// Event names with a meaning of their own (BEC's names). Any other string is a custom
 /// event, sent by a script or the API.
 pub mod names {

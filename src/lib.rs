@@ -12,8 +12,8 @@
 //! ```
 //!
 //! Alertmanager is the one service fed from the alert store rather than from messages:
-//! its worker (`outbox::alertmanager`) posts each alert's state and keeps posting it while
-//! it is active.
+//! its own delivery worker (`messengers::alertmanager::worker`, run by the outbox) posts
+//! each alert's state and keeps posting it while it is active.
 //!
 //! Each stage talks to the next through the types of [`event`] and its own small API:
 //! the watcher hands out raw lines ([`watcher::WatchMsg`]), the parser turns them into

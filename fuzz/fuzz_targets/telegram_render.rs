@@ -1,5 +1,5 @@
 //! Fuzz target `telegram_render`: arbitrary rich messages through
-//! `messengers::render::telegram_parts`, the renderer and splitter of Telegram messages.
+//! `messengers::telegram::render::telegram_parts`, the renderer and splitter of Telegram messages.
 //!
 //! Telegram refuses a whole message for one unbalanced tag, one bad entity, one unit
 //! over its length limit, or an empty text; a refused alarm is an alarm nobody reads.
@@ -27,7 +27,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use protowatch::event::{Event, Message, Severity, Span};
-use protowatch::messengers::render::{Item, Notification, TELEGRAM_LIMIT, telegram_parts};
+use protowatch::messengers::render::{Item, Notification};
+use protowatch::messengers::telegram::render::{TELEGRAM_LIMIT, telegram_parts};
 use protowatch::store::Repeat;
 
 /// Far more than any part holds, small enough to keep the fuzzer fast.

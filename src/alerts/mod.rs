@@ -14,14 +14,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
 
+pub use crate::event::alert::{Alert, MAX_TTL_S, actions_json};
 use crate::event::{Action, Details, Event, Message, Severity};
+use crate::messengers::runtime;
 use crate::store::{Store, StoreError, Tx};
-
-/// A longer `ttl` is taken as this (ten years): no alert lasts longer, and times stay
-/// within what clocks and Alertmanager can write.
-pub const MAX_TTL_S: u64 = 10 * 365 * 24 * 3600;
 
 /// How long `__snooze` silences an alert whose data names no `snooze_s`.
 pub const DEFAULT_SNOOZE_S: u64 = 3600;
@@ -158,93 +155,6 @@ pub fn record(tx: &Tx<'_>, seen: &[Seen]) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// An alert as `protowatch alerts list` and the API show it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Alert {
-    pub id: i64,
-    pub key: String,
-    pub event: String,
-    pub severity: Severity,
-    pub source: Option<String>,
-    pub message: Message,
-    /// HTML, as OnTakt's `details`: a traceback is kept escaped in `<pre>`.
-    pub details: Option<String>,
-    pub first_seen_ms: i64,
-    pub last_seen_ms: i64,
-    pub times_seen: u64,
-    pub ttl_s: Option<u64>,
-    pub dismissed: bool,
-    /// When it was dismissed, for Alertmanager's `endsAt`.
-    #[serde(skip)]
-    pub dismissed_at_ms: Option<i64>,
-    pub machine_id: Option<i64>,
-    /// OnTakt's buttons, in the order given.
-    pub actions: Vec<Action>,
-    pub data: serde_json::Value,
-    /// The protocol file its latest event came from; `None` for the API's and scripts'.
-    pub origin: Option<String>,
-    /// Who dismissed it (`api`, `cli`, `telegram:@anna (42)`), for the message that is
-    /// edited to say so.
-    #[serde(skip)]
-    pub dismissed_by: Option<String>,
-    /// Until when its messages are held back, and who asked.
-    #[serde(skip)]
-    pub snoozed_until_ms: Option<i64>,
-    #[serde(skip)]
-    pub snoozed_by: Option<String>,
-}
-
-impl Alert {
-    /// The alert as OnTakt's clients read it: OnTakt's `PersistentAlert`, field for
-    /// field, with protowatch's own `event`, `level` and `source` beside them. What the
-    /// API answers and `alerts list --json` prints.
-    pub fn to_ontakt(&self) -> serde_json::Value {
-        serde_json::json!({
-            "id": self.id,
-            "key": self.key,
-            "message": self.message.text(),
-            "details": self.details.as_deref().unwrap_or(""),
-            "severity": self.severity.ontakt_class(),
-            "timestamp": epoch_seconds(self.first_seen_ms),
-            "last_seen": epoch_seconds(self.last_seen_ms),
-            "times_seen": self.times_seen,
-            "ttl": self.ttl_s,
-            "machine_id": self.machine_id,
-            "actions": actions_json(&self.actions),
-            "data": self.data,
-            "event": self.event,
-            "level": self.severity.as_str(),
-            "source": self.source,
-        })
-    }
-
-    /// The alert as an event to deliver again (`__resend`, `?notify`): its text, its
-    /// details as HTML, its buttons.
-    pub fn to_event(&self) -> Event {
-        let mut event = Event::message(&self.event, self.severity, self.message.clone());
-        event.details = self.details.clone().map(|html| Details::Html { html });
-        event.actions = self.actions.clone();
-        event.source = self.source.clone();
-        event.key = self.key.clone();
-        event
-    }
-
-    /// When it ended, or will end by its `ttl`; `None` while it has no end.
-    pub fn ends_at_ms(&self) -> Option<i64> {
-        self.dismissed_at_ms.or_else(|| {
-            self.ttl_s.map(|t| {
-                self.last_seen_ms
-                    .saturating_add((t.min(MAX_TTL_S) as i64) * 1000)
-            })
-        })
-    }
-
-    /// Still to be looked at: neither dismissed nor past its time to live.
-    pub fn is_active(&self, now_ms: i64) -> bool {
-        !self.dismissed && self.ends_at_ms().is_none_or(|end| end >= now_ms)
-    }
-}
-
 const COLUMNS: &str = "id, key, event, severity, source, message, details, first_seen, last_seen,
                        times_seen, ttl_s, dismissed_at, machine_id, actions, data, origin,
                        dismissed_by, snoozed_until, snoozed_by";
@@ -275,17 +185,6 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
     })
 }
 
-/// Epoch seconds as OnTakt writes them: a whole number when the time is one (so a
-/// `timestamp` given as `1692300658` reads back as exactly that), else with the
-/// milliseconds as a fraction.
-fn epoch_seconds(ms: i64) -> serde_json::Value {
-    if ms % 1000 == 0 {
-        serde_json::json!(ms / 1000)
-    } else {
-        serde_json::json!(ms as f64 / 1000.0)
-    }
-}
-
 /// OnTakt's `actions` object as stored, in its order.
 fn actions_from_json(s: &str) -> Vec<Action> {
     let Ok(serde_json::Value::Object(map)) = serde_json::from_str(s) else {
@@ -299,16 +198,6 @@ fn actions_from_json(s: &str) -> Vec<Action> {
             })
         })
         .collect()
-}
-
-/// Actions as OnTakt's object: label → action string, in order.
-pub fn actions_json(actions: &[Action]) -> serde_json::Value {
-    serde_json::Value::Object(
-        actions
-            .iter()
-            .map(|a| (a.label.clone(), serde_json::Value::String(a.action.clone())))
-            .collect(),
-    )
 }
 
 /// Every alert, newest activity first; only the active ones unless `all`.
@@ -603,6 +492,41 @@ pub fn snoozed(store: &Store, now_ms: i64) -> Result<HashMap<String, i64>, Store
         let rows = stmt.query_map([now_ms], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect()
     })
+}
+
+/// The alert store as a service's running side reaches it ([`runtime::Alerts`]): each
+/// method the one function above that every surface uses.
+pub struct Actions;
+
+impl runtime::Alerts for Actions {
+    fn get(&self, store: &Store, id: i64) -> Result<Option<Alert>, StoreError> {
+        get(store, id)
+    }
+
+    fn by_key(&self, store: &Store, key: &str) -> Result<Option<Alert>, StoreError> {
+        by_key(store, key)
+    }
+
+    fn list(&self, store: &Store, now_ms: i64, all: bool) -> Result<Vec<Alert>, StoreError> {
+        list(store, now_ms, all)
+    }
+
+    fn touched(
+        &self,
+        store: &Store,
+        keys: &[String],
+        since_ms: i64,
+    ) -> Result<Vec<Alert>, StoreError> {
+        touched(store, keys, since_ms)
+    }
+
+    fn dismiss(&self, store: &Store, id: i64, now_ms: i64, by: &str) -> Result<bool, StoreError> {
+        dismiss(store, id, now_ms, by)
+    }
+
+    fn snooze(&self, store: &Store, id: i64, until_ms: i64, by: &str) -> Result<bool, StoreError> {
+        snooze(store, id, until_ms, by)
+    }
 }
 
 #[cfg(test)]

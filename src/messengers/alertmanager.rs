@@ -1,8 +1,8 @@
 //! Prometheus Alertmanager, through its API v2 (`POST /api/v2/alerts`).
 //!
 //! Alertmanager takes alert *states*, not messages: it groups, silences, inhibits and
-//! repeats on its own. So this service is fed from the alert store (see
-//! `outbox::alertmanager`), and this file only knows how an alert looks to Alertmanager
+//! repeats on its own. So this service is fed from the alert store by a delivery worker
+//! of its own ([`worker`]), and this file only knows how an alert looks to Alertmanager
 //! and how to post it:
 //!
 //! - labels `alertname` (the event), `severity`, `instrument`, `source` (when there is
@@ -25,13 +25,15 @@ use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde_json::{Map, Value, json};
 
 mod config;
+mod worker;
 
 pub use config::{ALERTMANAGER_LABELS, ALERTMANAGER_SCOPE, AlertmanagerConfig};
+pub use worker::{RESOLVED_RESEND, worker};
 
 use super::probe::Check;
 use super::render::Notification;
 use super::{Deliver, SendError, Service};
-use crate::alerts::Alert;
+use crate::event::alert::Alert;
 use crate::event::{Event, Severity, names};
 use crate::settings::mask_url;
 

@@ -11,6 +11,7 @@
 
 mod config;
 mod probe;
+pub mod render;
 mod tls_sniff;
 
 pub use config::{MailConfig, TlsMode};
@@ -23,7 +24,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncTransport, Tokio1Executor};
 
-use super::render::{self, Notification};
+use super::render::Notification;
 use super::{Deliver, SendError};
 use crate::messengers::probe::Check;
 use crate::settings::Secret;

@@ -21,6 +21,7 @@ mod http;
 pub mod mail;
 pub mod probe;
 pub mod render;
+pub mod runtime;
 pub mod scilog;
 pub mod signal;
 pub mod telegram;
@@ -34,12 +35,13 @@ pub use render::Notification;
 pub use service::{Deliver, ServiceConfig};
 
 // The services, in the order they are listed, probed and written. Adding a service is
-// its module and one line here.
+// its module and one line here, which names its long-lived side if it has one
+// (`[runs …]`, `[worker …]`: see `runtime`).
 services! {
     Mail => mail: mail::MailConfig,
-    Telegram => telegram: telegram::TelegramConfig,
+    Telegram => telegram: telegram::TelegramConfig [runs telegram::start],
     Webhook => webhook: webhook::WebhookConfig,
-    Alertmanager => alertmanager: alertmanager::AlertmanagerConfig,
+    Alertmanager => alertmanager: alertmanager::AlertmanagerConfig [worker alertmanager::worker],
     Scilog => scilog: scilog::ScilogConfig,
     Signal => signal: signal::SignalConfig,
 }
@@ -165,16 +167,16 @@ impl Messengers {
         }
     }
 
-    pub fn get(&self, service: &Service) -> Option<&Messenger> {
-        self.by_service.get(service)
+    /// Hands each sender what its service's running side left for it (see
+    /// [`runtime::Links`]).
+    pub fn attach(&mut self, links: &runtime::Links) {
+        for m in self.by_service.values_mut() {
+            m.attach(links);
+        }
     }
 
-    /// The Alertmanager service, for the worker that keeps it in step with the alerts.
-    pub fn alertmanager(&self) -> Option<&alertmanager::Alertmanager> {
-        match self.get(&Service::Alertmanager) {
-            Some(Messenger::Alertmanager(a)) => Some(a),
-            _ => None,
-        }
+    pub fn get(&self, service: &Service) -> Option<&Messenger> {
+        self.by_service.get(service)
     }
 
     pub async fn send(&self, to: &Destination, n: &Notification<'_>) -> Result<(), SendError> {

@@ -71,13 +71,23 @@ pub trait Deliver: Send + Sync {
     /// `check-config --probe`: each step a send would take, reported as it finishes,
     /// without sending anything.
     async fn probe(&self, report: &mut dyn FnMut(Check));
+    /// Takes what the service's running side left for the sender (Telegram's ledger);
+    /// called on each messenger the agent builds, at start and on reload.
+    fn attach(&mut self, _links: &super::runtime::Links) {}
 }
 
 /// Makes, from one line per service (`Variant => field: module::Config`), the
 /// [`Service`](super::Service) enum, the [`Sections`](super::Sections) of the config and
 /// the [`Messenger`](super::Messenger) enum, each dispatching to the modules.
+///
+/// A service with a long-lived side names it on its line: `[runs module::start]` (a
+/// [`runtime::Start`](super::runtime::Start), started by [`Sections::start`] when its
+/// section is there) and `[worker module::worker]` (a
+/// [`runtime::Worker`](super::runtime::Worker) that the outbox runs for each of its
+/// destinations in place of its own). Nothing outside the module and its line knows it.
 macro_rules! services {
-    ($($variant:ident => $field:ident: $config:ty),+ $(,)?) => {
+    ($($variant:ident => $field:ident: $config:ty
+        $([runs $start:path])? $([worker $worker:path])?),+ $(,)?) => {
         /// A service protowatch delivers to.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum Service {
@@ -112,6 +122,16 @@ macro_rules! services {
             pub fn shown_per_message(self) -> usize {
                 match self {
                     $(Service::$variant => <$config as ServiceConfig>::SHOWN_PER_MESSAGE),+
+                }
+            }
+
+            /// The worker of a service that delivers its rows itself; `None`: the
+            /// outbox's own.
+            pub fn worker(self) -> Option<$crate::messengers::runtime::Worker> {
+                match self {
+                    $(Service::$variant => {
+                        None$(.or(Some($worker as $crate::messengers::runtime::Worker)))?
+                    }),+
                 }
             }
 
@@ -182,7 +202,7 @@ macro_rules! services {
             }
 
             /// Who a destination reaches, as the config names them (never a secret).
-            pub fn reaches(&self, to: &$crate::messengers::Destination) -> String {
+            pub fn reaches(&self, to: &Destination) -> String {
                 match to.service {
                     $(Service::$variant => self
                         .$field
@@ -206,6 +226,22 @@ macro_rules! services {
                     out.extend(s.secrets());
                 })+
                 out
+            }
+
+            /// Starts the long-lived side of each configured service that has one.
+            pub fn start(
+                &self,
+                setup: $crate::messengers::runtime::Setup,
+            ) -> $crate::messengers::runtime::Sides {
+                $crate::messengers::runtime::Sides::start(setup, |_ctx| {
+                    #[allow(unused_mut)]
+                    let mut tasks = Vec::new();
+                    $($(if let Some(s) = &self.$field {
+                        let start: $crate::messengers::runtime::Start<$config> = $start;
+                        tasks.extend(start(s, _ctx));
+                    })?)+
+                    tasks
+                })
             }
 
             fn messengers(&self) -> Result<Vec<Messenger>, SetupError> {
@@ -245,6 +281,13 @@ macro_rules! services {
                 }
             }
 
+            /// Hands the sender what its service's running side left for it.
+            fn attach(&mut self, links: &$crate::messengers::runtime::Links) {
+                match self {
+                    $(Messenger::$variant(m) => Deliver::attach(m, links)),+
+                }
+            }
+
             /// `check-config --probe` of this service.
             pub async fn probe(&self, report: &mut dyn FnMut(probe::Check)) {
                 match self {
@@ -253,4 +296,200 @@ macro_rules! services {
             }
         }
     };
+}
+
+/// Adding a service, long-lived side included, is its module and one line of the list:
+/// a made-up service with a running side and a worker of its own, listed here as
+/// `messengers/mod.rs` lists the real ones, is started, reached by its sender and
+/// stopped, and its worker is the outbox's to run, with no other code naming it.
+#[cfg(test)]
+// The list makes the whole of what a service is to the agent; the test uses a part.
+#[allow(dead_code)]
+mod a_new_service {
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use serde_json::Value;
+    use tokio::task::JoinHandle;
+
+    use crate::event::alert::Alert;
+    use crate::messengers::probe;
+    use crate::messengers::runtime::{self, Ctx, Links, Setup, Status, WorkerCtx};
+    use crate::messengers::{Deliver, Notification, SendError, ServiceConfig};
+    use crate::settings::check::Checker;
+    use crate::store::{Store, StoreError};
+
+    /// The module of the made-up service: its section, its sender, its running side.
+    mod pager {
+        use super::*;
+
+        #[derive(Debug, Clone)]
+        pub struct PagerConfig;
+
+        /// What the running side leaves for the sender.
+        pub struct Seen(pub &'static str);
+
+        pub struct Pager {
+            pub links: Option<Links>,
+        }
+
+        impl Pager {
+            /// What the sender finds of its running side.
+            pub fn found(&self) -> Option<&'static str> {
+                Some(self.links.as_ref()?.get::<Seen>()?.0)
+            }
+        }
+
+        impl ServiceConfig for PagerConfig {
+            const NAME: &'static str = "pager";
+            const KEYS: &'static [(&'static str, &'static [&'static str])] = &[];
+            const PER_MINUTE: Option<u32> = None;
+            const SHOWN_PER_MESSAGE: usize = 1;
+            type File = ();
+            type Messenger = Pager;
+
+            fn load(_: &mut Checker, _: &Value, _: &Path) -> Option<Self> {
+                Some(PagerConfig)
+            }
+            fn masked(&self) -> Value {
+                Value::Null
+            }
+            fn secrets(&self) -> Vec<(&'static str, String)> {
+                Vec::new()
+            }
+            fn scopes(&self) -> Vec<&str> {
+                vec!["default"]
+            }
+            fn default_scope(&self) -> Option<&str> {
+                Some("default")
+            }
+            fn reaches(&self, _: &str) -> String {
+                String::new()
+            }
+            fn messenger(&self) -> Result<Pager, String> {
+                Ok(Pager { links: None })
+            }
+        }
+
+        impl Deliver for Pager {
+            fn timeout(&self) -> Duration {
+                Duration::from_secs(1)
+            }
+            async fn send(&self, _: &str, _: &Notification<'_>) -> Result<(), SendError> {
+                Ok(())
+            }
+            async fn probe(&self, _: &mut dyn FnMut(probe::Check)) {}
+            fn attach(&mut self, links: &Links) {
+                self.links = Some(links.clone());
+            }
+        }
+
+        /// Its running side: leaves a note for the sender, and runs until shutdown.
+        pub fn start(_: &PagerConfig, ctx: &Ctx) -> Vec<JoinHandle<()>> {
+            ctx.links.put(Seen("started"));
+            let mut closing = ctx.closing.clone();
+            vec![tokio::spawn(async move {
+                let _ = closing.wait_for(|c| *c).await;
+            })]
+        }
+
+        pub fn worker(_: WorkerCtx) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+            Box::pin(async {})
+        }
+    }
+
+    // What the service list needs in scope, as `messengers/mod.rs` has it.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Destination {
+        pub service: Service,
+        pub scope: String,
+    }
+    #[derive(Debug)]
+    pub struct SetupError {
+        pub service: Service,
+        pub message: String,
+    }
+
+    // The one line of the new service.
+    services! {
+        Pager => pager: pager::PagerConfig [runs pager::start] [worker pager::worker],
+    }
+
+    struct NoAgent(crate::messengers::Sections);
+
+    impl runtime::Running for NoAgent {
+        fn instrument(&self) -> &str {
+            "IN5"
+        }
+        fn sections(&self) -> &crate::messengers::Sections {
+            &self.0
+        }
+    }
+
+    impl runtime::Alerts for NoAgent {
+        fn get(&self, _: &Store, _: i64) -> Result<Option<Alert>, StoreError> {
+            Ok(None)
+        }
+        fn by_key(&self, _: &Store, _: &str) -> Result<Option<Alert>, StoreError> {
+            Ok(None)
+        }
+        fn list(&self, _: &Store, _: i64, _: bool) -> Result<Vec<Alert>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn touched(&self, _: &Store, _: &[String], _: i64) -> Result<Vec<Alert>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn dismiss(&self, _: &Store, _: i64, _: i64, _: &str) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        fn snooze(&self, _: &Store, _: i64, _: i64, _: &str) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+    }
+
+    impl runtime::Host for NoAgent {
+        fn config(&self) -> Arc<dyn runtime::Running> {
+            Arc::new(NoAgent(self.0.clone()))
+        }
+        fn resend(
+            &self,
+            _: &mut Store,
+            _: &Alert,
+        ) -> Result<Vec<super::super::Destination>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn status(&self, _: &Store) -> Result<Status, StoreError> {
+            Ok(Status::default())
+        }
+    }
+
+    #[tokio::test]
+    async fn is_its_module_and_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let links = Links::default();
+        let sections = Sections {
+            pager: Some(pager::PagerConfig),
+        };
+        let mut messengers = sections.messengers().unwrap();
+        for m in &mut messengers {
+            m.attach(&links);
+        }
+        let Messenger::Pager(sender) = &messengers[0];
+        assert_eq!(sender.found(), None);
+        let sides = sections.start(Setup {
+            state_dir: dir.path().to_path_buf(),
+            alerts: Arc::new(NoAgent(crate::messengers::Sections::default())),
+            host: Arc::new(NoAgent(crate::messengers::Sections::default())),
+            changes: tokio::sync::watch::channel(0).1,
+            links: links.clone(),
+        });
+        // The sender, built before the side started (as the agent builds it), finds
+        // what the side left.
+        assert_eq!(sender.found(), Some("started"));
+        assert!(Service::Pager.worker().is_some());
+        tokio::time::timeout(Duration::from_secs(5), sides.stop())
+            .await
+            .expect("the running side ends at shutdown");
+    }
 }

@@ -1,7 +1,7 @@
 //! Telegram through the Bot API with teloxide, on rustls.
 //!
 //! Messages go in HTML parse mode, everything escaped, split into parts of at most
-//! 4,096 characters (`render::telegram_parts`); attached files follow with sendPhoto
+//! 4,096 characters ([`render::telegram_parts`]); attached files follow with sendPhoto
 //! (PNG, JPEG) or sendDocument. `telegram.api-url` replaces Telegram's
 //! address, for self-hosted Bot API servers and for tests.
 //!
@@ -19,13 +19,15 @@
 //! with the reason phrase ("Bad Request: …", "Forbidden: …"), and every error teloxide
 //! knows by name is a 4xx.
 
-pub mod bot;
+mod bot;
 mod card;
 mod commands;
 mod config;
 mod ledger;
 mod probe;
+pub mod render;
 
+pub use bot::start;
 pub use config::{ChatScope, Operator, TelegramConfig};
 
 use std::collections::HashMap;
@@ -40,14 +42,15 @@ use teloxide::types::{
 use teloxide::{ApiError, RequestError};
 
 use super::probe::Check;
-use super::render::{self, Notification, TELEGRAM_LIMIT, TgLinks};
+use super::render::Notification;
+use super::runtime::Links;
 use super::{Deliver, SendError};
-use crate::alerts::Alert;
-use crate::event::Severity;
+use crate::event::alert::Alert;
 use crate::settings::Secret;
 use crate::store::now_ms;
+use render::{TELEGRAM_LIMIT, TgLinks};
 
-use render::escape as render_escape;
+use super::render::escape as render_escape;
 
 pub struct Telegram {
     pub timeout: std::time::Duration,
@@ -59,6 +62,8 @@ pub struct Telegram {
     snooze: Vec<Duration>,
     /// `@channel` → its numeric id, which the messages remembered in the store carry.
     chat_ids: Mutex<HashMap<String, i64>>,
+    /// Where the bot's side leaves its ledger ([`bot::Link`]); none outside the agent.
+    links: Option<Links>,
 }
 
 /// How one message is sent: into which topic, with or without a sound.
@@ -80,6 +85,7 @@ impl Telegram {
             two_way: cfg.two_way(),
             snooze: cfg.snooze.clone(),
             chat_ids: Mutex::new(HashMap::new()),
+            links: None,
         }
     }
 }
@@ -116,15 +122,6 @@ fn build_bot(cfg: &TelegramConfig, timeout: Duration) -> Bot {
     .set_api_url(cfg.api_url.clone())
 }
 
-/// The worst severity a notification shows.
-fn worst(n: &Notification<'_>) -> Severity {
-    n.items
-        .iter()
-        .map(|i| i.event.severity)
-        .max()
-        .unwrap_or(Severity::Info)
-}
-
 impl Deliver for Telegram {
     fn timeout(&self) -> std::time::Duration {
         self.timeout
@@ -134,6 +131,10 @@ impl Deliver for Telegram {
         self.run_probe(report).await
     }
 
+    fn attach(&mut self, links: &Links) {
+        self.links = Some(links.clone());
+    }
+
     async fn send(&self, scope: &str, n: &Notification<'_>) -> Result<(), SendError> {
         let target = self
             .scopes
@@ -141,18 +142,21 @@ impl Deliver for Telegram {
             .ok_or_else(|| SendError::permanent(format!("no telegram scope {scope:?}")))?;
         let opts = SendOpts {
             thread: target.thread,
-            silent: target.silent_below.is_some_and(|min| worst(n) < min),
+            silent: target
+                .silent_below
+                .is_some_and(|min| super::render::worst(n) < min),
         };
         let recipient = recipient(&target.chat);
         if self.two_way
             && !n.is_digest()
-            && let Some(ledger) = bot::ledger()
+            && let Some(link) = self.links.as_ref().and_then(Links::get::<bot::Link>)
         {
             let key = n.items[0].event.key.clone();
-            match ledger::on(&ledger, move |s| crate::alerts::by_key(s, &key)).await {
+            let alerts = link.alerts.clone();
+            match ledger::on(&link.ledger, move |s| alerts.by_key(s, &key)).await {
                 Ok(Some(alert)) => {
                     return self
-                        .send_alert(&ledger, &target.chat, &recipient, opts, n, &alert)
+                        .send_alert(&link.ledger, &target.chat, &recipient, opts, n, &alert)
                         .await;
                 }
                 Ok(None) => {}

@@ -144,7 +144,7 @@ pub fn fields(n: &Notification<'_>) -> Map<String, Value> {
     }
     let mut m = Map::new();
     m.insert("instrument".into(), json!(n.instrument));
-    m.insert("title".into(), json!(render::mail_subject(n)));
+    m.insert("title".into(), json!(render::title(n)));
     m.insert("text".into(), json!(text.trim_end()));
     m.insert("event".into(), json!(first.name));
     m.insert("severity".into(), json!(worst.as_str()));

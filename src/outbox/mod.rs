@@ -16,22 +16,25 @@
 //! `retry_after`; a permanent one, or rows older than `throttle.max_age`, are kept as
 //! `dead` with the error.
 //!
-//! The `alertmanager` destination has a worker of its own ([`alertmanager`]): its rows are
-//! written the same way, but what it posts is each alert's current state, and it keeps
-//! posting active alerts while they last.
+//! A service may deliver its rows with a worker of its own, named on its line of the
+//! service list (`Service::worker`; Alertmanager's posts each alert's current state and
+//! keeps posting active alerts while they last). Its rows are written the same way; the
+//! outbox starts that worker for each of its destinations instead of [`Worker`], and
+//! serves it its rows, settings and routes through [`runtime::Queue`], without knowing
+//! which service it is.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-mod alertmanager;
 pub mod queue;
 
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::{Destination, Service, ThrottleConfig};
+use crate::config::{Destination, ThrottleConfig};
 use crate::messengers::render::Item;
+use crate::messengers::runtime::{self, Alerts, WorkerCtx};
 use crate::messengers::{Failure, Messengers, Notification};
 use crate::routing::Router;
 use crate::routing::pacing::{Pacer, Plan, plan, shown_per_message};
@@ -64,6 +67,8 @@ struct Inner {
     runtime: tokio::runtime::Handle,
     /// Bumped when the store changed (see [`Outbox::note_change`]).
     changes: watch::Sender<u64>,
+    /// The alert store, for a service's own worker.
+    alerts: Arc<dyn Alerts>,
 }
 
 /// What a reload may change; workers read it at each message.
@@ -72,19 +77,22 @@ struct Settings {
     messengers: Arc<Messengers>,
     instrument: Arc<str>,
     throttle: ThrottleConfig,
-    /// Which alerts Alertmanager mirrors: those whose event is routed to it.
+    /// Which alerts a service's own worker mirrors (Alertmanager's): those whose event
+    /// is routed to it.
     router: Arc<Router>,
 }
 
 impl Outbox {
     /// Starts one worker per destination, each with its own connection to the store.
-    /// Must be called inside the tokio runtime that the workers are to run on.
+    /// Must be called inside the tokio runtime that the workers are to run on. `alerts`
+    /// is the alert store as a service's own worker reads it.
     pub fn start(
         state_dir: &std::path::Path,
         messengers: Arc<Messengers>,
         instrument: Arc<str>,
         throttle: &ThrottleConfig,
         router: Arc<Router>,
+        alerts: Arc<dyn Alerts>,
     ) -> Result<Outbox, StoreError> {
         let destinations = router.all_destinations();
         let (closing, _) = watch::channel(false);
@@ -101,6 +109,7 @@ impl Outbox {
                 closing,
                 runtime: tokio::runtime::Handle::current(),
                 changes: watch::channel(0).0,
+                alerts,
             }),
         };
         outbox.ensure_workers(&destinations)?;
@@ -117,15 +126,16 @@ impl Outbox {
             let notify = Arc::new(Notify::new());
             let store = Arc::new(Mutex::new(Store::open(&self.inner.state_dir)?));
             let (outbox, closing) = (self.inner.clone(), self.inner.closing.subscribe());
-            let handle = if dest.service == Service::Alertmanager {
-                let w = alertmanager::AlertmanagerWorker {
+            let handle = if let Some(worker) = dest.service.worker() {
+                let alerts = outbox.alerts.clone();
+                self.inner.runtime.spawn(worker(WorkerCtx {
                     dest: dest.clone(),
                     store,
-                    outbox,
                     notify: notify.clone(),
                     closing,
-                };
-                self.inner.runtime.spawn(w.run())
+                    queue: outbox,
+                    alerts,
+                }))
             } else {
                 let w = Worker {
                     pacer: Pacer::new(self.settings().throttle.per_minute(dest.service)),
@@ -222,6 +232,45 @@ impl Inner {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+}
+
+/// The outbox as a service's own worker sees it.
+impl runtime::Queue for Inner {
+    fn current(&self) -> runtime::Current {
+        let s = self.settings();
+        runtime::Current {
+            messengers: s.messengers,
+            instrument: s.instrument,
+            max_age: s.throttle.max_age,
+        }
+    }
+
+    fn routes_to(&self, event: &str, to: &Destination) -> bool {
+        self.settings().router.route(event).contains(to)
+    }
+
+    fn rows(
+        &self,
+        store: &Store,
+        to: &Destination,
+        max: usize,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        queue::batch(store, &to.to_string(), max, usize::MAX)
+    }
+
+    fn finish(
+        &self,
+        store: &mut Store,
+        to: &Destination,
+        rows: &[OutboxRow],
+        outcome: Outcome<'_>,
+    ) -> Result<(), StoreError> {
+        queue::finish(store, &to.to_string(), rows, outcome)
+    }
+
+    fn backoff(&self, failures: i64) -> Duration {
+        backoff(failures)
     }
 }
 

@@ -13,23 +13,10 @@ use crate::config::Destination;
 use crate::event::{Event, Repeat};
 use crate::store::{Store, StoreError, Tx, now_ms};
 
-/// One queued delivery as a worker reads it.
-#[derive(Debug, Clone)]
-pub struct OutboxRow {
-    pub id: i64,
-    pub event_id: i64,
-    /// The whole event; only for the rows a message shows (see [`batch`]).
-    pub event: Option<Event>,
-    pub event_name: String,
-    pub created_at_ms: i64,
-    pub attempts: i64,
-    pub next_attempt_at_ms: i64,
-    /// A repeat summary: the event happened this many more times since `repeat_since`.
-    pub repeat: Option<Repeat>,
-    pub has_attachments: bool,
-    /// The inbox request this delivery answers, if another process is waiting for it.
-    pub request: Option<i64>,
-}
+// A row and an attempt's outcome are named by every delivery worker, also a service's
+// own (Alertmanager's): they are defined with the services' runtime, below the outbox
+// (docs/ARCHITECTURE.md, "Layers").
+pub use crate::messengers::runtime::{OutboxRow, Outcome};
 
 /// One event to send to some destinations.
 #[derive(Debug, Clone)]
@@ -39,13 +26,6 @@ pub struct Delivery {
     pub repeat: Option<Repeat>,
     /// The inbox request it came from.
     pub request: Option<i64>,
-}
-
-/// How an attempt at a batch of rows ended.
-pub enum Outcome<'a> {
-    Delivered,
-    Retry { at_ms: i64, error: &'a str },
-    Dead { error: &'a str },
 }
 
 /// One outbox row as `protowatch outbox list` shows it.
@@ -334,6 +314,18 @@ pub fn depth(store: &Store) -> Result<Vec<(String, u64, i64)>, StoreError> {
         let rows = stmt.query_map([], |r| {
             Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?))
         })?;
+        rows.collect()
+    })
+}
+
+/// Per destination, the last error of a live row that failed: what is retrying.
+pub fn last_errors(store: &Store) -> Result<Vec<(String, String)>, StoreError> {
+    store.with_conn(|c| {
+        let mut stmt = c.prepare(
+            "SELECT destination, last_error FROM outbox
+             WHERE dead = 0 AND last_error IS NOT NULL GROUP BY destination",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect()
     })
 }

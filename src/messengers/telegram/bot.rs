@@ -10,12 +10,18 @@
 //! handled after it. Another program polling with the same token makes Telegram answer
 //! 409; that is said plainly, and the poll backs off.
 //!
-//! A press acts through `alerts::dismiss` / `alerts::snooze`, the one path the API and
-//! the CLI use, on behalf of `telegram:@user (id)`. Only operators may press or give
-//! commands; anyone else is told so, and the attempt is logged with their id.
+//! A press acts through the agent's alert actions ([`runtime::Alerts`]: `alerts::dismiss`
+//! and `alerts::snooze`, the one path the API and the CLI use), on behalf of
+//! `telegram:@user (id)`. Only operators may press or give commands; anyone else is told
+//! so, and the attempt is logged with their id.
+//!
+//! It is started by the service list's line (`runs telegram::start`) with a
+//! [`runtime::Ctx`]: the store, the alert actions, the running config, the wake-up
+//! after each change and the shutdown come from there, and the ledger it opens is left
+//! in the ctx's links for the sender, which records the messages it sends in it.
 
 use std::future::IntoFuture;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use teloxide::prelude::*;
@@ -27,13 +33,9 @@ use tokio::task::JoinHandle;
 use super::card::{self, Callback, Press};
 use super::ledger::{self, Ledger};
 use super::{TelegramConfig, commands};
-use crate::alerts;
-use crate::config::Config;
-use crate::outbox::Outbox;
+use crate::event::alert::Alert;
+use crate::messengers::runtime::{self, Alerts, Ctx, Host};
 use crate::store::{Store, StoreError, now_ms};
-
-/// The running config, as the agent swaps it on reload.
-pub type SharedConfig = Arc<std::sync::RwLock<Arc<Config>>>;
 
 /// Longest wait after a failed poll.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -42,13 +44,13 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// the database: expiry is a matter of time alone.
 const REVIEW_EVERY: Duration = Duration::from_secs(30);
 
-/// The store the sender remembers messages in; set once the bot's side runs. The
-/// sender is built from the config alone (and also by commands that run no agent), so
-/// the running agent hands it over here.
-static LEDGER: OnceLock<Ledger> = OnceLock::new();
-
-pub fn ledger() -> Option<Ledger> {
-    LEDGER.get().cloned()
+/// What the bot's side leaves in the ctx's links for the sender: the ledger to
+/// remember the messages of alerts in, and the alert store to look their alert up. The
+/// sender is built from the config alone (also by commands that run no agent, which
+/// send without buttons), and again on each reload: it finds this in the links.
+pub(super) struct Link {
+    pub(super) ledger: Ledger,
+    pub(super) alerts: Arc<dyn Alerts>,
 }
 
 /// What the poll, the press handlers and the commands share.
@@ -58,60 +60,53 @@ pub(super) struct Side {
     /// `getUpdates` alone: bounded by the poll's own time plus a margin.
     poll_bot: Bot,
     pub(super) ledger: Ledger,
-    pub(super) config: SharedConfig,
-    pub(super) outbox: Outbox,
+    /// The alert actions.
+    pub(super) alerts: Arc<dyn Alerts>,
+    /// The running config, resend and `/status`.
+    pub(super) host: Arc<dyn Host>,
+    /// The store changed: messages may need an edit.
+    changes: tokio::sync::watch::Receiver<u64>,
     /// When each chat was last told that only operators may use the bot: once per
     /// [`commands::REFUSAL_EVERY`], so that a stranger's flood of commands costs one
     /// message, not a queue that holds back an operator's press.
     pub(super) refused: std::sync::Mutex<std::collections::HashMap<i64, std::time::Instant>>,
 }
 
-/// The running bot side; [`BotSide::stop`] ends it.
-pub struct BotSide {
-    closing: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl BotSide {
-    pub async fn stop(self) {
-        let _ = self.closing.send(true);
-        for t in self.tasks {
-            let _ = t.await;
-        }
+/// Starts the poll and the reviews when the section has operators; nothing otherwise.
+pub fn start(tg: &TelegramConfig, ctx: &Ctx) -> Vec<JoinHandle<()>> {
+    if !tg.two_way() {
+        return Vec::new();
     }
-}
-
-/// Starts the poll and the reviews when the config has Telegram with operators.
-pub fn start(
-    config: &Config,
-    shared: SharedConfig,
-    outbox: Outbox,
-) -> Result<Option<BotSide>, StoreError> {
-    let Some(tg) = config.services.telegram.as_ref().filter(|t| t.two_way()) else {
-        return Ok(None);
+    // Like the API, the watching goes on without it.
+    let ledger = match ctx.store() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "Telegram's buttons and commands are not available");
+            return Vec::new();
+        }
     };
-    let store = Store::open(&config.state_dir)?;
-    let ledger = LEDGER
-        .get_or_init(|| Arc::new(std::sync::Mutex::new(store)))
-        .clone();
+    ctx.links.put(Link {
+        ledger: ledger.clone(),
+        alerts: ctx.alerts.clone(),
+    });
     let side = Arc::new(Side {
         bot: super::build_bot(tg, tg.timeout + Duration::from_secs(1)),
         poll_bot: super::build_bot(tg, tg.poll_timeout + super::POLL_MARGIN),
         ledger,
-        config: shared,
-        outbox,
+        alerts: ctx.alerts.clone(),
+        host: ctx.host.clone(),
+        changes: ctx.changes.clone(),
         refused: std::sync::Mutex::default(),
     });
-    let (closing, rx) = watch::channel(false);
     let tasks = vec![
-        tokio::spawn(side.clone().poll(tg.poll_timeout, rx.clone())),
-        tokio::spawn(side.reviews(rx)),
+        tokio::spawn(side.clone().poll(tg.poll_timeout, ctx.closing.clone())),
+        tokio::spawn(side.reviews(ctx.closing.clone())),
     ];
     tracing::info!(
         operators = tg.operators.len(),
         "Telegram: buttons and commands on (long polling)"
     );
-    Ok(Some(BotSide { closing, tasks }))
+    tasks
 }
 
 /// `telegram:@anna (42)`: who acted, for the alert's row and the audit line.
@@ -131,20 +126,11 @@ async fn pause(closing: &mut watch::Receiver<bool>, d: Duration) -> bool {
 
 impl Side {
     pub(super) fn telegram(&self) -> Option<TelegramConfig> {
-        self.config
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .services
-            .telegram
-            .clone()
+        self.host.config().sections().telegram.clone()
     }
 
     pub(super) fn instrument(&self) -> String {
-        self.config
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .instrument
-            .clone()
+        self.host.config().instrument().to_string()
     }
 
     /// Whether `u` may act; if not, the attempt is logged with who it was.
@@ -299,10 +285,11 @@ impl Side {
         };
         let by = actor(&q.from);
         let (id, nonce) = (cb.alert_id, cb.nonce.clone());
+        let alerts = self.alerts.clone();
         let found = self
             .db(move |s| {
                 let shown = ledger::find(s, chat_id, id, &nonce)?;
-                Ok(shown.and(alerts::get(s, id)?))
+                Ok(shown.and(alerts.get(s, id)?))
             })
             .await;
         let alert = match found {
@@ -318,8 +305,8 @@ impl Side {
         let now = now_ms();
         let outcome = match cb.press {
             Press::Dismiss => {
-                let by = by.clone();
-                match self.db(move |s| alerts::dismiss(s, id, now, &by)).await {
+                let (by, alerts) = (by.clone(), self.alerts.clone());
+                match self.db(move |s| alerts.dismiss(s, id, now, &by)).await {
                     Ok(true) => "Dismissed.".to_string(),
                     Ok(false) => "It was already dismissed.".to_string(),
                     Err(e) => format!("Not dismissed: {e}"),
@@ -334,8 +321,8 @@ impl Side {
                     }
                     Some(d) => {
                         let until = now.saturating_add(d.as_millis() as i64);
-                        let by = by.clone();
-                        match self.db(move |s| alerts::snooze(s, id, until, &by)).await {
+                        let (by, alerts) = (by.clone(), self.alerts.clone());
+                        match self.db(move |s| alerts.snooze(s, id, until, &by)).await {
                             Ok(_) => format!("Snoozed for {}.", card::duration_label(d)),
                             Err(e) => format!("Not snoozed: {e}"),
                         }
@@ -356,30 +343,13 @@ impl Side {
     }
 
     /// `__resend`: the alert again, through its event's routes, as the API does it.
-    async fn resend(&self, alert: alerts::Alert) -> String {
-        let config = self
-            .config
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+    async fn resend(&self, alert: Alert) -> String {
         let name = alert.event.clone();
-        let ledger = self.ledger.clone();
-        let done = tokio::task::spawn_blocking(move || {
-            let mut s = ledger.lock().unwrap_or_else(|p| p.into_inner());
-            alerts::resend(&mut s, &alert, &config)
-        })
-        .await;
-        match done {
-            Ok(Ok(wake)) if wake.is_empty() => format!("No route for the event {name:?}."),
-            Ok(Ok(wake)) => {
-                let _ = self.outbox.ensure_workers(&wake);
-                for d in &wake {
-                    self.outbox.wake(d);
-                }
-                "Sent again.".into()
-            }
-            Ok(Err(e)) => format!("Not sent: {e}"),
-            Err(_) => "Not sent.".into(),
+        let host = self.host.clone();
+        match runtime::on(&self.ledger, move |s| host.resend(s, &alert)).await {
+            Ok(wake) if wake.is_empty() => format!("No route for the event {name:?}."),
+            Ok(_) => "Sent again.".into(),
+            Err(e) => format!("Not sent: {e}"),
         }
     }
 
@@ -400,7 +370,8 @@ impl Side {
         let instrument = self.instrument();
         for shown in open {
             let id = shown.alert_id;
-            let Ok(alert) = self.db(move |s| alerts::get(s, id)).await else {
+            let alerts = self.alerts.clone();
+            let Ok(alert) = self.db(move |s| alerts.get(s, id)).await else {
                 continue;
             };
             let key = card::state_key(alert.as_ref(), now);
@@ -452,14 +423,14 @@ impl Side {
     /// Keeps messages in step with changes made elsewhere (the API, the CLI, the
     /// console, the pipeline) and with time (expiry, the end of a snooze).
     ///
-    /// It sleeps until the pipeline says the store changed ([`Outbox::changes`]: its own
+    /// It sleeps until the pipeline says the store changed ([`Ctx::changes`]: its own
     /// commits, and every other connection's and process's, which its once-a-second
     /// tick already looks for) or until [`REVIEW_EVERY`] passed, and reviews at most once
     /// a second. A timer of its own each second woke the runtime twice a second at rest
     /// (a one-second sleep sits in the timer wheel's second level and is moved down
     /// before it fires) for nothing.
     async fn reviews(self: Arc<Self>, mut closing: watch::Receiver<bool>) {
-        let mut changes = self.outbox.changes();
+        let mut changes = self.changes.clone();
         let mut purged = 0;
         // The first review looks at what changed while the agent was stopped.
         if !pause(&mut closing, Duration::from_secs(1)).await {
@@ -479,7 +450,7 @@ impl Side {
             tokio::select! {
                 changed = changes.changed() => {
                     if changed.is_err() {
-                        return; // the outbox is gone: the agent stops
+                        return; // the agent is gone
                     }
                 }
                 _ = tokio::time::sleep(REVIEW_EVERY) => {}

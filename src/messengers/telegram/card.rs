@@ -11,8 +11,9 @@ use std::time::Duration;
 use chrono::{Local, TimeZone};
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
 
-use crate::alerts::Alert;
-use crate::messengers::render::{self, Notification, TELEGRAM_LIMIT, TgLinks};
+use super::render::{self, TELEGRAM_LIMIT, TgLinks};
+use crate::event::alert::Alert;
+use crate::messengers::render::Notification;
 
 /// The Bot API's limit on `callback_data`.
 pub const MAX_CALLBACK_BYTES: usize = 64;
@@ -125,7 +126,7 @@ fn who(by: Option<&str>) -> String {
     let by = by.unwrap_or("someone");
     let by = by.strip_prefix("telegram:").unwrap_or(by);
     let by = by.split(" (").next().unwrap_or(by);
-    render::escape(by)
+    crate::messengers::render::escape(by)
 }
 
 /// The status line under the alert's text (HTML).

@@ -9,7 +9,6 @@ use teloxide::types::{BotCommand, Message, MessageId, Recipient, ThreadId};
 use super::bot::Side;
 use super::ledger;
 use super::{SendOpts, card, render_escape as escape};
-use crate::alerts;
 use crate::store::now_ms;
 
 /// Alerts per page of `/alerts`: each is a message of its own, with its buttons.
@@ -191,7 +190,8 @@ fn help(side: &Side) -> String {
 
 async fn alerts_page(side: &Side, to: &Reply, page: usize) {
     let now = now_ms();
-    let list = match side.db(move |s| alerts::list(s, now, false)).await {
+    let alerts = side.alerts.clone();
+    let list = match side.db(move |s| alerts.list(s, now, false)).await {
         Ok(l) => l,
         Err(e) => {
             to.send(
@@ -237,23 +237,9 @@ async fn alerts_page(side: &Side, to: &Reply, page: usize) {
 
 async fn status(side: &Side, to: &Reply) {
     let now = now_ms();
-    let read = side
-        .db(move |s| {
-            let files = crate::watcher::checkpoints::all(s)?;
-            let depth = crate::outbox::queue::depth(s)?;
-            let dead = crate::outbox::queue::dead_count(s)?;
-            let errors: Vec<(String, String)> = s.with_conn(|c| {
-                let mut stmt = c.prepare(
-                    "SELECT destination, last_error FROM outbox
-                     WHERE dead = 0 AND last_error IS NOT NULL GROUP BY destination",
-                )?;
-                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                rows.collect()
-            })?;
-            Ok((files, depth, dead, errors))
-        })
-        .await;
-    let (files, depth, dead, errors) = match read {
+    let host = side.host.clone();
+    let read = side.db(move |s| host.status(s)).await;
+    let status = match read {
         Ok(r) => r,
         Err(e) => {
             to.send(
@@ -268,38 +254,30 @@ async fn status(side: &Side, to: &Reply) {
         "<b>Status</b> · {}\n\n<b>Files followed</b>",
         escape(&side.instrument())
     );
-    let followed: Vec<_> = files.iter().filter(|(_, gone)| gone.is_none()).collect();
+    let followed = &status.files;
     if followed.is_empty() {
         out.push_str("\nnone");
     }
-    for (c, _) in followed.iter().take(20) {
-        let size = std::fs::metadata(&c.path).map(|m| m.len()).ok();
+    for (path, offset) in followed.iter().take(20) {
+        let size = std::fs::metadata(path).map(|m| m.len()).ok();
         let lag = match size {
-            Some(s) if s > c.offset => format!("{} bytes behind", s - c.offset),
+            Some(s) if s > *offset => format!("{} bytes behind", s - offset),
             Some(_) => "up to date".into(),
             None => "not readable now".into(),
         };
         out.push_str(&format!(
             "\n• {} — {lag}",
-            escape(&c.path.display().to_string())
+            escape(&path.display().to_string())
         ));
     }
     if followed.len() > 20 {
         out.push_str(&format!("\n… and {} more", followed.len() - 20));
     }
     out.push_str("\n\n<b>Outbox</b>");
-    let destinations = {
-        let config = side
-            .config
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        crate::routing::Router::new(&config).all_destinations()
-    };
-    for d in destinations {
+    for d in &status.destinations {
         let name = d.to_string();
-        let queued = depth.iter().find(|(n, _, _)| *n == name);
-        let state = match (queued, errors.iter().find(|(n, _)| *n == name)) {
+        let queued = status.depth.iter().find(|(n, _, _)| *n == name);
+        let state = match (queued, status.errors.iter().find(|(n, _)| *n == name)) {
             (_, Some((_, e))) => format!("retrying: {}", escape(e)),
             (Some((_, n, oldest)), None) => {
                 format!("{n} queued, oldest {} s", (now - oldest).max(0) / 1000)
@@ -308,9 +286,10 @@ async fn status(side: &Side, to: &Reply) {
         };
         out.push_str(&format!("\n• {} — {state}", escape(&name)));
     }
-    if dead > 0 {
+    if status.dead > 0 {
         out.push_str(&format!(
-            "\n{dead} undeliverable (dead) rows: <code>protowatch outbox</code>"
+            "\n{} undeliverable (dead) rows: <code>protowatch outbox</code>",
+            status.dead
         ));
     }
     to.send(side, out).await;

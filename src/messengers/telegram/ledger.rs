@@ -6,8 +6,6 @@
 //! restart: the message's buttons must still work, and an update handled before the
 //! restart must not be handled again.
 
-use std::sync::{Arc, Mutex};
-
 use rusqlite::{OptionalExtension, params};
 
 use crate::store::{Store, StoreError};
@@ -33,7 +31,7 @@ impl Shown {
     /// The message `m` just sent for `alert`, its buttons carrying `nonce`.
     pub fn sent(
         m: &teloxide::types::Message,
-        alert: &crate::alerts::Alert,
+        alert: &crate::event::alert::Alert,
         nonce: String,
         now_ms: i64,
     ) -> Self {
@@ -48,23 +46,14 @@ impl Shown {
 }
 
 /// The store as the bot's side and the sender share it; its calls are short.
-pub type Ledger = Arc<Mutex<Store>>;
+pub type Ledger = crate::messengers::runtime::Shared;
 
 /// Runs a store call off the async threads.
 pub async fn on<T: Send + 'static>(
     ledger: &Ledger,
     f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    let ledger = ledger.clone();
-    match tokio::task::spawn_blocking(move || {
-        let guard = ledger.lock().unwrap_or_else(|p| p.into_inner());
-        f(&guard)
-    })
-    .await
-    {
-        Ok(r) => r,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
+    crate::messengers::runtime::on(ledger, move |s| f(s)).await
 }
 
 /// A fresh nonce for a message's buttons: 64 random bits, as 16 hex digits.

@@ -1,6 +1,11 @@
 //! The worker of the `alertmanager` destination: it keeps Alertmanager in step with the
 //! alert store rather than sending messages.
 //!
+//! The outbox runs it in place of its own worker for each Alertmanager destination,
+//! because the service list says so (`[worker alertmanager::worker]`); it reaches the
+//! outbox's rows and the alert store through the [`runtime`] traits that the outbox and
+//! the alert store implement, so the outbox knows nothing of Alertmanager.
+//!
 //! Its outbox rows are written like any other destination's, in the pipeline's commit
 //! (an alert's first occurrence, its repeat summaries), so a new alert survives a crash
 //! and an Alertmanager that is down. What it posts is the alert's state when it posts,
@@ -15,21 +20,19 @@
 //!   the cluster that was away up to date (Prometheus resends resolved alerts for 15
 //!   minutes for the same reason).
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
 use tokio::sync::{Notify, watch};
 
-use std::collections::HashMap;
-
-use serde_json::Value;
-
-use super::{Inner, backoff, on_store, pause};
-use crate::alerts::{self, Alert};
-use crate::config::Destination;
-use crate::messengers::Failure;
-use crate::messengers::alertmanager::Alertmanager;
-use crate::outbox::queue::{self, OutboxRow, Outcome};
+use super::Alertmanager;
+use crate::event::alert::Alert;
+use crate::messengers::runtime::{self, Alerts, OutboxRow, Outcome, Queue, Shared, WorkerCtx};
+use crate::messengers::{Destination, Failure, Messenger, Messengers, Service};
 use crate::store::{Store, StoreError, now_ms};
 
 /// How long a resolved alert is still posted with each repost.
@@ -43,12 +46,44 @@ const MIN_GAP: Duration = Duration::from_secs(1);
 /// row of a week's outage is not needed: each alert is posted once whatever its rows.
 const MAX_ROWS: usize = 10_000;
 
-pub(super) struct AlertmanagerWorker {
-    pub dest: Destination,
-    pub store: Arc<Mutex<Store>>,
-    pub outbox: Arc<Inner>,
-    pub notify: Arc<Notify>,
-    pub closing: watch::Receiver<bool>,
+/// The worker of one Alertmanager destination (a [`runtime::Worker`]).
+pub fn worker(ctx: WorkerCtx) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(
+        AlertmanagerWorker {
+            dest: ctx.dest,
+            store: ctx.store,
+            queue: ctx.queue,
+            alerts: ctx.alerts,
+            notify: ctx.notify,
+            closing: ctx.closing,
+        }
+        .run(),
+    )
+}
+
+struct AlertmanagerWorker {
+    dest: Destination,
+    store: Shared,
+    queue: Arc<dyn Queue>,
+    alerts: Arc<dyn Alerts>,
+    notify: Arc<Notify>,
+    closing: watch::Receiver<bool>,
+}
+
+/// The Alertmanager service as configured now; `None` when the config has none.
+fn alertmanager(messengers: &Messengers) -> Option<&Alertmanager> {
+    match messengers.get(&Service::Alertmanager) {
+        Some(Messenger::Alertmanager(a)) => Some(a),
+        _ => None,
+    }
+}
+
+/// Sleeps for `d` or until shutdown; `false` on shutdown.
+async fn pause(closing: &mut watch::Receiver<bool>, d: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = closing.wait_for(|c| *c) => false,
+    }
 }
 
 /// What one round read from the store.
@@ -62,7 +97,7 @@ impl AlertmanagerWorker {
         &self,
         f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        on_store(&self.store, f).await
+        runtime::on(&self.store, f).await
     }
 
     async fn pause(&mut self, d: Duration) -> bool {
@@ -79,17 +114,18 @@ impl AlertmanagerWorker {
     }
 
     async fn read(&self, full: bool, since_ms: i64, now: i64) -> Result<Round, StoreError> {
-        let key = self.dest.to_string();
+        let (dest, queue, store_alerts) =
+            (self.dest.clone(), self.queue.clone(), self.alerts.clone());
         self.db(move |s| {
-            let mut rows = queue::batch(s, &key, MAX_ROWS, usize::MAX)?;
+            let mut rows = queue.rows(s, &dest, MAX_ROWS)?;
             rows.retain(|r| r.next_attempt_at_ms <= now);
             let keys: Vec<String> = rows
                 .iter()
                 .filter_map(|r| r.event.as_ref().map(|e| e.key.clone()))
                 .collect();
-            let mut alerts = alerts::touched(s, &keys, since_ms)?;
+            let mut alerts = store_alerts.touched(s, &keys, since_ms)?;
             if full {
-                for a in alerts::list(s, now, true)? {
+                for a in store_alerts.list(s, now, true)? {
                     if !alerts.iter().any(|b| b.key == a.key) {
                         alerts.push(a);
                     }
@@ -100,7 +136,7 @@ impl AlertmanagerWorker {
         .await
     }
 
-    pub(super) async fn run(mut self) {
+    async fn run(mut self) {
         // The first round is a full one: whatever happened while the agent was down.
         let mut last_full_ms = i64::MIN / 2;
         let mut last_sync_ms = now_ms();
@@ -119,8 +155,8 @@ impl AlertmanagerWorker {
             {
                 return;
             }
-            let settings = self.outbox.settings();
-            let Some(am) = settings.messengers.alertmanager() else {
+            let settings = self.queue.current();
+            let Some(am) = alertmanager(&settings.messengers) else {
                 // Taken out of the config: the rows wait for it to come back.
                 if !self.idle(Duration::from_secs(60)).await {
                     return;
@@ -152,7 +188,7 @@ impl AlertmanagerWorker {
                 .filter(|a| {
                     row_keys.contains(&a.key.as_str())
                         || posted.contains_key(&a.key)
-                        || settings.router.route(&a.event).contains(&self.dest)
+                        || self.queue.routes_to(&a.event, &self.dest)
                 })
                 .filter(|a| a.is_active(now) || a.ends_at_ms().is_some_and(|e| e >= resend_from))
                 .collect();
@@ -190,14 +226,15 @@ impl AlertmanagerWorker {
                         let wait = if permanent {
                             repost
                         } else {
-                            e.retry_after.unwrap_or_else(|| backoff(failures))
+                            e.retry_after
+                                .unwrap_or_else(|| self.queue.backoff(failures))
                         }
                         .min(repost);
                         failures += 1;
                         if full {
                             last_full_ms = now;
                         }
-                        let max_age = settings.throttle.max_age.as_millis() as i64;
+                        let max_age = settings.max_age.as_millis() as i64;
                         let (dead, retry): (Vec<OutboxRow>, Vec<OutboxRow>) = round
                             .rows
                             .into_iter()
@@ -212,18 +249,19 @@ impl AlertmanagerWorker {
                         crate::metrics::deliveries(&key, "dead", dead.len() as u64);
                         let at_ms = now + wait.as_millis() as i64;
                         let message = e.message;
+                        let (dest, queue) = (self.dest.clone(), self.queue.clone());
                         let updated = self
                             .db(move |s| {
-                                queue::finish(
+                                queue.finish(
                                     s,
-                                    &key,
+                                    &dest,
                                     &retry,
                                     Outcome::Retry {
                                         at_ms,
                                         error: &message,
                                     },
                                 )?;
-                                queue::finish(s, &key, &dead, Outcome::Dead { error: &message })
+                                queue.finish(s, &dest, &dead, Outcome::Dead { error: &message })
                             })
                             .await;
                         if let Err(e) = updated {
@@ -239,8 +277,9 @@ impl AlertmanagerWorker {
             if !round.rows.is_empty() {
                 let rows = round.rows;
                 crate::metrics::deliveries(&key, "delivered", rows.len() as u64);
+                let (dest, queue) = (self.dest.clone(), self.queue.clone());
                 if let Err(e) = self
-                    .db(move |s| queue::finish(s, &key, &rows, Outcome::Delivered))
+                    .db(move |s| queue.finish(s, &dest, &rows, Outcome::Delivered))
                     .await
                 {
                     tracing::error!(destination = %self.dest, error = %e, "cannot update the outbox");
