@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::alerts::holds::{Hold, Holds};
 use crate::alerts::{self, Tally};
 use crate::api::Api;
 use crate::bec::codec::BecRoutes;
@@ -174,8 +175,23 @@ struct Pipeline {
     summaries: Vec<Summary>,
     /// Messages other processes handed in (`send-message`), waiting for the next commit.
     requests: Vec<Request>,
-    /// Alert keys whose messages are snoozed, until when (the API's `__snooze`).
-    snoozed: HashMap<String, i64>,
+    /// What holds messages back now: snoozes, acknowledgements, silences, maintenance
+    /// windows; read again when the store changes and when one of them starts or ends.
+    holds: Holds,
+    /// When a silence or window next starts or ends.
+    holds_next_ms: Option<i64>,
+    /// Held back by a silence or window in this batch: the alert's key and the silences.
+    held: Vec<(String, Vec<i64>)>,
+    /// Alerts whose held-back news this batch sends.
+    released: Vec<i64>,
+    /// The maintenance windows of the config.
+    windows: Vec<crate::oncall::Window>,
+    /// Escalations this batch starts, and those it moves on.
+    escalate: Vec<alerts::EscalationStart>,
+    escalated: Vec<(i64, u32, Option<i64>)>,
+    /// Destinations of escalation steps queued in this batch: their workers may not run
+    /// yet (a phone no route names).
+    escalation_to: Vec<Destination>,
     data_version: i64,
     dismissals_seen_ms: i64,
     purged_ms: i64,
@@ -272,7 +288,7 @@ impl Pipeline {
             }
             WatchMsg::Wake => {
                 self.apply_bec_routes();
-                self.snoozed = alerts::snoozed(&self.store, now_ms())?;
+                self.load_holds(now_ms())?;
                 self.accept_inbox()?;
                 Ok(None)
             }
@@ -365,15 +381,22 @@ impl Pipeline {
         counted: &mut EventCounts,
     ) -> (u32, u32) {
         counted.add(&e);
+        let hold = self.holds.hold(&e, now);
+        // A silenced event is not escalated; the silence's end starts it if still active.
+        if named.is_none() && !matches!(hold, Some(Hold::Silenced { .. })) {
+            self.start_escalation(&e.name, &e.key, None);
+        }
         let routed = named.unwrap_or_else(|| self.router.route(&e.name));
-        let snoozed = self.snoozed.get(&e.key).is_some_and(|until| *until > now);
         // One event, shared by the tally and the throttle windows that count it, without
         // its files: they belong to this delivery alone, and a window keeps its latest
         // event for as long as it lasts (hours), as the alert keeps its record.
         let mut e = e;
         let files = std::mem::take(&mut e.message.attachments);
         let e = Arc::new(e);
-        let to = if snoozed {
+        if let Some(Hold::Silenced { silences, .. }) = &hold {
+            self.held.push((e.key.clone(), silences.clone()));
+        }
+        let to = if hold.is_some() {
             Vec::new()
         } else {
             self.throttle.offer_all(routed, &e, now)
@@ -456,7 +479,16 @@ impl Pipeline {
             alerts: self.tally.take(),
             throttle: self.throttle.take_changes(),
             accepted,
+            held: std::mem::take(&mut self.held),
+            released: std::mem::take(&mut self.released),
+            escalate: std::mem::take(&mut self.escalate),
+            escalated: std::mem::take(&mut self.escalated),
         };
+        for d in std::mem::take(&mut self.escalation_to) {
+            if !direct.contains(&d) {
+                direct.push(d);
+            }
+        }
         batch::commit(&mut self.store, &batch)?;
         // A named destination may be one no route has (a phone number): its worker
         // starts now. Its rows are stored, so a failure here is only a delay: the next
@@ -515,25 +547,215 @@ impl Pipeline {
                 self.summaries.extend(ended);
             }
             self.dismissals_seen_ms = now;
-            self.snoozed = alerts::snoozed(&self.store, now)?;
+            self.load_holds(now)?;
             self.accept_inbox()?;
             self.outbox.wake_all();
             self.outbox.note_change();
+        } else if self.holds_next_ms.is_some_and(|t| t <= now) {
+            self.load_holds(now)?;
         }
         if self.throttle.next_due_ms().is_some_and(|t| t <= now) {
             let due = self.throttle.due(now);
             self.summaries.extend(due);
         }
+        self.escalate_due(now)?;
         if now - self.purged_ms > 3_600_000 {
             self.purged_ms = now;
             alerts::purge(&self.store, now)?;
             inbox::purge(&self.store, now)?;
             checkpoints::purge(&self.store, now)?;
         }
-        if self.summaries.is_empty() && self.requests.is_empty() && !self.throttle.has_changes() {
+        if self.summaries.is_empty()
+            && self.requests.is_empty()
+            && self.released.is_empty()
+            && self.escalated.is_empty()
+            && self.deliveries.is_empty()
+            && !self.throttle.has_changes()
+        {
             return Ok(());
         }
         self.commit(None, None, None)
+    }
+
+    /// Notes that the alert of `key` starts the escalation its event's route names, if
+    /// any (in the batch's commit, and only if it has none running): counted from the
+    /// alert's creation, or from `since_ms` (the end of a silence that held it back).
+    fn start_escalation(&mut self, event: &str, key: &str, since_ms: Option<i64>) {
+        let oncall = &self.config.oncall;
+        let Some((name, policy)) = oncall
+            .escalate
+            .get(event)
+            .and_then(|n| oncall.escalation.get(n).map(|p| (n, p)))
+        else {
+            return;
+        };
+        let Some(first) = policy.steps.first() else {
+            return;
+        };
+        if self.escalate.iter().any(|s| s.key == key) {
+            return;
+        }
+        self.escalate.push(alerts::EscalationStart {
+            key: key.to_string(),
+            policy: name.clone(),
+            first_step_ms: i64::try_from(first.after.as_millis()).unwrap_or(i64::MAX),
+            since_ms,
+        });
+    }
+
+    /// Fires the escalation steps that are due: each step's destinations get the alert
+    /// with which step it is and who was told before, queued in the same commit that
+    /// moves the alert's escalation on — so a restart never fires a step twice, and a
+    /// step that fell due while the agent was down fires once now (docs/ARCHITECTURE.md,
+    /// "On call").
+    fn escalate_due(&mut self, now: i64) -> Result<(), StoreError> {
+        for a in alerts::escalation_due(&self.store, now)? {
+            let Some(esc) = a.escalation.clone() else {
+                continue;
+            };
+            let policy = self.config.oncall.escalation.get(&esc.policy).cloned();
+            let Some(policy) = policy.filter(|_| a.is_active(now)) else {
+                // Ended, or its policy is gone from the config: nothing more to do.
+                self.escalated.push((a.id, esc.fired, None));
+                continue;
+            };
+            let event = a.to_event();
+            if self.holds.quiet(&event, now) {
+                // Snoozed or silenced: not escalated now; looked at again when that may
+                // have changed.
+                let again = self
+                    .holds_next_ms
+                    .unwrap_or(now + 60_000)
+                    .clamp(now + 1_000, now + 60_000);
+                self.escalated.push((a.id, esc.fired, Some(again)));
+                continue;
+            }
+            let progress = crate::oncall::Progress {
+                fired: esc.fired,
+                created_ms: esc.since_ms,
+                acknowledged_at_ms: a.acknowledged_at_ms,
+            };
+            let Some(firing) = policy.due(&progress, now) else {
+                let next = policy.next_due(&progress).map(|(_, t)| t);
+                self.escalated.push((a.id, esc.fired, next));
+                continue;
+            };
+            let mut told: Vec<Destination> = self.router.route(&a.event).to_vec();
+            for (i, step) in policy.steps.iter().enumerate() {
+                let already = (i as u32) < esc.fired;
+                if already {
+                    for d in &step.to {
+                        if !told.contains(d) {
+                            told.push(d.clone());
+                        }
+                    }
+                }
+            }
+            for index in &firing.steps {
+                let step = &policy.steps[*index];
+                let mut message = event.clone();
+                let again = (*index as u32) < esc.fired;
+                let before: Vec<String> = told.iter().map(|d| d.to_string()).collect();
+                let header = format!(
+                    "Escalation{} — step {} of {} of \"{}\", nobody acknowledged; told before: {}\n",
+                    if again { " again" } else { "" },
+                    index + 1,
+                    policy.steps.len(),
+                    policy.name,
+                    if before.is_empty() {
+                        "nobody".to_string()
+                    } else {
+                        before.join(", ")
+                    },
+                );
+                message.message.spans.insert(
+                    0,
+                    crate::event::Span {
+                        text: header,
+                        bold: true,
+                        ..crate::event::Span::default()
+                    },
+                );
+                tracing::info!(alert = a.id, policy = %policy.name, step = index + 1, destinations = step.to.len(), "escalation step");
+                for d in &step.to {
+                    if !self.woken.contains(d) {
+                        self.woken.push(d.clone());
+                    }
+                    if !self.escalation_to.contains(d) {
+                        self.escalation_to.push(d.clone());
+                    }
+                    if !told.contains(d) {
+                        told.push(d.clone());
+                    }
+                }
+                self.deliveries.push(Delivery {
+                    event: message,
+                    to: step.to.clone(),
+                    repeat: None,
+                    request: None,
+                });
+            }
+            let next = policy
+                .next_due(&crate::oncall::Progress {
+                    fired: firing.fired,
+                    ..progress
+                })
+                .map(|(_, t)| t);
+            self.escalated.push((a.id, firing.fired, next));
+        }
+        Ok(())
+    }
+
+    /// Reads what holds messages back now, and queues once, to its routes, each alert
+    /// whose news a silence or maintenance window held back and that nothing holds any
+    /// more — "still active after the silence", as `__resend` sends an alert again
+    /// (docs/ARCHITECTURE.md, "On call").
+    fn load_holds(&mut self, now: i64) -> Result<(), StoreError> {
+        self.holds = Holds::load(&self.store, now, &self.windows)?;
+        self.holds_next_ms = self.holds.next_change_ms(now);
+        for a in alerts::held(&self.store, now)? {
+            if self.released.contains(&a.id) {
+                continue;
+            }
+            let mut event = a.to_event();
+            if self.holds.hold(&event, now).is_some() {
+                continue;
+            }
+            let to = self.router.route(&event.name).to_vec();
+            self.released.push(a.id);
+            if to.is_empty() {
+                continue;
+            }
+            let seen = if a.times_seen == 1 {
+                "seen once".to_string()
+            } else {
+                format!("seen {} times", a.times_seen)
+            };
+            event.message.spans.insert(
+                0,
+                crate::event::Span {
+                    text: format!("Still active after the silence, {seen}: "),
+                    bold: true,
+                    ..crate::event::Span::default()
+                },
+            );
+            tracing::info!(alert = a.id, event = %event.name, destinations = to.len(), "held back alert sent after its silence");
+            if a.escalation.is_none() {
+                self.start_escalation(&a.event, &a.key, Some(now));
+            }
+            for d in &to {
+                if !self.woken.contains(d) {
+                    self.woken.push(d.clone());
+                }
+            }
+            self.deliveries.push(Delivery {
+                event,
+                to,
+                repeat: None,
+                request: None,
+            });
+        }
+        Ok(())
     }
 
     /// Applies an edited config file once it has been still for a moment (editors and
@@ -630,6 +852,8 @@ impl Pipeline {
             parser.set_rules(self.rules.clone());
         }
         self.apply_watches(&new.watch)?;
+        self.windows = new.oncall.maintenance.clone();
+        self.load_holds(now_ms())?;
         let mut applied = new;
         applied.state_dir = self.config.state_dir.clone();
         applied.api = self.config.api.clone();
@@ -931,7 +1155,14 @@ pub async fn run_with(
         tally: Tally::default(),
         summaries: Vec::new(),
         requests: Vec::new(),
-        snoozed: HashMap::new(),
+        holds: Holds::default(),
+        holds_next_ms: None,
+        held: Vec::new(),
+        released: Vec::new(),
+        windows: config.oncall.maintenance.clone(),
+        escalate: Vec::new(),
+        escalated: Vec::new(),
+        escalation_to: Vec::new(),
         data_version: 0,
         dismissals_seen_ms: now_ms(),
         purged_ms: 0,

@@ -196,10 +196,12 @@ const MIGRATIONS: &[&str] = &[
     // the step firings so far and when the next is due (the timer reads the index, so a
     // restart finds what fell due while it was down); when its news was first held back
     // by a silence or maintenance window (sent once when they end). Silences, made and
-    // ended by operators, and events held back per hour for the digest.
+    // ended by operators, and events held back per hour for the digest. Steps count from
+    // `escalation_since`: the alert's creation, or the end of the silence that held it.
     "ALTER TABLE alerts ADD COLUMN acknowledged_at INTEGER;
      ALTER TABLE alerts ADD COLUMN acknowledged_by TEXT;
      ALTER TABLE alerts ADD COLUMN escalation TEXT;
+     ALTER TABLE alerts ADD COLUMN escalation_since INTEGER;
      ALTER TABLE alerts ADD COLUMN escalation_fired INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE alerts ADD COLUMN escalation_next INTEGER;
      ALTER TABLE alerts ADD COLUMN held_since INTEGER;

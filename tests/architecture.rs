@@ -29,11 +29,11 @@ const LAYERS: &[(&str, &[&str])] = &[
     // Each service and the BEC bridge, owning its config section.
     ("services", &["messengers", "bec", "inbox"]),
     // The assembled config: the services' sections plus the agent's own.
-    ("config", &["config"]),
+    ("config", &["config", "oncall"]),
     // The stages an event passes through.
     (
         "pipeline",
-        &["watcher", "parser", "alerts", "routing", "outbox", "oncall"],
+        &["watcher", "parser", "alerts", "routing", "outbox"],
     ),
     // What wires the rest together or faces the user.
     ("surface", &["agent", "api", "cli"]),

@@ -402,3 +402,118 @@ fn the_implicit_routing_uses_each_services_default_scope() {
         ]
     );
 }
+
+/// DESIGN's on-call example, as an operator writes it (with the services it names).
+const ON_CALL: &str = r#"{
+  "mail": {"server": "smtp.example.org", "scopes": {"default": ["ops@example.org"], "heads": ["heads@example.org"]}},
+  "telegram": {"bot-id": "123456:ABCdef", "channel-id": "-1001234567890"},
+  "signal": {"url": "http://127.0.0.1:8080", "number": "+41791234567",
+             "scopes": {"oncall": {"recipients": ["+41797654321"]}}},
+  "escalation": {
+    "night": {
+      "steps": [
+        {"after": "10m", "to": [{"service": "signal", "scope": "oncall"}]},
+        {"after": "30m", "to": [{"service": "mail", "scope": "heads"}], "repeat": "30m"}
+      ],
+      "ack_timeout": "2h"
+    }
+  },
+  "routes": {"alarm_major": [{"service": "telegram"}, {"escalate": "night"}]},
+  "maintenance": [
+    {"name": "tuesday", "weekly": {"days": ["tue"], "from": "08:00", "to": "12:00"},
+     "tz": "Europe/Zurich", "match": {"severity_at_most": "major"}},
+    {"name": "winter shutdown", "from": "2026-12-21T00:00", "to": "2027-01-05T00:00", "tz": "Europe/Zurich"}
+  ],
+  "digest": [{"at": "07:30", "tz": "Europe/Zurich", "to": [{"service": "mail", "scope": "default"}]}]
+}"#;
+
+#[test]
+fn the_on_call_example_loads_and_check_config_shows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = load(dir.path(), ON_CALL).unwrap();
+    let night = &c.oncall.escalation["night"];
+    assert_eq!(night.steps.len(), 2);
+    assert_eq!(night.steps[0].after, std::time::Duration::from_secs(600));
+    assert_eq!(
+        night.steps[1].repeat,
+        Some(std::time::Duration::from_secs(1800))
+    );
+    assert_eq!(c.oncall.escalate["alarm_major"], "night");
+    assert_eq!(c.oncall.maintenance.len(), 2);
+    assert_eq!(c.oncall.digest.len(), 1);
+    // The route's destinations are the telegram one alone: the escalation is no destination.
+    let routes = c.routes.as_ref().unwrap();
+    assert_eq!(routes["alarm_major"].len(), 1);
+
+    std::fs::write(dir.path().join("config.json"), ON_CALL).unwrap();
+    let out = protowatch()
+        .arg("check-config")
+        .arg("--config")
+        .arg(dir.path().join("config.json"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(r#""escalate": "night""#), "{text}");
+    assert!(
+        text.contains("Tuesday 08:00–12:00 (Europe/Zurich)"),
+        "{text}"
+    );
+    assert!(text.contains(r#""ack_timeout": "2h""#), "{text}");
+}
+
+#[test]
+fn on_call_mistakes_are_named_where_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let with = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut v: serde_json::Value = serde_json::from_str(ON_CALL).unwrap();
+        edit(&mut v);
+        problems(dir.path(), &v.to_string())
+    };
+    let e = with(&|v| v["routes"]["alarm_major"][1] = json!({"escalate": "nigth"}));
+    assert!(
+        e.contains(
+            r#"routes.alarm_major[1].escalate: no escalation policy "nigth": expected one of night"#
+        ),
+        "{e}"
+    );
+    let e = with(&|v| v["escalation"]["night"]["steps"][0]["repeat"] = json!("5m"));
+    assert!(
+        e.contains("escalation.night.steps[0].repeat: only the last step may repeat"),
+        "{e}"
+    );
+    let e = with(&|v| v["escalation"]["night"]["steps"][1]["to"][0]["scope"] = json!("bosses"));
+    assert!(e.contains("escalation.night.steps[1].to[0].scope: "), "{e}");
+    assert!(e.contains("bosses"), "{e}");
+    let e = with(&|v| v["maintenance"][0]["tz"] = json!("Europe/Zürich"));
+    assert!(
+        e.contains(r#"maintenance[0].tz: unknown time zone "Europe/Zürich": expected an IANA name such as "Europe/Zurich""#),
+        "{e}"
+    );
+    let e = with(&|v| v["maintenance"][0]["weekly"]["days"] = json!(["tues"]));
+    assert!(
+        e.contains(r#"maintenance[0].weekly.days[0]: "tues" is not a day of the week"#),
+        "{e}"
+    );
+    let e = with(&|v| v["maintenance"][1]["to"] = json!("2026-12-01T00:00"));
+    assert!(
+        e.contains("maintenance[1].to: to (2026-12-01T00:00) is not after from (2026-12-21T00:00)"),
+        "{e}"
+    );
+    let e = with(&|v| v["maintenance"][0]["match"]["text"] = json!("(unclosed"));
+    assert!(
+        e.contains("maintenance[0].match: text: not a valid regular expression"),
+        "{e}"
+    );
+    let e = with(&|v| v["digest"][0]["at"] = json!("7:30"));
+    assert!(
+        e.contains(r#"digest[0].at: "7:30" is not a time of day: expected "HH:MM", e.g. "08:00""#),
+        "{e}"
+    );
+    let e =
+        with(&|v| v["routes"]["alarm_major"][1] = json!({"escalate": "night", "service": "mail"}));
+    assert!(
+        e.contains("routes.alarm_major[1]: a route entry is a destination"),
+        "{e}"
+    );
+}

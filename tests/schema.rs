@@ -155,10 +155,29 @@ fn full_configs(dir: &Path) -> [Value; 4] {
                 {"name": "heartbeat", "pattern": "heartbeat", "event": "ignore"},
             ],
             "routes": {
-                "alarm_major": [{"service": "mail", "scope": "night"}, {"service": "telegram"}],
+                "alarm_major": [{"service": "mail", "scope": "night"}, {"service": "telegram"},
+                                {"escalate": "night"}],
                 "new_scan": [{"service": "Telegram", "scope": "lab"}],
                 "alarm_minor": [{"service": "webhook", "scope": "ops"}, {"service": "alertmanager"}],
             },
+            "escalation": {
+                "night": {
+                    "steps": [
+                        {"after": "10m", "to": [{"service": "signal", "scope": "oncall"}]},
+                        {"after": "30m", "to": [{"service": "mail", "scope": "night"}], "repeat": "30m"},
+                    ],
+                    "ack_timeout": "2h",
+                },
+            },
+            "maintenance": [
+                {"name": "tuesday", "weekly": {"days": ["tue"], "from": "08:00", "to": "12:00"},
+                 "tz": "Europe/Zurich",
+                 "match": {"event": "alarm_minor", "severity_at_most": "major", "source": "detector",
+                           "key": "k", "text": "vacuum"}},
+                {"name": "winter shutdown", "from": "2026-12-21T00:00", "to": "2027-01-05T00:00",
+                 "tz": "Europe/Zurich"},
+            ],
+            "digest": [{"at": "07:30", "tz": "Europe/Zurich", "to": [{"service": "mail", "scope": "night"}]}],
             "throttle": {
                 "repeat_interval": "15m",
                 "max_age": 7200,
@@ -214,6 +233,21 @@ fn keys_used(v: &Value, path: &str, out: &mut BTreeSet<(String, String)>) {
             ("", "watch" | "rules") => {
                 for item in child.as_array().unwrap() {
                     keys_used(item, &format!("{k}[]"), out);
+                }
+            }
+            ("", "escalation") => {
+                for policy in child.as_object().unwrap().values() {
+                    keys_used(policy, "escalation.*", out);
+                }
+            }
+            ("", "maintenance" | "digest") => {
+                for item in child.as_array().unwrap() {
+                    keys_used(item, &format!("{k}[]"), out);
+                }
+            }
+            ("escalation.*", "steps") | ("escalation.*.steps[]" | "digest[]", "to") => {
+                for item in child.as_array().unwrap() {
+                    keys_used(item, &format!("{path}.{k}[]"), out);
                 }
             }
             ("", "routes") => {

@@ -10,6 +10,7 @@
 
 use crate::alerts::{self, Seen};
 use crate::inbox;
+use crate::oncall::silences;
 use crate::outbox::queue::{self, Delivery};
 use crate::routing::throttle::{self, Change};
 use crate::store::{Store, StoreError, now_ms};
@@ -31,6 +32,16 @@ pub struct Batch<'a> {
     /// Inbox requests taken in this batch: id, destinations sent to now, destinations
     /// where it was counted as a repeat.
     pub accepted: Vec<(i64, u32, u32)>,
+    /// Events a silence or maintenance window held back: their alert's key, and the
+    /// silences (ids) that held each; counted, and the alert marked to be sent once
+    /// when they end.
+    pub held: Vec<(String, Vec<i64>)>,
+    /// Alerts whose held-back news was queued in this batch.
+    pub released: Vec<i64>,
+    /// Escalations to start.
+    pub escalate: Vec<alerts::EscalationStart>,
+    /// Escalations that moved: the alert's id, step firings so far, next due time.
+    pub escalated: Vec<(i64, u32, Option<i64>)>,
 }
 
 /// Stores a batch — events with one outbox row per destination, alert updates,
@@ -40,6 +51,16 @@ pub fn commit(store: &mut Store, batch: &Batch<'_>) -> Result<(), StoreError> {
     store.write(|tx| {
         queue::enqueue(tx, &batch.deliveries, now)?;
         alerts::record(tx, &batch.alerts)?;
+        if !batch.held.is_empty() {
+            let keys: Vec<String> = batch.held.iter().map(|(k, _)| k.clone()).collect();
+            alerts::mark_held(tx, &keys, now)?;
+            for (_, ids) in &batch.held {
+                silences::count_held(tx, ids, now)?;
+            }
+        }
+        alerts::release_held(tx, &batch.released)?;
+        alerts::start_escalation(tx, &batch.escalate)?;
+        alerts::advance_escalation(tx, &batch.escalated)?;
         inbox::accept(tx, &batch.accepted, now)?;
         throttle::save(tx, &batch.throttle)?;
         if let Some(cp) = batch.checkpoint {

@@ -7,15 +7,16 @@
 //! as durable as the checkpoint. An alert that was dismissed, or whose `ttl` ran out,
 //! starts afresh when its key is seen again.
 
+pub mod holds;
 pub mod hours;
 pub mod page;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-pub use crate::event::alert::{Alert, MAX_TTL_S, actions_json};
+pub use crate::event::alert::{Alert, Escalation, MAX_TTL_S, actions_json};
 use crate::event::{Action, Details, Event, Message, Severity};
 use crate::messengers::runtime;
 use crate::store::{Store, StoreError, Tx};
@@ -132,7 +133,28 @@ pub fn record(tx: &Tx<'_>, seen: &[Seen]) -> rusqlite::Result<()> {
              last_seen = MAX(alerts.last_seen, excluded.last_seen),
              event = excluded.event, severity = excluded.severity, source = excluded.source,
              message = excluded.message, details = excluded.details, ttl_s = excluded.ttl_s,
-             origin = COALESCE(excluded.origin, alerts.origin), dismissed_at = NULL",
+             origin = COALESCE(excluded.origin, alerts.origin), dismissed_at = NULL,
+             acknowledged_at = CASE WHEN alerts.dismissed_at IS NOT NULL
+                     OR alerts.last_seen + alerts.ttl_s * 1000 < excluded.first_seen
+                 THEN NULL ELSE alerts.acknowledged_at END,
+             acknowledged_by = CASE WHEN alerts.dismissed_at IS NOT NULL
+                     OR alerts.last_seen + alerts.ttl_s * 1000 < excluded.first_seen
+                 THEN NULL ELSE alerts.acknowledged_by END,
+             escalation_since = CASE WHEN alerts.dismissed_at IS NOT NULL
+                     OR alerts.last_seen + alerts.ttl_s * 1000 < excluded.first_seen
+                 THEN NULL ELSE alerts.escalation_since END,
+             escalation = CASE WHEN alerts.dismissed_at IS NOT NULL
+                     OR alerts.last_seen + alerts.ttl_s * 1000 < excluded.first_seen
+                 THEN NULL ELSE alerts.escalation END,
+             escalation_fired = CASE WHEN alerts.dismissed_at IS NOT NULL
+                     OR alerts.last_seen + alerts.ttl_s * 1000 < excluded.first_seen
+                 THEN 0 ELSE alerts.escalation_fired END,
+             escalation_next = CASE WHEN alerts.dismissed_at IS NOT NULL
+                     OR alerts.last_seen + alerts.ttl_s * 1000 < excluded.first_seen
+                 THEN NULL ELSE alerts.escalation_next END,
+             held_since = CASE WHEN alerts.dismissed_at IS NOT NULL
+                     OR alerts.last_seen + alerts.ttl_s * 1000 < excluded.first_seen
+                 THEN NULL ELSE alerts.held_since END",
     )?;
     for s in seen {
         let e = &s.event;
@@ -157,7 +179,9 @@ pub fn record(tx: &Tx<'_>, seen: &[Seen]) -> rusqlite::Result<()> {
 
 const COLUMNS: &str = "id, key, event, severity, source, message, details, first_seen, last_seen,
                        times_seen, ttl_s, dismissed_at, machine_id, actions, data, origin,
-                       dismissed_by, snoozed_until, snoozed_by";
+                       dismissed_by, snoozed_until, snoozed_by, acknowledged_by, acknowledged_at,
+                       escalation, escalation_fired, escalation_next, held_since,
+                       escalation_since";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
     let text = |i: usize| -> rusqlite::Result<String> { r.get(i) };
@@ -182,6 +206,19 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
         dismissed_by: r.get(16)?,
         snoozed_until_ms: r.get(17)?,
         snoozed_by: r.get(18)?,
+        acknowledged_by: r.get(19)?,
+        acknowledged_at_ms: r.get(20)?,
+        escalation: r.get::<_, Option<String>>(21)?.map(|policy| Escalation {
+            policy,
+            fired: r
+                .get::<_, i64>(22)
+                .unwrap_or(0)
+                .clamp(0, i64::from(u32::MAX)) as u32,
+            next_at_ms: r.get(23).unwrap_or(None),
+            since_ms: r.get::<_, Option<i64>>(25).ok().flatten().unwrap_or(0),
+        }),
+        held_since_ms: r.get(24)?,
+        silenced_by: Vec::new(),
     })
 }
 
@@ -254,6 +291,126 @@ pub fn dismiss(store: &Store, id: i64, now_ms: i64, by: &str) -> Result<bool, St
         tracing::info!(target: "protowatch::audit", alert = id, by, "alert dismissed");
     }
     Ok(done)
+}
+
+/// Acknowledges one active alert on behalf of `by` ("I'm on it"): it stays active and
+/// keeps counting, its escalation stops (until the policy's `ack_timeout`), and its
+/// repeats are not sent until it clears or is dismissed. `false` if there is no active
+/// alert with that id. As [`dismiss`], the one way to do it from every surface, with its
+/// audit line; a second acknowledgement records the newer one (someone took over).
+pub fn acknowledge(store: &Store, id: i64, now_ms: i64, by: &str) -> Result<bool, StoreError> {
+    let done = store.with_conn(|c| {
+        c.execute(
+            "UPDATE alerts SET acknowledged_at = ?2, acknowledged_by = ?3
+             WHERE id = ?1 AND dismissed_at IS NULL
+               AND (ttl_s IS NULL OR last_seen + ttl_s * 1000 >= ?2)",
+            params![id, now_ms, by],
+        )
+        .map(|n| n == 1)
+    })?;
+    if done {
+        tracing::info!(target: "protowatch::audit", alert = id, by, "alert acknowledged");
+    }
+    Ok(done)
+}
+
+/// Keys of the active alerts someone acknowledged: their repeats are held back.
+pub fn acknowledged(store: &Store, now_ms: i64) -> Result<HashSet<String>, StoreError> {
+    store.with_conn(|c| {
+        let mut stmt = c.prepare_cached(
+            "SELECT key FROM alerts WHERE acknowledged_at IS NOT NULL AND dismissed_at IS NULL
+               AND (ttl_s IS NULL OR last_seen + ttl_s * 1000 >= ?1)",
+        )?;
+        let rows = stmt.query_map([now_ms], |r| r.get(0))?;
+        rows.collect()
+    })
+}
+
+/// Marks the alerts of `keys` as holding news a silence or maintenance window kept back
+/// (the first time only), in the batch's transaction, after [`record`].
+pub fn mark_held(tx: &Tx<'_>, keys: &[String], now_ms: i64) -> rusqlite::Result<()> {
+    let mut st = tx
+        .prepare_cached("UPDATE alerts SET held_since = COALESCE(held_since, ?2) WHERE key = ?1")?;
+    for k in keys {
+        st.execute(params![k, now_ms])?;
+    }
+    Ok(())
+}
+
+/// Active alerts whose news was held back, oldest first: to send once when nothing
+/// holds them any more.
+pub fn held(store: &Store, now_ms: i64) -> Result<Vec<Alert>, StoreError> {
+    let alerts = store.with_conn(|c| {
+        let mut stmt = c.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM alerts WHERE held_since IS NOT NULL AND dismissed_at IS NULL
+             ORDER BY held_since, id"
+        ))?;
+        let rows = stmt.query_map([], from_row)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+    })?;
+    Ok(alerts.into_iter().filter(|a| a.is_active(now_ms)).collect())
+}
+
+/// The held news of these alerts was sent (or is no longer news): in the transaction
+/// that queues it.
+pub fn release_held(tx: &Tx<'_>, ids: &[i64]) -> rusqlite::Result<()> {
+    let mut st = tx.prepare_cached("UPDATE alerts SET held_since = NULL WHERE id = ?1")?;
+    for id in ids {
+        st.execute([id])?;
+    }
+    Ok(())
+}
+
+/// Starts the escalation of the alerts of these keys that have none running. In the batch's
+/// transaction, after [`record`] (which ends the escalation of an alert that starts
+/// afresh).
+pub fn start_escalation(tx: &Tx<'_>, start: &[EscalationStart]) -> rusqlite::Result<()> {
+    let mut st = tx.prepare_cached(
+        "UPDATE alerts SET escalation = ?2, escalation_fired = 0,
+                           escalation_since = COALESCE(?4, first_seen),
+                           escalation_next = COALESCE(?4, first_seen) + ?3
+         WHERE key = ?1 AND escalation IS NULL AND dismissed_at IS NULL",
+    )?;
+    for s in start {
+        st.execute(params![s.key, s.policy, s.first_step_ms, s.since_ms])?;
+    }
+    Ok(())
+}
+
+/// An escalation to start for an alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EscalationStart {
+    pub key: String,
+    pub policy: String,
+    /// The first step's delay.
+    pub first_step_ms: i64,
+    /// What the steps count from; `None`: the alert's creation.
+    pub since_ms: Option<i64>,
+}
+
+/// Active alerts whose next escalation step is due at `now_ms`.
+pub fn escalation_due(store: &Store, now_ms: i64) -> Result<Vec<Alert>, StoreError> {
+    store.with_conn(|c| {
+        let mut stmt = c.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM alerts
+             WHERE escalation_next IS NOT NULL AND escalation_next <= ?1 AND dismissed_at IS NULL
+             ORDER BY escalation_next LIMIT 1000"
+        ))?;
+        let rows = stmt.query_map([now_ms], from_row)?;
+        rows.collect()
+    })
+}
+
+/// Where an alert's escalation stands after this batch: step firings so far and the
+/// next due time (`None`: it is over). In the transaction that queues the steps.
+pub fn advance_escalation(tx: &Tx<'_>, moves: &[(i64, u32, Option<i64>)]) -> rusqlite::Result<()> {
+    let mut st = tx.prepare_cached(
+        "UPDATE alerts SET escalation_fired = ?2, escalation_next = ?3 WHERE id = ?1",
+    )?;
+    for (id, fired, next) in moves {
+        st.execute(params![id, fired, next])?;
+    }
+    Ok(())
 }
 
 /// `__resend`: the alert again, as an event through its event's routes now, queued in
@@ -526,6 +683,16 @@ impl runtime::Alerts for Actions {
 
     fn snooze(&self, store: &Store, id: i64, until_ms: i64, by: &str) -> Result<bool, StoreError> {
         snooze(store, id, until_ms, by)
+    }
+
+    fn acknowledge(
+        &self,
+        store: &Store,
+        id: i64,
+        now_ms: i64,
+        by: &str,
+    ) -> Result<bool, StoreError> {
+        acknowledge(store, id, now_ms, by)
     }
 }
 

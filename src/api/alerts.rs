@@ -576,7 +576,7 @@ pub async fn notify_status(
 /// `POST /api/alerts/{id}/action/{action}`, with OnTakt's codes: 404 no such active
 /// alert, or it carries no action with that string; 501 an action the server has no
 /// handler for (a client action, a URL, an unknown `__` name); 424 the handler failed;
-/// 204 done. The handlers: `__dismiss` (as `DELETE`), `__snooze` (no messages for its
+/// 204 done. The handlers: `__dismiss` (as `DELETE`), `__ack` (as `POST …/ack`), `__snooze` (no messages for its
 /// key for `data.snooze_s` seconds, an hour without it) and `__resend` (the alert again,
 /// through its event's routes).
 pub async fn action(
@@ -603,6 +603,11 @@ pub async fn action(
     match action.as_str() {
         "__dismiss" => {
             st.db(move |s| alerts::dismiss(s, id, now, by)).await?;
+            Ok(StatusCode::NO_CONTENT)
+        }
+        "__ack" => {
+            st.db(move |s| alerts::acknowledge(s, id, now, by)).await?;
+            (st.wake)();
             Ok(StatusCode::NO_CONTENT)
         }
         "__resend" => {

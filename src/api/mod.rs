@@ -13,6 +13,7 @@ pub(crate) mod access;
 mod alerts;
 pub mod console;
 pub mod hello;
+mod oncall;
 mod refusals;
 pub mod session;
 mod shed;
@@ -417,6 +418,9 @@ fn router(state: Arc<ApiState>) -> Router {
         .route("/api/alerts/clear", post(alerts::clear))
         .route("/api/alerts/{id}", delete(alerts::dismiss))
         .route("/api/alerts/{id}/action/{action}", post(alerts::action))
+        .route("/api/alerts/{id}/ack", post(oncall::ack))
+        .route("/api/silences", get(oncall::list).post(oncall::add))
+        .route("/api/silences/{id}", delete(oncall::expire))
         .route(
             "/api/notify",
             post(alerts::notify).layer(DefaultBodyLimit::max(MAX_NOTIFY_BODY)),

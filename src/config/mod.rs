@@ -9,6 +9,7 @@
 
 pub mod diff;
 pub mod edit;
+pub mod oncall;
 pub mod schema;
 mod validate;
 
@@ -62,6 +63,9 @@ pub struct Config {
     pub rules: Vec<RuleConfig>,
     /// `None` when the file has no `routes`: then the default routing applies.
     pub routes: Option<BTreeMap<String, Vec<Destination>>>,
+    /// Escalation policies, maintenance windows, handover digests, and which events
+    /// escalate (`{"escalate": …}` in `routes`).
+    pub oncall: oncall::OnCall,
     pub throttle: ThrottleConfig,
     pub api: ApiConfig,
     pub state_dir: PathBuf,
@@ -413,14 +417,20 @@ impl Config {
             let routes: serde_json::Map<String, Value> = routes
                 .iter()
                 .map(|(event, targets)| {
-                    let t: Vec<Value> = targets
+                    let mut t: Vec<Value> = targets
                         .iter()
                         .map(|t| json!({"service": t.service.as_str(), "scope": t.scope}))
                         .collect();
+                    if let Some(policy) = self.oncall.escalate.get(event) {
+                        t.push(json!({"escalate": policy}));
+                    }
                     (event.clone(), Value::Array(t))
                 })
                 .collect();
             out.insert("routes".into(), Value::Object(routes));
+        }
+        for (key, value) in oncall::shown(&self.oncall) {
+            out.insert(key.into(), value);
         }
         out.insert(
             "throttle".into(),

@@ -9,13 +9,14 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::check::{Checker, Problem, index, join};
+use super::oncall::{self, OnCall};
 use super::{
     ApiConfig, Config, DEFAULT_FORGET_AFTER, DEFAULT_MAX_FILES, DEFAULT_MAX_LINE_BYTES,
     Destination, Encoding, Format, RuleConfig, Secret, SecretAccess, Sections, Service, StartAt,
     ThrottleConfig, WatchConfig, WatchMode, host_name,
 };
 use crate::event::Severity;
-use crate::settings::{resolve, unknown_scope};
+use crate::settings::resolve;
 
 /// The top level's own keys; each service's section sits between `instrument` and
 /// `watch`.
@@ -24,6 +25,9 @@ const TOP_AFTER: &[&str] = &[
     "watch",
     "rules",
     "routes",
+    "escalation",
+    "maintenance",
+    "digest",
     "throttle",
     "api",
     "state_dir",
@@ -44,7 +48,7 @@ const WATCH: &[&str] = &[
     "follow_links",
 ];
 const RULE: &[&str] = &["name", "pattern", "event", "severity", "key"];
-const ROUTE: &[&str] = &["service", "scope"];
+const ROUTE: &[&str] = &["service", "scope", "escalate"];
 
 /// Every key the loader accepts, by the JSON path of the object it is in (`watch[]`: each
 /// entry of `watch`, `routes.*[]`: each destination of any event). The schema
@@ -72,6 +76,14 @@ static KEYS: LazyLock<KeyList> = LazyLock::new(|| {
         ("watch[]", WATCH),
         ("rules[]", RULE),
         ("routes.*[]", ROUTE),
+        ("escalation.*", oncall::POLICY),
+        ("escalation.*.steps[]", oncall::STEP),
+        ("escalation.*.steps[].to[]", oncall::DESTINATION),
+        ("maintenance[]", oncall::WINDOW),
+        ("maintenance[].weekly", oncall::WEEKLY),
+        ("maintenance[].match", &crate::oncall::matcher::KEYS),
+        ("digest[]", oncall::DIGEST),
+        ("digest[].to[]", oncall::DESTINATION),
         ("throttle", THROTTLE),
         (
             "throttle.per_minute",
@@ -148,7 +160,26 @@ pub fn config(
             Vec::new()
         }
     };
-    let routes = top.get("routes").and_then(|v| routes(&mut c, v, &services));
+    let escalation = top
+        .get("escalation")
+        .map(|v| oncall::escalation(&mut c, v, &services))
+        .unwrap_or_default();
+    let mut escalate = BTreeMap::new();
+    let routes = top
+        .get("routes")
+        .and_then(|v| routes(&mut c, v, &services, &escalation, &mut escalate));
+    let oncall = OnCall {
+        maintenance: top
+            .get("maintenance")
+            .map(|v| oncall::maintenance(&mut c, v))
+            .unwrap_or_default(),
+        digest: top
+            .get("digest")
+            .map(|v| oncall::digest(&mut c, v, &services))
+            .unwrap_or_default(),
+        escalation,
+        escalate,
+    };
     let throttle = top
         .get("throttle")
         .and_then(|v| throttle(&mut c, v))
@@ -173,6 +204,7 @@ pub fn config(
             watch,
             rules,
             routes,
+            oncall,
             throttle,
             api: api.unwrap_or_default(),
             state_dir,
@@ -412,9 +444,9 @@ fn routes(
     c: &mut Checker,
     v: &Value,
     services: &Sections,
+    policies: &BTreeMap<String, crate::oncall::Policy>,
+    escalate: &mut BTreeMap<String, String>,
 ) -> Option<BTreeMap<String, Vec<Destination>>> {
-    let service_choices: Vec<(&str, Service)> =
-        Service::ALL.iter().map(|s| (s.as_str(), *s)).collect();
     let Some(obj) = v.as_object() else {
         c.wrong_type("routes", "an object mapping event names to destinations", v);
         return None;
@@ -429,54 +461,27 @@ fn routes(
         let mut list = Vec::new();
         for (i, t) in items.iter().enumerate() {
             let tp = index(&ep, i);
-            let Some(t) = c.object(t, &tp, ROUTE) else {
-                continue;
-            };
-            let service = c.choice(t, "service", &tp, &service_choices);
-            let service = c.required(service, t, "service", &tp);
-            let scope = c.non_empty(t, "scope", &tp);
-            let Some(service) = service else { continue };
-            // Each service's scope names, and its default scope for entries without one.
-            let known = services
-                .scopes(service)
-                .map(|names| (names, services.default_scope(service)));
-            let Some((names, default)) = known else {
-                c.problem(
-                    join(&tp, "service"),
-                    format!("the service {service} is not configured (no \"{service}\" section)"),
-                );
-                continue;
-            };
-            let scope = match (scope, default) {
-                (Some(s), _) => s,
-                // An empty or mistyped "scope" was reported already.
-                (None, _) if t.contains_key("scope") => continue,
-                (None, Some(d)) => d.to_string(),
-                (None, None) => {
-                    c.problem(
-                        join(&tp, "scope"),
-                        format!(
-                            "missing, and {service} has no default scope: name one of {} here, or set {service}.default_scope",
-                            if names.is_empty() {
-                                "its scopes".to_string()
-                            } else {
-                                names.join(", ")
-                            }
-                        ),
-                    );
+            if let Some(map) = t.as_object().filter(|m| m.contains_key("escalate")) {
+                if c.object(t, &tp, ROUTE).is_none() {
                     continue;
                 }
-            };
-            if names.contains(&scope.as_str()) {
-                let target = Destination { service, scope };
-                if !list.contains(&target) {
-                    list.push(target);
+                if let Some(policy) = oncall::escalate_entry(c, map, &tp, policies) {
+                    if escalate.contains_key(event) {
+                        c.problem(
+                            tp,
+                            "an event follows one escalation policy: this route names a second",
+                        );
+                    } else {
+                        escalate.insert(event.clone(), policy);
+                    }
                 }
-            } else {
-                c.problem(
-                    join(&tp, "scope"),
-                    unknown_scope(service.as_str(), &scope, names),
-                );
+                continue;
+            }
+            let Some(target) = oncall::destination(c, t, &tp, services, ROUTE) else {
+                continue;
+            };
+            if !list.contains(&target) {
+                list.push(target);
             }
         }
         out.insert(event.clone(), list);

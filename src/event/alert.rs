@@ -49,6 +49,34 @@ pub struct Alert {
     pub snoozed_until_ms: Option<i64>,
     #[serde(skip)]
     pub snoozed_by: Option<String>,
+    /// Who said "I'm on it" (`telegram:@anna (42)`), and when: escalation stops and its
+    /// repeats wait, until it clears or is dismissed.
+    pub acknowledged_by: Option<String>,
+    #[serde(skip)]
+    pub acknowledged_at_ms: Option<i64>,
+    /// The escalation policy it follows and where it stands in it.
+    pub escalation: Option<Escalation>,
+    /// When its news was first held back by a silence or maintenance window; sent once
+    /// when they end and it is still active.
+    #[serde(skip)]
+    pub held_since_ms: Option<i64>,
+    /// The silences (their ids) and maintenance windows (their names) holding it back
+    /// now; filled by whoever shows it, from the holds in force (`oncall`).
+    pub silenced_by: Vec<String>,
+}
+
+/// Where an alert stands in its escalation policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Escalation {
+    pub policy: String,
+    /// Step firings so far, repeats of the last step included.
+    pub fired: u32,
+    /// When the next step is due (ms), if one will be.
+    pub next_at_ms: Option<i64>,
+    /// What its steps count from: the alert's creation, or the end of the silence that
+    /// held it back.
+    #[serde(skip)]
+    pub since_ms: i64,
 }
 
 impl Alert {
@@ -72,6 +100,14 @@ impl Alert {
             "event": self.event,
             "level": self.severity.as_str(),
             "source": self.source,
+            "acknowledged_by": self.acknowledged_by,
+            "acknowledged_at": self.acknowledged_at_ms.map(epoch_seconds),
+            "escalation": self.escalation.as_ref().map(|e| serde_json::json!({
+                "policy": e.policy,
+                "step": e.fired + 1,
+                "next_at": e.next_at_ms.map(epoch_seconds),
+            })),
+            "silenced_by": self.silenced_by,
         })
     }
 

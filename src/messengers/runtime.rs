@@ -78,6 +78,14 @@ pub trait Alerts: Send + Sync {
     /// On behalf of `by`; `false` when there is no undismissed alert with that id.
     fn dismiss(&self, store: &Store, id: i64, now_ms: i64, by: &str) -> Result<bool, StoreError>;
     fn snooze(&self, store: &Store, id: i64, until_ms: i64, by: &str) -> Result<bool, StoreError>;
+    /// "I'm on it"; `false` when there is no active alert with that id.
+    fn acknowledge(
+        &self,
+        store: &Store,
+        id: i64,
+        now_ms: i64,
+        by: &str,
+    ) -> Result<bool, StoreError>;
 }
 
 /// What the agent does for a service's running side besides the alert actions.

@@ -446,6 +446,9 @@ mod a_new_service {
         fn snooze(&self, _: &Store, _: i64, _: i64, _: &str) -> Result<bool, StoreError> {
             Ok(false)
         }
+        fn acknowledge(&self, _: &Store, _: i64, _: i64, _: &str) -> Result<bool, StoreError> {
+            Ok(false)
+        }
     }
 
     impl runtime::Host for NoAgent {

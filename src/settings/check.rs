@@ -223,7 +223,9 @@ impl Checker {
     }
 }
 
-fn parse_duration(s: &str) -> Option<Duration> {
+/// `"90s"`, `"10m"`, `"24h"`, `"2d"` (also `min`, and fractions): the config's durations,
+/// and the API's and commands' (`silences add --duration 2h`).
+pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
     let (num, unit) = s.split_at(split);

@@ -1,0 +1,491 @@
+//! The on-call sections of the config — `escalation` (named policies), `maintenance`
+//! (windows) and `digest` (handover messages) — and the `{"escalate": …}` entries of
+//! `routes`, read into the rules of [`crate::oncall`] with every problem at its JSON
+//! path, as the agent's other sections are.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::NaiveTime;
+use serde_json::{Map, Value};
+
+use super::check::{Checker, index, join};
+use super::{Destination, Sections, Service};
+use crate::oncall::matcher::{self, Matchers};
+use crate::oncall::window::{self, Schedule, Window, Zone};
+use crate::oncall::{Policy, Step};
+use crate::settings::unknown_scope;
+
+pub const POLICY: &[&str] = &["steps", "ack_timeout"];
+pub const STEP: &[&str] = &["after", "to", "repeat"];
+pub const DESTINATION: &[&str] = &["service", "scope"];
+pub const WINDOW: &[&str] = &["name", "weekly", "from", "to", "tz", "match"];
+pub const WEEKLY: &[&str] = &["days", "from", "to"];
+pub const DIGEST: &[&str] = &["at", "tz", "to"];
+
+const LONGEST: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// A scheduled handover digest: every day at `at` on the zone's clock, to `to`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DigestConfig {
+    pub at: NaiveTime,
+    pub zone: Zone,
+    pub to: Vec<Destination>,
+}
+
+/// The on-call part of the config; empty when the file has none of it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OnCall {
+    pub escalation: BTreeMap<String, Policy>,
+    pub maintenance: Vec<Window>,
+    pub digest: Vec<DigestConfig>,
+    /// Event name → the escalation policy its route names.
+    pub escalate: BTreeMap<String, String>,
+}
+
+/// One `{"service", "scope"}` destination at `p`, checked against the configured
+/// services; a missing scope is the service's default scope.
+pub fn destination(
+    c: &mut Checker,
+    v: &Value,
+    p: &str,
+    services: &Sections,
+    known: &[&str],
+) -> Option<Destination> {
+    let service_choices: Vec<(&str, Service)> =
+        Service::ALL.iter().map(|s| (s.as_str(), *s)).collect();
+    let t = c.object(v, p, known)?;
+    let service = c.choice(t, "service", p, &service_choices);
+    let service = c.required(service, t, "service", p);
+    let scope = c.non_empty(t, "scope", p);
+    let service = service?;
+    // Each service's scope names, and its default scope for entries without one.
+    let Some((names, default)) = services
+        .scopes(service)
+        .map(|names| (names, services.default_scope(service)))
+    else {
+        c.problem(
+            join(p, "service"),
+            format!("the service {service} is not configured (no \"{service}\" section)"),
+        );
+        return None;
+    };
+    let scope = match (scope, default) {
+        (Some(s), _) => s,
+        // An empty or mistyped "scope" was reported already.
+        (None, _) if t.contains_key("scope") => return None,
+        (None, Some(d)) => d.to_string(),
+        (None, None) => {
+            c.problem(
+                join(p, "scope"),
+                format!(
+                    "missing, and {service} has no default scope: name one of {} here, or set {service}.default_scope",
+                    if names.is_empty() {
+                        "its scopes".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
+            );
+            return None;
+        }
+    };
+    if names.contains(&scope.as_str()) {
+        Some(Destination { service, scope })
+    } else {
+        c.problem(
+            join(p, "scope"),
+            unknown_scope(service.as_str(), &scope, names),
+        );
+        None
+    }
+}
+
+/// A non-empty list of destinations at `p`.
+fn destinations(c: &mut Checker, v: &Value, p: &str, services: &Sections) -> Vec<Destination> {
+    let Some(items) = v.as_array().filter(|a| !a.is_empty()) else {
+        c.wrong_type(p, "a non-empty list of {\"service\", \"scope\"}", v);
+        return Vec::new();
+    };
+    let mut out: Vec<Destination> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        if let Some(d) = destination(c, item, &index(p, i), services, DESTINATION)
+            && !out.contains(&d)
+        {
+            out.push(d);
+        }
+    }
+    out
+}
+
+/// `escalation`: name → policy.
+pub fn escalation(c: &mut Checker, v: &Value, services: &Sections) -> BTreeMap<String, Policy> {
+    let mut out = BTreeMap::new();
+    let Some(obj) = v.as_object() else {
+        c.wrong_type(
+            "escalation",
+            "an object mapping policy names to policies",
+            v,
+        );
+        return out;
+    };
+    for (name, pv) in obj {
+        let p = join("escalation", name);
+        let Some(map) = c.object(pv, &p, POLICY) else {
+            continue;
+        };
+        let ack_timeout = c.duration(map, "ack_timeout", &p, Duration::from_secs(1), LONGEST);
+        let steps_path = join(&p, "steps");
+        let steps = match map.get("steps") {
+            Some(Value::Array(items)) if !items.is_empty() => {
+                steps(c, items, &steps_path, services)
+            }
+            Some(other) => {
+                c.wrong_type(&steps_path, "a non-empty list of steps", other);
+                continue;
+            }
+            None => {
+                c.problem(
+                    steps_path,
+                    "missing (required): list the steps, each {\"after\", \"to\"}",
+                );
+                continue;
+            }
+        };
+        if let Some(steps) = steps {
+            out.insert(
+                name.clone(),
+                Policy {
+                    name: name.clone(),
+                    steps,
+                    ack_timeout,
+                },
+            );
+        }
+    }
+    out
+}
+
+fn steps(c: &mut Checker, items: &[Value], p: &str, services: &Sections) -> Option<Vec<Step>> {
+    let before = c.problems.len();
+    let mut out = Vec::new();
+    let mut last_after: Option<Duration> = None;
+    for (i, item) in items.iter().enumerate() {
+        let sp = index(p, i);
+        let Some(map) = c.object(item, &sp, STEP) else {
+            continue;
+        };
+        let after = c.duration(map, "after", &sp, Duration::ZERO, LONGEST);
+        let after = c.required(after, map, "after", &sp);
+        let repeat = c.duration(map, "repeat", &sp, Duration::from_secs(1), LONGEST);
+        if repeat.is_some() && i + 1 < items.len() {
+            c.problem(
+                join(&sp, "repeat"),
+                "only the last step may repeat: it is the one told again until someone acts",
+            );
+        }
+        let to = match map.get("to") {
+            Some(v) => destinations(c, v, &join(&sp, "to"), services),
+            None => {
+                c.problem(join(&sp, "to"), "missing (required)");
+                Vec::new()
+            }
+        };
+        if let (Some(a), Some(prev)) = (after, last_after)
+            && a < prev
+        {
+            c.problem(
+                join(&sp, "after"),
+                "steps are counted from the alert's creation: each must come at or after the one before",
+            );
+        }
+        if let Some(a) = after {
+            last_after = Some(a);
+            out.push(Step {
+                after: a,
+                to,
+                repeat,
+            });
+        }
+    }
+    (c.problems.len() == before).then_some(out)
+}
+
+fn zone(c: &mut Checker, map: &Map<String, Value>, p: &str) -> Option<Zone> {
+    let name = c.non_empty(map, "tz", p);
+    if name.is_none() && map.contains_key("tz") {
+        return None;
+    }
+    match Zone::parse(name.as_deref()) {
+        Ok(z) => Some(z),
+        Err(e) => {
+            c.problem(join(p, "tz"), e.to_string());
+            None
+        }
+    }
+}
+
+fn parsed<T>(
+    c: &mut Checker,
+    map: &Map<String, Value>,
+    key: &str,
+    p: &str,
+    parse: impl Fn(&str) -> Result<T, window::WindowError>,
+) -> Option<T> {
+    let text = c.non_empty(map, key, p)?;
+    match parse(&text) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            c.problem(join(p, key), e.to_string());
+            None
+        }
+    }
+}
+
+/// `maintenance`: a list of windows.
+pub fn maintenance(c: &mut Checker, v: &Value) -> Vec<Window> {
+    let Some(items) = v.as_array() else {
+        c.wrong_type("maintenance", "a list of maintenance windows", v);
+        return Vec::new();
+    };
+    let mut out: Vec<Window> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let p = index("maintenance", i);
+        let Some(map) = c.object(item, &p, WINDOW) else {
+            continue;
+        };
+        let name = c.non_empty(map, "name", &p);
+        let name = c.required(name, map, "name", &p);
+        if let Some(n) = &name
+            && out.iter().any(|w| &w.name == n)
+        {
+            c.problem(
+                join(&p, "name"),
+                format!("{n:?} names another window already"),
+            );
+        }
+        let zone = zone(c, map, &p);
+        let match_path = join(&p, "match");
+        let matchers = match map.get("match") {
+            None => Some(Matchers::default()),
+            // Unknown keys are reported as everywhere else in the file.
+            Some(m) => match c.object(m, &match_path, &matcher::KEYS) {
+                None => None,
+                Some(_) => match Matchers::from_json(m) {
+                    Ok(m) => Some(m),
+                    Err(matcher::MatcherError::UnknownKey(_)) => None,
+                    Err(e) => {
+                        c.problem(match_path, e.to_string());
+                        None
+                    }
+                },
+            },
+        };
+        let schedule = match map.get("weekly") {
+            Some(w) => {
+                if map.contains_key("from") || map.contains_key("to") {
+                    c.problem(
+                        p.clone(),
+                        "a window is either \"weekly\" or a \"from\"–\"to\" date range, not both",
+                    );
+                }
+                weekly(c, w, &join(&p, "weekly"))
+            }
+            None => {
+                let from = parsed(c, map, "from", &p, window::parse_date_time);
+                let from = c.required(from, map, "from", &p);
+                let to = parsed(c, map, "to", &p, window::parse_date_time);
+                let to = c.required(to, map, "to", &p);
+                match (from, to) {
+                    (Some(f), Some(t)) => match Schedule::range(f, t) {
+                        Ok(s) => Some(s),
+                        Err(e) => {
+                            c.problem(join(&p, "to"), e.to_string());
+                            None
+                        }
+                    },
+                    _ => None,
+                }
+            }
+        };
+        if let (Some(name), Some(schedule), Some(zone), Some(matchers)) =
+            (name, schedule, zone, matchers)
+        {
+            out.push(Window {
+                name,
+                schedule,
+                zone,
+                matchers,
+            });
+        }
+    }
+    out
+}
+
+fn weekly(c: &mut Checker, v: &Value, p: &str) -> Option<Schedule> {
+    let map = c.object(v, p, WEEKLY)?;
+    let days_path = join(p, "days");
+    let days = match map.get("days") {
+        Some(Value::Array(items)) if !items.is_empty() => {
+            let mut days = Vec::new();
+            for (i, d) in items.iter().enumerate() {
+                match d.as_str().map(window::parse_day) {
+                    Some(Ok(day)) if !days.contains(&day) => days.push(day),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => c.problem(index(&days_path, i), e.to_string()),
+                    None => c.wrong_type(&index(&days_path, i), "a day such as \"tue\"", d),
+                }
+            }
+            Some(days)
+        }
+        Some(other) => {
+            c.wrong_type(
+                &days_path,
+                "a non-empty list of days such as [\"tue\"]",
+                other,
+            );
+            None
+        }
+        None => {
+            c.problem(days_path, "missing (required)");
+            None
+        }
+    };
+    let from = parsed(c, map, "from", p, window::parse_time);
+    let from = c.required(from, map, "from", p);
+    let to = parsed(c, map, "to", p, window::parse_time);
+    let to = c.required(to, map, "to", p);
+    match Schedule::weekly(days?, from?, to?) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            c.problem(join(p, "to"), e.to_string());
+            None
+        }
+    }
+}
+
+/// `digest`: a list of scheduled handover digests.
+pub fn digest(c: &mut Checker, v: &Value, services: &Sections) -> Vec<DigestConfig> {
+    let Some(items) = v.as_array() else {
+        c.wrong_type("digest", "a list of digests, each {\"at\", \"to\"}", v);
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let p = index("digest", i);
+        let Some(map) = c.object(item, &p, DIGEST) else {
+            continue;
+        };
+        let at = parsed(c, map, "at", &p, window::parse_time);
+        let at = c.required(at, map, "at", &p);
+        let zone = zone(c, map, &p);
+        let to = match map.get("to") {
+            Some(v) => destinations(c, v, &join(&p, "to"), services),
+            None => {
+                c.problem(join(&p, "to"), "missing (required)");
+                Vec::new()
+            }
+        };
+        if let (Some(at), Some(zone), false) = (at, zone, to.is_empty()) {
+            out.push(DigestConfig { at, zone, to });
+        }
+    }
+    out
+}
+
+/// A route entry `{"escalate": "night"}` at `p`: the policy's name, if it names one.
+pub fn escalate_entry(
+    c: &mut Checker,
+    map: &Map<String, Value>,
+    p: &str,
+    policies: &BTreeMap<String, Policy>,
+) -> Option<String> {
+    if map.contains_key("service") || map.contains_key("scope") {
+        c.problem(
+            p,
+            "a route entry is a destination ({\"service\", \"scope\"}) or an escalation ({\"escalate\"}), not both",
+        );
+        return None;
+    }
+    let name = c.non_empty(map, "escalate", p)?;
+    if policies.contains_key(&name) {
+        return Some(name);
+    }
+    let known: Vec<&str> = policies.keys().map(String::as_str).collect();
+    c.problem(
+        join(p, "escalate"),
+        if known.is_empty() {
+            format!("no escalation policy {name:?}: define it under \"escalation\"")
+        } else {
+            format!(
+                "no escalation policy {name:?}: expected one of {}",
+                known.join(", ")
+            )
+        },
+    );
+    None
+}
+
+/// What `check-config` shows of the on-call sections.
+pub fn shown(o: &OnCall) -> Vec<(&'static str, Value)> {
+    use serde_json::json;
+    let dest = |d: &Destination| json!({"service": d.service.as_str(), "scope": d.scope});
+    let mut out = Vec::new();
+    if !o.escalation.is_empty() {
+        let policies: Map<String, Value> = o
+            .escalation
+            .iter()
+            .map(|(name, p)| {
+                let steps: Vec<Value> = p
+                    .steps
+                    .iter()
+                    .map(|s| {
+                        let mut step = json!({
+                            "after": super::duration_text(s.after),
+                            "to": s.to.iter().map(dest).collect::<Vec<_>>(),
+                        });
+                        if let Some(r) = s.repeat {
+                            step["repeat"] = json!(super::duration_text(r));
+                        }
+                        step
+                    })
+                    .collect();
+                let mut policy = json!({"steps": steps});
+                if let Some(t) = p.ack_timeout {
+                    policy["ack_timeout"] = json!(super::duration_text(t));
+                }
+                (name.clone(), policy)
+            })
+            .collect();
+        out.push(("escalation", Value::Object(policies)));
+    }
+    if !o.maintenance.is_empty() {
+        let windows: Vec<Value> = o
+            .maintenance
+            .iter()
+            .map(|w| {
+                let mut v = json!({"name": w.name, "when": w.describe()});
+                if !w.matchers.is_empty() {
+                    v["match"] = w.matchers.to_json();
+                }
+                v
+            })
+            .collect();
+        out.push(("maintenance", Value::Array(windows)));
+    }
+    if !o.digest.is_empty() {
+        let digests: Vec<Value> = o
+            .digest
+            .iter()
+            .map(|d| {
+                json!({
+                    "at": d.at.format("%H:%M").to_string(),
+                    "tz": d.zone.name(),
+                    "to": d.to.iter().map(dest).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        out.push(("digest", Value::Array(digests)));
+    }
+    out
+}
