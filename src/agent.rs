@@ -8,12 +8,12 @@
 //!
 //! Shutdown runs backwards: the watcher threads stop, the pipeline commits what they
 //! handed over (pending tracebacks included), and each delivery worker finishes its send
-//! in flight. Whatever is still queued stays in the store for the next start. The signal
-//! is one `CancellationToken`, handed in by the command that runs the agent and handed
-//! down to each part (as a child where a part may also stop alone); what the parts
-//! share at run time — their health, BEC's routes — is made here and handed to writer
-//! and reader, never kept in a global (docs/ARCHITECTURE.md, "Shutdown and shared
-//! state").
+//! in flight. Whatever is still queued stays in the store for the next start. The
+//! command that runs the agent hands in a `CancellationToken`; the agent answers it with
+//! one signal of its own, of which each part holds a child, cancelled in that order;
+//! what the parts share at run time — their health, BEC's routes — is made here and
+//! handed to writer and reader, never kept in a global (docs/ARCHITECTURE.md, "Shutdown
+//! and shared state").
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -137,7 +137,7 @@ pub enum AgentError {
 /// What the async side asks of the pipeline thread, which looks at it between batches
 /// and at least once a second.
 struct Control {
-    /// The agent's stop signal.
+    /// The intake's child of the agent's stop signal.
     stop: CancellationToken,
     /// SIGHUP: read the config file now, changed or not.
     reload: AtomicBool,
@@ -1028,9 +1028,14 @@ pub async fn run_with(
     stop: CancellationToken,
     reset_state: bool,
 ) -> Result<(), AgentError> {
-    // The agent's own: a pipeline that ends early stops the parts, not the caller's
-    // signal.
-    let stop = stop.child_token();
+    // The agent's own signal, of which every part holds a child: cut from the caller's,
+    // so that the agent cancels its children in its order (docs/ARCHITECTURE.md,
+    // "Shutdown and shared state"). The intake (watcher, pipeline, API, BEC) hears the
+    // caller's stop at once; the services' sides and the outbox are cancelled after the
+    // pipeline committed. However the agent returns, nothing it started runs on.
+    let signal = CancellationToken::new();
+    let _signal_on_return = signal.clone().drop_guard();
+    let intake = signal.child_token();
     give_back_large_buffers();
     let config = Arc::new(config);
     let links = Links::default();
@@ -1069,6 +1074,7 @@ pub async fn run_with(
         &config.throttle,
         router.clone(),
         Arc::new(alerts::Actions),
+        signal.child_token(),
     )?;
     // Rows queued for a destination no route names (a BEC session's phone number, a
     // route removed since) are still to be sent: each gets its worker.
@@ -1100,7 +1106,7 @@ pub async fn run_with(
                 bec: bec_health.clone(),
                 bec_routes: bec_routes.clone(),
             },
-            stop.clone(),
+            intake.clone(),
         )
         .await
         .map_err(|e| AgentError::Setup(format!("the HTTP API: {e}")))?,
@@ -1115,6 +1121,7 @@ pub async fn run_with(
         }),
         changes: outbox.changes(),
         links: links.clone(),
+        stop: signal.child_token(),
     });
     if config.watch.is_empty() {
         tracing::warn!("no \"watch\" entries: only messages sent to this agent will be delivered");
@@ -1126,12 +1133,12 @@ pub async fn run_with(
             config_file: Some(config.file.clone()),
         },
         health: watch_health,
-        stop: stop.clone(),
+        stop: intake.clone(),
     };
     let watcher = Watcher::spawn_guarding(&config.watch, &resume, tx, handed)
         .map_err(|e| AgentError::Setup(format!("cannot start a watcher thread: {e}")))?;
     let control = Arc::new(Control {
-        stop: stop.clone(),
+        stop: intake.clone(),
         reload: AtomicBool::new(false),
     });
     let pipeline = Pipeline {
@@ -1185,7 +1192,7 @@ pub async fn run_with(
                 routes: bec_routes_tx,
                 health: bec_health,
                 wake,
-                stop: stop.clone(),
+                stop: intake.clone(),
             }) {
                 Ok(b) => Some(b),
                 Err(e) => {
@@ -1213,8 +1220,9 @@ pub async fn run_with(
         _ = stop.cancelled() => tracing::info!("shutting down"),
         _ = done_rx => tracing::error!("the pipeline stopped"),
     }
-    // Every part hears it now; each is still awaited in turn below.
-    stop.cancel();
+    // The intake hears it now; each part is still awaited in turn below, and the
+    // services' sides and the outbox are cancelled only after the pipeline ended.
+    intake.cancel();
     crate::systemd::notify("STOPPING=1");
     if let Some(bec) = bec {
         bec.stop().await;

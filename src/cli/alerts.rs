@@ -102,12 +102,7 @@ fn show(rows: &[(serde_json::Value, &str)], json: bool) -> Result<(), CliError> 
     }
     let time = |v: &serde_json::Value| {
         v.as_f64()
-            .and_then(|s| chrono::DateTime::from_timestamp_millis((s * 1000.0).round() as i64))
-            .map(|t| {
-                t.with_timezone(&chrono::Local)
-                    .format("%Y-%m-%d %H:%M:%S")
-                    .to_string()
-            })
+            .map(|s| super::table::local_time((s * 1000.0).round() as i64))
             .unwrap_or_default()
     };
     let mut t = Table::new(&[

@@ -61,15 +61,6 @@ pub fn run(cli: &Cli, cmd: &OutboxCommand) -> Result<(), CliError> {
 }
 
 fn table(rows: &[OutboxEntry]) -> String {
-    let time = |ms: i64| {
-        chrono::DateTime::from_timestamp_millis(ms)
-            .map(|t| {
-                t.with_timezone(&chrono::Local)
-                    .format("%Y-%m-%d %H:%M:%S")
-                    .to_string()
-            })
-            .unwrap_or_default()
-    };
     let mut t = Table::new(&[
         ("ID", Align::Right),
         ("STATE", Align::Left),
@@ -85,7 +76,7 @@ fn table(rows: &[OutboxEntry]) -> String {
             if r.dead { "dead" } else { "queue" }.to_string(),
             r.destination.clone(),
             r.event.clone(),
-            time(r.created_at_ms),
+            super::table::local_time(r.created_at_ms),
             r.attempts.to_string(),
             r.last_error.clone().unwrap_or_default(),
         ]);

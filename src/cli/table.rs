@@ -16,6 +16,18 @@ pub enum Align {
     Right,
 }
 
+/// A moment given in milliseconds, in this PC's time zone as the tables show it;
+/// empty when it is out of range.
+pub fn local_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
 pub struct Table {
     headers: Vec<&'static str>,
     align: Vec<Align>,

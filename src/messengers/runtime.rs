@@ -1,6 +1,6 @@
 //! What a service's long-lived side receives: the store, the agent's alert actions and
-//! the reads it shows, the wake-up after each change of the store, the shutdown signal,
-//! and a place to hand its sender what the two share.
+//! the reads it shows, the wake-up after each change of the store, a child of the
+//! agent's stop signal, and a place to hand its sender what the two share.
 //!
 //! Some services are more than a send: Telegram's bot polls for presses and commands
 //! and keeps its messages in step with their alerts; Alertmanager is kept in step with
@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{Destination, Messengers, Sections};
 use crate::event::alert::Alert;
@@ -50,6 +51,15 @@ pub async fn on<T: Send + 'static>(
     {
         Ok(r) => r,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// Sleeps for `d` or until `stop` is cancelled; `false` when it is. A task that waits
+/// between attempts waits here, so that a stop never waits out a back-off.
+pub async fn pause(stop: &CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = stop.cancelled() => false,
     }
 }
 
@@ -147,8 +157,10 @@ pub struct Ctx {
     /// Bumped after each change of the store (the pipeline's commits, another
     /// process's): wait on it instead of polling the store on a timer of one's own.
     pub changes: watch::Receiver<u64>,
-    /// Turns `true` when the agent stops.
-    pub closing: watch::Receiver<bool>,
+    /// Cancelled when the agent stops the services' sides: after the pipeline, so that
+    /// what it committed last is still shown (docs/ARCHITECTURE.md, "Shutdown and shared
+    /// state").
+    pub stop: CancellationToken,
     /// Where to leave what the service's sender needs from this side.
     pub links: Links,
 }
@@ -167,38 +179,44 @@ pub struct Setup {
     pub host: Arc<dyn Host>,
     pub changes: watch::Receiver<u64>,
     pub links: Links,
+    /// A child of the agent's stop signal, of the sides' own: [`Sides::stop`] cancels it.
+    pub stop: CancellationToken,
 }
 
 /// A service's start: its tasks, or none when its section does not ask for a running
 /// side. Problems are the service's to log: the agent runs on without that side.
 pub type Start<C> = fn(&C, &Ctx) -> Vec<JoinHandle<()>>;
 
-/// The running sides of the services; [`Sides::stop`] ends them.
+/// The running sides of the services; [`Sides::stop`] ends them, and so does dropping
+/// them (an agent that fails to start after them).
 pub struct Sides {
-    closing: watch::Sender<bool>,
+    stop: DropGuard,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Sides {
     /// Starts, with one [`Ctx`], each service's side through `start`.
     pub(super) fn start(setup: Setup, start: impl FnOnce(&Ctx) -> Vec<JoinHandle<()>>) -> Sides {
-        let (closing, rx) = watch::channel(false);
         let ctx = Ctx {
             state_dir: setup.state_dir,
             alerts: setup.alerts,
             host: setup.host,
             changes: setup.changes,
-            closing: rx,
+            stop: setup.stop.clone(),
             links: setup.links,
         };
         let tasks = start(&ctx);
-        Sides { closing, tasks }
+        Sides {
+            stop: setup.stop.drop_guard(),
+            tasks,
+        }
     }
 
     /// Asks every task to end and waits for them.
     pub async fn stop(self) {
-        let _ = self.closing.send(true);
-        for t in self.tasks {
+        let Sides { stop, tasks } = self;
+        drop(stop);
+        for t in tasks {
             let _ = t.await;
         }
     }
@@ -270,7 +288,9 @@ pub struct WorkerCtx {
     pub store: Shared,
     /// Rows were committed for it, or the store changed elsewhere.
     pub notify: Arc<Notify>,
-    pub closing: watch::Receiver<bool>,
+    /// A child of the outbox's signal: cancelled when the agent closes the outbox, after
+    /// the pipeline. A send in flight is finished first.
+    pub stop: CancellationToken,
     pub queue: Arc<dyn Queue>,
     pub alerts: Arc<dyn Alerts>,
 }

@@ -388,10 +388,8 @@ mod a_new_service {
         /// Its running side: leaves a note for the sender, and runs until shutdown.
         pub fn start(_: &PagerConfig, ctx: &Ctx) -> Vec<JoinHandle<()>> {
             ctx.links.put(Seen("started"));
-            let mut closing = ctx.closing.clone();
-            vec![tokio::spawn(async move {
-                let _ = closing.wait_for(|c| *c).await;
-            })]
+            let stop = ctx.stop.clone();
+            vec![tokio::spawn(async move { stop.cancelled().await })]
         }
 
         pub fn worker(_: WorkerCtx) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
@@ -486,6 +484,7 @@ mod a_new_service {
             host: Arc::new(NoAgent(crate::messengers::Sections::default())),
             changes: tokio::sync::watch::channel(0).1,
             links: links.clone(),
+            stop: tokio_util::sync::CancellationToken::new(),
         });
         // The sender, built before the side started (as the agent builds it), finds
         // what the side left.

@@ -31,6 +31,7 @@ pub mod queue;
 
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{Destination, ThrottleConfig};
 use crate::messengers::render::Item;
@@ -63,7 +64,9 @@ struct Inner {
     state_dir: std::path::PathBuf,
     settings: RwLock<Settings>,
     workers: Mutex<HashMap<Destination, WorkerHandle>>,
-    closing: watch::Sender<bool>,
+    /// The outbox's child of the agent's stop signal, cancelled by [`Outbox::close`]
+    /// after the pipeline; each worker holds a child of it.
+    stop: CancellationToken,
     runtime: tokio::runtime::Handle,
     /// Bumped when the store changed (see [`Outbox::note_change`]).
     changes: watch::Sender<u64>,
@@ -85,7 +88,8 @@ struct Settings {
 impl Outbox {
     /// Starts one worker per destination, each with its own connection to the store.
     /// Must be called inside the tokio runtime that the workers are to run on. `alerts`
-    /// is the alert store as a service's own worker reads it.
+    /// is the alert store as a service's own worker reads it; `stop` is the outbox's
+    /// child of the agent's signal (docs/ARCHITECTURE.md, "Shutdown and shared state").
     pub fn start(
         state_dir: &std::path::Path,
         messengers: Arc<Messengers>,
@@ -93,9 +97,9 @@ impl Outbox {
         throttle: &ThrottleConfig,
         router: Arc<Router>,
         alerts: Arc<dyn Alerts>,
+        stop: CancellationToken,
     ) -> Result<Outbox, StoreError> {
         let destinations = router.all_destinations();
-        let (closing, _) = watch::channel(false);
         let outbox = Outbox {
             inner: Arc::new(Inner {
                 state_dir: state_dir.to_path_buf(),
@@ -106,7 +110,7 @@ impl Outbox {
                     router,
                 }),
                 workers: Mutex::new(HashMap::new()),
-                closing,
+                stop,
                 runtime: tokio::runtime::Handle::current(),
                 changes: watch::channel(0).0,
                 alerts,
@@ -125,14 +129,15 @@ impl Outbox {
             }
             let notify = Arc::new(Notify::new());
             let store = Arc::new(Mutex::new(Store::open(&self.inner.state_dir)?));
-            let (outbox, closing) = (self.inner.clone(), self.inner.closing.subscribe());
+            // A fresh child for each, those started on reload too.
+            let (outbox, stop) = (self.inner.clone(), self.inner.stop.child_token());
             let handle = if let Some(worker) = dest.service.worker() {
                 let alerts = outbox.alerts.clone();
                 self.inner.runtime.spawn(worker(WorkerCtx {
                     dest: dest.clone(),
                     store,
                     notify: notify.clone(),
-                    closing,
+                    stop,
                     queue: outbox,
                     alerts,
                 }))
@@ -144,7 +149,7 @@ impl Outbox {
                     store,
                     outbox,
                     notify: notify.clone(),
-                    closing,
+                    stop,
                 };
                 self.inner.runtime.spawn(w.run())
             };
@@ -215,7 +220,7 @@ impl Outbox {
     /// Lets each worker finish the send in flight, then stops it. What is still queued
     /// stays in the store for the next start.
     pub async fn close(self) {
-        let _ = self.inner.closing.send(true);
+        self.inner.stop.cancel();
         let handles: Vec<JoinHandle<()>> = {
             let mut workers = self.inner.workers.lock().unwrap_or_else(|p| p.into_inner());
             workers.drain().map(|(_, (_, h))| h).collect()
@@ -279,7 +284,7 @@ struct Worker {
     store: Arc<Mutex<Store>>,
     outbox: Arc<Inner>,
     notify: Arc<Notify>,
-    closing: watch::Receiver<bool>,
+    stop: CancellationToken,
     pacer: Pacer,
     shown: usize,
 }
@@ -291,42 +296,16 @@ enum Next {
     Dead(String),
 }
 
-/// Runs a store call off the async threads: SQLite may wait for the write lock.
-async fn on_store<T: Send + 'static>(
-    store: &Arc<Mutex<Store>>,
-    f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut guard)
-    })
-    .await
-    .unwrap_or_else(|e| panic!("store task failed: {e}"))
-}
-
-/// Sleeps for `d` or until shutdown; `false` on shutdown.
-async fn pause(closing: &mut watch::Receiver<bool>, d: Duration) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => true,
-        _ = closing.wait_for(|c| *c) => false,
-    }
-}
-
 impl Worker {
     async fn db<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        on_store(&self.store, f).await
+        runtime::on(&self.store, f).await
     }
 
-    fn is_closing(&self) -> bool {
-        *self.closing.borrow()
-    }
-
-    async fn pause(&mut self, d: Duration) -> bool {
-        pause(&mut self.closing, d).await
+    async fn pause(&self, d: Duration) -> bool {
+        runtime::pause(&self.stop, d).await
     }
 
     async fn next_rows(&self) -> Result<Vec<OutboxRow>, StoreError> {
@@ -337,7 +316,7 @@ impl Worker {
     }
 
     async fn run(mut self) {
-        while !self.is_closing() {
+        while !self.stop.is_cancelled() {
             let rows = match self.next_rows().await {
                 Ok(rows) => rows,
                 Err(e) => {
@@ -353,7 +332,7 @@ impl Worker {
                 tokio::select! {
                     _ = self.notify.notified() => {}
                     _ = tokio::time::sleep(IDLE_RECHECK) => {}
-                    _ = self.closing.wait_for(|c| *c) => return,
+                    _ = self.stop.cancelled() => return,
                 }
                 continue;
             };

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use super::{Counts, FileParser, Rules};
 use crate::config::Encoding;
 use crate::event::{Event, Severity};
-use crate::watcher::follow::CUT_MARKER;
+use crate::watcher::follow::LineBuf;
 
 /// Large enough that reads cost nothing next to parsing, small enough to stay in cache.
 const CHUNK: usize = 256 * 1024;
@@ -105,32 +105,28 @@ pub fn replay_file(
 struct Splitter {
     max_line: usize,
     /// The start of a line whose end is in a later chunk (cut to `max_line`).
-    carry: Vec<u8>,
-    /// The carried line went over `max_line`: the marker is on, the rest is skipped.
-    cutting: bool,
+    carry: LineBuf,
 }
 
 impl Splitter {
     fn new(max_line: usize) -> Splitter {
         Splitter {
             max_line,
-            carry: Vec::new(),
-            cutting: false,
+            carry: LineBuf::default(),
         }
     }
 
     fn chunk(&mut self, mut data: &[u8], mut line: impl FnMut(&[u8])) {
-        if !self.carry.is_empty() || self.cutting {
+        if !self.carry.is_empty() {
             match memchr::memchr(b'\n', data) {
                 Some(i) => {
-                    self.extend(&data[..i]);
-                    line(&self.carry);
+                    self.carry.extend(&data[..i], self.max_line);
+                    line(self.carry.bytes());
                     self.carry.clear();
-                    self.cutting = false;
                     data = &data[i + 1..];
                 }
                 None => {
-                    self.extend(data);
+                    self.carry.extend(data, self.max_line);
                     return;
                 }
             }
@@ -143,45 +139,23 @@ impl Splitter {
             if piece.len() <= self.max_line {
                 line(piece);
             } else {
-                line(&cut(piece, self.max_line));
+                let mut long = LineBuf::default();
+                long.extend(piece, self.max_line);
+                line(long.bytes());
             }
         }
         let rest = match memchr::memrchr(b'\n', data) {
             Some(i) => &data[i + 1..],
             None => data,
         };
-        self.extend(rest);
-    }
-
-    /// Adds to the carried line, cutting it at `max_line` as the watcher does.
-    fn extend(&mut self, piece: &[u8]) {
-        if self.cutting {
-            return;
-        }
-        let room = self.max_line.saturating_sub(self.carry.len());
-        if piece.len() > room {
-            self.carry.extend_from_slice(&piece[..room]);
-            self.carry.extend_from_slice(CUT_MARKER);
-            self.cutting = true;
-        } else {
-            self.carry.extend_from_slice(piece);
-        }
+        self.carry.extend(rest, self.max_line);
     }
 
     fn finish(&mut self, mut line: impl FnMut(&[u8])) {
-        if !self.carry.is_empty() {
-            line(&self.carry);
+        if let Some(last) = self.carry.take() {
+            line(&last);
         }
-        self.carry.clear();
-        self.cutting = false;
     }
-}
-
-fn cut(line: &[u8], max: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(max + CUT_MARKER.len());
-    out.extend_from_slice(&line[..max]);
-    out.extend_from_slice(CUT_MARKER);
-    out
 }
 
 /// The events of every file replayed, counted by name and by dedup key, and the lines,
@@ -284,6 +258,7 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::watcher::follow::CUT_MARKER;
 
     /// The lines a splitter hands out for `data` fed in chunks of `size`.
     fn split(data: &[u8], size: usize, max_line: usize) -> Vec<Vec<u8>> {

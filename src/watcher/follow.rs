@@ -29,6 +29,56 @@ pub const FINGERPRINT_LEN: usize = 1024;
 
 const READ_CHUNK: usize = 64 * 1024;
 
+/// A line gathered from the pieces it arrives in, cut with [`CUT_MARKER`] once it
+/// passes the limit: the one rule by which the watcher and `protowatch replay` both cut
+/// lines, so that a replay makes the events the agent would make.
+#[derive(Debug, Default)]
+pub struct LineBuf {
+    bytes: Vec<u8>,
+    /// The line went over the limit: the marker is on, its rest is skipped up to the
+    /// newline.
+    cutting: bool,
+}
+
+impl LineBuf {
+    /// Adds `piece` (no newline in it), cutting the line at `max` bytes.
+    pub fn extend(&mut self, piece: &[u8], max: usize) {
+        if self.cutting {
+            return;
+        }
+        let room = max.saturating_sub(self.bytes.len());
+        if piece.len() > room {
+            self.bytes.extend_from_slice(&piece[..room]);
+            self.bytes.extend_from_slice(CUT_MARKER);
+            self.cutting = true;
+        } else {
+            self.bytes.extend_from_slice(piece);
+        }
+    }
+
+    /// The line as gathered so far.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Nothing gathered, and no line being skipped to its end.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty() && !self.cutting
+    }
+
+    /// Starts a new line, keeping the buffer's room.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.cutting = false;
+    }
+
+    /// Ends the line and hands it out; `None` when nothing was gathered.
+    pub fn take(&mut self) -> Option<Vec<u8>> {
+        self.cutting = false;
+        (!self.bytes.is_empty()).then(|| std::mem::take(&mut self.bytes))
+    }
+}
+
 pub struct Follower {
     pub path: PathBuf,
     pub id: FileId,
@@ -43,9 +93,8 @@ pub struct Follower {
     /// content is taken to be unchanged and the head is not read again.
     last_len: u64,
     last_modified: Option<std::time::SystemTime>,
-    partial: Vec<u8>,
-    /// The current line went over `max_line`; its rest is skipped up to the newline.
-    cutting: bool,
+    /// The line read up to here, whose newline has not come yet.
+    partial: LineBuf,
     max_line: usize,
     buf: Vec<u8>,
 }
@@ -92,8 +141,7 @@ impl Follower {
             fingerprint: Vec::new(),
             last_len: len,
             last_modified: meta.modified().ok(),
-            partial: Vec::new(),
-            cutting: false,
+            partial: LineBuf::default(),
             max_line,
             buf: Vec::new(),
         };
@@ -259,7 +307,6 @@ impl Follower {
             self.offset = 0;
             self.line_end = 0;
             self.partial.clear();
-            self.cutting = false;
         }
         self.fingerprint = head;
         Ok(())
@@ -307,20 +354,10 @@ impl Follower {
         while !data.is_empty() {
             let nl = data.iter().position(|&b| b == b'\n');
             let piece = &data[..nl.unwrap_or(data.len())];
-            if !self.cutting {
-                let room = self.max_line.saturating_sub(self.partial.len());
-                if piece.len() > room {
-                    self.partial.extend_from_slice(&piece[..room]);
-                    self.partial.extend_from_slice(CUT_MARKER);
-                    self.cutting = true;
-                } else {
-                    self.partial.extend_from_slice(piece);
-                }
-            }
+            self.partial.extend(piece, self.max_line);
             match nl {
                 Some(i) => {
-                    out.push(std::mem::take(&mut self.partial));
-                    self.cutting = false;
+                    out.push(self.partial.take().unwrap_or_default());
                     self.offset += i as u64 + 1;
                     self.line_end = self.offset;
                     data = &data[i + 1..];
@@ -336,9 +373,8 @@ impl Follower {
     /// The unterminated last line, if any: handed out when the file is let go. Afterwards
     /// [`line_end`](Self::line_end) is the end of everything read.
     pub fn take_partial(&mut self) -> Option<Vec<u8>> {
-        self.cutting = false;
         self.line_end = self.offset;
-        (!self.partial.is_empty()).then(|| std::mem::take(&mut self.partial))
+        self.partial.take()
     }
 }
 

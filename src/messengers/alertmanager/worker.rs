@@ -27,7 +27,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use super::Alertmanager;
 use crate::event::alert::Alert;
@@ -55,7 +56,7 @@ pub fn worker(ctx: WorkerCtx) -> Pin<Box<dyn Future<Output = ()> + Send>> {
             queue: ctx.queue,
             alerts: ctx.alerts,
             notify: ctx.notify,
-            closing: ctx.closing,
+            stop: ctx.stop,
         }
         .run(),
     )
@@ -67,7 +68,7 @@ struct AlertmanagerWorker {
     queue: Arc<dyn Queue>,
     alerts: Arc<dyn Alerts>,
     notify: Arc<Notify>,
-    closing: watch::Receiver<bool>,
+    stop: CancellationToken,
 }
 
 /// The Alertmanager service as configured now; `None` when the config has none.
@@ -75,14 +76,6 @@ fn alertmanager(messengers: &Messengers) -> Option<&Alertmanager> {
     match messengers.get(&Service::Alertmanager) {
         Some(Messenger::Alertmanager(a)) => Some(a),
         _ => None,
-    }
-}
-
-/// Sleeps for `d` or until shutdown; `false` on shutdown.
-async fn pause(closing: &mut watch::Receiver<bool>, d: Duration) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => true,
-        _ = closing.wait_for(|c| *c) => false,
     }
 }
 
@@ -100,8 +93,8 @@ impl AlertmanagerWorker {
         runtime::on(&self.store, f).await
     }
 
-    async fn pause(&mut self, d: Duration) -> bool {
-        pause(&mut self.closing, d).await
+    async fn pause(&self, d: Duration) -> bool {
+        runtime::pause(&self.stop, d).await
     }
 
     /// Waits to be woken, or for `d`; `false` on shutdown.
@@ -109,7 +102,7 @@ impl AlertmanagerWorker {
         tokio::select! {
             _ = self.notify.notified() => true,
             _ = tokio::time::sleep(d) => true,
-            _ = self.closing.wait_for(|c| *c) => false,
+            _ = self.stop.cancelled() => false,
         }
     }
 
@@ -147,7 +140,7 @@ impl AlertmanagerWorker {
         // old one is posted resolved; and an alert posted once (`?notify=`) is kept up
         // to date even when no route sends its event here.
         let mut posted: HashMap<String, Value> = HashMap::new();
-        while !*self.closing.borrow() {
+        while !self.stop.is_cancelled() {
             // Changes that come close together are one post; the first after a quiet
             // spell goes at once.
             if let Some(gap) = last_post.and_then(|t| MIN_GAP.checked_sub(t.elapsed()))

@@ -55,28 +55,24 @@ pub fn kind(a: &Attachment) -> String {
 /// The reference to an uploaded file (`id` and `accessHash` from the upload's answer).
 pub fn file_ref(a: &Attachment, file_id: &str, access_hash: &str) -> FileRef {
     let hash = uuid4();
+    let mut info = json!({
+        "fileHash": hash,
+        "fileExtension": kind(a),
+        "fileId": file_id,
+        "accessHash": access_hash,
+    });
     if is_image(a) {
+        info["style"] = json!({"width": a.width.as_deref().unwrap_or(IMAGE_WIDTH),
+                               "height": a.height.as_deref().unwrap_or("")});
         FileRef {
-            info: json!({
-                "fileHash": hash,
-                "fileExtension": kind(a),
-                "fileId": file_id,
-                "accessHash": access_hash,
-                "style": {"width": a.width.as_deref().unwrap_or(IMAGE_WIDTH),
-                          "height": a.height.as_deref().unwrap_or("")},
-            }),
+            info,
             html: format!(
                 "<figure class=\"image image_resized\"><img src=\"\" title=\"{hash}\"></figure>"
             ),
         }
     } else {
         FileRef {
-            info: json!({
-                "fileHash": hash,
-                "fileExtension": kind(a),
-                "fileId": file_id,
-                "accessHash": access_hash,
-            }),
+            info,
             html: format!(
                 "<p><a class=\"fileLink\" target=\"_blank\" href=\"file:{hash}\">{}</a></p>",
                 escape(&a.filename)

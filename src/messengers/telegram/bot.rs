@@ -27,14 +27,14 @@ use std::time::Duration;
 use teloxide::prelude::*;
 use teloxide::types::{AllowedUpdate, CallbackQuery, UpdateKind, User};
 use teloxide::{ApiError, RequestError};
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::card::{self, Callback, Press};
 use super::ledger::{self, Ledger};
 use super::{TelegramConfig, commands};
 use crate::event::alert::Alert;
-use crate::messengers::runtime::{self, Alerts, Ctx, Host};
+use crate::messengers::runtime::{self, Alerts, Ctx, Host, pause};
 use crate::store::{Store, StoreError, now_ms};
 
 /// Longest wait after a failed poll.
@@ -99,8 +99,8 @@ pub fn start(tg: &TelegramConfig, ctx: &Ctx) -> Vec<JoinHandle<()>> {
         refused: std::sync::Mutex::default(),
     });
     let tasks = vec![
-        tokio::spawn(side.clone().poll(tg.poll_timeout, ctx.closing.clone())),
-        tokio::spawn(side.reviews(ctx.closing.clone())),
+        tokio::spawn(side.clone().poll(tg.poll_timeout, ctx.stop.clone())),
+        tokio::spawn(side.reviews(ctx.stop.clone())),
     ];
     tracing::info!(
         operators = tg.operators.len(),
@@ -114,13 +114,6 @@ fn actor(u: &User) -> String {
     match &u.username {
         Some(name) => format!("telegram:@{name} ({})", u.id.0),
         None => format!("telegram:{} ({})", u.first_name, u.id.0),
-    }
-}
-
-async fn pause(closing: &mut watch::Receiver<bool>, d: Duration) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => true,
-        _ = closing.wait_for(|c| *c) => false,
     }
 }
 
@@ -169,7 +162,7 @@ impl Side {
         }
     }
 
-    async fn poll(self: Arc<Self>, timeout: Duration, mut closing: watch::Receiver<bool>) {
+    async fn poll(self: Arc<Self>, timeout: Duration, stop: CancellationToken) {
         // Telegram gives no updates to getUpdates while a webhook is set.
         if let Err(e) = self.bot.delete_webhook().await {
             tracing::warn!(error = %self.scrub(&e), "Telegram: deleteWebhook failed");
@@ -186,7 +179,7 @@ impl Side {
                 Ok(o) => o,
                 Err(e) => {
                     tracing::error!(error = %e, "Telegram: cannot read the update offset");
-                    if !pause(&mut closing, backoff).await {
+                    if !pause(&stop, backoff).await {
                         return;
                     }
                     continue;
@@ -202,7 +195,7 @@ impl Side {
             }
             let got = tokio::select! {
                 r = req.into_future() => r,
-                _ = closing.wait_for(|c| *c) => return,
+                _ = stop.cancelled() => return,
             };
             let e = match got {
                 Ok(updates) => {
@@ -242,7 +235,7 @@ impl Side {
                 }
             }
             if !wait.is_zero() {
-                if !pause(&mut closing, wait).await {
+                if !pause(&stop, wait).await {
                     return;
                 }
                 if !matches!(e, RequestError::RetryAfter(_)) {
@@ -429,11 +422,11 @@ impl Side {
     /// a second. A timer of its own each second woke the runtime twice a second at rest
     /// (a one-second sleep sits in the timer wheel's second level and is moved down
     /// before it fires) for nothing.
-    async fn reviews(self: Arc<Self>, mut closing: watch::Receiver<bool>) {
+    async fn reviews(self: Arc<Self>, stop: CancellationToken) {
         let mut changes = self.changes.clone();
         let mut purged = 0;
         // The first review looks at what changed while the agent was stopped.
-        if !pause(&mut closing, Duration::from_secs(1)).await {
+        if !pause(&stop, Duration::from_secs(1)).await {
             return;
         }
         loop {
@@ -444,7 +437,7 @@ impl Side {
                 let _ = self.db(move |s| ledger::purge(s, now)).await;
             }
             // However busy the store is: a burst of commits makes one review a second.
-            if !pause(&mut closing, Duration::from_secs(1)).await {
+            if !pause(&stop, Duration::from_secs(1)).await {
                 return;
             }
             tokio::select! {
@@ -454,7 +447,7 @@ impl Side {
                     }
                 }
                 _ = tokio::time::sleep(REVIEW_EVERY) => {}
-                _ = closing.wait_for(|c| *c) => return,
+                _ = stop.cancelled() => return,
             }
         }
     }
