@@ -10,6 +10,7 @@
 pub mod holds;
 pub mod hours;
 pub mod page;
+pub mod summary;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

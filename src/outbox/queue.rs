@@ -330,6 +330,21 @@ pub fn last_errors(store: &Store) -> Result<Vec<(String, String)>, StoreError> {
     })
 }
 
+/// Deliveries given up for good that were queued from `since_ms` on, per destination
+/// (for the handover digest).
+pub fn dead_since(store: &Store, since_ms: i64) -> Result<Vec<(String, u64)>, StoreError> {
+    store.with_conn(|c| {
+        let mut stmt = c.prepare(
+            "SELECT destination, COUNT(*) FROM outbox WHERE dead = 1 AND created_at >= ?1
+             GROUP BY destination ORDER BY destination",
+        )?;
+        let rows = stmt.query_map([since_ms], |r| {
+            Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+        })?;
+        rows.collect()
+    })
+}
+
 pub fn dead_count(store: &Store) -> Result<u64, StoreError> {
     store
         .with_conn(|c| {
