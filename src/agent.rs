@@ -192,6 +192,10 @@ struct Pipeline {
     /// Destinations of escalation steps queued in this batch: their workers may not run
     /// yet (a phone no route names).
     escalation_to: Vec<Destination>,
+    /// The scheduled digests: each with its key in `meta`, when it was last sent and
+    /// when it is next due; and the sendings this batch records.
+    digests: Vec<DigestTimer>,
+    digests_sent: Vec<(String, i64)>,
     data_version: i64,
     dismissals_seen_ms: i64,
     purged_ms: i64,
@@ -199,6 +203,41 @@ struct Pipeline {
     /// BEC's routes as the bridge last received them; the router is rebuilt when they
     /// change.
     bec_routes: crate::bec::RoutesRx,
+}
+
+/// A scheduled digest and where it stands.
+struct DigestTimer {
+    config: crate::config::oncall::DigestConfig,
+    key: String,
+    last_ms: Option<i64>,
+    next_ms: i64,
+}
+
+fn next_digest_ms(d: &crate::config::oncall::DigestConfig, after_ms: i64) -> i64 {
+    let after = chrono::DateTime::from_timestamp_millis(after_ms).unwrap_or_default();
+    crate::oncall::digest::next_at(d.at, &d.zone, after).timestamp_millis()
+}
+
+/// The digests' timers: each next due after its last sending, or, never sent, after now
+/// (a first start sends none at once).
+fn digest_timers(
+    store: &Store,
+    digests: &[crate::config::oncall::DigestConfig],
+    now: i64,
+) -> Result<Vec<DigestTimer>, StoreError> {
+    digests
+        .iter()
+        .map(|d| {
+            let key = crate::oncall::digest::schedule_key(d.at, &d.zone, &d.to);
+            let last_ms = crate::oncall::digest::last_sent(store, &key)?;
+            Ok(DigestTimer {
+                next_ms: next_digest_ms(d, last_ms.unwrap_or(now)),
+                config: d.clone(),
+                key,
+                last_ms,
+            })
+        })
+        .collect()
 }
 
 /// Our router for `config`, with BEC's routes `bec` (as last received) added.
@@ -483,6 +522,7 @@ impl Pipeline {
             released: std::mem::take(&mut self.released),
             escalate: std::mem::take(&mut self.escalate),
             escalated: std::mem::take(&mut self.escalated),
+            digests_sent: std::mem::take(&mut self.digests_sent),
         };
         for d in std::mem::take(&mut self.escalation_to) {
             if !direct.contains(&d) {
@@ -559,6 +599,7 @@ impl Pipeline {
             self.summaries.extend(due);
         }
         self.escalate_due(now)?;
+        self.digest_due(now);
         if now - self.purged_ms > 3_600_000 {
             self.purged_ms = now;
             alerts::purge(&self.store, now)?;
@@ -569,12 +610,53 @@ impl Pipeline {
             && self.requests.is_empty()
             && self.released.is_empty()
             && self.escalated.is_empty()
+            && self.digests_sent.is_empty()
             && self.deliveries.is_empty()
             && !self.throttle.has_changes()
         {
             return Ok(());
         }
         self.commit(None, None, None)
+    }
+
+    /// Queues each scheduled digest that is due: the figures since it was last sent (a
+    /// day at its first time), composed as one message, to its destinations, recorded
+    /// as sent in the same commit (docs/ARCHITECTURE.md, "On call").
+    fn digest_due(&mut self, now: i64) {
+        for d in &mut self.digests {
+            if d.next_ms > now {
+                continue;
+            }
+            let since = d.last_ms.unwrap_or(now - 24 * 3_600_000);
+            let summary = match alerts::summary::gather(&self.store, since, now) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the handover digest could not be gathered; tried again in a minute");
+                    d.next_ms = now + 60_000;
+                    continue;
+                }
+            };
+            let message = crate::oncall::digest::compose("Handover", &summary, &d.config.zone);
+            let event = Event::message("digest", crate::event::Severity::Info, message);
+            tracing::info!(destinations = d.config.to.len(), "handover digest");
+            for dest in &d.config.to {
+                if !self.woken.contains(dest) {
+                    self.woken.push(dest.clone());
+                }
+                if !self.escalation_to.contains(dest) {
+                    self.escalation_to.push(dest.clone());
+                }
+            }
+            self.deliveries.push(Delivery {
+                event,
+                to: d.config.to.clone(),
+                repeat: None,
+                request: None,
+            });
+            self.digests_sent.push((d.key.clone(), now));
+            d.last_ms = Some(now);
+            d.next_ms = next_digest_ms(&d.config, now);
+        }
     }
 
     /// Notes that the alert of `key` starts the escalation its event's route names, if
@@ -853,6 +935,7 @@ impl Pipeline {
         }
         self.apply_watches(&new.watch)?;
         self.windows = new.oncall.maintenance.clone();
+        self.digests = digest_timers(&self.store, &new.oncall.digest, now_ms())?;
         self.load_holds(now_ms())?;
         let mut applied = new;
         applied.state_dir = self.config.state_dir.clone();
@@ -1141,6 +1224,8 @@ pub async fn run_with(
         stop: intake.clone(),
         reload: AtomicBool::new(false),
     });
+    let digests = digest_timers(&store, &config.oncall.digest, now_ms())
+        .map_err(|e| AgentError::Setup(format!("the digests' schedule: {e}")))?;
     let pipeline = Pipeline {
         config: config.clone(),
         watcher,
@@ -1170,6 +1255,8 @@ pub async fn run_with(
         escalate: Vec::new(),
         escalated: Vec::new(),
         escalation_to: Vec::new(),
+        digests,
+        digests_sent: Vec::new(),
         data_version: 0,
         dismissals_seen_ms: now_ms(),
         purged_ms: 0,

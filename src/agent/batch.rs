@@ -42,6 +42,8 @@ pub struct Batch<'a> {
     pub escalate: Vec<alerts::EscalationStart>,
     /// Escalations that moved: the alert's id, step firings so far, next due time.
     pub escalated: Vec<(i64, u32, Option<i64>)>,
+    /// Digests queued in this batch: their key, and when.
+    pub digests_sent: Vec<(String, i64)>,
 }
 
 /// Stores a batch — events with one outbox row per destination, alert updates,
@@ -61,6 +63,9 @@ pub fn commit(store: &mut Store, batch: &Batch<'_>) -> Result<(), StoreError> {
         alerts::release_held(tx, &batch.released)?;
         alerts::start_escalation(tx, &batch.escalate)?;
         alerts::advance_escalation(tx, &batch.escalated)?;
+        for (key, at) in &batch.digests_sent {
+            crate::oncall::digest::mark_sent(tx, key, *at)?;
+        }
         inbox::accept(tx, &batch.accepted, now)?;
         throttle::save(tx, &batch.throttle)?;
         if let Some(cp) = batch.checkpoint {

@@ -10,9 +10,12 @@
 
 use std::fmt::Write as _;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, NaiveTime, Utc};
+use rusqlite::OptionalExtension;
 
 use crate::event::{Message, Severity, Span};
+use crate::messengers::Destination;
+use crate::store::{Store, StoreError, Tx};
 
 use super::window::Zone;
 
@@ -140,6 +143,52 @@ pub fn compose(title: &str, s: &Summary, zone: &Zone) -> Message {
     }
 }
 
+/// The first instant after `after` at which the clock of `zone` reads `at`: when a daily
+/// digest is next due. A time the clock skips that day (spring forward) is the first
+/// one after it.
+pub fn next_at(at: NaiveTime, zone: &Zone, after: DateTime<Utc>) -> DateTime<Utc> {
+    let today = zone.local(after).date();
+    (0..=2)
+        .filter_map(|d| today.checked_add_signed(Duration::days(d)))
+        .map(|date| zone.instant(date.and_time(at)))
+        .find(|t| *t > after)
+        .unwrap_or(after + Duration::days(1))
+}
+
+/// Where a digest's last sending is kept (`meta`): by what it is, so that a digest whose
+/// time, zone or recipients were changed starts afresh.
+pub fn schedule_key(at: NaiveTime, zone: &Zone, to: &[Destination]) -> String {
+    let to: Vec<String> = to.iter().map(|d| d.to_string()).collect();
+    format!(
+        "digest {} {} {}",
+        at.format("%H:%M"),
+        zone.name(),
+        to.join(",")
+    )
+}
+
+/// When the digest of `key` was last sent (ms), if ever.
+pub fn last_sent(store: &Store, key: &str) -> Result<Option<i64>, StoreError> {
+    store.with_conn(|c| {
+        c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
+            r.get::<_, String>(0)
+        })
+        .optional()
+        .map(|v| v.and_then(|v| v.parse().ok()))
+    })
+}
+
+/// Records the sending, in the transaction that queues the digest: a restart never
+/// sends one twice.
+pub fn mark_sent(tx: &Tx<'_>, key: &str, at_ms: i64) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        rusqlite::params![key, at_ms.to_string()],
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +249,28 @@ mod tests {
              Failed deliveries: mail:heads 2"
         );
         assert!(m.spans[0].bold, "the title stands out");
+    }
+
+    #[test]
+    fn the_next_digest_is_at_its_time_on_the_zones_clock() {
+        let at = NaiveTime::from_hms_opt(7, 30, 0).unwrap();
+        let z = zurich();
+        let utc = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        // Winter: 07:30 CET is 06:30 UTC; asked at 06:00 UTC, it is today.
+        assert_eq!(
+            next_at(at, &z, utc("2026-03-27T06:00:00Z")),
+            utc("2026-03-27T06:30:00Z")
+        );
+        // Asked at the very time, it is tomorrow.
+        assert_eq!(
+            next_at(at, &z, utc("2026-03-27T06:30:00Z")),
+            utc("2026-03-28T06:30:00Z")
+        );
+        // Across the spring change (2026-03-29): 07:30 CEST is 05:30 UTC.
+        assert_eq!(
+            next_at(at, &z, utc("2026-03-28T07:00:00Z")),
+            utc("2026-03-29T05:30:00Z")
+        );
     }
 
     #[test]
