@@ -28,7 +28,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("storage", &["store", "state_id"]),
     // Each service and the BEC bridge, owning its config section.
     ("services", &["messengers", "bec", "inbox"]),
-    // The assembled config: the services' sections plus the agent's own.
+    // The assembled config: the services' sections plus the agent's own, and the
+    // on-call rules those sections are read into.
     ("config", &["config", "oncall"]),
     // The stages an event passes through.
     (

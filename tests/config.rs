@@ -517,3 +517,25 @@ fn on_call_mistakes_are_named_where_they_are() {
         "{e}"
     );
 }
+
+/// The README's "On call" example is a config that loads, as an operator would copy it.
+#[test]
+fn the_readmes_on_call_example_loads() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = &readme[readme
+        .find("## On call")
+        .expect("the README has an On call section")..];
+    let start = section.find("```json\n").expect("with a JSON example") + "```json\n".len();
+    let json = &section[start..start + section[start..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("mail-password"), "pw\n").unwrap();
+    std::fs::write(dir.path().join("bot-token"), "123456:ABCdef\n").unwrap();
+    let c = load(dir.path(), json).unwrap();
+    assert_eq!(c.oncall.escalate["alarm_major"], "night");
+    assert_eq!(
+        c.oncall.maintenance[0].describe(),
+        "Tuesday 08:00–12:00 (Europe/Zurich)"
+    );
+    assert_eq!(c.oncall.digest[0].to[0].to_string(), "mail:default");
+}
