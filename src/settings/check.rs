@@ -53,6 +53,10 @@ pub fn index(path: &str, i: usize) -> String {
     format!("{path}[{i}]")
 }
 
+/// What a duration is expected to be, in problems.
+pub(crate) const DURATION: &str =
+    "a duration: seconds as a number, or a string like \"90s\", \"10m\", \"24h\", \"2d\"";
+
 impl Checker {
     pub fn problem(&mut self, json_path: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem {
@@ -192,8 +196,7 @@ impl Checker {
         max: Duration,
     ) -> Option<Duration> {
         let v = map.get(key)?;
-        let expected =
-            "a duration: seconds as a number, or a string like \"90s\", \"10m\", \"24h\", \"2d\"";
+        let expected = DURATION;
         let d = match v {
             Value::Number(n) => n
                 .as_f64()
@@ -223,7 +226,7 @@ impl Checker {
     }
 }
 
-fn parse_duration(s: &str) -> Option<Duration> {
+pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
     let (num, unit) = s.split_at(split);

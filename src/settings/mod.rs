@@ -10,10 +10,12 @@
 //! to that section, not here.
 
 pub mod check;
+pub mod forms;
 pub mod legacy;
 pub mod schema;
 mod scope;
 mod secret;
+pub mod section;
 pub mod values;
 
 use std::time::Duration;

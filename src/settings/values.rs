@@ -143,22 +143,18 @@ pub(crate) fn secret_value(c: &mut Checker, v: &Value, path: &str, base: &Path) 
 
 /// An http(s) URL with a host. The text is not echoed: it may hold a token.
 pub(crate) fn http_url(c: &mut Checker, text: &str, path: &str) -> Option<url::Url> {
+    parse_http_url(text).map_err(|e| c.problem(path, e)).ok()
+}
+
+/// As [`http_url`], the problem returned rather than noted.
+pub(crate) fn parse_http_url(text: &str) -> Result<url::Url, String> {
     match url::Url::parse(text) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
-        Ok(u) => {
-            c.problem(
-                path,
-                format!(
-                    "expected an http:// or https:// URL with a host, found a {}: URL",
-                    u.scheme()
-                ),
-            );
-            None
-        }
-        Err(e) => {
-            c.problem(path, format!("expected an http:// or https:// URL ({e})"));
-            None
-        }
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(u),
+        Ok(u) => Err(format!(
+            "expected an http:// or https:// URL with a host, found a {}: URL",
+            u.scheme()
+        )),
+        Err(e) => Err(format!("expected an http:// or https:// URL ({e})")),
     }
 }
 

@@ -82,7 +82,9 @@ pub struct MailConfig {
 
 impl ServiceConfig for MailConfig {
     const NAME: &'static str = "mail";
-    const KEYS: &'static [(&'static str, &'static [&'static str])] = &[("mail", MAIL)];
+    fn keys() -> Vec<(&'static str, &'static [&'static str])> {
+        vec![("mail", MAIL)]
+    }
     const PER_MINUTE: Option<u32> = Some(10);
     // A mail may be read at a desk.
     const SHOWN_PER_MESSAGE: usize = 25;

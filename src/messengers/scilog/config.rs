@@ -58,8 +58,9 @@ pub enum Login {
 
 impl ServiceConfig for ScilogConfig {
     const NAME: &'static str = "scilog";
-    const KEYS: &'static [(&'static str, &'static [&'static str])] =
-        &[("scilog", SCILOG), ("scilog.scopes.*", SCILOG_SCOPE)];
+    fn keys() -> Vec<(&'static str, &'static [&'static str])> {
+        vec![("scilog", SCILOG), ("scilog.scopes.*", SCILOG_SCOPE)]
+    }
     // A logbook is read later, not watched: a few entries a minute, the rest in digests.
     const PER_MINUTE: Option<u32> = Some(10);
     // A digest in a logbook is the record: it lists every event it can.

@@ -73,8 +73,9 @@ pub struct SignalConfig {
 
 impl ServiceConfig for SignalConfig {
     const NAME: &'static str = "signal";
-    const KEYS: &'static [(&'static str, &'static [&'static str])] =
-        &[("signal", SIGNAL), ("signal.scopes.*", SIGNAL_SCOPE)];
+    fn keys() -> Vec<(&'static str, &'static [&'static str])> {
+        vec![("signal", SIGNAL), ("signal.scopes.*", SIGNAL_SCOPE)]
+    }
     // Like a Telegram group: a chat read on a phone.
     const PER_MINUTE: Option<u32> = Some(20);
     const SHOWN_PER_MESSAGE: usize = 10;

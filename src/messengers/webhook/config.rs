@@ -90,8 +90,9 @@ impl Preset {
 
 impl ServiceConfig for WebhookConfig {
     const NAME: &'static str = "webhook";
-    const KEYS: &'static [(&'static str, &'static [&'static str])] =
-        &[("webhook", WEBHOOK), ("webhook.scopes.*", WEBHOOK_SCOPE)];
+    fn keys() -> Vec<(&'static str, &'static [&'static str])> {
+        vec![("webhook", WEBHOOK), ("webhook.scopes.*", WEBHOOK_SCOPE)]
+    }
     // Slack's and Teams' incoming webhooks allow about one a second.
     const PER_MINUTE: Option<u32> = Some(20);
     const SHOWN_PER_MESSAGE: usize = 10;
