@@ -128,6 +128,67 @@ impl<const MIN: u64, const MAX: u64> JsonSchema for Span<MIN, MAX> {
     }
 }
 
+/// A string form of a section's own: what it is called in problems and how it is read.
+pub trait TextForm {
+    /// `a URL (a string)`: what a value of the wrong type was expected to be.
+    const EXPECTED: &'static str;
+    type Value;
+    /// The value, or the problem with the text (never echoing a secret).
+    fn parse(text: &str) -> Result<Self::Value, String>;
+}
+
+/// A string read as `F` says; its schema is a string's.
+pub struct Text<F: TextForm>(pub F::Value);
+
+impl<F: TextForm<Value: fmt::Debug>> fmt::Debug for Text<F> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<'de, F: TextForm> Deserialize<'de> for Text<F> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<F>(PhantomData<F>);
+        impl<F: TextForm> Visitor<'_> for V<F> {
+            type Value = Text<F>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(F::EXPECTED)
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Text<F>, E> {
+                F::parse(s).map(Text).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V(PhantomData))
+    }
+}
+
+impl<F: TextForm> JsonSchema for Text<F> {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        String::schema_name()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        String::json_schema(generator)
+    }
+}
+
+/// A string that is not empty or blank.
+pub struct NonBlank;
+
+impl TextForm for NonBlank {
+    const EXPECTED: &'static str = "a string";
+    type Value = String;
+
+    fn parse(text: &str) -> Result<String, String> {
+        if text.trim().is_empty() {
+            return Err("expected a non-empty string".into());
+        }
+        Ok(text.to_string())
+    }
+}
+
 /// A fixed set of words a key takes, in any case, each standing for a value.
 pub trait Choices: Copy + 'static {
     const CHOICES: &'static [(&'static str, Self)];
@@ -181,7 +242,7 @@ pub struct SecretRef(pub Value);
 
 impl<'de> Deserialize<'de> for SecretRef {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Value::deserialize(d).map(SecretRef)
+        super::section::raw(d).map(SecretRef)
     }
 }
 
@@ -229,6 +290,14 @@ pub fn shown_urls<S: Serializer>(urls: &[url::Url], s: S) -> Result<S::Ok, S::Er
 /// A secret URL with all past the host masked.
 pub fn shown_secret_url<S: Serializer>(url: &Secret, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&super::mask_url(url.expose()))
+}
+
+/// Pairs (a webhook's headers) as an object, in their order.
+pub fn shown_pairs<S: Serializer, V: Serialize>(
+    pairs: &[(String, V)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(pairs.iter().map(|(k, v)| (k, v)))
 }
 
 /// A section as `check-config` shows it: its `Serialize`, which masks every secret.

@@ -21,7 +21,7 @@ pub mod values;
 use std::time::Duration;
 
 pub use check::Problem;
-pub use scope::{DEFAULT_SCOPE, default_scope, unknown_scope};
+pub use scope::{DEFAULT_SCOPE, chosen_default_scope, default_scope, unknown_scope};
 pub use secret::{Secret, SecretFileError, SecretFileProblem, SecretSource};
 pub use values::resolve;
 

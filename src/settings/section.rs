@@ -3,7 +3,7 @@
 //!
 //! A section's keys are described once, by a `#[derive(Deserialize, JsonSchema)]` struct:
 //! its field names are the keys the loader knows ([`keys`]) and the schema's properties,
-//! its field types say each value's form. Reading goes through [`read`], whose
+//! its field types say each value's form. Reading goes through [`load`], whose
 //! deserializer walks the parsed JSON and knows where it is, so:
 //!
 //! - every problem is noted with its path as it is met (`webhook.scopes.ops.method`), and
@@ -34,18 +34,58 @@ use serde_json::Value;
 
 use super::check::{Checker, Problem, index, join};
 
-/// Reads `v`, the value at `path` in the file, as `T`, noting every problem in `c`.
-/// `None` when `T` as a whole could not be read (the problems say why); a struct whose
-/// fields are [`Field`]s is read whatever its values are, so long as it is an object.
-pub fn read<'v, T: Deserialize<'v>>(c: &mut Checker, v: &'v Value, path: &str) -> Option<T> {
-    let noted = RefCell::new(Vec::new());
+/// Reads `v`, the section at `path` in the file, as `T`, then `validate`s what was read;
+/// every problem of both is noted in `c`, in the order of the keys they are at (the
+/// struct's order, a map's entries in the file's), so that a key's problems from its form
+/// and from checks across keys stand together. `None` when `T` as a whole could not be
+/// read (the problems say why); a struct whose fields are [`Field`]s is read whatever its
+/// values are, so long as it is an object.
+pub fn load<'v, T: Deserialize<'v>, R>(
+    c: &mut Checker,
+    v: &'v Value,
+    path: &str,
+    validate: impl FnOnce(&mut Checker, T) -> R,
+) -> Option<R> {
+    let notes = RefCell::new(Notes::default());
+    notes.borrow_mut().visited.push(path.to_string());
     let got = T::deserialize(At {
         v,
         path: path.to_string(),
-        noted: &noted,
+        notes: &notes,
     });
-    c.problems.extend(noted.into_inner());
-    got.ok()
+    let Notes { problems, visited } = notes.into_inner();
+    let before = c.problems.len();
+    c.problems.extend(problems);
+    let made = got.ok().map(|t| validate(c, t));
+    let order: std::collections::HashMap<&str, usize> = visited
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.as_str(), i))
+        .collect();
+    c.problems[before..].sort_by_key(|p| place(&order, &p.json_path));
+    made
+}
+
+/// Where a problem's path stands among the paths read: its own, or, for a key that was
+/// not read (absent, unknown), its nearest parent's.
+fn place(order: &std::collections::HashMap<&str, usize>, path: &str) -> usize {
+    let mut at = path;
+    loop {
+        if let Some(i) = order.get(at) {
+            return *i;
+        }
+        match at.rfind(['.', '[']) {
+            Some(cut) => at = &at[..cut],
+            None => return 0,
+        }
+    }
+}
+
+/// What reading met: the problems, and every path read, in order.
+#[derive(Default)]
+struct Notes {
+    problems: Vec<Problem>,
+    visited: Vec<String>,
 }
 
 /// The keys of the struct `T`, as the file spells them, in their order: the list an
@@ -54,6 +94,25 @@ pub fn keys<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
     let fields = Cell::new(&[][..]);
     let _ = T::deserialize(KeysOf(&fields));
     fields.get()
+}
+
+/// The name under which [`raw`] asks for a value.
+const RAW: &str = "protowatch::settings::section::raw";
+
+/// A value taken as it stands, for a section's `validate` to look into (a secret given
+/// as `{"file": …}`): the problems found inside it then stand at their owner's key.
+pub fn raw<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Value;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a value")
+        }
+        fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            Value::deserialize(d)
+        }
+    }
+    d.deserialize_newtype_struct(RAW, V)
 }
 
 /// A key's value as it was read: absent, wrong (its problem is noted), or read.
@@ -82,6 +141,14 @@ impl<T> Field<T> {
             Field::Absent => Field::Absent,
             Field::Wrong => Field::Wrong,
             Field::Given(t) => Field::Given(t),
+        }
+    }
+
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Field<U> {
+        match self {
+            Field::Absent => Field::Absent,
+            Field::Wrong => Field::Wrong,
+            Field::Given(t) => Field::Given(f(t)),
         }
     }
 
@@ -206,8 +273,9 @@ impl<T: JsonSchema, W> JsonSchema for List<T, W> {
 }
 
 /// An object of names the operator chooses (scopes, labels, headers), read entry by
-/// entry: a wrong entry is noted and left out. Its schema is `BTreeMap<String, T>`'s.
-pub struct Named<T, W>(pub BTreeMap<String, T>, PhantomData<W>);
+/// entry: a wrong entry is noted and left out; the others in the file's order. Its
+/// schema is `BTreeMap<String, T>`'s.
+pub struct Named<T, W>(pub Vec<(String, T)>, PhantomData<W>);
 
 impl<T: fmt::Debug, W> fmt::Debug for Named<T, W> {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -227,7 +295,7 @@ impl<'de, T: Deserialize<'de>, W: Wording> Deserialize<'de> for Named<T, W> {
                 if let (Some(empty), Some(0)) = (W::EMPTY, map.size_hint()) {
                     return Err(de::Error::custom(empty));
                 }
-                let mut out = BTreeMap::new();
+                let mut out = Vec::new();
                 while let Some(name) = map.next_key::<String>()? {
                     if let Err(problem) = W::key(&name) {
                         // Noted at the entry's path by the reader; the map reads on.
@@ -235,7 +303,7 @@ impl<'de, T: Deserialize<'de>, W: Wording> Deserialize<'de> for Named<T, W> {
                         continue;
                     }
                     if let Field::Given(t) = map.next_value::<Field<T>>()? {
-                        out.insert(name, t);
+                        out.push((name, t));
                     }
                 }
                 Ok(Named(out, PhantomData))
@@ -349,7 +417,7 @@ fn found(u: &Unexpected) -> &'static str {
 struct At<'a, 'v> {
     v: &'v Value,
     path: String,
-    noted: &'a RefCell<Vec<Problem>>,
+    notes: &'a RefCell<Notes>,
 }
 
 impl<'a, 'v> At<'a, 'v> {
@@ -359,7 +427,7 @@ impl<'a, 'v> At<'a, 'v> {
                 Some(field) => join(&self.path, field),
                 None => self.path.clone(),
             };
-            self.noted.borrow_mut().push(Problem {
+            self.notes.borrow_mut().problems.push(Problem {
                 json_path,
                 message: e.message.clone(),
             });
@@ -369,10 +437,11 @@ impl<'a, 'v> At<'a, 'v> {
     }
 
     fn child(&self, v: &'v Value, path: String) -> At<'a, 'v> {
+        self.notes.borrow_mut().visited.push(path.clone());
         At {
             v,
             path,
-            noted: self.noted,
+            notes: self.notes,
         }
     }
 }
@@ -411,9 +480,16 @@ impl<'de> Deserializer<'de> for At<'_, 'de> {
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(
         self,
-        _name: &'static str,
+        name: &'static str,
         visitor: V,
     ) -> Result<V::Value, Error> {
+        if name == RAW {
+            // Taken whole, its inside not read as keys: its problems are its owner's.
+            let got = visitor
+                .visit_newtype_struct(self.v)
+                .map_err(de::Error::custom);
+            return got.map_err(|e| self.note(e));
+        }
         visitor.visit_newtype_struct(self)
     }
 
@@ -429,7 +505,7 @@ impl<'de> Deserializer<'de> for At<'_, 'de> {
         };
         for key in map.keys() {
             if !fields.contains(&key.as_str()) {
-                self.noted.borrow_mut().push(Problem {
+                self.notes.borrow_mut().problems.push(Problem {
                     json_path: join(&self.path, key),
                     message: format!(
                         "unknown key {key:?}; known keys here: {}",
@@ -605,7 +681,7 @@ mod tests {
         let mut c = Checker::default();
         let v = json!({"extra": 1, "bot-id": 5, "names": ["a", null, "b"],
                        "inner": {"name": "x", "also": []}, "strict": "s"});
-        let s: Section = read(&mut c, &v, "sec").unwrap();
+        let s: Section = load(&mut c, &v, "sec", |_, s| s).unwrap();
         assert_eq!(
             problems(&c),
             [
@@ -625,22 +701,45 @@ mod tests {
     fn absent_keys_empty_lists_and_a_required_plain_field() {
         let mut c = Checker::default();
         let v = json!({"names": [], "inner": {}});
-        let s: Option<Section> = read(&mut c, &v, "sec");
+        let s: Option<Section> = load(&mut c, &v, "sec", |_, s| s);
         assert!(s.is_none());
         assert_eq!(
             problems(&c),
-            ["sec.names: no names", "sec.strict: missing (required)"]
+            ["sec.strict: missing (required)", "sec.names: no names"]
         );
         let mut c = Checker::default();
-        let s: Section = read(&mut c, &json!({"names": 5, "strict": ""}), "sec").unwrap();
+        let s: Section = load(&mut c, &json!({"names": 5, "strict": ""}), "sec", |_, s| s).unwrap();
         assert_eq!(
             problems(&c),
             ["sec.names: expected a list of names, found a number"]
         );
         assert_eq!((s.bot, s.inner.is_given()), (Field::Absent, false));
         let mut c = Checker::default();
-        assert!(read::<Section>(&mut c, &json!([]), "sec").is_none());
+        assert!(load(&mut c, &json!([]), "sec", |_, s: Section| s).is_none());
         assert_eq!(problems(&c), ["sec: expected an object, found a list"]);
+    }
+
+    #[test]
+    fn problems_of_the_checks_stand_with_their_keys() {
+        let mut c = Checker::default();
+        let v = json!({"bot-id": 1, "names": [2], "inner": {"name": "x"}, "strict": "s", "x": 0});
+        load(&mut c, &v, "sec", |c, s: Section| {
+            c.problem("sec.inner.name", "checked after");
+            c.problem("sec.bot-id", "checked after");
+            c.problem("sec.inner.also", "absent, after its parent");
+            s
+        });
+        assert_eq!(
+            problems(&c),
+            [
+                "sec.x: unknown key \"x\"; known keys here: bot-id, names, inner, strict",
+                "sec.bot-id: expected a string, found a number",
+                "sec.bot-id: checked after",
+                "sec.names[0]: expected a string, found a number",
+                "sec.inner.also: absent, after its parent",
+                "sec.inner.name: checked after",
+            ]
+        );
     }
 
     #[test]

@@ -8,14 +8,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Alertmanager;
 use crate::messengers::ServiceConfig;
 use crate::settings::check::Checker;
-use crate::settings::forms::{Span, Whole, shown, shown_duration, shown_secs, shown_urls};
+use crate::settings::forms::{
+    Span, Text, TextForm, Whole, shown, shown_duration, shown_secs, shown_urls,
+};
 use crate::settings::section::{self, Field, List, Named, Wording};
 use crate::settings::values::parse_http_url;
 use crate::settings::{DEFAULT_SCOPE, mask_url};
@@ -65,8 +66,7 @@ impl ServiceConfig for AlertmanagerConfig {
     type Messenger = Alertmanager;
 
     fn load(c: &mut Checker, v: &Value, _base: &Path) -> Option<Self> {
-        let file = section::read::<File>(c, v, Self::NAME)?;
-        Some(validate(c, file))
+        section::load(c, v, Self::NAME, validate)
     }
 
     fn masked(&self) -> Value {
@@ -143,12 +143,12 @@ fn is_label_name(s: &str) -> bool {
 pub struct File {
     /// Base URLs of the cluster's members, e.g. `http://am1:9093`.
     #[schemars(extend("minItems" = 1))]
-    pub urls: Field<List<BaseUrl, Urls>>,
+    pub urls: Field<List<Text<BaseUrl>, Urls>>,
     /// Labels added to every alert (`alertname`, `severity`, `instrument`, `source` and
     /// `key` are set by protowatch).
     #[serde(default)]
     #[schemars(schema_with = "labels")]
-    pub labels: Field<Named<LabelValue, Labels>>,
+    pub labels: Field<Named<Text<LabelValue>, Labels>>,
     /// How often active alerts are posted again, below Alertmanager's `resolve_timeout`.
     /// Seconds as a number, or a string like `"30s"`, `"1m"`; 1 s to 4 minutes.
     #[serde(default)]
@@ -190,63 +190,33 @@ impl Wording for Labels {
 }
 
 /// One member's base URL: http(s), with a host, without a query or fragment.
-#[derive(Debug)]
-pub struct BaseUrl(pub url::Url);
+pub struct BaseUrl;
 
-impl<'de> Deserialize<'de> for BaseUrl {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = BaseUrl;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a URL (a string)")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<BaseUrl, E> {
-                let u = parse_http_url(s.trim().trim_end_matches('/')).map_err(E::custom)?;
-                if u.query().is_some() || u.fragment().is_some() {
-                    return Err(E::custom(
-                        "expected a base URL without ?query or #fragment (alerts go to <url>/api/v2/alerts)",
-                    ));
-                }
-                Ok(BaseUrl(u))
-            }
+impl TextForm for BaseUrl {
+    const EXPECTED: &'static str = "a URL (a string)";
+    type Value = url::Url;
+
+    fn parse(text: &str) -> Result<url::Url, String> {
+        let u = parse_http_url(text.trim().trim_end_matches('/'))?;
+        if u.query().is_some() || u.fragment().is_some() {
+            return Err("expected a base URL without ?query or #fragment (alerts go to <url>/api/v2/alerts)".into());
         }
-        d.deserialize_str(V)
-    }
-}
-
-impl JsonSchema for BaseUrl {
-    fn inline_schema() -> bool {
-        true
-    }
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        String::schema_name()
-    }
-    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
-        String::json_schema(generator)
+        Ok(u)
     }
 }
 
 /// A label's value: a string, not empty.
-#[derive(Debug)]
-pub struct LabelValue(pub String);
+pub struct LabelValue;
 
-impl<'de> Deserialize<'de> for LabelValue {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = LabelValue;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a label value (a string)")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<LabelValue, E> {
-                if s.is_empty() {
-                    return Err(E::custom("expected a label value, found an empty string"));
-                }
-                Ok(LabelValue(s.to_string()))
-            }
+impl TextForm for LabelValue {
+    const EXPECTED: &'static str = "a label value (a string)";
+    type Value = String;
+
+    fn parse(text: &str) -> Result<String, String> {
+        if text.is_empty() {
+            return Err("expected a label value, found an empty string".into());
         }
-        d.deserialize_str(V)
+        Ok(text.to_string())
     }
 }
 
