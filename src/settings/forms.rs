@@ -174,6 +174,82 @@ impl<F: TextForm> JsonSchema for Text<F> {
     }
 }
 
+/// A form that takes a value of any type and names it, as the file has it, when it is
+/// wrong (`found 5`, `found "abc"`).
+pub trait ValueForm {
+    type Value;
+    fn parse(value: Value) -> Result<Self::Value, String>;
+}
+
+/// A value read whole and checked as `F` says. The check is made inside the visitor, as
+/// every form's must be: a problem returned after the deserializer is done would reach
+/// no one to note it.
+pub struct Checked<F: ValueForm>(pub F::Value);
+
+impl<F: ValueForm<Value: fmt::Debug>> fmt::Debug for Checked<F> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<'de, F: ValueForm> Deserialize<'de> for Checked<F> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<F>(PhantomData<F>);
+        impl<F: ValueForm> V<F> {
+            fn check<E: de::Error>(v: Value) -> Result<Checked<F>, E> {
+                F::parse(v).map(Checked).map_err(E::custom)
+            }
+        }
+        impl<'de, F: ValueForm> Visitor<'de> for V<F> {
+            type Value = Checked<F>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a value")
+            }
+            fn visit_bool<E: de::Error>(self, b: bool) -> Result<Checked<F>, E> {
+                Self::check(Value::from(b))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Checked<F>, E> {
+                Self::check(Value::from(n))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Checked<F>, E> {
+                Self::check(Value::from(n))
+            }
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<Checked<F>, E> {
+                Self::check(Value::from(n))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Checked<F>, E> {
+                Self::check(Value::from(s))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Checked<F>, E> {
+                Self::check(Value::Null)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, a: A) -> Result<Checked<F>, A::Error> {
+                Self::check(Value::deserialize(de::value::SeqAccessDeserializer::new(
+                    a,
+                ))?)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, a: A) -> Result<Checked<F>, A::Error> {
+                Self::check(Value::deserialize(de::value::MapAccessDeserializer::new(
+                    a,
+                ))?)
+            }
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
+impl<F: ValueForm> JsonSchema for Checked<F> {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        "Value".into()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        Value::json_schema(generator)
+    }
+}
+
 /// A string that is not empty or blank.
 pub struct NonBlank;
 
@@ -285,6 +361,11 @@ pub fn shown_secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> 
 /// URLs with all past the host masked ([`super::mask_url`]).
 pub fn shown_urls<S: Serializer>(urls: &[url::Url], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(urls.iter().map(|u| super::mask_url(u.as_str())))
+}
+
+/// A URL with all past the host masked.
+pub fn shown_url<S: Serializer>(url: &url::Url, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&super::mask_url(url.as_str()))
 }
 
 /// A secret URL with all past the host masked.

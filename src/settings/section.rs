@@ -227,12 +227,16 @@ pub trait Wording {
 }
 
 /// A list whose entries are read one by one: a wrong entry is noted and left out, the
-/// others are read. Its schema is `Vec<T>`'s.
-pub struct List<T, W>(pub Vec<T>, PhantomData<W>);
+/// others are read; `whole` says whether none was left out. Its schema is `Vec<T>`'s.
+pub struct List<T, W> {
+    pub items: Vec<T>,
+    pub whole: bool,
+    wording: PhantomData<W>,
+}
 
 impl<T: fmt::Debug, W> fmt::Debug for List<T, W> {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        self.0.fmt(f)
+        self.items.fmt(f)
     }
 }
 
@@ -249,11 +253,18 @@ impl<'de, T: Deserialize<'de>, W: Wording> Deserialize<'de> for List<T, W> {
                 if let (Some(empty), Some(0)) = (W::EMPTY, seq.size_hint()) {
                     return Err(de::Error::custom(empty));
                 }
-                let mut out = Vec::new();
+                let (mut items, mut whole) = (Vec::new(), true);
                 while let Some(item) = seq.next_element::<Field<T>>()? {
-                    out.extend(item.given());
+                    match item {
+                        Field::Given(t) => items.push(t),
+                        _ => whole = false,
+                    }
                 }
-                Ok(List(out, PhantomData))
+                Ok(List {
+                    items,
+                    whole,
+                    wording: PhantomData,
+                })
             }
         }
         d.deserialize_seq(V(PhantomData))
@@ -692,7 +703,11 @@ mod tests {
             ]
         );
         assert_eq!(s.bot, Field::Wrong);
-        assert_eq!(s.names.given().unwrap().0, ["a", "b"]);
+        let names = s.names.given().unwrap();
+        assert_eq!(
+            (names.items, names.whole),
+            (vec!["a".to_string(), "b".into()], false)
+        );
         assert_eq!(s.inner.given().unwrap().name, Field::Given("x".into()));
         assert_eq!(s.strict, "s");
     }

@@ -105,7 +105,7 @@ fn validate(c: &mut Checker, file: File) -> AlertmanagerConfig {
             "alertmanager.urls",
             "missing (required): list the Alertmanager URLs",
         )
-        .map(|l| l.0.into_iter().map(|u| u.0).collect())
+        .map(|l| l.items.into_iter().map(|u| u.0).collect())
         .unwrap_or_default();
     AlertmanagerConfig {
         urls,
