@@ -57,17 +57,17 @@ pub fn load<'v, T: Deserialize<'v>, R>(
     let before = c.problems.len();
     c.problems.extend(problems);
     let made = got.ok().map(|t| validate(c, t));
-    let order: std::collections::HashMap<&str, usize> = visited
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.as_str(), i))
-        .collect();
+    let mut order = std::collections::HashMap::new();
+    for (i, p) in visited.iter().enumerate() {
+        order.entry(p.as_str()).or_insert(i);
+    }
     c.problems[before..].sort_by_key(|p| place(&order, &p.json_path));
     made
 }
 
-/// Where a problem's path stands among the paths read: its own, or, for a key that was
-/// not read (absent, unknown), its nearest parent's.
+/// Where a problem's path stands among the paths read: its own (a struct's absent field
+/// has its place too), or, for a key that was not read (unknown, an absent map entry),
+/// its nearest parent's.
 fn place(order: &std::collections::HashMap<&str, usize>, path: &str) -> usize {
     let mut at = path;
     loop {
@@ -477,7 +477,11 @@ impl<'de> Deserializer<'de> for At<'_, 'de> {
             }),
             Value::Object(map) => visitor.visit_map(Entries {
                 at: &self,
-                entries: map.iter().collect::<Vec<_>>().into_iter(),
+                entries: map
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), Some(v)))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
                 value: None,
             }),
         };
@@ -525,11 +529,9 @@ impl<'de> Deserializer<'de> for At<'_, 'de> {
                 });
             }
         }
-        // The struct's own order, as the checks were always written.
-        let entries: Vec<_> = fields
-            .iter()
-            .filter_map(|f| map.get_key_value(*f))
-            .collect();
+        // The struct's own order, as the checks were always written; an absent field
+        // keeps its place, for the problem that it is missing.
+        let entries: Vec<_> = fields.iter().map(|f| (*f, map.get(*f))).collect();
         let got = visitor.visit_map(Entries {
             at: &self,
             entries: entries.into_iter(),
@@ -585,13 +587,15 @@ impl<'de, I: Iterator<Item = (usize, &'de Value)>> SeqAccess<'de> for Items<'_, 
     }
 }
 
+/// An object's entries; a struct's absent fields come as `None`, to be passed over with
+/// their place noted.
 struct Entries<'b, 'a, 'v, I> {
     at: &'b At<'a, 'v>,
     entries: I,
-    value: Option<(&'v String, &'v Value)>,
+    value: Option<(&'v str, &'v Value)>,
 }
 
-impl<'de, I: ExactSizeIterator<Item = (&'de String, &'de Value)>> MapAccess<'de>
+impl<'de, I: ExactSizeIterator<Item = (&'de str, Option<&'de Value>)>> MapAccess<'de>
     for Entries<'_, '_, 'de, I>
 {
     type Error = Error;
@@ -600,8 +604,15 @@ impl<'de, I: ExactSizeIterator<Item = (&'de String, &'de Value)>> MapAccess<'de>
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, Error> {
-        let Some((key, v)) = self.entries.next() else {
-            return Ok(None);
+        let (key, v) = loop {
+            match self.entries.next() {
+                None => return Ok(None),
+                Some((key, Some(v))) => break (key, v),
+                Some((key, None)) => {
+                    let path = join(&self.at.path, key);
+                    self.at.notes.borrow_mut().visited.push(path);
+                }
+            }
         };
         self.value = Some((key, v));
         seed.deserialize(BorrowedStrDeserializer::new(key))
@@ -720,7 +731,7 @@ mod tests {
         assert!(s.is_none());
         assert_eq!(
             problems(&c),
-            ["sec.strict: missing (required)", "sec.names: no names"]
+            ["sec.names: no names", "sec.strict: missing (required)"]
         );
         let mut c = Checker::default();
         let s: Section = load(&mut c, &json!({"names": 5, "strict": ""}), "sec", |_, s| s).unwrap();
@@ -741,7 +752,7 @@ mod tests {
         load(&mut c, &v, "sec", |c, s: Section| {
             c.problem("sec.inner.name", "checked after");
             c.problem("sec.bot-id", "checked after");
-            c.problem("sec.inner.also", "absent, after its parent");
+            c.problem("sec.inner.also", "absent, in its place");
             s
         });
         assert_eq!(
@@ -751,8 +762,8 @@ mod tests {
                 "sec.bot-id: expected a string, found a number",
                 "sec.bot-id: checked after",
                 "sec.names[0]: expected a string, found a number",
-                "sec.inner.also: absent, after its parent",
                 "sec.inner.name: checked after",
+                "sec.inner.also: absent, in its place",
             ]
         );
     }

@@ -12,7 +12,9 @@ use serde_json::{Map, Value};
 
 use super::Secret;
 use super::check::{Checker, join};
+use super::forms::SecretRef;
 use super::secret::SecretSource;
+use super::section::Field;
 
 /// The secret at `key`, written in the file, or in the file named at `<key>_file`; not
 /// both. `inline` reads the written form, which is each section's own (mail's may be
@@ -47,6 +49,44 @@ pub(crate) fn secret_or_file(
         }
         (None, Some(_)) => secret_file(c, map, &file_key, path, base),
         (None, None) => None,
+    }
+}
+
+/// As [`secret_or_file`], for a section read into its struct: `inline` is the value of
+/// `key`, `file` that of `<key>_file` (its form's problems noted already), `path` the
+/// section's.
+pub(crate) fn secret_or_file_field(
+    c: &mut Checker,
+    inline: Field<SecretRef>,
+    file: Field<String>,
+    key: &str,
+    path: &str,
+    base: &Path,
+) -> Option<Secret> {
+    let file_key = format!("{key}_file");
+    match (inline, file) {
+        (Field::Absent, Field::Given(f)) => {
+            read_secret_file(c, &resolve(base, &f), &join(path, &file_key))
+        }
+        (Field::Given(v), Field::Absent) => {
+            if matches!(&v.0, Value::String(s) if !s.trim().is_empty()) {
+                c.secret_from(
+                    join(path, key),
+                    SecretSource::Inline {
+                        instead: join(path, &file_key),
+                    },
+                );
+            }
+            v.resolve(c, &join(path, key), base)
+        }
+        (Field::Absent | Field::Wrong, Field::Absent | Field::Wrong) => None,
+        _ => {
+            c.problem(
+                join(path, &file_key),
+                format!("set either {key} or {file_key}, not both"),
+            );
+            None
+        }
     }
 }
 
