@@ -55,9 +55,9 @@ pub(crate) fn secret_or_file(
 /// As [`secret_or_file`], for a section read into its struct: `inline` is the value of
 /// `key`, `file` that of `<key>_file` (its form's problems noted already), `path` the
 /// section's.
-pub(crate) fn secret_or_file_field(
+pub(crate) fn secret_or_file_field<V: InlineSecret>(
     c: &mut Checker,
-    inline: Field<SecretRef>,
+    inline: Field<V>,
     file: Field<String>,
     key: &str,
     path: &str,
@@ -69,7 +69,7 @@ pub(crate) fn secret_or_file_field(
             read_secret_file(c, &resolve(base, &f), &join(path, &file_key))
         }
         (Field::Given(v), Field::Absent) => {
-            if matches!(&v.0, Value::String(s) if !s.trim().is_empty()) {
+            if v.text().is_some_and(|s| !s.trim().is_empty()) {
                 c.secret_from(
                     join(path, key),
                     SecretSource::Inline {
@@ -77,7 +77,7 @@ pub(crate) fn secret_or_file_field(
                     },
                 );
             }
-            v.resolve(c, &join(path, key), base)
+            v.read(c, &join(path, key), base)
         }
         (Field::Absent | Field::Wrong, Field::Absent | Field::Wrong) => None,
         _ => {
@@ -87,6 +87,24 @@ pub(crate) fn secret_or_file_field(
             );
             None
         }
+    }
+}
+
+/// A secret's form in the file, beside its `_file`: each section's own (mail's may be
+/// empty, for a server without AUTH).
+pub(crate) trait InlineSecret {
+    /// The text written in the file, if it is one.
+    fn text(&self) -> Option<&str>;
+    fn read(self, c: &mut Checker, path: &str, base: &Path) -> Option<Secret>;
+}
+
+impl InlineSecret for SecretRef {
+    fn text(&self) -> Option<&str> {
+        self.0.as_str()
+    }
+
+    fn read(self, c: &mut Checker, path: &str, base: &Path) -> Option<Secret> {
+        self.resolve(c, path, base)
     }
 }
 
