@@ -39,7 +39,8 @@ pub trait ServiceConfig: Sized + Clone + std::fmt::Debug + Send + Sync + 'static
     const SHOWN_PER_MESSAGE: usize;
     /// The implicit routing sends it alarms only, not a script's messages (Alertmanager).
     const ALARMS_ONLY: bool = false;
-    /// The section as the file has it, for the JSON Schema.
+    /// The section as the file has it: what `load` reads (with `settings::section`), the
+    /// JSON Schema and the keys are derived from it.
     type File: schemars::JsonSchema;
     type Messenger: Deliver;
 

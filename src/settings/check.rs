@@ -1,8 +1,11 @@
-//! A walker over the parsed JSON that collects *every* problem with its JSON path.
+//! The list of problems, each with its JSON path, and getters that walk the parsed JSON.
 //!
 //! serde's derive stops at the first error and cannot say `watch[1].encoding`; operators
-//! edit this file by hand and deserve the whole list at once, so validation walks the
-//! `serde_json::Value` itself. Each getter reports what was expected and what was found.
+//! edit this file by hand and deserve the whole list at once. So every problem goes here,
+//! whether met by [`super::section`] (which reads a section with serde and still goes on
+//! after a problem) or by the getters below, with which the sections not yet described by
+//! a struct walk the `serde_json::Value` itself. Each reports what was expected and what
+//! was found.
 
 use std::time::Duration;
 

@@ -2,63 +2,19 @@
 //!
 //! The old bot took its values loosely: a port could be `25` or `"25"`, a channel id a
 //! number or a string, and a single recipient a bare string. Those files must keep
-//! loading unchanged, so these readers accept every form the old bot did; everything
-//! new in the config is strict.
+//! loading unchanged, so these forms accept every one the old bot did; everything new in
+//! the config is strict. `mail`'s are field forms of its struct ([`Port`],
+//! [`Recipients`]); `telegram`, still walked by hand, uses [`chat_id`].
 
 use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::check::{Checker, join};
+use super::check::Checker;
 use super::forms::{Text, TextForm, ValueForm};
 use super::section::{List, Wording};
-
-/// `mail.port`: a number or a string of digits.
-pub fn port(c: &mut Checker, map: &Map<String, Value>, path: &str) -> Option<u16> {
-    let v = map.get("port")?;
-    let n = match v {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse::<u64>().ok(),
-        _ => None,
-    };
-    match n {
-        Some(n) if (1..=65535).contains(&n) => Some(n as u16),
-        _ => {
-            c.problem(
-                join(path, "port"),
-                format!("expected a port number from 1 to 65535, found {}", short(v)),
-            );
-            None
-        }
-    }
-}
-
-/// `mail.recipients`: a list of addresses, or one address as a string.
-pub fn recipients(c: &mut Checker, map: &Map<String, Value>, path: &str) -> Option<Vec<String>> {
-    let v = map.get("recipients")?;
-    let p = join(path, "recipients");
-    match v {
-        Value::String(s) => Some(vec![s.clone()]),
-        Value::Array(items) => {
-            let mut out = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                match item.as_str() {
-                    Some(s) => out.push(s.to_string()),
-                    None => {
-                        c.wrong_type(&format!("{p}[{i}]"), "an e-mail address (a string)", item)
-                    }
-                }
-            }
-            Some(out)
-        }
-        other => {
-            c.wrong_type(&p, "a list of e-mail addresses", other);
-            None
-        }
-    }
-}
 
 /// `telegram.channel-id`: a number (`-1001234567890`) or a string (`"-100…"`, `"@name"`).
 pub fn chat_id(c: &mut Checker, v: &Value, path: &str) -> Option<String> {

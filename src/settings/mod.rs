@@ -1,5 +1,7 @@
 //! The settings toolkit: what every config section is read, checked, described and
-//! shown with — the checker that collects problems by JSON path, value readers,
+//! shown with — the checker that collects problems by JSON path, the reader of a section
+//! from its one typed struct ([`section`]) and the value forms its fields take
+//! ([`forms`], [`legacy`]), value readers for the sections still walked by hand,
 //! durations, secrets and their one file reader (`Secret::from_file`), schema pieces,
 //! masking, and the scope rules all sections share.
 //!
