@@ -29,7 +29,7 @@ pub fn available(config: &Config) -> Vec<u8> {
     };
     let mut switches = Vec::new();
     let mut offered = Vec::new();
-    for name in super::config::BEC_SERVICES {
+    for name in super::config::bec_services() {
         let service_type: &'static str = name;
         let ours = bec.service(name);
         let scopes = ours.and_then(|s| config.scopes(s)).unwrap_or_default();

@@ -1,10 +1,10 @@
 //! The config file's format as a JSON Schema (`protowatch schema`), for editors to
 //! complete and check `config.json` as it is typed.
 //!
-//! A service's section is described by its own `File` struct in its module, which the
-//! loader reads too (`settings::section`), so that section's schema and loader cannot
-//! drift (docs/ARCHITECTURE.md, "Where things live"). The sections still walked by hand
-//! ([`super::validate`]: the agent's own, `telegram`, `bec`) are described by the types
+//! A service's section, and BEC's, is described by its own `File` struct in its module,
+//! which the loader reads too (`settings::section`), so that section's schema and loader
+//! cannot drift (docs/ARCHITECTURE.md, "Where things live"). The sections still walked by
+//! hand (the agent's own in [`super::validate`], and `telegram`) are described by the types
 //! here, which exist only to derive the schema: doc comments become descriptions,
 //! `deny_unknown_fields` becomes `"additionalProperties": false`, `rename` keeps the old
 //! bot's `bot-id`, `channel-id` and `api-url`. They derive `Deserialize` too, so that
