@@ -1,6 +1,8 @@
 //! The `bec` section: where the deployment's Redis is, how to log in to it, which of our
 //! services serve BEC's `scilog`, `signal` and `teams`, and whether to announce them.
 //!
+//! [`File`] describes the section once — keys, forms, schema — and is read with
+//! `settings::section`; `validate` checks our services against the configured sections.
 //! The Redis password is a [`Secret`]: masked by `check-config`, never logged. BEC puts
 //! the `internal/*` channels behind admin ACLs, so a deployment with ACLs needs `user`
 //! and `password` (or `password_file`) of a Redis user that may PSUBSCRIBE there.
@@ -13,20 +15,16 @@ use serde_json::{Value, json};
 use crate::messengers::{Sections, Service};
 use crate::settings::Secret;
 use crate::settings::check::{Checker, join};
-use crate::settings::values::{secret_or_file, secret_value};
+use crate::settings::forms::{Flag, NonBlank, SecretRef, Text, TextForm};
+use crate::settings::schema::NON_BLANK;
+use crate::settings::section::{self, Field};
+use crate::settings::values::secret_or_file_field;
 
-/// The keys of the section.
-pub const KEYS: &[&str] = &[
-    "redis",
-    "user",
-    "password",
-    "password_file",
-    "services",
-    "publish_services",
-];
-
-/// BEC's service names (`NotificationServiceTarget.service_name`).
-pub const BEC_SERVICES: &[&str] = &["scilog", "signal", "teams"];
+/// BEC's service names (`NotificationServiceTarget.service_name`): the keys of
+/// [`Services`].
+pub fn bec_services() -> &'static [&'static str] {
+    section::keys::<Services>()
+}
 
 /// Redis' own port, when `redis` names a host only.
 pub const DEFAULT_REDIS_PORT: u16 = 6379;
@@ -70,7 +68,7 @@ impl BecConfig {
         json!({
             "redis": self.address(),
             "user": self.user,
-            "password": self.password.as_ref().map(|_| Secret::MASK),
+            "password": self.password,
             "services": services,
             "publish_services": self.publish_services,
         })
@@ -85,70 +83,68 @@ impl BecConfig {
     }
 }
 
-/// Reads the section at `bec`; every problem is reported with its JSON path.
+/// The section's keys by JSON path: those of [`File`] and of its `services`.
+pub fn keys() -> [(&'static str, &'static [&'static str]); 2] {
+    [
+        ("bec", section::keys::<File>()),
+        ("bec.services", section::keys::<Services>()),
+    ]
+}
+
+/// Reads the section at `bec`; every problem is reported with its JSON path, and any
+/// problem leaves the bridge out.
 pub(crate) fn load(
     c: &mut Checker,
     v: &Value,
     base: &Path,
     sections: &Sections,
 ) -> Option<BecConfig> {
-    let p = "bec";
-    let s = c.object(v, p, KEYS)?;
     let before = c.problems.len();
-    let address = c.non_empty(s, "redis", p);
-    let address = c.required(address, s, "redis", p);
-    let (host, port) = match address.as_deref().map(parse_address) {
-        Some(Ok(hp)) => hp,
-        Some(Err(why)) => {
-            c.problem(join(p, "redis"), why);
-            (String::new(), 0)
-        }
-        None => (String::new(), 0),
-    };
-    let user = c.non_empty(s, "user", p);
-    let password = secret_or_file(c, s, "password", p, base, |c, v| {
-        secret_value(c, v, &join(p, "password"), base)
-    });
-    let services = match s.get("services") {
-        None => default_services(sections),
-        Some(v) => {
-            let sp = join(p, "services");
-            let map = c.object(v, &sp, BEC_SERVICES)?;
+    section::load(c, v, "bec", |c, file| {
+        validate(c, file, base, sections, before)
+    })?
+}
+
+fn validate(
+    c: &mut Checker,
+    file: File,
+    base: &Path,
+    sections: &Sections,
+    before: usize,
+) -> Option<BecConfig> {
+    let p = "bec";
+    let (host, port) = file
+        .redis
+        .required(c, &join(p, "redis"))
+        .map_or((String::new(), 0), |a| a.0);
+    let user = file.user.given().map(|u| u.0);
+    let password_file = file.password_file.map(|f| f.0);
+    let password = secret_or_file_field(c, file.password, password_file, "password", p, base);
+    let services = match file.services {
+        Field::Absent => default_services(sections),
+        Field::Wrong => return None,
+        Field::Given(s) => {
             let mut out = BTreeMap::new();
-            for (name, ours) in map {
-                let at = join(&sp, name);
-                let Some(text) = ours.as_str() else {
-                    c.wrong_type(&at, "the name of one of our services", ours);
+            for (name, ours) in [
+                ("scilog", s.scilog),
+                ("signal", s.signal),
+                ("teams", s.teams),
+            ] {
+                let Field::Given(Text(service)) = ours else {
                     continue;
                 };
-                match Service::parse(text) {
-                    Some(service) if sections.scopes(service).is_some() => {
-                        out.insert(name.clone(), service);
-                    }
-                    Some(service) => c.problem(
-                        &at,
+                if sections.scopes(service).is_some() {
+                    out.insert(name.to_string(), service);
+                } else {
+                    c.problem(
+                        join(&join(p, "services"), name),
                         format!(
                             "{service} is not configured (add its section, or leave {name} out)"
                         ),
-                    ),
-                    None => c.problem(
-                        &at,
-                        format!(
-                            "unknown service {text:?}; expected {}",
-                            crate::messengers::section_names()
-                        ),
-                    ),
+                    );
                 }
             }
             out
-        }
-    };
-    let publish_services = match s.get("publish_services") {
-        None => false,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => {
-            c.wrong_type(&join(p, "publish_services"), "true or false", other);
-            false
         }
     };
     if c.problems.len() > before {
@@ -160,7 +156,7 @@ pub(crate) fn load(
         user,
         password,
         services,
-        publish_services,
+        publish_services: file.publish_services.given().is_some_and(|f| f.0),
     })
 }
 
@@ -237,44 +233,77 @@ mod tests {
 #[schemars(extend("not" = {"required": ["password", "password_file"]}))]
 pub struct File {
     /// The deployment's Redis, `host:port` (`host` alone: port 6379).
-    #[schemars(pattern(crate::settings::schema::NON_BLANK))]
-    pub redis: String,
+    #[schemars(pattern(NON_BLANK))]
+    pub redis: Field<Text<RedisAddress>>,
     /// The Redis ACL user (BEC puts `internal/*` behind admin ACLs). Default: Redis'
     /// `default` user.
-    #[schemars(pattern(crate::settings::schema::NON_BLANK))]
-    pub user: Option<String>,
+    #[serde(default)]
+    #[schemars(pattern(NON_BLANK))]
+    pub user: Field<Text<NonBlank>>,
     /// The user's password, or `{"env": "NAME"}` / `{"file": "path"}`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::settings::schema::secret_schema")]
-    pub password: Option<Value>,
+    #[serde(default)]
+    pub password: Field<SecretRef>,
     /// A file holding the password (a trailing newline is dropped).
-    #[schemars(pattern(crate::settings::schema::NON_BLANK))]
-    pub password_file: Option<String>,
+    #[serde(default)]
+    #[schemars(pattern(NON_BLANK))]
+    pub password_file: Field<Text<NonBlank>>,
     /// BEC's service name (`scilog`, `signal`, `teams`) → our service that serves it.
     /// Default: `scilog` → scilog, `signal` → signal, `teams` → webhook, each where
     /// configured.
-    pub services: Option<Services>,
+    #[serde(default)]
+    pub services: Field<Services>,
     /// Write BEC's `available_messaging_services` so that `bec.messaging.<service>`
     /// works in a BEC session without Atlas, and deliver what a session sends straight
     /// to a service (BEC's message stream). Not with Atlas: two backends would both
     /// deliver.
+    #[serde(default)]
     #[schemars(extend("default" = false))]
-    pub publish_services: Option<bool>,
+    pub publish_services: Field<Flag>,
 }
 
 /// Which of our services serves each of BEC's.
+// Each is optional to the loader; the schema has always listed them as required.
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Services {
     /// Our service for BEC's `scilog`.
     #[schemars(schema_with = "our_service")]
-    pub scilog: Option<String>,
+    pub scilog: Field<Text<OurService>>,
     /// Our service for BEC's `signal`.
     #[schemars(schema_with = "our_service")]
-    pub signal: Option<String>,
+    pub signal: Field<Text<OurService>>,
     /// Our service for BEC's `teams` (a `webhook` with the `teams` preset).
     #[schemars(schema_with = "our_service")]
-    pub teams: Option<String>,
+    pub teams: Field<Text<OurService>>,
+}
+
+/// `host:port`, `host` (port 6379) or `[v6]:port`.
+pub struct RedisAddress;
+
+impl TextForm for RedisAddress {
+    const EXPECTED: &'static str = "a string";
+    type Value = (String, u16);
+
+    fn parse(text: &str) -> Result<(String, u16), String> {
+        parse_address(&NonBlank::parse(text)?)
+    }
+}
+
+/// One of our services, by its name.
+pub struct OurService;
+
+impl TextForm for OurService {
+    const EXPECTED: &'static str = "the name of one of our services";
+    type Value = Service;
+
+    fn parse(text: &str) -> Result<Service, String> {
+        Service::parse(text).ok_or_else(|| {
+            format!(
+                "unknown service {text:?}; expected {}",
+                crate::messengers::section_names()
+            )
+        })
+    }
 }
 
 fn our_service(_: &mut schemars::SchemaGenerator) -> schemars::Schema {

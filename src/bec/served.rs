@@ -60,7 +60,7 @@ impl Served {
             })
             .unwrap_or_default();
         Served {
-            by_bec_name: super::config::BEC_SERVICES
+            by_bec_name: super::config::bec_services()
                 .iter()
                 .filter_map(|name| Some((name.to_string(), bec.service(name)?)))
                 .collect(),

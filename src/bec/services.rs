@@ -26,7 +26,7 @@ pub const STREAM_MAXLEN: usize = 10;
 pub fn available(ours: &Served) -> Vec<u8> {
     let mut switches = Vec::new();
     let mut offered = Vec::new();
-    for name in super::config::BEC_SERVICES {
+    for name in super::config::bec_services() {
         let service_type: &'static str = name;
         let service = ours.service(name);
         let scopes = service.and_then(|s| ours.scopes(s)).unwrap_or_default();

@@ -1,10 +1,11 @@
 //! The config file's format as a JSON Schema (`protowatch schema`), for editors to
 //! complete and check `config.json` as it is typed.
 //!
-//! The loader does not use these types: it walks the parsed JSON by hand
-//! ([`super::validate`]) so it can report every problem with its path, and what it makes
-//! are resolved types (defaults filled, paths absolute). These types describe the *file*
-//! instead, and exist only to derive the schema: doc comments become descriptions,
+//! A service's section, and BEC's, is described by its own `File` struct in its module,
+//! which the loader reads too (`settings::section`), so that section's schema and loader
+//! cannot drift (docs/ARCHITECTURE.md, "Where things live"). The sections still walked by
+//! hand (the agent's own in [`super::validate`], and `telegram`) are described by the types
+//! here, which exist only to derive the schema: doc comments become descriptions,
 //! `deny_unknown_fields` becomes `"additionalProperties": false`, `rename` keeps the old
 //! bot's `bot-id`, `channel-id` and `api-url`. They derive `Deserialize` too, so that
 //! their serde attributes are the ones serde checks. A test holds them to the loader's

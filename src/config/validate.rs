@@ -90,9 +90,8 @@ static KEYS: LazyLock<KeyList> = LazyLock::new(|| {
             leak(paced().map(|s| s.as_str()).collect()),
         ),
         ("api", API),
-        ("bec", crate::bec::config::KEYS),
-        ("bec.services", crate::bec::config::BEC_SERVICES),
     ]);
+    out.extend(crate::bec::config::keys());
     out
 });
 

@@ -29,8 +29,9 @@ pub trait ServiceConfig: Sized + Clone + std::fmt::Debug + Send + Sync + 'static
     /// destinations (`signal:oncall`) and the CLI.
     const NAME: &'static str;
     /// The keys of each object of the section, by JSON path (`webhook.scopes.*`), for
-    /// `KNOWN_KEYS` and the schema's tests.
-    const KEYS: &'static [(&'static str, &'static [&'static str])];
+    /// `KNOWN_KEYS` and the schema's tests: those of the section's struct
+    /// ([`crate::settings::section::keys`]).
+    fn keys() -> Vec<(&'static str, &'static [&'static str])>;
     /// Messages a minute to one scope unless `throttle.per_minute.<name>` says otherwise;
     /// `None`: not paced, and no such key (Alertmanager paces itself).
     const PER_MINUTE: Option<u32>;
@@ -38,7 +39,8 @@ pub trait ServiceConfig: Sized + Clone + std::fmt::Debug + Send + Sync + 'static
     const SHOWN_PER_MESSAGE: usize;
     /// The implicit routing sends it alarms only, not a script's messages (Alertmanager).
     const ALARMS_ONLY: bool = false;
-    /// The section as the file has it, for the JSON Schema.
+    /// The section as the file has it: what `load` reads (with `settings::section`), the
+    /// JSON Schema and the keys are derived from it.
     type File: schemars::JsonSchema;
     type Messenger: Deliver;
 
@@ -145,7 +147,7 @@ macro_rules! services {
             /// The keys of every service's section, by JSON path.
             pub fn known_keys() -> Vec<(&'static str, &'static [&'static str])> {
                 let mut out = Vec::new();
-                $(out.extend_from_slice(<$config as ServiceConfig>::KEYS);)+
+                $(out.extend(<$config as ServiceConfig>::keys());)+
                 out
             }
 
@@ -343,7 +345,9 @@ mod a_new_service {
 
         impl ServiceConfig for PagerConfig {
             const NAME: &'static str = "pager";
-            const KEYS: &'static [(&'static str, &'static [&'static str])] = &[];
+            fn keys() -> Vec<(&'static str, &'static [&'static str])> {
+                Vec::new()
+            }
             const PER_MINUTE: Option<u32> = None;
             const SHOWN_PER_MESSAGE: usize = 1;
             type File = ();

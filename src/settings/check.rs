@@ -1,8 +1,11 @@
-//! A walker over the parsed JSON that collects *every* problem with its JSON path.
+//! The list of problems, each with its JSON path, and getters that walk the parsed JSON.
 //!
 //! serde's derive stops at the first error and cannot say `watch[1].encoding`; operators
-//! edit this file by hand and deserve the whole list at once, so validation walks the
-//! `serde_json::Value` itself. Each getter reports what was expected and what was found.
+//! edit this file by hand and deserve the whole list at once. So every problem goes here,
+//! whether met by [`super::section`] (which reads a section with serde and still goes on
+//! after a problem) or by the getters below, with which the sections not yet described by
+//! a struct walk the `serde_json::Value` itself. Each reports what was expected and what
+//! was found.
 
 use std::time::Duration;
 
@@ -52,6 +55,10 @@ pub fn join(path: &str, key: &str) -> String {
 pub fn index(path: &str, i: usize) -> String {
     format!("{path}[{i}]")
 }
+
+/// What a duration is expected to be, in problems.
+pub(crate) const DURATION: &str =
+    "a duration: seconds as a number, or a string like \"90s\", \"10m\", \"24h\", \"2d\"";
 
 impl Checker {
     pub fn problem(&mut self, json_path: impl Into<String>, message: impl Into<String>) {
@@ -192,8 +199,7 @@ impl Checker {
         max: Duration,
     ) -> Option<Duration> {
         let v = map.get(key)?;
-        let expected =
-            "a duration: seconds as a number, or a string like \"90s\", \"10m\", \"24h\", \"2d\"";
+        let expected = DURATION;
         let d = match v {
             Value::Number(n) => n
                 .as_f64()

@@ -2,57 +2,19 @@
 //!
 //! The old bot took its values loosely: a port could be `25` or `"25"`, a channel id a
 //! number or a string, and a single recipient a bare string. Those files must keep
-//! loading unchanged, so these readers accept every form the old bot did; everything
-//! new in the config is strict.
+//! loading unchanged, so these forms accept every one the old bot did; everything new in
+//! the config is strict. `mail`'s are field forms of its struct ([`Port`],
+//! [`Recipients`]); `telegram`, still walked by hand, uses [`chat_id`].
 
-use serde_json::{Map, Value};
+use std::fmt;
 
-use super::check::{Checker, join};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde_json::Value;
 
-/// `mail.port`: a number or a string of digits.
-pub fn port(c: &mut Checker, map: &Map<String, Value>, path: &str) -> Option<u16> {
-    let v = map.get("port")?;
-    let n = match v {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse::<u64>().ok(),
-        _ => None,
-    };
-    match n {
-        Some(n) if (1..=65535).contains(&n) => Some(n as u16),
-        _ => {
-            c.problem(
-                join(path, "port"),
-                format!("expected a port number from 1 to 65535, found {}", short(v)),
-            );
-            None
-        }
-    }
-}
-
-/// `mail.recipients`: a list of addresses, or one address as a string.
-pub fn recipients(c: &mut Checker, map: &Map<String, Value>, path: &str) -> Option<Vec<String>> {
-    let v = map.get("recipients")?;
-    let p = join(path, "recipients");
-    match v {
-        Value::String(s) => Some(vec![s.clone()]),
-        Value::Array(items) => {
-            let mut out = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                match item.as_str() {
-                    Some(s) => out.push(s.to_string()),
-                    None => {
-                        c.wrong_type(&format!("{p}[{i}]"), "an e-mail address (a string)", item)
-                    }
-                }
-            }
-            Some(out)
-        }
-        other => {
-            c.wrong_type(&p, "a list of e-mail addresses", other);
-            None
-        }
-    }
-}
+use super::check::Checker;
+use super::forms::{Text, TextForm, ValueForm};
+use super::section::{List, Wording};
 
 /// `telegram.channel-id`: a number (`-1001234567890`) or a string (`"-100…"`, `"@name"`).
 pub fn chat_id(c: &mut Checker, v: &Value, path: &str) -> Option<String> {
@@ -80,6 +42,74 @@ fn is_chat_id(s: &str) -> bool {
         return name.len() >= 4 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     }
     s.strip_prefix('-').unwrap_or(s).parse::<u64>().is_ok()
+}
+
+/// `mail.port` as a field's form: a number or a string of digits, from 1 to 65535.
+pub struct Port;
+
+impl ValueForm for Port {
+    type Value = u16;
+
+    fn parse(v: Value) -> Result<u16, String> {
+        let n = match &v {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse::<u64>().ok(),
+            _ => None,
+        };
+        match n.and_then(|n| u16::try_from(n).ok()) {
+            Some(n) if n >= 1 => Ok(n),
+            _ => Err(format!(
+                "expected a port number from 1 to 65535, found {}",
+                short(&v)
+            )),
+        }
+    }
+}
+
+/// `mail.recipients` as a field's form: a list of addresses, or one address as a string;
+/// an entry that is not a string is noted and left out.
+#[derive(Debug)]
+pub struct Recipients(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for Recipients {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Recipients;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of e-mail addresses")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Recipients, E> {
+                Ok(Recipients(vec![s.to_string()]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Recipients, A::Error> {
+                let list = List::<Text<AddressText>, AddressList>::deserialize(
+                    de::value::SeqAccessDeserializer::new(seq),
+                )?;
+                Ok(Recipients(list.items.into_iter().map(|a| a.0).collect()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An entry of `recipients`, read as text (the address is checked by the section).
+pub struct AddressText;
+
+impl TextForm for AddressText {
+    const EXPECTED: &'static str = "an e-mail address (a string)";
+    type Value = String;
+
+    fn parse(text: &str) -> Result<String, String> {
+        Ok(text.to_string())
+    }
+}
+
+/// A list of addresses in problems.
+pub struct AddressList;
+
+impl Wording for AddressList {
+    const EXPECTED: &'static str = "a list of e-mail addresses";
 }
 
 /// A value as shown in an error: strings quoted, everything else by its type.

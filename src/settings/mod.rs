@@ -1,5 +1,7 @@
 //! The settings toolkit: what every config section is read, checked, described and
-//! shown with — the checker that collects problems by JSON path, value readers,
+//! shown with — the checker that collects problems by JSON path, the reader of a section
+//! from its one typed struct ([`section`]) and the value forms its fields take
+//! ([`forms`], [`legacy`]), value readers for the sections still walked by hand,
 //! durations, secrets and their one file reader (`Secret::from_file`), schema pieces,
 //! masking, and the scope rules all sections share.
 //!
@@ -10,16 +12,18 @@
 //! to that section, not here.
 
 pub mod check;
+pub mod forms;
 pub mod legacy;
 pub mod schema;
 mod scope;
 mod secret;
+pub mod section;
 pub mod values;
 
 use std::time::Duration;
 
 pub use check::Problem;
-pub use scope::{DEFAULT_SCOPE, default_scope, unknown_scope};
+pub use scope::{DEFAULT_SCOPE, chosen_default_scope, default_scope, unknown_scope};
 pub use secret::{Secret, SecretFileError, SecretFileProblem, SecretSource};
 pub use values::resolve;
 

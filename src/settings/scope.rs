@@ -7,6 +7,7 @@
 use serde_json::Value;
 
 use super::check::{Checker, join};
+use super::section::Field;
 
 /// The scope that the old bot's single `recipients` / `channel-id` become.
 pub const DEFAULT_SCOPE: &str = "default";
@@ -36,6 +37,32 @@ pub fn default_scope<'a>(
             unknown_scope(service, &name, scopes),
         );
         None
+    }
+}
+
+/// As [`default_scope`], for a section read into its struct: `given` is its
+/// `default_scope` field.
+pub fn chosen_default_scope<'a>(
+    c: &mut Checker,
+    given: Field<String>,
+    path: &str,
+    service: &str,
+    scopes: impl Iterator<Item = &'a String> + Clone,
+) -> Option<String> {
+    match given {
+        Field::Absent => scopes
+            .clone()
+            .any(|s| s == DEFAULT_SCOPE)
+            .then(|| DEFAULT_SCOPE.to_string()),
+        Field::Wrong => None,
+        Field::Given(name) if scopes.clone().any(|s| *s == name) => Some(name),
+        Field::Given(name) => {
+            c.problem(
+                join(path, "default_scope"),
+                unknown_scope(service, &name, scopes),
+            );
+            None
+        }
     }
 }
 

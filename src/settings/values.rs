@@ -12,7 +12,9 @@ use serde_json::{Map, Value};
 
 use super::Secret;
 use super::check::{Checker, join};
+use super::forms::SecretRef;
 use super::secret::SecretSource;
+use super::section::Field;
 
 /// The secret at `key`, written in the file, or in the file named at `<key>_file`; not
 /// both. `inline` reads the written form, which is each section's own (mail's may be
@@ -47,6 +49,62 @@ pub(crate) fn secret_or_file(
         }
         (None, Some(_)) => secret_file(c, map, &file_key, path, base),
         (None, None) => None,
+    }
+}
+
+/// As [`secret_or_file`], for a section read into its struct: `inline` is the value of
+/// `key`, `file` that of `<key>_file` (its form's problems noted already), `path` the
+/// section's.
+pub(crate) fn secret_or_file_field<V: InlineSecret>(
+    c: &mut Checker,
+    inline: Field<V>,
+    file: Field<String>,
+    key: &str,
+    path: &str,
+    base: &Path,
+) -> Option<Secret> {
+    let file_key = format!("{key}_file");
+    match (inline, file) {
+        (Field::Absent, Field::Given(f)) => {
+            read_secret_file(c, &resolve(base, &f), &join(path, &file_key))
+        }
+        (Field::Given(v), Field::Absent) => {
+            if v.text().is_some_and(|s| !s.trim().is_empty()) {
+                c.secret_from(
+                    join(path, key),
+                    SecretSource::Inline {
+                        instead: join(path, &file_key),
+                    },
+                );
+            }
+            v.read(c, &join(path, key), base)
+        }
+        (Field::Absent | Field::Wrong, Field::Absent | Field::Wrong) => None,
+        _ => {
+            c.problem(
+                join(path, &file_key),
+                format!("set either {key} or {file_key}, not both"),
+            );
+            None
+        }
+    }
+}
+
+/// A secret's form in the file, beside its `_file`: each section's own (mail's may be
+/// empty, for a server without AUTH).
+pub(crate) trait InlineSecret {
+    /// The text written in the file, if it is one.
+    fn text(&self) -> Option<&str>;
+    fn read(self, c: &mut Checker, path: &str, base: &Path) -> Option<Secret>;
+}
+
+impl InlineSecret for SecretRef {
+    fn text(&self) -> Option<&str> {
+        self.0.as_str()
+    }
+
+    fn read(self, c: &mut Checker, path: &str, base: &Path) -> Option<Secret> {
+        self.resolve(c, path, base)
     }
 }
 
@@ -143,22 +201,18 @@ pub(crate) fn secret_value(c: &mut Checker, v: &Value, path: &str, base: &Path) 
 
 /// An http(s) URL with a host. The text is not echoed: it may hold a token.
 pub(crate) fn http_url(c: &mut Checker, text: &str, path: &str) -> Option<url::Url> {
+    parse_http_url(text).map_err(|e| c.problem(path, e)).ok()
+}
+
+/// As [`http_url`], the problem returned rather than noted.
+pub(crate) fn parse_http_url(text: &str) -> Result<url::Url, String> {
     match url::Url::parse(text) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
-        Ok(u) => {
-            c.problem(
-                path,
-                format!(
-                    "expected an http:// or https:// URL with a host, found a {}: URL",
-                    u.scheme()
-                ),
-            );
-            None
-        }
-        Err(e) => {
-            c.problem(path, format!("expected an http:// or https:// URL ({e})"));
-            None
-        }
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(u),
+        Ok(u) => Err(format!(
+            "expected an http:// or https:// URL with a host, found a {}: URL",
+            u.scheme()
+        )),
+        Err(e) => Err(format!("expected an http:// or https:// URL ({e})")),
     }
 }
 

@@ -1,22 +1,25 @@
 //! The `alertmanager` section: the cluster's URLs, extra labels, how often active
-//! alerts are posted again; its masked view and its schema.
+//! alerts are posted again. [`File`] describes the section once — its keys, their forms
+//! and the schema — and is read with `settings::section`; [`validate`] turns it into the
+//! resolved [`AlertmanagerConfig`], whose `Serialize` is the masked view.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::Alertmanager;
 use crate::messengers::ServiceConfig;
-use crate::settings::check::{Checker, index, join};
-use crate::settings::schema::duration;
-use crate::settings::values::http_url;
+use crate::settings::check::Checker;
+use crate::settings::forms::{
+    Span, Text, TextForm, Whole, shown, shown_duration, shown_secs, shown_urls,
+};
+use crate::settings::section::{self, Field, List, Named, Wording};
+use crate::settings::values::parse_http_url;
 use crate::settings::{DEFAULT_SCOPE, mask_url};
-
-const ALERTMANAGER: &[&str] = &["urls", "labels", "repost_interval", "timeout_s"];
 
 /// Alertmanager's default `resolve_timeout` is 5 minutes: a repost interval at or above it
 /// would let alerts without an end flicker to resolved between posts.
@@ -24,9 +27,10 @@ const MAX_REPOST: Duration = Duration::from_secs(240);
 
 /// Prometheus Alertmanager: alerts, not messages. Each active alert is posted to every
 /// URL (as Prometheus does for an HA cluster) and posted again while it lasts.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct AlertmanagerConfig {
     /// Base URLs (`http://am1:9093`); alerts go to `<url>/api/v2/alerts`.
+    #[serde(serialize_with = "shown_urls")]
     pub urls: Vec<url::Url>,
     /// Added to every alert's own labels (`alertname`, `severity`, `instrument`, `source`,
     /// `key`), which they may not replace.
@@ -34,8 +38,10 @@ pub struct AlertmanagerConfig {
     /// How often active alerts are posted again; well inside Alertmanager's
     /// `resolve_timeout` (5 minutes by default), which ends an alert that has no `endsAt`
     /// and is not posted again.
+    #[serde(serialize_with = "shown_duration")]
     pub repost_interval: Duration,
     /// The longest one post may take.
+    #[serde(rename = "timeout_s", serialize_with = "shown_secs")]
     pub timeout: Duration,
 }
 
@@ -47,8 +53,9 @@ pub const ALERTMANAGER_LABELS: [&str; 5] = ["alertname", "severity", "instrument
 
 impl ServiceConfig for AlertmanagerConfig {
     const NAME: &'static str = "alertmanager";
-    const KEYS: &'static [(&'static str, &'static [&'static str])] =
-        &[("alertmanager", ALERTMANAGER)];
+    fn keys() -> Vec<(&'static str, &'static [&'static str])> {
+        vec![("alertmanager", section::keys::<File>())]
+    }
     // Alertmanager gets alert states, not messages: it groups and paces itself, and
     // takes every alert as it is.
     const PER_MINUTE: Option<u32> = None;
@@ -59,17 +66,11 @@ impl ServiceConfig for AlertmanagerConfig {
     type Messenger = Alertmanager;
 
     fn load(c: &mut Checker, v: &Value, _base: &Path) -> Option<Self> {
-        alertmanager(c, v)
+        section::load(c, v, Self::NAME, validate)
     }
 
     fn masked(&self) -> Value {
-        let urls: Vec<String> = self.urls.iter().map(|u| mask_url(u.as_str())).collect();
-        json!({
-            "urls": urls,
-            "labels": self.labels,
-            "repost_interval": crate::settings::duration_text(self.repost_interval),
-            "timeout_s": self.timeout.as_secs(),
-        })
+        shown(self)
     }
 
     fn secrets(&self) -> Vec<(&'static str, String)> {
@@ -95,77 +96,33 @@ impl ServiceConfig for AlertmanagerConfig {
     }
 }
 
-fn alertmanager(c: &mut Checker, v: &Value) -> Option<AlertmanagerConfig> {
-    let p = "alertmanager";
-    let a = c.object(v, p, ALERTMANAGER)?;
-    let up = join(p, "urls");
-    let mut urls = Vec::new();
-    match a.get("urls") {
-        Some(Value::Array(items)) if !items.is_empty() => {
-            for (i, item) in items.iter().enumerate() {
-                let ip = index(&up, i);
-                match item.as_str() {
-                    Some(s) => match http_url(c, s.trim().trim_end_matches('/'), &ip) {
-                        Some(u) if u.query().is_some() || u.fragment().is_some() => c.problem(
-                            &ip,
-                            "expected a base URL without ?query or #fragment (alerts go to <url>/api/v2/alerts)",
-                        ),
-                        Some(u) => urls.push(u),
-                        None => {}
-                    },
-                    None => c.wrong_type(&ip, "a URL (a string)", item),
-                }
-            }
-        }
-        Some(Value::Array(_)) => c.problem(&up, "no URLs: list at least one Alertmanager"),
-        Some(other) => c.wrong_type(&up, "a list of Alertmanager URLs", other),
-        None => c.problem(&up, "missing (required): list the Alertmanager URLs"),
-    }
-    let mut labels = BTreeMap::new();
-    match a.get("labels") {
-        None => {}
-        Some(Value::Object(obj)) => {
-            for (name, value) in obj {
-                let lp = join(&join(p, "labels"), name);
-                if ALERTMANAGER_LABELS.contains(&name.as_str()) {
-                    c.problem(
-                        &lp,
-                        format!("{name:?} is set by protowatch for every alert; choose another label name"),
-                    );
-                    continue;
-                }
-                if !is_label_name(name) {
-                    c.problem(
-                        &lp,
-                        format!("{name:?} is not a label name: letters, digits and _, not starting with a digit (nor with __)"),
-                    );
-                    continue;
-                }
-                match value.as_str() {
-                    Some(s) if !s.is_empty() => {
-                        labels.insert(name.clone(), s.to_string());
-                    }
-                    Some(_) => c.problem(&lp, "expected a label value, found an empty string"),
-                    None => c.wrong_type(&lp, "a label value (a string)", value),
-                }
-            }
-        }
-        Some(other) => c.wrong_type(
-            &join(p, "labels"),
-            "an object mapping label names to values",
-            other,
-        ),
-    }
-    let repost_interval = c
-        .duration(a, "repost_interval", p, Duration::from_secs(1), MAX_REPOST)
-        .unwrap_or(Duration::from_secs(60));
-    let timeout = c.uint(a, "timeout_s", p, 1, 600);
-    Some(AlertmanagerConfig {
+/// What the section says, defaults filled; every problem of its values is noted already.
+fn validate(c: &mut Checker, file: File) -> AlertmanagerConfig {
+    let urls = file
+        .urls
+        .required_or(
+            c,
+            "alertmanager.urls",
+            "missing (required): list the Alertmanager URLs",
+        )
+        .map(|l| l.items.into_iter().map(|u| u.0).collect())
+        .unwrap_or_default();
+    AlertmanagerConfig {
         urls,
-        labels,
-        repost_interval,
-        timeout: timeout.map_or(Duration::from_secs(10), Duration::from_secs),
-    })
+        labels: file
+            .labels
+            .given()
+            .map(|l| l.0.into_iter().map(|(k, v)| (k, v.0)).collect())
+            .unwrap_or_default(),
+        repost_interval: file
+            .repost_interval
+            .given()
+            .map_or(Duration::from_secs(60), |s| s.0),
+        timeout: file
+            .timeout_s
+            .given()
+            .map_or(Duration::from_secs(10), |s| Duration::from_secs(s.0)),
+    }
 }
 
 /// Prometheus' label names: `[a-zA-Z_][a-zA-Z0-9_]*`, `__` reserved for internal use.
@@ -186,20 +143,81 @@ fn is_label_name(s: &str) -> bool {
 pub struct File {
     /// Base URLs of the cluster's members, e.g. `http://am1:9093`.
     #[schemars(extend("minItems" = 1))]
-    pub urls: Vec<String>,
+    pub urls: Field<List<Text<BaseUrl>, Urls>>,
     /// Labels added to every alert (`alertname`, `severity`, `instrument`, `source` and
     /// `key` are set by protowatch).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "labels")]
-    pub labels: Option<BTreeMap<String, String>>,
+    pub labels: Field<Named<Text<LabelValue>, Labels>>,
     /// How often active alerts are posted again, below Alertmanager's `resolve_timeout`.
     /// Seconds as a number, or a string like `"30s"`, `"1m"`; 1 s to 4 minutes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "repost_interval", extend("default" = "60s"))]
-    pub repost_interval: Option<Value>,
+    #[serde(default)]
+    #[schemars(extend("default" = "60s"))]
+    pub repost_interval: Field<Span<1, { MAX_REPOST.as_secs() }>>,
     /// The longest one post may take, in seconds.
-    #[schemars(range(min = 1, max = 600), extend("default" = 10))]
-    pub timeout_s: Option<u64>,
+    #[serde(default)]
+    #[schemars(extend("default" = 10))]
+    pub timeout_s: Field<Whole<1, 600>>,
+}
+
+/// `urls` in problems.
+pub struct Urls;
+
+impl Wording for Urls {
+    const EXPECTED: &'static str = "a list of Alertmanager URLs";
+    const EMPTY: Option<&'static str> = Some("no URLs: list at least one Alertmanager");
+}
+
+/// `labels` in problems; a label name is checked before its value.
+pub struct Labels;
+
+impl Wording for Labels {
+    const EXPECTED: &'static str = "an object mapping label names to values";
+
+    fn key(name: &str) -> Result<(), String> {
+        if ALERTMANAGER_LABELS.contains(&name) {
+            Err(format!(
+                "{name:?} is set by protowatch for every alert; choose another label name"
+            ))
+        } else if !is_label_name(name) {
+            Err(format!(
+                "{name:?} is not a label name: letters, digits and _, not starting with a digit (nor with __)"
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// One member's base URL: http(s), with a host, without a query or fragment.
+pub struct BaseUrl;
+
+impl TextForm for BaseUrl {
+    const EXPECTED: &'static str = "a URL (a string)";
+    type Value = url::Url;
+
+    fn parse(text: &str) -> Result<url::Url, String> {
+        let u = parse_http_url(text.trim().trim_end_matches('/'))?;
+        if u.query().is_some() || u.fragment().is_some() {
+            return Err("expected a base URL without ?query or #fragment (alerts go to <url>/api/v2/alerts)".into());
+        }
+        Ok(u)
+    }
+}
+
+/// A label's value: a string, not empty.
+pub struct LabelValue;
+
+impl TextForm for LabelValue {
+    const EXPECTED: &'static str = "a label value (a string)";
+    type Value = String;
+
+    fn parse(text: &str) -> Result<String, String> {
+        if text.is_empty() {
+            return Err("expected a label value, found an empty string".into());
+        }
+        Ok(text.to_string())
+    }
 }
 
 fn labels(_: &mut SchemaGenerator) -> Schema {
@@ -211,10 +229,6 @@ fn labels(_: &mut SchemaGenerator) -> Schema {
         },
         "additionalProperties": {"type": "string", "minLength": 1},
     })
-}
-
-fn repost_interval(_: &mut SchemaGenerator) -> Schema {
-    duration(1, 240)
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
-//! The `mail` section: its resolved type, how the file's section is read (the old
-//! bot's loose forms included, see `config::legacy`), its masked view and its schema.
+//! The `mail` section. [`File`] describes it once — keys, forms (the old bot's loose
+//! ones from `settings::legacy`), schema — and is read with `settings::section`;
+//! [`validate`] reads the password, fills the defaults and checks across keys, making the
+//! resolved [`MailConfig`], whose `Serialize` is the masked view.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -7,32 +9,21 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Value, json};
 
 use super::Mail;
 use crate::messengers::ServiceConfig;
 use crate::settings::check::{Checker, index, join};
-use crate::settings::schema::{NON_BLANK, words};
-use crate::settings::values::secret_or_file;
-use crate::settings::{
-    DEFAULT_SCOPE, DEFAULT_SEND_TIMEOUT, Secret, default_scope, host_name, legacy, resolve,
+use crate::settings::forms::{
+    Checked, Choices, NonBlank, Text, TextForm, Whole, Word, shown, shown_secs,
 };
-
-const MAIL: &[&str] = &[
-    "user",
-    "password",
-    "password_file",
-    "port",
-    "server",
-    "recipients",
-    "from",
-    "tls",
-    "ca_file",
-    "scopes",
-    "default_scope",
-    "timeout_s",
-];
+use crate::settings::schema::NON_BLANK;
+use crate::settings::section::{self, Field, List, Named, Wording};
+use crate::settings::values::{InlineSecret, secret_or_file_field};
+use crate::settings::{
+    DEFAULT_SCOPE, DEFAULT_SEND_TIMEOUT, Secret, chosen_default_scope, host_name, legacy, resolve,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsMode {
@@ -45,14 +36,22 @@ pub enum TlsMode {
     Opportunistic,
 }
 
-impl TlsMode {
-    pub const CHOICES: [(&'static str, TlsMode); 4] = [
+impl Choices for TlsMode {
+    const CHOICES: &'static [(&'static str, TlsMode)] = &[
         ("starttls", TlsMode::StartTls),
         ("wrapper", TlsMode::Wrapper),
         ("none", TlsMode::None),
         ("opportunistic", TlsMode::Opportunistic),
     ];
+}
 
+impl Serialize for TlsMode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl TlsMode {
     pub fn as_str(self) -> &'static str {
         Self::CHOICES
             .iter()
@@ -61,7 +60,7 @@ impl TlsMode {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct MailConfig {
     pub server: String,
     pub port: u16,
@@ -77,12 +76,15 @@ pub struct MailConfig {
     /// `mail.default_scope`, else `default` if that scope exists, else none.
     pub default_scope: Option<String>,
     /// The longest one send may take, connect to the server's last reply.
+    #[serde(rename = "timeout_s", serialize_with = "shown_secs")]
     pub timeout: Duration,
 }
 
 impl ServiceConfig for MailConfig {
     const NAME: &'static str = "mail";
-    const KEYS: &'static [(&'static str, &'static [&'static str])] = &[("mail", MAIL)];
+    fn keys() -> Vec<(&'static str, &'static [&'static str])> {
+        vec![("mail", section::keys::<File>())]
+    }
     const PER_MINUTE: Option<u32> = Some(10);
     // A mail may be read at a desk.
     const SHOWN_PER_MESSAGE: usize = 25;
@@ -90,22 +92,11 @@ impl ServiceConfig for MailConfig {
     type Messenger = Mail;
 
     fn load(c: &mut Checker, v: &Value, base: &Path) -> Option<Self> {
-        mail(c, v, base)
+        section::load(c, v, Self::NAME, |c, file| validate(c, file, base))?
     }
 
     fn masked(&self) -> Value {
-        json!({
-            "server": self.server,
-            "port": self.port,
-            "user": self.user,
-            "password": self.password.as_ref().map(|_| Secret::MASK),
-            "from": self.from,
-            "tls": self.tls.as_str(),
-            "ca_file": self.ca_file,
-            "scopes": self.scopes,
-            "default_scope": self.default_scope,
-            "timeout_s": self.timeout.as_secs(),
-        })
+        shown(self)
     }
 
     fn secrets(&self) -> Vec<(&'static str, String)> {
@@ -146,14 +137,16 @@ fn address(c: &mut Checker, s: &str, path: &str) -> Option<String> {
     }
 }
 
-fn mail(c: &mut Checker, v: &Value, base: &Path) -> Option<MailConfig> {
+/// What the section says, its password read, defaults filled (the port from `tls`, `tls`
+/// from the port, `from` from `user`); `None` when the server or the sender cannot be
+/// used (every problem is noted already).
+fn validate(c: &mut Checker, file: File, base: &Path) -> Option<MailConfig> {
     let p = "mail";
-    let m = c.object(v, p, MAIL)?;
-    let server = c.non_empty(m, "server", p);
-    let server = c.required(server, m, "server", p);
-    let tls = c.choice(m, "tls", p, &TlsMode::CHOICES);
-    let port = legacy::port(c, m, p);
-    let (tls, port) = match (tls, port) {
+    let server = file.server.required(c, &join(p, "server")).map(|s| s.0);
+    let (tls, port) = match (
+        file.tls.given().map(|t| t.0),
+        file.port.given().map(|p| p.0),
+    ) {
         (Some(t), Some(port)) => (t, port),
         (None, Some(465)) => (TlsMode::Wrapper, 465),
         (None, Some(port)) => (TlsMode::Opportunistic, port),
@@ -162,21 +155,17 @@ fn mail(c: &mut Checker, v: &Value, base: &Path) -> Option<MailConfig> {
         (Some(t), None) => (t, 25),
         (None, None) => (TlsMode::Opportunistic, 25),
     };
-    let user = c.string(m, "user", p).filter(|u| !u.is_empty());
-    // The old bot's files carry `"password": ""` for servers without AUTH.
-    let password = secret_or_file(c, m, "password", p, base, |c, _| {
-        c.string(m, "password", p)
-            .filter(|s| !s.is_empty())
-            .map(Secret::new)
-    });
+    let user = file.user.given().filter(|u| !u.is_empty());
+    let password_file = file.password_file.map(|f| f.0);
+    let password = secret_or_file_field(c, file.password, password_file, "password", p, base);
     if password.is_some() && user.is_none() {
         c.problem(
             join(p, "user"),
             "a password is set but no user to log in with",
         );
     }
-    let from = match c.non_empty(m, "from", p) {
-        Some(f) => {
+    let from = match file.from {
+        Field::Given(Text(f)) => {
             match lettre::message::Mailbox::from_str(&f) {
                 Ok(_) => Some(f),
                 Err(e) => {
@@ -188,55 +177,37 @@ fn mail(c: &mut Checker, v: &Value, base: &Path) -> Option<MailConfig> {
                 }
             }
         }
-        None => Some(default_from(user.as_deref())),
+        _ => Some(default_from(user.as_deref())),
     };
-    let ca_file = c.non_empty(m, "ca_file", p).map(|f| resolve(base, &f));
+    let ca_file = file.ca_file.given().map(|f| resolve(base, &f.0));
     if let Some(f) = &ca_file
         && !f.is_file()
     {
         c.problem(join(p, "ca_file"), format!("no such file: {}", f.display()));
     }
-
     let mut scopes = BTreeMap::new();
-    if let Some(list) = legacy::recipients(c, m, p) {
+    if let Some(list) = file.recipients.given() {
         let list: Vec<String> = list
+            .0
             .iter()
             .enumerate()
             .filter_map(|(i, a)| address(c, a, &index(&join(p, "recipients"), i)))
             .collect();
         scopes.insert(DEFAULT_SCOPE.to_string(), list);
     }
-    if let Some(sv) = m.get("scopes") {
-        let sp = join(p, "scopes");
-        if let Some(obj) = sv.as_object() {
-            for (name, list) in obj {
-                let lp = join(&sp, name);
-                if name == DEFAULT_SCOPE && scopes.contains_key(DEFAULT_SCOPE) {
-                    c.problem(
-                        &lp,
-                        "the scope \"default\" is already given by mail.recipients",
-                    );
-                    continue;
-                }
-                let Some(items) = list.as_array() else {
-                    c.wrong_type(&lp, "a list of e-mail addresses", list);
-                    continue;
-                };
-                let mut addrs = Vec::new();
-                for (i, a) in items.iter().enumerate() {
-                    match a.as_str() {
-                        Some(s) => addrs.extend(address(c, s, &index(&lp, i))),
-                        None => c.wrong_type(&index(&lp, i), "an e-mail address (a string)", a),
-                    }
-                }
-                if items.is_empty() {
-                    c.problem(&lp, "a scope needs at least one address");
-                }
-                scopes.insert(name.clone(), addrs);
-            }
-        } else {
-            c.wrong_type(&sp, "an object mapping scope names to address lists", sv);
+    for (name, list) in file.scopes.given().map(|s| s.0).unwrap_or_default() {
+        let lp = join(&join(p, "scopes"), &name);
+        if name == DEFAULT_SCOPE && scopes.contains_key(DEFAULT_SCOPE) {
+            c.problem(
+                &lp,
+                "the scope \"default\" is already given by mail.recipients",
+            );
+            continue;
         }
+        if list.whole && list.items.is_empty() {
+            c.problem(&lp, "a scope needs at least one address");
+        }
+        scopes.insert(name, list.items.into_iter().map(|a| a.0).collect());
     }
     if scopes.values().all(Vec::is_empty) {
         c.problem(
@@ -244,10 +215,13 @@ fn mail(c: &mut Checker, v: &Value, base: &Path) -> Option<MailConfig> {
             "no recipients: set mail.recipients (or mail.scopes) to at least one address",
         );
     }
-    let default_scope = default_scope(c, m, p, "mail", scopes.keys());
-    let timeout = c.uint(m, "timeout_s", p, 1, 600);
+    let default_scope =
+        chosen_default_scope(c, file.default_scope.map(|s| s.0), p, "mail", scopes.keys());
     Some(MailConfig {
-        timeout: timeout.map_or(DEFAULT_SEND_TIMEOUT, Duration::from_secs),
+        timeout: file
+            .timeout_s
+            .given()
+            .map_or(DEFAULT_SEND_TIMEOUT, |s| Duration::from_secs(s.0)),
         server: server?,
         port,
         user,
@@ -277,59 +251,96 @@ fn default_from(user: Option<&str>) -> String {
 }
 
 /// E-mail by SMTP. Needs `server`, and `recipients` or `scopes`.
+// The keys in the old bot's order (`user`, `password`, `port`, `server`, `recipients`
+// first): problems list them so; the schema shows them as `mail_rules` orders them.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[schemars(rename = "Mail")]
 #[serde(deny_unknown_fields)]
 #[schemars(transform = mail_rules)]
 pub struct File {
-    /// The SMTP server's host name or address.
+    /// The user name for SMTP AUTH; AUTH is used when a user and a password are set.
+    #[serde(default)]
+    pub user: Field<String>,
+    /// The password for SMTP AUTH; empty means no AUTH. Or use `password_file`.
+    #[serde(default)]
+    pub password: Field<String>,
+    /// A file holding the password (a trailing newline is dropped), instead of `password`.
+    #[serde(default)]
     #[schemars(pattern(NON_BLANK))]
-    pub server: String,
+    pub password_file: Field<Text<NonBlank>>,
     /// The server's port: 465 with `tls` `wrapper`, 587 with `starttls`, else 25. A number,
     /// or a string of digits as the old bot's files have it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "port")]
-    pub port: Option<Value>,
+    pub port: Field<Checked<legacy::Port>>,
+    /// The SMTP server's host name or address.
+    #[schemars(pattern(NON_BLANK))]
+    pub server: Field<Text<NonBlank>>,
+    /// The recipients, a list of addresses or one address: the scope `default`.
+    #[serde(default)]
+    #[schemars(schema_with = "recipients")]
+    pub recipients: Field<legacy::Recipients>,
+    /// The sender, `addr` or `"Name <addr>"`. Default: `user` if it is an address, else
+    /// `protowatch@<host>`.
+    #[serde(default)]
+    #[schemars(pattern(NON_BLANK))]
+    pub from: Field<Text<NonBlank>>,
     /// `starttls` (required), `wrapper` (TLS from the first byte), `none`, or
     /// `opportunistic` (STARTTLS when the server offers it). Default: `wrapper` on port 465,
     /// else `opportunistic`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "tls")]
-    pub tls: Option<String>,
-    /// The user name for SMTP AUTH; AUTH is used when a user and a password are set.
-    pub user: Option<String>,
-    /// The password for SMTP AUTH; empty means no AUTH. Or use `password_file`.
-    pub password: Option<String>,
-    /// A file holding the password (a trailing newline is dropped), instead of `password`.
-    #[schemars(pattern(NON_BLANK))]
-    pub password_file: Option<String>,
-    /// The sender, `addr` or `"Name <addr>"`. Default: `user` if it is an address, else
-    /// `protowatch@<host>`.
-    #[schemars(pattern(NON_BLANK))]
-    pub from: Option<String>,
+    #[serde(default)]
+    pub tls: Field<Word<TlsMode>>,
     /// A PEM file of extra CA certificates to trust besides the system's (a site CA).
     /// Certificate checks cannot be switched off.
+    #[serde(default)]
     #[schemars(pattern(NON_BLANK))]
-    pub ca_file: Option<String>,
-    /// The recipients, a list of addresses or one address: the scope `default`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "recipients")]
-    pub recipients: Option<Value>,
+    pub ca_file: Field<Text<NonBlank>>,
     /// More recipient groups for `routes`: scope name → addresses.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "mail_scopes")]
-    pub scopes: Option<BTreeMap<String, Vec<String>>>,
+    pub scopes: Field<Named<List<Text<Address>, legacy::AddressList>, Scopes>>,
     /// The scope of route entries without `scope`, and of the implicit routing; one of the
     /// scopes. Default: `default` if that scope exists.
+    #[serde(default)]
     #[schemars(pattern(NON_BLANK))]
-    pub default_scope: Option<String>,
+    pub default_scope: Field<Text<NonBlank>>,
     /// The longest one send may take, from connecting to the server's last reply, in seconds.
-    #[schemars(range(min = 1, max = 600), extend("default" = 30))]
-    pub timeout_s: Option<u64>,
+    #[serde(default)]
+    #[schemars(extend("default" = 30))]
+    pub timeout_s: Field<Whole<1, 600>>,
 }
 
-fn tls(_: &mut SchemaGenerator) -> Schema {
-    words(&["starttls", "wrapper", "none", "opportunistic"], false)
+/// `scopes` in problems.
+pub struct Scopes;
+
+impl Wording for Scopes {
+    const EXPECTED: &'static str = "an object mapping scope names to address lists";
+}
+
+/// An e-mail address in a scope's list, blanks around it dropped.
+pub struct Address;
+
+impl TextForm for Address {
+    const EXPECTED: &'static str = "an e-mail address (a string)";
+    type Value = String;
+
+    fn parse(text: &str) -> Result<String, String> {
+        match lettre::Address::from_str(text.trim()) {
+            Ok(_) => Ok(text.trim().to_string()),
+            Err(e) => Err(format!("expected an e-mail address, found {text:?} ({e})")),
+        }
+    }
+}
+
+/// A password written in the file: any string, empty for a server without AUTH.
+impl InlineSecret for String {
+    fn text(&self) -> Option<&str> {
+        Some(self)
+    }
+
+    fn read(self, _: &mut Checker, _: &str, _: &Path) -> Option<Secret> {
+        (!self.is_empty()).then(|| Secret::new(self))
+    }
 }
 
 fn port(_: &mut SchemaGenerator) -> Schema {
@@ -357,8 +368,33 @@ fn mail_scopes(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
-/// `mail` needs recipients somewhere, and takes a password one way only.
+/// `mail` needs recipients somewhere, and takes a password one way only. Its keys are
+/// shown in the schema as an editor offers them, the server first; the struct keeps the
+/// old bot's order, which problems list them in.
 fn mail_rules(schema: &mut Schema) {
+    const SHOWN: [&str; 12] = [
+        "server",
+        "port",
+        "tls",
+        "user",
+        "password",
+        "password_file",
+        "from",
+        "ca_file",
+        "recipients",
+        "scopes",
+        "default_scope",
+        "timeout_s",
+    ];
+    if let Some(Value::Object(props)) = schema.get_mut("properties") {
+        let mut all = std::mem::take(props);
+        for key in SHOWN {
+            if let Some(v) = all.remove(key) {
+                props.insert(key.to_string(), v);
+            }
+        }
+        props.extend(all);
+    }
     schema.insert(
         "anyOf".into(),
         json!([{"required": ["recipients"]}, {"required": ["scopes"]}]),

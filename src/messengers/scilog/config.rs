@@ -1,50 +1,60 @@
 //! The `scilog` section: the API's URL, how to log in (a user's password, or a token),
-//! one logbook per scope, the tags every entry carries; its masked view and its schema.
+//! one logbook per scope, the tags every entry carries. [`File`] describes the section
+//! once — keys, forms, schema — and is read with `settings::section`; [`validate`] reads
+//! the credential and checks across keys, making the resolved [`ScilogConfig`], whose
+//! `Serialize` is the masked view.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-use serde::Deserialize;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Value, json};
 
 use super::Scilog;
 use crate::messengers::ServiceConfig;
 use crate::settings::check::{Checker, join};
-use crate::settings::schema::{NON_BLANK, secret_schema};
-use crate::settings::values::{http_url, secret_or_file, secret_value};
-use crate::settings::{DEFAULT_SEND_TIMEOUT, Secret, default_scope, mask_url};
-
-const SCILOG: &[&str] = &[
-    "url",
-    "user",
-    "password",
-    "password_file",
-    "token",
-    "token_file",
-    "scopes",
-    "default_scope",
-    "tags",
-    "timeout_s",
-];
-const SCILOG_SCOPE: &[&str] = &["logbook"];
+use crate::settings::forms::{
+    NonBlank, SecretRef, Text, TextForm, Whole, shown, shown_secs, shown_url,
+};
+use crate::settings::schema::NON_BLANK;
+use crate::settings::section::{self, Field, List, Named, Wording};
+use crate::settings::values::{parse_http_url, secret_or_file_field};
+use crate::settings::{DEFAULT_SEND_TIMEOUT, Secret, chosen_default_scope, mask_url};
 /// The ways to log in; exactly one is set.
 const CREDENTIALS: [&str; 4] = ["password", "password_file", "token", "token_file"];
 
 /// SciLog, PSI's electronic logbook: one paragraph per message in a scope's logbook.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ScilogConfig {
     /// The API's base URL, `https://scilog.example.org/api/v1`, without a trailing `/`.
+    #[serde(serialize_with = "shown_url")]
     pub url: url::Url,
-    pub login: Login,
     /// Scope name → logbook id.
+    #[serde(serialize_with = "shown_logbooks")]
     pub scopes: BTreeMap<String, String>,
     pub default_scope: Option<String>,
     /// Added to every entry's own tags.
     pub tags: Vec<String>,
     /// The longest one send (login, uploads and the entry) may take.
+    #[serde(rename = "timeout_s", serialize_with = "shown_secs")]
     pub timeout: Duration,
+    #[serde(flatten)]
+    pub login: Login,
+}
+
+/// Each scope as the file writes it: `{"logbook": "<id>"}`.
+fn shown_logbooks<S: Serializer>(
+    scopes: &BTreeMap<String, String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(
+        scopes
+            .iter()
+            .map(|(name, id)| (name, json!({"logbook": id}))),
+    )
 }
 
 /// How the agent gets its bearer token.
@@ -56,10 +66,29 @@ pub enum Login {
     Token(Secret),
 }
 
+/// Shown as the keys that chose it, the secret masked.
+impl Serialize for Login {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        match self {
+            Login::Password { user, password } => {
+                map.serialize_entry("user", user)?;
+                map.serialize_entry("password", password)?;
+            }
+            Login::Token(token) => map.serialize_entry("token", token)?,
+        }
+        map.end()
+    }
+}
+
 impl ServiceConfig for ScilogConfig {
     const NAME: &'static str = "scilog";
-    const KEYS: &'static [(&'static str, &'static [&'static str])] =
-        &[("scilog", SCILOG), ("scilog.scopes.*", SCILOG_SCOPE)];
+    fn keys() -> Vec<(&'static str, &'static [&'static str])> {
+        vec![
+            ("scilog", section::keys::<File>()),
+            ("scilog.scopes.*", section::keys::<ScilogScope>()),
+        ]
+    }
     // A logbook is read later, not watched: a few entries a minute, the rest in digests.
     const PER_MINUTE: Option<u32> = Some(10);
     // A digest in a logbook is the record: it lists every event it can.
@@ -68,30 +97,11 @@ impl ServiceConfig for ScilogConfig {
     type Messenger = Scilog;
 
     fn load(c: &mut Checker, v: &Value, base: &Path) -> Option<Self> {
-        scilog(c, v, base)
+        section::load(c, v, Self::NAME, |c, file| validate(c, file, base))?
     }
 
     fn masked(&self) -> Value {
-        let login = match &self.login {
-            Login::Password { user, .. } => json!({"user": user, "password": Secret::MASK}),
-            Login::Token(_) => json!({"token": Secret::MASK}),
-        };
-        let scopes: serde_json::Map<String, Value> = self
-            .scopes
-            .iter()
-            .map(|(name, logbook)| (name.clone(), json!({"logbook": logbook})))
-            .collect();
-        let mut out = json!({
-            "url": mask_url(self.url.as_str()),
-            "scopes": scopes,
-            "default_scope": self.default_scope,
-            "tags": self.tags,
-            "timeout_s": self.timeout.as_secs(),
-        });
-        if let (Some(o), Some(l)) = (out.as_object_mut(), login.as_object()) {
-            o.extend(l.clone());
-        }
-        out
+        shown(self)
     }
 
     fn secrets(&self) -> Vec<(&'static str, String)> {
@@ -123,31 +133,26 @@ impl ServiceConfig for ScilogConfig {
     }
 }
 
-fn scilog(c: &mut Checker, v: &Value, base: &Path) -> Option<ScilogConfig> {
+/// What the section says, its credential read, defaults filled; `None` when the URL or
+/// the login cannot be used (every problem is noted already).
+fn validate(c: &mut Checker, file: File, base: &Path) -> Option<ScilogConfig> {
     let p = "scilog";
-    let s = c.object(v, p, SCILOG)?;
-    let url = match s.get("url") {
-        Some(Value::String(u)) => {
-            let u = u.trim().trim_end_matches('/');
-            http_url(c, u, &join(p, "url"))
-        }
-        Some(other) => {
-            c.wrong_type(&join(p, "url"), "the API's URL (a string)", other);
-            None
-        }
-        None => {
-            c.problem(
-                join(p, "url"),
-                "missing (required): the API's URL, e.g. https://scilog.example.org/api/v1",
-            );
-            None
-        }
-    };
-    let user = c.non_empty(s, "user", p);
-    let given: Vec<&str> = CREDENTIALS
-        .into_iter()
-        .filter(|k| s.contains_key(*k))
-        .collect();
+    let url = file.url.required_or(
+        c,
+        &join(p, "url"),
+        "missing (required): the API's URL, e.g. https://scilog.example.org/api/v1",
+    );
+    let user = file.user.given().map(|u| u.0);
+    let given: Vec<&str> = [
+        !matches!(file.password, Field::Absent),
+        !matches!(file.password_file, Field::Absent),
+        !matches!(file.token, Field::Absent),
+        !matches!(file.token_file, Field::Absent),
+    ]
+    .into_iter()
+    .zip(CREDENTIALS)
+    .filter_map(|(given, key)| given.then_some(key))
+    .collect();
     let login = match given.as_slice() {
         [] => {
             c.problem(
@@ -156,13 +161,10 @@ fn scilog(c: &mut Checker, v: &Value, base: &Path) -> Option<ScilogConfig> {
             );
             None
         }
-        [key] => {
-            let inline_key = key.trim_end_matches("_file");
-            let secret = secret_or_file(c, s, inline_key, p, base, |c, v| {
-                secret_value(c, v, &join(p, inline_key), base)
-            });
-            match (*key, secret) {
-                ("password" | "password_file", Some(password)) => match user.clone() {
+        ["password" | "password_file"] => {
+            let file_ = file.password_file.map(|f| f.0);
+            match secret_or_file_field(c, file.password, file_, "password", p, base) {
+                Some(password) => match user {
                     Some(user) => Some(Login::Password { user, password }),
                     None => {
                         c.problem(
@@ -172,11 +174,21 @@ fn scilog(c: &mut Checker, v: &Value, base: &Path) -> Option<ScilogConfig> {
                         None
                     }
                 },
-                (_, Some(token)) => Some(Login::Token(token)),
-                (_, None) => None,
+                None => None,
             }
         }
+        [_] => {
+            let file_ = file.token_file.map(|f| f.0);
+            secret_or_file_field(c, file.token, file_, "token", p, base).map(Login::Token)
+        }
         [first, second, ..] => {
+            // Which way was meant is unknown: the values' own problems would be noise.
+            c.problems.retain(|q| {
+                !given.iter().any(|k| {
+                    let at = join(p, k);
+                    q.json_path == at || q.json_path.starts_with(&format!("{at}."))
+                })
+            });
             c.problem(
                 join(p, second),
                 format!("set one way to log in, not both {first} and {second}"),
@@ -184,66 +196,47 @@ fn scilog(c: &mut Checker, v: &Value, base: &Path) -> Option<ScilogConfig> {
             None
         }
     };
-    let mut scopes = BTreeMap::new();
     let sp = join(p, "scopes");
-    match s.get("scopes") {
-        Some(Value::Object(obj)) => {
-            if obj.is_empty() {
-                c.problem(&sp, "no scopes: name at least one logbook");
-            }
-            for (name, scope) in obj {
-                let lp = join(&sp, name);
-                let Some(o) = c.object(scope, &lp, SCILOG_SCOPE) else {
-                    continue;
-                };
-                match o.get("logbook") {
-                    Some(Value::String(id)) if !id.trim().is_empty() => {
-                        scopes.insert(name.clone(), id.trim().to_string());
-                    }
-                    Some(other) => c.wrong_type(
-                        &join(&lp, "logbook"),
-                        "the logbook's id (a non-empty string)",
-                        other,
-                    ),
-                    None => c.problem(
-                        join(&lp, "logbook"),
-                        "missing (required): the id of the logbook this scope writes to",
-                    ),
-                }
-            }
-        }
-        Some(other) => c.wrong_type(&sp, "an object mapping scope names to logbooks", other),
-        None => c.problem(
+    let scopes: BTreeMap<String, String> = file
+        .scopes
+        .required_or(
+            c,
             &sp,
             "missing (required): name each logbook here, e.g. {\"default\": {\"logbook\": \"<logbook id>\"}}",
-        ),
-    }
-    let default_scope = default_scope(c, s, p, "scilog", scopes.keys());
-    let mut tags = Vec::new();
-    match s.get("tags") {
-        None => {}
-        Some(Value::Array(items)) => {
-            for (i, t) in items.iter().enumerate() {
-                match t.as_str().map(str::trim) {
-                    Some(t) if !t.is_empty() => tags.push(t.to_string()),
-                    _ => c.wrong_type(
-                        &crate::settings::check::index(&join(p, "tags"), i),
-                        "a tag (a non-empty string)",
-                        t,
-                    ),
-                }
-            }
-        }
-        Some(other) => c.wrong_type(&join(p, "tags"), "a list of tags", other),
-    }
-    let timeout = c.uint(s, "timeout_s", p, 1, 600);
+        )
+        .map(|s| s.0)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(name, scope)| {
+            let id = scope.logbook.required_or(
+                c,
+                &join(&join(&sp, &name), "logbook"),
+                "missing (required): the id of the logbook this scope writes to",
+            )?;
+            Some((name, id.0))
+        })
+        .collect();
+    let default_scope = chosen_default_scope(
+        c,
+        file.default_scope.map(|s| s.0),
+        p,
+        "scilog",
+        scopes.keys(),
+    );
     Some(ScilogConfig {
-        url: url?,
+        url: url?.0,
         login: login?,
         scopes,
         default_scope,
-        tags,
-        timeout: timeout.map_or(DEFAULT_SEND_TIMEOUT, Duration::from_secs),
+        tags: file
+            .tags
+            .given()
+            .map(|t| t.items.into_iter().map(|t| t.0).collect())
+            .unwrap_or_default(),
+        timeout: file
+            .timeout_s
+            .given()
+            .map_or(DEFAULT_SEND_TIMEOUT, |s| Duration::from_secs(s.0)),
     })
 }
 
@@ -257,40 +250,107 @@ fn scilog(c: &mut Checker, v: &Value, base: &Path) -> Option<ScilogConfig> {
 pub struct File {
     /// The API's base URL, e.g. `https://scilog.psi.ch/api/v1`.
     #[schemars(pattern(r"^\s*[Hh][Tt][Tt][Pp][Ss]?://\S"))]
-    pub url: String,
+    pub url: Field<Text<ApiUrl>>,
     /// The user to log in as (`POST /users/login`), with `password` or `password_file`.
+    #[serde(default)]
     #[schemars(pattern(NON_BLANK))]
-    pub user: Option<String>,
+    pub user: Field<Text<NonBlank>>,
     /// The user's password, or `{"env": "NAME"}` / `{"file": "path"}`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "secret_schema")]
-    pub password: Option<Value>,
+    #[serde(default)]
+    pub password: Field<SecretRef>,
     /// A file holding the password (a trailing newline is dropped).
+    #[serde(default)]
     #[schemars(pattern(NON_BLANK))]
-    pub password_file: Option<String>,
+    pub password_file: Field<Text<NonBlank>>,
     /// A bearer token instead of logging in, or `{"env": "NAME"}` / `{"file": "path"}`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "secret_schema")]
-    pub token: Option<Value>,
+    #[serde(default)]
+    pub token: Field<SecretRef>,
     /// A file holding the token.
+    #[serde(default)]
     #[schemars(pattern(NON_BLANK))]
-    pub token_file: Option<String>,
+    pub token_file: Field<Text<NonBlank>>,
     /// Scope name → the logbook it writes to. BEC's SciLog scopes (`default`, …) are
     /// these names.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "logbooks", extend("minProperties" = 1))]
-    pub scopes: Option<BTreeMap<String, Value>>,
+    pub scopes: Field<Named<ScilogScope, Logbooks>>,
     /// The scope of route entries without `scope`, and of the implicit routing; one of the
     /// scopes. Default: `default` if that scope exists.
+    #[serde(default)]
     #[schemars(pattern(NON_BLANK))]
-    pub default_scope: Option<String>,
+    pub default_scope: Field<Text<NonBlank>>,
     /// Tags every entry carries besides the message's own.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "tags")]
-    pub tags: Option<Vec<String>>,
+    pub tags: Field<List<Text<Tag>, Tags>>,
     /// The longest one send may take (login, uploads, the entry), in seconds.
-    #[schemars(range(min = 1, max = 600), extend("default" = 30))]
-    pub timeout_s: Option<u64>,
+    #[serde(default)]
+    #[schemars(extend("default" = 30))]
+    pub timeout_s: Field<Whole<1, 600>>,
+}
+
+/// One scope: the logbook it writes to (described in the schema by `logbooks`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScilogScope {
+    pub logbook: Field<Text<LogbookId>>,
+}
+
+/// `scopes` in problems.
+pub struct Logbooks;
+
+impl Wording for Logbooks {
+    const EXPECTED: &'static str = "an object mapping scope names to logbooks";
+    const EMPTY: Option<&'static str> = Some("no scopes: name at least one logbook");
+}
+
+/// `tags` in problems.
+pub struct Tags;
+
+impl Wording for Tags {
+    const EXPECTED: &'static str = "a list of tags";
+}
+
+/// The API's URL, without a trailing `/`.
+pub struct ApiUrl;
+
+impl TextForm for ApiUrl {
+    const EXPECTED: &'static str = "the API's URL (a string)";
+    type Value = url::Url;
+
+    fn parse(text: &str) -> Result<url::Url, String> {
+        parse_http_url(text.trim().trim_end_matches('/'))
+    }
+}
+
+/// A logbook's id, blanks around it dropped.
+pub struct LogbookId;
+
+impl TextForm for LogbookId {
+    const EXPECTED: &'static str = "the logbook's id (a non-empty string)";
+    type Value = String;
+
+    fn parse(text: &str) -> Result<String, String> {
+        match text.trim() {
+            "" => Err(format!("expected {}, found a string", Self::EXPECTED)),
+            id => Ok(id.to_string()),
+        }
+    }
+}
+
+/// A tag, blanks around it dropped.
+pub struct Tag;
+
+impl TextForm for Tag {
+    const EXPECTED: &'static str = "a tag (a non-empty string)";
+    type Value = String;
+
+    fn parse(text: &str) -> Result<String, String> {
+        match text.trim() {
+            "" => Err(format!("expected {}, found a string", Self::EXPECTED)),
+            t => Ok(t.to_string()),
+        }
+    }
 }
 
 fn logbooks(_: &mut SchemaGenerator) -> Schema {

@@ -1,6 +1,8 @@
 //! The `signal` section: where the Signal gateway is and which of the two it is, the
-//! account's number, and per scope a group or a list of numbers; its masked view and its
-//! schema.
+//! account's number, and per scope a group or a list of numbers. [`File`] describes the
+//! section once — keys, forms, schema — and is read with `settings::section`;
+//! [`validate`] checks across keys, making the resolved [`SignalConfig`], whose
+//! `Serialize` is the masked view.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,25 +10,20 @@ use std::time::Duration;
 
 use base64::Engine;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
 
 use super::Signal;
 use crate::messengers::ServiceConfig;
-use crate::settings::check::{Checker, index, join};
-use crate::settings::schema::{NON_BLANK, words};
-use crate::settings::values::http_url;
-use crate::settings::{DEFAULT_SEND_TIMEOUT, default_scope, mask_url};
-
-const SIGNAL: &[&str] = &[
-    "url",
-    "api",
-    "number",
-    "scopes",
-    "default_scope",
-    "timeout_s",
-];
-const SIGNAL_SCOPE: &[&str] = &["group", "recipients"];
+use crate::settings::check::{Checker, join};
+use crate::settings::forms::{
+    Checked, Choices, NonBlank, Text, TextForm, ValueForm, Whole, Word, shown, shown_secs,
+    shown_url,
+};
+use crate::settings::schema::NON_BLANK;
+use crate::settings::section::{self, Field, List, Named, Wording};
+use crate::settings::values::parse_http_url;
+use crate::settings::{DEFAULT_SEND_TIMEOUT, chosen_default_scope};
 
 /// Which gateway `signal.url` is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,9 +35,18 @@ pub enum Api {
     JsonRpc,
 }
 
-impl Api {
-    pub const CHOICES: [(&'static str, Api); 2] = [("rest", Api::Rest), ("jsonrpc", Api::JsonRpc)];
+impl Choices for Api {
+    const CHOICES: &'static [(&'static str, Api)] =
+        &[("rest", Api::Rest), ("jsonrpc", Api::JsonRpc)];
+}
 
+impl Serialize for Api {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl Api {
     pub fn as_str(self) -> &'static str {
         match self {
             Api::Rest => "rest",
@@ -51,7 +57,8 @@ impl Api {
 
 /// Where one scope's messages go: one group, or numbers — never both in one request,
 /// as signal-cli-rest-api refuses them mixed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Target {
     /// signal-cli's group id (base64 of the group's 32 bytes, as `listGroups` shows it).
     Group(String),
@@ -59,22 +66,28 @@ pub enum Target {
     Recipients(Vec<String>),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct SignalConfig {
     /// The gateway's base URL, without a trailing `/`.
+    #[serde(serialize_with = "shown_url")]
     pub url: url::Url,
     pub api: Api,
     /// The Signal account that sends (`+41…`).
     pub number: String,
     pub scopes: BTreeMap<String, Target>,
     pub default_scope: Option<String>,
+    #[serde(rename = "timeout_s", serialize_with = "shown_secs")]
     pub timeout: Duration,
 }
 
 impl ServiceConfig for SignalConfig {
     const NAME: &'static str = "signal";
-    const KEYS: &'static [(&'static str, &'static [&'static str])] =
-        &[("signal", SIGNAL), ("signal.scopes.*", SIGNAL_SCOPE)];
+    fn keys() -> Vec<(&'static str, &'static [&'static str])> {
+        vec![
+            ("signal", section::keys::<File>()),
+            ("signal.scopes.*", section::keys::<SignalScope>()),
+        ]
+    }
     // Like a Telegram group: a chat read on a phone.
     const PER_MINUTE: Option<u32> = Some(20);
     const SHOWN_PER_MESSAGE: usize = 10;
@@ -82,29 +95,11 @@ impl ServiceConfig for SignalConfig {
     type Messenger = Signal;
 
     fn load(c: &mut Checker, v: &Value, _base: &Path) -> Option<Self> {
-        signal(c, v)
+        section::load(c, v, Self::NAME, validate)?
     }
 
     fn masked(&self) -> Value {
-        let scopes: serde_json::Map<String, Value> = self
-            .scopes
-            .iter()
-            .map(|(name, t)| {
-                let v = match t {
-                    Target::Group(g) => json!({"group": g}),
-                    Target::Recipients(r) => json!({"recipients": r}),
-                };
-                (name.clone(), v)
-            })
-            .collect();
-        json!({
-            "url": mask_url(self.url.as_str()),
-            "api": self.api.as_str(),
-            "number": self.number,
-            "scopes": scopes,
-            "default_scope": self.default_scope,
-            "timeout_s": self.timeout.as_secs(),
-        })
+        shown(self)
     }
 
     fn secrets(&self) -> Vec<(&'static str, String)> {
@@ -146,118 +141,77 @@ pub fn is_group_id(s: &str) -> bool {
         .is_ok_and(|b| b.len() == 32)
 }
 
-fn signal(c: &mut Checker, v: &Value) -> Option<SignalConfig> {
+/// What the section says, defaults filled; `None` when the gateway, its API or the
+/// number cannot be used (every problem is noted already).
+fn validate(c: &mut Checker, file: File) -> Option<SignalConfig> {
     let p = "signal";
-    let s = c.object(v, p, SIGNAL)?;
-    let url = match s.get("url") {
-        Some(Value::String(u)) => http_url(c, u.trim().trim_end_matches('/'), &join(p, "url")),
-        Some(other) => {
-            c.wrong_type(&join(p, "url"), "the gateway's URL (a string)", other);
-            None
-        }
-        None => {
-            c.problem(
-                join(p, "url"),
-                "missing (required): the Signal gateway's URL, e.g. http://127.0.0.1:8080",
-            );
-            None
-        }
+    let url = file.url.required_or(
+        c,
+        &join(p, "url"),
+        "missing (required): the Signal gateway's URL, e.g. http://127.0.0.1:8080",
+    );
+    let api = match file.api {
+        Field::Absent => Some(Api::Rest),
+        api => api.given().map(|a| a.0),
     };
-    let api = if s.contains_key("api") {
-        c.choice(s, "api", p, &Api::CHOICES)
-    } else {
-        Some(Api::Rest)
-    };
-    let number = c.non_empty(s, "number", p);
-    let number = c.required(number, s, "number", p).filter(|n| {
-        let ok = is_number(n);
-        if !ok {
-            c.problem(
-                join(p, "number"),
-                format!("expected the account's number in international form (+41…), found {n:?}"),
-            );
-        }
-        ok
-    });
-    let mut scopes = BTreeMap::new();
+    let number = file.number.required(c, &join(p, "number"));
     let sp = join(p, "scopes");
-    match s.get("scopes") {
-        Some(Value::Object(obj)) => {
-            if obj.is_empty() {
-                c.problem(&sp, "no scopes: name at least one group or list of numbers");
-            }
-            for (name, scope) in obj {
-                if let Some(t) = target(c, scope, &join(&sp, name)) {
-                    scopes.insert(name.clone(), t);
-                }
-            }
-        }
-        Some(other) => c.wrong_type(&sp, "an object mapping scope names to groups", other),
-        None => c.problem(
+    let scopes: BTreeMap<String, Target> = file
+        .scopes
+        .required_or(
+            c,
             &sp,
             "missing (required): e.g. {\"beamline-ops\": {\"group\": \"<signal-cli group id>\"}}",
-        ),
-    }
-    let default_scope = default_scope(c, s, p, "signal", scopes.keys());
-    let timeout = c.uint(s, "timeout_s", p, 1, 600);
+        )
+        .map(|s| s.0)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(name, scope)| Some((name.clone(), target(c, scope, &join(&sp, &name))?)))
+        .collect();
+    let default_scope = chosen_default_scope(
+        c,
+        file.default_scope.map(|s| s.0),
+        p,
+        "signal",
+        scopes.keys(),
+    );
     Some(SignalConfig {
-        url: url?,
+        url: url?.0,
         api: api?,
-        number: number?,
+        number: number?.0,
         scopes,
         default_scope,
-        timeout: timeout.map_or(DEFAULT_SEND_TIMEOUT, Duration::from_secs),
+        timeout: file
+            .timeout_s
+            .given()
+            .map_or(DEFAULT_SEND_TIMEOUT, |s| Duration::from_secs(s.0)),
     })
 }
 
-fn target(c: &mut Checker, v: &Value, p: &str) -> Option<Target> {
-    let o = c.object(v, p, SIGNAL_SCOPE)?;
-    match (o.get("group"), o.get("recipients")) {
-        (Some(_), Some(_)) => {
-            c.problem(
-                p,
-                "set either group or recipients, not both: Signal sends to a group or to numbers, one request each",
-            );
-            None
-        }
-        (Some(g), None) => match g.as_str().map(str::trim) {
-            Some(g) if is_group_id(g) => Some(Target::Group(g.to_string())),
-            Some(g) => {
-                c.problem(
-                    join(p, "group"),
-                    format!("expected a signal-cli group id (the base64 of 32 bytes, as `signal-cli listGroups` shows it), found {g:?}"),
-                );
-                None
-            }
-            None => {
-                c.wrong_type(&join(p, "group"), "a signal-cli group id (a string)", g);
-                None
-            }
-        },
-        (None, Some(Value::Array(items))) => {
-            let mut out = Vec::new();
-            for (i, item) in items.iter().enumerate() {
-                match item.as_str().map(str::trim) {
-                    Some(n) if is_number(n) => out.push(n.to_string()),
-                    _ => c.problem(
-                        index(&join(p, "recipients"), i),
-                        format!("expected a number in international form (+41…), found {item}"),
-                    ),
-                }
-            }
-            if items.is_empty() {
-                c.problem(join(p, "recipients"), "no numbers: list at least one");
-            }
-            (out.len() == items.len() && !out.is_empty()).then_some(Target::Recipients(out))
-        }
-        (None, Some(other)) => {
-            c.wrong_type(&join(p, "recipients"), "a list of numbers", other);
-            None
-        }
-        (None, None) => {
+fn target(c: &mut Checker, scope: SignalScope, p: &str) -> Option<Target> {
+    match (scope.group, scope.recipients) {
+        (Field::Absent, Field::Absent) => {
             c.problem(
                 p,
                 "missing: set group (a signal-cli group id) or recipients (numbers)",
+            );
+            None
+        }
+        (Field::Absent, recipients) => recipients
+            .given()
+            .filter(|r| r.whole)
+            .map(|r| Target::Recipients(r.items.into_iter().map(|n| n.0).collect())),
+        (group, Field::Absent) => group.given().map(|g| Target::Group(g.0)),
+        _ => {
+            // Which of the two was meant is unknown: their own problems would be noise.
+            let (group, recipients) = (join(p, "group"), join(p, "recipients"));
+            c.problems.retain(|q| {
+                let at = q.json_path.as_str();
+                at != group && at != recipients && !at.starts_with(&format!("{recipients}["))
+            });
+            c.problem(
+                p,
+                "set either group or recipients, not both: Signal sends to a group or to numbers, one request each",
             );
             None
         }
@@ -273,31 +227,120 @@ fn target(c: &mut Checker, v: &Value, p: &str) -> Option<Target> {
 pub struct File {
     /// The gateway's base URL, e.g. `http://127.0.0.1:8080`.
     #[schemars(pattern(r"^\s*[Hh][Tt][Tt][Pp][Ss]?://\S"))]
-    pub url: String,
+    pub url: Field<Text<GatewayUrl>>,
     /// `rest` (signal-cli-rest-api, `POST /v2/send`) or `jsonrpc` (signal-cli's HTTP
     /// daemon, `POST /api/v1/rpc`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "api", extend("default" = "rest"))]
-    pub api: Option<String>,
+    #[serde(default)]
+    #[schemars(extend("default" = "rest"))]
+    pub api: Field<Word<Api>>,
     /// The account that sends, in international form (`+41…`).
     #[schemars(pattern(r"^\s*\+[0-9]{6,15}\s*$"))]
-    pub number: String,
+    pub number: Field<Text<Account>>,
     /// Scope name → `{"group": "<signal-cli group id>"}` or `{"recipients": ["+41…"]}`.
     /// BEC's Signal scopes (`beamline-ops`, …) are these names.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "targets", extend("minProperties" = 1))]
-    pub scopes: Option<BTreeMap<String, Value>>,
+    pub scopes: Field<Named<SignalScope, Scopes>>,
     /// The scope of route entries without `scope`, and of the implicit routing; one of the
     /// scopes. Default: `default` if that scope exists.
+    #[serde(default)]
     #[schemars(pattern(NON_BLANK))]
-    pub default_scope: Option<String>,
+    pub default_scope: Field<Text<NonBlank>>,
     /// The longest one send may take, in seconds.
-    #[schemars(range(min = 1, max = 600), extend("default" = 30))]
-    pub timeout_s: Option<u64>,
+    #[serde(default)]
+    #[schemars(extend("default" = 30))]
+    pub timeout_s: Field<Whole<1, 600>>,
 }
 
-fn api(_: &mut SchemaGenerator) -> Schema {
-    words(&["rest", "jsonrpc"], false)
+/// One scope: a group, or numbers (described in the schema by `targets`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalScope {
+    #[serde(default)]
+    pub group: Field<Text<GroupId>>,
+    #[serde(default)]
+    pub recipients: Field<List<Checked<Recipient>, Numbers>>,
+}
+
+/// `scopes` in problems.
+pub struct Scopes;
+
+impl Wording for Scopes {
+    const EXPECTED: &'static str = "an object mapping scope names to groups";
+    const EMPTY: Option<&'static str> =
+        Some("no scopes: name at least one group or list of numbers");
+}
+
+/// A scope's `recipients` in problems.
+pub struct Numbers;
+
+impl Wording for Numbers {
+    const EXPECTED: &'static str = "a list of numbers";
+    const EMPTY: Option<&'static str> = Some("no numbers: list at least one");
+}
+
+/// The gateway's URL, without a trailing `/`.
+pub struct GatewayUrl;
+
+impl TextForm for GatewayUrl {
+    const EXPECTED: &'static str = "the gateway's URL (a string)";
+    type Value = url::Url;
+
+    fn parse(text: &str) -> Result<url::Url, String> {
+        parse_http_url(text.trim().trim_end_matches('/'))
+    }
+}
+
+/// The account's number, in international form.
+pub struct Account;
+
+impl TextForm for Account {
+    const EXPECTED: &'static str = "a string";
+    type Value = String;
+
+    fn parse(text: &str) -> Result<String, String> {
+        let n = NonBlank::parse(text)?;
+        if !is_number(&n) {
+            return Err(format!(
+                "expected the account's number in international form (+41…), found {n:?}"
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// A signal-cli group id, blanks around it dropped.
+pub struct GroupId;
+
+impl TextForm for GroupId {
+    const EXPECTED: &'static str = "a signal-cli group id (a string)";
+    type Value = String;
+
+    fn parse(text: &str) -> Result<String, String> {
+        let g = text.trim();
+        if !is_group_id(g) {
+            return Err(format!(
+                "expected a signal-cli group id (the base64 of 32 bytes, as `signal-cli listGroups` shows it), found {g:?}"
+            ));
+        }
+        Ok(g.to_string())
+    }
+}
+
+/// One recipient's number; any other value is named as the file has it.
+pub struct Recipient;
+
+impl ValueForm for Recipient {
+    type Value = String;
+
+    fn parse(item: Value) -> Result<String, String> {
+        match item.as_str().map(str::trim) {
+            Some(n) if is_number(n) => Ok(n.to_string()),
+            _ => Err(format!(
+                "expected a number in international form (+41…), found {item}"
+            )),
+        }
+    }
 }
 
 fn targets(_: &mut SchemaGenerator) -> Schema {

@@ -135,7 +135,9 @@ impl ServiceConfig for TelegramConfig {
     const NAME: &'static str = "telegram";
     // A scope is a chat id or an object (`TELEGRAM_SCOPE`, checked by the loader): the
     // schema's `anyOf` has no one object to list its keys in.
-    const KEYS: &'static [(&'static str, &'static [&'static str])] = &[("telegram", TELEGRAM)];
+    fn keys() -> Vec<(&'static str, &'static [&'static str])> {
+        vec![("telegram", TELEGRAM)]
+    }
     // Telegram's own limit for a group.
     const PER_MINUTE: Option<u32> = Some(20);
     // A Telegram message should fit one screen.

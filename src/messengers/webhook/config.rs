@@ -1,50 +1,68 @@
 //! The `webhook` section: one webhook per scope, its URL and header values possibly kept
-//! out of the file (they are credentials), a preset or a body template; its masked view
-//! and its schema.
+//! out of the file (they are credentials), a preset or a body template. [`File`]
+//! describes the section once — keys, forms, schema — and is read with
+//! `settings::section`; [`validate`] reads the secrets and checks across keys, making
+//! the resolved [`WebhookConfig`], whose `Serialize` is the masked view.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
 
 use super::Webhook;
 use crate::messengers::ServiceConfig;
 use crate::settings::check::{Checker, join};
+use crate::settings::forms::{
+    Choices, NonBlank, SecretRef, Text, Whole, Word, shown, shown_pairs, shown_secret_url,
+    shown_secs,
+};
 use crate::settings::schema::{NON_BLANK, secret_schema, words};
-use crate::settings::values::{http_url, secret_value};
-use crate::settings::{DEFAULT_SEND_TIMEOUT, Secret, default_scope, mask_url};
-
-const WEBHOOK: &[&str] = &["scopes", "default_scope", "timeout_s"];
-const WEBHOOK_SCOPE: &[&str] = &["url", "preset", "method", "headers", "body"];
+use crate::settings::section::{self, Field, Named, Wording};
+use crate::settings::values::http_url;
+use crate::settings::{DEFAULT_SEND_TIMEOUT, Secret, chosen_default_scope, mask_url};
 
 /// The methods a webhook may use: the ones that carry a body.
-const METHODS: [(&str, &str); 3] = [("POST", "POST"), ("PUT", "PUT"), ("PATCH", "PATCH")];
+#[derive(Debug, Clone, Copy)]
+pub struct Method(&'static str);
+
+impl Choices for Method {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("POST", Method("POST")),
+        ("PUT", Method("PUT")),
+        ("PATCH", Method("PATCH")),
+    ];
+}
 
 /// Chat tools and anything else that takes an HTTP request per message.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct WebhookConfig {
     /// Scope name → where and how to post.
     pub scopes: BTreeMap<String, WebhookTarget>,
     /// As [`MailConfig::default_scope`], from `webhook.default_scope`.
     pub default_scope: Option<String>,
     /// The longest one request may take.
+    #[serde(rename = "timeout_s", serialize_with = "shown_secs")]
     pub timeout: Duration,
 }
 
 /// One webhook: its address, and how a notification becomes a request body.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct WebhookTarget {
     /// An http(s) URL. Slack's, Teams' and Mattermost's webhook URLs are their own
     /// credential, so the URL is a secret: never printed, only its host.
+    #[serde(serialize_with = "shown_secret_url")]
     pub url: Secret,
     /// `POST` (the default), `PUT` or `PATCH`.
     pub method: String,
     /// Extra request headers; values may be read from a file or the environment, and are
     /// never printed.
+    #[serde(serialize_with = "shown_pairs")]
     pub headers: Vec<(String, Secret)>,
+    #[serde(flatten)]
     pub body: WebhookBody,
 }
 
@@ -72,14 +90,29 @@ pub enum Preset {
     Ntfy,
 }
 
-impl Preset {
-    pub const CHOICES: [(&'static str, Preset); 4] = [
+/// Shown as the key that chose it: `preset`, `body`, or none.
+impl Serialize for WebhookBody {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        match self {
+            WebhookBody::Preset(p) => map.serialize_entry("preset", p.as_str())?,
+            WebhookBody::Template(v) => map.serialize_entry("body", v)?,
+            WebhookBody::Fields => {}
+        }
+        map.end()
+    }
+}
+
+impl Choices for Preset {
+    const CHOICES: &'static [(&'static str, Preset)] = &[
         ("teams", Preset::Teams),
         ("slack", Preset::Slack),
         ("mattermost", Preset::Mattermost),
         ("ntfy", Preset::Ntfy),
     ];
+}
 
+impl Preset {
     pub fn as_str(self) -> &'static str {
         Self::CHOICES
             .iter()
@@ -90,8 +123,12 @@ impl Preset {
 
 impl ServiceConfig for WebhookConfig {
     const NAME: &'static str = "webhook";
-    const KEYS: &'static [(&'static str, &'static [&'static str])] =
-        &[("webhook", WEBHOOK), ("webhook.scopes.*", WEBHOOK_SCOPE)];
+    fn keys() -> Vec<(&'static str, &'static [&'static str])> {
+        vec![
+            ("webhook", section::keys::<File>()),
+            ("webhook.scopes.*", section::keys::<WebhookScope>()),
+        ]
+    }
     // Slack's and Teams' incoming webhooks allow about one a second.
     const PER_MINUTE: Option<u32> = Some(20);
     const SHOWN_PER_MESSAGE: usize = 10;
@@ -99,40 +136,11 @@ impl ServiceConfig for WebhookConfig {
     type Messenger = Webhook;
 
     fn load(c: &mut Checker, v: &Value, base: &Path) -> Option<Self> {
-        webhook(c, v, base)
+        section::load(c, v, Self::NAME, |c, file| validate(c, file, base))
     }
 
     fn masked(&self) -> Value {
-        let scopes: serde_json::Map<String, Value> = self
-            .scopes
-            .iter()
-            .map(|(name, t)| {
-                let headers: serde_json::Map<String, Value> = t
-                    .headers
-                    .iter()
-                    .map(|(k, _)| (k.clone(), json!(Secret::MASK)))
-                    .collect();
-                let body = match &t.body {
-                    WebhookBody::Preset(p) => json!({"preset": p.as_str()}),
-                    WebhookBody::Template(v) => json!({"body": v}),
-                    WebhookBody::Fields => json!({}),
-                };
-                let mut entry = json!({
-                    "url": mask_url(t.url.expose()),
-                    "method": t.method,
-                    "headers": headers,
-                });
-                if let (Some(e), Some(b)) = (entry.as_object_mut(), body.as_object()) {
-                    e.extend(b.clone());
-                }
-                (name.clone(), entry)
-            })
-            .collect();
-        json!({
-            "scopes": scopes,
-            "default_scope": self.default_scope,
-            "timeout_s": self.timeout.as_secs(),
-        })
+        shown(self)
     }
 
     fn secrets(&self) -> Vec<(&'static str, String)> {
@@ -174,47 +182,48 @@ impl ServiceConfig for WebhookConfig {
     }
 }
 
-fn webhook(c: &mut Checker, v: &Value, base: &Path) -> Option<WebhookConfig> {
+/// What the section says, its secrets read, defaults filled; every problem of its
+/// values is noted already.
+fn validate(c: &mut Checker, file: File, base: &Path) -> WebhookConfig {
     let p = "webhook";
-    let w = c.object(v, p, WEBHOOK)?;
-    let mut scopes = BTreeMap::new();
-    let sp = join(p, "scopes");
-    match w.get("scopes") {
-        Some(Value::Object(obj)) => {
-            if obj.is_empty() {
-                c.problem(&sp, "no scopes: add at least one webhook");
-            }
-            for (name, target) in obj {
-                if let Some(t) = webhook_target(c, target, &join(&sp, name), base) {
-                    scopes.insert(name.clone(), t);
-                }
-            }
-        }
-        Some(other) => c.wrong_type(&sp, "an object mapping scope names to webhooks", other),
-        None => c.problem(&sp, "missing (required): name each webhook here"),
-    }
-    let default_scope = default_scope(c, w, p, "webhook", scopes.keys());
-    let timeout = c.uint(w, "timeout_s", p, 1, 600);
-    Some(WebhookConfig {
+    let scopes: BTreeMap<String, WebhookTarget> = file
+        .scopes
+        .required_or(
+            c,
+            &join(p, "scopes"),
+            "missing (required): name each webhook here",
+        )
+        .map(|s| s.0)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(name, scope)| {
+            let target = target(c, scope, &join(&join(p, "scopes"), &name), base)?;
+            Some((name, target))
+        })
+        .collect();
+    let default_scope = chosen_default_scope(
+        c,
+        file.default_scope.map(|s| s.0),
+        p,
+        "webhook",
+        scopes.keys(),
+    );
+    WebhookConfig {
         scopes,
         default_scope,
-        timeout: timeout.map_or(DEFAULT_SEND_TIMEOUT, Duration::from_secs),
-    })
+        timeout: file
+            .timeout_s
+            .given()
+            .map_or(DEFAULT_SEND_TIMEOUT, |s| Duration::from_secs(s.0)),
+    }
 }
 
-fn webhook_target(c: &mut Checker, v: &Value, p: &str, base: &Path) -> Option<WebhookTarget> {
-    let t = c.object(v, p, WEBHOOK_SCOPE)?;
-    let url = match t.get("url") {
-        Some(u) => secret_value(c, u, &join(p, "url"), base),
-        None => {
-            c.problem(join(p, "url"), "missing (required)");
-            None
-        }
-    };
-    let url = url.filter(|u| http_url(c, u.expose(), &join(p, "url")).is_some());
-    if t.get("preset")
-        .and_then(Value::as_str)
-        .is_some_and(|s| s.eq_ignore_ascii_case("ntfy"))
+fn target(c: &mut Checker, t: WebhookScope, p: &str, base: &Path) -> Option<WebhookTarget> {
+    let url = t.url.required(c, &join(p, "url"));
+    let url = url
+        .and_then(|u| u.resolve(c, &join(p, "url"), base))
+        .filter(|u| http_url(c, u.expose(), &join(p, "url")).is_some());
+    if matches!(t.preset, Field::Given(Word(Preset::Ntfy)))
         && let Some(u) = url.as_ref().and_then(|u| url::Url::parse(u.expose()).ok())
         && u.path_segments().is_none_or(|mut s| s.all(str::is_empty))
     {
@@ -223,55 +232,37 @@ fn webhook_target(c: &mut Checker, v: &Value, p: &str, base: &Path) -> Option<We
             "an ntfy URL names its topic: https://ntfy.example.org/<topic>",
         );
     }
-    let method = c
-        .choice(t, "method", p, &METHODS)
-        .unwrap_or("POST")
-        .to_string();
+    let method = t.method.given().map_or("POST", |m| m.0.0).to_string();
     let mut headers = Vec::new();
-    match t.get("headers") {
-        None => {}
-        Some(Value::Object(obj)) => {
-            for (name, value) in obj {
-                let hp = join(&join(p, "headers"), name);
-                if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                    c.problem(&hp, format!("{name:?} is not a valid HTTP header name"));
-                    continue;
-                }
-                if let Some(s) = secret_value(c, value, &hp, base) {
-                    if reqwest::header::HeaderValue::from_str(s.expose()).is_err() {
-                        c.problem(
-                            &hp,
-                            "the value is not a valid HTTP header value (control characters or non-ASCII)",
-                        );
-                        continue;
-                    }
-                    headers.push((name.clone(), s));
-                }
+    for (name, value) in t.headers.given().map(|h| h.0).unwrap_or_default() {
+        let hp = join(&join(p, "headers"), &name);
+        if let Some(s) = value.resolve(c, &hp, base) {
+            if reqwest::header::HeaderValue::from_str(s.expose()).is_err() {
+                c.problem(
+                    &hp,
+                    "the value is not a valid HTTP header value (control characters or non-ASCII)",
+                );
+                continue;
             }
+            headers.push((name, s));
         }
-        Some(other) => c.wrong_type(
-            &join(p, "headers"),
-            "an object mapping header names to values",
-            other,
-        ),
     }
-    let preset = c.choice(t, "preset", p, &Preset::CHOICES);
-    let body = match (t.contains_key("preset"), t.get("body")) {
-        (true, Some(_)) => {
+    let body = match (t.preset, t.body.given()) {
+        (Field::Absent, None) => WebhookBody::Fields,
+        (Field::Absent, Some(b)) => {
+            crate::messengers::webhook::check_template(&b)
+                .map_err(|e| c.problem(join(p, "body"), e))
+                .ok()?;
+            WebhookBody::Template(b)
+        }
+        (_, Some(_)) => {
             c.problem(
                 join(p, "body"),
                 "set either preset or body, not both (a preset is a body of its own)",
             );
             return None;
         }
-        (true, None) => WebhookBody::Preset(preset?),
-        (false, Some(b)) => {
-            crate::messengers::webhook::check_template(b)
-                .map_err(|e| c.problem(join(p, "body"), e))
-                .ok()?;
-            WebhookBody::Template(b.clone())
-        }
-        (false, None) => WebhookBody::Fields,
+        (preset, None) => WebhookBody::Preset(preset.given()?.0),
     };
     Some(WebhookTarget {
         url: url?,
@@ -288,14 +279,38 @@ fn webhook_target(c: &mut Checker, v: &Value, p: &str, base: &Path) -> Option<We
 pub struct File {
     /// Scope name → webhook.
     #[schemars(extend("minProperties" = 1))]
-    pub scopes: BTreeMap<String, WebhookScope>,
+    pub scopes: Field<Named<WebhookScope, Scopes>>,
     /// The scope of route entries without `scope`, and of the implicit routing; one of the
     /// scopes. Default: `default` if that scope exists.
+    #[serde(default)]
     #[schemars(pattern(NON_BLANK))]
-    pub default_scope: Option<String>,
+    pub default_scope: Field<Text<NonBlank>>,
     /// The longest one request may take, in seconds.
-    #[schemars(range(min = 1, max = 600), extend("default" = 30))]
-    pub timeout_s: Option<u64>,
+    #[serde(default)]
+    #[schemars(extend("default" = 30))]
+    pub timeout_s: Field<Whole<1, 600>>,
+}
+
+/// `scopes` in problems.
+pub struct Scopes;
+
+impl Wording for Scopes {
+    const EXPECTED: &'static str = "an object mapping scope names to webhooks";
+    const EMPTY: Option<&'static str> = Some("no scopes: add at least one webhook");
+}
+
+/// `headers` in problems; a header's name is checked before its value is read.
+pub struct Headers;
+
+impl Wording for Headers {
+    const EXPECTED: &'static str = "an object mapping header names to values";
+
+    fn key(name: &str) -> Result<(), String> {
+        match reqwest::header::HeaderName::from_bytes(name.as_bytes()) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(format!("{name:?} is not a valid HTTP header name")),
+        }
+    }
 }
 
 /// One webhook. The body is a preset's, or `body`, or every field as a JSON object.
@@ -305,31 +320,25 @@ pub struct File {
 pub struct WebhookScope {
     /// The webhook's http(s) URL; a secret (it is the webhook's credential), so it may be
     /// read from the environment or a file. For ntfy, the topic's URL.
-    #[schemars(schema_with = "secret_schema")]
-    pub url: Value,
+    pub url: Field<SecretRef>,
     /// The body in a service's format: `teams` (Workflows webhook, an Adaptive Card),
     /// `slack`, `mattermost`, `ntfy`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preset")]
-    pub preset: Option<String>,
+    #[serde(default)]
+    pub preset: Field<Word<Preset>>,
     /// `POST`, `PUT` or `PATCH`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "method", extend("default" = "POST"))]
-    pub method: Option<String>,
+    pub method: Field<Word<Method>>,
     /// Extra request headers: name → value, or `{"env": "NAME"}` / `{"file": "path"}`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "headers")]
-    pub headers: Option<BTreeMap<String, Value>>,
+    pub headers: Field<Named<SecretRef, Headers>>,
     /// A body template: any JSON whose strings may name fields in `{{…}}` (`title`, `text`,
     /// `event`, `severity`, `severity_word`, `emoji`, `priority`, `count`, `message`,
     /// `source`, `key`, `details`, `time`, `instrument`). A string that is one field keeps
     /// the field's type; a template that is one string is sent as plain text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<Value>,
-}
-
-fn preset(_: &mut SchemaGenerator) -> Schema {
-    words(&["teams", "slack", "mattermost", "ntfy"], false)
+    #[serde(default)]
+    pub body: Field<Value>,
 }
 
 fn method(_: &mut SchemaGenerator) -> Schema {
