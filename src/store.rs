@@ -207,6 +207,10 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE alerts ADD COLUMN held_since INTEGER;
      CREATE INDEX alerts_escalation ON alerts (escalation_next)
          WHERE escalation_next IS NOT NULL AND dismissed_at IS NULL;
+     CREATE INDEX alerts_acknowledged ON alerts (key)
+         WHERE acknowledged_at IS NOT NULL AND dismissed_at IS NULL;
+     CREATE INDEX alerts_held ON alerts (held_since)
+         WHERE held_since IS NOT NULL AND dismissed_at IS NULL;
      CREATE TABLE silences (
          id INTEGER PRIMARY KEY,
          matchers TEXT NOT NULL,
