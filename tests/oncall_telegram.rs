@@ -284,3 +284,44 @@ fn a_non_operator_can_neither_silence_nor_acknowledge() {
     assert!(said.contains("Acknowledged"), "{said}");
     assert_eq!(alerts(&agent)[0]["acknowledged_by"], "telegram:@anna (42)");
 }
+
+#[test]
+fn a_silence_that_runs_out_sends_once_and_escalation_counts_from_its_end() {
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    let _agent = Agent::start(&config(dir.path(), &tg, "2s", "1h"));
+    let before = tg.messages().len();
+    tg.say(ANNA, "42", None, "/silence 3s compressor");
+    let said = reply_in(&tg, "42", before);
+    assert!(said.contains("Silence"), "{said}");
+    let made = Instant::now();
+    let t0 = alarm(dir.path());
+
+    // Held for its 3 s: neither sent nor escalated, though step 1 fell due meanwhile.
+    let sent = first_to(&tg, ALERTS, Duration::from_secs(6)).expect("sent when it ran out");
+    let at = sent.at.duration_since(made);
+    assert!(
+        at >= Duration::from_millis(2500) && at <= Duration::from_millis(4500),
+        "sent {at:?} after the silence was made"
+    );
+    assert!(
+        sent.text().contains("Still active after the silence"),
+        "{}",
+        sent.text()
+    );
+    assert!(
+        sent_to(&tg, ONCALL).is_empty(),
+        "not escalated while silenced"
+    );
+
+    // Step 1 comes 2 s after the silence's end, not at once.
+    let step1 = first_to(&tg, ONCALL, Duration::from_secs(5)).expect("step 1");
+    let after_end = step1.at.duration_since(sent.at);
+    assert!(
+        after_end >= Duration::from_millis(1500) && after_end <= Duration::from_secs(4),
+        "step 1 {after_end:?} after the silence's end ({:?} after the alarm)",
+        step1.at.duration_since(t0)
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(sent_to(&tg, ALERTS).len(), 1, "sent once");
+}
