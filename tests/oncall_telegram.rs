@@ -139,15 +139,17 @@ fn an_acknowledge_press_after_step_one_stops_step_two() {
     let agent = Agent::start(&config(dir.path(), &tg, "2s", "5s"));
     let t0 = alarm(dir.path());
     let msg = first_to(&tg, ALERTS, Duration::from_secs(5)).expect("the alarm");
-    first_to(&tg, ONCALL, Duration::from_secs(6)).expect("step 1");
+    let step1 = first_to(&tg, ONCALL, Duration::from_secs(6)).expect("step 1");
 
-    let id = tg.press(ANNA, &msg, &msg.button_data("Acknowledge").unwrap());
+    // The one on call presses Acknowledge on step 1's message.
+    let id = tg.press(ANNA, &step1, &step1.button_data("Acknowledge").unwrap());
     assert_eq!(wait_answer(&tg, &id).body["text"], "Acknowledged.");
     assert!(
         t0.elapsed() < Duration::from_secs(5),
         "acknowledged before step 2 was due"
     );
-    // The message says who, and loses its Acknowledge button; the rest stay.
+    // Every message of the alert says who, and loses its Acknowledge button; the rest
+    // stay.
     assert!(
         wait_until(Duration::from_secs(5), || tg
             .current(&msg)
