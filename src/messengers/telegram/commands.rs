@@ -425,3 +425,33 @@ async fn silences(side: &Side) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Message, Span};
+
+    #[test]
+    fn a_summary_is_telegram_html_with_tags_closed_on_their_line() {
+        let m = Message {
+            spans: vec![
+                Span {
+                    text: "Status: now\n".into(),
+                    bold: true,
+                    ..Span::default()
+                },
+                Span {
+                    text: "1 < 2 & more\n".into(),
+                    ..Span::default()
+                },
+                Span {
+                    text: "\n".into(),
+                    bold: true,
+                    ..Span::default()
+                },
+            ],
+            ..Message::default()
+        };
+        assert_eq!(html(&m), "<b>Status: now</b>\n1 &lt; 2 &amp; more\n\n");
+    }
+}
