@@ -1201,6 +1201,7 @@ pub async fn run_with(
         host: Arc::new(services::Host {
             config: shared_config.clone(),
             outbox: outbox.clone(),
+            wake: wake.clone(),
         }),
         changes: outbox.changes(),
         links: links.clone(),

@@ -365,7 +365,8 @@ fn alert_actions_resend_snooze_and_their_status_codes() {
             .contains("helium low")
     );
 
-    // A protocol alert carries Dismiss, Snooze 1h and Send again; snoozed, it stays quiet.
+    // A protocol alert carries Acknowledge, Dismiss, Snooze 1h and Send again; snoozed,
+    // it stays quiet.
     let log = dir.path().join("p/a.log");
     support::append(&log, b"ERROR [cryo] compressor stopped\n");
     tg.wait_for(2, Duration::from_secs(10));
@@ -379,7 +380,7 @@ fn alert_actions_resend_snooze_and_their_status_codes() {
         .clone();
     assert_eq!(
         proto["actions"],
-        json!({"Dismiss": "__dismiss", "Snooze 1h": "__snooze", "Send again": "__resend"})
+        json!({"Acknowledge": "__ack", "Dismiss": "__dismiss", "Snooze 1h": "__snooze", "Send again": "__resend"})
     );
     assert_eq!(act(proto["id"].as_i64().unwrap(), "__snooze").0, 204);
     std::thread::sleep(Duration::from_millis(1500));

@@ -71,7 +71,13 @@ fn an_operators_dismiss_ends_the_alert_and_edits_the_message_others_change_nothi
     let msg = first_alert(&tg);
     assert_eq!(
         msg.button_labels(),
-        ["Dismiss", "Snooze 1h", "Snooze 4h", "Send again"],
+        [
+            "Acknowledge",
+            "Dismiss",
+            "Snooze 1h",
+            "Snooze 4h",
+            "Send again"
+        ],
         "{}",
         msg.body
     );
@@ -179,7 +185,7 @@ fn repeats_edit_the_count_in_place_and_snooze_holds_them_back() {
     );
     assert_eq!(tg.messages().len(), 1, "a repeat edits, it does not post");
     let (_, buttons) = tg.current(&msg).unwrap();
-    assert_eq!(buttons[0], "Dismiss", "the buttons stay");
+    assert_eq!(buttons[0], "Acknowledge", "the buttons stay");
 
     let id = tg.press((7, "boris"), &msg, &msg.button_data("Snooze 1h").unwrap());
     assert!(
@@ -275,7 +281,9 @@ fn alerts_lists_active_alerts_with_buttons_and_refuses_others() {
     assert!(wait_until(Duration::from_secs(5), || tg.messages().len() > before));
     let status = tg.messages()[before].text().to_string();
     assert!(
-        status.contains("a.log") && status.contains("telegram:default"),
+        status.starts_with("<b>Status: ")
+            && status.contains("a.log")
+            && status.contains("telegram:default"),
         "{status}"
     );
 }
@@ -327,6 +335,7 @@ fn url_actions_are_url_buttons_and_scopes_pick_a_topic_and_silence() {
     assert_eq!(
         msg.button_labels(),
         [
+            "Acknowledge",
             "Dismiss",
             "Snooze 1h",
             "Snooze 4h",

@@ -29,9 +29,9 @@ pub const DEFAULT_SNOOZE_S: u64 = 3600;
 pub const KEEP_INACTIVE_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// What an operator can do with an alert from a protocol line, as OnTakt's buttons:
-/// dismiss it, silence its key for an hour, or send it again.
-const PROTOCOL_ACTIONS: &str =
-    r#"{"Dismiss":"__dismiss","Snooze 1h":"__snooze","Send again":"__resend"}"#;
+/// acknowledge it ("I'm on it"), dismiss it, silence its key for an hour, or send it
+/// again.
+const PROTOCOL_ACTIONS: &str = r#"{"Acknowledge":"__ack","Dismiss":"__dismiss","Snooze 1h":"__snooze","Send again":"__resend"}"#;
 const PROTOCOL_DATA: &str = r#"{"snooze_s":3600}"#;
 
 /// What a batch saw of one key: its latest event and how often.

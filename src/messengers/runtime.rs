@@ -30,7 +30,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{Destination, Messengers, Sections};
 use crate::event::alert::Alert;
-use crate::event::{Event, Repeat};
+use crate::event::{Event, Message, Repeat};
 use crate::store::{Store, StoreError};
 
 /// A connection of a service's own to the store, shared by its tasks; its calls are
@@ -98,7 +98,8 @@ pub trait Alerts: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
-/// What the agent does for a service's running side besides the alert actions.
+/// What the agent does for a service's running side besides the alert actions: the
+/// running config, resend, `/status`, and the silences Telegram makes and lists.
 pub trait Host: Send + Sync {
     /// The running config, as of now.
     fn config(&self) -> Arc<dyn Running>;
@@ -107,6 +108,36 @@ pub trait Host: Send + Sync {
     fn resend(&self, store: &mut Store, alert: &Alert) -> Result<Vec<Destination>, StoreError>;
     /// What an operator asks about the agent (Telegram's `/status`).
     fn status(&self, store: &Store) -> Result<Status, StoreError>;
+    /// The handover digest's summary of the last day, composed now (`/status` shows it
+    /// as the scheduled digest and the console do).
+    fn summary(&self, store: &Store, now_ms: i64) -> Result<Message, StoreError>;
+    /// A silence of the events whose text holds `text` (as it is, not a pattern), from
+    /// `now_ms` for `duration`, made by `by`, the pipeline woken so that it is in force
+    /// at once. Its id, or why it was refused.
+    fn silence(
+        &self,
+        store: &mut Store,
+        text: &str,
+        duration: Duration,
+        now_ms: i64,
+        by: &str,
+    ) -> Result<Result<i64, String>, StoreError>;
+    /// The silences in force or coming, soonest-ending first.
+    fn silences(&self, store: &Store, now_ms: i64) -> Result<Vec<SilenceView>, StoreError>;
+}
+
+/// A silence as a service lists it.
+#[derive(Debug, Clone)]
+pub struct SilenceView {
+    pub id: i64,
+    /// What it holds back, in words (`text~"vacuum"`).
+    pub matchers: String,
+    pub starts_at_ms: i64,
+    pub ends_at_ms: i64,
+    pub created_by: String,
+    pub comment: String,
+    /// Events it held back so far.
+    pub held: u64,
 }
 
 /// The agent's state as a status report shows it.

@@ -467,6 +467,22 @@ mod a_new_service {
         fn status(&self, _: &Store) -> Result<Status, StoreError> {
             Ok(Status::default())
         }
+        fn summary(&self, _: &Store, _: i64) -> Result<crate::event::Message, StoreError> {
+            Ok(crate::event::Message::default())
+        }
+        fn silence(
+            &self,
+            _: &mut Store,
+            _: &str,
+            _: std::time::Duration,
+            _: i64,
+            _: &str,
+        ) -> Result<Result<i64, String>, StoreError> {
+            Ok(Err("no agent".into()))
+        }
+        fn silences(&self, _: &Store, _: i64) -> Result<Vec<runtime::SilenceView>, StoreError> {
+            Ok(Vec::new())
+        }
     }
 
     #[tokio::test]

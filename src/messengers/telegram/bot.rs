@@ -10,8 +10,9 @@
 //! handled after it. Another program polling with the same token makes Telegram answer
 //! 409; that is said plainly, and the poll backs off.
 //!
-//! A press acts through the agent's alert actions ([`runtime::Alerts`]: `alerts::dismiss`
-//! and `alerts::snooze`, the one path the API and the CLI use), on behalf of
+//! A press acts through the agent's alert actions ([`runtime::Alerts`]:
+//! `alerts::acknowledge`, `alerts::dismiss` and `alerts::snooze`, the one path the API
+//! and the CLI use), on behalf of
 //! `telegram:@user (id)`. Only operators may press or give commands; anyone else is told
 //! so, and the attempt is logged with their id.
 //!
@@ -110,7 +111,7 @@ pub fn start(tg: &TelegramConfig, ctx: &Ctx) -> Vec<JoinHandle<()>> {
 }
 
 /// `telegram:@anna (42)`: who acted, for the alert's row and the audit line.
-fn actor(u: &User) -> String {
+pub(super) fn actor(u: &User) -> String {
     match &u.username {
         Some(name) => format!("telegram:@{name} ({})", u.id.0),
         None => format!("telegram:{} ({})", u.first_name, u.id.0),
@@ -297,6 +298,7 @@ impl Side {
         };
         let now = now_ms();
         let outcome = match cb.press {
+            Press::Ack => self.acknowledge(id, now, &by).await,
             Press::Dismiss => {
                 let (by, alerts) = (by.clone(), self.alerts.clone());
                 match self.db(move |s| alerts.dismiss(s, id, now, &by)).await {
@@ -324,6 +326,7 @@ impl Side {
             }
             Press::Action(i) => match alert.actions.get(i).map(|a| a.action.as_str()) {
                 Some("__resend") => self.resend(alert.clone()).await,
+                Some("__ack") => self.acknowledge(id, now, &by).await,
                 Some(a) if a.starts_with("__") => {
                     format!("{a} has no handler on the server.")
                 }
@@ -333,6 +336,16 @@ impl Side {
         tracing::info!(alert = id, by, outcome, "Telegram: button pressed");
         self.review(Some(id)).await;
         outcome
+    }
+
+    /// "I'm on it", on behalf of `by`: what came of it, as the answer says it.
+    pub(super) async fn acknowledge(&self, id: i64, now: i64, by: &str) -> String {
+        let (by, alerts) = (by.to_string(), self.alerts.clone());
+        match self.db(move |s| alerts.acknowledge(s, id, now, &by)).await {
+            Ok(true) => "Acknowledged.".to_string(),
+            Ok(false) => "It is no longer active: nothing to acknowledge.".to_string(),
+            Err(e) => format!("Not acknowledged: {e}"),
+        }
     }
 
     /// `__resend`: the alert again, through its event's routes, as the API does it.

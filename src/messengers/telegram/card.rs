@@ -1,5 +1,6 @@
 //! An alert as a Telegram message that can be acted on: its text with a status line
-//! (seen how often, snoozed, dismissed by whom, expired), its inline keyboard, and the
+//! (seen how often, acknowledged, snoozed, dismissed by whom, expired), its inline
+//! keyboard (Acknowledge first, while nobody has), and the
 //! `callback_data` its buttons carry.
 //!
 //! `callback_data` is at most 64 bytes (the Bot API's limit) and names the alert and
@@ -24,6 +25,8 @@ const MAX_ACTION_BUTTONS: usize = 6;
 /// What a button asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Press {
+    /// "I'm on it": `alerts::acknowledge`.
+    Ack,
     Dismiss,
     /// The n-th of `telegram.snooze_s`.
     Snooze(usize),
@@ -40,9 +43,11 @@ pub struct Callback {
 }
 
 impl Callback {
-    /// `d:<alert>:<nonce>`, `s<i>:<alert>:<nonce>`, `a<i>:<alert>:<nonce>`.
+    /// `k:<alert>:<nonce>`, `d:<alert>:<nonce>`, `s<i>:<alert>:<nonce>`,
+    /// `a<i>:<alert>:<nonce>`.
     pub fn data(&self) -> String {
         let verb = match self.press {
+            Press::Ack => "k".to_string(),
             Press::Dismiss => "d".to_string(),
             Press::Snooze(i) => format!("s{i}"),
             Press::Action(i) => format!("a{i}"),
@@ -57,6 +62,7 @@ impl Callback {
         let mut it = data.splitn(3, ':');
         let (verb, id, nonce) = (it.next()?, it.next()?, it.next()?);
         let press = match verb {
+            "k" => Press::Ack,
             "d" => Press::Dismiss,
             v => {
                 let (kind, n) = v.split_at_checked(1)?;
@@ -102,19 +108,26 @@ pub fn state_key(alert: Option<&Alert>, now_ms: i64) -> String {
         None => "gone".into(),
         Some(a) if a.dismissed => "dismissed".into(),
         Some(a) if !a.is_active(now_ms) => "expired".into(),
-        Some(a) => match a.snoozed_until_ms {
-            Some(t) if t > now_ms => format!("snoozed:{t}"),
-            _ => "active".into(),
-        },
+        Some(a) => {
+            let base = match a.snoozed_until_ms {
+                Some(t) if t > now_ms => format!("snoozed:{t}"),
+                _ => "active".into(),
+            };
+            // Acknowledged: the message says by whom, and loses its Acknowledge button.
+            match a.acknowledged_at_ms {
+                Some(t) => format!("{base}:ack:{t}"),
+                None => base,
+            }
+        }
     }
 }
 
 /// Whether a message in this state keeps its buttons.
 pub fn is_open(key: &str) -> bool {
-    key == "active" || key.starts_with("snoozed:")
+    key.starts_with("active") || key.starts_with("snoozed:")
 }
 
-fn clock(ms: i64) -> String {
+pub(super) fn clock(ms: i64) -> String {
     match Local.timestamp_millis_opt(ms) {
         chrono::LocalResult::Single(t) => t.format("%H:%M:%S").to_string(),
         _ => String::new(),
@@ -153,6 +166,13 @@ pub fn status_line(alert: &Alert, now_ms: i64) -> String {
         )),
         _ => {}
     }
+    if alert.acknowledged_at_ms.is_some() && state_key(Some(alert), now_ms).contains(":ack:") {
+        lines.push(format!(
+            "👀 <b>Acknowledged</b> by {} at {}",
+            who(alert.acknowledged_by.as_deref()),
+            clock(alert.acknowledged_at_ms.unwrap_or(now_ms))
+        ));
+    }
     lines.join("\n")
 }
 
@@ -176,9 +196,10 @@ pub fn text(instrument: &str, alert: &Alert, now_ms: i64) -> String {
     }
 }
 
-/// The buttons of an open alert message: Dismiss and each Snooze first, then the
-/// alert's URL actions (as URL buttons) and `__server` actions, two to a row. Dismiss
-/// and snooze actions of the alert itself are the first row already.
+/// The buttons of an open alert message: Acknowledge (while nobody has), Dismiss and
+/// each Snooze first, then the alert's URL actions (as URL buttons) and `__server`
+/// actions, two to a row. Acknowledge, dismiss and snooze actions of the alert itself
+/// are the first row already.
 pub fn keyboard(
     alert: &Alert,
     nonce: &str,
@@ -193,10 +214,17 @@ pub fn keyboard(
         }
         .data()
     };
-    let mut first = vec![InlineKeyboardButton::callback(
+    let mut first = Vec::new();
+    if alert.acknowledged_at_ms.is_none() {
+        first.push(InlineKeyboardButton::callback(
+            "Acknowledge",
+            cb(Press::Ack),
+        ));
+    }
+    first.push(InlineKeyboardButton::callback(
         "Dismiss",
         cb(Press::Dismiss),
-    )];
+    ));
     for (i, d) in snooze.iter().enumerate() {
         first.push(InlineKeyboardButton::callback(
             format!("Snooze {}", duration_label(*d)),
@@ -208,7 +236,7 @@ pub fn keyboard(
         if more.len() >= MAX_ACTION_BUTTONS {
             break;
         }
-        if a.action == "__dismiss" || a.action == "__snooze" {
+        if matches!(a.action.as_str(), "__ack" | "__dismiss" | "__snooze") {
             continue;
         }
         if a.action.starts_with("__") {
@@ -241,6 +269,12 @@ mod tests {
         };
         assert!(c.data().len() <= MAX_CALLBACK_BYTES);
         assert_eq!(Callback::parse(&c.data()), Some(c));
+        let k = Callback {
+            press: Press::Ack,
+            alert_id: 7,
+            nonce: "0123456789abcdef".into(),
+        };
+        assert_eq!(Callback::parse(&k.data()), Some(k));
         for bad in [
             "",
             "d",

@@ -1,14 +1,18 @@
 //! The bot's commands: `/alerts` (the active alerts, each with its buttons, a page at a
-//! time), `/status` (files followed and their lag, the outbox, each destination's
-//! state) and `/help`. Registered with `setMyCommands` so that Telegram offers them.
-//! Only operators get answers; anyone else is told so, with their own user id (what an
-//! operator needs to add them).
+//! time), `/ack N` ("I'm on it"), `/silence 2h <text>` and `/silences` (made and listed
+//! through the agent's [`Host`](crate::messengers::runtime::Host), as the API and the
+//! CLI make them), `/status` (the handover digest's summary now, then files followed
+//! and their lag, the outbox, each destination's state) and `/help`. Registered with
+//! `setMyCommands` so that Telegram offers them. Only operators get answers; anyone
+//! else is told so, with their own user id (what an operator needs to add them), and
+//! nothing they ask for is done.
 
 use teloxide::types::{BotCommand, Message, MessageId, Recipient, ThreadId};
 
 use super::bot::Side;
 use super::ledger;
 use super::{SendOpts, card, render_escape as escape};
+use crate::messengers::runtime;
 use crate::store::now_ms;
 
 /// Alerts per page of `/alerts`: each is a message of its own, with its buttons.
@@ -17,7 +21,13 @@ const PAGE: usize = 5;
 pub fn list() -> Vec<BotCommand> {
     vec![
         BotCommand::new("alerts", "Active alerts, with their buttons"),
-        BotCommand::new("status", "Files followed, outbox, destinations"),
+        BotCommand::new("ack", "Acknowledge alert N: I'm on it"),
+        BotCommand::new(
+            "silence",
+            "Silence alerts whose text holds <text>: /silence 2h <text>",
+        ),
+        BotCommand::new("silences", "Silences in force"),
+        BotCommand::new("status", "Summary of the last day, files followed, outbox"),
         BotCommand::new("help", "What this bot does"),
     ]
 }
@@ -89,6 +99,27 @@ pub(super) async fn on_message(side: &Side, m: Message) {
             .await
         }
         "/status" => status(side, &reply_to).await,
+        "/ack" => {
+            let answer = match arg.and_then(|a| a.trim_start_matches('#').parse::<i64>().ok()) {
+                Some(id) => {
+                    let said = side
+                        .acknowledge(id, now_ms(), &super::bot::actor(user))
+                        .await;
+                    side.review(Some(id)).await;
+                    format!("Alert {id}: {}", escape(&said))
+                }
+                None => "Which alert? <code>/ack N</code>, N as /alerts shows it.".into(),
+            };
+            reply_to.send(side, answer).await;
+        }
+        "/silence" => {
+            let answer = silence(side, text, &super::bot::actor(user)).await;
+            reply_to.send(side, answer).await;
+        }
+        "/silences" => {
+            let answer = silences(side).await;
+            reply_to.send(side, answer).await;
+        }
         _ => {
             reply_to.send(side, help(side)).await;
         }
@@ -177,7 +208,10 @@ fn help(side: &Side) -> String {
          Each alert comes with buttons: <b>Dismiss</b> ends it (its message then says who did), \
          {} hold its repeats back for that long; the alert's own links and actions follow.\n\n\
          /alerts — the active alerts, with their buttons\n\
-         /status — files followed, outbox, destinations\n\
+         /ack N — acknowledge alert N: you are on it (escalation stops, repeats are held back)\n\
+         /silence 2h text — for 2 h, alerts whose text holds <i>text</i> are recorded, not sent\n\
+         /silences — the silences in force\n\
+         /status — the last day's summary, files followed, outbox, destinations\n\
          /help — this text",
         escape(&side.instrument()),
         if snooze.is_empty() {
@@ -250,8 +284,14 @@ async fn status(side: &Side, to: &Reply) {
             return;
         }
     };
+    let host = side.host.clone();
+    let summary = match side.db(move |s| host.summary(s, now)).await {
+        Ok(m) => html(&m),
+        Err(e) => format!("Cannot gather the summary: {}", escape(&e.to_string())),
+    };
     let mut out = format!(
-        "<b>Status</b> · {}\n\n<b>Files followed</b>",
+        "{}\n\n<b>Agent</b> · {}\n\n<b>Files followed</b>",
+        summary.trim_end(),
         escape(&side.instrument())
     );
     let followed = &status.files;
@@ -293,4 +333,125 @@ async fn status(side: &Side, to: &Reply) {
         ));
     }
     to.send(side, out).await;
+}
+
+/// A message's spans as Telegram's HTML.
+fn html(m: &crate::event::Message) -> String {
+    m.spans
+        .iter()
+        .map(|s| {
+            // A span's closing newline after its tag: the tag ends on the line it began.
+            let body = s.text.trim_end_matches('\n');
+            let tail = &s.text[body.len()..];
+            let t = escape(body);
+            match (s.bold, s.italic) {
+                _ if t.is_empty() => tail.to_string(),
+                (true, _) => format!("<b>{t}</b>{tail}"),
+                (false, true) => format!("<i>{t}</i>{tail}"),
+                _ => format!("{t}{tail}"),
+            }
+        })
+        .collect()
+}
+
+/// `/silence 2h <text>`: a silence of the alerts whose text holds `<text>`.
+async fn silence(side: &Side, command: &str, by: &str) -> String {
+    const USAGE: &str = "<code>/silence 2h text</code>: for 2 h, alerts whose text holds <i>text</i> are recorded, not sent.";
+    let mut words = command.trim().splitn(2, char::is_whitespace).skip(1);
+    let rest = words.next().unwrap_or("").trim_start();
+    let mut parts = rest.splitn(2, char::is_whitespace);
+    let duration = parts
+        .next()
+        .and_then(crate::settings::check::parse_duration);
+    let text = parts.next().unwrap_or("").trim().to_string();
+    let Some(duration) = duration.filter(|d| !d.is_zero()) else {
+        return format!("How long? {USAGE}");
+    };
+    if text.is_empty() {
+        return format!("Which alerts? {USAGE}");
+    }
+    let (host, by, now) = (side.host.clone(), by.to_string(), now_ms());
+    let t = text.clone();
+    match runtime::on(&side.ledger, move |s| {
+        host.silence(s, &t, duration, now, &by)
+    })
+    .await
+    {
+        Ok(Ok(id)) => format!(
+            "Silence {id}: alerts whose text holds “{}” are recorded, not sent, for {} (until {}). \
+             What is still active when it ends is sent once.",
+            escape(&text),
+            card::duration_label(duration),
+            card::clock(now.saturating_add(duration.as_millis() as i64))
+        ),
+        Ok(Err(why)) => format!("No silence: {}", escape(&why)),
+        Err(e) => format!("No silence: {}", escape(&e.to_string())),
+    }
+}
+
+/// `/silences`: those in force or coming.
+async fn silences(side: &Side) -> String {
+    let (host, now) = (side.host.clone(), now_ms());
+    let list = match side.db(move |s| host.silences(s, now)).await {
+        Ok(l) => l,
+        Err(e) => return format!("Cannot read the silences: {}", escape(&e.to_string())),
+    };
+    if list.is_empty() {
+        return "No silences in force.".into();
+    }
+    let mut out = format!("<b>{} silences</b>", list.len());
+    for s in list.iter().take(30) {
+        let when = if s.starts_at_ms > now {
+            format!("starts {}, ", card::clock(s.starts_at_ms))
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "\n• <b>{}</b> {} — {when}ends {} · by {} · held {}{}",
+            s.id,
+            escape(&s.matchers),
+            card::clock(s.ends_at_ms),
+            escape(&s.created_by),
+            s.held,
+            if s.comment.is_empty() {
+                String::new()
+            } else {
+                format!(" · {}", escape(&s.comment))
+            }
+        ));
+    }
+    if list.len() > 30 {
+        out.push_str(&format!("\n… and {} more", list.len() - 30));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Message, Span};
+
+    #[test]
+    fn a_summary_is_telegram_html_with_tags_closed_on_their_line() {
+        let m = Message {
+            spans: vec![
+                Span {
+                    text: "Status: now\n".into(),
+                    bold: true,
+                    ..Span::default()
+                },
+                Span {
+                    text: "1 < 2 & more\n".into(),
+                    ..Span::default()
+                },
+                Span {
+                    text: "\n".into(),
+                    bold: true,
+                    ..Span::default()
+                },
+            ],
+            ..Message::default()
+        };
+        assert_eq!(html(&m), "<b>Status: now</b>\n1 &lt; 2 &amp; more\n\n");
+    }
 }
