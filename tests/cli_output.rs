@@ -284,6 +284,54 @@ fn on_call_from_the_command_line() {
     assert!(out.status.success(), "{out:?}");
 }
 
+/// An alert under an escalation policy: `alerts list` (and the console's data) say its
+/// next step, from the policy in the config.
+#[test]
+fn the_next_escalation_step_is_shown() {
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("p")).unwrap();
+    std::fs::write(
+        dir.path().join("p/a.log"),
+        "ERROR [detector] HV trip on channel 3\n",
+    )
+    .unwrap();
+    let cfg = support::write_config(
+        dir.path(),
+        &json!({
+            "instrument": "IN5",
+            "telegram": {"bot-id": TOKEN, "channel-id": "-100", "api-url": tg.url,
+                         "scopes": {"oncall": "-300"}},
+            "escalation": {"night": {"steps": [
+                {"after": "10m", "to": [{"service": "telegram", "scope": "oncall"}]}]}},
+            "routes": {"alarm_major": [{"service": "telegram"}, {"escalate": "night"}]},
+            "watch": [{"path": "p/*.log", "poll_interval_ms": 100, "start": "beginning"}],
+            "api": {"listen": "127.0.0.1:0"},
+        }),
+    );
+    let agent = Agent::start(&cfg);
+    tg.wait_for(1, Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let out = run(&cfg, &["alerts", "list"]);
+        let text = String::from_utf8(out.stdout).unwrap();
+        if text.contains("↳ next: telegram:oncall in ") || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        text.contains("↳ next: telegram:oncall in 10 min")
+            || text.contains("↳ next: telegram:oncall in 9 min"),
+        "{text} {}",
+        String::from_utf8_lossy(&run(&cfg, &["alerts", "list", "--json"]).stdout)
+    );
+    let (_, v, _) = http(agent.addr, "GET", "/api/console/alerts", &[], b"");
+    let next = v["alerts"][0]["next_step"].as_str().unwrap_or_default();
+    assert!(next.starts_with("next: telegram:oncall in "), "{v}");
+    agent.stop();
+}
+
 #[test]
 fn json_is_one_document_everywhere() {
     let tg = FakeTelegram::start();

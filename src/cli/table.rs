@@ -32,8 +32,10 @@ pub struct Table {
     headers: Vec<&'static str>,
     align: Vec<Align>,
     rows: Vec<Vec<String>>,
-    /// A line under a row, in its last column (the on-call state of an alert): said
-    /// without a column of its own, so the table is no wider than before.
+    /// A line under a row (the on-call state of an alert), from its second column on:
+    /// said without a column of its own, so the table is no wider and the message
+    /// column no narrower, and on an 80-column terminal the note still has most of the
+    /// line rather than what is left of the last column.
     notes: Vec<Option<String>>,
 }
 
@@ -62,7 +64,7 @@ impl Table {
         self.notes.push(None);
     }
 
-    /// A note under the last row pushed, shown in the last column on a line of its own.
+    /// A note under the last row pushed, on a line of its own from the second column.
     pub fn note(&mut self, text: String) {
         let text: String = text
             .chars()
@@ -84,10 +86,7 @@ impl Table {
         }
         let mut out = String::new();
         let header: Vec<String> = self.headers.iter().map(|h| h.to_string()).collect();
-        let indent = widths[..n.saturating_sub(1)]
-            .iter()
-            .map(|w| w + 2)
-            .sum::<usize>();
+        let indent = widths.first().map_or(0, |w| w + 2);
         let notes = std::iter::once(&None).chain(&self.notes);
         for (row, note) in std::iter::once(&header).chain(&self.rows).zip(notes) {
             let mut line = String::new();
@@ -238,7 +237,11 @@ mod tests {
         t.notes[0] = Some("acknowledged by cli".into());
         assert_eq!(
             t.render(None),
-            "ID  STATE   MESSAGE\n 7  active  HV trip\n            ↳ acknowledged by cli\n 8  active  x\n"
+            "ID  STATE   MESSAGE\n 7  active  HV trip\n    ↳ acknowledged by cli\n 8  active  x\n"
+        );
+        assert_eq!(
+            t.render(Some(16)),
+            "ID  STATE   MES…\n 7  active  HV …\n    ↳ acknowled…\n 8  active  x\n"
         );
         for (rows, width, want) in cases {
             assert_eq!(&table(rows).render(*width), want, "{rows:?} at {width:?}");
