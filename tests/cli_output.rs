@@ -280,6 +280,16 @@ fn on_call_from_the_command_line() {
         ],
     );
     assert!(out.status.success(), "{out:?}");
+    // Refused alike from the database, by the same reader.
+    let out = run(
+        &cfg,
+        &["silences", "add", "--duration", "40d", "--comment", "c"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("31 days"));
+    let out = run(&cfg, &["silences", "add", "--text", "(", "--comment", "c"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("matchers"));
     let out = run(&cfg, &["alerts", "ack", &vacuum]);
     assert!(out.status.success(), "{out:?}");
 }
