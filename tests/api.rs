@@ -423,3 +423,163 @@ fn alert_actions_resend_snooze_and_their_status_codes() {
         "{metrics}"
     );
 }
+
+/// The on-call routes: acknowledging (its own route and `__ack` through the action
+/// route), silences made, listed and ended, their status codes, `silenced_by` in the
+/// alerts' list, and a caller without the token refused on each.
+#[test]
+fn acknowledgements_and_silences_and_their_status_codes() {
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        &tg,
+        json!({"listen": "127.0.0.1:0", "token": "s3cret-token"}),
+    );
+    let agent = Agent::start(&cfg);
+    let a = agent.addr;
+    let auth = ("Authorization", "Bearer s3cret-token");
+    let call = |method: &str, path: &str, body: Value| {
+        let (code, v, _) = http(
+            a,
+            method,
+            path,
+            &[("Content-Type", "application/json"), auth],
+            body.to_string().as_bytes(),
+        );
+        (code, v)
+    };
+    let put = |key: &str, actions: Value| {
+        let (code, v) = call(
+            "PUT",
+            "/api/alerts",
+            json!({"key": key, "message": format!("{key} trouble"), "actions": actions}),
+        );
+        assert_eq!(code, 201, "{v}");
+        v["id"].as_i64().unwrap()
+    };
+    let cryo = put("cryo", json!({}));
+    let vacuum = put("vacuum", json!({"Acknowledge": "__ack"}));
+    let list = || call("GET", "/api/alerts", Value::Null).1;
+
+    // Refused without the token, each route, before anything is done.
+    for (method, path) in [
+        ("POST", format!("/api/alerts/{cryo}/ack")),
+        ("POST", format!("/api/alerts/{vacuum}/action/__ack")),
+        ("GET", "/api/silences".to_string()),
+        ("POST", "/api/silences".to_string()),
+        ("DELETE", "/api/silences/1".to_string()),
+    ] {
+        let body = json!({"duration": "2h", "comment": "sneaky"}).to_string();
+        let (code, _, _) = http(
+            a,
+            method,
+            &path,
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        );
+        assert_eq!(code, 401, "{method} {path}");
+    }
+    assert!(list()[cryo.to_string()]["acknowledged_by"].is_null());
+    assert_eq!(
+        call("GET", "/api/silences", Value::Null).1["silences"],
+        json!([])
+    );
+
+    // Acknowledged: still active, who and when recorded.
+    assert_eq!(
+        call("POST", &format!("/api/alerts/{cryo}/ack"), Value::Null).0,
+        204
+    );
+    assert_eq!(call("POST", "/api/alerts/999999/ack", Value::Null).0, 404);
+    assert_eq!(
+        call(
+            "POST",
+            &format!("/api/alerts/{cryo}/action/__ack"),
+            Value::Null
+        )
+        .0,
+        404,
+        "an alert that does not carry __ack"
+    );
+    assert_eq!(
+        call(
+            "POST",
+            &format!("/api/alerts/{vacuum}/action/__ack"),
+            Value::Null
+        )
+        .0,
+        204
+    );
+    let shown = list();
+    for id in [cryo, vacuum] {
+        let al = &shown[id.to_string()];
+        assert_eq!(al["acknowledged_by"], "api", "{al}");
+        assert!(al["acknowledged_at"].as_f64().is_some(), "{al}");
+    }
+
+    // Silences: bad ones refused with what is wrong.
+    for (body, want) in [
+        (
+            json!({"matchers": {"colour": "red"}, "duration": "2h", "comment": "c"}),
+            "colour",
+        ),
+        (
+            json!({"matchers": {"text": "("}, "duration": "2h", "comment": "c"}),
+            "matchers",
+        ),
+        (
+            json!({"matchers": {"severity_at_most": "dire"}, "duration": "2h", "comment": "c"}),
+            "matchers",
+        ),
+        (json!({"matchers": {}, "duration": "2h"}), "comment"),
+        (
+            json!({"matchers": {}, "duration": "2h", "comment": "  "}),
+            "comment",
+        ),
+        (
+            json!({"matchers": {}, "duration": "32d", "comment": "c"}),
+            "31 days",
+        ),
+        (json!({"matchers": {}, "comment": "c"}), "duration"),
+    ] {
+        let (code, v) = call("POST", "/api/silences", body.clone());
+        assert_eq!(code, 400, "{body}: {v}");
+        let err = v["error"].as_str().unwrap();
+        assert!(err.contains(want), "{body}: {err}");
+    }
+    let stored_key = shown[vacuum.to_string()]["key"].clone();
+    let (code, v) = call(
+        "POST",
+        "/api/silences",
+        json!({"matchers": {"key": stored_key}, "duration": "2h", "comment": "pump swap"}),
+    );
+    assert_eq!(code, 201, "{v}");
+    let id = v["id"].as_i64().unwrap();
+    let (code, v) = call("GET", "/api/silences", Value::Null);
+    assert_eq!(code, 200);
+    let s = &v["silences"][0];
+    assert_eq!(s["id"], id, "{v}");
+    assert_eq!(s["created_by"], "api");
+    assert_eq!(s["comment"], "pump swap");
+    assert_eq!(s["active"], true);
+    assert_eq!(
+        list()[vacuum.to_string()]["silenced_by"],
+        json!([format!("silence {id}")])
+    );
+    assert_eq!(list()[cryo.to_string()]["silenced_by"], json!([]));
+
+    assert_eq!(call("DELETE", "/api/silences/999999", Value::Null).0, 404);
+    assert_eq!(call("DELETE", "/api/silences/nope", Value::Null).0, 404);
+    assert_eq!(
+        call("DELETE", &format!("/api/silences/{id}"), Value::Null).0,
+        204
+    );
+    assert_eq!(
+        call("GET", "/api/silences", Value::Null).1["silences"],
+        json!([])
+    );
+    let all = call("GET", "/api/silences?all=true", Value::Null).1;
+    assert_eq!(all["silences"][0]["expired_by"], "api", "{all}");
+    assert_eq!(list()[vacuum.to_string()]["silenced_by"], json!([]));
+}

@@ -133,6 +133,215 @@ fn alerts_list_reads_the_same_from_the_database_and_through_the_agent() {
     }
 }
 
+/// `alerts ack` and `silences add|list|expire` through the agent and from the database:
+/// what they print, their exit codes, and the list's line under an alert's row.
+#[test]
+fn on_call_from_the_command_line() {
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &tg.url);
+    let agent = Agent::start(&cfg);
+    tg.wait_for(1, Duration::from_secs(10));
+    for key in ["vacuum", "cryo"] {
+        let body = json!({"key": key, "message": format!("{key} trouble"), "severity": "PROBLEM"});
+        let (code, _, _) = http(
+            agent.addr,
+            "PUT",
+            "/api/alerts",
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(code, 201);
+    }
+    let out = run(&cfg, &["alerts", "list", "--json"]);
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id_of = |key: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["key"].as_str().is_some_and(|k| k.ends_with(key)))
+            .unwrap_or_else(|| panic!("{key} in {list}"))["id"]
+            .as_i64()
+            .unwrap()
+            .to_string()
+    };
+    let (cryo, vacuum) = (id_of("cryo"), id_of("vacuum"));
+    // The stored key, as the API made it from the one given.
+    let vacuum_key = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == vacuum.parse::<i64>().unwrap())
+        .unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = run(&cfg, &["alerts", "ack", &cryo]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("alert {cryo} acknowledged\n")
+    );
+    let out = run(&cfg, &["alerts", "ack", "99999"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no active alert 99999"));
+
+    let out = run(
+        &cfg,
+        &[
+            "silences",
+            "add",
+            "--key",
+            &vacuum_key,
+            "--comment",
+            "pump swap",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(id.parse::<i64>().is_ok(), "the new id alone: {id}");
+    for (args, want) in [
+        (vec!["silences", "add", "--key", "x"], "--comment"),
+        (vec!["silences", "add", "--comment", " "], "needs a comment"),
+        (
+            vec!["silences", "add", "--duration", "40d", "--comment", "c"],
+            "31 days",
+        ),
+        (
+            vec!["silences", "add", "--text", "(", "--comment", "c"],
+            "matchers",
+        ),
+    ] {
+        let out = run(&cfg, &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    let out = run(&cfg, &["silences", "list"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("ID  MATCHERS"), "{text}");
+    assert!(
+        text.contains(&format!("key={vacuum_key}")) && text.contains("pump swap"),
+        "{text}"
+    );
+    assert!(
+        text.contains("in 2 h") || text.contains("in 1 h 59 min"),
+        "{text}"
+    );
+    let out = run(&cfg, &["alerts", "list"]);
+    let through_agent = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        through_agent.contains("↳ acknowledged by api"),
+        "{through_agent}"
+    );
+    assert!(
+        through_agent.contains(&format!("↳ silenced (silence {id})")),
+        "{through_agent}"
+    );
+    let out = run(&cfg, &["alerts", "list", "--json"]);
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let shown = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == vacuum.parse::<i64>().unwrap())
+        .unwrap();
+    assert_eq!(shown["silenced_by"], json!([format!("silence {id}")]));
+    agent.stop();
+
+    // From the database: the same table, and the same commands.
+    let out = run(&cfg, &["alerts", "list"]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), through_agent);
+    let out = run(&cfg, &["silences", "expire", &id]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("silence {id} ended\n")
+    );
+    let out = run(&cfg, &["silences", "expire", "999"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no silence 999"));
+    let out = run(&cfg, &["silences", "list"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ID  MATCHERS  ENDS  BY  HELD  COMMENT\n(none)\n"
+    );
+    let out = run(&cfg, &["silences", "list", "--all"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ended by cli"));
+    let out = run(
+        &cfg,
+        &[
+            "silences",
+            "add",
+            "--event",
+            "alarm_major",
+            "--comment",
+            "db",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    // Refused alike from the database, by the same reader.
+    let out = run(
+        &cfg,
+        &["silences", "add", "--duration", "40d", "--comment", "c"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("31 days"));
+    let out = run(&cfg, &["silences", "add", "--text", "(", "--comment", "c"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("matchers"));
+    let out = run(&cfg, &["alerts", "ack", &vacuum]);
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// An alert under an escalation policy: `alerts list` (and the console's data) say its
+/// next step, from the policy in the config.
+#[test]
+fn the_next_escalation_step_is_shown() {
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("p")).unwrap();
+    std::fs::write(
+        dir.path().join("p/a.log"),
+        "ERROR [detector] HV trip on channel 3\n",
+    )
+    .unwrap();
+    let cfg = support::write_config(
+        dir.path(),
+        &json!({
+            "instrument": "IN5",
+            "telegram": {"bot-id": TOKEN, "channel-id": "-100", "api-url": tg.url,
+                         "scopes": {"oncall": "-300"}},
+            "escalation": {"night": {"steps": [
+                {"after": "10m", "to": [{"service": "telegram", "scope": "oncall"}]}]}},
+            "routes": {"alarm_major": [{"service": "telegram"}, {"escalate": "night"}]},
+            "watch": [{"path": "p/*.log", "poll_interval_ms": 100, "start": "beginning"}],
+            "api": {"listen": "127.0.0.1:0"},
+        }),
+    );
+    let agent = Agent::start(&cfg);
+    tg.wait_for(1, Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let out = run(&cfg, &["alerts", "list"]);
+        let text = String::from_utf8(out.stdout).unwrap();
+        if text.contains("↳ next: telegram:oncall in ") || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        text.contains("↳ next: telegram:oncall in 10 min")
+            || text.contains("↳ next: telegram:oncall in 9 min"),
+        "{text} {}",
+        String::from_utf8_lossy(&run(&cfg, &["alerts", "list", "--json"]).stdout)
+    );
+    let (_, v, _) = http(agent.addr, "GET", "/api/console/alerts", &[], b"");
+    let next = v["alerts"][0]["next_step"].as_str().unwrap_or_default();
+    assert!(next.starts_with("next: telegram:oncall in "), "{v}");
+    agent.stop();
+}
+
 #[test]
 fn json_is_one_document_everywhere() {
     let tg = FakeTelegram::start();
@@ -141,6 +350,7 @@ fn json_is_one_document_everywhere() {
     let log = dir.path().join("p/a.log");
     for args in [
         vec!["alerts", "list", "--all", "--json"],
+        vec!["silences", "list", "--all", "--json"],
         vec!["outbox", "list", "--json"],
         vec!["outbox", "list", "--dead", "--json"],
     ] {

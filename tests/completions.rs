@@ -14,6 +14,7 @@ const SUBCOMMANDS: &[&str] = &[
     "check-config",
     "outbox",
     "alerts",
+    "silences",
     "routes",
     "replay",
     "schema",

@@ -1,7 +1,8 @@
 //! The console against the real binary: who may see and change what (over plain HTTP,
 //! header by header), and the page itself in a real headless Chromium — signing in,
 //! an alert written to a protocol file appearing without a reload, Dismiss, an
-//! OnTakt `__resend` action and an outbox Retry reaching the (fake) Bot API, the files,
+//! OnTakt `__resend` action and an outbox Retry reaching the (fake) Bot API, Acknowledge
+//! and Silence 2 h with the Silences panel and the status summary, the files,
 //! outbox, routes and chart, the cookie's flags, dark mode, and the page coming back
 //! by itself after the agent restarts. Screenshots of both modes are kept in
 //! `target/console-screenshots/`.
@@ -124,8 +125,25 @@ fn the_console_needs_a_session_and_a_session_changes_nothing_from_elsewhere() {
         "/api/console/routes",
         "/api/console/chart.svg",
         "/api/console/events",
+        "/api/console/status",
+        "/api/console/silences",
+        "/api/silences",
     ] {
         assert_eq!(http_anon(a, "GET", path, &[], b"").0, 401, "{path}");
+    }
+    // And every change the console makes on call: acknowledging, silences.
+    for (method, path) in [
+        ("POST", "/api/alerts/1/ack"),
+        ("POST", "/api/silences"),
+        ("DELETE", "/api/silences/1"),
+    ] {
+        let body = br#"{"duration": "2h", "comment": "c"}"#;
+        let ct = [("Content-Type", "application/json")];
+        assert_eq!(
+            http_anon(a, method, path, &ct, body).0,
+            401,
+            "{method} {path}"
+        );
     }
     // A made-up session, and a cookie of the old kind, open nothing.
     assert_eq!(
@@ -213,6 +231,40 @@ fn the_console_needs_a_session_and_a_session_changes_nothing_from_elsewhere() {
     assert_eq!(code, 204, "{v}");
     let (_, v, _) = http_anon(a, "GET", "/api/console/alerts", &[(SESSION, &session)], b"");
     assert!(v["alerts"][0]["snoozed_until"].as_i64().is_some(), "{v}");
+    // On call from the page: recorded as the console's doing, and refused without the
+    // page's Origin like every change.
+    let ack = format!("/api/alerts/{id}/ack");
+    let (code, _, _) = http_anon(a, "POST", &ack, &[(SESSION, session.as_str())], b"");
+    assert_eq!(code, 403);
+    let (code, v, _) = http_anon(a, "POST", &ack, &page_origin, b"");
+    assert_eq!(code, 204, "{v}");
+    let silence =
+        br#"{"matchers": {"key": "custom|k"}, "duration": "2h", "comment": "from the console"}"#;
+    let (code, _, _) = http_anon(
+        a,
+        "POST",
+        "/api/silences",
+        &[(SESSION, session.as_str()), json_ct],
+        silence,
+    );
+    assert_eq!(code, 403);
+    let (code, v, _) = http_anon(a, "POST", "/api/silences", &page_origin, silence);
+    assert_eq!(code, 201, "{v}");
+    let (_, v, _) = http_anon(
+        a,
+        "GET",
+        "/api/console/silences",
+        &[(SESSION, &session)],
+        b"",
+    );
+    assert_eq!(v["silences"][0]["created_by"], "console", "{v}");
+    assert_eq!(v["silences"][0]["describe"], "key=custom|k", "{v}");
+    let (_, v, _) = http_anon(a, "GET", "/api/console/alerts", &[(SESSION, &session)], b"");
+    assert_eq!(v["alerts"][0]["acknowledged_by"], "console", "{v}");
+    assert_eq!(v["alerts"][0]["silenced_by"][0], "silence 1", "{v}");
+    let (code, v, _) = http_anon(a, "GET", "/api/console/status", &[(SESSION, &session)], b"");
+    assert_eq!(code, 200, "{v}");
+    assert!(!v["text"].as_str().unwrap().is_empty(), "{v}");
     // Bad snoozes are named.
     let (code, v, _) = http_anon(a, "POST", &snooze, &page_origin, br#"{"seconds": 0}"#);
     assert_eq!(code, 400, "{v}");
@@ -584,6 +636,107 @@ fn the_console_in_a_real_browser() {
             b.js("return document.querySelector('main').innerText + ' / ' + document.querySelector('#live-status').textContent + document.querySelector('#message').textContent + ' change ' + document.querySelector('#live-status').dataset.change").await
         );
         assert_eq!(b.js("return window.__same_page").await, json!(1), "no reload");
+        drop(agent);
+        b.close().await;
+    });
+}
+
+/// Acknowledge and Silence 2 h from the page: recorded as the console's doing, shown
+/// on the alert's row, the silence in the Silences panel until End ends it, and the
+/// status summary on the page.
+#[test]
+fn acknowledge_and_silence_from_the_page() {
+    runtime().block_on(async {
+        let Some(b) = Browser::start(Scheme::Light).await else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let cfg = config(dir.path(), port, None);
+        let agent = Agent::start(&cfg);
+        let addr = agent.addr;
+        let mut ids = Vec::new();
+        for (key, message) in [("cryo", "helium low"), ("vacuum", "pressure high")] {
+            let body = json!({"key": key, "message": message, "severity": "PROBLEM"});
+            let (code, v, _) = http(
+                addr,
+                "PUT",
+                "/api/alerts",
+                &[("Content-Type", "application/json")],
+                body.to_string().as_bytes(),
+            );
+            assert_eq!(code, 201, "{v}");
+            ids.push(v["id"].as_i64().unwrap());
+        }
+        let (cryo, vacuum) = (ids[0], ids[1]);
+        sign_in(&b, addr, &token(dir.path())).await;
+        assert!(
+            b.wait_for(
+                "return document.querySelectorAll('#alerts tbody tr').length === 2 && document.querySelector('#status').textContent.length > 0",
+                Duration::from_secs(10)
+            )
+            .await
+            .is_some(),
+            "the alerts and the status summary"
+        );
+        assert_eq!(
+            b.js("return document.querySelector('#silences-empty').hidden").await,
+            json!(false)
+        );
+
+        click(&b, &format!("#alerts tbody tr[data-id='{cryo}'] button.ack")).await;
+        let acked = format!(
+            "const r = document.querySelector(\"#alerts tbody tr[data-id='{cryo}']\"); \
+             return !!r && r.textContent.includes('acknowledged by console') && !r.querySelector('button.ack')"
+        );
+        assert!(
+            b.wait_for(&acked, Duration::from_secs(5)).await.is_some(),
+            "acknowledged on the page: {}",
+            b.js("return document.querySelector('main').innerText + ' / ' + document.querySelector('#message').textContent").await
+        );
+        let (_, v, _) = http(addr, "GET", "/api/alerts", &[], b"");
+        assert_eq!(v[cryo.to_string()]["acknowledged_by"], "console", "{v}");
+
+        click(&b, &format!("#alerts tbody tr[data-id='{vacuum}'] button.silence")).await;
+        let silenced = format!(
+            "const r = document.querySelector(\"#alerts tbody tr[data-id='{vacuum}']\"); \
+             return !!r && r.textContent.includes('silenced (silence ') \
+               && document.querySelectorAll('#silences tbody tr').length === 1 \
+               && document.querySelector('#silences tbody').textContent.includes('from the console')"
+        );
+        assert!(
+            b.wait_for(&silenced, Duration::from_secs(5)).await.is_some(),
+            "silenced on the page: {}",
+            b.js("return document.querySelector('main').innerText + ' / ' + document.querySelector('#message').textContent").await
+        );
+        let (_, v, _) = http(addr, "GET", "/api/silences", &[], b"");
+        let s = &v["silences"][0];
+        assert_eq!(s["created_by"], "console", "{v}");
+        assert_eq!(s["comment"], "from the console", "{v}");
+        let (_, alerts, _) = http(addr, "GET", "/api/alerts", &[], b"");
+        assert_eq!(s["matchers"], json!({"key": alerts[vacuum.to_string()]["key"]}), "{v}");
+        let ends = s["ends_at"].as_i64().unwrap() - s["starts_at"].as_i64().unwrap();
+        assert_eq!(ends, 7200, "{v}");
+        assert!(
+            b.js("return document.querySelector('#silences tbody').textContent").await
+                .as_str()
+                .unwrap()
+                .contains("in 2 h")
+        );
+        b.screenshot("console-on-call.png").await;
+
+        click(&b, "#silences tbody button.end").await;
+        assert!(
+            b.wait_for(
+                "return document.querySelectorAll('#silences tbody tr').length === 0 && !document.querySelector('#silences-empty').hidden",
+                Duration::from_secs(5)
+            )
+            .await
+            .is_some(),
+            "ended"
+        );
+        let (_, v, _) = http(addr, "GET", "/api/silences?all=true", &[], b"");
+        assert_eq!(v["silences"][0]["expired_by"], "console", "{v}");
         drop(agent);
         b.close().await;
     });

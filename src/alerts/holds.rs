@@ -31,6 +31,22 @@ pub enum Hold {
     },
 }
 
+/// The alerts as every surface shows them (`alerts::list`), each with what silences it
+/// now filled in: the API, the console and `alerts list` read `silenced_by` from here.
+pub fn list_shown(
+    store: &Store,
+    now_ms: i64,
+    all: bool,
+    windows: &[Window],
+) -> Result<Vec<Alert>, StoreError> {
+    let holds = Holds::load(store, now_ms, windows)?;
+    let mut list = alerts::list(store, now_ms, all)?;
+    for a in &mut list {
+        a.silenced_by = holds.silenced_by(a, now_ms);
+    }
+    Ok(list)
+}
+
 /// The holds in force, as last read.
 #[derive(Debug, Default, Clone)]
 pub struct Holds {

@@ -24,7 +24,10 @@ fn view(a: &Alert) -> Value {
 
 pub async fn list(State(st): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
     let now = now_ms();
-    let list = st.db(move |s| alerts::list(s, now, false)).await?;
+    let windows = st.config().oncall.maintenance.clone();
+    let list = st
+        .db(move |s| alerts::holds::list_shown(s, now, false, &windows))
+        .await?;
     let map: Map<String, Value> = list.iter().map(|a| (a.id.to_string(), view(a))).collect();
     Ok(Json(Value::Object(map)))
 }

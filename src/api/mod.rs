@@ -13,7 +13,7 @@ pub(crate) mod access;
 mod alerts;
 pub mod console;
 pub mod hello;
-mod oncall;
+pub mod oncall;
 mod refusals;
 pub mod session;
 mod shed;

@@ -5,6 +5,10 @@
 //! second): what was counted goes out as a summary, and the next occurrence is sent at
 //! once, as news. Goes through the running agent's HTTP API when it answers (the state
 //! folder may be the service's, not readable by the user), else to the state database.
+//!
+//! Acknowledging ("I'm on it") keeps the alert active and counting but stops its
+//! escalation and its repeats; the list says who acknowledged, what silences an alert
+//! and its escalation's next step on a line under its row, so the table is no wider.
 
 use clap::Subcommand;
 
@@ -12,7 +16,11 @@ use super::client::{AgentClient, ClientError};
 use super::table::{Align, Table};
 use super::{Cli, CliError};
 use crate::alerts::{self, Alert};
+use crate::oncall::Policy;
+use crate::oncall::escalation::next_step;
 use crate::store::{Store, now_ms};
+
+type Policies = std::collections::BTreeMap<String, Policy>;
 
 #[derive(Debug, Subcommand)]
 pub enum AlertsCommand {
@@ -32,6 +40,11 @@ pub enum AlertsCommand {
     },
     /// Dismiss every active alert
     Clear,
+    /// Acknowledge one alert ("I'm on it"): it stays active, escalation and repeats stop
+    Ack {
+        /// The alert's id, as `alerts list` shows it
+        id: i64,
+    },
 }
 
 pub fn run(cli: &Cli, cmd: &AlertsCommand) -> Result<(), CliError> {
@@ -43,7 +56,7 @@ pub fn run(cli: &Cli, cmd: &AlertsCommand) -> Result<(), CliError> {
             .block_on(AgentClient::find(&config))
             .map_err(|e| CliError::failed(e.to_string()))?
         {
-            return rt.block_on(through_agent(&agent, cmd));
+            return rt.block_on(through_agent(&agent, cmd, &config.oncall.escalation));
         }
     }
     let store = Store::open(&config.state_dir).map_err(|e| CliError::failed(e.to_string()))?;
@@ -51,12 +64,23 @@ pub fn run(cli: &Cli, cmd: &AlertsCommand) -> Result<(), CliError> {
     let now = now_ms();
     match cmd {
         AlertsCommand::List { all, json } => {
-            let list = alerts::list(&store, now, *all).map_err(failed)?;
+            let list = alerts::holds::list_shown(&store, now, *all, &config.oncall.maintenance)
+                .map_err(failed)?;
             let rows: Vec<(serde_json::Value, &str)> = list
                 .iter()
                 .map(|a| (a.to_ontakt(), state(a, now)))
                 .collect();
-            show(&rows, *json)
+            show(&rows, *json, &config.oncall.escalation)
+        }
+        AlertsCommand::Ack { id } => {
+            if alerts::acknowledge(&store, *id, now, "cli").map_err(failed)? {
+                outln!("alert {id} acknowledged");
+                Ok(())
+            } else {
+                Err(CliError::failed(format!(
+                    "no active alert {id} (see `protowatch alerts list`)"
+                )))
+            }
         }
         AlertsCommand::Dismiss { id } => {
             if alerts::dismiss(&store, *id, now, "cli").map_err(failed)? {
@@ -88,7 +112,11 @@ fn state(a: &Alert, now: i64) -> &'static str {
 
 /// The one way a list of alerts is shown, whether it came from the database or from the
 /// agent's API: OnTakt's alert objects, each with its state.
-fn show(rows: &[(serde_json::Value, &str)], json: bool) -> Result<(), CliError> {
+fn show(
+    rows: &[(serde_json::Value, &str)],
+    json: bool,
+    policies: &Policies,
+) -> Result<(), CliError> {
     if json {
         let list: Vec<serde_json::Value> = rows
             .iter()
@@ -125,6 +153,9 @@ fn show(rows: &[(serde_json::Value, &str)], json: bool) -> Result<(), CliError> 
             time(&a["last_seen"]),
             text.lines().next().unwrap_or("").to_string(),
         ]);
+        if let Some(note) = on_call(a, policies, now_ms()) {
+            t.note(note);
+        }
     }
     let mut text = t.render(super::table::terminal_width());
     if rows.is_empty() {
@@ -133,9 +164,45 @@ fn show(rows: &[(serde_json::Value, &str)], json: bool) -> Result<(), CliError> 
     super::print(&text)
 }
 
+/// An alert's on-call state in a few words: "acknowledged by cli", "silenced (silence
+/// 3)", "next: signal:oncall in 4 min"; `None` when there is nothing to say.
+fn on_call(a: &serde_json::Value, policies: &Policies, now_ms: i64) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(by) = a["acknowledged_by"].as_str() {
+        parts.push(format!("acknowledged by {by}"));
+    }
+    let silenced: Vec<&str> = a["silenced_by"]
+        .as_array()
+        .map(|l| l.iter().filter_map(|s| s.as_str()).collect())
+        .unwrap_or_default();
+    if !silenced.is_empty() {
+        parts.push(format!("silenced ({})", silenced.join(", ")));
+    } else if let Some(e) = a["escalation"].as_object() {
+        let policy = e.get("policy").and_then(|p| p.as_str()).unwrap_or("");
+        let fired = e
+            .get("step")
+            .and_then(|s| s.as_u64())
+            .unwrap_or(1)
+            .saturating_sub(1);
+        let next_at = e
+            .get("next_at")
+            .and_then(|t| t.as_f64())
+            .map(|s| (s * 1000.0).round() as i64);
+        let fired = u32::try_from(fired).unwrap_or(u32::MAX);
+        if let Some(next) = next_step(policies, policy, fired, next_at, now_ms) {
+            parts.push(next);
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join(" · "))
+}
+
 /// The same commands over the agent's API (`--all` needs the database: the API lists the
 /// active alerts only).
-async fn through_agent(agent: &AgentClient, cmd: &AlertsCommand) -> Result<(), CliError> {
+async fn through_agent(
+    agent: &AgentClient,
+    cmd: &AlertsCommand,
+    policies: &Policies,
+) -> Result<(), CliError> {
     let failed = |e: ClientError| match e {
         ClientError::Refused {
             status: 404,
@@ -165,7 +232,15 @@ async fn through_agent(agent: &AgentClient, cmd: &AlertsCommand) -> Result<(), C
             // The API lists the active alerts only.
             let rows: Vec<(serde_json::Value, &str)> =
                 list.into_iter().map(|a| (a, "active")).collect();
-            show(&rows, *json)
+            show(&rows, *json, policies)
+        }
+        AlertsCommand::Ack { id } => {
+            agent
+                .post(&format!("/api/alerts/{id}/ack"), &serde_json::Value::Null)
+                .await
+                .map_err(failed)?;
+            outln!("alert {id} acknowledged");
+            Ok(())
         }
         AlertsCommand::Dismiss { id } => {
             agent

@@ -30,6 +30,7 @@ mod schema;
 mod send_message;
 #[cfg(windows)]
 pub mod service;
+mod silences;
 mod table;
 mod test_notify;
 
@@ -80,9 +81,13 @@ pub enum Command {
     /// List queued and dead deliveries, or queue a dead one again
     #[command(subcommand)]
     Outbox(outbox::OutboxCommand),
-    /// List the alerts (one per dedup key, with how often it was seen), or dismiss them
+    /// List the alerts (one per dedup key, with how often it was seen), acknowledge or
+    /// dismiss them
     #[command(subcommand)]
     Alerts(alerts::AlertsCommand),
+    /// Make, list or end silences: alerts that match are recorded, not sent
+    #[command(subcommand)]
+    Silences(silences::SilencesCommand),
     /// Show where each event goes, or change it in the config file
     #[command(subcommand)]
     Routes(routes::RoutesCommand),
@@ -172,6 +177,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::TestNotify(args) => test_notify::run(&cli, args),
         Command::Outbox(cmd) => outbox::run(&cli, cmd),
         Command::Alerts(cmd) => alerts::run(&cli, cmd),
+        Command::Silences(cmd) => silences::run(&cli, cmd),
         Command::Routes(cmd) => routes::run(&cli, cmd),
         Command::Replay(args) => replay::run(&cli, args),
         Command::ApiToken(args) => api_token::run(&cli, args),

@@ -32,6 +32,11 @@ pub struct Table {
     headers: Vec<&'static str>,
     align: Vec<Align>,
     rows: Vec<Vec<String>>,
+    /// A line under a row (the on-call state of an alert), from its second column on:
+    /// said without a column of its own, so the table is no wider and the message
+    /// column no narrower, and on an 80-column terminal the note still has most of the
+    /// line rather than what is left of the last column.
+    notes: Vec<Option<String>>,
 }
 
 impl Table {
@@ -40,6 +45,7 @@ impl Table {
             headers: columns.iter().map(|(h, _)| *h).collect(),
             align: columns.iter().map(|(_, a)| *a).collect(),
             rows: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
@@ -55,6 +61,18 @@ impl Table {
             })
             .collect();
         self.rows.push(cells);
+        self.notes.push(None);
+    }
+
+    /// A note under the last row pushed, on a line of its own from the second column.
+    pub fn note(&mut self, text: String) {
+        let text: String = text
+            .chars()
+            .map(|ch| if ch.is_control() { ' ' } else { ch })
+            .collect();
+        if let Some(last) = self.notes.last_mut() {
+            *last = Some(text);
+        }
     }
 
     /// The table as text, each line at most `max_width` columns when given.
@@ -68,7 +86,9 @@ impl Table {
         }
         let mut out = String::new();
         let header: Vec<String> = self.headers.iter().map(|h| h.to_string()).collect();
-        for row in std::iter::once(&header).chain(&self.rows) {
+        let indent = widths.first().map_or(0, |w| w + 2);
+        let notes = std::iter::once(&None).chain(&self.notes);
+        for (row, note) in std::iter::once(&header).chain(&self.rows).zip(notes) {
             let mut line = String::new();
             for (i, (&width, &align)) in widths.iter().zip(&self.align).enumerate() {
                 let cell = row.get(i).map(String::as_str).unwrap_or("");
@@ -98,6 +118,14 @@ impl Table {
                 None => out.push_str(line),
             }
             out.push('\n');
+            if let Some(note) = note {
+                let line = format!("{}↳ {note}", " ".repeat(indent));
+                match max_width {
+                    Some(w) => out.push_str(&cut(&line, w)),
+                    None => out.push_str(&line),
+                }
+                out.push('\n');
+            }
         }
         out
     }
@@ -205,6 +233,16 @@ mod tests {
                 "ID  STATE  MESS…\n 1  a      検出…\n",
             ),
         ];
+        let mut t = table(&[&["7", "active", "HV trip"], &["8", "active", "x"]]);
+        t.notes[0] = Some("acknowledged by cli".into());
+        assert_eq!(
+            t.render(None),
+            "ID  STATE   MESSAGE\n 7  active  HV trip\n    ↳ acknowledged by cli\n 8  active  x\n"
+        );
+        assert_eq!(
+            t.render(Some(16)),
+            "ID  STATE   MES…\n 7  active  HV …\n    ↳ acknowled…\n 8  active  x\n"
+        );
         for (rows, width, want) in cases {
             assert_eq!(&table(rows).render(*width), want, "{rows:?} at {width:?}");
         }

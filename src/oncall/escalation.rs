@@ -113,6 +113,54 @@ impl Policy {
     }
 }
 
+/// How far off a moment is, as the surfaces say it: "in 1 h 20 min", "in 4 min",
+/// "5 min ago", "now" — whole minutes, days beyond two days.
+pub fn relative(delta_ms: i64) -> String {
+    let mins = delta_ms.unsigned_abs().div_ceil(60_000);
+    if delta_ms.unsigned_abs() < 30_000 {
+        return "now".into();
+    }
+    let words = if mins < 60 {
+        format!("{mins} min")
+    } else if mins < 48 * 60 {
+        match mins % 60 {
+            0 => format!("{} h", mins / 60),
+            m => format!("{} h {m} min", mins / 60),
+        }
+    } else {
+        format!("{} d", mins / (24 * 60))
+    };
+    if delta_ms > 0 {
+        format!("in {words}")
+    } else {
+        format!("{words} ago")
+    }
+}
+
+/// An alert's next escalation step as every surface shows it: "next: signal:oncall in
+/// 4 min" — who the step at `fired` tells (the last step again when it repeats), and
+/// when. `None` when nothing more will fire or the policy is no longer configured.
+pub fn next_step(
+    policies: &std::collections::BTreeMap<String, Policy>,
+    policy: &str,
+    fired: u32,
+    next_at_ms: Option<i64>,
+    now_ms: i64,
+) -> Option<String> {
+    let next_at_ms = next_at_ms?;
+    let policy = policies.get(policy)?;
+    let step = policy
+        .steps
+        .get(fired as usize)
+        .or_else(|| policy.steps.last().filter(|s| s.repeat.is_some()))?;
+    let to: Vec<String> = step.to.iter().map(|d| d.to_string()).collect();
+    Some(format!(
+        "next: {} {}",
+        to.join(", "),
+        relative(next_at_ms.saturating_sub(now_ms))
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +194,30 @@ mod tests {
             ],
             ack_timeout: Some(Duration::from_secs(7200)),
         }
+    }
+
+    #[test]
+    fn the_next_step_in_words() {
+        let policies = std::collections::BTreeMap::from([("night".to_string(), night())]);
+        let next = |fired, at| next_step(&policies, "night", fired, at, 0);
+        assert_eq!(
+            next(0, Some(4 * MIN)).as_deref(),
+            Some("next: signal:oncall in 4 min")
+        );
+        assert_eq!(
+            next(1, Some(80 * MIN)).as_deref(),
+            Some("next: mail:heads in 1 h 20 min")
+        );
+        // The repeating last step, again and again.
+        assert_eq!(
+            next(5, Some(120 * MIN)).as_deref(),
+            Some("next: mail:heads in 2 h")
+        );
+        assert_eq!(next(0, None), None);
+        assert_eq!(next_step(&policies, "gone", 0, Some(MIN), 0), None);
+        assert_eq!(relative(-5 * MIN), "5 min ago");
+        assert_eq!(relative(10_000), "now");
+        assert_eq!(relative(3 * 24 * 60 * MIN), "in 3 d");
     }
 
     fn fresh() -> Progress {

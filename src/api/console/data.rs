@@ -1,7 +1,9 @@
-//! The console's JSON: a page of alerts with its counts, the history, the files, the
-//! outbox and the routes, and the two changes only the console makes (snooze for a
-//! chosen time, retry of a dead row). Every endpoint here needs the token or the
-//! session (`access`); each answers only what its part of the page shows.
+//! The console's JSON: a page of alerts with its counts and their on-call state, the
+//! history, the files, the outbox, the routes and the status summary, and the two
+//! changes only the console makes (snooze for a chosen time, retry of a dead row).
+//! Every endpoint here needs the token or the session (`access`); each answers only
+//! what its part of the page shows. Acknowledging and silences go through the API's
+//! own routes (`api::oncall`), as every other client's do.
 
 use std::sync::Arc;
 
@@ -15,6 +17,8 @@ use crate::alerts::{self, Alert, page};
 use crate::api::access::Caller;
 use crate::api::{ApiError, ApiState};
 use crate::event::Severity;
+use crate::oncall::escalation::next_step;
+use crate::oncall::window::Zone;
 use crate::outbox::queue;
 use crate::store::now_ms;
 
@@ -77,12 +81,34 @@ pub async fn alerts(
     let offset = q.offset.unwrap_or(0);
     let limit = q.limit.unwrap_or(100).clamp(1, page::MAX_PAGE);
     let now = now_ms();
+    let config = st.config();
+    let windows = config.oncall.maintenance.clone();
     let p = st
-        .db(move |s| page::active(s, now, &filter, offset, limit))
+        .db(move |s| {
+            let mut p = page::active(s, now, &filter, offset, limit)?;
+            let holds = alerts::holds::Holds::load(s, now, &windows)?;
+            for a in &mut p.rows {
+                a.silenced_by = holds.silenced_by(a, now);
+            }
+            Ok(p)
+        })
         .await?;
     let [info, warning, minor, major] = p.by_severity;
+    let shown = |a: &Alert| {
+        let mut v = view(a);
+        v["next_step"] = json!(a.escalation.as_ref().and_then(|e| {
+            next_step(
+                &config.oncall.escalation,
+                &e.policy,
+                e.fired,
+                e.next_at_ms,
+                now,
+            )
+        }));
+        v
+    };
     Ok(Json(json!({
-        "alerts": p.rows.iter().map(view).collect::<Vec<_>>(),
+        "alerts": p.rows.iter().map(shown).collect::<Vec<_>>(),
         "matching": p.matching,
         "offset": offset,
         "limit": limit,
@@ -91,8 +117,43 @@ pub async fn alerts(
         "events": p.by_event.iter().map(|(e, n)| json!({"event": e, "count": n}))
             .collect::<Vec<_>>(),
         "now": now / 1000,
-        "instrument": st.config().instrument,
+        "instrument": config.instrument,
     })))
+}
+
+/// `GET /api/console/silences`: those in force and to come, soonest-ending first, each
+/// with its matchers as a person reads them (`key=… text~"vacuum"`).
+pub async fn silences(State(st): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
+    let now = now_ms();
+    let list = st
+        .db(move |s| crate::oncall::silences::list(s, now, None))
+        .await?;
+    let items: Vec<Value> = list
+        .iter()
+        .map(|s| {
+            let mut v = s.to_json(now);
+            v["describe"] = json!(s.matchers.describe());
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "silences": items, "now": now / 1000 })))
+}
+
+/// The status summary covers this much: a day, as Telegram's `/status` does.
+const STATUS_SPAN_MS: i64 = 24 * 3_600_000;
+
+/// `GET /api/console/status` → `{"text"}`: the handover digest's summary of the last
+/// 24 hours, composed as the digest and Telegram's `/status` compose it, in the zone of
+/// the first configured digest (this PC's otherwise).
+pub async fn status(State(st): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
+    let now = now_ms();
+    let summary = st
+        .db(move |s| alerts::summary::gather(s, now.saturating_sub(STATUS_SPAN_MS), now))
+        .await?;
+    let config = st.config();
+    let zone = config.oncall.digest.first().map_or(Zone::Local, |d| d.zone);
+    let message = crate::oncall::digest::compose("Status", &summary, &zone);
+    Ok(Json(json!({ "text": message.text() })))
 }
 
 /// `GET /api/console/history`: dismissed and expired alerts, latest first.

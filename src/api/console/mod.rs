@@ -7,7 +7,8 @@
 //! signing in here gives (see `session`: a header, never a cookie), and refetches what
 //! it shows when `live` says that the store changed. What it does to alerts goes through the same
 //! endpoints and functions as every other surface (`api::alerts`, `alerts::dismiss`,
-//! `alerts::snooze`, the outbox's `queue::revive`).
+//! `alerts::snooze`, `api::oncall` for acknowledging and silences, the outbox's
+//! `queue::revive`).
 //!
 //! Who may use what: `GET /`, the sign-in and the assets are public (they hold no
 //! data); everything under `/api/` needs the token or the session (`access`). Every
@@ -52,6 +53,8 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route("/api/console/files", get(data::files))
         .route("/api/console/outbox", get(data::outbox))
         .route("/api/console/routes", get(data::routes))
+        .route("/api/console/status", get(data::status))
+        .route("/api/console/silences", get(data::silences))
         .route("/api/console/chart.svg", get(chart::svg))
         .route("/api/console/events", get(live::events))
         .route("/api/alerts/{id}/snooze", post(data::snooze))

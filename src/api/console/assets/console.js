@@ -68,6 +68,7 @@ async function act(button, method, path, body) {
   try {
     await api(method, path, body);
     showError('');
+    statusStamp = 0; // what was done shows in the summary too
     refresh();
   } catch (e) {
     showError(button.textContent + ': ' + e.message);
@@ -88,6 +89,17 @@ function span(seconds) {
   if (s < 7200) return Math.round(s / 60) + ' min';
   if (s < 172800) return Math.round(s / 3600) + ' h';
   return Math.round(s / 86400) + ' d';
+}
+// How far off a moment is: "in 1 h 20 min", "5 min ago" (as `alerts list` says it).
+function relative(seconds) {
+  const abs = Math.abs(seconds);
+  if (abs < 30) return 'now';
+  const mins = Math.ceil(abs / 60);
+  let words;
+  if (mins < 60) words = mins + ' min';
+  else if (mins < 2880) words = Math.floor(mins / 60) + ' h' + (mins % 60 ? ' ' + (mins % 60) + ' min' : '');
+  else words = Math.floor(mins / 1440) + ' d';
+  return seconds > 0 ? 'in ' + words : words + ' ago';
 }
 function bytes(n) {
   if (n === null || n === undefined) return '—';
@@ -119,10 +131,11 @@ function actionControl(alert, label, action) {
   return el('span', { text: label });
 }
 
-// A protocol alert carries `__dismiss` and an hour's `__snooze` as OnTakt buttons; the
-// console's own Dismiss and Snooze 1h do exactly that, so they are not shown twice.
+// A protocol alert carries `__ack`, `__dismiss` and an hour's `__snooze` as OnTakt
+// buttons; the console's own Acknowledge, Dismiss and Snooze 1h do exactly that, so they
+// are not shown twice.
 function sameAsOwnButton(a, action) {
-  if (action === '__dismiss') return true;
+  if (action === '__dismiss' || action === '__ack') return true;
   const s = a.data && a.data.snooze_s;
   return action === '__snooze' && (s === undefined || s === 3600);
 }
@@ -133,6 +146,14 @@ function alertRow(a, now) {
   if (a.snoozed_until && a.snoozed_until > now) {
     msg.append(el('div', { class: 'snoozed', text: 'messages snoozed until ' + time(a.snoozed_until) }));
   }
+  if (a.acknowledged_by) {
+    msg.append(el('div', { class: 'acked', text: `acknowledged by ${a.acknowledged_by} at ${time(a.acknowledged_at)}` }));
+  }
+  if (a.silenced_by && a.silenced_by.length) {
+    msg.append(el('div', { class: 'silenced', text: `silenced (${a.silenced_by.join(', ')})` }));
+  } else if (a.next_step) {
+    msg.append(el('div', { class: 'next-step', text: a.next_step }));
+  }
   if (a.details) {
     const body = el('div', { class: 'details' });
     body.innerHTML = a.details; // sanitized by the agent
@@ -140,12 +161,17 @@ function alertRow(a, now) {
   }
   const ttl = a.ttl === null ? '—' : span((a.ends_at || 0) - now) + ' left';
   const actions = el('td', {}, el('div', { class: 'actions' },
+    a.acknowledged_by ? null : el('button', { type: 'button', class: 'ack', text: 'Acknowledge',
+      onclick: (ev) => act(ev.currentTarget, 'POST', `/api/alerts/${a.id}/ack`) }),
     el('button', { type: 'button', class: 'dismiss', text: 'Dismiss',
       onclick: (ev) => act(ev.currentTarget, 'DELETE', `/api/alerts/${a.id}`) }),
     el('button', { type: 'button', class: 'snooze', text: 'Snooze 1h',
       onclick: (ev) => act(ev.currentTarget, 'POST', `/api/alerts/${a.id}/snooze`, { seconds: 3600 }) }),
     el('button', { type: 'button', class: 'snooze', text: 'Snooze 4h',
       onclick: (ev) => act(ev.currentTarget, 'POST', `/api/alerts/${a.id}/snooze`, { seconds: 14400 }) }),
+    (a.silenced_by && a.silenced_by.length) ? null : el('button', { type: 'button', class: 'silence', text: 'Silence 2 h',
+      onclick: (ev) => act(ev.currentTarget, 'POST', '/api/silences',
+        { matchers: { key: a.key }, duration: '2h', comment: 'from the console' }) }),
     ...Object.entries(a.actions || {})
       .filter(([, action]) => !sameAsOwnButton(a, action))
       .map(([label, action]) => actionControl(a, label, action)),
@@ -242,6 +268,28 @@ async function loadOutbox() {
       onclick: (ev) => act(ev.currentTarget, 'POST', `/api/outbox/${r.id}/retry`) })))));
 }
 
+async function loadSilences() {
+  const d = await api('GET', '/api/console/silences');
+  $('#silences-total').textContent = d.silences.length;
+  $('#silences tbody').replaceChildren(...d.silences.map((x) => el('tr', { 'data-id': x.id },
+    el('td', { class: 'num', text: String(x.id) }), el('td', { text: x.describe }),
+    el('td', { class: 'time', title: time(x.ends_at), text: (x.active ? '' : 'from ' + time(x.starts_at) + ', ends ') + relative(x.ends_at - d.now) }),
+    el('td', { text: x.created_by }), el('td', { text: x.comment }),
+    el('td', { class: 'num', text: String(x.held) }),
+    el('td', {}, el('button', { type: 'button', class: 'end', text: 'End',
+      onclick: (ev) => act(ev.currentTarget, 'DELETE', `/api/silences/${x.id}`) })))));
+  $('#silences-empty').hidden = d.silences.length > 0;
+}
+
+let statusStamp = 0;
+async function loadStatus() {
+  // At most every 5 s, like the charts: a day's summary does not move faster.
+  if (Date.now() - statusStamp < 5000) return;
+  statusStamp = Date.now();
+  const d = await api('GET', '/api/console/status');
+  $('#status').textContent = d.text;
+}
+
 async function loadRoutes() {
   const d = await api('GET', '/api/console/routes');
   $('#routes tbody').replaceChildren(...d.routes.map((r) => el('tr', { class: 'from-' + r.from },
@@ -275,7 +323,7 @@ async function refresh() {
   if (running) { again = true; return; }
   running = true;
   try {
-    await Promise.all([loadAlerts(), loadHistory(), loadFiles(), loadOutbox()]);
+    await Promise.all([loadAlerts(), loadSilences(), loadStatus(), loadHistory(), loadFiles(), loadOutbox()]);
     loadCharts();
   } catch (e) {
     if (e.message !== 'signed out') showError(e.message);
@@ -367,7 +415,7 @@ function start() {
     started = true;
     wire();
     // Ages and time-to-live move without the store changing.
-    setInterval(() => { if (session()) { chartStamp = 0; refresh(); } }, 60000);
+    setInterval(() => { if (session()) { chartStamp = 0; statusStamp = 0; refresh(); } }, 60000);
   }
   refresh();
   loadRoutes().catch((e) => showError(e.message));
