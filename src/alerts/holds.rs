@@ -69,16 +69,26 @@ impl Holds {
 
     /// Why `e` is held back at `now_ms`, if it is.
     pub fn hold(&self, e: &Event, now_ms: i64) -> Option<Hold> {
-        if self
-            .snoozed
-            .get(&e.key)
-            .is_some_and(|until| *until > now_ms)
-        {
+        if self.snoozed(&e.key, now_ms) {
             return Some(Hold::Snoozed);
         }
         if self.acknowledged.contains(&e.key) {
             return Some(Hold::Acknowledged);
         }
+        self.event_silenced(e, now_ms)
+    }
+
+    /// Whether `e` is snoozed or silenced now — what holds escalation back besides an
+    /// acknowledgement, which the policy weighs itself (its `ack_timeout`).
+    pub fn quiet(&self, e: &Event, now_ms: i64) -> bool {
+        self.snoozed(&e.key, now_ms) || self.event_silenced(e, now_ms).is_some()
+    }
+
+    fn snoozed(&self, key: &str, now_ms: i64) -> bool {
+        self.snoozed.get(key).is_some_and(|until| *until > now_ms)
+    }
+
+    fn event_silenced(&self, e: &Event, now_ms: i64) -> Option<Hold> {
         let text = e.message.text();
         let subject = Subject {
             event: &e.name,
@@ -88,27 +98,6 @@ impl Holds {
             text: &text,
         };
         self.silenced(&subject, now_ms)
-    }
-
-    /// Whether `e` is snoozed or silenced now — what holds escalation back besides an
-    /// acknowledgement, which the policy weighs itself (its `ack_timeout`).
-    pub fn quiet(&self, e: &Event, now_ms: i64) -> bool {
-        if self
-            .snoozed
-            .get(&e.key)
-            .is_some_and(|until| *until > now_ms)
-        {
-            return true;
-        }
-        let text = e.message.text();
-        let subject = Subject {
-            event: &e.name,
-            severity: e.severity,
-            source: e.source.as_deref(),
-            key: &e.key,
-            text: &text,
-        };
-        self.silenced(&subject, now_ms).is_some()
     }
 
     fn silenced(&self, subject: &Subject<'_>, now_ms: i64) -> Option<Hold> {
