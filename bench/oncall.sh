@@ -76,19 +76,20 @@ PY
 db=$d/.protowatch/protowatch.db
 until [ "$("$py" -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from alerts where escalation_next is not null').fetchone()[0])" "$db" 2>/dev/null || echo 0)" -ge "$N" ]; do sleep 0.2; done
 t1=$(date +%s.%N)
-echo "recorded with their timers: $(echo "$t1 - $t0" | bc) s"
+calc() { awk "BEGIN { printf \"%.${2:-1}f\", $1 }"; }
+echo "recorded with their timers: $(calc "$t1 - $t0" 2) s"
 sleep 5
 ticks() { awk '{print $14+$15}' "/proc/$agent/stat"; }
 c0=$(ticks); sleep "$REST_S"; c1=$(ticks)
 hz=$(getconf CLK_TCK)
-echo "at rest with $N timers waiting: CPU $(echo "scale=1; ($c1-$c0)*1000/$hz*60/$REST_S" | bc) ms a minute; RSS $(awk '/VmRSS/{print $2/1024" MB"}' "/proc/$agent/status")"
-due=$(echo "$t0 + $STEP_S" | bc)
+echo "at rest with $N timers waiting: CPU $(calc "($c1-$c0)*1000/$hz*60/$REST_S") ms a minute; RSS $(awk '/VmRSS/{print $2/1024" MB"}' "/proc/$agent/status")"
+due=$(calc "$t0 + $STEP_S" 3)
 while ! grep -q " /oncall" "$work/hook.log" 2>/dev/null; do
-  if [ "$(echo "$(date +%s) > $due + 120" | bc)" = 1 ]; then echo "no step message within 2 min of its time" >&2; exit 1; fi
+  if [ "$(calc "$(date +%s) > $due + 120" 0)" = 1 ]; then echo "no step message within 2 min of its time" >&2; exit 1; fi
   sleep 0.1
 done
 first=$(grep " /oncall" "$work/hook.log" | head -1 | cut -d' ' -f1)
-echo "first step message: $(echo "($first - $due)*1000/1" | bc) ms after its due time (lines written at t0; the alerts' creation is up to the recording time later)"
+echo "first step message: $(calc "($first - $due)*1000" 0) ms after its due time (lines written at t0; the alerts' creation is up to the recording time later)"
 sleep 60
 echo "step messages within 60 s: $(grep -c " /oncall" "$work/hook.log") (paced; each lists many alerts)"
 echo "peak RSS: $(awk '/VmHWM/{print $2/1024" MB"}' "/proc/$agent/status")"
