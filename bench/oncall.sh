@@ -61,8 +61,9 @@ sleep 2
 echo "== N=$N alerts, step after ${STEP_S} s; load: $(uptime | sed 's/.*load/load/')"
 t0=$(date +%s.%N)
 "$py" - "$d/p/run.log" "$N" <<'PY'
-import string, sys
+import string, sys, time
 log, n = sys.argv[1], int(sys.argv[2])
+stamp = time.strftime("%Y-%m-%d %H:%M:%S")
 def name(i):
     s = ""
     for _ in range(4):
@@ -71,10 +72,10 @@ def name(i):
     return s
 with open(log, "a") as f:
     for i in range(n):
-        f.write(f"2026-11-20 14:03:12 ERROR 1 [det{name(i)}] HV trip on channel {name(i)}\n")
+        f.write(f"{stamp} ERROR 1 [det{name(i)}] HV trip on channel {name(i)}\n")
 PY
 db=$d/.protowatch/protowatch.db
-until [ "$("$py" -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from alerts where escalation_next is not null').fetchone()[0])" "$db" 2>/dev/null || echo 0)" -ge "$N" ]; do sleep 0.2; done
+until [ "$("$py" -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from alerts where escalation is not null').fetchone()[0])" "$db" 2>/dev/null || echo 0)" -ge "$N" ]; do sleep 0.2; done
 t1=$(date +%s.%N)
 calc() { awk "BEGIN { printf \"%.${2:-1}f\", $1 }"; }
 echo "recorded with their timers: $(calc "$t1 - $t0" 2) s"

@@ -423,7 +423,7 @@ impl Pipeline {
         let hold = self.holds.hold(&e, now);
         // A silenced event is not escalated; the silence's end starts it if still active.
         if named.is_none() && !matches!(hold, Some(Hold::Silenced { .. })) {
-            self.start_escalation(&e.name, &e.key, None);
+            self.start_escalation(&e.name, &e.key, Some(now));
         }
         let routed = named.unwrap_or_else(|| self.router.route(&e.name));
         // One event, shared by the tally and the throttle windows that count it, without
@@ -660,8 +660,10 @@ impl Pipeline {
     }
 
     /// Notes that the alert of `key` starts the escalation its event's route names, if
-    /// any (in the batch's commit, and only if it has none running): counted from the
-    /// alert's creation, or from `since_ms` (the end of a silence that held it back).
+    /// any (in the batch's commit, and only if it has none running), counted from
+    /// `since_ms`: when the agent recorded it — not the line's own time, so that a
+    /// backlog read after a restart is not escalated at once — or the end of a silence
+    /// that held it back.
     fn start_escalation(&mut self, event: &str, key: &str, since_ms: Option<i64>) {
         let oncall = &self.config.oncall;
         let Some((name, policy)) = oncall
