@@ -526,3 +526,35 @@ fn the_apis_address_is_never_seen_half_written() {
     );
     let _ = Command::new("true").status();
 }
+
+/// The help names every service an operator can configure, and what `--probe` asks each.
+#[test]
+fn help_names_every_service() {
+    let help = |args: &[&str]| {
+        let out = protowatch().args(args).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let top = help(&["--help"]);
+    for service in [
+        "e-mail",
+        "Telegram",
+        "webhooks",
+        "Alertmanager",
+        "SciLog",
+        "Signal",
+    ] {
+        assert!(top.contains(service), "{service} missing from:\n{top}");
+    }
+    let probe = help(&["check-config", "--help"]);
+    for step in [
+        "SMTP",
+        "getMe",
+        "SciLog",
+        "Signal",
+        "Alertmanager",
+        "webhook",
+    ] {
+        assert!(probe.contains(step), "{step} missing from:\n{probe}");
+    }
+}

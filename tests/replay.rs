@@ -485,3 +485,24 @@ fn binary_garbage_and_huge_lines_are_read_without_harm() {
         "{major}"
     );
 }
+
+/// The example config's rule keeps what was lost in the alert's text: "vacuum lost in
+/// sample chamber" is the message, not "lost in sample chamber".
+#[test]
+fn the_example_rule_keeps_the_whole_phrase() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.json");
+    let log = dir.path().join("p.log");
+    std::fs::write(
+        &log,
+        "2026-11-20 14:03:12 INFO Vacuum lost in sample chamber\n",
+    )
+    .unwrap();
+    let doc = replay_json(dir.path(), Some(&example), &[log.to_str().unwrap()]);
+    let keys = &doc["events"]["alarm_major"]["keys"];
+    assert_eq!(
+        keys[0]["example"], "Vacuum lost in sample chamber",
+        "{doc:#}"
+    );
+    assert_eq!(keys[0]["key"], "vacuum", "{doc:#}");
+}

@@ -150,7 +150,7 @@ fn full_configs(dir: &Path) -> [Value; 4] {
                 {"path": "old/*.log", "encoding": "windows-1251"},
             ],
             "rules": [
-                {"name": "vacuum", "pattern": "(?i)vacuum (?P<message>lost.*)",
+                {"name": "vacuum", "pattern": "(?i)(?P<message>vacuum lost.*)",
                  "event": "alarm_major", "severity": "PROBLEM", "key": "vacuum"},
                 {"name": "heartbeat", "pattern": "heartbeat", "event": "ignore"},
             ],

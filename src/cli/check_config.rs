@@ -14,8 +14,9 @@ use crate::watcher::discovery;
 
 #[derive(Debug, Default, ClapArgs)]
 pub struct Args {
-    /// Then connect to each service as a send would (SMTP up to AUTH and QUIT, Telegram's
-    /// getMe and getChat) and report each step; nothing is sent
+    /// Then connect to each service as a send would and report each step; nothing is
+    /// sent: SMTP up to AUTH and QUIT, Telegram's getMe and getChat, SciLog's login and
+    /// logbooks, Signal's account and groups, Alertmanager's status, a webhook's host
     #[arg(long)]
     pub probe: bool,
 }

@@ -48,7 +48,7 @@ const GLOBAL: &str = "Global options";
 #[command(
     name = "protowatch",
     version,
-    about = "Follows instrument protocol files and notifies people by e-mail, Telegram, webhooks and Alertmanager"
+    about = "Follows instrument protocol files and notifies people by e-mail, Telegram, webhooks, Alertmanager, SciLog and Signal"
 )]
 pub struct Cli {
     /// The config file [default: $PROTOWATCH_CONFIG, then ./config.json]

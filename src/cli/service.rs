@@ -37,7 +37,7 @@ pub const SERVICE_NAME: &str = "protowatch";
 /// The service's virtual account: made by Windows with the service, for it alone.
 const ACCOUNT: &str = r"NT SERVICE\protowatch";
 const DISPLAY_NAME: &str = "protowatch instrument protocol notifier";
-const DESCRIPTION: &str = "Follows the instrument's protocol files and sends errors by e-mail, Telegram, webhooks and Alertmanager.";
+const DESCRIPTION: &str = "Follows the instrument's protocol files and sends errors by e-mail, Telegram, webhooks, Alertmanager, SciLog and Signal.";
 
 #[derive(Debug, Subcommand)]
 pub enum ServiceCommand {
