@@ -187,7 +187,7 @@ struct Pipeline {
     /// The maintenance windows of the config.
     windows: Vec<crate::oncall::Window>,
     /// Escalations this batch starts, and those it moves on.
-    escalate: Vec<alerts::EscalationStart>,
+    escalate: HashMap<String, alerts::EscalationStart>,
     escalated: Vec<(i64, u32, Option<i64>)>,
     /// Destinations of escalation steps queued in this batch: their workers may not run
     /// yet (a phone no route names).
@@ -520,7 +520,7 @@ impl Pipeline {
             accepted,
             held: std::mem::take(&mut self.held),
             released: std::mem::take(&mut self.released),
-            escalate: std::mem::take(&mut self.escalate),
+            escalate: std::mem::take(&mut self.escalate).into_values().collect(),
             escalated: std::mem::take(&mut self.escalated),
             digests_sent: std::mem::take(&mut self.digests_sent),
         };
@@ -676,15 +676,19 @@ impl Pipeline {
         let Some(first) = policy.steps.first() else {
             return;
         };
-        if self.escalate.iter().any(|s| s.key == key) {
+        // One start per alert and batch, however often a burst repeats it.
+        if self.escalate.contains_key(key) {
             return;
         }
-        self.escalate.push(alerts::EscalationStart {
-            key: key.to_string(),
-            policy: name.clone(),
-            first_step_ms: i64::try_from(first.after.as_millis()).unwrap_or(i64::MAX),
-            since_ms,
-        });
+        self.escalate.insert(
+            key.to_string(),
+            alerts::EscalationStart {
+                key: key.to_string(),
+                policy: name.clone(),
+                first_step_ms: i64::try_from(first.after.as_millis()).unwrap_or(i64::MAX),
+                since_ms,
+            },
+        );
     }
 
     /// Fires the escalation steps that are due: each step's destinations get the alert
@@ -1255,7 +1259,7 @@ pub async fn run_with(
         held: Vec::new(),
         released: Vec::new(),
         windows: config.oncall.maintenance.clone(),
-        escalate: Vec::new(),
+        escalate: HashMap::new(),
         escalated: Vec::new(),
         escalation_to: Vec::new(),
         digests,

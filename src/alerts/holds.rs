@@ -89,6 +89,10 @@ impl Holds {
     }
 
     fn event_silenced(&self, e: &Event, now_ms: i64) -> Option<Hold> {
+        // Asked for every event of a burst: with nothing to match, no text is made.
+        if self.silences.is_empty() && self.windows.is_empty() {
+            return None;
+        }
         let text = e.message.text();
         let subject = Subject {
             event: &e.name,

@@ -120,43 +120,51 @@ pub fn record(tx: &Tx<'_>, seen: &[Seen]) -> rusqlite::Result<()> {
         return Ok(());
     }
     hours::record(tx, seen.iter().map(|s| &s.hours))?;
-    let mut up = tx.prepare_cached(
+    // An alert that was dismissed or ran out of its ttl starts afresh when seen again:
+    // its count, acknowledgement, escalation and held-back news begin anew. The test is
+    // written once and put into every column it decides.
+    macro_rules! afresh {
+        ($new:literal, $column:literal) => {
+            concat!(
+                $column,
+                " = CASE WHEN alerts.dismissed_at IS NOT NULL
+                     OR alerts.last_seen + alerts.ttl_s * 1000 < excluded.first_seen
+                 THEN ",
+                $new,
+                " ELSE alerts.",
+                $column,
+                " END"
+            )
+        };
+    }
+    let mut up = tx.prepare_cached(concat!(
         "INSERT INTO alerts (key, event, severity, source, message, details, first_seen,
                              last_seen, times_seen, ttl_s, actions, data, origin)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
          ON CONFLICT (key) DO UPDATE SET
              times_seen = CASE WHEN alerts.dismissed_at IS NOT NULL
                      OR alerts.last_seen + alerts.ttl_s * 1000 < excluded.first_seen
-                 THEN excluded.times_seen ELSE alerts.times_seen + excluded.times_seen END,
-             first_seen = CASE WHEN alerts.dismissed_at IS NOT NULL
-                     OR alerts.last_seen + alerts.ttl_s * 1000 < excluded.first_seen
-                 THEN excluded.first_seen ELSE alerts.first_seen END,
+                 THEN excluded.times_seen ELSE alerts.times_seen + excluded.times_seen END, ",
+        afresh!("excluded.first_seen", "first_seen"),
+        ",
              last_seen = MAX(alerts.last_seen, excluded.last_seen),
              event = excluded.event, severity = excluded.severity, source = excluded.source,
              message = excluded.message, details = excluded.details, ttl_s = excluded.ttl_s,
-             origin = COALESCE(excluded.origin, alerts.origin), dismissed_at = NULL,
-             acknowledged_at = CASE WHEN alerts.dismissed_at IS NOT NULL
-                     OR alerts.last_seen + alerts.ttl_s * 1000 < excluded.first_seen
-                 THEN NULL ELSE alerts.acknowledged_at END,
-             acknowledged_by = CASE WHEN alerts.dismissed_at IS NOT NULL
-                     OR alerts.last_seen + alerts.ttl_s * 1000 < excluded.first_seen
-                 THEN NULL ELSE alerts.acknowledged_by END,
-             escalation_since = CASE WHEN alerts.dismissed_at IS NOT NULL
-                     OR alerts.last_seen + alerts.ttl_s * 1000 < excluded.first_seen
-                 THEN NULL ELSE alerts.escalation_since END,
-             escalation = CASE WHEN alerts.dismissed_at IS NOT NULL
-                     OR alerts.last_seen + alerts.ttl_s * 1000 < excluded.first_seen
-                 THEN NULL ELSE alerts.escalation END,
-             escalation_fired = CASE WHEN alerts.dismissed_at IS NOT NULL
-                     OR alerts.last_seen + alerts.ttl_s * 1000 < excluded.first_seen
-                 THEN 0 ELSE alerts.escalation_fired END,
-             escalation_next = CASE WHEN alerts.dismissed_at IS NOT NULL
-                     OR alerts.last_seen + alerts.ttl_s * 1000 < excluded.first_seen
-                 THEN NULL ELSE alerts.escalation_next END,
-             held_since = CASE WHEN alerts.dismissed_at IS NOT NULL
-                     OR alerts.last_seen + alerts.ttl_s * 1000 < excluded.first_seen
-                 THEN NULL ELSE alerts.held_since END",
-    )?;
+             origin = COALESCE(excluded.origin, alerts.origin), dismissed_at = NULL, ",
+        afresh!("NULL", "acknowledged_at"),
+        ", ",
+        afresh!("NULL", "acknowledged_by"),
+        ", ",
+        afresh!("NULL", "escalation_since"),
+        ", ",
+        afresh!("NULL", "escalation"),
+        ", ",
+        afresh!("0", "escalation_fired"),
+        ", ",
+        afresh!("NULL", "escalation_next"),
+        ", ",
+        afresh!("NULL", "held_since"),
+    ))?;
     for s in seen {
         let e = &s.event;
         up.execute(params![
