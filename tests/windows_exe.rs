@@ -2,9 +2,10 @@
 //! tails a protocol file and delivers to the loopback SMTP server (aiosmtpd) and the
 //! fake Bot API running on Linux.
 //!
-//! It needs the cross-built `.exe`, so it runs when `PROTOWATCH_WINDOWS_EXE` names one
-//! (`.ci/run` builds it and sets it, see build-support/windows/README.md); without it the
-//! test says so and does nothing.
+//! It needs the cross-built `.exe`: the tests are ignored by default (a test that did not
+//! run must not count as passed), and `build-support/windows/test.sh` — run by `.ci/run` —
+//! builds the `.exe`, names it in `PROTOWATCH_WINDOWS_EXE` and runs them with
+//! `--include-ignored`. Run without that variable, they fail and say why.
 
 #![cfg(unix)]
 
@@ -18,12 +19,17 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use support::{FakeTelegram, SmtpOptions, SmtpServer, TOKEN, append, wait_until};
 
+/// The cross-built `.exe` named by `PROTOWATCH_WINDOWS_EXE`.
+fn windows_exe() -> std::ffi::OsString {
+    std::env::var_os("PROTOWATCH_WINDOWS_EXE").expect(
+        "PROTOWATCH_WINDOWS_EXE names no protowatch.exe: run `bash build-support/windows/test.sh`",
+    )
+}
+
 #[test]
+#[ignore = "needs the cross-built protowatch.exe: run by build-support/windows/test.sh"]
 fn windows_exe_tails_and_delivers_to_both_services() {
-    let Some(exe) = std::env::var_os("PROTOWATCH_WINDOWS_EXE") else {
-        eprintln!("PROTOWATCH_WINDOWS_EXE is not set: the Windows build is not tested here");
-        return;
-    };
+    let exe = windows_exe();
     let smtp = SmtpServer::start(SmtpOptions::default());
     let tg = FakeTelegram::start();
     let dir = tempfile::tempdir().unwrap();
@@ -144,11 +150,9 @@ fn wine(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
 }
 
 #[test]
+#[ignore = "needs the cross-built protowatch.exe: run by build-support/windows/test.sh"]
 fn windows_service_installs_runs_and_stops_gracefully() {
-    let Some(exe) = std::env::var_os("PROTOWATCH_WINDOWS_EXE") else {
-        eprintln!("PROTOWATCH_WINDOWS_EXE is not set: the Windows service is not tested here");
-        return;
-    };
+    let exe = windows_exe();
     let tg = FakeTelegram::start();
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("p")).unwrap();
@@ -216,11 +220,25 @@ fn windows_service_installs_runs_and_stops_gracefully() {
         &dir.path().join("p/a.log"),
         b"ERROR sent by the service\r\n",
     );
-    let msgs = tg.wait_for(1, Duration::from_secs(30));
+    // Wine's service manager may still end a process whose start it gave up on after that
+    // process answered; started again, the service reads the file from its checkpoint and
+    // delivers the line once all the same.
+    let mut msgs = tg.wait_for(1, Duration::from_secs(20));
+    for _ in 0..2 {
+        if !msgs.is_empty() || answering() {
+            break;
+        }
+        let (_, out) = wine(&[&s("sc"), &s("start"), &s("protowatch")]);
+        started.push_str(&out);
+        msgs = tg.wait_for(1, Duration::from_secs(30));
+    }
+    if msgs.is_empty() {
+        msgs = tg.wait_for(1, Duration::from_secs(10));
+    }
     let (code, out) = uninstall();
     let log = std::fs::read_to_string(state.join("protowatch.log")).unwrap_or_default();
     assert_eq!(code, Some(0), "{out}");
-    assert_eq!(msgs.len(), 1, "{log}");
+    assert_eq!(msgs.len(), 1, "{log}\n{started}");
     assert!(
         msgs[0].body["text"]
             .as_str()

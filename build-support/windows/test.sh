@@ -46,4 +46,4 @@ echo "== Windows tests under Wine"
 echo "== protowatch.exe end to end (from the Linux side)"
 # With the toolchain of the Linux tests, whose build this reuses.
 PROTOWATCH_WINDOWS_EXE="$(realpath "$target_dir/$target/debug/protowatch.exe")" \
-  env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP cargo test --locked --test windows_exe -- --nocapture --test-threads=1
+  env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP cargo test --locked --test windows_exe -- --include-ignored --nocapture --test-threads=1
