@@ -479,7 +479,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The dedup key (README, "Not 4,000 pings for one failing detector"): event name + source + message with every run of digits
+/// The dedup key (docs/src/what-gets-sent.md, "Not 4,000 pings for one failing detector"): event name + source + message with every run of digits
 /// replaced by `#`, so "detector 3 timeout after 1500 ms" and "detector 4 timeout after
 /// 1510 ms" are the same alert.
 pub fn dedup_key(event: &str, source: Option<&str>, message: &str) -> String {

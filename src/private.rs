@@ -246,7 +246,7 @@ mod imp {
     }
 
     /// Windows: who may read a file is its ACL's to say, which is not examined here; the
-    /// README's Security section says how to restrict a secret file with `icacls`.
+    /// book's Security chapter (docs/src/security.md) says how to restrict a secret file with `icacls`.
     pub fn readable_by_others(_file: &Path) -> Option<super::Readers> {
         None
     }

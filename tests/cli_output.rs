@@ -1,7 +1,7 @@
 //! The command line as an operator meets it, against the real binary: a closed stdout
 //! in every subcommand, one table for `alerts list` whichever way it was found, one JSON
 //! document for `--json`, errors with their cause, a word on success, help headings,
-//! durations as the README writes them, and the API's address file never seen half
+//! durations as the book writes them, and the API's address file never seen half
 //! written.
 
 #![cfg(unix)]

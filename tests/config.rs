@@ -518,14 +518,15 @@ fn on_call_mistakes_are_named_where_they_are() {
     );
 }
 
-/// The README's "On call" example is a config that loads, as an operator would copy it.
+/// The book's "On call" example is a config that loads, as an operator would copy it.
 #[test]
-fn the_readmes_on_call_example_loads() {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let section = &readme[readme
-        .find("## On call")
-        .expect("the README has an On call section")..];
+fn the_books_on_call_example_loads() {
+    let chapter =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/src/on-call.md"))
+            .unwrap();
+    let section = &chapter[chapter
+        .find("# On call")
+        .expect("the chapter has an On call heading")..];
     let start = section.find("```json\n").expect("with a JSON example") + "```json\n".len();
     let json = &section[start..start + section[start..].find("```").unwrap()];
     let dir = tempfile::tempdir().unwrap();

@@ -161,7 +161,7 @@ fn validate(
 }
 
 /// BEC's services served by ours of the same kind, where those are configured: SciLog
-/// by `scilog`, Signal by `signal`, Teams by a `webhook` scope (README, "With BEC").
+/// by `scilog`, Signal by `signal`, Teams by a `webhook` scope (docs/src/bec.md).
 fn default_services(sections: &Sections) -> BTreeMap<String, Service> {
     [
         ("scilog", Service::Scilog),

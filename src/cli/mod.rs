@@ -1,6 +1,6 @@
 //! The command line: argument parsing and dispatch, one file per subcommand.
 //!
-//! Exit codes are part of the contract (README, "Commands"): 0 ok, 1 the work failed (a delivery
+//! Exit codes are part of the contract (docs/src/getting-started.md, "Commands"): 0 ok, 1 the work failed (a delivery
 //! refused), 2 bad usage or bad config. Every subcommand returns a [`CliError`] carrying
 //! one of those, and only `main` prints it.
 

@@ -14,7 +14,7 @@
 //! network it acts as the computer's account. `install` gives it full control of the
 //! state folder (which nobody else but SYSTEM, Administrators and the group `protowatch`
 //! may then read) and read access to each watched folder, and says what it could not
-//! grant (a share is granted on its server: see the README).
+//! grant (a share is granted on its server: see packaging/windows/README.md).
 
 use std::ffi::OsString;
 use std::path::PathBuf;

@@ -4,7 +4,7 @@
 //! [timestamp] [sep] TYPE [level] [sep] [source] [sep] message
 //! ```
 //! No public specimen of a Sonix+ protocol exists, so the grammar is tolerant: every part
-//! but TYPE is optional, and each part accepts the spellings the README lists ("The grammar in detail"). It is a
+//! but TYPE is optional, and each part accepts the spellings docs/src/what-gets-sent.md lists ("The grammar in detail"). It is a
 //! hand-written scanner rather than one big regex because it runs on every line of every
 //! protocol; a regex still decides the few message phrases (scan start, interlock) where
 //! its literal prefilters do the work.
@@ -105,11 +105,11 @@ static PHRASES: LazyLock<RegexSet> = LazyLock::new(|| {
     .expect("built-in phrase patterns are valid")
 });
 
-/// The default mapping (README, "What gets sent"). `None`: the line is counted but makes no event.
+/// The default mapping (docs/src/what-gets-sent.md). `None`: the line is counted but makes no event.
 ///
 /// An interlock wins over everything (it is the most specific alarm); then the ERROR /
 /// WARNING levels; then the scan phrases. A line without a level counts as level 1, as
-/// the README says for ERROR; WARNING is read the same way for consistency.
+/// docs/src/what-gets-sent.md says for ERROR; WARNING is read the same way for consistency.
 pub fn classify(p: &Parsed<'_>) -> Option<(&'static str, Severity)> {
     let level = p.level.unwrap_or(1);
     let alarm = match p.kind {
