@@ -540,3 +540,93 @@ fn the_books_on_call_example_loads() {
     );
     assert_eq!(c.oncall.digest[0].to[0].to_string(), "mail:default");
 }
+
+/// The Debian package's config as the package installs it (its secret file holding what
+/// the install script writes there): refused by `check-config` and `run`, naming every
+/// placeholder and nothing else; and accepted once they are filled in.
+#[test]
+fn the_packaged_config_is_refused_until_its_placeholders_are_replaced() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let packaged: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("packaging/debian/config.json")).unwrap(),
+    )
+    .unwrap();
+    let postinst =
+        std::fs::read_to_string(root.join("packaging/debian/maintainer-scripts/postinst")).unwrap();
+    let token = postinst
+        .lines()
+        .find_map(|l| l.split("echo \"").nth(1)?.split('"').next())
+        .expect("the install script writes a placeholder token");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("secrets")).unwrap();
+    std::fs::write(
+        dir.path().join("secrets/telegram-bot-id"),
+        format!("{token}\n"),
+    )
+    .unwrap();
+    let mut config = packaged.clone();
+    // The package's state folder is the system's; here one of the test's own.
+    config["state_dir"] = json!(dir.path().join("state"));
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+
+    for command in ["check-config", "run"] {
+        let out = protowatch()
+            .arg("--config")
+            .arg(&path)
+            .arg(command)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        for (key, value) in [
+            ("mail.server", "REPLACE-with-your-SMTP-server"),
+            ("mail.recipients[0]", "REPLACE-with-the-address-to-alert"),
+            ("telegram.channel-id", "REPLACE-with-the-chat-id"),
+            ("watch[0].path", "REPLACE-with-the-protocol-folder/*.log"),
+        ] {
+            assert!(
+                stderr.contains(&format!(
+                    "{key}: replace \"{value}\" with your own value: it is a placeholder"
+                )),
+                "{command} names {key}: {stderr}"
+            );
+        }
+        assert!(
+            stderr.contains("telegram.bot-id_file: ")
+                && stderr.contains("still holds a placeholder (it starts with REPLACE-)"),
+            "{command}: {stderr}"
+        );
+        let others: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("config.json") && !l.contains("REPLACE-"))
+            .collect();
+        assert!(
+            others.is_empty(),
+            "{command}: more than placeholders: {others:?}"
+        );
+    }
+
+    std::fs::write(
+        dir.path().join("secrets/telegram-bot-id"),
+        "123456:ABCdef\n",
+    )
+    .unwrap();
+    config["mail"]["server"] = json!("smtp.example.org");
+    config["mail"]["recipients"] = json!(["ops@example.org"]);
+    config["telegram"]["channel-id"] = json!("-1001234567890");
+    config["watch"][0]["path"] = json!(dir.path().join("protocol/*.log"));
+    std::fs::write(&path, config.to_string()).unwrap();
+    let out = protowatch()
+        .arg("--config")
+        .arg(&path)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -38,13 +38,36 @@ fi
 
 $SUDO dpkg -i "$deb" >/dev/null
 /usr/bin/protowatch --version
-warnings=$(/usr/bin/protowatch check-config --config /etc/protowatch/config.json 2>&1 >/dev/null)
+# The packaged config is refused until the admin fills in its placeholders: as the
+# service's user (who reads the config and its secret files), every problem is a
+# placeholder — none a file it cannot read, none a warning about who may read a secret.
+status=0
+out=$($SUDO runuser -u protowatch -- /usr/bin/protowatch check-config \
+  --config /etc/protowatch/config.json 2>&1 >/dev/null) || status=$?
+[ "$status" = 2 ] || fail "check-config on the packaged config exited $status, not 2: $out"
+for key in mail.server 'mail.recipients\[0\]' telegram.channel-id 'watch\[0\].path' telegram.bot-id_file; do
+  grep -q ": $key: .*REPLACE-" <<<"$out" || fail "check-config does not name the placeholder at $key: $out"
+done
+others=$(grep -v 'REPLACE-' <<<"$out" || true)
+[ -z "$others" ] || fail "check-config finds more than placeholders in the packaged config: $others"
+# Filled in, the config is accepted, without warnings.
+filled=$(mktemp -d)
+sed -e 's/"REPLACE-with-your-SMTP-server"/"smtp.example.org"/' \
+  -e 's/"REPLACE-with-the-address-to-alert"/"ops@example.org"/' \
+  -e 's/"REPLACE-with-the-chat-id"/"-1001234567890"/' \
+  -e 's#"REPLACE-with-the-protocol-folder/\*.log"#"/srv/protocol/*.log"#' \
+  -e 's#"secrets/telegram-bot-id"#"'"$filled"'/bot-token"#' \
+  /etc/protowatch/config.json >"$filled/config.json"
+echo "123456:ABCdef" >"$filled/bot-token"
+chmod 0600 "$filled/bot-token"
+chmod 0755 "$filled"
+$SUDO chown -R protowatch:protowatch "$filled"
+warnings=$($SUDO runuser -u protowatch -- /usr/bin/protowatch check-config \
+  --config "$filled/config.json" 2>&1 >/dev/null) \
+  || fail "the packaged config with its placeholders filled in is refused: $warnings"
 ! grep -q '^warning:' <<<"$warnings" \
   || fail "check-config warns about the packaged config and secrets: $warnings"
-# The service's user reads its config and its secrets.
-$SUDO runuser -u protowatch -- /usr/bin/protowatch check-config \
-  --config /etc/protowatch/config.json >/dev/null 2>&1 \
-  || fail "the user protowatch cannot use /etc/protowatch/config.json"
+$SUDO rm -rf "$filled"
 # The group protowatch may read the config (to use the agent), never the credentials.
 [ "$($SUDO stat -c %U:%G:%a /etc/protowatch/config.json)" = root:protowatch:640 ] \
   || fail "/etc/protowatch/config.json is not root:protowatch 0640"

@@ -369,7 +369,14 @@ impl Config {
             message: strip_position(&e.to_string()),
         })?;
         let base = absolute_dir(path);
-        validate::config(&value, path, &base, access).map_err(|problems| ConfigError::Invalid {
+        // Values left for the operator (docs/src/operations.md) are refused here, where
+        // every load passes, so that `check-config`, `run` and a reload agree.
+        let placeholders = crate::settings::placeholder::find(&value);
+        crate::settings::placeholder::merge(
+            validate::config(&value, path, &base, access),
+            placeholders,
+        )
+        .map_err(|problems| ConfigError::Invalid {
             path: path.to_path_buf(),
             problems,
         })

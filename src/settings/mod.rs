@@ -14,6 +14,7 @@
 pub mod check;
 pub mod forms;
 pub mod legacy;
+pub mod placeholder;
 pub mod schema;
 mod scope;
 mod secret;
@@ -49,7 +50,7 @@ pub fn mask_url(text: &str) -> String {
 }
 
 /// A duration as the config writes it: `"24h"`, `"10m"`, `"90s"`, `"2d"`, `"0s"` — the
-/// largest whole unit, so `check-config` shows what the README and the operator wrote.
+/// largest whole unit, so `check-config` shows what the book (docs/src/configuration.md) and the operator wrote.
 pub fn duration_text(d: Duration) -> String {
     let s = d.as_secs();
     match s {

@@ -66,6 +66,11 @@ impl Secret {
         if value.contains(['\n', '\r']) {
             return Err(fail(SecretFileProblem::Lines));
         }
+        // The package writes a placeholder here so that the file exists with its owner
+        // and mode; sending with it would only be refused by the server, far from here.
+        if super::placeholder::is_placeholder(value) {
+            return Err(fail(SecretFileProblem::Placeholder));
+        }
         Ok(Secret(value.to_string()))
     }
 
@@ -126,6 +131,8 @@ pub enum SecretFileProblem {
     NotText,
     Empty,
     Lines,
+    /// Still the placeholder a package wrote (`REPLACE-…`).
+    Placeholder,
 }
 
 fn describe(file: &Path, problem: &SecretFileProblem) -> String {
@@ -138,6 +145,10 @@ fn describe(file: &Path, problem: &SecretFileProblem) -> String {
         }
         SecretFileProblem::NotText => format!("{f} is not UTF-8 text"),
         SecretFileProblem::Empty => format!("{f} is empty"),
+        SecretFileProblem::Placeholder => format!(
+            "{f} still holds a placeholder (it starts with {}): write the real secret over it",
+            super::placeholder::MARKER
+        ),
         SecretFileProblem::Lines => format!(
             "{f} holds more than one line: a secret file holds the secret alone, on one line"
         ),
