@@ -630,3 +630,23 @@ fn the_packaged_config_is_refused_until_its_placeholders_are_replaced() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The README's minimal config loads as written, its two secret files beside it, and
+/// reaches both services it names.
+#[test]
+fn the_readmes_minimal_config_loads() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = &readme[readme
+        .find("## A minimal config")
+        .expect("the README has a minimal config")..];
+    let start = section.find("```json\n").expect("with a JSON example") + "```json\n".len();
+    let json = &section[start..start + section[start..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("mail-password"), "pw\n").unwrap();
+    std::fs::write(dir.path().join("bot-token"), "123456:ABCdef\n").unwrap();
+    let c = load(dir.path(), json).unwrap();
+    assert_eq!(c.instrument, "IN5");
+    let to: Vec<String> = c.destinations().iter().map(|d| d.to_string()).collect();
+    assert_eq!(to, ["mail:default", "telegram:default"]);
+}

@@ -271,4 +271,9 @@ fn anchors_follow_mdbooks_rule() {
         "not-4000-pings-for-one-failing-detector"
     );
     assert_eq!(anchor("Set-up: two commands"), "set-up-two-commands");
+    // As mdBook 0.5.4 renders docs/ARCHITECTURE.md's title: each space a hyphen.
+    assert_eq!(
+        anchor("protowatch — architecture"),
+        "protowatch--architecture"
+    );
 }
