@@ -208,7 +208,7 @@ pub fn draw(counts: &[[u64; 4]], now_ms: i64, hours_shown: i64, w: f64) -> Strin
                     } else {
                         // Where a day is too narrow for "Mon 07", its name alone.
                         let day_w = slot * 24.0;
-                        let f = if day_w >= 7.0 * LABEL_CHAR_W {
+                        let f = if day_w >= 8.0 * LABEL_CHAR_W {
                             "%a %d"
                         } else {
                             "%a"
