@@ -1208,6 +1208,24 @@ fn night_shift(width: u32, height: u32, shot: &str) {
         } else {
             assert!(fit["head"].as_f64().unwrap() > 10.0, "{fit}");
         }
+        // "More" opens the rest of a row's actions on screen.
+        click(&b, "#alerts tbody tr:nth-child(1) details.menu > summary").await;
+        let menu = b
+            .js("const w = document.documentElement.clientWidth;
+                 return [...document.querySelectorAll('#alerts tbody tr:nth-child(1) .menu-items > *')]
+                   .map((x) => { const r = x.getBoundingClientRect(); return r.width > 0 && r.left >= 0 && r.right <= w; })")
+            .await;
+        let menu = menu.as_array().unwrap();
+        assert!(
+            menu.len() >= 3 && menu.iter().all(|on| on == true),
+            "Snooze 1h, Snooze 4h, Silence 2 h (and Send again) on screen: {menu:?}"
+        );
+        // It lies over the rows below, as a menu does; a click elsewhere closes it.
+        click(&b, "#alerts-h").await;
+        assert_eq!(
+            b.js("return document.querySelectorAll('#alerts details.menu[open]').length").await,
+            json!(0)
+        );
         // The charts' text as drawn: 11 px after scaling, and every axis label inside.
         let charts = b
             .js("return Promise.all(['24h', '7d'].map(async (r) => {

@@ -535,6 +535,10 @@ function wire() {
   $('#f-event').addEventListener('change', (e) => { state.event = e.target.value; state.offset = 0; refresh(); });
   $('#f-text').addEventListener('input', debounce((e) => { state.q = e.target.value; state.offset = 0; refresh(); }, 250));
   $('#filters').addEventListener('submit', (e) => e.preventDefault());
+  // An open "More" closes when the operator clicks anywhere else, as a menu does.
+  document.addEventListener('click', (e) => {
+    for (const m of document.querySelectorAll('details.menu[open]')) if (!m.contains(e.target)) m.open = false;
+  });
   $('#prev').addEventListener('click', () => { state.offset = Math.max(0, state.offset - state.limit); refresh(); });
   $('#next').addEventListener('click', () => { state.offset += state.limit; refresh(); });
   $('#hprev').addEventListener('click', () => { state.hoffset = Math.max(0, state.hoffset - state.hlimit); loadHistory(); });
