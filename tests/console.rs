@@ -3,9 +3,11 @@
 //! an alert written to a protocol file appearing without a reload, Dismiss, an
 //! OnTakt `__resend` action and an outbox Retry reaching the (fake) Bot API, Acknowledge
 //! and Silence 2 h with the Silences panel and the status summary, the files,
-//! outbox, routes and chart, the cookie's flags, dark mode, and the page coming back
-//! by itself after the agent restarts. Screenshots of both modes are kept in
-//! `target/console-screenshots/`.
+//! outbox, routes and chart, the cookie's flags, dark mode, the page coming back
+//! by itself after the agent restarts, and a night shift at a desk (1280 px) and on a
+//! phone (390 px): the order, the loading state, the outbox's next try, the layout.
+//! Screenshots of both modes and both widths are kept in `target/console-screenshots/`
+//! (`docs/console-light.png`, `-dark.png` and `-phone.png` are copies of them).
 
 #![cfg(not(windows))]
 
