@@ -444,11 +444,12 @@ impl Pipeline {
         tracing::debug!(event = %e.name, severity = %e.severity, key = %e.key, destinations = routed.len(), now = to.len(), "event");
         // A repeat that is only counted needs no outbox row: the alert keeps it, and in a
         // burst that is almost every event.
+        let ttl_s = crate::alerts::default_ttl_s(&e.name, request.is_some());
         if to.is_empty() && request.is_none() {
-            self.tally.add_shared(e, None);
+            self.tally.add_shared(e, ttl_s);
             return (0, only_counted);
         }
-        self.tally.add_shared(e.clone(), None);
+        self.tally.add_shared(e.clone(), ttl_s);
         for d in &to {
             if !self.woken.contains(d) {
                 self.woken.push(d.clone());

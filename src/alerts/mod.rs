@@ -25,6 +25,22 @@ use crate::store::{Store, StoreError, Tx};
 /// How long `__snooze` silences an alert whose data names no `snooze_s`.
 pub const DEFAULT_SNOOZE_S: u64 = 3600;
 
+/// How long a script's message stays among the active alerts after it was last seen.
+/// "Sample 3 done" is news, not an alarm: an hour is long enough to see it on coming
+/// back to the screen, short enough that a night of them does not pile up above the
+/// alarms; afterwards it is in the history as expired.
+pub const SCRIPT_MESSAGE_TTL_S: u64 = 3600;
+
+/// The time to live of the alert an event makes when its sender set none: a message
+/// that a script handed in (`send-message`, `POST /api/notify`, BEC) ends by itself
+/// unless its event is an alarm (`alarm_*`, `scan_interlock`), and so does any event
+/// named `message`; a protocol line's alarm stays until it is dismissed.
+pub fn default_ttl_s(event: &str, handed_in: bool) -> Option<u64> {
+    use crate::event::names;
+    let alarm = event.starts_with("alarm_") || event == names::SCAN_INTERLOCK;
+    ((handed_in && !alarm) || event == names::MESSAGE).then_some(SCRIPT_MESSAGE_TTL_S)
+}
+
 /// Dismissed and expired alerts are deleted after this long.
 pub const KEEP_INACTIVE_MS: i64 = 7 * 24 * 3600 * 1000;
 
@@ -708,6 +724,20 @@ impl runtime::Alerts for Actions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A script's news ends by itself; alarms, from a script or a protocol line, do not.
+    #[test]
+    fn script_messages_end_by_themselves_and_alarms_do_not() {
+        let hour = Some(SCRIPT_MESSAGE_TTL_S);
+        assert_eq!(default_ttl_s("message", true), hour);
+        assert_eq!(default_ttl_s("message", false), hour);
+        assert_eq!(default_ttl_s("sample_done", true), hour);
+        assert_eq!(default_ttl_s("scan_completed", true), hour);
+        assert_eq!(default_ttl_s("alarm_major", true), None);
+        assert_eq!(default_ttl_s("scan_interlock", true), None);
+        assert_eq!(default_ttl_s("alarm_minor", false), None);
+        assert_eq!(default_ttl_s("sample_done", false), None);
+    }
 
     /// Alerts made and cleared again and again keep at most [`MAX_DISMISSED`] rows, the
     /// newest; the active ones are counted without being read.

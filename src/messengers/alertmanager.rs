@@ -112,11 +112,15 @@ impl Alertmanager {
 
     /// An alert of the store as Alertmanager takes it.
     pub fn alert_of(&self, instrument: &str, a: &Alert) -> Value {
-        // A script's message has no end of its own; as an alert it would fire until
-        // dismissed.
-        let ends_ms = a.ends_at_ms().or_else(|| {
-            (a.event == names::MESSAGE).then(|| a.last_seen_ms + ONE_OFF.as_millis() as i64)
-        });
+        // A script's message is news, not a firing alarm: it ends a few minutes on,
+        // sooner than the hour the console keeps it (`alerts::SCRIPT_MESSAGE_TTL_S`),
+        // and an old one stored without a time to live ends too.
+        let one_off =
+            (a.event == names::MESSAGE).then(|| a.last_seen_ms + ONE_OFF.as_millis() as i64);
+        let ends_ms = match (a.ends_at_ms(), one_off) {
+            (Some(ends), Some(one_off)) => Some(ends.min(one_off)),
+            (ends, one_off) => ends.or(one_off),
+        };
         self.alert(
             instrument,
             &Fields {

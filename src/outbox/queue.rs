@@ -318,6 +318,45 @@ pub fn depth(store: &Store) -> Result<Vec<(String, u64, i64)>, StoreError> {
     })
 }
 
+/// What one destination has queued, as the console's Outbox shows it: how much, since
+/// when, and about the row at its head (the oldest, which the worker sends first and
+/// whose retry time holds the rest back): how often it was tried, why it failed, when
+/// it is tried again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub destination: String,
+    pub queued: u64,
+    pub oldest_ms: i64,
+    pub attempts: u64,
+    pub last_error: Option<String>,
+    pub next_attempt_ms: i64,
+}
+
+/// Per destination with rows queued (not dead), in its name's order.
+pub fn pending(store: &Store) -> Result<Vec<Pending>, StoreError> {
+    store.with_conn(|c| {
+        let mut stmt = c.prepare_cached(
+            "SELECT o.destination, COUNT(*), MIN(o.created_at),
+                    h.attempts, h.next_attempt_at, h.last_error
+               FROM outbox o
+               JOIN outbox h ON h.id = (SELECT MIN(x.id) FROM outbox x
+                                         WHERE x.destination = o.destination AND x.dead = 0)
+              WHERE o.dead = 0 GROUP BY o.destination ORDER BY o.destination",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Pending {
+                destination: r.get(0)?,
+                queued: r.get::<_, i64>(1)?.max(0) as u64,
+                oldest_ms: r.get(2)?,
+                attempts: r.get::<_, i64>(3)?.max(0) as u64,
+                next_attempt_ms: r.get(4)?,
+                last_error: r.get(5)?,
+            })
+        })?;
+        rows.collect()
+    })
+}
+
 /// Per destination, the last error of a live row that failed: what is retrying.
 pub fn last_errors(store: &Store) -> Result<Vec<(String, String)>, StoreError> {
     store.with_conn(|c| {

@@ -37,6 +37,13 @@ pub enum Scheme {
 impl Browser {
     /// A fresh headless Chromium, or `None` (after saying why) if there is none here.
     pub async fn start(scheme: Scheme) -> Option<Browser> {
+        Browser::start_at(scheme, 1400, 1000).await
+    }
+
+    /// One whose page is `width` × `height` CSS pixels. Below 600 px wide it is a phone
+    /// as Chromium emulates one (its viewport, touch, twice the pixels): a desktop
+    /// window is not made that narrow.
+    pub async fn start_at(scheme: Scheme, width: u32, height: u32) -> Option<Browser> {
         let (Some(chromium), Some(driver)) = (first_existing(CHROMIUM), first_existing(DRIVER))
         else {
             let why =
@@ -64,7 +71,7 @@ impl Browser {
                 "--disable-component-update".into(),
                 "--disable-sync".into(),
                 "--disable-dev-shm-usage".into(),
-                "--window-size=1400,1000".into(),
+                format!("--window-size={width},{height}"),
                 format!("--user-data-dir={}", profile.path().display()),
             ];
             if scheme == Scheme::Dark {
@@ -73,10 +80,15 @@ impl Browser {
             } else {
                 args.push("--blink-settings=preferredColorScheme=1".into());
             }
-            let caps = json!({
+            let mut caps = json!({
                 "browserName": "chrome",
                 "goog:chromeOptions": {"binary": chromium, "args": args},
             });
+            if width < 600 {
+                caps["goog:chromeOptions"]["mobileEmulation"] = json!({
+                    "deviceMetrics": {"width": width, "height": height, "pixelRatio": 2.0},
+                });
+            }
             let Value::Object(caps) = caps else {
                 unreachable!()
             };

@@ -60,8 +60,8 @@ pub struct AlertsQuery {
     q: Option<String>,
 }
 
-/// `GET /api/console/alerts`: a page of active alerts, newest activity first, with the
-/// counts per severity and per event.
+/// `GET /api/console/alerts`: a page of active alerts, the worst severity first and then
+/// the latest activity (`page::active`), with the counts per severity and per event.
 pub async fn alerts(
     State(st): State<Arc<ApiState>>,
     Query(q): Query<AlertsQuery>,
@@ -205,13 +205,14 @@ pub async fn files(State(st): State<Arc<ApiState>>) -> Result<Json<Value>, ApiEr
     Ok(Json(Value::Array(list)))
 }
 
-/// `GET /api/console/outbox`: what is queued per destination and since when, and the
-/// latest dead rows with their error.
+/// `GET /api/console/outbox`: what is queued per destination, since when, why it has
+/// not gone yet and when it is tried again (as `protowatch outbox list` tells per row),
+/// and the latest dead rows with their error.
 pub async fn outbox(State(st): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
-    let (depth, dead, dead_total) = st
+    let (pending, dead, dead_total) = st
         .db(|s| {
             Ok((
-                queue::depth(s)?,
+                queue::pending(s)?,
                 queue::dead(s, MAX_DEAD_SHOWN)?,
                 queue::dead_count(s)?,
             ))
@@ -219,9 +220,13 @@ pub async fn outbox(State(st): State<Arc<ApiState>>) -> Result<Json<Value>, ApiE
         .await?;
     let now = now_ms();
     Ok(Json(json!({
-        "queues": depth.iter().map(|(d, n, oldest)| json!({
-            "destination": d, "queued": n, "oldest_age_s": (now - oldest).max(0) / 1000,
+        "queues": pending.iter().map(|p| json!({
+            "destination": p.destination, "queued": p.queued,
+            "oldest_age_s": (now - p.oldest_ms).max(0) / 1000,
+            "attempts": p.attempts, "last_error": p.last_error,
+            "next_attempt_at": p.next_attempt_ms / 1000,
         })).collect::<Vec<_>>(),
+        "now": now / 1000,
         "dead": dead.iter().map(|r| json!({
             "id": r.id, "destination": r.destination, "event": r.event, "key": r.key,
             "attempts": r.attempts, "error": r.last_error, "created_at": r.created_at_ms / 1000,

@@ -82,6 +82,20 @@ function time(s) {
   const d = new Date(s * 1000);
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
+// A moment in a table: the time alone when it is today, the day too within the year;
+// the whole date and time on hover. Two full timestamps took the message's room.
+function shortTime(s) {
+  if (s === null || s === undefined) return '—';
+  const d = new Date(s * 1000);
+  const now = new Date();
+  const hms = `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  if (d.toDateString() === now.toDateString()) return hms;
+  if (d.getFullYear() === now.getFullYear()) return `${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${hms.slice(0, 5)}`;
+  return time(s).slice(0, 16);
+}
+function timeCell(cls, s) {
+  return el('td', { class: 'time ' + cls, title: time(s), text: shortTime(s) });
+}
 function span(seconds) {
   if (seconds === null || seconds === undefined) return '—';
   const s = Math.max(0, Math.round(seconds));
@@ -107,10 +121,26 @@ function bytes(n) {
   if (n < 1048576) return (n / 1024).toFixed(1) + ' KiB';
   return (n / 1048576).toFixed(1) + ' MiB';
 }
-// The file's name, its whole path on hover (and in the Files table).
-const fileCell = (path) => el('td', { class: 'file', title: path || undefined,
+// The file's name, whole on one line (a name broken mid-word reads as three names),
+// its whole path on hover (and in the Files table).
+const fileCell = (path) => el('td', { class: path ? 'file' : 'file none', title: path || undefined,
   text: path ? path.split(/[\\/]/).pop() : '—' });
-const sevCell = (level) => el('td', {}, el('span', { class: 'sev', text: level }));
+// A whole path may break only after a separator, never inside a name.
+function pathCell(path) {
+  const td = el('td', { class: 'path' });
+  for (const part of (path || '—').split(/(?<=[\\/])/)) td.append(part, el('wbr'));
+  return td;
+}
+const sevCell = (level) => el('td', { class: 'c-sev' }, el('span', { class: 'sev', text: level }));
+
+// On a phone the tables are cards, and a card's cell says what it is: the column's
+// heading, copied onto each cell for the stylesheet to show.
+function label(table) {
+  const heads = [...table.querySelectorAll('thead th')].map((th) => th.textContent);
+  for (const tr of table.tBodies[0].rows) {
+    [...tr.cells].forEach((td, i) => { if (heads[i]) td.dataset.label = heads[i]; });
+  }
+}
 
 // OnTakt's client algorithm: `__name` is a server action (POST), `_name` a client action
 // this page does not have (shown, disabled), anything else a URL to open.
@@ -160,11 +190,14 @@ function alertRow(a, now) {
     msg.append(el('details', { class: 'more' }, el('summary', { text: 'details' }), body));
   }
   const ttl = a.ttl === null ? '—' : span((a.ends_at || 0) - now) + ' left';
-  const actions = el('td', {}, el('div', { class: 'actions' },
+  // Two buttons on the row, the rest behind "More": five buttons wrapped to two lines
+  // and made every row twice as tall.
+  const actions = el('td', { class: 'c-actions' }, el('div', { class: 'actions' },
     a.acknowledged_by ? null : el('button', { type: 'button', class: 'ack', text: 'Acknowledge',
       onclick: (ev) => act(ev.currentTarget, 'POST', `/api/alerts/${a.id}/ack`) }),
     el('button', { type: 'button', class: 'dismiss', text: 'Dismiss',
       onclick: (ev) => act(ev.currentTarget, 'DELETE', `/api/alerts/${a.id}`) }),
+    el('details', { class: 'menu' }, el('summary', { text: 'More' }), el('div', { class: 'menu-items' },
     el('button', { type: 'button', class: 'snooze', text: 'Snooze 1h',
       onclick: (ev) => act(ev.currentTarget, 'POST', `/api/alerts/${a.id}/snooze`, { seconds: 3600 }) }),
     el('button', { type: 'button', class: 'snooze', text: 'Snooze 4h',
@@ -174,16 +207,18 @@ function alertRow(a, now) {
         { matchers: { key: a.key }, duration: '2h', comment: 'from the console' }) }),
     ...Object.entries(a.actions || {})
       .filter(([, action]) => !sameAsOwnButton(a, action))
-      .map(([label, action]) => actionControl(a, label, action)),
+      .map(([name, action]) => actionControl(a, name, action)),
+    )),
   ));
+  msg.classList.add('c-msg');
   return el('tr', { class: 'sev-' + a.level, 'data-id': a.id, 'data-key': a.key },
     sevCell(a.level), msg,
-    el('td', { text: a.event }),
+    el('td', { class: 'c-event', text: a.event }),
     fileCell(a.file),
-    el('td', { class: 'num', text: String(a.times_seen) }),
-    el('td', { class: 'time', text: time(a.timestamp) }),
-    el('td', { class: 'time', text: time(a.last_seen) }),
-    el('td', { class: 'time', text: ttl }),
+    el('td', { class: 'num c-seen', text: String(a.times_seen) }),
+    timeCell('c-first', a.timestamp),
+    timeCell('c-last', a.last_seen),
+    el('td', { class: 'time c-ttl', text: ttl }),
     actions);
 }
 
@@ -194,6 +229,7 @@ async function loadAlerts() {
   if (state.event) p.set('event', state.event);
   if (state.q) p.set('q', state.q);
   const d = await api('GET', '/api/console/alerts?' + p);
+  loaded();
   if (d.instrument) $('#instrument').textContent = '— ' + d.instrument;
   for (const k of ['total', 'major', 'minor', 'warning', 'info']) $('#count-' + k).textContent = d.counts[k];
   document.title = (d.counts.total ? `(${d.counts.total}) ` : '') + 'protowatch console';
@@ -209,9 +245,17 @@ async function loadAlerts() {
     state.offset = Math.max(0, Math.floor((d.matching - 1) / state.limit) * state.limit);
     return loadAlerts();
   }
+  // The rows are drawn again on every change: a menu or details someone opened stay
+  // open, or a burst of news would close them under the operator's finger.
+  const opened = new Set([...document.querySelectorAll('#alerts tbody details[open]')]
+    .map((x) => x.closest('tr').dataset.id + ' ' + x.className));
   const frag = document.createDocumentFragment();
   for (const a of d.alerts) frag.append(alertRow(a, d.now));
+  for (const x of frag.querySelectorAll('details')) {
+    if (opened.has(x.closest('tr').dataset.id + ' ' + x.className)) x.open = true;
+  }
   $('#alerts tbody').replaceChildren(frag);
+  label($('#alerts'));
   $('#empty').hidden = d.alerts.length > 0;
   const first = d.alerts.length ? d.offset + 1 : 0;
   $('#range').textContent = `${first}–${d.offset + d.alerts.length} of ${d.matching}`;
@@ -238,6 +282,7 @@ async function loadHistory() {
     fileCell(a.file), el('td', { class: 'num', text: String(a.times_seen) }),
     el('td', { class: 'time', text: time(a.dismissed_at || a.ends_at) }),
     el('td', { text: a.dismissed_at ? 'dismissed' : 'expired' }))));
+  label($('#history'));
   $('#hrange').textContent = `${d.alerts.length ? d.offset + 1 : 0}–${d.offset + d.alerts.length} of ${d.total}`;
   $('#hprev').disabled = d.offset === 0;
   $('#hnext').disabled = d.offset + d.alerts.length >= d.total;
@@ -247,17 +292,31 @@ async function loadFiles() {
   const files = await api('GET', '/api/console/files');
   const now = Date.now() / 1000;
   $('#files tbody').replaceChildren(...files.map((f) => el('tr', {},
-    el('td', { class: 'file', text: f.path }), el('td', { class: 'num', text: bytes(f.offset) }),
+    pathCell(f.path), el('td', { class: 'num', text: bytes(f.offset) }),
     el('td', { class: 'num', text: f.size === null ? 'missing' : bytes(f.size) }),
     el('td', { class: 'num', text: bytes(f.lag_bytes) }), el('td', { text: f.encoding || '—' }),
     el('td', { class: 'time', text: time(f.last_line_at) + ' (' + span(now - f.last_line_at) + ' ago)' }))));
+  label($('#files'));
+}
+
+// When a queued message is tried again: seconds matter here (a first retry is soon).
+function nextTry(seconds) {
+  if (seconds <= 0) return 'now';
+  return seconds < 60 ? `in ${Math.round(seconds)} s` : relative(seconds);
 }
 
 async function loadOutbox() {
   const d = await api('GET', '/api/console/outbox');
-  $('#queues tbody').replaceChildren(...d.queues.map((q) => el('tr', {},
+  // Why it has not gone and when it is tried again, as `outbox list` tells it: a
+  // count alone ("10 queued, 2 min") does not say whether to wait or act.
+  $('#queues tbody').replaceChildren(...d.queues.map((q) => el('tr', { 'data-destination': q.destination },
     el('td', { text: q.destination }), el('td', { class: 'num', text: String(q.queued) }),
-    el('td', { text: span(q.oldest_age_s) }))));
+    el('td', { text: span(q.oldest_age_s) }),
+    el('td', { class: 'num', text: String(q.attempts) }),
+    el('td', { class: 'error', text: q.last_error || (q.attempts ? '' : 'not tried yet') }),
+    el('td', { class: 'time next', title: time(q.next_attempt_at),
+      text: nextTry(q.next_attempt_at - d.now) }))));
+  label($('#queues'));
   $('#queues-empty').hidden = d.queues.length > 0;
   $('#dead-total').textContent = d.dead_total;
   $('#dead tbody').replaceChildren(...d.dead.map((r) => el('tr', { 'data-id': r.id },
@@ -266,6 +325,7 @@ async function loadOutbox() {
     el('td', { text: r.error || '' }), el('td', { class: 'time', text: time(r.created_at) }),
     el('td', {}, el('button', { type: 'button', class: 'retry', text: 'Retry',
       onclick: (ev) => act(ev.currentTarget, 'POST', `/api/outbox/${r.id}/retry`) })))));
+  label($('#dead'));
 }
 
 async function loadSilences() {
@@ -278,6 +338,7 @@ async function loadSilences() {
     el('td', { class: 'num', text: String(x.held) }),
     el('td', {}, el('button', { type: 'button', class: 'end', text: 'End',
       onclick: (ev) => act(ev.currentTarget, 'DELETE', `/api/silences/${x.id}`) })))));
+  label($('#silences'));
   $('#silences-empty').hidden = d.silences.length > 0;
 }
 
@@ -295,16 +356,21 @@ async function loadRoutes() {
   $('#routes tbody').replaceChildren(...d.routes.map((r) => el('tr', { class: 'from-' + r.from },
     el('td', { text: r.event }), el('td', { text: r.to.length ? r.to.join(', ') : 'nowhere' }),
     el('td', { text: r.from === 'bec' ? 'BEC' : r.from }))));
+  label($('#routes'));
 }
 
 let chartStamp = 0;
+let chartWidth = 0;
 function loadCharts() {
   // At most every 5 s: a burst changes the store many times a second.
   if (Date.now() - chartStamp < 5000) return;
   chartStamp = Date.now();
+  // Drawn for the width it has and shown at its own size: a wide drawing shrunk onto
+  // a phone had 5 px text.
+  chartWidth = Math.round($('#chart-section').clientWidth) || 760;
   for (const range of ['24h', '7d']) {
     // An <img> cannot send the session header: fetched, then shown from memory.
-    fetch('/api/console/chart.svg?range=' + range, { headers: auth(), credentials: 'omit' })
+    fetch(`/api/console/chart.svg?range=${range}&width=${chartWidth}`, { headers: auth(), credentials: 'omit' })
       .then((r) => (r.ok ? r.blob() : null))
       .then((b) => {
         if (!b) return;
@@ -331,6 +397,35 @@ async function refresh() {
     running = false;
     if (again) { again = false; refresh(); }
   }
+}
+
+// What the dot says. "live" only when the stream is up and the page holds data: before
+// its first data the page said "0 active alerts" and "live" — an all-clear it did not
+// know. Until then the counts are "…" and the status says "loading…".
+let streamUp = false;
+let hasData = false;
+function showLive() {
+  const status = $('#live-status');
+  let state;
+  if (!streamUp) state = status.dataset.state === 'down' ? 'down' : 'connecting';
+  else state = hasData ? 'live' : 'loading';
+  status.dataset.state = state;
+  status.textContent = { down: 'reconnecting…', connecting: 'connecting…', loading: 'loading…', live: 'live' }[state];
+}
+function loaded() {
+  if (hasData) return;
+  hasData = true;
+  $('#alerts-section').removeAttribute('aria-busy');
+  $('#loading').hidden = true;
+  showLive();
+}
+function loading() {
+  hasData = false;
+  $('#alerts-section').setAttribute('aria-busy', 'true');
+  $('#loading').hidden = false;
+  $('#empty').hidden = true;
+  for (const k of ['total', 'major', 'minor', 'warning', 'info']) $('#count-' + k).textContent = '…';
+  showLive();
 }
 
 // The live stream, read with fetch (EventSource cannot send the session header).
@@ -362,8 +457,8 @@ async function connect() {
         }
         if (event === 'hello') {
           status.dataset.change = 'hello';
-          status.dataset.state = 'live';
-          status.textContent = 'live';
+          streamUp = true;
+          showLive();
           // After a reconnection anything may have changed.
           chartStamp = 0;
           loadRoutes().catch(() => {});
@@ -376,13 +471,15 @@ async function connect() {
     }
   } catch (e) { /* down: try again below */ }
   if (stream !== me || !session()) return;
+  streamUp = false;
   status.dataset.state = 'down';
-  status.textContent = 'reconnecting…';
+  showLive();
   setTimeout(() => { if (stream === me && session()) connect(); }, retry);
 }
 
 function showSignIn(text) {
   if (stream) { stream.abort(); stream = null; }
+  streamUp = false;
   $('#console').hidden = true;
   $('#signin').hidden = false;
   const err = $('#signin-error');
@@ -416,7 +513,13 @@ function start() {
     wire();
     // Ages and time-to-live move without the store changing.
     setInterval(() => { if (session()) { chartStamp = 0; statusStamp = 0; refresh(); } }, 60000);
+    // A turned phone or a resized window: the charts drawn again for the new width.
+    window.addEventListener('resize', debounce(() => {
+      if (session() && Math.round($('#chart-section').clientWidth) !== chartWidth) { chartStamp = 0; loadCharts(); }
+    }, 300));
   }
+  $('#live-status').dataset.state = 'connecting';
+  loading();
   refresh();
   loadRoutes().catch((e) => showError(e.message));
   connect();
@@ -432,6 +535,10 @@ function wire() {
   $('#f-event').addEventListener('change', (e) => { state.event = e.target.value; state.offset = 0; refresh(); });
   $('#f-text').addEventListener('input', debounce((e) => { state.q = e.target.value; state.offset = 0; refresh(); }, 250));
   $('#filters').addEventListener('submit', (e) => e.preventDefault());
+  // An open "More" closes when the operator clicks anywhere else, as a menu does.
+  document.addEventListener('click', (e) => {
+    for (const m of document.querySelectorAll('details.menu[open]')) if (!m.contains(e.target)) m.open = false;
+  });
   $('#prev').addEventListener('click', () => { state.offset = Math.max(0, state.offset - state.limit); refresh(); });
   $('#next').addEventListener('click', () => { state.offset += state.limit; refresh(); });
   $('#hprev').addEventListener('click', () => { state.hoffset = Math.max(0, state.hoffset - state.hlimit); loadHistory(); });
