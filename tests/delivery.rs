@@ -510,3 +510,33 @@ fn send_message_wait_reports_every_destination() {
     assert_eq!(smtp.messages().len(), 1);
     agent.stop();
 }
+
+/// At the default log level the journal says when an event is queued and for whom, once
+/// per event: the repeats of a burst are counted, not logged.
+#[test]
+fn an_event_handed_to_the_outbox_is_one_info_line() {
+    let smtp = SmtpServer::start(SmtpOptions::default());
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), smtp.port, &tg);
+    let log = dir.path().join("agent.log");
+    let agent = Agent::start_logging_to(&cfg, &log);
+    let protocol = dir.path().join("p/run-7.log");
+    append(&protocol, b"2026-11-20 14:00:00 INFO scan started\n");
+    append(
+        &protocol,
+        b"2026-11-20 14:00:01 ERROR [hv] HV trip\n2026-11-20 14:00:02 ERROR [hv] HV trip\n",
+    );
+    assert_eq!(smtp.wait_for(1, Duration::from_secs(30)).len(), 1);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(" event ")).collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(
+        lines[0].contains("INFO")
+            && lines[0].ends_with(
+                "event alarm_major 'HV trip' from run-7.log:2 → mail:default, telegram:default"
+            ),
+        "{text}"
+    );
+    agent.stop();
+}
