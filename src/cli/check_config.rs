@@ -86,8 +86,26 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
             .map_err(|e| CliError::failed(e.to_string()))?;
         outln!("{text}");
     }
+    let mut warnings = 0;
     for (i, w) in config.watch.iter().enumerate() {
-        if discovery::matches(&w.path).is_empty() {
+        if !discovery::matches(&w.path).is_empty() {
+            continue;
+        }
+        // A folder that is not there is most often a typo: a warning that shows its
+        // neighbours, not a note. It stays a warning (exit 0): the folder may be made
+        // later (a share mounted at boot), and the agent watches it from then on.
+        let (folder, _) = discovery::base_dir(&w.path);
+        let missing = std::fs::metadata(&folder)
+            .err()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+        if missing {
+            warnings += 1;
+            eprintln!(
+                "warning: watch[{i}].path {:?}: {}",
+                w.path,
+                discovery::never_there(&folder)
+            );
+        } else {
             eprintln!(
                 "note: watch[{i}].path {:?} matches no file yet; the agent will pick files up when they appear",
                 w.path
@@ -95,9 +113,14 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
         }
     }
     for warning in secret_warnings(&config) {
+        warnings += 1;
         eprintln!("warning: {warning}");
     }
-    eprintln!("{}: OK", config.file.display());
+    match warnings {
+        0 => eprintln!("{}: OK", config.file.display()),
+        1 => eprintln!("{}: OK, with the warning above", config.file.display()),
+        n => eprintln!("{}: OK, with the {n} warnings above", config.file.display()),
+    }
     if args.probe {
         probe(&config)?;
     }
