@@ -35,7 +35,7 @@ use crate::messengers::Messengers;
 use crate::messengers::runtime::{self, Links};
 use crate::outbox::Outbox;
 use crate::outbox::queue::{self, Delivery};
-use crate::parser::{FileParser, Pending, Rules};
+use crate::parser::{FileParser, Rules};
 use crate::routing::Router;
 use crate::routing::throttle::{self, Summary, Throttle};
 use crate::store::{AgentLock, Store, StoreError, now_ms};
@@ -124,11 +124,6 @@ const WATCHER_STOP_WAIT: Duration = Duration::from_secs(10);
 /// How long a traceback may stay open without a new line before it is sent as it is.
 const TRACEBACK_IDLE: Duration = Duration::from_secs(2);
 
-/// How long an ERROR line's event waits for a traceback that may follow it. Python writes
-/// the line and its traceback in one write, so the traceback is nearly always in the same
-/// batch; this only bounds the wait when the ERROR line was the last line written.
-const HELD_ERROR_WAIT: Duration = Duration::from_millis(200);
-
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     #[error("{0}")]
@@ -205,8 +200,6 @@ struct Pipeline {
     dismissals_seen_ms: i64,
     purged_ms: i64,
     last_tick: Instant,
-    /// Whether some parser holds an ERROR line or an open traceback (see `flush_idle`).
-    pending: bool,
     /// BEC's routes as the bridge last received them; the router is rebuilt when they
     /// change.
     bec_routes: crate::bec::RoutesRx,
@@ -376,32 +369,25 @@ impl Pipeline {
                 self.route_event(e, None, None, now, &mut counted);
             }
         }
+        // An ERROR line's traceback is written with it, so it is in this batch if it
+        // comes at all: the last line of a batch waits for nothing, and is counted and
+        // sent with the rest of its batch.
+        parser.release(&mut events);
+        for e in events.drain(..) {
+            self.route_event(e, None, None, now, &mut counted);
+        }
         counted.record();
         self.events = events;
-        self.pending |= parser.is_pending();
         self.parsers.insert(file, (parser, Instant::now()));
     }
 
-    /// Sends tracebacks whose final line never came, and ERROR lines no traceback
-    /// followed.
+    /// Sends tracebacks whose final line never came.
     fn flush_idle(&mut self, force: bool) -> Result<(), StoreError> {
-        if !self.pending {
-            return Ok(());
-        }
-        let mut still = false;
         for (parser, seen) in self.parsers.values_mut() {
-            let wait = match parser.pending() {
-                None => continue,
-                Some(Pending::Error) => HELD_ERROR_WAIT,
-                Some(Pending::Traceback) => TRACEBACK_IDLE,
-            };
-            if force || seen.elapsed() >= wait {
+            if parser.is_pending() && (force || seen.elapsed() >= TRACEBACK_IDLE) {
                 parser.finish(&mut self.events);
-            } else {
-                still = true;
             }
         }
-        self.pending = still;
         if self.events.is_empty() {
             return Ok(());
         }
@@ -1085,30 +1071,18 @@ impl Pipeline {
                 self.config_changed_at = None;
                 self.reload("reloaded on SIGHUP")?;
             }
-            // Something held back for its next line is let go within its wait, not a
-            // second later.
-            let wait = if self.pending {
-                HELD_ERROR_WAIT / 2
-            } else {
-                Duration::from_secs(1)
-            };
-            match self.rx.recv_timeout(wait) {
+            match self.rx.recv_timeout(Duration::from_secs(1)) {
                 Ok(msg) => {
                     self.on_message(msg)?;
-                    // A steady stream of lines must not starve the timers, nor keep a
-                    // quiet file's ERROR line waiting for a traceback.
+                    // A steady stream of lines must not starve the timers.
                     if self.last_tick.elapsed() >= Duration::from_secs(1) {
                         self.last_tick = Instant::now();
-                        self.flush_idle(false)?;
                         self.tick()?;
                     }
                 }
                 Err(std_mpsc::RecvTimeoutError::Timeout) => {
                     self.flush_idle(false)?;
-                    if self.last_tick.elapsed() >= Duration::from_secs(1) {
-                        self.last_tick = Instant::now();
-                        self.tick()?;
-                    }
+                    self.tick()?;
                 }
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
             }
@@ -1343,7 +1317,6 @@ pub async fn run_with(
         dismissals_seen_ms: now_ms(),
         purged_ms: 0,
         last_tick: Instant::now(),
-        pending: false,
         bec_routes,
     };
     let pipeline = std::thread::Builder::new()

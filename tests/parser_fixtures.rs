@@ -693,6 +693,15 @@ fn an_error_line_waits_only_for_its_next_line() {
     parser.line(b"free text", &mut events);
     assert_eq!(events.len(), 2, "{}", show(&events));
     assert!(!parser.is_pending());
+    // The end of the lines read together lets it go: nothing waits for lines unwritten.
+    parser.line(
+        b"2026-11-20 14:00:02 ERROR [motor] stuck for good",
+        &mut events,
+    );
+    assert!(parser.is_pending());
+    parser.release(&mut events);
+    assert!(!parser.is_pending());
+    assert_eq!(events.len(), 3, "{}", show(&events));
 }
 
 #[test]

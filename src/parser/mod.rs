@@ -7,10 +7,10 @@
 //! are cheap and created per file; the compiled [`Rules`] are shared.
 //!
 //! Python's `logging.exception("move failed")` writes the ERROR line and then the bare
-//! traceback: one failure, so one event. The ERROR line's event is therefore held until
-//! the next line shows whether a traceback follows; the line after it (usually in the
-//! same write) or the agent's idle flush ([`FileParser::finish`]) lets it go, so the
-//! hold costs no more latency than an open traceback already does.
+//! traceback, in one write: one failure, so one event. The ERROR line's event is
+//! therefore held until the next line shows whether a traceback follows; the next line,
+//! or the end of the lines read together ([`FileParser::release`]), lets it go — so the
+//! hold adds no latency: nothing waits for lines not yet written.
 
 pub mod decode;
 pub mod replay;
@@ -87,15 +87,6 @@ fn clip_tail(s: String, max: usize) -> String {
     let skip = total - max;
     let start = s.char_indices().nth(skip).map_or(0, |(i, _)| i);
     format!("{first}\n[… {skip} characters cut …]\n{}", &s[start..])
-}
-
-/// What a parser holds back until the next line comes (see [`FileParser::pending`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pending {
-    /// An ERROR line's event: a traceback may follow, in the same write as a rule.
-    Error,
-    /// A traceback without its final line yet.
-    Traceback,
 }
 
 /// A traceback still reading its frames.
@@ -254,18 +245,15 @@ impl FileParser {
     /// Whether a traceback is open, waiting for its final line, or an ERROR line waits
     /// to see whether a traceback follows it.
     pub fn is_pending(&self) -> bool {
-        self.pending().is_some()
+        self.traceback.is_some() || self.held.is_some()
     }
 
-    /// What waits for the next line, if anything: the caller decides how long each may
-    /// wait before [`FileParser::finish`] lets it go.
-    pub fn pending(&self) -> Option<Pending> {
-        if self.traceback.is_some() {
-            Some(Pending::Traceback)
-        } else if self.held.is_some() {
-            Some(Pending::Error)
-        } else {
-            None
+    /// Lets an ERROR line's event go without waiting for the next line: the end of what
+    /// was written for now (a traceback comes in the same write as its line). An open
+    /// traceback stays open.
+    pub fn release(&mut self, out: &mut Vec<Event>) {
+        if let Some(error) = self.held.take() {
+            out.push(error);
         }
     }
 
