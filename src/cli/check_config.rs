@@ -5,6 +5,11 @@
 //! per step (`messengers::probe`), and sends nothing: the config can be right and the
 //! password, the certificate or the chat id still wrong. A failed step is exit 1, as a
 //! refused delivery is; a config that does not load is 2 before anything is probed.
+//!
+//! What loads but looks wrong (a watch folder that does not exist, a secret more people
+//! can read than the agent) is a warning on stderr and keeps exit 0: the administrator may
+//! mean it (a share mounted later), and the last line counts the warnings so an `OK` is
+//! not read past them.
 
 use clap::Args as ClapArgs;
 
