@@ -481,7 +481,8 @@ pub fn check_name(name: &str) -> Result<(), String> {
 
 /// The dedup key (docs/src/what-gets-sent.md, "Not 4,000 pings for one failing detector"): event name + source + message with every run of digits
 /// replaced by `#`, so "detector 3 timeout after 1500 ms" and "detector 4 timeout after
-/// 1510 ms" are the same alert.
+/// 1510 ms" are the same alert. A minus sign that starts a number is part of it ("hit at
+/// -78.87" and "hit at 64.62" are one alert); a hyphen inside a word or date is not.
 pub fn dedup_key(event: &str, source: Option<&str>, message: &str) -> String {
     let mut key = String::with_capacity(event.len() + message.len() + 16);
     key.push_str(event);
@@ -493,9 +494,13 @@ pub fn dedup_key(event: &str, source: Option<&str>, message: &str) -> String {
     let bytes = message.as_bytes();
     let (mut copied, mut i) = (0, 0);
     while i < bytes.len() {
-        if bytes[i].is_ascii_digit() {
+        let negative = bytes[i] == b'-'
+            && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
+            && (i == 0 || !is_word_byte(bytes[i - 1]));
+        if negative || bytes[i].is_ascii_digit() {
             key.push_str(&message[copied..i]);
             key.push('#');
+            i += usize::from(negative);
             while i < bytes.len() && bytes[i].is_ascii_digit() {
                 i += 1;
             }
@@ -506,6 +511,12 @@ pub fn dedup_key(event: &str, source: Option<&str>, message: &str) -> String {
     }
     key.push_str(&message[copied..]);
     key
+}
+
+/// A byte that ends a word: before it a `-` is a hyphen ("run-12"), not a sign ("at -78").
+/// A byte of a multi-byte character counts as a letter.
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b >= 0x80
 }
 
 /// Tells the pipeline that the inbox has a message (see `WatchMsg::Wake`). Every source
@@ -556,5 +567,19 @@ mod tests {
         // Digits at either end, between non-ASCII letters, and non-ASCII digits (kept).
         assert_eq!(dedup_key("e", None, "12канал3 сбой٣4"), "e||#канал# сбой٣#");
         assert_eq!(dedup_key("e", None, ""), "e||");
+    }
+
+    #[test]
+    fn dedup_key_folds_a_minus_sign_with_its_digits() {
+        assert_eq!(
+            dedup_key("e", None, "hit at -78.87"),
+            dedup_key("e", None, "hit at 64.62")
+        );
+        assert_eq!(dedup_key("e", None, "-5 (x=-3)"), "e||# (x=#)");
+        // A hyphen in a word, a date or a range is text, not a sign.
+        assert_eq!(
+            dedup_key("e", None, "run-12 on 2026-11-20, 3--4 о-5"),
+            "e||run-# on #-#-#, #--# о-#"
+        );
     }
 }

@@ -558,3 +558,109 @@ fn help_names_every_service() {
         assert!(probe.contains(step), "{step} missing from:\n{probe}");
     }
 }
+
+/// The command run on a terminal of `columns` columns (a pseudo-terminal from
+/// util-linux's `script`), as an operator sees it: the tables cut to fit only there.
+fn on_terminal(cfg: &Path, args: &[&str], columns: u16) -> String {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let mut line = vec![
+        quote(env!("CARGO_BIN_EXE_protowatch")),
+        "--config".into(),
+        quote(cfg.to_str().unwrap()),
+    ];
+    line.extend(args.iter().map(|a| quote(a)));
+    let out = Command::new("script")
+        .args(["-qec", &line.join(" "), "/dev/null"])
+        .env("COLUMNS", columns.to_string())
+        .env_remove("PROTOWATCH_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("util-linux's script");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).replace('\r', "")
+}
+
+/// On an 80-column terminal the message and the last error keep most of the line: the
+/// times are relative and the columns a reader needs least give way. `--absolute`
+/// brings the dates back.
+#[test]
+fn an_80_column_terminal_keeps_the_message_and_the_error() {
+    let width = |l: &str| unicode_width::UnicodeWidthStr::width(l);
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens where the Bot API should be: the delivery stays queued, with the
+    // client's long error.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = config(dir.path(), &format!("http://127.0.0.1:{port}"));
+    let agent = Agent::start(&cfg);
+    let message = "vacuum lost in sample chamber: 3.2e-2 mbar is above the interlock threshold";
+    let body = json!({"key": "vacuum", "message": message, "severity": "PROBLEM"}).to_string();
+    let (code, _, _) = http(
+        agent.addr,
+        "PUT",
+        "/api/alerts",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    );
+    assert_eq!(code, 201);
+
+    let text = on_terminal(&cfg, &["alerts", "list"], 80);
+    assert!(text.lines().all(|l| width(l) <= 80), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.contains("vacuum lost"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        row.contains(&message[..40]),
+        "the message was cut short:\n{text}"
+    );
+    assert!(row.contains("now"), "{text}");
+
+    let errored = support::wait_until(Duration::from_secs(30), || {
+        let out = run(&cfg, &["outbox", "list", "--json"]);
+        let rows: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        rows.as_array()
+            .is_some_and(|r| r.iter().any(|r| r["last_error"].is_string()))
+    });
+    assert!(errored, "no delivery failed");
+    let text = on_terminal(&cfg, &["outbox", "list"], 80);
+    assert!(text.lines().all(|l| width(l) <= 80), "{text}");
+    assert!(text.starts_with("ID  DESTINATION"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.contains("telegram:default"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let error = &row[row.find("Telegram:").unwrap_or_else(|| panic!("{text}"))..];
+    assert!(width(error) >= 40, "the error was cut short:\n{text}");
+    assert!(row.contains(" in ") || row.contains(" now "), "{text}");
+
+    // Absolute times on request; into a pipe every column, whole.
+    let today = chrono::Local::now().format("%Y-%m-%d").to_string();
+    let text = on_terminal(&cfg, &["alerts", "list", "--absolute"], 200);
+    assert!(text.contains(&today), "{text}");
+    let piped = String::from_utf8(run(&cfg, &["outbox", "list"]).stdout).unwrap();
+    let header: Vec<&str> = piped
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "ID",
+            "DESTINATION",
+            "EVENT",
+            "QUEUED",
+            "TRIES",
+            "NEXT",
+            "LAST",
+            "ERROR"
+        ],
+        "{piped}"
+    );
+    agent.stop();
+}

@@ -1264,5 +1264,81 @@ fn night_shift(width: u32, height: u32, shot: &str) {
         }
         drop(agent);
         b.close().await;
+
+/// A watch folder with a typo, that never existed: `check-config` warns and shows the
+/// nearest existing folder's contents, `run` warns the same way (not "cannot see this",
+/// which is for a folder that went away), `/healthz` says "not watching anything under
+/// …", and the console says so at the top of the page.
+#[test]
+fn a_watch_folder_that_never_existed_is_said_everywhere() {
+    runtime().block_on(async {
+        let Some(b) = Browser::start(Scheme::Light).await else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["srv/protocol", "srv/scripts"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        let port = free_port();
+        let cfg = support::write_config(
+            dir.path(),
+            &json!({
+                "instrument": "IN5",
+                "watch": [{"path": "srv/protcol/*.log", "poll_interval_ms": 100}],
+                "api": {"listen": format!("127.0.0.1:{port}")},
+                "telegram": {"bot-id": TOKEN, "channel-id": "-100",
+                             "api-url": "http://127.0.0.1:9"},
+            }),
+        );
+        let typo = dir.path().join("srv").join("protcol");
+        let said = format!(
+            "not watching anything under {}: it does not exist; the nearest existing folder {} holds: protocol/, scripts/",
+            typo.display(),
+            dir.path().join("srv").display()
+        );
+
+        let out = protowatch()
+            .arg("--config")
+            .arg(&cfg)
+            .arg("check-config")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        // A warning, not an error: the folder may be made (or mounted) later.
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        let glob = dir.path().join("srv/protcol/*.log").display().to_string();
+        assert!(
+            err.lines()
+                .any(|l| l == format!("warning: watch[0].path {glob:?}: {said}")),
+            "{err}"
+        );
+        assert!(err.contains(": OK, with the"), "{err}");
+
+        let log = dir.path().join("agent.log");
+        let agent = Agent::start_logging_to(&cfg, &log);
+        let mut health = Value::Null;
+        let seen = wait_until(Duration::from_secs(10), || {
+            health = http(agent.addr, "GET", "/healthz", &[], b"").1;
+            health["watch"][0]["unseen"][0]["never_there"].is_string()
+        });
+        assert!(seen, "{health}");
+        assert_eq!(health["status"], "degraded", "{health}");
+        assert_eq!(health["watch"][0]["unseen"][0]["never_there"], said.as_str());
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains(&said) && text.contains("WARN"), "{text}");
+        assert!(!text.contains("cannot see this"), "{text}");
+
+        sign_in(&b, agent.addr, &token(dir.path())).await;
+        let shown = b
+            .wait_for(
+                "const w = document.querySelector('#watch-warnings'); return !w.hidden && w.textContent.includes('protcol')",
+                Duration::from_secs(10),
+            )
+            .await;
+        let page = b.js("return document.querySelector('#watch-warnings').textContent").await;
+        assert!(shown.is_some(), "the console shows no warning: {page}");
+        assert_eq!(page, Value::String(said.clone()));
+        b.close().await;
+        agent.stop();
     });
 }

@@ -475,3 +475,68 @@ fn routes_enable_reaches_a_running_agent() {
     assert!(texts[0].contains("sample four"), "{texts:?}");
     assert!(texts[1].contains("still an alarm"), "{texts:?}");
 }
+
+/// `send-message --wait` reports every destination: the one delivered as well as the one
+/// still queued (with the service's last answer), not only what is left to do.
+#[test]
+fn send_message_wait_reports_every_destination() {
+    let smtp = SmtpServer::start(SmtpOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("p")).unwrap();
+    // Nothing listens where the Bot API should be: the agent keeps the message queued.
+    let cfg = support::write_config(
+        dir.path(),
+        &json!({
+            "instrument": "IN5",
+            "mail": {"server": "127.0.0.1", "port": smtp.port, "tls": "none",
+                     "from": "in5@example.org", "recipients": ["ops@example.org"]},
+            "telegram": {"bot-id": TOKEN, "channel-id": "-100777",
+                         "api-url": format!("http://127.0.0.1:{}", free_port())},
+            "watch": [{"path": "p/*.log", "poll_interval_ms": 100}],
+            "api": {"listen": "127.0.0.1:0"},
+        }),
+    );
+    let agent = Agent::start(&cfg);
+
+    let (code, err) = send_message(&cfg, &["beam is back", "--wait", "5"]);
+    // Queued is not refused: the agent keeps trying, so the script must not send again.
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("mail:default: delivered"), "{err}");
+    let queued = err
+        .lines()
+        .find(|l| l.contains("telegram:default: queued"))
+        .unwrap_or_else(|| panic!("no line for telegram:default in:\n{err}"));
+    assert!(queued.contains("last error: Telegram:"), "{queued}");
+    assert_eq!(smtp.messages().len(), 1);
+    agent.stop();
+}
+
+/// At the default log level the journal says when an event is queued and for whom, once
+/// per event: the repeats of a burst are counted, not logged.
+#[test]
+fn an_event_handed_to_the_outbox_is_one_info_line() {
+    let smtp = SmtpServer::start(SmtpOptions::default());
+    let tg = FakeTelegram::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), smtp.port, &tg);
+    let log = dir.path().join("agent.log");
+    let agent = Agent::start_logging_to(&cfg, &log);
+    let protocol = dir.path().join("p/run-7.log");
+    append(&protocol, b"2026-11-20 14:00:00 INFO scan started\n");
+    append(
+        &protocol,
+        b"2026-11-20 14:00:01 ERROR [hv] HV trip\n2026-11-20 14:00:02 ERROR [hv] HV trip\n",
+    );
+    assert_eq!(smtp.wait_for(1, Duration::from_secs(30)).len(), 1);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(" event ")).collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(
+        lines[0].contains("INFO")
+            && lines[0].ends_with(
+                "event alarm_major 'HV trip' from run-7.log:2 → mail:default, telegram:default"
+            ),
+        "{text}"
+    );
+    agent.stop();
+}

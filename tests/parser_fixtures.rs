@@ -131,6 +131,15 @@ const fn tb(from: u64, to: u64, source: Option<&'static str>, message: &'static 
     }
 }
 
+/// An ERROR line followed by its traceback, up to line `to`: the line's own event with
+/// the traceback as details.
+const fn with_traceback(e: Exp, to: u64) -> Exp {
+    Exp {
+        traceback_to: Some(to),
+        ..e
+    }
+}
+
 use Severity::{Info, Major, Minor, Warning};
 use names::{
     ALARM_MAJOR as MAJOR, ALARM_MINOR as MINOR, ALARM_WARNING as WARN, NEW_SCAN, SCAN_COMPLETED,
@@ -195,7 +204,11 @@ fn check_events(name: &str, encoding: Encoding, events: &[Event], expected: &[Ex
                     .as_ref()
                     .map(protowatch::event::Details::as_str)
                     .unwrap_or_else(|| panic!("traceback {x:?} has no details in {}", ctx()));
-                let block = &lines[x.line as usize - 1..to as usize];
+                let mut block = &lines[x.line as usize - 1..to as usize];
+                // An ERROR line's traceback starts on the line after it.
+                if !block[0].contains(MARK) {
+                    block = &block[1..];
+                }
                 // The first line may carry a grammar prefix; details start at the mark.
                 let first = &block[0][block[0].find(MARK).expect("a Traceback line")..];
                 let mut want = vec![first.to_string()];
@@ -524,16 +537,19 @@ const TRACEBACK_CUT: &[Exp] = &[
     // Cut short by a protocol line: the text is the last frame line, and the event
     // comes before the line that cut it.
     tb(1, 3, None, "detector.arm()"),
-    ev(
-        4,
-        MINOR,
-        Minor,
-        Some("detector"),
-        "arm failed after the script died",
+    // The traceback right after an ERROR line is that line's: one event, its details
+    // the traceback. Ambiguity: `ERROR: text` looks like a final `SomeError: text`
+    // line, so it closes the open traceback instead of being a line of its own.
+    with_traceback(
+        ev(
+            4,
+            MINOR,
+            Minor,
+            Some("detector"),
+            "arm failed after the script died",
+        ),
+        8,
     ),
-    // Ambiguity: `ERROR: text` looks like a final `SomeError: text` line, so it closes
-    // the open traceback instead of being a line of its own.
-    tb(5, 8, None, "ERROR: HV supply lost"),
     // Still open at the end of the file: `finish` flushes it.
     tb(9, 11, None, "wait_for_beam()"),
 ];
@@ -631,6 +647,63 @@ fn traceback_with_grammar_prefix() {
     check_fixture("traceback_prefixed.log", UTF8_AND_AUTO, TRACEBACK_PREFIXED);
 }
 
+const TRACEBACK_AFTER_ERROR: &[Exp] = &[
+    // `logging.exception("move failed")`: the line and its traceback are one alert.
+    with_traceback(ev(2, MAJOR, Major, Some("scan"), "move failed"), 8),
+    ev(9, MINOR, Minor, Some("motor"), "hit at -78.87"),
+    ev(10, MINOR, Minor, Some("motor"), "hit at 64.62"),
+    // The last line of the file: held for a traceback, let go by `finish`.
+    ev(11, MAJOR, Major, Some("scan"), "scan aborted"),
+];
+
+#[test]
+fn an_error_line_and_its_traceback_are_one_event() {
+    let (events, _) = run_fixture("traceback_after_error.log", Encoding::Utf8, no_rules());
+    check_events(
+        "traceback_after_error.log",
+        Encoding::Utf8,
+        &events,
+        TRACEBACK_AFTER_ERROR,
+    );
+    let details = events[0]
+        .details
+        .as_ref()
+        .map(protowatch::event::Details::as_str);
+    assert!(
+        details.is_some_and(|d| d.ends_with("sonix.motors.MotorError: omega stuck at -78.87")),
+        "{details:?}"
+    );
+    // A negative and a positive reading are one alert, not two.
+    assert_eq!(events[1].key, events[2].key);
+}
+
+#[test]
+fn an_error_line_waits_only_for_its_next_line() {
+    let mut parser = FileParser::new(&fixture("x.log"), Encoding::Utf8, no_rules());
+    let mut events = Vec::new();
+    parser.line(b"2026-11-20 14:00:00 ERROR [motor] stuck", &mut events);
+    assert!(events.is_empty() && parser.is_pending());
+    // Any line but a traceback lets it go before that line's own events.
+    parser.line(
+        b"2026-11-20 14:00:01 ERROR 3 [motor] stuck again",
+        &mut events,
+    );
+    assert_eq!(events.len(), 1, "{}", show(&events));
+    assert_eq!(events[0].message.text(), "stuck");
+    parser.line(b"free text", &mut events);
+    assert_eq!(events.len(), 2, "{}", show(&events));
+    assert!(!parser.is_pending());
+    // The end of the lines read together lets it go: nothing waits for lines unwritten.
+    parser.line(
+        b"2026-11-20 14:00:02 ERROR [motor] stuck for good",
+        &mut events,
+    );
+    assert!(parser.is_pending());
+    parser.release(&mut events);
+    assert!(!parser.is_pending());
+    assert_eq!(events.len(), 3, "{}", show(&events));
+}
+
 #[test]
 fn traceback_cut_short_and_open_at_end() {
     check_fixture("traceback_cut.log", UTF8_AND_AUTO, TRACEBACK_CUT);
@@ -644,14 +717,14 @@ fn traceback_without_finish_stays_pending() {
     for line in split_lines(&bytes) {
         parser.line(line, &mut events);
     }
-    assert_eq!(events.len(), 3, "{}", show(&events));
+    assert_eq!(events.len(), 2, "{}", show(&events));
     assert!(parser.is_pending());
     parser.finish(&mut events);
     assert!(!parser.is_pending());
-    assert_eq!(events.len(), 4);
+    assert_eq!(events.len(), 3);
     // A second finish has nothing left to flush.
     parser.finish(&mut events);
-    assert_eq!(events.len(), 4);
+    assert_eq!(events.len(), 3);
 }
 
 #[test]
@@ -807,6 +880,8 @@ fn a_line_without_stamp_is_stamped_when_read() {
     let mut events = Vec::new();
     parser.line(b"ERROR no stamp", &mut events);
     let after = Utc::now();
+    // Held for a traceback that may follow; its time is still when it was read.
+    parser.finish(&mut events);
     assert_eq!(events.len(), 1);
     assert!(before <= events[0].time && events[0].time <= after);
 }

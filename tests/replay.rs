@@ -96,7 +96,12 @@ const FIXTURE_EVENTS: &[(&str, &[(&str, u64)])] = &[
     ("traceback_prefixed.log", &[("alarm_major", 4)]),
     (
         "traceback_cut.log",
-        &[("alarm_major", 3), ("alarm_minor", 1)],
+        // The ERROR line and the traceback after it are one event.
+        &[("alarm_major", 2), ("alarm_minor", 1)],
+    ),
+    (
+        "traceback_after_error.log",
+        &[("alarm_major", 2), ("alarm_minor", 2)],
     ),
     (
         "crlf_bom.log",
@@ -179,8 +184,8 @@ fn all_fixtures_at_once_add_up() {
         types_levels,
         &json!({"total": 39, "error": 24, "warning": 8, "info": 3, "user": 3, "debug": 1, "other": 0})
     );
-    assert_eq!(files[11]["lines"]["total"], 27, "not_protocol.log");
-    assert_eq!(files[11]["lines"]["other"], 27, "not_protocol.log");
+    assert_eq!(files[12]["lines"]["total"], 27, "not_protocol.log");
+    assert_eq!(files[12]["lines"]["other"], 27, "not_protocol.log");
 }
 
 #[test]
@@ -268,14 +273,14 @@ fn text_output_shows_counts_keys_and_destinations() {
         "{text}"
     );
     assert!(
-        text.contains("alarm_major: 3 events, 3 keys (major 3) → nowhere (not in routes)"),
+        text.contains("alarm_major: 2 events, 2 keys (major 2) → nowhere (not in routes)"),
         "{text}"
     );
     assert!(
         text.contains("\"arm failed after the script died\""),
         "{text}"
     );
-    assert!(text.contains("11 lines, 371 bytes, 4 events"), "{text}");
+    assert!(text.contains("11 lines, 371 bytes, 3 events"), "{text}");
 }
 
 #[test]

@@ -32,6 +32,9 @@ pub enum AlertsCommand {
         /// One JSON document (a list of OnTakt's alert objects) instead of a table
         #[arg(long)]
         json: bool,
+        /// Dates and times instead of "5 min ago"
+        #[arg(long)]
+        absolute: bool,
     },
     /// Dismiss one alert
     Dismiss {
@@ -63,14 +66,18 @@ pub fn run(cli: &Cli, cmd: &AlertsCommand) -> Result<(), CliError> {
     let failed = |e: crate::store::StoreError| CliError::failed(e.to_string());
     let now = now_ms();
     match cmd {
-        AlertsCommand::List { all, json } => {
+        AlertsCommand::List {
+            all,
+            json,
+            absolute,
+        } => {
             let list = alerts::holds::list_shown(&store, now, *all, &config.oncall.maintenance)
                 .map_err(failed)?;
             let rows: Vec<(serde_json::Value, &str)> = list
                 .iter()
                 .map(|a| (a.to_ontakt(), state(a, now)))
                 .collect();
-            show(&rows, *json, &config.oncall.escalation)
+            show(&rows, *json, *absolute, &config.oncall.escalation)
         }
         AlertsCommand::Ack { id } => {
             if alerts::acknowledge(&store, *id, now, "cli").map_err(failed)? {
@@ -115,6 +122,7 @@ fn state(a: &Alert, now: i64) -> &'static str {
 fn show(
     rows: &[(serde_json::Value, &str)],
     json: bool,
+    absolute: bool,
     policies: &Policies,
 ) -> Result<(), CliError> {
     if json {
@@ -128,9 +136,10 @@ fn show(
             .collect();
         return super::print(&serde_json::to_string_pretty(&list).unwrap_or_default());
     }
+    let now = now_ms();
     let time = |v: &serde_json::Value| {
         v.as_f64()
-            .map(|s| super::table::local_time((s * 1000.0).round() as i64))
+            .map(|s| super::table::when((s * 1000.0).round() as i64, now, absolute))
             .unwrap_or_default()
     };
     let mut t = Table::new(&[
@@ -141,7 +150,8 @@ fn show(
         ("FIRST", Align::Left),
         ("LAST", Align::Left),
         ("MESSAGE", Align::Left),
-    ]);
+    ])
+    .droppable(&["FIRST", "SEVERITY"]);
     for (a, st) in rows {
         let text = a["message"].as_str().unwrap_or("");
         t.push(vec![
@@ -211,7 +221,7 @@ async fn through_agent(
         e => CliError::failed(e.to_string()),
     };
     match cmd {
-        AlertsCommand::List { json, .. } => {
+        AlertsCommand::List { json, absolute, .. } => {
             let v = agent.get("/api/alerts").await.map_err(failed)?;
             let mut list: Vec<serde_json::Value> = v
                 .as_object()
@@ -232,7 +242,7 @@ async fn through_agent(
             // The API lists the active alerts only.
             let rows: Vec<(serde_json::Value, &str)> =
                 list.into_iter().map(|a| (a, "active")).collect();
-            show(&rows, *json, policies)
+            show(&rows, *json, *absolute, policies)
         }
         AlertsCommand::Ack { id } => {
             agent

@@ -5,6 +5,11 @@
 //! per step (`messengers::probe`), and sends nothing: the config can be right and the
 //! password, the certificate or the chat id still wrong. A failed step is exit 1, as a
 //! refused delivery is; a config that does not load is 2 before anything is probed.
+//!
+//! What loads but looks wrong (a watch folder that does not exist, a secret more people
+//! can read than the agent) is a warning on stderr and keeps exit 0: the administrator may
+//! mean it (a share mounted later), and the last line counts the warnings so an `OK` is
+//! not read past them.
 
 use clap::Args as ClapArgs;
 
@@ -86,8 +91,26 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
             .map_err(|e| CliError::failed(e.to_string()))?;
         outln!("{text}");
     }
+    let mut warnings = 0;
     for (i, w) in config.watch.iter().enumerate() {
-        if discovery::matches(&w.path).is_empty() {
+        if !discovery::matches(&w.path).is_empty() {
+            continue;
+        }
+        // A folder that is not there is most often a typo: a warning that shows its
+        // neighbours, not a note. It stays a warning (exit 0): the folder may be made
+        // later (a share mounted at boot), and the agent watches it from then on.
+        let (folder, _) = discovery::base_dir(&w.path);
+        let missing = std::fs::metadata(&folder)
+            .err()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+        if missing {
+            warnings += 1;
+            eprintln!(
+                "warning: watch[{i}].path {:?}: {}",
+                w.path,
+                discovery::never_there(&folder)
+            );
+        } else {
             eprintln!(
                 "note: watch[{i}].path {:?} matches no file yet; the agent will pick files up when they appear",
                 w.path
@@ -95,9 +118,14 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
         }
     }
     for warning in secret_warnings(&config) {
+        warnings += 1;
         eprintln!("warning: {warning}");
     }
-    eprintln!("{}: OK", config.file.display());
+    match warnings {
+        0 => eprintln!("{}: OK", config.file.display()),
+        1 => eprintln!("{}: OK, with the warning above", config.file.display()),
+        n => eprintln!("{}: OK, with the {n} warnings above", config.file.display()),
+    }
     if args.probe {
         probe(&config)?;
     }

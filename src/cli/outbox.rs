@@ -21,6 +21,9 @@ pub enum OutboxCommand {
         /// One JSON document (a list of rows) instead of a table
         #[arg(long)]
         json: bool,
+        /// Dates and times instead of "5 min ago" and "in 30 s"
+        #[arg(long)]
+        absolute: bool,
     },
     /// Queue a dead delivery again
     Retry {
@@ -33,7 +36,11 @@ pub fn run(cli: &Cli, cmd: &OutboxCommand) -> Result<(), CliError> {
     let config = cli.load_config_to_use_the_agent()?;
     let store = Store::open(&config.state_dir).map_err(|e| CliError::failed(e.to_string()))?;
     match cmd {
-        OutboxCommand::List { dead, json } => {
+        OutboxCommand::List {
+            dead,
+            json,
+            absolute,
+        } => {
             let rows: Vec<OutboxEntry> = queue::list(&store)
                 .map_err(|e| CliError::failed(e.to_string()))?
                 .into_iter()
@@ -44,7 +51,7 @@ pub fn run(cli: &Cli, cmd: &OutboxCommand) -> Result<(), CliError> {
                     .map_err(|e| CliError::failed(e.to_string()))?;
                 return super::print(&doc);
             }
-            super::print(&table(&rows))
+            super::print(&table(&rows, *absolute))
         }
         OutboxCommand::Retry { id } => {
             if queue::revive(&store, *id).map_err(|e| CliError::failed(e.to_string()))? {
@@ -60,24 +67,35 @@ pub fn run(cli: &Cli, cmd: &OutboxCommand) -> Result<(), CliError> {
     }
 }
 
-fn table(rows: &[OutboxEntry]) -> String {
+/// The rows as a table whose last column, the error, is what a narrow terminal keeps:
+/// NEXT says when the row is tried again, or that it is dead (given up).
+fn table(rows: &[OutboxEntry], absolute: bool) -> String {
     let mut t = Table::new(&[
         ("ID", Align::Right),
-        ("STATE", Align::Left),
         ("DESTINATION", Align::Left),
         ("EVENT", Align::Left),
         ("QUEUED", Align::Left),
-        ("ATTEMPTS", Align::Right),
+        ("TRIES", Align::Right),
+        ("NEXT", Align::Left),
         ("LAST ERROR", Align::Left),
-    ]);
+    ])
+    .droppable(&["QUEUED", "EVENT"]);
+    let now = crate::store::now_ms();
     for r in rows {
+        let next = if r.dead {
+            "dead".to_string()
+        } else if r.next_attempt_at_ms <= now {
+            "now".to_string()
+        } else {
+            super::table::when(r.next_attempt_at_ms, now, absolute)
+        };
         t.push(vec![
             r.id.to_string(),
-            if r.dead { "dead" } else { "queue" }.to_string(),
             r.destination.clone(),
             r.event.clone(),
-            super::table::local_time(r.created_at_ms),
+            super::table::when(r.created_at_ms, now, absolute),
             r.attempts.to_string(),
+            next,
             r.last_error.clone().unwrap_or_default(),
         ]);
     }

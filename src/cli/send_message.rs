@@ -235,36 +235,51 @@ async fn through_agent(
         };
         let answered = status.accepted && status.receipts.len() as u32 >= status.sent_to;
         if answered || Instant::now() >= deadline {
-            return report(&status);
+            return report(&status, quiet);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-fn report(status: &RequestStatus) -> Result<(), CliError> {
+/// Says what became of every destination — delivered, still queued (with why), refused —
+/// so a script's log shows the whole picture, not only what is left to do.
+fn report(status: &RequestStatus, quiet: bool) -> Result<(), CliError> {
     if !status.accepted {
         eprintln!(
             "protowatch: handed to the running agent, which has not taken it yet; it will be sent"
         );
         return Ok(());
     }
-    if status.counted > 0 {
+    if status.counted > 0 && !quiet {
         eprintln!(
             "protowatch: the same message went out shortly before: counted as a repeat for {} destination(s)",
             status.counted
         );
     }
+    if !quiet {
+        for (dest, _, _) in status.receipts.iter().filter(|(_, ok, _)| *ok) {
+            eprintln!("protowatch: {dest}: delivered");
+        }
+    }
     for (dest, last_error) in &status.queued {
         match last_error {
-            Some(e) => eprintln!("protowatch: {dest}: queued, the agent keeps trying ({e})"),
-            None => eprintln!("protowatch: {dest}: queued"),
+            Some(e) => {
+                eprintln!("protowatch: {dest}: queued, the agent keeps trying (last error: {e})")
+            }
+            None if !quiet => eprintln!("protowatch: {dest}: queued, not answered yet"),
+            None => {}
         }
     }
     let refused: Vec<String> = status
         .receipts
         .iter()
         .filter(|(_, ok, _)| !ok)
-        .map(|(d, _, e)| format!("{d}: {}", e.as_deref().unwrap_or("refused")))
+        .map(|(d, _, e)| {
+            format!(
+                "{d}: refused: {}",
+                e.as_deref().unwrap_or("no reason given")
+            )
+        })
         .collect();
     if refused.is_empty() {
         Ok(())

@@ -5,6 +5,12 @@
 //! Cyrillic text and wide characters line up as well as ASCII. When stdout is a
 //! terminal the last column is cut to the terminal's width (with `…`); into a pipe or a
 //! file every row is written whole.
+//!
+//! The last column is the one a reader came for (an alert's message, a delivery's
+//! error), so on a narrow terminal it is not what gives way first: columns a table marks
+//! as droppable are left out, in the order given, until the last one has
+//! [`LAST_COLUMN_MIN`] columns — and times are relative ("5 min ago"), a third of a
+//! full date's width.
 
 use std::io::IsTerminal;
 
@@ -28,6 +34,25 @@ pub fn local_time(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// What the last column keeps on a narrow terminal before it is cut (or less when the
+/// terminal is narrower than twice this).
+pub const LAST_COLUMN_MIN: usize = 40;
+
+/// A moment as the tables say it, relative to `now_ms`: "in 30 s" within the next
+/// minute (a retry's backoff is seconds), else as every surface says it: "now", "5 min
+/// ago", "in 1 h 20 min", "3 d ago" — whole minutes, so a list read twice in a few
+/// seconds reads the same. With `absolute`, the local date and time.
+pub fn when(ms: i64, now_ms: i64, absolute: bool) -> String {
+    if absolute {
+        return local_time(ms);
+    }
+    let delta = ms - now_ms;
+    match delta / 1000 {
+        s @ 1..60 => format!("in {s} s"),
+        _ => crate::oncall::escalation::relative(delta),
+    }
+}
+
 pub struct Table {
     headers: Vec<&'static str>,
     align: Vec<Align>,
@@ -37,6 +62,8 @@ pub struct Table {
     /// column no narrower, and on an 80-column terminal the note still has most of the
     /// line rather than what is left of the last column.
     notes: Vec<Option<String>>,
+    /// Columns left out on a narrow terminal, first to go first.
+    droppable: Vec<usize>,
 }
 
 impl Table {
@@ -46,7 +73,18 @@ impl Table {
             align: columns.iter().map(|(_, a)| *a).collect(),
             rows: Vec::new(),
             notes: Vec::new(),
+            droppable: Vec::new(),
         }
+    }
+
+    /// Columns (by header) that a narrow terminal may leave out, first to go first, so
+    /// the last column keeps [`LAST_COLUMN_MIN`]; a pipe gets them all.
+    pub fn droppable(mut self, headers: &[&str]) -> Table {
+        self.droppable = headers
+            .iter()
+            .filter_map(|h| self.headers.iter().position(|x| x == h))
+            .collect();
+        self
     }
 
     /// A row; control characters (a message's line breaks, tabs) become spaces, so a
@@ -75,6 +113,26 @@ impl Table {
         }
     }
 
+    /// The columns shown at `max_width`: all but the droppable ones the last column
+    /// needs the room of.
+    fn shown(&self, widths: &[usize], max_width: Option<usize>) -> Vec<usize> {
+        let mut shown: Vec<usize> = (0..widths.len()).collect();
+        let Some(max) = max_width else { return shown };
+        let want = LAST_COLUMN_MIN.min(max / 2);
+        let room = |shown: &[usize]| {
+            let before: usize = shown.iter().rev().skip(1).map(|&i| widths[i] + 2).sum();
+            max.saturating_sub(before)
+        };
+        for d in &self.droppable {
+            let last_need = shown.last().map_or(0, |&i| widths[i]).min(want);
+            if room(&shown) >= last_need {
+                break;
+            }
+            shown.retain(|i| i != d);
+        }
+        shown
+    }
+
     /// The table as text, each line at most `max_width` columns when given.
     pub fn render(&self, max_width: Option<usize>) -> String {
         let n = self.headers.len();
@@ -84,16 +142,18 @@ impl Table {
                 widths[i] = widths[i].max(c.width());
             }
         }
+        let shown = self.shown(&widths, max_width);
         let mut out = String::new();
         let header: Vec<String> = self.headers.iter().map(|h| h.to_string()).collect();
         let indent = widths.first().map_or(0, |w| w + 2);
         let notes = std::iter::once(&None).chain(&self.notes);
         for (row, note) in std::iter::once(&header).chain(&self.rows).zip(notes) {
             let mut line = String::new();
-            for (i, (&width, &align)) in widths.iter().zip(&self.align).enumerate() {
+            for (k, &i) in shown.iter().enumerate() {
+                let (width, align) = (widths[i], self.align[i]);
                 let cell = row.get(i).map(String::as_str).unwrap_or("");
-                let last = i + 1 == n;
-                if i > 0 {
+                let last = k + 1 == shown.len();
+                if k > 0 {
                     line.push_str("  ");
                 }
                 if last && align == Align::Left {
@@ -167,6 +227,16 @@ pub fn terminal_width() -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_relative_unless_asked() {
+        let now = 1_800_000_000_000;
+        assert_eq!(when(now + 30_000, now, false), "in 30 s");
+        assert_eq!(when(now - 12_400, now, false), "now");
+        assert_eq!(when(now + 400, now, false), "now");
+        assert_eq!(when(now - 5 * 60_000, now, false), "5 min ago");
+        assert_eq!(when(now, now, true), local_time(now));
+    }
 
     fn table(rows: &[&[&str]]) -> Table {
         let mut t = Table::new(&[
@@ -242,6 +312,31 @@ mod tests {
         assert_eq!(
             t.render(Some(16)),
             "ID  STATE   MES…\n 7  active  HV …\n    ↳ acknowled…\n 8  active  x\n"
+        );
+        // A narrow terminal leaves out the droppable columns the last one needs.
+        let mut t = Table::new(&[
+            ("ID", Align::Right),
+            ("FIRST", Align::Left),
+            ("STATE", Align::Left),
+            ("MESSAGE", Align::Left),
+        ])
+        .droppable(&["FIRST", "STATE"]);
+        t.push(vec![
+            "7".into(),
+            "12 min ago".into(),
+            "active".into(),
+            "x".repeat(30),
+        ]);
+        assert_eq!(
+            t.render(Some(44)),
+            format!("ID  STATE   MESSAGE\n 7  active  {}\n", "x".repeat(30))
+        );
+        assert_eq!(
+            t.render(None),
+            format!(
+                "ID  FIRST       STATE   MESSAGE\n 7  12 min ago  active  {}\n",
+                "x".repeat(30)
+            )
         );
         for (rows, width, want) in cases {
             assert_eq!(&table(rows).render(*width), want, "{rows:?} at {width:?}");

@@ -1,9 +1,16 @@
 //! From the raw bytes of protocol lines to [`Event`]s.
 //!
 //! A [`FileParser`] holds what one file's lines need from each other: an open Python
-//! traceback, and the last full date (for lines that carry only a time). Each line goes:
-//! decode → open traceback? → user rules → the sonix grammar and its mapping. Parsers
+//! traceback, an ERROR line's event waiting to see whether its traceback follows, and the
+//! last full date (for lines that carry only a time). Each line goes: decode → held
+//! error or open traceback? → user rules → the sonix grammar and its mapping. Parsers
 //! are cheap and created per file; the compiled [`Rules`] are shared.
+//!
+//! Python's `logging.exception("move failed")` writes the ERROR line and then the bare
+//! traceback, in one write: one failure, so one event. The ERROR line's event is
+//! therefore held until the next line shows whether a traceback follows; the next line,
+//! or the end of the lines read together ([`FileParser::release`]), lets it go — so the
+//! hold adds no latency: nothing waits for lines not yet written.
 
 pub mod decode;
 pub mod replay;
@@ -82,11 +89,23 @@ fn clip_tail(s: String, max: usize) -> String {
     format!("{first}\n[… {skip} characters cut …]\n{}", &s[start..])
 }
 
+/// A traceback still reading its frames.
+struct Open {
+    tb: Traceback,
+    time: DateTime<Utc>,
+    line: u64,
+    /// The ERROR line it follows: the traceback becomes that event's details.
+    error: Option<Event>,
+}
+
 pub struct FileParser {
     file: PathBuf,
     encoding: Encoding,
     rules: Arc<Rules>,
-    traceback: Option<(Traceback, DateTime<Utc>, u64)>,
+    traceback: Option<Open>,
+    /// The event of the last line, if it was an alarm from the grammar: a bare traceback
+    /// on the next line belongs to it.
+    held: Option<Event>,
     last_date: Option<NaiveDate>,
     line_no: u64,
     pub counts: Counts,
@@ -101,6 +120,7 @@ impl FileParser {
             file: file.to_path_buf(),
             encoding,
             traceback: None,
+            held: None,
             last_date: None,
             line_no: 0,
             counts: Counts::default(),
@@ -126,8 +146,22 @@ impl FileParser {
         let text = decode::decode(raw, self.encoding);
         let text = text.as_ref();
 
-        if let Some((tb, _, _)) = &mut self.traceback {
-            match tb.feed(text) {
+        if let Some(error) = self.held.take() {
+            if text.starts_with(traceback::MARK) {
+                self.counts.count(None);
+                self.traceback = Some(Open {
+                    tb: Traceback::start(traceback::MARK, error.source.clone()),
+                    time: error.time,
+                    line: self.line_no,
+                    error: Some(error),
+                });
+                return;
+            }
+            out.push(error);
+        }
+
+        if let Some(open) = &mut self.traceback {
+            match open.tb.feed(text) {
                 Step::Continue => {
                     self.counts.count(None);
                     return;
@@ -174,21 +208,32 @@ impl FileParser {
         };
         if message.starts_with(traceback::MARK) {
             let tb = Traceback::start(message, source.map(str::to_string));
-            self.traceback = Some((tb, self.time_of(stamp), self.line_no));
+            self.traceback = Some(Open {
+                tb,
+                time: self.time_of(stamp),
+                line: self.line_no,
+                error: None,
+            });
             return;
         }
         if let Some(p) = &parsed
             && let Some((name, severity)) = sonix::classify(p)
         {
             let source = p.source.map(str::to_string);
-            out.push(self.event(
+            let event = self.event(
                 name,
                 severity,
                 source,
                 p.message.to_string(),
                 self.time_of(stamp),
                 self.line_no,
-            ));
+            );
+            // Only an ERROR line is followed by its traceback (`logging.exception`).
+            if p.kind == LineType::Error {
+                self.held = Some(event);
+            } else {
+                out.push(event);
+            }
         }
     }
 
@@ -197,22 +242,41 @@ impl FileParser {
         self.flush(out);
     }
 
-    /// Whether a traceback is open, waiting for its final line.
+    /// Whether a traceback is open, waiting for its final line, or an ERROR line waits
+    /// to see whether a traceback follows it.
     pub fn is_pending(&self) -> bool {
-        self.traceback.is_some()
+        self.traceback.is_some() || self.held.is_some()
+    }
+
+    /// Lets an ERROR line's event go without waiting for the next line: the end of what
+    /// was written for now (a traceback comes in the same write as its line). An open
+    /// traceback stays open.
+    pub fn release(&mut self, out: &mut Vec<Event>) {
+        if let Some(error) = self.held.take() {
+            out.push(error);
+        }
     }
 
     fn flush(&mut self, out: &mut Vec<Event>) {
-        if let Some((tb, time, line)) = self.traceback.take() {
-            let mut event = self.event(
-                names::ALARM_MAJOR,
-                Severity::Major,
-                tb.source.clone(),
-                tb.summary(),
-                time,
-                line,
-            );
-            event.details = Some(Details::Text(clip_tail(tb.details(), MAX_DETAILS_CHARS)));
+        if let Some(error) = self.held.take() {
+            out.push(error);
+        }
+        if let Some(open) = self.traceback.take() {
+            let details = Details::Text(clip_tail(open.tb.details(), MAX_DETAILS_CHARS));
+            // The ERROR line keeps its own text, severity and key: its traceback's final
+            // line (`MotorError: …`) ends the details, where a reader looks for it.
+            let mut event = match open.error {
+                Some(error) => error,
+                None => self.event(
+                    names::ALARM_MAJOR,
+                    Severity::Major,
+                    open.tb.source.clone(),
+                    open.tb.summary(),
+                    open.time,
+                    open.line,
+                ),
+            };
+            event.details = Some(details);
             out.push(event);
         }
     }

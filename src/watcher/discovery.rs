@@ -403,9 +403,80 @@ pub fn base_dir(pattern: &str) -> (PathBuf, bool) {
     (base, false)
 }
 
+/// Entries of the nearest existing folder named in [`never_there`]: enough to spot a
+/// typo, short enough for a log line.
+const NEAREST_SHOWN: usize = 8;
+
+/// What to say about `folder` of a `watch` entry that does not exist (and never did, as
+/// far as the agent knows): "not watching anything under /srv/sonix/protcol: it does not
+/// exist; the nearest existing folder /srv/sonix holds: protocol/, scripts/". A typo in
+/// a path is the usual cause, and the neighbours' names make it plain.
+pub fn never_there(folder: &Path) -> String {
+    let mut text = format!(
+        "not watching anything under {}: it does not exist",
+        folder.display()
+    );
+    let Some(nearest) = folder.ancestors().skip(1).find(|a| a.is_dir()) else {
+        return text;
+    };
+    let mut names: Vec<String> = std::fs::read_dir(nearest)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let dir = e.path().is_dir();
+            (!name.starts_with('.')).then(|| if dir { format!("{name}/") } else { name })
+        })
+        .collect();
+    names.sort();
+    let shown = nearest.display();
+    if names.is_empty() {
+        text.push_str(&format!("; the nearest existing folder {shown} is empty"));
+        return text;
+    }
+    let more = names.len().saturating_sub(NEAREST_SHOWN);
+    names.truncate(NEAREST_SHOWN);
+    text.push_str(&format!(
+        "; the nearest existing folder {shown} holds: {}",
+        names.join(", ")
+    ));
+    if more > 0 {
+        text.push_str(&format!(" and {more} more"));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_folder_never_there_names_its_nearest_existing_parent() {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["protocol", "scripts"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        std::fs::write(dir.path().join("README"), "").unwrap();
+        std::fs::write(dir.path().join(".hidden"), "").unwrap();
+        let typo = dir.path().join("protcol").join("deeper");
+        assert_eq!(
+            never_there(&typo),
+            format!(
+                "not watching anything under {}: it does not exist; the nearest existing folder {} holds: README, protocol/, scripts/",
+                typo.display(),
+                dir.path().display()
+            )
+        );
+        for i in 0..10 {
+            std::fs::write(dir.path().join(format!("z{i}")), "").unwrap();
+        }
+        assert!(
+            never_there(&typo).ends_with("z4 and 5 more"),
+            "{}",
+            never_there(&typo)
+        );
+    }
 
     fn names(l: &Listing, root: &Path) -> Vec<String> {
         l.paths()

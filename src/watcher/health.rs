@@ -135,6 +135,10 @@ pub struct Unseen {
     pub error: String,
     /// Seconds since the epoch.
     pub since: u64,
+    /// For a folder that does not exist and never did (a typo in the path): "not
+    /// watching anything under …", with the nearest existing folder and what it holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub never_there: Option<String>,
 }
 
 /// Every entry's view and what its thread is doing: shared by the watcher threads that
@@ -215,6 +219,18 @@ impl WatchHealth {
                 h.stalled = stalled(&h, activity.get(watch), now);
                 h
             })
+            .collect()
+    }
+
+    /// What each entry with a folder that was never there says ("not watching anything
+    /// under …"), for the console's status line.
+    pub fn never_there(&self) -> Vec<String> {
+        self.0
+            .health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .flat_map(|h| h.unseen.iter().filter_map(|u| u.never_there.clone()))
             .collect()
     }
 

@@ -179,8 +179,12 @@ pub struct Tailer {
     max_open: usize,
     /// The files held open now, at most `max_open`.
     open: Vec<FileId>,
-    /// What could not be seen, since when (as logged and published).
-    unseen: BTreeMap<PathBuf, (SystemTime, String)>,
+    /// What could not be seen, since when (as logged and published), and for a folder
+    /// that never existed, what to say about it (see [`discovery::never_there`]).
+    unseen: BTreeMap<PathBuf, (SystemTime, String, Option<String>)>,
+    /// Whether a pass has been reported: a folder missing at the first look, with no
+    /// checkpoint under it, never existed as far as this agent knows.
+    reported: bool,
     over_max_files: bool,
     warned_depth: bool,
     stopping: Option<CancellationToken>,
@@ -241,6 +245,7 @@ impl Tailer {
             max_open: MAX_OPEN,
             open: Vec::new(),
             unseen: BTreeMap::new(),
+            reported: false,
             over_max_files: false,
             warned_depth: false,
             stopping: None,
@@ -567,10 +572,12 @@ impl Tailer {
     /// Says once what cannot be seen (and when it is seen again), names skipped matches
     /// once, and warns about a glob over its limits.
     fn report(&mut self, listing: &Listing) {
-        let mut now_unseen: BTreeMap<PathBuf, String> = BTreeMap::new();
+        let mut now_unseen: BTreeMap<PathBuf, (String, bool)> = BTreeMap::new();
         for (path, e) in &listing.errors {
-            now_unseen.insert(path.clone(), e.to_string());
+            let missing = e.kind() == std::io::ErrorKind::NotFound;
+            now_unseen.insert(path.clone(), (e.to_string(), missing));
         }
+        let first = !std::mem::replace(&mut self.reported, true);
         let gone: Vec<PathBuf> = self
             .unseen
             .keys()
@@ -578,16 +585,34 @@ impl Tailer {
             .cloned()
             .collect();
         for path in gone {
-            if let Some((since, _)) = self.unseen.remove(&path) {
+            if let Some((since, _, _)) = self.unseen.remove(&path) {
                 let secs = since.elapsed().map_or(0, |d| d.as_secs());
                 tracing::info!(path = %path.display(), after_s = secs, "can be seen again; its files are read on from their checkpoints");
             }
         }
-        for (path, error) in now_unseen {
-            if !self.unseen.contains_key(&path) {
-                tracing::warn!(watch = %self.cfg.path, path = %path.display(), %error, "cannot see this; its files keep their checkpoints and are read on when it is back");
-                self.unseen.insert(path, (SystemTime::now(), error));
+        for (path, (error, missing)) in now_unseen {
+            if self.unseen.contains_key(&path) {
+                continue;
             }
+            // A folder that vanished keeps its files' checkpoints; one that was never
+            // there (a typo in the path) has none, and nothing is watched at all.
+            let never_there = missing
+                && first
+                && !self
+                    .resume
+                    .checkpoints
+                    .values()
+                    .any(|c| c.path.starts_with(&path));
+            let note = never_there.then(|| discovery::never_there(&path));
+            match &note {
+                Some(note) => {
+                    tracing::warn!(watch = %self.cfg.path, "{note}; it is watched from when it appears");
+                }
+                None => {
+                    tracing::warn!(watch = %self.cfg.path, path = %path.display(), %error, "cannot see this; its files keep their checkpoints and are read on when it is back");
+                }
+            }
+            self.unseen.insert(path, (SystemTime::now(), error, note));
         }
         if listing.truncated != self.over_max_files {
             self.over_max_files = listing.truncated;
@@ -649,10 +674,11 @@ impl Tailer {
                 unseen: self
                     .unseen
                     .iter()
-                    .map(|(path, (since, error))| health::Unseen {
+                    .map(|(path, (since, error, note))| health::Unseen {
                         path: path.display().to_string(),
                         error: error.clone(),
                         since: health::epoch_s(*since),
+                        never_there: note.clone(),
                     })
                     .collect(),
                 over_max_files: self.over_max_files,

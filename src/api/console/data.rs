@@ -142,9 +142,10 @@ pub async fn silences(State(st): State<Arc<ApiState>>) -> Result<Json<Value>, Ap
 /// The status summary covers this much: a day, as Telegram's `/status` does.
 const STATUS_SPAN_MS: i64 = 24 * 3_600_000;
 
-/// `GET /api/console/status` → `{"text"}`: the handover digest's summary of the last
-/// 24 hours, composed as the digest and Telegram's `/status` compose it, in the zone of
-/// the first configured digest (this PC's otherwise).
+/// `GET /api/console/status` → `{"text", "watch"}`: the handover digest's summary of the
+/// last 24 hours, composed as the digest and Telegram's `/status` compose it, in the zone
+/// of the first configured digest (this PC's otherwise); and what each watch entry whose
+/// folder never existed says ("not watching anything under …").
 pub async fn status(State(st): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
     let now = now_ms();
     let summary = st
@@ -153,7 +154,10 @@ pub async fn status(State(st): State<Arc<ApiState>>) -> Result<Json<Value>, ApiE
     let config = st.config();
     let zone = config.oncall.digest.first().map_or(Zone::Local, |d| d.zone);
     let message = crate::oncall::digest::compose("Status", &summary, &zone);
-    Ok(Json(json!({ "text": message.text() })))
+    Ok(Json(json!({
+        "text": message.text(),
+        "watch": st.shown.watch.never_there(),
+    })))
 }
 
 /// `GET /api/console/history`: dismissed and expired alerts, latest first.

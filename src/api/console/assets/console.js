@@ -349,6 +349,15 @@ async function loadStatus() {
   statusStamp = Date.now();
   const d = await api('GET', '/api/console/status');
   $('#status').textContent = d.text;
+  showWatchWarnings(d.watch);
+}
+
+// Watch entries that see nothing at all (a folder that never existed, a typo): said at
+// the top, as nothing else on the page would show it.
+function showWatchWarnings(lines) {
+  const box = $('#watch-warnings');
+  box.replaceChildren(...(lines || []).map((t) => el('li', { text: t })));
+  box.hidden = box.childElementCount === 0;
 }
 
 async function loadRoutes() {
