@@ -55,9 +55,11 @@ filled=$(mktemp -d)
 sed -e 's/"REPLACE-with-your-SMTP-server"/"smtp.example.org"/' \
   -e 's/"REPLACE-with-the-address-to-alert"/"ops@example.org"/' \
   -e 's/"REPLACE-with-the-chat-id"/"-1001234567890"/' \
-  -e 's#"REPLACE-with-the-protocol-folder/\*.log"#"/srv/protocol/*.log"#' \
+  -e 's#"REPLACE-with-the-protocol-folder/\*.log"#"'"$filled"'/protocol/*.log"#' \
   -e 's#"secrets/telegram-bot-id"#"'"$filled"'/bot-token"#' \
   /etc/protowatch/config.json >"$filled/config.json"
+# A folder that exists: one that does not is a warning (a typo, most often).
+mkdir "$filled/protocol"
 echo "123456:ABCdef" >"$filled/bot-token"
 chmod 0600 "$filled/bot-token"
 chmod 0755 "$filled"
