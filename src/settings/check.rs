@@ -94,10 +94,7 @@ impl Checker {
         };
         for key in map.keys() {
             if !known.contains(&key.as_str()) {
-                self.problem(
-                    join(path, key),
-                    format!("unknown key {key:?}; known keys here: {}", known.join(", ")),
-                );
+                self.problem(join(path, key), super::hint::unknown_key(key, known));
             }
         }
         Some(map)

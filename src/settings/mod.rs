@@ -13,6 +13,7 @@
 
 pub mod check;
 pub mod forms;
+pub mod hint;
 pub mod legacy;
 pub mod schema;
 mod scope;
