@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use super::Secret;
 use super::check::{Checker, join};
-use super::forms::SecretRef;
+use super::forms::{NonBlank, SecretRef, Text};
 use super::secret::SecretSource;
 use super::section::Field;
 
@@ -105,6 +105,17 @@ impl InlineSecret for SecretRef {
 
     fn read(self, c: &mut Checker, path: &str, base: &Path) -> Option<Secret> {
         self.resolve(c, path, base)
+    }
+}
+
+/// A secret written as a string that must not be blank (a token).
+impl InlineSecret for Text<NonBlank> {
+    fn text(&self) -> Option<&str> {
+        Some(&self.0)
+    }
+
+    fn read(self, _: &mut Checker, _: &str, _: &Path) -> Option<Secret> {
+        Some(Secret::new(self.0))
     }
 }
 
