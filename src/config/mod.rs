@@ -25,7 +25,7 @@ pub use crate::settings::{
     DEFAULT_SCOPE, DEFAULT_SEND_TIMEOUT, Problem, Secret, SecretFileError, SecretFileProblem,
     SecretSource, duration_text, host_name, mask_password, mask_url, unknown_scope,
 };
-pub(crate) use crate::settings::{check, hint, values};
+pub(crate) use crate::settings::{check, hint};
 pub use validate::{KNOWN_KEYS, KnownKeys};
 
 // The services' sections are their modules' own; these names are where the rest of the

@@ -3,9 +3,11 @@
 //!
 //! A service's section, and BEC's, is described by its own `File` struct in its module,
 //! which the loader reads too (`settings::section`), so that section's schema and loader
-//! cannot drift (docs/ARCHITECTURE.md, "Where things live"). The sections still walked by
-//! hand (the agent's own in [`super::validate`], and `telegram`) are described by the types
-//! here, which exist only to derive the schema: doc comments become descriptions,
+//! cannot drift (docs/ARCHITECTURE.md, "Where things live"); so are the agent's own
+//! `throttle` and `api`, whose structs are [`super::validate`]'s. The sections still
+//! walked by hand (the rest of the agent's own, in [`super::validate`] and
+//! [`super::oncall`]) are described by the types here, which exist only to derive the
+//! schema: doc comments become descriptions,
 //! `deny_unknown_fields` becomes `"additionalProperties": false`, `rename` keeps the old
 //! bot's `bot-id`, `channel-id` and `api-url`. They derive `Deserialize` too, so that
 //! their serde attributes are the ones serde checks. A test holds them to the loader's
@@ -97,8 +99,8 @@ pub struct TopLevel {
     pub maintenance: Option<Vec<Window>>,
     /// Handover digests: a summary of the alerts, once a day at a time of day.
     pub digest: Option<Vec<Digest>>,
-    pub throttle: Option<Throttle>,
-    pub api: Option<Api>,
+    pub throttle: Option<super::validate::Throttle>,
+    pub api: Option<super::validate::Api>,
     /// Where the state (the SQLite database) is kept.
     #[schemars(pattern(NON_BLANK), extend("default" = ".protowatch"))]
     pub state_dir: Option<String>,
@@ -318,51 +320,6 @@ pub struct Digest {
     pub to: Vec<Destination>,
 }
 
-/// How often messages go out.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Throttle {
-    /// Repeats of one alert within this time after a message are counted and sent as one
-    /// message when it ends; `0` sends every occurrence. Seconds as a number, or a string
-    /// like `"90s"`, `"10m"`, `"24h"`, `"2d"`; at most a day.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "repeat_interval", extend("default" = "10m"))]
-    pub repeat_interval: Option<Value>,
-    /// A delivery still failing after this long is given up and kept as dead. Seconds as a
-    /// number, or a string like `"90s"`, `"10m"`, `"24h"`, `"2d"`; 1 minute to 30 days.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "max_age", extend("default" = "24h"))]
-    pub max_age: Option<Value>,
-    /// At most this many messages a minute to one destination (scope) of a service;
-    /// more events are grouped into digests, none dropped.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "per_minute")]
-    pub per_minute: Option<BTreeMap<String, u64>>,
-}
-
-/// The local HTTP API.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(extend("not" = {"required": ["token", "token_file"]}))]
-pub struct Api {
-    /// Address and port to listen on. Any address but loopback needs a token.
-    #[schemars(pattern(NON_BLANK), extend("default" = "127.0.0.1:8767"))]
-    pub listen: Option<String>,
-    /// The bearer token every request must carry. Or use `token_file`. Without either
-    /// the agent makes one in `<state_dir>/api-token`.
-    #[schemars(pattern(NON_BLANK))]
-    pub token: Option<String>,
-    /// A file holding the token, instead of `token`.
-    #[schemars(pattern(NON_BLANK))]
-    pub token_file: Option<String>,
-    /// Names that requests may give in `Host` besides IP addresses, `localhost` and this
-    /// PC's name (a reverse proxy's, a DNS alias); others are refused (DNS rebinding).
-    pub hosts: Option<Vec<String>>,
-    /// Active alerts that `PUT /api/alerts` may hold; beyond, 429.
-    #[schemars(range(min = 1, max = 1_000_000), extend("default" = 10_000))]
-    pub max_alerts: Option<u64>,
-}
-
 /// Optional keys may be left out, but the loader takes no `null` for them: schemars's
 /// `Option` says "or null", which this takes back out of every subschema.
 fn not_null(schema: &mut Schema) {
@@ -423,7 +380,7 @@ fn service(_: &mut SchemaGenerator) -> Schema {
 }
 
 /// Each paced service by name, with its default.
-fn per_minute(_: &mut SchemaGenerator) -> Schema {
+pub(super) fn per_minute(_: &mut SchemaGenerator) -> Schema {
     let props: serde_json::Map<String, Value> = Service::ALL
         .into_iter()
         .filter_map(|s| {
@@ -457,14 +414,6 @@ fn oncall_duration(_: &mut SchemaGenerator) -> Schema {
 
 fn step_after(_: &mut SchemaGenerator) -> Schema {
     duration(0, 30 * 24 * 3600)
-}
-
-fn repeat_interval(_: &mut SchemaGenerator) -> Schema {
-    duration(0, 24 * 3600)
-}
-
-fn max_age(_: &mut SchemaGenerator) -> Schema {
-    duration(60, 30 * 24 * 3600)
 }
 
 fn forget_after(_: &mut SchemaGenerator) -> Schema {

@@ -1,22 +1,37 @@
 //! Turns the parsed JSON into a resolved [`Config`], one section at a time, collecting
 //! every problem instead of stopping at the first.
+//!
+//! `throttle` and `api` are each described once by a struct here ([`Throttle`], [`Api`]):
+//! read with `settings::section`, their keys and schema taken from it, their checks across
+//! keys in one function each. `watch`, `rules` and `routes` are still walked by hand with
+//! the checker's getters; their schema is written in `schema.rs`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use std::fmt;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::check::{Checker, Problem, index, join};
+use super::hint;
 use super::oncall::{self, OnCall};
 use super::{
     ApiConfig, Config, DEFAULT_FORGET_AFTER, DEFAULT_MAX_FILES, DEFAULT_MAX_LINE_BYTES,
-    Destination, Encoding, Format, RuleConfig, Secret, SecretAccess, Sections, Service, StartAt,
+    Destination, Encoding, Format, RuleConfig, SecretAccess, Sections, Service, StartAt,
     ThrottleConfig, WatchConfig, WatchMode, host_name,
 };
 use crate::event::Severity;
+use crate::settings::forms::{Checked, NonBlank, Span, Text, TextForm, ValueForm, Whole};
 use crate::settings::resolve;
+use crate::settings::schema::NON_BLANK;
+use crate::settings::section::{self, Field, List, Named, Wording};
+use crate::settings::values::secret_or_file_field;
 
 /// The top level's own keys; each service's section sits between `instrument` and
 /// `watch`.
@@ -33,8 +48,6 @@ const TOP_AFTER: &[&str] = &[
     "state_dir",
     "bec",
 ];
-const API: &[&str] = &["listen", "token", "token_file", "hosts", "max_alerts"];
-const THROTTLE: &[&str] = &["repeat_interval", "max_age", "per_minute"];
 const WATCH: &[&str] = &[
     "path",
     "encoding",
@@ -84,12 +97,12 @@ static KEYS: LazyLock<KeyList> = LazyLock::new(|| {
         ("maintenance[].match", &crate::oncall::matcher::KEYS),
         ("digest[]", oncall::DIGEST),
         ("digest[].to[]", oncall::DESTINATION),
-        ("throttle", THROTTLE),
+        ("throttle", section::keys::<Throttle>()),
         (
             "throttle.per_minute",
             leak(paced().map(|s| s.as_str()).collect()),
         ),
-        ("api", API),
+        ("api", section::keys::<Api>()),
     ]);
     out.extend(crate::bec::config::keys());
     out
@@ -181,10 +194,10 @@ pub fn config(
     };
     let throttle = top
         .get("throttle")
-        .and_then(|v| throttle(&mut c, v))
+        .and_then(|v| section::load(&mut c, v, "throttle", throttle))
         .unwrap_or_default();
     let api = match top.get("api") {
-        Some(v) => api(&mut c, v, base),
+        Some(v) => section::load(&mut c, v, "api", |c, file| api(c, file, base)).flatten(),
         None => Some(ApiConfig::default()),
     };
     let state_dir = resolve(
@@ -354,54 +367,55 @@ fn of_rule(name: Option<&str>) -> String {
     name.map(|n| format!(" in rule {n:?}")).unwrap_or_default()
 }
 
-fn api(c: &mut Checker, v: &Value, base: &Path) -> Option<ApiConfig> {
+/// The local HTTP API.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(extend("not" = {"required": ["token", "token_file"]}))]
+pub struct Api {
+    /// Address and port to listen on. Any address but loopback needs a token.
+    #[serde(default)]
+    #[schemars(pattern(NON_BLANK), extend("default" = "127.0.0.1:8767"))]
+    pub listen: Field<Text<Listen>>,
+    /// The bearer token every request must carry. Or use `token_file`. Without either
+    /// the agent makes one in `<state_dir>/api-token`.
+    #[serde(default)]
+    #[schemars(pattern(NON_BLANK))]
+    pub token: Field<Text<NonBlank>>,
+    /// A file holding the token, instead of `token`.
+    #[serde(default)]
+    #[schemars(pattern(NON_BLANK))]
+    pub token_file: Field<Text<NonBlank>>,
+    /// Names that requests may give in `Host` besides IP addresses, `localhost` and this
+    /// PC's name (a reverse proxy's, a DNS alias); others are refused (DNS rebinding).
+    #[serde(default)]
+    #[schemars(schema_with = "host_names")]
+    pub hosts: Field<Hosts>,
+    /// Active alerts that `PUT /api/alerts` may hold; beyond, 429.
+    #[serde(default)]
+    #[schemars(schema_with = "max_alerts", extend("default" = 10_000))]
+    pub max_alerts: Field<Checked<MaxAlerts>>,
+}
+
+/// What `api` says, defaults filled; a listener off loopback needs a token.
+fn api(c: &mut Checker, file: Api, base: &Path) -> Option<ApiConfig> {
     let p = "api";
-    let a = c.object(v, p, API)?;
     let mut out = ApiConfig::default();
-    if let Some(listen) = c.non_empty(a, "listen", p) {
-        match listen.parse::<std::net::SocketAddr>() {
-            Ok(addr) => out.listen = addr,
-            Err(_) => c.problem(
-                join(p, "listen"),
-                format!("expected an address and port like \"127.0.0.1:8767\", found {listen:?}"),
-            ),
-        }
+    if let Field::Given(listen) = file.listen {
+        out.listen = listen.0;
     }
-    out.token = super::values::secret_or_file(c, a, "token", p, base, |c, _| {
-        c.non_empty(a, "token", p).map(Secret::new)
-    });
-    if let Some(v) = a.get("hosts") {
-        match v.as_array() {
-            Some(list) => {
-                for (i, h) in list.iter().enumerate() {
-                    match h.as_str().map(str::trim) {
-                        Some(h)
-                            if !h.is_empty()
-                                && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') =>
-                        {
-                            out.hosts.push(h.to_ascii_lowercase())
-                        }
-                        _ => c.problem(
-                            format!("{p}.hosts[{i}]"),
-                            format!("expected a host name such as \"in5-pc.example.org\" (no port, no scheme), found {h}"),
-                        ),
-                    }
-                }
-            }
-            None => c.problem(
-                join(p, "hosts"),
-                format!("expected a list of host names, found {v}"),
-            ),
-        }
+    out.token = secret_or_file_field(
+        c,
+        file.token,
+        file.token_file.map(|f| f.0),
+        "token",
+        p,
+        base,
+    );
+    if let Field::Given(hosts) = file.hosts {
+        out.hosts = hosts.0;
     }
-    if let Some(v) = a.get("max_alerts") {
-        match v.as_u64() {
-            Some(n) if (1..=1_000_000).contains(&n) => out.max_alerts = n as usize,
-            _ => c.problem(
-                join(p, "max_alerts"),
-                format!("expected a whole number from 1 to 1000000, found {v}"),
-            ),
-        }
+    if let Field::Given(n) = file.max_alerts {
+        out.max_alerts = n.0;
     }
     if !out.listen.ip().is_loopback() && out.token.is_none() {
         c.problem(
@@ -415,28 +429,182 @@ fn api(c: &mut Checker, v: &Value, base: &Path) -> Option<ApiConfig> {
     Some(out)
 }
 
-fn throttle(c: &mut Checker, v: &Value) -> Option<ThrottleConfig> {
-    let p = "throttle";
-    let t = c.object(v, p, THROTTLE)?;
-    let mut out = ThrottleConfig::default();
-    let day = Duration::from_secs(24 * 3600);
-    if let Some(d) = c.duration(t, "repeat_interval", p, Duration::ZERO, day) {
-        out.repeat_interval = d;
+/// `api.listen`: an address and a port.
+pub struct Listen;
+
+impl TextForm for Listen {
+    const EXPECTED: &'static str = "a string";
+    type Value = std::net::SocketAddr;
+
+    fn parse(text: &str) -> Result<std::net::SocketAddr, String> {
+        let listen = NonBlank::parse(text)?;
+        listen.parse().map_err(|_| {
+            format!("expected an address and port like \"127.0.0.1:8767\", found {listen:?}")
+        })
     }
-    if let Some(d) = c.duration(t, "max_age", p, Duration::from_secs(60), 30 * day) {
-        out.max_age = d;
-    }
-    if let Some(pm) = t.get("per_minute") {
-        let pp = join(p, "per_minute");
-        if let Some(pm) = c.object(pm, &pp, KNOWN_KEYS.at("throttle.per_minute")) {
-            for service in paced() {
-                if let Some(n) = c.uint(pm, service.as_str(), &pp, 1, 10_000) {
-                    out.per_minute.insert(service, n as u32);
-                }
+}
+
+/// `api.hosts`: host names, lower case; a wrong one is noted at its index and left out.
+/// Its problems name the value found, not only its type.
+#[derive(Debug)]
+pub struct Hosts(Vec<String>);
+
+impl<'de> Deserialize<'de> for Hosts {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl V {
+            fn not_a_list<E: de::Error>(found: Value) -> Result<Hosts, E> {
+                Err(E::custom(format_args!(
+                    "expected a list of host names, found {found}"
+                )))
             }
         }
+        impl<'de> Visitor<'de> for V {
+            type Value = Hosts;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of host names")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Hosts, A::Error> {
+                let list = List::<Checked<HostName>, HostNames>::deserialize(
+                    de::value::SeqAccessDeserializer::new(seq),
+                )?;
+                Ok(Hosts(list.items.into_iter().map(|h| h.0).collect()))
+            }
+            fn visit_bool<E: de::Error>(self, b: bool) -> Result<Hosts, E> {
+                Self::not_a_list(Value::from(b))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Hosts, E> {
+                Self::not_a_list(Value::from(n))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Hosts, E> {
+                Self::not_a_list(Value::from(n))
+            }
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<Hosts, E> {
+                Self::not_a_list(Value::from(n))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Hosts, E> {
+                Self::not_a_list(Value::from(s))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Hosts, E> {
+                Self::not_a_list(Value::Null)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Hosts, A::Error> {
+                Self::not_a_list(Value::deserialize(de::value::MapAccessDeserializer::new(
+                    map,
+                ))?)
+            }
+        }
+        d.deserialize_any(V)
     }
-    Some(out)
+}
+
+/// `api.hosts` in problems.
+pub struct HostNames;
+
+impl Wording for HostNames {
+    const EXPECTED: &'static str = "a list of host names";
+}
+
+/// One of `api.hosts`: letters, digits, dots and dashes; no port, no scheme.
+pub struct HostName;
+
+impl ValueForm for HostName {
+    type Value = String;
+
+    fn parse(h: Value) -> Result<String, String> {
+        match h.as_str().map(str::trim) {
+            Some(name)
+                if !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') =>
+            {
+                Ok(name.to_ascii_lowercase())
+            }
+            _ => Err(format!(
+                "expected a host name such as \"in5-pc.example.org\" (no port, no scheme), found {h}"
+            )),
+        }
+    }
+}
+
+/// `api.max_alerts`; its problem names the value found.
+pub struct MaxAlerts;
+
+impl ValueForm for MaxAlerts {
+    type Value = usize;
+
+    fn parse(v: Value) -> Result<usize, String> {
+        match v.as_u64() {
+            Some(n) if (1..=1_000_000).contains(&n) => Ok(n as usize),
+            _ => Err(format!(
+                "expected a whole number from 1 to 1000000, found {v}"
+            )),
+        }
+    }
+}
+
+fn host_names(generator: &mut SchemaGenerator) -> Schema {
+    <Vec<String>>::json_schema(generator)
+}
+
+fn max_alerts(generator: &mut SchemaGenerator) -> Schema {
+    <Whole<1, 1_000_000>>::json_schema(generator)
+}
+
+/// How often messages go out.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Throttle {
+    /// Repeats of one alert within this time after a message are counted and sent as one
+    /// message when it ends; `0` sends every occurrence. Seconds as a number, or a string
+    /// like `"90s"`, `"10m"`, `"24h"`, `"2d"`; at most a day.
+    #[serde(default)]
+    #[schemars(extend("default" = "10m"))]
+    pub repeat_interval: Field<Span<0, { 24 * 3600 }>>,
+    /// A delivery still failing after this long is given up and kept as dead. Seconds as a
+    /// number, or a string like `"90s"`, `"10m"`, `"24h"`, `"2d"`; 1 minute to 30 days.
+    #[serde(default)]
+    #[schemars(extend("default" = "24h"))]
+    pub max_age: Field<Span<60, { 30 * 24 * 3600 }>>,
+    /// At most this many messages a minute to one destination (scope) of a service;
+    /// more events are grouped into digests, none dropped.
+    #[serde(default)]
+    #[schemars(schema_with = "super::schema::per_minute")]
+    pub per_minute: Field<Named<Whole<1, 10_000>, PerMinute>>,
+}
+
+/// `throttle.per_minute` in problems: its keys are the paced services.
+pub struct PerMinute;
+
+impl Wording for PerMinute {
+    const EXPECTED: &'static str = "an object";
+
+    fn key(name: &str) -> Result<(), String> {
+        let paced = KNOWN_KEYS.at("throttle.per_minute");
+        if paced.contains(&name) {
+            Ok(())
+        } else {
+            Err(hint::unknown_key(name, paced))
+        }
+    }
+}
+
+/// What `throttle` says, over the defaults.
+fn throttle(_: &mut Checker, file: Throttle) -> ThrottleConfig {
+    let mut out = ThrottleConfig::default();
+    if let Field::Given(d) = file.repeat_interval {
+        out.repeat_interval = d.0;
+    }
+    if let Field::Given(d) = file.max_age {
+        out.max_age = d.0;
+    }
+    for (name, n) in file.per_minute.given().map(|m| m.0).unwrap_or_default() {
+        if let Some(service) = paced().find(|s| s.as_str() == name) {
+            out.per_minute.insert(service, n.0 as u32);
+        }
+    }
+    out
 }
 
 fn routes(
