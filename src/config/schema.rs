@@ -83,7 +83,7 @@ pub struct TopLevel {
     #[schemars(pattern(NON_BLANK))]
     pub instrument: Option<String>,
     /// The protocol files to follow, by glob.
-    pub watch: Option<Vec<Watch>>,
+    pub watch: Option<Vec<super::validate::Watch>>,
     /// User rules, tried in order before the built-in grammar's mapping; the first whose
     /// pattern matches a line decides what the line makes.
     pub rules: Option<Vec<Rule>>,
@@ -105,58 +105,6 @@ pub struct TopLevel {
     #[schemars(pattern(NON_BLANK), extend("default" = ".protowatch"))]
     pub state_dir: Option<String>,
     pub bec: Option<crate::bec::config::File>,
-}
-
-/// Protocol files to follow.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Watch {
-    /// A glob, e.g. `C:\\Sonix\\protocol\\*.log` or `protocol/*.log`.
-    #[schemars(pattern(NON_BLANK))]
-    pub path: String,
-    /// How lines are decoded: `auto` is UTF-8, and windows-1251 for a line that is not
-    /// valid UTF-8.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "encoding", extend("default" = "auto"))]
-    pub encoding: Option<String>,
-    /// `end`: files present at the very first start are read from their end, files that
-    /// appear later whole. `beginning`: everything is read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "start", extend("default" = "end"))]
-    pub start: Option<String>,
-    /// `notify`: file events, and a check every `poll_interval_ms`. `poll`: checks only, for
-    /// network shares, which send no file events.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "mode", extend("default" = "notify"))]
-    pub mode: Option<String>,
-    /// How often files are checked and the glob expanded again, in milliseconds.
-    #[schemars(range(min = 50, max = 3_600_000), extend("default" = 1000))]
-    pub poll_interval_ms: Option<u64>,
-    /// The protocol grammar; `sonix` is the only one so far.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "format", extend("default" = "sonix"))]
-    pub format: Option<String>,
-    /// Longer lines are cut, with a marker.
-    #[schemars(range(min = 1024, max = 268_435_456), extend("default" = 1_048_576))]
-    pub max_line_bytes: Option<u64>,
-    /// The most files this glob follows; a glob that matches more is reported (a
-    /// warning, and in `/healthz`) and the files beyond it are not followed.
-    #[schemars(range(min = 1, max = 10_000_000), extend("default" = 10_000))]
-    pub max_files: Option<u64>,
-    /// How long the checkpoint of a file that went away (deleted, rotated out of the
-    /// glob, or on a share or in a folder that cannot be seen) is kept: a file that comes
-    /// back within it resumes where it was instead of being read again. Seconds, or a
-    /// string like `"12h"`, `"7d"` (1 minute … 366 days).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "forget_after", extend("default" = "7d"))]
-    pub forget_after: Option<Value>,
-    /// Whether symbolic links in the folder may lead out of it (out of the glob's part
-    /// without wildcards). Off: such a link is named in a warning and not read, so that
-    /// whoever can write the protocol folder cannot make the agent send files it can
-    /// read and they cannot. The agent's own state folder and config file are never
-    /// read either way.
-    #[schemars(extend("default" = false))]
-    pub follow_links: Option<bool>,
 }
 
 /// A user rule: lines matching `pattern` make the event `event`.
@@ -359,22 +307,6 @@ fn unwrap_descriptions(schema: &mut Schema) {
     }
 }
 
-fn encoding(_: &mut SchemaGenerator) -> Schema {
-    words(&["auto", "utf-8", "windows-1251"], false)
-}
-
-fn start(_: &mut SchemaGenerator) -> Schema {
-    words(&["end", "beginning"], false)
-}
-
-fn mode(_: &mut SchemaGenerator) -> Schema {
-    words(&["notify", "poll"], false)
-}
-
-fn format(_: &mut SchemaGenerator) -> Schema {
-    words(&["sonix"], false)
-}
-
 fn service(_: &mut SchemaGenerator) -> Schema {
     words(&Service::ALL.map(|s| s.as_str()), false)
 }
@@ -414,10 +346,6 @@ fn oncall_duration(_: &mut SchemaGenerator) -> Schema {
 
 fn step_after(_: &mut SchemaGenerator) -> Schema {
     duration(0, 30 * 24 * 3600)
-}
-
-fn forget_after(_: &mut SchemaGenerator) -> Schema {
-    duration(60, 366 * 24 * 3600)
 }
 
 /// A rule's severity may be left out only when it silences lines.

@@ -1,9 +1,10 @@
 //! Turns the parsed JSON into a resolved [`Config`], one section at a time, collecting
 //! every problem instead of stopping at the first.
 //!
-//! `throttle` and `api` are each described once by a struct here ([`Throttle`], [`Api`]):
+//! `watch`'s entries, `throttle` and `api` are each described once by a struct here
+//! ([`Watch`], [`Throttle`], [`Api`]):
 //! read with `settings::section`, their keys and schema taken from it, their checks across
-//! keys in one function each. `watch`, `rules` and `routes` are still walked by hand with
+//! keys in one function each. `rules` and `routes` are still walked by hand with
 //! the checker's getters; their schema is written in `schema.rs`.
 
 use std::collections::BTreeMap;
@@ -27,7 +28,9 @@ use super::{
     ThrottleConfig, WatchConfig, WatchMode, host_name,
 };
 use crate::event::Severity;
-use crate::settings::forms::{Checked, NonBlank, Span, Text, TextForm, ValueForm, Whole};
+use crate::settings::forms::{
+    Checked, Choices, Flag, NonBlank, Span, Text, TextForm, ValueForm, Whole, Word,
+};
 use crate::settings::resolve;
 use crate::settings::schema::NON_BLANK;
 use crate::settings::section::{self, Field, List, Named, Wording};
@@ -47,18 +50,6 @@ const TOP_AFTER: &[&str] = &[
     "api",
     "state_dir",
     "bec",
-];
-const WATCH: &[&str] = &[
-    "path",
-    "encoding",
-    "start",
-    "mode",
-    "poll_interval_ms",
-    "format",
-    "max_line_bytes",
-    "max_files",
-    "forget_after",
-    "follow_links",
 ];
 const RULE: &[&str] = &["name", "pattern", "event", "severity", "key"];
 const ROUTE: &[&str] = &["service", "scope", "escalate"];
@@ -86,7 +77,7 @@ static KEYS: LazyLock<KeyList> = LazyLock::new(|| {
     let mut out: KeyList = vec![("", leak(top))];
     out.extend(Service::known_keys());
     out.extend([
-        ("watch[]", WATCH),
+        ("watch[]", section::keys::<Watch>()),
         ("rules[]", RULE),
         ("routes.*[]", ROUTE),
         ("escalation.*", oncall::POLICY),
@@ -157,7 +148,10 @@ pub fn config(
         Some(Value::Array(items)) => items
             .iter()
             .enumerate()
-            .filter_map(|(i, w)| watch(&mut c, w, &index("watch", i), base))
+            .filter_map(|(i, w)| {
+                let p = index("watch", i);
+                section::load(&mut c, w, &p, |c, file| watch(c, file, &p, base)).flatten()
+            })
             .collect(),
         Some(other) => {
             c.wrong_type("watch", "a list of watch entries", other);
@@ -228,63 +222,112 @@ pub fn config(
     }
 }
 
-fn watch(c: &mut Checker, v: &Value, p: &str, base: &Path) -> Option<WatchConfig> {
-    let w = c.object(v, p, WATCH)?;
-    let path = c.non_empty(w, "path", p);
-    let path = c.required(path, w, "path", p);
-    let path = path.and_then(|raw| {
-        let full = resolve(base, &raw).to_string_lossy().into_owned();
+/// Protocol files to follow.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Watch {
+    /// A glob, e.g. `C:\\Sonix\\protocol\\*.log` or `protocol/*.log`.
+    #[schemars(pattern(NON_BLANK))]
+    pub path: Field<Text<NonBlank>>,
+    /// How lines are decoded: `auto` is UTF-8, and windows-1251 for a line that is not
+    /// valid UTF-8.
+    #[serde(default)]
+    #[schemars(extend("default" = "auto"))]
+    pub encoding: Field<Word<Encoding>>,
+    /// `end`: files present at the very first start are read from their end, files that
+    /// appear later whole. `beginning`: everything is read.
+    #[serde(default)]
+    #[schemars(extend("default" = "end"))]
+    pub start: Field<Word<StartAt>>,
+    /// `notify`: file events, and a check every `poll_interval_ms`. `poll`: checks only, for
+    /// network shares, which send no file events.
+    #[serde(default)]
+    #[schemars(extend("default" = "notify"))]
+    pub mode: Field<Word<WatchMode>>,
+    /// How often files are checked and the glob expanded again, in milliseconds.
+    #[serde(default)]
+    #[schemars(extend("default" = 1000))]
+    pub poll_interval_ms: Field<Whole<50, 3_600_000>>,
+    /// The protocol grammar; `sonix` is the only one so far.
+    #[serde(default)]
+    #[schemars(extend("default" = "sonix"))]
+    pub format: Field<Word<Format>>,
+    /// Longer lines are cut, with a marker.
+    #[serde(default)]
+    #[schemars(extend("default" = 1_048_576))]
+    pub max_line_bytes: Field<Whole<1024, 268_435_456>>,
+    /// The most files this glob follows; a glob that matches more is reported (a
+    /// warning, and in `/healthz`) and the files beyond it are not followed.
+    #[serde(default)]
+    #[schemars(extend("default" = 10_000))]
+    pub max_files: Field<Whole<1, 10_000_000>>,
+    /// How long the checkpoint of a file that went away (deleted, rotated out of the
+    /// glob, or on a share or in a folder that cannot be seen) is kept: a file that comes
+    /// back within it resumes where it was instead of being read again. Seconds, or a
+    /// string like `"12h"`, `"7d"` (1 minute … 366 days).
+    #[serde(default)]
+    #[schemars(extend("default" = "7d"))]
+    pub forget_after: Field<Span<60, { 366 * 24 * 3600 }>>,
+    /// Whether symbolic links in the folder may lead out of it (out of the glob's part
+    /// without wildcards). Off: such a link is named in a warning and not read, so that
+    /// whoever can write the protocol folder cannot make the agent send files it can
+    /// read and they cannot. The agent's own state folder and config file are never
+    /// read either way.
+    #[serde(default)]
+    #[schemars(extend("default" = false))]
+    pub follow_links: Field<Flag>,
+}
+
+impl Choices for Encoding {
+    const CHOICES: &'static [(&'static str, Encoding)] = &Encoding::CHOICES;
+}
+
+impl Choices for StartAt {
+    const CHOICES: &'static [(&'static str, StartAt)] =
+        &[("end", StartAt::End), ("beginning", StartAt::Beginning)];
+}
+
+impl Choices for WatchMode {
+    const CHOICES: &'static [(&'static str, WatchMode)] =
+        &[("notify", WatchMode::Notify), ("poll", WatchMode::Poll)];
+}
+
+impl Choices for Format {
+    const CHOICES: &'static [(&'static str, Format)] = &[("sonix", Format::Sonix)];
+}
+
+/// One entry of `watch`, defaults filled; `None` without a usable glob.
+fn watch(c: &mut Checker, file: Watch, p: &str, base: &Path) -> Option<WatchConfig> {
+    let path = file.path.required(c, &join(p, "path")).and_then(|raw| {
+        let full = resolve(base, &raw.0).to_string_lossy().into_owned();
         match glob::Pattern::new(&full) {
             Ok(_) => Some(full),
             Err(e) => {
-                c.problem(join(p, "path"), format!("invalid glob {raw:?}: {e}"));
+                c.problem(join(p, "path"), format!("invalid glob {:?}: {e}", raw.0));
                 None
             }
         }
     });
-    let encoding = c.choice(w, "encoding", p, &Encoding::CHOICES);
-    let start = c.choice(
-        w,
-        "start",
-        p,
-        &[("end", StartAt::End), ("beginning", StartAt::Beginning)],
-    );
-    let mode = c.choice(
-        w,
-        "mode",
-        p,
-        &[("notify", WatchMode::Notify), ("poll", WatchMode::Poll)],
-    );
-    let poll = c.uint(w, "poll_interval_ms", p, 50, 3_600_000);
-    let format = c.choice(w, "format", p, &[("sonix", Format::Sonix)]);
-    let max_line = c.uint(w, "max_line_bytes", p, 1024, 256 << 20);
-    let max_files = c.uint(w, "max_files", p, 1, 10_000_000);
-    let forget_after = c.duration(
-        w,
-        "forget_after",
-        p,
-        Duration::from_secs(60),
-        Duration::from_secs(366 * 86400),
-    );
-    let follow_links = match w.get("follow_links") {
-        None => false,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => {
-            c.wrong_type(&join(p, "follow_links"), "true or false", other);
-            false
-        }
-    };
     Some(WatchConfig {
         path: path?,
-        encoding: encoding.unwrap_or(Encoding::Auto),
-        start: start.unwrap_or(StartAt::End),
-        mode: mode.unwrap_or(WatchMode::Notify),
-        poll_interval: Duration::from_millis(poll.unwrap_or(1000)),
-        format: format.unwrap_or(Format::Sonix),
-        max_line_bytes: max_line.map_or(DEFAULT_MAX_LINE_BYTES, |n| n as usize),
-        max_files: max_files.map_or(DEFAULT_MAX_FILES, |n| n as usize),
-        forget_after: forget_after.unwrap_or(DEFAULT_FORGET_AFTER),
-        follow_links,
+        encoding: file.encoding.given().map_or(Encoding::Auto, |w| w.0),
+        start: file.start.given().map_or(StartAt::End, |w| w.0),
+        mode: file.mode.given().map_or(WatchMode::Notify, |w| w.0),
+        poll_interval: Duration::from_millis(file.poll_interval_ms.given().map_or(1000, |n| n.0)),
+        format: file.format.given().map_or(Format::Sonix, |w| w.0),
+        max_line_bytes: file
+            .max_line_bytes
+            .given()
+            .map_or(DEFAULT_MAX_LINE_BYTES, |n| n.0 as usize),
+        max_files: file
+            .max_files
+            .given()
+            .map_or(DEFAULT_MAX_FILES, |n| n.0 as usize),
+        forget_after: file
+            .forget_after
+            .given()
+            .map_or(DEFAULT_FORGET_AFTER, |d| d.0),
+        follow_links: file.follow_links.given().is_some_and(|f| f.0),
     })
 }
 
