@@ -86,7 +86,7 @@ pub struct TopLevel {
     pub watch: Option<Vec<super::validate::Watch>>,
     /// User rules, tried in order before the built-in grammar's mapping; the first whose
     /// pattern matches a line decides what the line makes.
-    pub rules: Option<Vec<Rule>>,
+    pub rules: Option<Vec<super::validate::Rule>>,
     /// Event name → where it goes. Without `routes`, every alarm, `scan_interlock` and
     /// `message` goes to every configured service's default scope, and `new_scan` and
     /// `scan_completed` go nowhere. With it, exactly the listed destinations get each event.
@@ -105,33 +105,6 @@ pub struct TopLevel {
     #[schemars(pattern(NON_BLANK), extend("default" = ".protowatch"))]
     pub state_dir: Option<String>,
     pub bec: Option<crate::bec::config::File>,
-}
-
-/// A user rule: lines matching `pattern` make the event `event`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(transform = rule_rules)]
-pub struct Rule {
-    /// The rule's name, unique among the rules; errors and `protowatch replay` name it.
-    #[schemars(pattern(NON_BLANK))]
-    pub name: String,
-    /// A regular expression (Rust's `regex` syntax) tried on each decoded line. The named
-    /// captures `message` and `source` fill those fields of the event.
-    #[schemars(pattern(NON_BLANK))]
-    pub pattern: String,
-    /// The event name to make (`alarm_major`, `scan_interlock`, or any other), or `ignore`
-    /// to silence matching lines.
-    #[schemars(pattern(NON_BLANK))]
-    pub event: String,
-    /// The event's severity: `info`, `warning`, `minor`, `major` (or OnTakt's `INFO`,
-    /// `REPORT`, `WARNING`, `PROBLEM`), any case. Required unless `event` is `ignore`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "severity")]
-    pub severity: Option<String>,
-    /// The dedup key, a template over the named captures (`"vacuum-$pump"`). Default: the
-    /// event name, source and message with its digits folded.
-    #[schemars(pattern(NON_BLANK))]
-    pub key: Option<String>,
 }
 
 /// One destination of an event, or (`{"escalate": name}`) the escalation policy it
@@ -331,7 +304,7 @@ pub(super) fn per_minute(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
-fn severity(_: &mut SchemaGenerator) -> Schema {
+pub(super) fn severity(_: &mut SchemaGenerator) -> Schema {
     words(
         &[
             "info", "warning", "minor", "major", "report", "problem", "warn",
@@ -349,7 +322,7 @@ fn step_after(_: &mut SchemaGenerator) -> Schema {
 }
 
 /// A rule's severity may be left out only when it silences lines.
-fn rule_rules(schema: &mut Schema) {
+pub(super) fn rule_rules(schema: &mut Schema) {
     schema.insert(
         "if".into(),
         json!({"properties": {"event": {"const": "ignore"}}}),

@@ -1,11 +1,11 @@
 //! Turns the parsed JSON into a resolved [`Config`], one section at a time, collecting
 //! every problem instead of stopping at the first.
 //!
-//! `watch`'s entries, `throttle` and `api` are each described once by a struct here
-//! ([`Watch`], [`Throttle`], [`Api`]):
+//! `watch`'s entries, `rules`' entries, `throttle` and `api` are each described once by
+//! a struct here ([`Watch`], [`Rule`], [`Throttle`], [`Api`]):
 //! read with `settings::section`, their keys and schema taken from it, their checks across
-//! keys in one function each. `rules` and `routes` are still walked by hand with
-//! the checker's getters; their schema is written in `schema.rs`.
+//! keys in one function each. `routes` is still walked by hand with
+//! the checker's getters; its schema is written in `schema.rs`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -51,7 +51,6 @@ const TOP_AFTER: &[&str] = &[
     "state_dir",
     "bec",
 ];
-const RULE: &[&str] = &["name", "pattern", "event", "severity", "key"];
 const ROUTE: &[&str] = &["service", "scope", "escalate"];
 
 /// Every key the loader accepts, by the JSON path of the object it is in (`watch[]`: each
@@ -78,7 +77,7 @@ static KEYS: LazyLock<KeyList> = LazyLock::new(|| {
     out.extend(Service::known_keys());
     out.extend([
         ("watch[]", section::keys::<Watch>()),
-        ("rules[]", RULE),
+        ("rules[]", section::keys::<Rule>()),
         ("routes.*[]", ROUTE),
         ("escalation.*", oncall::POLICY),
         ("escalation.*.steps[]", oncall::STEP),
@@ -335,74 +334,102 @@ fn rules(c: &mut Checker, items: &[Value]) -> Vec<RuleConfig> {
     let mut out: Vec<RuleConfig> = Vec::new();
     for (i, v) in items.iter().enumerate() {
         let p = index("rules", i);
-        let Some(r) = c.object(v, &p, RULE) else {
-            continue;
-        };
-        let name = c.non_empty(r, "name", &p);
-        let name = c.required(name, r, "name", &p);
-        if let Some(n) = &name
-            && out.iter().any(|o| &o.name == n)
-        {
-            c.problem(
-                join(&p, "name"),
-                format!("a rule named {n:?} comes earlier"),
-            );
+        if let Some(Some(rule)) = section::load(c, v, &p, |c, file| rule(c, file, &p, &out)) {
+            out.push(rule);
         }
-        let pattern = c.non_empty(r, "pattern", &p);
-        let pattern =
-            c.required(pattern, r, "pattern", &p)
-                .and_then(|pat| match regex::Regex::new(&pat) {
-                    Ok(re) => Some(re),
-                    Err(e) => {
-                        c.problem(
-                            join(&p, "pattern"),
-                            format!("invalid regex{}: {e}", of_rule(name.as_deref())),
-                        );
-                        None
-                    }
-                });
-        let event = c.non_empty(r, "event", &p);
-        let event = c.required(event, r, "event", &p);
-        let ignore = event.as_deref() == Some("ignore");
-        let severity = c
-            .string(r, "severity", &p)
-            .and_then(|s| match s.parse::<Severity>() {
-                Ok(sev) => Some(sev),
-                Err(e) => {
-                    c.problem(
-                        join(&p, "severity"),
-                        format!(
-                            "unknown severity {:?}{}: expected {}",
-                            e.0,
-                            of_rule(name.as_deref()),
-                            Severity::ACCEPTED
-                        ),
-                    );
-                    None
-                }
-            });
-        if severity.is_none() && !ignore && !r.contains_key("severity") {
+    }
+    out
+}
+
+/// A user rule: lines matching `pattern` make the event `event`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = super::schema::rule_rules)]
+pub struct Rule {
+    /// The rule's name, unique among the rules; errors and `protowatch replay` name it.
+    #[schemars(pattern(NON_BLANK))]
+    pub name: Field<Text<NonBlank>>,
+    /// A regular expression (Rust's `regex` syntax) tried on each decoded line. The named
+    /// captures `message` and `source` fill those fields of the event.
+    #[schemars(pattern(NON_BLANK))]
+    pub pattern: Field<Text<NonBlank>>,
+    /// The event name to make (`alarm_major`, `scan_interlock`, or any other), or `ignore`
+    /// to silence matching lines.
+    #[schemars(pattern(NON_BLANK))]
+    pub event: Field<Text<NonBlank>>,
+    /// The event's severity: `info`, `warning`, `minor`, `major` (or OnTakt's `INFO`,
+    /// `REPORT`, `WARNING`, `PROBLEM`), any case. Required unless `event` is `ignore`.
+    // A string here: its word is read in `rule`, whose problem names the rule.
+    #[serde(default)]
+    #[schemars(schema_with = "super::schema::severity")]
+    pub severity: Field<String>,
+    /// The dedup key, a template over the named captures (`"vacuum-$pump"`). Default: the
+    /// event name, source and message with its digits folded.
+    #[serde(default)]
+    #[schemars(pattern(NON_BLANK))]
+    pub key: Field<Text<NonBlank>>,
+}
+
+/// One rule, checked across its keys and against the rules before it (`earlier`);
+/// `None` when it cannot be used.
+fn rule(c: &mut Checker, file: Rule, p: &str, earlier: &[RuleConfig]) -> Option<RuleConfig> {
+    let name = file.name.required(c, &join(p, "name")).map(|n| n.0);
+    if let Some(n) = &name
+        && earlier.iter().any(|o| &o.name == n)
+    {
+        c.problem(join(p, "name"), format!("a rule named {n:?} comes earlier"));
+    }
+    let pattern = file
+        .pattern
+        .required(c, &join(p, "pattern"))
+        .and_then(|pat| match regex::Regex::new(&pat.0) {
+            Ok(re) => Some(re),
+            Err(e) => {
+                c.problem(
+                    join(p, "pattern"),
+                    format!("invalid regex{}: {e}", of_rule(name.as_deref())),
+                );
+                None
+            }
+        });
+    let event = file.event.required(c, &join(p, "event")).map(|e| e.0);
+    let ignore = event.as_deref() == Some("ignore");
+    let severity = match file.severity {
+        Field::Given(s) => match s.parse::<Severity>() {
+            Ok(sev) => Some(sev),
+            Err(e) => {
+                c.problem(
+                    join(p, "severity"),
+                    format!(
+                        "unknown severity {:?}{}: expected {}",
+                        e.0,
+                        of_rule(name.as_deref()),
+                        Severity::ACCEPTED
+                    ),
+                );
+                None
+            }
+        },
+        Field::Absent if !ignore => {
             c.problem(
-                join(&p, "severity"),
+                join(p, "severity"),
                 format!(
                     "missing (required){}: one of {}",
                     of_rule(name.as_deref()),
                     Severity::ACCEPTED
                 ),
             );
+            None
         }
-        let key = c.non_empty(r, "key", &p);
-        if let (Some(name), Some(pattern), Some(event)) = (name, pattern, event) {
-            out.push(RuleConfig {
-                name,
-                pattern,
-                event: (!ignore).then_some(event),
-                severity: severity.unwrap_or(Severity::Info),
-                key,
-            });
-        }
-    }
-    out
+        _ => None,
+    };
+    Some(RuleConfig {
+        name: name?,
+        pattern: pattern?,
+        event: (!ignore).then_some(event?),
+        severity: severity.unwrap_or(Severity::Info),
+        key: file.key.given().map(|k| k.0),
+    })
 }
 
 /// ` in rule "name"`: a rule's problems name it, as operators know rules by name.
