@@ -1264,6 +1264,8 @@ fn night_shift(width: u32, height: u32, shot: &str) {
         }
         drop(agent);
         b.close().await;
+    });
+}
 
 /// A watch folder with a typo, that never existed: `check-config` warns and shows the
 /// nearest existing folder's contents, `run` warns the same way (not "cannot see this",

@@ -25,7 +25,7 @@ pub use crate::settings::{
     DEFAULT_SCOPE, DEFAULT_SEND_TIMEOUT, Problem, Secret, SecretFileError, SecretFileProblem,
     SecretSource, duration_text, host_name, mask_password, mask_url, unknown_scope,
 };
-pub(crate) use crate::settings::{check, values};
+pub(crate) use crate::settings::{check, hint};
 pub use validate::{KNOWN_KEYS, KnownKeys};
 
 // The services' sections are their modules' own; these names are where the rest of the
@@ -362,11 +362,19 @@ impl Config {
                 path: path.to_path_buf(),
             });
         }
-        let value: Value = serde_json::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: path.to_path_buf(),
-            line: e.line(),
-            column: e.column(),
-            message: strip_position(&e.to_string()),
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            let message = strip_position(&e.to_string());
+            // The hint on a line of its own, under the position it explains.
+            let message = match hint::json_syntax(&message, text, e.line(), e.column()) {
+                Some(hint) => format!("{message}\n{hint}"),
+                None => message,
+            };
+            ConfigError::Syntax {
+                path: path.to_path_buf(),
+                line: e.line(),
+                column: e.column(),
+                message,
+            }
         })?;
         let base = absolute_dir(path);
         // Values left for the operator (docs/src/operations.md) are refused here, where

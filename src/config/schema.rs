@@ -3,9 +3,11 @@
 //!
 //! A service's section, and BEC's, is described by its own `File` struct in its module,
 //! which the loader reads too (`settings::section`), so that section's schema and loader
-//! cannot drift (docs/ARCHITECTURE.md, "Where things live"). The sections still walked by
-//! hand (the agent's own in [`super::validate`], and `telegram`) are described by the types
-//! here, which exist only to derive the schema: doc comments become descriptions,
+//! cannot drift (docs/ARCHITECTURE.md, "Where things live"); so are the agent's own
+//! `throttle` and `api`, whose structs are [`super::validate`]'s. The sections still
+//! walked by hand (the rest of the agent's own, in [`super::validate`] and
+//! [`super::oncall`]) are described by the types here, which exist only to derive the
+//! schema: doc comments become descriptions,
 //! `deny_unknown_fields` becomes `"additionalProperties": false`, `rename` keeps the old
 //! bot's `bot-id`, `channel-id` and `api-url`. They derive `Deserialize` too, so that
 //! their serde attributes are the ones serde checks. A test holds them to the loader's
@@ -81,10 +83,10 @@ pub struct TopLevel {
     #[schemars(pattern(NON_BLANK))]
     pub instrument: Option<String>,
     /// The protocol files to follow, by glob.
-    pub watch: Option<Vec<Watch>>,
+    pub watch: Option<Vec<super::validate::Watch>>,
     /// User rules, tried in order before the built-in grammar's mapping; the first whose
     /// pattern matches a line decides what the line makes.
-    pub rules: Option<Vec<Rule>>,
+    pub rules: Option<Vec<super::validate::Rule>>,
     /// Event name → where it goes. Without `routes`, every alarm, `scan_interlock` and
     /// `message` goes to every configured service's default scope, and `new_scan` and
     /// `scan_completed` go nowhere. With it, exactly the listed destinations get each event.
@@ -97,91 +99,12 @@ pub struct TopLevel {
     pub maintenance: Option<Vec<Window>>,
     /// Handover digests: a summary of the alerts, once a day at a time of day.
     pub digest: Option<Vec<Digest>>,
-    pub throttle: Option<Throttle>,
-    pub api: Option<Api>,
+    pub throttle: Option<super::validate::Throttle>,
+    pub api: Option<super::validate::Api>,
     /// Where the state (the SQLite database) is kept.
     #[schemars(pattern(NON_BLANK), extend("default" = ".protowatch"))]
     pub state_dir: Option<String>,
     pub bec: Option<crate::bec::config::File>,
-}
-
-/// Protocol files to follow.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Watch {
-    /// A glob, e.g. `C:\\Sonix\\protocol\\*.log` or `protocol/*.log`.
-    #[schemars(pattern(NON_BLANK))]
-    pub path: String,
-    /// How lines are decoded: `auto` is UTF-8, and windows-1251 for a line that is not
-    /// valid UTF-8.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "encoding", extend("default" = "auto"))]
-    pub encoding: Option<String>,
-    /// `end`: files present at the very first start are read from their end, files that
-    /// appear later whole. `beginning`: everything is read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "start", extend("default" = "end"))]
-    pub start: Option<String>,
-    /// `notify`: file events, and a check every `poll_interval_ms`. `poll`: checks only, for
-    /// network shares, which send no file events.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "mode", extend("default" = "notify"))]
-    pub mode: Option<String>,
-    /// How often files are checked and the glob expanded again, in milliseconds.
-    #[schemars(range(min = 50, max = 3_600_000), extend("default" = 1000))]
-    pub poll_interval_ms: Option<u64>,
-    /// The protocol grammar; `sonix` is the only one so far.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "format", extend("default" = "sonix"))]
-    pub format: Option<String>,
-    /// Longer lines are cut, with a marker.
-    #[schemars(range(min = 1024, max = 268_435_456), extend("default" = 1_048_576))]
-    pub max_line_bytes: Option<u64>,
-    /// The most files this glob follows; a glob that matches more is reported (a
-    /// warning, and in `/healthz`) and the files beyond it are not followed.
-    #[schemars(range(min = 1, max = 10_000_000), extend("default" = 10_000))]
-    pub max_files: Option<u64>,
-    /// How long the checkpoint of a file that went away (deleted, rotated out of the
-    /// glob, or on a share or in a folder that cannot be seen) is kept: a file that comes
-    /// back within it resumes where it was instead of being read again. Seconds, or a
-    /// string like `"12h"`, `"7d"` (1 minute … 366 days).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "forget_after", extend("default" = "7d"))]
-    pub forget_after: Option<Value>,
-    /// Whether symbolic links in the folder may lead out of it (out of the glob's part
-    /// without wildcards). Off: such a link is named in a warning and not read, so that
-    /// whoever can write the protocol folder cannot make the agent send files it can
-    /// read and they cannot. The agent's own state folder and config file are never
-    /// read either way.
-    #[schemars(extend("default" = false))]
-    pub follow_links: Option<bool>,
-}
-
-/// A user rule: lines matching `pattern` make the event `event`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(transform = rule_rules)]
-pub struct Rule {
-    /// The rule's name, unique among the rules; errors and `protowatch replay` name it.
-    #[schemars(pattern(NON_BLANK))]
-    pub name: String,
-    /// A regular expression (Rust's `regex` syntax) tried on each decoded line. The named
-    /// captures `message` and `source` fill those fields of the event.
-    #[schemars(pattern(NON_BLANK))]
-    pub pattern: String,
-    /// The event name to make (`alarm_major`, `scan_interlock`, or any other), or `ignore`
-    /// to silence matching lines.
-    #[schemars(pattern(NON_BLANK))]
-    pub event: String,
-    /// The event's severity: `info`, `warning`, `minor`, `major` (or OnTakt's `INFO`,
-    /// `REPORT`, `WARNING`, `PROBLEM`), any case. Required unless `event` is `ignore`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "severity")]
-    pub severity: Option<String>,
-    /// The dedup key, a template over the named captures (`"vacuum-$pump"`). Default: the
-    /// event name, source and message with its digits folded.
-    #[schemars(pattern(NON_BLANK))]
-    pub key: Option<String>,
 }
 
 /// One destination of an event, or (`{"escalate": name}`) the escalation policy it
@@ -318,51 +241,6 @@ pub struct Digest {
     pub to: Vec<Destination>,
 }
 
-/// How often messages go out.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Throttle {
-    /// Repeats of one alert within this time after a message are counted and sent as one
-    /// message when it ends; `0` sends every occurrence. Seconds as a number, or a string
-    /// like `"90s"`, `"10m"`, `"24h"`, `"2d"`; at most a day.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "repeat_interval", extend("default" = "10m"))]
-    pub repeat_interval: Option<Value>,
-    /// A delivery still failing after this long is given up and kept as dead. Seconds as a
-    /// number, or a string like `"90s"`, `"10m"`, `"24h"`, `"2d"`; 1 minute to 30 days.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "max_age", extend("default" = "24h"))]
-    pub max_age: Option<Value>,
-    /// At most this many messages a minute to one destination (scope) of a service;
-    /// more events are grouped into digests, none dropped.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "per_minute")]
-    pub per_minute: Option<BTreeMap<String, u64>>,
-}
-
-/// The local HTTP API.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(extend("not" = {"required": ["token", "token_file"]}))]
-pub struct Api {
-    /// Address and port to listen on. Any address but loopback needs a token.
-    #[schemars(pattern(NON_BLANK), extend("default" = "127.0.0.1:8767"))]
-    pub listen: Option<String>,
-    /// The bearer token every request must carry. Or use `token_file`. Without either
-    /// the agent makes one in `<state_dir>/api-token`.
-    #[schemars(pattern(NON_BLANK))]
-    pub token: Option<String>,
-    /// A file holding the token, instead of `token`.
-    #[schemars(pattern(NON_BLANK))]
-    pub token_file: Option<String>,
-    /// Names that requests may give in `Host` besides IP addresses, `localhost` and this
-    /// PC's name (a reverse proxy's, a DNS alias); others are refused (DNS rebinding).
-    pub hosts: Option<Vec<String>>,
-    /// Active alerts that `PUT /api/alerts` may hold; beyond, 429.
-    #[schemars(range(min = 1, max = 1_000_000), extend("default" = 10_000))]
-    pub max_alerts: Option<u64>,
-}
-
 /// Optional keys may be left out, but the loader takes no `null` for them: schemars's
 /// `Option` says "or null", which this takes back out of every subschema.
 fn not_null(schema: &mut Schema) {
@@ -402,28 +280,12 @@ fn unwrap_descriptions(schema: &mut Schema) {
     }
 }
 
-fn encoding(_: &mut SchemaGenerator) -> Schema {
-    words(&["auto", "utf-8", "windows-1251"], false)
-}
-
-fn start(_: &mut SchemaGenerator) -> Schema {
-    words(&["end", "beginning"], false)
-}
-
-fn mode(_: &mut SchemaGenerator) -> Schema {
-    words(&["notify", "poll"], false)
-}
-
-fn format(_: &mut SchemaGenerator) -> Schema {
-    words(&["sonix"], false)
-}
-
 fn service(_: &mut SchemaGenerator) -> Schema {
     words(&Service::ALL.map(|s| s.as_str()), false)
 }
 
 /// Each paced service by name, with its default.
-fn per_minute(_: &mut SchemaGenerator) -> Schema {
+pub(super) fn per_minute(_: &mut SchemaGenerator) -> Schema {
     let props: serde_json::Map<String, Value> = Service::ALL
         .into_iter()
         .filter_map(|s| {
@@ -442,7 +304,7 @@ fn per_minute(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
-fn severity(_: &mut SchemaGenerator) -> Schema {
+pub(super) fn severity(_: &mut SchemaGenerator) -> Schema {
     words(
         &[
             "info", "warning", "minor", "major", "report", "problem", "warn",
@@ -459,20 +321,8 @@ fn step_after(_: &mut SchemaGenerator) -> Schema {
     duration(0, 30 * 24 * 3600)
 }
 
-fn repeat_interval(_: &mut SchemaGenerator) -> Schema {
-    duration(0, 24 * 3600)
-}
-
-fn max_age(_: &mut SchemaGenerator) -> Schema {
-    duration(60, 30 * 24 * 3600)
-}
-
-fn forget_after(_: &mut SchemaGenerator) -> Schema {
-    duration(60, 366 * 24 * 3600)
-}
-
 /// A rule's severity may be left out only when it silences lines.
-fn rule_rules(schema: &mut Schema) {
+pub(super) fn rule_rules(schema: &mut Schema) {
     schema.insert(
         "if".into(),
         json!({"properties": {"event": {"const": "ignore"}}}),

@@ -1,22 +1,40 @@
 //! Turns the parsed JSON into a resolved [`Config`], one section at a time, collecting
 //! every problem instead of stopping at the first.
+//!
+//! `watch`'s entries, `rules`' entries, `throttle` and `api` are each described once by
+//! a struct here ([`Watch`], [`Rule`], [`Throttle`], [`Api`]):
+//! read with `settings::section`, their keys and schema taken from it, their checks across
+//! keys in one function each. `routes` is still walked by hand with
+//! the checker's getters; its schema is written in `schema.rs`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use std::fmt;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::check::{Checker, Problem, index, join};
+use super::hint;
 use super::oncall::{self, OnCall};
 use super::{
     ApiConfig, Config, DEFAULT_FORGET_AFTER, DEFAULT_MAX_FILES, DEFAULT_MAX_LINE_BYTES,
-    Destination, Encoding, Format, RuleConfig, Secret, SecretAccess, Sections, Service, StartAt,
+    Destination, Encoding, Format, RuleConfig, SecretAccess, Sections, Service, StartAt,
     ThrottleConfig, WatchConfig, WatchMode, host_name,
 };
 use crate::event::Severity;
+use crate::settings::forms::{
+    Checked, Choices, Flag, NonBlank, Span, Text, TextForm, ValueForm, Whole, Word,
+};
 use crate::settings::resolve;
+use crate::settings::schema::NON_BLANK;
+use crate::settings::section::{self, Field, List, Named, Wording};
+use crate::settings::values::secret_or_file_field;
 
 /// The top level's own keys; each service's section sits between `instrument` and
 /// `watch`.
@@ -33,21 +51,6 @@ const TOP_AFTER: &[&str] = &[
     "state_dir",
     "bec",
 ];
-const API: &[&str] = &["listen", "token", "token_file", "hosts", "max_alerts"];
-const THROTTLE: &[&str] = &["repeat_interval", "max_age", "per_minute"];
-const WATCH: &[&str] = &[
-    "path",
-    "encoding",
-    "start",
-    "mode",
-    "poll_interval_ms",
-    "format",
-    "max_line_bytes",
-    "max_files",
-    "forget_after",
-    "follow_links",
-];
-const RULE: &[&str] = &["name", "pattern", "event", "severity", "key"];
 const ROUTE: &[&str] = &["service", "scope", "escalate"];
 
 /// Every key the loader accepts, by the JSON path of the object it is in (`watch[]`: each
@@ -73,8 +76,8 @@ static KEYS: LazyLock<KeyList> = LazyLock::new(|| {
     let mut out: KeyList = vec![("", leak(top))];
     out.extend(Service::known_keys());
     out.extend([
-        ("watch[]", WATCH),
-        ("rules[]", RULE),
+        ("watch[]", section::keys::<Watch>()),
+        ("rules[]", section::keys::<Rule>()),
         ("routes.*[]", ROUTE),
         ("escalation.*", oncall::POLICY),
         ("escalation.*.steps[]", oncall::STEP),
@@ -84,12 +87,12 @@ static KEYS: LazyLock<KeyList> = LazyLock::new(|| {
         ("maintenance[].match", &crate::oncall::matcher::KEYS),
         ("digest[]", oncall::DIGEST),
         ("digest[].to[]", oncall::DESTINATION),
-        ("throttle", THROTTLE),
+        ("throttle", section::keys::<Throttle>()),
         (
             "throttle.per_minute",
             leak(paced().map(|s| s.as_str()).collect()),
         ),
-        ("api", API),
+        ("api", section::keys::<Api>()),
     ]);
     out.extend(crate::bec::config::keys());
     out
@@ -144,7 +147,10 @@ pub fn config(
         Some(Value::Array(items)) => items
             .iter()
             .enumerate()
-            .filter_map(|(i, w)| watch(&mut c, w, &index("watch", i), base))
+            .filter_map(|(i, w)| {
+                let p = index("watch", i);
+                section::load(&mut c, w, &p, |c, file| watch(c, file, &p, base)).flatten()
+            })
             .collect(),
         Some(other) => {
             c.wrong_type("watch", "a list of watch entries", other);
@@ -181,10 +187,10 @@ pub fn config(
     };
     let throttle = top
         .get("throttle")
-        .and_then(|v| throttle(&mut c, v))
+        .and_then(|v| section::load(&mut c, v, "throttle", throttle))
         .unwrap_or_default();
     let api = match top.get("api") {
-        Some(v) => api(&mut c, v, base),
+        Some(v) => section::load(&mut c, v, "api", |c, file| api(c, file, base)).flatten(),
         None => Some(ApiConfig::default()),
     };
     let state_dir = resolve(
@@ -215,63 +221,112 @@ pub fn config(
     }
 }
 
-fn watch(c: &mut Checker, v: &Value, p: &str, base: &Path) -> Option<WatchConfig> {
-    let w = c.object(v, p, WATCH)?;
-    let path = c.non_empty(w, "path", p);
-    let path = c.required(path, w, "path", p);
-    let path = path.and_then(|raw| {
-        let full = resolve(base, &raw).to_string_lossy().into_owned();
+/// Protocol files to follow.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Watch {
+    /// A glob, e.g. `C:\\Sonix\\protocol\\*.log` or `protocol/*.log`.
+    #[schemars(pattern(NON_BLANK))]
+    pub path: Field<Text<NonBlank>>,
+    /// How lines are decoded: `auto` is UTF-8, and windows-1251 for a line that is not
+    /// valid UTF-8.
+    #[serde(default)]
+    #[schemars(extend("default" = "auto"))]
+    pub encoding: Field<Word<Encoding>>,
+    /// `end`: files present at the very first start are read from their end, files that
+    /// appear later whole. `beginning`: everything is read.
+    #[serde(default)]
+    #[schemars(extend("default" = "end"))]
+    pub start: Field<Word<StartAt>>,
+    /// `notify`: file events, and a check every `poll_interval_ms`. `poll`: checks only, for
+    /// network shares, which send no file events.
+    #[serde(default)]
+    #[schemars(extend("default" = "notify"))]
+    pub mode: Field<Word<WatchMode>>,
+    /// How often files are checked and the glob expanded again, in milliseconds.
+    #[serde(default)]
+    #[schemars(extend("default" = 1000))]
+    pub poll_interval_ms: Field<Whole<50, 3_600_000>>,
+    /// The protocol grammar; `sonix` is the only one so far.
+    #[serde(default)]
+    #[schemars(extend("default" = "sonix"))]
+    pub format: Field<Word<Format>>,
+    /// Longer lines are cut, with a marker.
+    #[serde(default)]
+    #[schemars(extend("default" = 1_048_576))]
+    pub max_line_bytes: Field<Whole<1024, 268_435_456>>,
+    /// The most files this glob follows; a glob that matches more is reported (a
+    /// warning, and in `/healthz`) and the files beyond it are not followed.
+    #[serde(default)]
+    #[schemars(extend("default" = 10_000))]
+    pub max_files: Field<Whole<1, 10_000_000>>,
+    /// How long the checkpoint of a file that went away (deleted, rotated out of the
+    /// glob, or on a share or in a folder that cannot be seen) is kept: a file that comes
+    /// back within it resumes where it was instead of being read again. Seconds, or a
+    /// string like `"12h"`, `"7d"` (1 minute … 366 days).
+    #[serde(default)]
+    #[schemars(extend("default" = "7d"))]
+    pub forget_after: Field<Span<60, { 366 * 24 * 3600 }>>,
+    /// Whether symbolic links in the folder may lead out of it (out of the glob's part
+    /// without wildcards). Off: such a link is named in a warning and not read, so that
+    /// whoever can write the protocol folder cannot make the agent send files it can
+    /// read and they cannot. The agent's own state folder and config file are never
+    /// read either way.
+    #[serde(default)]
+    #[schemars(extend("default" = false))]
+    pub follow_links: Field<Flag>,
+}
+
+impl Choices for Encoding {
+    const CHOICES: &'static [(&'static str, Encoding)] = &Encoding::CHOICES;
+}
+
+impl Choices for StartAt {
+    const CHOICES: &'static [(&'static str, StartAt)] =
+        &[("end", StartAt::End), ("beginning", StartAt::Beginning)];
+}
+
+impl Choices for WatchMode {
+    const CHOICES: &'static [(&'static str, WatchMode)] =
+        &[("notify", WatchMode::Notify), ("poll", WatchMode::Poll)];
+}
+
+impl Choices for Format {
+    const CHOICES: &'static [(&'static str, Format)] = &[("sonix", Format::Sonix)];
+}
+
+/// One entry of `watch`, defaults filled; `None` without a usable glob.
+fn watch(c: &mut Checker, file: Watch, p: &str, base: &Path) -> Option<WatchConfig> {
+    let path = file.path.required(c, &join(p, "path")).and_then(|raw| {
+        let full = resolve(base, &raw.0).to_string_lossy().into_owned();
         match glob::Pattern::new(&full) {
             Ok(_) => Some(full),
             Err(e) => {
-                c.problem(join(p, "path"), format!("invalid glob {raw:?}: {e}"));
+                c.problem(join(p, "path"), format!("invalid glob {:?}: {e}", raw.0));
                 None
             }
         }
     });
-    let encoding = c.choice(w, "encoding", p, &Encoding::CHOICES);
-    let start = c.choice(
-        w,
-        "start",
-        p,
-        &[("end", StartAt::End), ("beginning", StartAt::Beginning)],
-    );
-    let mode = c.choice(
-        w,
-        "mode",
-        p,
-        &[("notify", WatchMode::Notify), ("poll", WatchMode::Poll)],
-    );
-    let poll = c.uint(w, "poll_interval_ms", p, 50, 3_600_000);
-    let format = c.choice(w, "format", p, &[("sonix", Format::Sonix)]);
-    let max_line = c.uint(w, "max_line_bytes", p, 1024, 256 << 20);
-    let max_files = c.uint(w, "max_files", p, 1, 10_000_000);
-    let forget_after = c.duration(
-        w,
-        "forget_after",
-        p,
-        Duration::from_secs(60),
-        Duration::from_secs(366 * 86400),
-    );
-    let follow_links = match w.get("follow_links") {
-        None => false,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => {
-            c.wrong_type(&join(p, "follow_links"), "true or false", other);
-            false
-        }
-    };
     Some(WatchConfig {
         path: path?,
-        encoding: encoding.unwrap_or(Encoding::Auto),
-        start: start.unwrap_or(StartAt::End),
-        mode: mode.unwrap_or(WatchMode::Notify),
-        poll_interval: Duration::from_millis(poll.unwrap_or(1000)),
-        format: format.unwrap_or(Format::Sonix),
-        max_line_bytes: max_line.map_or(DEFAULT_MAX_LINE_BYTES, |n| n as usize),
-        max_files: max_files.map_or(DEFAULT_MAX_FILES, |n| n as usize),
-        forget_after: forget_after.unwrap_or(DEFAULT_FORGET_AFTER),
-        follow_links,
+        encoding: file.encoding.given().map_or(Encoding::Auto, |w| w.0),
+        start: file.start.given().map_or(StartAt::End, |w| w.0),
+        mode: file.mode.given().map_or(WatchMode::Notify, |w| w.0),
+        poll_interval: Duration::from_millis(file.poll_interval_ms.given().map_or(1000, |n| n.0)),
+        format: file.format.given().map_or(Format::Sonix, |w| w.0),
+        max_line_bytes: file
+            .max_line_bytes
+            .given()
+            .map_or(DEFAULT_MAX_LINE_BYTES, |n| n.0 as usize),
+        max_files: file
+            .max_files
+            .given()
+            .map_or(DEFAULT_MAX_FILES, |n| n.0 as usize),
+        forget_after: file
+            .forget_after
+            .given()
+            .map_or(DEFAULT_FORGET_AFTER, |d| d.0),
+        follow_links: file.follow_links.given().is_some_and(|f| f.0),
     })
 }
 
@@ -279,74 +334,102 @@ fn rules(c: &mut Checker, items: &[Value]) -> Vec<RuleConfig> {
     let mut out: Vec<RuleConfig> = Vec::new();
     for (i, v) in items.iter().enumerate() {
         let p = index("rules", i);
-        let Some(r) = c.object(v, &p, RULE) else {
-            continue;
-        };
-        let name = c.non_empty(r, "name", &p);
-        let name = c.required(name, r, "name", &p);
-        if let Some(n) = &name
-            && out.iter().any(|o| &o.name == n)
-        {
-            c.problem(
-                join(&p, "name"),
-                format!("a rule named {n:?} comes earlier"),
-            );
+        if let Some(Some(rule)) = section::load(c, v, &p, |c, file| rule(c, file, &p, &out)) {
+            out.push(rule);
         }
-        let pattern = c.non_empty(r, "pattern", &p);
-        let pattern =
-            c.required(pattern, r, "pattern", &p)
-                .and_then(|pat| match regex::Regex::new(&pat) {
-                    Ok(re) => Some(re),
-                    Err(e) => {
-                        c.problem(
-                            join(&p, "pattern"),
-                            format!("invalid regex{}: {e}", of_rule(name.as_deref())),
-                        );
-                        None
-                    }
-                });
-        let event = c.non_empty(r, "event", &p);
-        let event = c.required(event, r, "event", &p);
-        let ignore = event.as_deref() == Some("ignore");
-        let severity = c
-            .string(r, "severity", &p)
-            .and_then(|s| match s.parse::<Severity>() {
-                Ok(sev) => Some(sev),
-                Err(e) => {
-                    c.problem(
-                        join(&p, "severity"),
-                        format!(
-                            "unknown severity {:?}{}: expected {}",
-                            e.0,
-                            of_rule(name.as_deref()),
-                            Severity::ACCEPTED
-                        ),
-                    );
-                    None
-                }
-            });
-        if severity.is_none() && !ignore && !r.contains_key("severity") {
+    }
+    out
+}
+
+/// A user rule: lines matching `pattern` make the event `event`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = super::schema::rule_rules)]
+pub struct Rule {
+    /// The rule's name, unique among the rules; errors and `protowatch replay` name it.
+    #[schemars(pattern(NON_BLANK))]
+    pub name: Field<Text<NonBlank>>,
+    /// A regular expression (Rust's `regex` syntax) tried on each decoded line. The named
+    /// captures `message` and `source` fill those fields of the event.
+    #[schemars(pattern(NON_BLANK))]
+    pub pattern: Field<Text<NonBlank>>,
+    /// The event name to make (`alarm_major`, `scan_interlock`, or any other), or `ignore`
+    /// to silence matching lines.
+    #[schemars(pattern(NON_BLANK))]
+    pub event: Field<Text<NonBlank>>,
+    /// The event's severity: `info`, `warning`, `minor`, `major` (or OnTakt's `INFO`,
+    /// `REPORT`, `WARNING`, `PROBLEM`), any case. Required unless `event` is `ignore`.
+    // A string here: its word is read in `rule`, whose problem names the rule.
+    #[serde(default)]
+    #[schemars(schema_with = "super::schema::severity")]
+    pub severity: Field<String>,
+    /// The dedup key, a template over the named captures (`"vacuum-$pump"`). Default: the
+    /// event name, source and message with its digits folded.
+    #[serde(default)]
+    #[schemars(pattern(NON_BLANK))]
+    pub key: Field<Text<NonBlank>>,
+}
+
+/// One rule, checked across its keys and against the rules before it (`earlier`);
+/// `None` when it cannot be used.
+fn rule(c: &mut Checker, file: Rule, p: &str, earlier: &[RuleConfig]) -> Option<RuleConfig> {
+    let name = file.name.required(c, &join(p, "name")).map(|n| n.0);
+    if let Some(n) = &name
+        && earlier.iter().any(|o| &o.name == n)
+    {
+        c.problem(join(p, "name"), format!("a rule named {n:?} comes earlier"));
+    }
+    let pattern = file
+        .pattern
+        .required(c, &join(p, "pattern"))
+        .and_then(|pat| match regex::Regex::new(&pat.0) {
+            Ok(re) => Some(re),
+            Err(e) => {
+                c.problem(
+                    join(p, "pattern"),
+                    format!("invalid regex{}: {e}", of_rule(name.as_deref())),
+                );
+                None
+            }
+        });
+    let event = file.event.required(c, &join(p, "event")).map(|e| e.0);
+    let ignore = event.as_deref() == Some("ignore");
+    let severity = match file.severity {
+        Field::Given(s) => match s.parse::<Severity>() {
+            Ok(sev) => Some(sev),
+            Err(e) => {
+                c.problem(
+                    join(p, "severity"),
+                    format!(
+                        "unknown severity {:?}{}: expected {}",
+                        e.0,
+                        of_rule(name.as_deref()),
+                        Severity::ACCEPTED
+                    ),
+                );
+                None
+            }
+        },
+        Field::Absent if !ignore => {
             c.problem(
-                join(&p, "severity"),
+                join(p, "severity"),
                 format!(
                     "missing (required){}: one of {}",
                     of_rule(name.as_deref()),
                     Severity::ACCEPTED
                 ),
             );
+            None
         }
-        let key = c.non_empty(r, "key", &p);
-        if let (Some(name), Some(pattern), Some(event)) = (name, pattern, event) {
-            out.push(RuleConfig {
-                name,
-                pattern,
-                event: (!ignore).then_some(event),
-                severity: severity.unwrap_or(Severity::Info),
-                key,
-            });
-        }
-    }
-    out
+        _ => None,
+    };
+    Some(RuleConfig {
+        name: name?,
+        pattern: pattern?,
+        event: (!ignore).then_some(event?),
+        severity: severity.unwrap_or(Severity::Info),
+        key: file.key.given().map(|k| k.0),
+    })
 }
 
 /// ` in rule "name"`: a rule's problems name it, as operators know rules by name.
@@ -354,54 +437,55 @@ fn of_rule(name: Option<&str>) -> String {
     name.map(|n| format!(" in rule {n:?}")).unwrap_or_default()
 }
 
-fn api(c: &mut Checker, v: &Value, base: &Path) -> Option<ApiConfig> {
+/// The local HTTP API.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(extend("not" = {"required": ["token", "token_file"]}))]
+pub struct Api {
+    /// Address and port to listen on. Any address but loopback needs a token.
+    #[serde(default)]
+    #[schemars(pattern(NON_BLANK), extend("default" = "127.0.0.1:8767"))]
+    pub listen: Field<Text<Listen>>,
+    /// The bearer token every request must carry. Or use `token_file`. Without either
+    /// the agent makes one in `<state_dir>/api-token`.
+    #[serde(default)]
+    #[schemars(pattern(NON_BLANK))]
+    pub token: Field<Text<NonBlank>>,
+    /// A file holding the token, instead of `token`.
+    #[serde(default)]
+    #[schemars(pattern(NON_BLANK))]
+    pub token_file: Field<Text<NonBlank>>,
+    /// Names that requests may give in `Host` besides IP addresses, `localhost` and this
+    /// PC's name (a reverse proxy's, a DNS alias); others are refused (DNS rebinding).
+    #[serde(default)]
+    #[schemars(schema_with = "host_names")]
+    pub hosts: Field<Hosts>,
+    /// Active alerts that `PUT /api/alerts` may hold; beyond, 429.
+    #[serde(default)]
+    #[schemars(schema_with = "max_alerts", extend("default" = 10_000))]
+    pub max_alerts: Field<Checked<MaxAlerts>>,
+}
+
+/// What `api` says, defaults filled; a listener off loopback needs a token.
+fn api(c: &mut Checker, file: Api, base: &Path) -> Option<ApiConfig> {
     let p = "api";
-    let a = c.object(v, p, API)?;
     let mut out = ApiConfig::default();
-    if let Some(listen) = c.non_empty(a, "listen", p) {
-        match listen.parse::<std::net::SocketAddr>() {
-            Ok(addr) => out.listen = addr,
-            Err(_) => c.problem(
-                join(p, "listen"),
-                format!("expected an address and port like \"127.0.0.1:8767\", found {listen:?}"),
-            ),
-        }
+    if let Field::Given(listen) = file.listen {
+        out.listen = listen.0;
     }
-    out.token = super::values::secret_or_file(c, a, "token", p, base, |c, _| {
-        c.non_empty(a, "token", p).map(Secret::new)
-    });
-    if let Some(v) = a.get("hosts") {
-        match v.as_array() {
-            Some(list) => {
-                for (i, h) in list.iter().enumerate() {
-                    match h.as_str().map(str::trim) {
-                        Some(h)
-                            if !h.is_empty()
-                                && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') =>
-                        {
-                            out.hosts.push(h.to_ascii_lowercase())
-                        }
-                        _ => c.problem(
-                            format!("{p}.hosts[{i}]"),
-                            format!("expected a host name such as \"in5-pc.example.org\" (no port, no scheme), found {h}"),
-                        ),
-                    }
-                }
-            }
-            None => c.problem(
-                join(p, "hosts"),
-                format!("expected a list of host names, found {v}"),
-            ),
-        }
+    out.token = secret_or_file_field(
+        c,
+        file.token,
+        file.token_file.map(|f| f.0),
+        "token",
+        p,
+        base,
+    );
+    if let Field::Given(hosts) = file.hosts {
+        out.hosts = hosts.0;
     }
-    if let Some(v) = a.get("max_alerts") {
-        match v.as_u64() {
-            Some(n) if (1..=1_000_000).contains(&n) => out.max_alerts = n as usize,
-            _ => c.problem(
-                join(p, "max_alerts"),
-                format!("expected a whole number from 1 to 1000000, found {v}"),
-            ),
-        }
+    if let Field::Given(n) = file.max_alerts {
+        out.max_alerts = n.0;
     }
     if !out.listen.ip().is_loopback() && out.token.is_none() {
         c.problem(
@@ -415,28 +499,182 @@ fn api(c: &mut Checker, v: &Value, base: &Path) -> Option<ApiConfig> {
     Some(out)
 }
 
-fn throttle(c: &mut Checker, v: &Value) -> Option<ThrottleConfig> {
-    let p = "throttle";
-    let t = c.object(v, p, THROTTLE)?;
-    let mut out = ThrottleConfig::default();
-    let day = Duration::from_secs(24 * 3600);
-    if let Some(d) = c.duration(t, "repeat_interval", p, Duration::ZERO, day) {
-        out.repeat_interval = d;
+/// `api.listen`: an address and a port.
+pub struct Listen;
+
+impl TextForm for Listen {
+    const EXPECTED: &'static str = "a string";
+    type Value = std::net::SocketAddr;
+
+    fn parse(text: &str) -> Result<std::net::SocketAddr, String> {
+        let listen = NonBlank::parse(text)?;
+        listen.parse().map_err(|_| {
+            format!("expected an address and port like \"127.0.0.1:8767\", found {listen:?}")
+        })
     }
-    if let Some(d) = c.duration(t, "max_age", p, Duration::from_secs(60), 30 * day) {
-        out.max_age = d;
-    }
-    if let Some(pm) = t.get("per_minute") {
-        let pp = join(p, "per_minute");
-        if let Some(pm) = c.object(pm, &pp, KNOWN_KEYS.at("throttle.per_minute")) {
-            for service in paced() {
-                if let Some(n) = c.uint(pm, service.as_str(), &pp, 1, 10_000) {
-                    out.per_minute.insert(service, n as u32);
-                }
+}
+
+/// `api.hosts`: host names, lower case; a wrong one is noted at its index and left out.
+/// Its problems name the value found, not only its type.
+#[derive(Debug)]
+pub struct Hosts(Vec<String>);
+
+impl<'de> Deserialize<'de> for Hosts {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl V {
+            fn not_a_list<E: de::Error>(found: Value) -> Result<Hosts, E> {
+                Err(E::custom(format_args!(
+                    "expected a list of host names, found {found}"
+                )))
             }
         }
+        impl<'de> Visitor<'de> for V {
+            type Value = Hosts;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of host names")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Hosts, A::Error> {
+                let list = List::<Checked<HostName>, HostNames>::deserialize(
+                    de::value::SeqAccessDeserializer::new(seq),
+                )?;
+                Ok(Hosts(list.items.into_iter().map(|h| h.0).collect()))
+            }
+            fn visit_bool<E: de::Error>(self, b: bool) -> Result<Hosts, E> {
+                Self::not_a_list(Value::from(b))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Hosts, E> {
+                Self::not_a_list(Value::from(n))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Hosts, E> {
+                Self::not_a_list(Value::from(n))
+            }
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<Hosts, E> {
+                Self::not_a_list(Value::from(n))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Hosts, E> {
+                Self::not_a_list(Value::from(s))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Hosts, E> {
+                Self::not_a_list(Value::Null)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Hosts, A::Error> {
+                Self::not_a_list(Value::deserialize(de::value::MapAccessDeserializer::new(
+                    map,
+                ))?)
+            }
+        }
+        d.deserialize_any(V)
     }
-    Some(out)
+}
+
+/// `api.hosts` in problems.
+pub struct HostNames;
+
+impl Wording for HostNames {
+    const EXPECTED: &'static str = "a list of host names";
+}
+
+/// One of `api.hosts`: letters, digits, dots and dashes; no port, no scheme.
+pub struct HostName;
+
+impl ValueForm for HostName {
+    type Value = String;
+
+    fn parse(h: Value) -> Result<String, String> {
+        match h.as_str().map(str::trim) {
+            Some(name)
+                if !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') =>
+            {
+                Ok(name.to_ascii_lowercase())
+            }
+            _ => Err(format!(
+                "expected a host name such as \"in5-pc.example.org\" (no port, no scheme), found {h}"
+            )),
+        }
+    }
+}
+
+/// `api.max_alerts`; its problem names the value found.
+pub struct MaxAlerts;
+
+impl ValueForm for MaxAlerts {
+    type Value = usize;
+
+    fn parse(v: Value) -> Result<usize, String> {
+        match v.as_u64() {
+            Some(n) if (1..=1_000_000).contains(&n) => Ok(n as usize),
+            _ => Err(format!(
+                "expected a whole number from 1 to 1000000, found {v}"
+            )),
+        }
+    }
+}
+
+fn host_names(generator: &mut SchemaGenerator) -> Schema {
+    <Vec<String>>::json_schema(generator)
+}
+
+fn max_alerts(generator: &mut SchemaGenerator) -> Schema {
+    <Whole<1, 1_000_000>>::json_schema(generator)
+}
+
+/// How often messages go out.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Throttle {
+    /// Repeats of one alert within this time after a message are counted and sent as one
+    /// message when it ends; `0` sends every occurrence. Seconds as a number, or a string
+    /// like `"90s"`, `"10m"`, `"24h"`, `"2d"`; at most a day.
+    #[serde(default)]
+    #[schemars(extend("default" = "10m"))]
+    pub repeat_interval: Field<Span<0, { 24 * 3600 }>>,
+    /// A delivery still failing after this long is given up and kept as dead. Seconds as a
+    /// number, or a string like `"90s"`, `"10m"`, `"24h"`, `"2d"`; 1 minute to 30 days.
+    #[serde(default)]
+    #[schemars(extend("default" = "24h"))]
+    pub max_age: Field<Span<60, { 30 * 24 * 3600 }>>,
+    /// At most this many messages a minute to one destination (scope) of a service;
+    /// more events are grouped into digests, none dropped.
+    #[serde(default)]
+    #[schemars(schema_with = "super::schema::per_minute")]
+    pub per_minute: Field<Named<Whole<1, 10_000>, PerMinute>>,
+}
+
+/// `throttle.per_minute` in problems: its keys are the paced services.
+pub struct PerMinute;
+
+impl Wording for PerMinute {
+    const EXPECTED: &'static str = "an object";
+
+    fn key(name: &str) -> Result<(), String> {
+        let paced = KNOWN_KEYS.at("throttle.per_minute");
+        if paced.contains(&name) {
+            Ok(())
+        } else {
+            Err(hint::unknown_key(name, paced))
+        }
+    }
+}
+
+/// What `throttle` says, over the defaults.
+fn throttle(_: &mut Checker, file: Throttle) -> ThrottleConfig {
+    let mut out = ThrottleConfig::default();
+    if let Field::Given(d) = file.repeat_interval {
+        out.repeat_interval = d.0;
+    }
+    if let Field::Given(d) = file.max_age {
+        out.max_age = d.0;
+    }
+    for (name, n) in file.per_minute.given().map(|m| m.0).unwrap_or_default() {
+        if let Some(service) = paced().find(|s| s.as_str() == name) {
+            out.per_minute.insert(service, n.0 as u32);
+        }
+    }
+    out
 }
 
 fn routes(

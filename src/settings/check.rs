@@ -3,9 +3,10 @@
 //! serde's derive stops at the first error and cannot say `watch[1].encoding`; operators
 //! edit this file by hand and deserve the whole list at once. So every problem goes here,
 //! whether met by [`super::section`] (which reads a section with serde and still goes on
-//! after a problem) or by the getters below, with which the sections not yet described by
-//! a struct walk the `serde_json::Value` itself. Each reports what was expected and what
-//! was found.
+//! after a problem) or by the getters below, with which the parts not yet described by a
+//! struct (the top level, `routes`, the on-call sections, a secret's `{"env"|"file"}`
+//! object) walk the `serde_json::Value` itself. Each reports what was expected and what
+//! was found; an unknown key's problem is worded by [`super::hint`].
 
 use std::time::Duration;
 
@@ -94,10 +95,7 @@ impl Checker {
         };
         for key in map.keys() {
             if !known.contains(&key.as_str()) {
-                self.problem(
-                    join(path, key),
-                    format!("unknown key {key:?}; known keys here: {}", known.join(", ")),
-                );
+                self.problem(join(path, key), super::hint::unknown_key(key, known));
             }
         }
         Some(map)
@@ -134,35 +132,6 @@ impl Checker {
             self.problem(join(path, key), "missing (required)");
         }
         value
-    }
-
-    pub fn uint(
-        &mut self,
-        map: &Map<String, Value>,
-        key: &str,
-        path: &str,
-        min: u64,
-        max: u64,
-    ) -> Option<u64> {
-        let v = map.get(key)?;
-        match v.as_u64() {
-            Some(n) if (min..=max).contains(&n) => Some(n),
-            Some(n) => {
-                self.problem(
-                    join(path, key),
-                    format!("expected a whole number from {min} to {max}, found {n}"),
-                );
-                None
-            }
-            None => {
-                self.wrong_type(
-                    &join(path, key),
-                    &format!("a whole number from {min} to {max}"),
-                    v,
-                );
-                None
-            }
-        }
     }
 
     /// One of a fixed set of words.

@@ -3,8 +3,8 @@
 //! The old bot took its values loosely: a port could be `25` or `"25"`, a channel id a
 //! number or a string, and a single recipient a bare string. Those files must keep
 //! loading unchanged, so these forms accept every one the old bot did; everything new in
-//! the config is strict. `mail`'s are field forms of its struct ([`Port`],
-//! [`Recipients`]); `telegram`, still walked by hand, uses [`chat_id`].
+//! the config is strict. Each is a field's form in its section's struct: `mail`'s
+//! [`Port`] and [`Recipients`], `telegram`'s [`ChatId`].
 
 use std::fmt;
 
@@ -12,28 +12,34 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::check::Checker;
 use super::forms::{Text, TextForm, ValueForm};
 use super::section::{List, Wording};
 
-/// `telegram.channel-id`: a number (`-1001234567890`) or a string (`"-100…"`, `"@name"`).
-pub fn chat_id(c: &mut Checker, v: &Value, path: &str) -> Option<String> {
-    let s = match v {
-        Value::Number(n) if n.is_i64() => n.to_string(),
-        Value::String(s) => s.trim().to_string(),
-        other => {
-            c.wrong_type(path, "a chat id (a number, or \"@channelname\")", other);
-            return None;
+/// `telegram.channel-id` (and a Telegram scope's chat) as a field's form: a number
+/// (`-1001234567890`) or a string (`"-100…"`, `"@name"`), blanks around it dropped.
+pub struct ChatId;
+
+impl ValueForm for ChatId {
+    type Value = String;
+
+    fn parse(v: Value) -> Result<String, String> {
+        let s = match &v {
+            Value::Number(n) if n.is_i64() => n.to_string(),
+            Value::String(s) => s.trim().to_string(),
+            other => {
+                return Err(format!(
+                    "expected a chat id (a number, or \"@channelname\"), found {}",
+                    super::check::kind(other)
+                ));
+            }
+        };
+        if is_chat_id(&s) {
+            Ok(s)
+        } else {
+            Err(format!(
+                "expected a numeric chat id or \"@channelname\", found {s:?}"
+            ))
         }
-    };
-    if is_chat_id(&s) {
-        Some(s)
-    } else {
-        c.problem(
-            path,
-            format!("expected a numeric chat id or \"@channelname\", found {s:?}"),
-        );
-        None
     }
 }
 

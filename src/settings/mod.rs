@@ -3,7 +3,9 @@
 //! from its one typed struct ([`section`]) and the value forms its fields take
 //! ([`forms`], [`legacy`]), value readers for the sections still walked by hand,
 //! durations, secrets and their one file reader (`Secret::from_file`), schema pieces,
-//! masking, and the scope rules all sections share.
+//! masking, the scope rules all sections share, and the hints a problem may carry
+//! ([`hint`]: "did you mean …" for an unknown key, the JSON way of writing a Windows
+//! path).
 //!
 //! It is the bottom of the config's layers (docs/ARCHITECTURE.md, "Layers"): it names no
 //! section and imports nothing of the crate above it, so each service and the BEC bridge
@@ -13,6 +15,7 @@
 
 pub mod check;
 pub mod forms;
+pub mod hint;
 pub mod legacy;
 pub mod placeholder;
 pub mod schema;
@@ -24,7 +27,7 @@ pub mod values;
 use std::time::Duration;
 
 pub use check::Problem;
-pub use scope::{DEFAULT_SCOPE, chosen_default_scope, default_scope, unknown_scope};
+pub use scope::{DEFAULT_SCOPE, chosen_default_scope, unknown_scope};
 pub use secret::{Secret, SecretFileError, SecretFileProblem, SecretSource};
 pub use values::resolve;
 

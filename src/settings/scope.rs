@@ -4,44 +4,16 @@
 //! Shared by the sections (which read `default_scope`) and the assembled config (which
 //! checks routes against the sections' scopes), so it sits below both.
 
-use serde_json::Value;
-
 use super::check::{Checker, join};
 use super::section::Field;
 
 /// The scope that the old bot's single `recipients` / `channel-id` become.
 pub const DEFAULT_SCOPE: &str = "default";
 
-/// `<service>.default_scope`: the explicit name, which must be one of the service's scopes;
-/// else `default` when that scope exists (the old bot's `recipients` / `channel-id`); else
-/// none, and then every route entry of the service has to name its scope.
-pub fn default_scope<'a>(
-    c: &mut Checker,
-    map: &serde_json::Map<String, Value>,
-    path: &str,
-    service: &str,
-    scopes: impl Iterator<Item = &'a String> + Clone,
-) -> Option<String> {
-    if !map.contains_key("default_scope") {
-        return scopes
-            .clone()
-            .any(|s| s == DEFAULT_SCOPE)
-            .then(|| DEFAULT_SCOPE.to_string());
-    }
-    let name = c.non_empty(map, "default_scope", path)?;
-    if scopes.clone().any(|s| *s == name) {
-        Some(name)
-    } else {
-        c.problem(
-            join(path, "default_scope"),
-            unknown_scope(service, &name, scopes),
-        );
-        None
-    }
-}
-
-/// As [`default_scope`], for a section read into its struct: `given` is its
-/// `default_scope` field.
+/// `<service>.default_scope`, `given` as its section's struct read it: the explicit
+/// name, which must be one of the service's scopes; else `default` when that scope exists
+/// (the old bot's `recipients` / `channel-id`); else none, and then every route entry of
+/// the service has to name its scope.
 pub fn chosen_default_scope<'a>(
     c: &mut Checker,
     given: Field<String>,

@@ -522,10 +522,7 @@ impl<'de> Deserializer<'de> for At<'_, 'de> {
             if !fields.contains(&key.as_str()) {
                 self.notes.borrow_mut().problems.push(Problem {
                     json_path: join(&self.path, key),
-                    message: format!(
-                        "unknown key {key:?}; known keys here: {}",
-                        fields.join(", ")
-                    ),
+                    message: super::hint::unknown_key(key, fields),
                 });
             }
         }

@@ -12,49 +12,13 @@ use serde_json::{Map, Value};
 
 use super::Secret;
 use super::check::{Checker, join};
-use super::forms::SecretRef;
+use super::forms::{NonBlank, SecretRef, Text};
 use super::secret::SecretSource;
 use super::section::Field;
 
 /// The secret at `key`, written in the file, or in the file named at `<key>_file`; not
-/// both. `inline` reads the written form, which is each section's own (mail's may be
-/// empty, for a server without AUTH).
-pub(crate) fn secret_or_file(
-    c: &mut Checker,
-    map: &Map<String, Value>,
-    key: &str,
-    path: &str,
-    base: &Path,
-    inline: impl FnOnce(&mut Checker, &Value) -> Option<Secret>,
-) -> Option<Secret> {
-    let file_key = format!("{key}_file");
-    match (map.get(key), map.get(&file_key)) {
-        (Some(_), Some(_)) => {
-            c.problem(
-                join(path, &file_key),
-                format!("set either {key} or {file_key}, not both"),
-            );
-            None
-        }
-        (Some(v), None) => {
-            if matches!(v, Value::String(s) if !s.trim().is_empty()) {
-                c.secret_from(
-                    join(path, key),
-                    SecretSource::Inline {
-                        instead: join(path, &file_key),
-                    },
-                );
-            }
-            inline(c, v)
-        }
-        (None, Some(_)) => secret_file(c, map, &file_key, path, base),
-        (None, None) => None,
-    }
-}
-
-/// As [`secret_or_file`], for a section read into its struct: `inline` is the value of
-/// `key`, `file` that of `<key>_file` (its form's problems noted already), `path` the
-/// section's.
+/// both. For a section read into its struct: `inline` is the value of `key`, `file` that
+/// of `<key>_file` (its form's problems noted already), `path` the section's.
 pub(crate) fn secret_or_file_field<V: InlineSecret>(
     c: &mut Checker,
     inline: Field<V>,
@@ -105,6 +69,17 @@ impl InlineSecret for SecretRef {
 
     fn read(self, c: &mut Checker, path: &str, base: &Path) -> Option<Secret> {
         self.resolve(c, path, base)
+    }
+}
+
+/// A secret written as a string that must not be blank (a token).
+impl InlineSecret for Text<NonBlank> {
+    fn text(&self) -> Option<&str> {
+        Some(&self.0)
+    }
+
+    fn read(self, _: &mut Checker, _: &str, _: &Path) -> Option<Secret> {
+        Some(Secret::new(self.0))
     }
 }
 

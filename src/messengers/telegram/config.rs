@@ -1,37 +1,33 @@
 //! The `telegram` section: the old bot's `bot-id` and `channel-id`, more chats as
 //! scopes (a chat id, or an object with a forum topic and a quiet threshold), the
-//! operators who may act on alerts from the chat, its masked view and its schema.
+//! operators who may act on alerts from the chat. [`File`] describes the section once —
+//! keys, forms (the old bot's loose chat id from `settings::legacy`), schema — and is
+//! read with `settings::section`; [`validate`] reads the token and checks across keys,
+//! making the resolved [`TelegramConfig`], whose `Serialize` is the masked view.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use std::fmt;
+
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
 
 use super::Telegram;
 use crate::event::Severity;
 use crate::messengers::ServiceConfig;
 use crate::settings::check::{Checker, join};
+use crate::settings::forms::{
+    Checked, NonBlank, Text, TextForm, ValueForm, Whole, shown, shown_secs,
+};
 use crate::settings::schema::NON_BLANK;
-use crate::settings::values::secret_or_file;
-use crate::settings::{DEFAULT_SCOPE, DEFAULT_SEND_TIMEOUT, Secret, default_scope, legacy};
-
-const TELEGRAM: &[&str] = &[
-    "bot-id",
-    "bot-id_file",
-    "channel-id",
-    "api-url",
-    "scopes",
-    "default_scope",
-    "timeout_s",
-    "operators",
-    "snooze_s",
-    "poll_timeout_s",
-];
-
-const TELEGRAM_SCOPE: &[&str] = &["chat", "thread", "silent_below"];
+use crate::settings::section::{self, Field, List, Named, Wording};
+use crate::settings::values::secret_or_file_field;
+use crate::settings::{DEFAULT_SCOPE, DEFAULT_SEND_TIMEOUT, Secret, chosen_default_scope, legacy};
 
 /// The Snooze buttons unless `telegram.snooze_s` says otherwise: an hour and four.
 const DEFAULT_SNOOZE_S: [u64; 2] = [3600, 4 * 3600];
@@ -60,17 +56,19 @@ impl ChatScope {
             silent_below: None,
         }
     }
+}
 
+impl Serialize for ChatScope {
     /// The string form when that says it all, as the old config wrote it.
-    fn masked(&self) -> Value {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if self.thread.is_none() && self.silent_below.is_none() {
-            return json!(self.chat);
+            return s.serialize_str(&self.chat);
         }
-        json!({
-            "chat": self.chat,
-            "thread": self.thread,
-            "silent_below": self.silent_below.map(|s| s.as_str()),
-        })
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("chat", &self.chat)?;
+        m.serialize_entry("thread", &self.thread)?;
+        m.serialize_entry("silent_below", &self.silent_below.map(|s| s.as_str()))?;
+        m.end()
     }
 }
 
@@ -96,31 +94,38 @@ impl Operator {
             Operator::Username(name) => username.is_some_and(|u| u.eq_ignore_ascii_case(name)),
         }
     }
+}
 
-    fn masked(&self) -> Value {
+impl Serialize for Operator {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            Operator::Id(id) => json!(id),
-            Operator::Username(name) => json!(format!("@{name}")),
+            Operator::Id(id) => s.serialize_u64(*id),
+            Operator::Username(name) => s.serialize_str(&format!("@{name}")),
         }
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct TelegramConfig {
     /// The Bot API token (`bot-id` in the old bot's file).
+    #[serde(rename = "bot-id")]
     pub token: Secret,
+    #[serde(rename = "api-url", serialize_with = "shown_api_url")]
     pub api_url: url::Url,
     /// Scope name → chat. The legacy `channel-id` is the scope `default`.
     pub scopes: BTreeMap<String, ChatScope>,
     /// As [`MailConfig::default_scope`], from `telegram.default_scope`.
     pub default_scope: Option<String>,
     /// The longest one send may take.
+    #[serde(rename = "timeout_s", serialize_with = "shown_secs")]
     pub timeout: Duration,
     /// Who may press an alert's buttons and give commands; none: the bot only sends.
     pub operators: Vec<Operator>,
     /// The Snooze buttons, each a duration.
+    #[serde(rename = "snooze_s", serialize_with = "shown_secs_list")]
     pub snooze: Vec<Duration>,
     /// How long one `getUpdates` long poll waits.
+    #[serde(rename = "poll_timeout_s", serialize_with = "shown_secs")]
     pub poll_timeout: Duration,
 }
 
@@ -133,10 +138,10 @@ impl TelegramConfig {
 
 impl ServiceConfig for TelegramConfig {
     const NAME: &'static str = "telegram";
-    // A scope is a chat id or an object (`TELEGRAM_SCOPE`, checked by the loader): the
-    // schema's `anyOf` has no one object to list its keys in.
+    // A scope is a chat id or an object (`ScopeFile`, read by `validate`): the schema's
+    // `anyOf` has no one object to list its keys in.
     fn keys() -> Vec<(&'static str, &'static [&'static str])> {
-        vec![("telegram", TELEGRAM)]
+        vec![("telegram", section::keys::<File>())]
     }
     // Telegram's own limit for a group.
     const PER_MINUTE: Option<u32> = Some(20);
@@ -146,20 +151,11 @@ impl ServiceConfig for TelegramConfig {
     type Messenger = Telegram;
 
     fn load(c: &mut Checker, v: &Value, base: &Path) -> Option<Self> {
-        telegram(c, v, base)
+        section::load(c, v, Self::NAME, |c, file| validate(c, file, base))?
     }
 
     fn masked(&self) -> Value {
-        json!({
-            "bot-id": Secret::MASK,
-            "api-url": masked_api_url(&self.api_url),
-            "scopes": self.scopes.iter().map(|(k, v)| (k.clone(), v.masked())).collect::<serde_json::Map<_, _>>(),
-            "default_scope": self.default_scope,
-            "timeout_s": self.timeout.as_secs(),
-            "operators": self.operators.iter().map(Operator::masked).collect::<Vec<_>>(),
-            "snooze_s": self.snooze.iter().map(Duration::as_secs).collect::<Vec<_>>(),
-            "poll_timeout_s": self.poll_timeout.as_secs(),
-        })
+        shown(self)
     }
 
     fn secrets(&self) -> Vec<(&'static str, String)> {
@@ -186,13 +182,23 @@ impl ServiceConfig for TelegramConfig {
     }
 }
 
-fn telegram(c: &mut Checker, v: &Value, base: &Path) -> Option<TelegramConfig> {
+/// What the section says, defaults filled; `None` when the token, the API's URL or a
+/// chat cannot be used (every problem is noted already).
+fn validate(c: &mut Checker, file: File, base: &Path) -> Option<TelegramConfig> {
     let p = "telegram";
-    let t = c.object(v, p, TELEGRAM)?;
-    let token = secret_or_file(c, t, "bot-id", p, base, |c, _| {
-        c.non_empty(t, "bot-id", p).map(Secret::new)
-    });
-    if !t.contains_key("bot-id") && !t.contains_key("bot-id_file") {
+    let (has_inline, has_file) = (
+        !matches!(file.bot_id, Field::Absent),
+        !matches!(file.bot_id_file, Field::Absent),
+    );
+    let token = secret_or_file_field(
+        c,
+        file.bot_id,
+        file.bot_id_file.map(|f| f.0),
+        "bot-id",
+        p,
+        base,
+    );
+    if !has_inline && !has_file {
         c.problem(
             join(p, "bot-id"),
             "missing (required): the Bot API token, or bot-id_file naming a file that holds it",
@@ -203,7 +209,7 @@ fn telegram(c: &mut Checker, v: &Value, base: &Path) -> Option<TelegramConfig> {
         && !looks_like_token(tok.expose())
     {
         // Never echo the value: it may be a real token with a typo in it.
-        let (key, what) = if t.contains_key("bot-id") {
+        let (key, what) = if has_inline {
             ("bot-id", "expected a Bot API token")
         } else {
             ("bot-id_file", "expected the file to hold a Bot API token")
@@ -215,62 +221,66 @@ fn telegram(c: &mut Checker, v: &Value, base: &Path) -> Option<TelegramConfig> {
             ),
         );
     }
-    let api_url = c
-        .non_empty(t, "api-url", p)
-        .unwrap_or_else(|| "https://api.telegram.org".to_string());
-    let api_url = match url::Url::parse(api_url.trim_end_matches('/')) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
-        _ => {
-            c.problem(
-                join(p, "api-url"),
-                format!("expected an http:// or https:// URL, found {api_url:?}"),
-            );
-            None
-        }
+    let api_url = match file.api_url {
+        Field::Given(u) => Some(u.0),
+        Field::Wrong => None,
+        Field::Absent => url::Url::parse(DEFAULT_API_URL).ok(),
     };
     let mut scopes = BTreeMap::new();
-    if let Some(id) = t.get("channel-id")
-        && let Some(id) = legacy::chat_id(c, id, &join(p, "channel-id"))
-    {
-        scopes.insert(DEFAULT_SCOPE.to_string(), ChatScope::chat(id));
+    let (has_channel, has_scopes) = (
+        !matches!(file.channel_id, Field::Absent),
+        !matches!(file.scopes, Field::Absent),
+    );
+    if let Field::Given(id) = file.channel_id {
+        scopes.insert(DEFAULT_SCOPE.to_string(), ChatScope::chat(id.0));
     }
-    if let Some(sv) = t.get("scopes") {
-        let sp = join(p, "scopes");
-        match sv.as_object() {
-            Some(obj) => {
-                for (name, id) in obj {
-                    let lp = join(&sp, name);
-                    if name == DEFAULT_SCOPE && scopes.contains_key(DEFAULT_SCOPE) {
-                        c.problem(
-                            &lp,
-                            "the scope \"default\" is already given by telegram.channel-id",
-                        );
-                        continue;
-                    }
-                    if let Some(scope) = chat_scope(c, id, &lp) {
-                        scopes.insert(name.clone(), scope);
-                    }
-                }
-            }
-            None => c.wrong_type(&sp, "an object mapping scope names to chat ids", sv),
+    let sp = join(p, "scopes");
+    for (name, scope) in file.scopes.given().map(|s| s.0).unwrap_or_default() {
+        let lp = join(&sp, &name);
+        if name == DEFAULT_SCOPE && scopes.contains_key(DEFAULT_SCOPE) {
+            // The scope is taken: what it says is not read.
+            c.problem(
+                &lp,
+                "the scope \"default\" is already given by telegram.channel-id",
+            );
+            continue;
+        }
+        if let Some(scope) = chat_scope(c, scope.0, &lp) {
+            scopes.insert(name, scope);
         }
     }
-    if scopes.is_empty() && !t.contains_key("channel-id") && !t.contains_key("scopes") {
+    if !has_channel && !has_scopes {
         c.problem(
             join(p, "channel-id"),
             "missing: set telegram.channel-id (or telegram.scopes) to the chat to send to",
         );
     }
-    let default_scope = default_scope(c, t, p, "telegram", scopes.keys());
-    let timeout = c.uint(t, "timeout_s", p, 1, 600);
-    let operators = operators(c, t.get("operators"), &join(p, "operators"));
-    let snooze = snooze(c, t.get("snooze_s"), &join(p, "snooze_s"));
-    let poll_timeout = c.uint(t, "poll_timeout_s", p, 1, 50);
+    let default_scope = chosen_default_scope(
+        c,
+        file.default_scope.map(|s| s.0),
+        p,
+        "telegram",
+        scopes.keys(),
+    );
     Some(TelegramConfig {
-        operators,
-        snooze,
-        poll_timeout: Duration::from_secs(poll_timeout.unwrap_or(DEFAULT_POLL_TIMEOUT_S)),
-        timeout: timeout.map_or(DEFAULT_SEND_TIMEOUT, Duration::from_secs),
+        operators: file
+            .operators
+            .given()
+            .map(|l| l.items.into_iter().map(|o| o.0).collect())
+            .unwrap_or_default(),
+        snooze: file.snooze_s.given().map_or_else(
+            || DEFAULT_SNOOZE_S.map(Duration::from_secs).to_vec(),
+            |s| s.0,
+        ),
+        poll_timeout: Duration::from_secs(
+            file.poll_timeout_s
+                .given()
+                .map_or(DEFAULT_POLL_TIMEOUT_S, |s| s.0),
+        ),
+        timeout: file
+            .timeout_s
+            .given()
+            .map_or(DEFAULT_SEND_TIMEOUT, |s| Duration::from_secs(s.0)),
         token: token?,
         api_url: api_url?,
         scopes,
@@ -278,118 +288,29 @@ fn telegram(c: &mut Checker, v: &Value, base: &Path) -> Option<TelegramConfig> {
     })
 }
 
+/// The Bot API server unless `api-url` names another.
+const DEFAULT_API_URL: &str = "https://api.telegram.org";
+
 /// A scope: a chat id as the old config writes it, or `{"chat", "thread",
-/// "silent_below"}`.
-fn chat_scope(c: &mut Checker, v: &Value, path: &str) -> Option<ChatScope> {
-    let Value::Object(_) = v else {
-        return legacy::chat_id(c, v, path).map(ChatScope::chat);
-    };
-    let o = c.object(v, path, TELEGRAM_SCOPE)?;
-    let chat = match o.get("chat") {
-        Some(id) => legacy::chat_id(c, id, &join(path, "chat")),
-        None => {
-            c.problem(join(path, "chat"), "missing (required)");
-            None
-        }
-    };
-    let thread = c
-        .uint(o, "thread", path, 1, i32::MAX as u64)
-        .map(|t| t as i32);
-    let silent_below = match c.string(o, "silent_below", path) {
-        None => None,
-        Some(s) => {
-            match s.parse::<Severity>() {
-                Ok(s) => Some(s),
-                Err(_) => {
-                    c.problem(
-                    join(path, "silent_below"),
-                    format!("expected one of \"info\", \"warning\", \"minor\", \"major\", found {s:?}"),
-                );
-                    None
-                }
+/// "silent_below"}`, read as [`ScopeFile`] at `path`.
+fn chat_scope(c: &mut Checker, v: Value, path: &str) -> Option<ChatScope> {
+    if !v.is_object() {
+        return match legacy::ChatId::parse(v) {
+            Ok(id) => Some(ChatScope::chat(id)),
+            Err(problem) => {
+                c.problem(path, problem);
+                None
             }
-        }
-    };
-    Some(ChatScope {
-        chat: chat?,
-        thread,
-        silent_below,
-    })
-}
-
-/// `operators`: Telegram user ids (numbers, or digits in a string) and `@usernames`.
-fn operators(c: &mut Checker, v: Option<&Value>, path: &str) -> Vec<Operator> {
-    let Some(v) = v else {
-        return Vec::new();
-    };
-    let Some(list) = v.as_array() else {
-        c.wrong_type(path, "a list of Telegram user ids and \"@usernames\"", v);
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for (i, item) in list.iter().enumerate() {
-        let at = crate::settings::check::index(path, i);
-        let op = match item {
-            Value::Number(n) => n.as_u64().filter(|n| *n > 0).map(Operator::Id),
-            Value::String(s) => {
-                let s = s.trim();
-                match s.strip_prefix('@') {
-                    Some(name)
-                        if (4..=32).contains(&name.len())
-                            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
-                    {
-                        Some(Operator::Username(name.to_string()))
-                    }
-                    Some(_) => None,
-                    None => s.parse::<u64>().ok().filter(|n| *n > 0).map(Operator::Id),
-                }
-            }
-            _ => None,
         };
-        match op {
-            Some(op) => out.push(op),
-            None => c.problem(
-                at,
-                format!(
-                    "expected a Telegram user id (a positive number) or \"@username\", found {item}"
-                ),
-            ),
-        }
     }
-    out
-}
-
-/// `snooze_s`: the Snooze buttons, each a number of seconds (1 minute to 7 days).
-fn snooze(c: &mut Checker, v: Option<&Value>, path: &str) -> Vec<Duration> {
-    let default = || {
-        DEFAULT_SNOOZE_S
-            .iter()
-            .map(|s| Duration::from_secs(*s))
-            .collect()
-    };
-    let Some(v) = v else {
-        return default();
-    };
-    let expected = "a list of up to 4 durations in seconds, each from 60 to 604800";
-    match v.as_array() {
-        Some(list) if list.len() <= 4 => {
-            let mut out = Vec::new();
-            for (i, s) in list.iter().enumerate() {
-                match s.as_u64().filter(|s| (60..=7 * 24 * 3600).contains(s)) {
-                    Some(s) => out.push(Duration::from_secs(s)),
-                    None => c.problem(
-                        crate::settings::check::index(path, i),
-                        format!("expected seconds from 60 to 604800, found {s}"),
-                    ),
-                }
-            }
-            out
-        }
-        _ => {
-            c.wrong_type(path, expected, v);
-            default()
-        }
-    }
+    section::load(c, &v, path, |c, scope: ScopeFile| {
+        let chat = scope.chat.required(c, &join(path, "chat"));
+        Some(ChatScope {
+            chat: chat?.0,
+            thread: scope.thread.given().map(|t| t.0 as i32),
+            silent_below: scope.silent_below.given().map(|s| s.0),
+        })
+    })?
 }
 
 fn looks_like_token(t: &str) -> bool {
@@ -416,50 +337,221 @@ fn looks_like_token(t: &str) -> bool {
 ))]
 pub struct File {
     /// The Bot API token, as BotFather gives it (`123456:ABC-def…`). Or use `bot-id_file`.
-    #[serde(rename = "bot-id")]
+    #[serde(rename = "bot-id", default)]
     #[schemars(pattern(r"^[0-9]+:[A-Za-z0-9_-]+$"))]
-    pub bot_id: Option<String>,
+    pub bot_id: Field<Text<NonBlank>>,
     /// A file holding the token (a trailing newline is dropped), instead of `bot-id`: it
     /// can be readable by the agent's user alone while the config is readable by the
     /// group `protowatch`.
-    #[serde(rename = "bot-id_file")]
+    #[serde(rename = "bot-id_file", default)]
     #[schemars(pattern(NON_BLANK))]
-    pub bot_id_file: Option<String>,
+    pub bot_id_file: Field<Text<NonBlank>>,
     /// The chat to send to, a numeric chat id (a number or a string) or `@channelname`:
     /// the scope `default`.
-    #[serde(rename = "channel-id")]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "channel-id", default)]
     #[schemars(schema_with = "chat_id")]
-    pub channel_id: Option<Value>,
+    pub channel_id: Field<Checked<legacy::ChatId>>,
     /// The Bot API server, for a self-hosted one.
-    #[serde(rename = "api-url")]
+    #[serde(rename = "api-url", default)]
     #[schemars(
         pattern(r"^\s*[Hh][Tt][Tt][Pp][Ss]?://\S"),
         extend("default" = "https://api.telegram.org")
     )]
-    pub api_url: Option<String>,
+    pub api_url: Field<Text<ApiUrl>>,
     /// More chats for `routes`: scope name → chat id or `@channelname`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "chat_scopes")]
-    pub scopes: Option<BTreeMap<String, Value>>,
+    pub scopes: Field<Named<RawScope, Scopes>>,
     /// The scope of route entries without `scope`, and of the implicit routing; one of the
     /// scopes. Default: `default` if that scope exists.
+    #[serde(default)]
     #[schemars(pattern(NON_BLANK))]
-    pub default_scope: Option<String>,
+    pub default_scope: Field<Text<NonBlank>>,
     /// The longest one send may take, in seconds.
-    #[schemars(range(min = 1, max = 600), extend("default" = 30))]
-    pub timeout_s: Option<u64>,
+    #[serde(default)]
+    #[schemars(extend("default" = 30))]
+    pub timeout_s: Field<Whole<1, 600>>,
     /// Who may act on alerts from Telegram (buttons, `/alerts`): Telegram user ids and
     /// `@usernames`. Turns on the bot's side: long polling, buttons, edits in place.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "operators_schema")]
-    pub operators: Option<Vec<Value>>,
+    pub operators: Field<List<Checked<OperatorForm>, Operators>>,
     /// The Snooze buttons, in seconds.
-    #[schemars(length(max = 4), inner(range(min = 60, max = 604800)), extend("default" = [3600, 14400]))]
-    pub snooze_s: Option<Vec<u64>>,
+    #[serde(default)]
+    #[schemars(schema_with = "snooze_schema")]
+    pub snooze_s: Field<Snooze>,
     /// How long one long poll for button presses and commands waits, in seconds.
-    #[schemars(range(min = 1, max = 50), extend("default" = 25))]
-    pub poll_timeout_s: Option<u64>,
+    #[serde(default)]
+    #[schemars(extend("default" = 25))]
+    pub poll_timeout_s: Field<Whole<1, 50>>,
+}
+
+/// A scope given as an object: a chat, a forum topic, a quiet threshold.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeFile {
+    #[serde(default)]
+    pub chat: Field<Checked<legacy::ChatId>>,
+    #[serde(default)]
+    pub thread: Field<Whole<1, { i32::MAX as u64 }>>,
+    #[serde(default)]
+    pub silent_below: Field<Text<SilentBelow>>,
+}
+
+/// A scope's value as the file has it: a chat id or an object, which [`chat_scope`]
+/// tells apart (the reader has no form for "this or that").
+#[derive(Debug)]
+pub struct RawScope(Value);
+
+impl<'de> Deserialize<'de> for RawScope {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        section::raw(d).map(RawScope)
+    }
+}
+
+/// `scopes` in problems.
+pub struct Scopes;
+
+impl Wording for Scopes {
+    const EXPECTED: &'static str = "an object mapping scope names to chat ids";
+}
+
+/// `operators` in problems.
+pub struct Operators;
+
+impl Wording for Operators {
+    const EXPECTED: &'static str = "a list of Telegram user ids and \"@usernames\"";
+}
+
+/// `api-url`: an http(s) URL with a host, without a trailing `/`.
+pub struct ApiUrl;
+
+impl TextForm for ApiUrl {
+    const EXPECTED: &'static str = "a string";
+    type Value = url::Url;
+
+    fn parse(text: &str) -> Result<url::Url, String> {
+        let text = NonBlank::parse(text)?;
+        match url::Url::parse(text.trim_end_matches('/')) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(u),
+            _ => Err(format!(
+                "expected an http:// or https:// URL, found {text:?}"
+            )),
+        }
+    }
+}
+
+/// A scope's `silent_below`: one of the four severities.
+pub struct SilentBelow;
+
+impl TextForm for SilentBelow {
+    const EXPECTED: &'static str = "a string";
+    type Value = Severity;
+
+    fn parse(text: &str) -> Result<Severity, String> {
+        text.parse::<Severity>().map_err(|_| {
+            format!("expected one of \"info\", \"warning\", \"minor\", \"major\", found {text:?}")
+        })
+    }
+}
+
+/// One operator: a Telegram user id (a number, or digits in a string) or `@username`.
+pub struct OperatorForm;
+
+impl ValueForm for OperatorForm {
+    type Value = Operator;
+
+    fn parse(item: Value) -> Result<Operator, String> {
+        let op = match &item {
+            Value::Number(n) => n.as_u64().filter(|n| *n > 0).map(Operator::Id),
+            Value::String(s) => {
+                let s = s.trim();
+                match s.strip_prefix('@') {
+                    Some(name)
+                        if (4..=32).contains(&name.len())
+                            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+                    {
+                        Some(Operator::Username(name.to_string()))
+                    }
+                    Some(_) => None,
+                    None => s.parse::<u64>().ok().filter(|n| *n > 0).map(Operator::Id),
+                }
+            }
+            _ => None,
+        };
+        op.ok_or_else(|| {
+            format!(
+                "expected a Telegram user id (a positive number) or \"@username\", found {item}"
+            )
+        })
+    }
+}
+
+/// `snooze_s`: up to four Snooze buttons, each a number of seconds (1 minute to 7 days);
+/// a wrong entry is noted and left out.
+#[derive(Debug)]
+pub struct Snooze(Vec<Duration>);
+
+/// What `snooze_s` is expected to be, in its problems.
+const SNOOZE: &str = "a list of up to 4 durations in seconds, each from 60 to 604800";
+
+impl<'de> Deserialize<'de> for Snooze {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Snooze;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(SNOOZE)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Snooze, A::Error> {
+                if seq.size_hint().is_some_and(|n| n > 4) {
+                    return Err(de::Error::custom(format_args!(
+                        "expected {SNOOZE}, found a list"
+                    )));
+                }
+                let list = List::<Checked<SnoozeSeconds>, SnoozeList>::deserialize(
+                    de::value::SeqAccessDeserializer::new(seq),
+                )?;
+                Ok(Snooze(list.items.into_iter().map(|s| s.0).collect()))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// `snooze_s` in problems.
+pub struct SnoozeList;
+
+impl Wording for SnoozeList {
+    const EXPECTED: &'static str = SNOOZE;
+}
+
+/// One Snooze button's seconds.
+pub struct SnoozeSeconds;
+
+impl ValueForm for SnoozeSeconds {
+    type Value = Duration;
+
+    fn parse(s: Value) -> Result<Duration, String> {
+        match s.as_u64().filter(|s| (60..=7 * 24 * 3600).contains(s)) {
+            Some(s) => Ok(Duration::from_secs(s)),
+            None => Err(format!("expected seconds from 60 to 604800, found {s}")),
+        }
+    }
+}
+
+/// The Snooze buttons as the file writes them: seconds.
+fn shown_secs_list<S: Serializer>(list: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(list.iter().map(Duration::as_secs))
+}
+
+fn snooze_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "array",
+        "items": {"type": "integer", "format": "uint64", "minimum": 60, "maximum": 604800},
+        "maxItems": 4,
+        "default": [3600, 14400],
+    })
 }
 
 fn operators_schema(_: &mut SchemaGenerator) -> Schema {
@@ -519,6 +611,10 @@ mod tests {
 
 /// `api-url` as it may be shown: its password and its query (a proxy's key, say) masked;
 /// the path stays (a self-hosted Bot API server's prefix says which server it is).
+fn shown_api_url<S: Serializer>(u: &url::Url, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&masked_api_url(u))
+}
+
 fn masked_api_url(u: &url::Url) -> String {
     let mut shown = u.clone();
     if shown.query().is_some() {
