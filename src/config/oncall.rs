@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::NaiveTime;
+use schemars::JsonSchema;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::check::{Checker, index, join};
@@ -14,14 +16,15 @@ use super::{Destination, Sections, Service};
 use crate::oncall::matcher::{self, Matchers};
 use crate::oncall::window::{self, Schedule, Window, Zone};
 use crate::oncall::{Policy, Step};
+use crate::settings::forms::{NonBlank, Text, TextForm};
+use crate::settings::schema::NON_BLANK;
+use crate::settings::section::{self, Field, List, Wording};
 use crate::settings::unknown_scope;
 
 pub const POLICY: &[&str] = &["steps", "ack_timeout"];
 pub const STEP: &[&str] = &["after", "to", "repeat"];
-pub const DESTINATION: &[&str] = &["service", "scope"];
 pub const WINDOW: &[&str] = &["name", "weekly", "from", "to", "tz", "match"];
 pub const WEEKLY: &[&str] = &["days", "from", "to"];
-pub const DIGEST: &[&str] = &["at", "tz", "to"];
 
 const LONGEST: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -52,13 +55,111 @@ pub fn destination(
     services: &Sections,
     known: &[&str],
 ) -> Option<Destination> {
-    let service_choices: Vec<(&str, Service)> =
-        Service::ALL.iter().map(|s| (s.as_str(), *s)).collect();
     let t = c.object(v, p, known)?;
-    let service = c.choice(t, "service", p, &service_choices);
+    let service = c
+        .string(t, "service", p)
+        .and_then(|s| match ServiceName::parse(&s) {
+            Ok(service) => Some(service),
+            Err(e) => {
+                c.problem(join(p, "service"), e);
+                None
+            }
+        });
     let service = c.required(service, t, "service", p);
     let scope = c.non_empty(t, "scope", p);
-    let service = service?;
+    configured(c, service?, scope, t.contains_key("scope"), p, services)
+}
+
+/// One destination.
+// Of an escalation step or a digest; its doc line is its description in the schema.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Destination")]
+pub struct DestinationFile {
+    /// The service (`mail`, `signal`, …); it must be configured.
+    #[schemars(schema_with = "super::schema::service")]
+    pub service: Field<Text<ServiceName>>,
+    /// One of the service's scopes. Default: the service's `default_scope`.
+    #[serde(default)]
+    #[schemars(pattern(NON_BLANK))]
+    pub scope: Field<Text<NonBlank>>,
+}
+
+/// A service's name, in any case.
+pub struct ServiceName;
+
+impl TextForm for ServiceName {
+    const EXPECTED: &'static str = "a string";
+    type Value = Service;
+
+    fn parse(text: &str) -> Result<Service, String> {
+        Service::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(text))
+            .ok_or_else(|| {
+                let names: Vec<String> = Service::ALL
+                    .iter()
+                    .map(|s| format!("{:?}", s.as_str()))
+                    .collect();
+                format!("expected one of {}, found {text:?}", names.join(", "))
+            })
+    }
+}
+
+/// `to` of a step or a digest in problems.
+pub struct Destinations;
+
+impl Wording for Destinations {
+    const EXPECTED: &'static str = "a non-empty list of {\"service\", \"scope\"}";
+    const EMPTY: Option<&'static str> =
+        Some("expected a non-empty list of {\"service\", \"scope\"}, found a list");
+}
+
+/// The list of `to`, each entry kept in its place so that its problems name its index.
+pub type DestinationList = List<Field<DestinationFile>, Destinations>;
+
+/// The destinations of `to` at `p` (`Absent`: missing, which is a problem), checked
+/// against the configured services, each once.
+fn destinations_read(
+    c: &mut Checker,
+    to: Field<DestinationList>,
+    p: &str,
+    services: &Sections,
+) -> Vec<Destination> {
+    let items = match to {
+        Field::Given(list) => list.items,
+        Field::Absent => {
+            c.problem(p, "missing (required)");
+            return Vec::new();
+        }
+        Field::Wrong => return Vec::new(),
+    };
+    let mut out: Vec<Destination> = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let Field::Given(d) = item else { continue };
+        let dp = index(p, i);
+        let service = d.service.required(c, &join(&dp, "service")).map(|s| s.0);
+        let wrong_scope = matches!(d.scope, Field::Wrong);
+        let scope = d.scope.given().map(|s| s.0);
+        if let Some(d) = service.and_then(|s| configured(c, s, scope, wrong_scope, &dp, services))
+            && !out.contains(&d)
+        {
+            out.push(d);
+        }
+    }
+    out
+}
+
+/// `service` and `scope` (`None`: absent, or `scope_wrong` when its problem is noted)
+/// of the destination at `p`, checked against the configured services.
+fn configured(
+    c: &mut Checker,
+    service: Service,
+    scope: Option<String>,
+    scope_wrong: bool,
+    p: &str,
+    services: &Sections,
+) -> Option<Destination> {
     // Each service's scope names, and its default scope for entries without one.
     let Some((names, default)) = services
         .scopes(service)
@@ -73,7 +174,7 @@ pub fn destination(
     let scope = match (scope, default) {
         (Some(s), _) => s,
         // An empty or mistyped "scope" was reported already.
-        (None, _) if t.contains_key("scope") => return None,
+        (None, _) if scope_wrong => return None,
         (None, Some(d)) => d.to_string(),
         (None, None) => {
             c.problem(
@@ -109,8 +210,13 @@ fn destinations(c: &mut Checker, v: &Value, p: &str, services: &Sections) -> Vec
     };
     let mut out: Vec<Destination> = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        if let Some(d) = destination(c, item, &index(p, i), services, DESTINATION)
-            && !out.contains(&d)
+        if let Some(d) = destination(
+            c,
+            item,
+            &index(p, i),
+            services,
+            section::keys::<DestinationFile>(),
+        ) && !out.contains(&d)
         {
             out.push(d);
         }
@@ -370,27 +476,84 @@ pub fn digest(c: &mut Checker, v: &Value, services: &Sections) -> Vec<DigestConf
         c.wrong_type("digest", "a list of digests, each {\"at\", \"to\"}", v);
         return Vec::new();
     };
-    let mut out = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let p = index("digest", i);
-        let Some(map) = c.object(item, &p, DIGEST) else {
-            continue;
-        };
-        let at = parsed(c, map, "at", &p, window::parse_time);
-        let at = c.required(at, map, "at", &p);
-        let zone = zone(c, map, &p);
-        let to = match map.get("to") {
-            Some(v) => destinations(c, v, &join(&p, "to"), services),
-            None => {
-                c.problem(join(&p, "to"), "missing (required)");
-                Vec::new()
-            }
-        };
-        if let (Some(at), Some(zone), false) = (at, zone, to.is_empty()) {
-            out.push(DigestConfig { at, zone, to });
-        }
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| {
+            let p = index("digest", i);
+            section::load(c, item, &p, |c, file| digest_checked(c, file, &p, services)).flatten()
+        })
+        .collect()
+}
+
+/// A handover digest.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Digest {
+    /// The time of day, `"HH:MM"`, on the clock of `tz`.
+    #[schemars(pattern(r"^[0-2][0-9]:[0-5][0-9]$"))]
+    pub at: Field<Text<ClockTime>>,
+    /// An IANA time zone (`Europe/Zurich`). Default: the PC's.
+    #[serde(default)]
+    #[schemars(pattern(NON_BLANK))]
+    pub tz: Field<Text<ZoneName>>,
+    #[schemars(length(min = 1))]
+    pub to: Field<DestinationList>,
+}
+
+/// A time of day, `"HH:MM"`.
+pub struct ClockTime;
+
+impl TextForm for ClockTime {
+    const EXPECTED: &'static str = "a string";
+    type Value = NaiveTime;
+
+    fn parse(text: &str) -> Result<NaiveTime, String> {
+        window::parse_time(&NonBlank::parse(text)?).map_err(|e| e.to_string())
     }
-    out
+}
+
+/// An IANA time zone's name.
+pub struct ZoneName;
+
+impl TextForm for ZoneName {
+    const EXPECTED: &'static str = "a string";
+    type Value = Zone;
+
+    fn parse(text: &str) -> Result<Zone, String> {
+        Zone::parse(Some(&NonBlank::parse(text)?)).map_err(|e| e.to_string())
+    }
+}
+
+/// The zone `tz` names at `p`, the PC's when it names none.
+fn zone_read(c: &mut Checker, tz: Field<Text<ZoneName>>, p: &str) -> Option<Zone> {
+    match tz {
+        Field::Given(z) => Some(z.0),
+        Field::Wrong => None,
+        Field::Absent => match Zone::parse(None) {
+            Ok(z) => Some(z),
+            Err(e) => {
+                c.problem(join(p, "tz"), e.to_string());
+                None
+            }
+        },
+    }
+}
+
+/// One digest at `p`, its destinations checked against the configured services.
+fn digest_checked(
+    c: &mut Checker,
+    file: Digest,
+    p: &str,
+    services: &Sections,
+) -> Option<DigestConfig> {
+    let at = file.at.required(c, &join(p, "at")).map(|t| t.0);
+    let zone = zone_read(c, file.tz, p);
+    let to = destinations_read(c, file.to, &join(p, "to"), services);
+    match (at, zone, to.is_empty()) {
+        (Some(at), Some(zone), false) => Some(DigestConfig { at, zone, to }),
+        _ => None,
+    }
 }
 
 /// A route entry `{"escalate": "night"}` at `p`: the policy's name, if it names one.

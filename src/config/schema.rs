@@ -98,7 +98,7 @@ pub struct TopLevel {
     /// escalated; what is still active when a window ends is sent once.
     pub maintenance: Option<Vec<Window>>,
     /// Handover digests: a summary of the alerts, once a day at a time of day.
-    pub digest: Option<Vec<Digest>>,
+    pub digest: Option<Vec<super::oncall::Digest>>,
     pub throttle: Option<super::validate::Throttle>,
     pub api: Option<super::validate::Api>,
     /// Where the state (the SQLite database) is kept.
@@ -125,18 +125,6 @@ pub struct Route {
     pub escalate: Option<String>,
 }
 
-/// One destination.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Destination {
-    /// The service (`mail`, `signal`, …); it must be configured.
-    #[schemars(schema_with = "service")]
-    pub service: String,
-    /// One of the service's scopes. Default: the service's `default_scope`.
-    #[schemars(pattern(NON_BLANK))]
-    pub scope: Option<String>,
-}
-
 /// An escalation policy.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -159,7 +147,7 @@ pub struct PolicyStep {
     #[schemars(schema_with = "step_after")]
     pub after: Value,
     #[schemars(length(min = 1))]
-    pub to: Vec<Destination>,
+    pub to: Vec<super::oncall::DestinationFile>,
     /// On the last step only: tell them again this often until someone acts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "oncall_duration")]
@@ -227,20 +215,6 @@ pub struct Match {
     pub text: Option<String>,
 }
 
-/// A handover digest.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Digest {
-    /// The time of day, `"HH:MM"`, on the clock of `tz`.
-    #[schemars(pattern(r"^[0-2][0-9]:[0-5][0-9]$"))]
-    pub at: String,
-    /// An IANA time zone (`Europe/Zurich`). Default: the PC's.
-    #[schemars(pattern(NON_BLANK))]
-    pub tz: Option<String>,
-    #[schemars(length(min = 1))]
-    pub to: Vec<Destination>,
-}
-
 /// Optional keys may be left out, but the loader takes no `null` for them: schemars's
 /// `Option` says "or null", which this takes back out of every subschema.
 fn not_null(schema: &mut Schema) {
@@ -280,7 +254,7 @@ fn unwrap_descriptions(schema: &mut Schema) {
     }
 }
 
-fn service(_: &mut SchemaGenerator) -> Schema {
+pub(super) fn service(_: &mut SchemaGenerator) -> Schema {
     words(&Service::ALL.map(|s| s.as_str()), false)
 }
 

@@ -81,12 +81,15 @@ static KEYS: LazyLock<KeyList> = LazyLock::new(|| {
         ("routes.*[]", ROUTE),
         ("escalation.*", oncall::POLICY),
         ("escalation.*.steps[]", oncall::STEP),
-        ("escalation.*.steps[].to[]", oncall::DESTINATION),
+        (
+            "escalation.*.steps[].to[]",
+            section::keys::<oncall::DestinationFile>(),
+        ),
         ("maintenance[]", oncall::WINDOW),
         ("maintenance[].weekly", oncall::WEEKLY),
         ("maintenance[].match", &crate::oncall::matcher::KEYS),
-        ("digest[]", oncall::DIGEST),
-        ("digest[].to[]", oncall::DESTINATION),
+        ("digest[]", section::keys::<oncall::Digest>()),
+        ("digest[].to[]", section::keys::<oncall::DestinationFile>()),
         ("throttle", section::keys::<Throttle>()),
         (
             "throttle.per_minute",
