@@ -16,17 +16,16 @@ use super::{Destination, Sections, Service};
 use crate::oncall::matcher::{self, Matchers};
 use crate::oncall::window::{self, Schedule, Window, Zone};
 use crate::oncall::{Policy, Step};
-use crate::settings::forms::{NonBlank, Text, TextForm};
+use crate::settings::forms::{NonBlank, Span, Text, TextForm};
 use crate::settings::schema::NON_BLANK;
 use crate::settings::section::{self, Field, List, Wording};
 use crate::settings::unknown_scope;
 
-pub const POLICY: &[&str] = &["steps", "ack_timeout"];
-pub const STEP: &[&str] = &["after", "to", "repeat"];
 pub const WINDOW: &[&str] = &["name", "weekly", "from", "to", "tz", "match"];
 pub const WEEKLY: &[&str] = &["days", "from", "to"];
 
-const LONGEST: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The longest duration of a policy: 30 days, in seconds.
+const LONGEST_SECS: u64 = 30 * 24 * 3600;
 
 /// A scheduled handover digest: every day at `at` on the zone's clock, to `to`.
 #[derive(Debug, Clone, PartialEq)]
@@ -202,29 +201,8 @@ fn configured(
     }
 }
 
-/// A non-empty list of destinations at `p`.
-fn destinations(c: &mut Checker, v: &Value, p: &str, services: &Sections) -> Vec<Destination> {
-    let Some(items) = v.as_array().filter(|a| !a.is_empty()) else {
-        c.wrong_type(p, "a non-empty list of {\"service\", \"scope\"}", v);
-        return Vec::new();
-    };
-    let mut out: Vec<Destination> = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        if let Some(d) = destination(
-            c,
-            item,
-            &index(p, i),
-            services,
-            section::keys::<DestinationFile>(),
-        ) && !out.contains(&d)
-        {
-            out.push(d);
-        }
-    }
-    out
-}
-
-/// `escalation`: name → policy.
+/// `escalation`: name → policy. A policy whose steps have a problem is left out, so a
+/// route naming it is told so too.
 pub fn escalation(c: &mut Checker, v: &Value, services: &Sections) -> BTreeMap<String, Policy> {
     let mut out = BTreeMap::new();
     let Some(obj) = v.as_object() else {
@@ -237,66 +215,83 @@ pub fn escalation(c: &mut Checker, v: &Value, services: &Sections) -> BTreeMap<S
     };
     for (name, pv) in obj {
         let p = join("escalation", name);
-        let Some(map) = c.object(pv, &p, POLICY) else {
-            continue;
-        };
-        let ack_timeout = c.duration(map, "ack_timeout", &p, Duration::from_secs(1), LONGEST);
-        let steps_path = join(&p, "steps");
-        let steps = match map.get("steps") {
-            Some(Value::Array(items)) if !items.is_empty() => {
-                steps(c, items, &steps_path, services)
-            }
-            Some(other) => {
-                c.wrong_type(&steps_path, "a non-empty list of steps", other);
-                continue;
-            }
-            None => {
-                c.problem(
-                    steps_path,
-                    "missing (required): list the steps, each {\"after\", \"to\"}",
-                );
-                continue;
-            }
-        };
-        if let Some(steps) = steps {
-            out.insert(
-                name.clone(),
-                Policy {
-                    name: name.clone(),
-                    steps,
-                    ack_timeout,
-                },
-            );
+        if let Some(Some(policy)) =
+            section::load(c, pv, &p, |c, file| policy(c, file, name, &p, services))
+        {
+            out.insert(name.clone(), policy);
         }
     }
     out
 }
 
-fn steps(c: &mut Checker, items: &[Value], p: &str, services: &Sections) -> Option<Vec<Step>> {
-    let before = c.problems.len();
-    let mut out = Vec::new();
+/// An escalation policy.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Policy")]
+pub struct PolicyFile {
+    /// In order; each `after` counts from the alert's creation.
+    #[schemars(length(min = 1))]
+    pub steps: Field<List<Field<StepFile>, Steps>>,
+    /// An acknowledgement holds escalation back this long; an alert still active after
+    /// it escalates again. Default: until the alert ends.
+    #[serde(default)]
+    pub ack_timeout: Field<Span<1, LONGEST_SECS>>,
+}
+
+/// A step: after `after`, if nobody acknowledged or dismissed the alert, tell `to`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "PolicyStep")]
+pub struct StepFile {
+    /// From the alert's creation: seconds, or a string like `"10m"`.
+    pub after: Field<Span<0, LONGEST_SECS>>,
+    #[schemars(length(min = 1))]
+    pub to: Field<DestinationList>,
+    /// On the last step only: tell them again this often until someone acts.
+    #[serde(default)]
+    pub repeat: Field<Span<1, LONGEST_SECS>>,
+}
+
+/// A policy's `steps` in problems.
+pub struct Steps;
+
+impl Wording for Steps {
+    const EXPECTED: &'static str = "a non-empty list of steps";
+    const EMPTY: Option<&'static str> = Some("expected a non-empty list of steps, found a list");
+}
+
+/// The policy `name` at `p`; `None` when its steps have a problem.
+fn policy(
+    c: &mut Checker,
+    file: PolicyFile,
+    name: &str,
+    p: &str,
+    services: &Sections,
+) -> Option<Policy> {
+    let steps_path = join(p, "steps");
+    let items = file
+        .steps
+        .required_or(
+            c,
+            &steps_path,
+            "missing (required): list the steps, each {\"after\", \"to\"}",
+        )?
+        .items;
+    let count = items.len();
+    let mut steps = Vec::new();
     let mut last_after: Option<Duration> = None;
-    for (i, item) in items.iter().enumerate() {
-        let sp = index(p, i);
-        let Some(map) = c.object(item, &sp, STEP) else {
-            continue;
-        };
-        let after = c.duration(map, "after", &sp, Duration::ZERO, LONGEST);
-        let after = c.required(after, map, "after", &sp);
-        let repeat = c.duration(map, "repeat", &sp, Duration::from_secs(1), LONGEST);
-        if repeat.is_some() && i + 1 < items.len() {
+    for (i, item) in items.into_iter().enumerate() {
+        let Field::Given(step) = item else { continue };
+        let sp = index(&steps_path, i);
+        let after = step.after.required(c, &join(&sp, "after")).map(|a| a.0);
+        let repeat = step.repeat.given().map(|r| r.0);
+        if repeat.is_some() && i + 1 < count {
             c.problem(
                 join(&sp, "repeat"),
                 "only the last step may repeat: it is the one told again until someone acts",
             );
         }
-        let to = match map.get("to") {
-            Some(v) => destinations(c, v, &join(&sp, "to"), services),
-            None => {
-                c.problem(join(&sp, "to"), "missing (required)");
-                Vec::new()
-            }
-        };
+        let to = destinations_read(c, step.to, &join(&sp, "to"), services);
         if let (Some(a), Some(prev)) = (after, last_after)
             && a < prev
         {
@@ -307,14 +302,26 @@ fn steps(c: &mut Checker, items: &[Value], p: &str, services: &Sections) -> Opti
         }
         if let Some(a) = after {
             last_after = Some(a);
-            out.push(Step {
+            steps.push(Step {
                 after: a,
                 to,
                 repeat,
             });
         }
     }
-    (c.problems.len() == before).then_some(out)
+    // Any problem in the steps, met while reading or checking, leaves the policy out.
+    let in_steps = |path: &str| {
+        path.strip_prefix(&steps_path)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('['))
+    };
+    if c.problems.iter().any(|pr| in_steps(&pr.json_path)) {
+        return None;
+    }
+    Some(Policy {
+        name: name.to_string(),
+        steps,
+        ack_timeout: file.ack_timeout.given().map(|t| t.0),
+    })
 }
 
 fn zone(c: &mut Checker, map: &Map<String, Value>, p: &str) -> Option<Zone> {

@@ -31,7 +31,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Service;
-use crate::settings::schema::{NON_BLANK, duration, words};
+use crate::settings::schema::{NON_BLANK, words};
 
 /// The JSON Schema (draft 2020-12) of the config file.
 pub fn schema() -> Schema {
@@ -93,7 +93,7 @@ pub struct TopLevel {
     pub routes: Option<BTreeMap<String, Vec<Route>>>,
     /// Escalation policies by name, referenced from `routes` with `{"escalate": name}`:
     /// who is told when nobody acknowledges or dismisses an alert in time.
-    pub escalation: Option<BTreeMap<String, Policy>>,
+    pub escalation: Option<BTreeMap<String, super::oncall::PolicyFile>>,
     /// Maintenance windows: alarms matching them are recorded and counted, not sent nor
     /// escalated; what is still active when a window ends is sent once.
     pub maintenance: Option<Vec<Window>>,
@@ -123,35 +123,6 @@ pub struct Route {
     /// The name of an escalation policy (under `escalation`) the event's alerts follow.
     #[schemars(pattern(NON_BLANK))]
     pub escalate: Option<String>,
-}
-
-/// An escalation policy.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Policy {
-    /// In order; each `after` counts from the alert's creation.
-    #[schemars(length(min = 1))]
-    pub steps: Vec<PolicyStep>,
-    /// An acknowledgement holds escalation back this long; an alert still active after
-    /// it escalates again. Default: until the alert ends.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "oncall_duration")]
-    pub ack_timeout: Option<Value>,
-}
-
-/// A step: after `after`, if nobody acknowledged or dismissed the alert, tell `to`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyStep {
-    /// From the alert's creation: seconds, or a string like `"10m"`.
-    #[schemars(schema_with = "step_after")]
-    pub after: Value,
-    #[schemars(length(min = 1))]
-    pub to: Vec<super::oncall::DestinationFile>,
-    /// On the last step only: tell them again this often until someone acts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "oncall_duration")]
-    pub repeat: Option<Value>,
 }
 
 /// A maintenance window: weekly (`weekly`) or once (`from`–`to`), on the clock of `tz`.
@@ -285,14 +256,6 @@ pub(super) fn severity(_: &mut SchemaGenerator) -> Schema {
         ],
         true,
     )
-}
-
-fn oncall_duration(_: &mut SchemaGenerator) -> Schema {
-    duration(1, 30 * 24 * 3600)
-}
-
-fn step_after(_: &mut SchemaGenerator) -> Schema {
-    duration(0, 30 * 24 * 3600)
 }
 
 /// A rule's severity may be left out only when it silences lines.

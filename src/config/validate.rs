@@ -79,8 +79,8 @@ static KEYS: LazyLock<KeyList> = LazyLock::new(|| {
         ("watch[]", section::keys::<Watch>()),
         ("rules[]", section::keys::<Rule>()),
         ("routes.*[]", ROUTE),
-        ("escalation.*", oncall::POLICY),
-        ("escalation.*.steps[]", oncall::STEP),
+        ("escalation.*", section::keys::<oncall::PolicyFile>()),
+        ("escalation.*.steps[]", section::keys::<oncall::StepFile>()),
         (
             "escalation.*.steps[].to[]",
             section::keys::<oncall::DestinationFile>(),
