@@ -21,9 +21,6 @@ use crate::settings::schema::NON_BLANK;
 use crate::settings::section::{self, Field, List, Wording};
 use crate::settings::unknown_scope;
 
-pub const WINDOW: &[&str] = &["name", "weekly", "from", "to", "tz", "match"];
-pub const WEEKLY: &[&str] = &["days", "from", "to"];
-
 /// The longest duration of a policy: 30 days, in seconds.
 const LONGEST_SECS: u64 = 30 * 24 * 3600;
 
@@ -324,37 +321,6 @@ fn policy(
     })
 }
 
-fn zone(c: &mut Checker, map: &Map<String, Value>, p: &str) -> Option<Zone> {
-    let name = c.non_empty(map, "tz", p);
-    if name.is_none() && map.contains_key("tz") {
-        return None;
-    }
-    match Zone::parse(name.as_deref()) {
-        Ok(z) => Some(z),
-        Err(e) => {
-            c.problem(join(p, "tz"), e.to_string());
-            None
-        }
-    }
-}
-
-fn parsed<T>(
-    c: &mut Checker,
-    map: &Map<String, Value>,
-    key: &str,
-    p: &str,
-    parse: impl Fn(&str) -> Result<T, window::WindowError>,
-) -> Option<T> {
-    let text = c.non_empty(map, key, p)?;
-    match parse(&text) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            c.problem(join(p, key), e.to_string());
-            None
-        }
-    }
-}
-
 /// `maintenance`: a list of windows.
 pub fn maintenance(c: &mut Checker, v: &Value) -> Vec<Window> {
     let Some(items) = v.as_array() else {
@@ -364,110 +330,191 @@ pub fn maintenance(c: &mut Checker, v: &Value) -> Vec<Window> {
     let mut out: Vec<Window> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let p = index("maintenance", i);
-        let Some(map) = c.object(item, &p, WINDOW) else {
-            continue;
-        };
-        let name = c.non_empty(map, "name", &p);
-        let name = c.required(name, map, "name", &p);
-        if let Some(n) = &name
-            && out.iter().any(|w| &w.name == n)
-        {
-            c.problem(
-                join(&p, "name"),
-                format!("{n:?} names another window already"),
-            );
-        }
-        let zone = zone(c, map, &p);
-        let match_path = join(&p, "match");
-        let matchers = match map.get("match") {
-            None => Some(Matchers::default()),
-            // Unknown keys are reported as everywhere else in the file.
-            Some(m) => match c.object(m, &match_path, &matcher::KEYS) {
-                None => None,
-                Some(_) => match Matchers::from_json(m) {
-                    Ok(m) => Some(m),
-                    Err(matcher::MatcherError::UnknownKey(_)) => None,
-                    Err(e) => {
-                        c.problem(match_path, e.to_string());
-                        None
-                    }
-                },
-            },
-        };
-        let schedule = match map.get("weekly") {
-            Some(w) => {
-                if map.contains_key("from") || map.contains_key("to") {
-                    c.problem(
-                        p.clone(),
-                        "a window is either \"weekly\" or a \"from\"–\"to\" date range, not both",
-                    );
-                }
-                weekly(c, w, &join(&p, "weekly"))
-            }
-            None => {
-                let from = parsed(c, map, "from", &p, window::parse_date_time);
-                let from = c.required(from, map, "from", &p);
-                let to = parsed(c, map, "to", &p, window::parse_date_time);
-                let to = c.required(to, map, "to", &p);
-                match (from, to) {
-                    (Some(f), Some(t)) => match Schedule::range(f, t) {
-                        Ok(s) => Some(s),
-                        Err(e) => {
-                            c.problem(join(&p, "to"), e.to_string());
-                            None
-                        }
-                    },
-                    _ => None,
-                }
-            }
-        };
-        if let (Some(name), Some(schedule), Some(zone), Some(matchers)) =
-            (name, schedule, zone, matchers)
-        {
-            out.push(Window {
-                name,
-                schedule,
-                zone,
-                matchers,
-            });
+        if let Some(Some(w)) = section::load(c, item, &p, |c, file| window(c, file, &p, &out)) {
+            out.push(w);
         }
     }
     out
 }
 
-fn weekly(c: &mut Checker, v: &Value, p: &str) -> Option<Schedule> {
-    let map = c.object(v, p, WEEKLY)?;
-    let days_path = join(p, "days");
-    let days = match map.get("days") {
-        Some(Value::Array(items)) if !items.is_empty() => {
-            let mut days = Vec::new();
-            for (i, d) in items.iter().enumerate() {
-                match d.as_str().map(window::parse_day) {
-                    Some(Ok(day)) if !days.contains(&day) => days.push(day),
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => c.problem(index(&days_path, i), e.to_string()),
-                    None => c.wrong_type(&index(&days_path, i), "a day such as \"tue\"", d),
+/// A maintenance window: weekly (`weekly`) or once (`from`–`to`), on the clock of `tz`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Window")]
+#[schemars(extend("oneOf" = [{"required": ["weekly"]}, {"required": ["from", "to"]}]))]
+pub struct WindowFile {
+    /// Shown where an alert is held back by it.
+    #[schemars(pattern(NON_BLANK))]
+    pub name: Field<Text<NonBlank>>,
+    #[serde(default)]
+    pub weekly: Field<WeeklyFile>,
+    /// The start of a one-off window: `"2026-12-21T00:00"`.
+    #[serde(default)]
+    #[schemars(pattern(NON_BLANK))]
+    pub from: Field<Text<DateTime>>,
+    /// Its end: `"2027-01-05T00:00"`.
+    #[serde(default)]
+    #[schemars(pattern(NON_BLANK))]
+    pub to: Field<Text<DateTime>>,
+    /// An IANA time zone (`Europe/Zurich`). Default: the PC's.
+    #[serde(default)]
+    #[schemars(pattern(NON_BLANK))]
+    pub tz: Field<Text<ZoneName>>,
+    /// What it holds back; all given must match. Default: everything.
+    #[serde(rename = "match", default)]
+    pub matchers: Field<MatchValue>,
+}
+
+/// A weekly window: on each of `days`, from `from` to `to` (a `to` at or before `from`
+/// ends the next day).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Weekly")]
+pub struct WeeklyFile {
+    /// `mon` … `sun`.
+    #[schemars(length(min = 1))]
+    pub days: Field<List<Text<DayName>, Days>>,
+    /// `"HH:MM"`.
+    #[schemars(pattern(r"^[0-2][0-9]:[0-5][0-9]$"))]
+    pub from: Field<Text<ClockTime>>,
+    /// `"HH:MM"`.
+    #[schemars(pattern(r"^[0-2][0-9]:[0-5][0-9]$"))]
+    pub to: Field<Text<ClockTime>>,
+}
+
+/// A window's `match`, taken as it stands: [`Matchers::from_json`] reads it, as it reads
+/// a silence's, so both say the same of it.
+#[derive(Debug)]
+pub struct MatchValue(Value);
+
+impl<'de> Deserialize<'de> for MatchValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        section::raw(d).map(MatchValue)
+    }
+}
+
+impl JsonSchema for MatchValue {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        super::schema::Match::schema_name()
+    }
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        super::schema::Match::schema_id()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        super::schema::Match::json_schema(generator)
+    }
+}
+
+/// A date and time, `"2026-12-21T00:00"`.
+pub struct DateTime;
+
+impl TextForm for DateTime {
+    const EXPECTED: &'static str = "a string";
+    type Value = chrono::NaiveDateTime;
+
+    fn parse(text: &str) -> Result<chrono::NaiveDateTime, String> {
+        window::parse_date_time(&NonBlank::parse(text)?).map_err(|e| e.to_string())
+    }
+}
+
+/// A day of the week, `"tue"`.
+pub struct DayName;
+
+impl TextForm for DayName {
+    const EXPECTED: &'static str = "a day such as \"tue\"";
+    type Value = chrono::Weekday;
+
+    fn parse(text: &str) -> Result<chrono::Weekday, String> {
+        window::parse_day(text).map_err(|e| e.to_string())
+    }
+}
+
+/// A weekly window's `days` in problems.
+pub struct Days;
+
+impl Wording for Days {
+    const EXPECTED: &'static str = "a non-empty list of days such as [\"tue\"]";
+    const EMPTY: Option<&'static str> =
+        Some("expected a non-empty list of days such as [\"tue\"], found a list");
+}
+
+/// The window at `p`, its name unique among the windows before it (`earlier`).
+fn window(c: &mut Checker, file: WindowFile, p: &str, earlier: &[Window]) -> Option<Window> {
+    let name = file.name.required(c, &join(p, "name")).map(|n| n.0);
+    if let Some(n) = &name
+        && earlier.iter().any(|w| &w.name == n)
+    {
+        c.problem(
+            join(p, "name"),
+            format!("{n:?} names another window already"),
+        );
+    }
+    let zone = zone_read(c, file.tz, p);
+    let match_path = join(p, "match");
+    let matchers = match file.matchers {
+        Field::Absent => Some(Matchers::default()),
+        Field::Wrong => None,
+        // Unknown keys are reported as everywhere else in the file.
+        Field::Given(MatchValue(m)) => match c.object(&m, &match_path, &matcher::KEYS) {
+            None => None,
+            Some(_) => match Matchers::from_json(&m) {
+                Ok(m) => Some(m),
+                Err(matcher::MatcherError::UnknownKey(_)) => None,
+                Err(e) => {
+                    c.problem(match_path, e.to_string());
+                    None
                 }
+            },
+        },
+    };
+    let schedule = match file.weekly {
+        Field::Absent => {
+            let from = file.from.required(c, &join(p, "from")).map(|t| t.0);
+            let to = file.to.required(c, &join(p, "to")).map(|t| t.0);
+            match (from, to) {
+                (Some(f), Some(t)) => match Schedule::range(f, t) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        c.problem(join(p, "to"), e.to_string());
+                        None
+                    }
+                },
+                _ => None,
             }
-            Some(days)
         }
-        Some(other) => {
-            c.wrong_type(
-                &days_path,
-                "a non-empty list of days such as [\"tue\"]",
-                other,
-            );
-            None
-        }
-        None => {
-            c.problem(days_path, "missing (required)");
-            None
+        weekly => {
+            if !matches!(file.from, Field::Absent) || !matches!(file.to, Field::Absent) {
+                c.problem(
+                    p,
+                    "a window is either \"weekly\" or a \"from\"–\"to\" date range, not both",
+                );
+            }
+            weekly
+                .given()
+                .and_then(|w| weekly_schedule(c, w, &join(p, "weekly")))
         }
     };
-    let from = parsed(c, map, "from", p, window::parse_time);
-    let from = c.required(from, map, "from", p);
-    let to = parsed(c, map, "to", p, window::parse_time);
-    let to = c.required(to, map, "to", p);
+    Some(Window {
+        name: name?,
+        schedule: schedule?,
+        zone: zone?,
+        matchers: matchers?,
+    })
+}
+
+/// The schedule of the weekly window at `p`.
+fn weekly_schedule(c: &mut Checker, file: WeeklyFile, p: &str) -> Option<Schedule> {
+    let days = file.days.required(c, &join(p, "days")).map(|list| {
+        let mut days = Vec::new();
+        for day in list.items {
+            if !days.contains(&day.0) {
+                days.push(day.0);
+            }
+        }
+        days
+    });
+    let from = file.from.required(c, &join(p, "from")).map(|t| t.0);
+    let to = file.to.required(c, &join(p, "to")).map(|t| t.0);
     match Schedule::weekly(days?, from?, to?) {
         Ok(s) => Some(s),
         Err(e) => {

@@ -96,7 +96,7 @@ pub struct TopLevel {
     pub escalation: Option<BTreeMap<String, super::oncall::PolicyFile>>,
     /// Maintenance windows: alarms matching them are recorded and counted, not sent nor
     /// escalated; what is still active when a window ends is sent once.
-    pub maintenance: Option<Vec<Window>>,
+    pub maintenance: Option<Vec<super::oncall::WindowFile>>,
     /// Handover digests: a summary of the alerts, once a day at a time of day.
     pub digest: Option<Vec<super::oncall::Digest>>,
     pub throttle: Option<super::validate::Throttle>,
@@ -123,45 +123,6 @@ pub struct Route {
     /// The name of an escalation policy (under `escalation`) the event's alerts follow.
     #[schemars(pattern(NON_BLANK))]
     pub escalate: Option<String>,
-}
-
-/// A maintenance window: weekly (`weekly`) or once (`from`–`to`), on the clock of `tz`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(extend("oneOf" = [{"required": ["weekly"]}, {"required": ["from", "to"]}]))]
-pub struct Window {
-    /// Shown where an alert is held back by it.
-    #[schemars(pattern(NON_BLANK))]
-    pub name: String,
-    pub weekly: Option<Weekly>,
-    /// The start of a one-off window: `"2026-12-21T00:00"`.
-    #[schemars(pattern(NON_BLANK))]
-    pub from: Option<String>,
-    /// Its end: `"2027-01-05T00:00"`.
-    #[schemars(pattern(NON_BLANK))]
-    pub to: Option<String>,
-    /// An IANA time zone (`Europe/Zurich`). Default: the PC's.
-    #[schemars(pattern(NON_BLANK))]
-    pub tz: Option<String>,
-    /// What it holds back; all given must match. Default: everything.
-    #[serde(rename = "match")]
-    pub matchers: Option<Match>,
-}
-
-/// A weekly window: on each of `days`, from `from` to `to` (a `to` at or before `from`
-/// ends the next day).
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Weekly {
-    /// `mon` … `sun`.
-    #[schemars(length(min = 1))]
-    pub days: Vec<String>,
-    /// `"HH:MM"`.
-    #[schemars(pattern(r"^[0-2][0-9]:[0-5][0-9]$"))]
-    pub from: String,
-    /// `"HH:MM"`.
-    #[schemars(pattern(r"^[0-2][0-9]:[0-5][0-9]$"))]
-    pub to: String,
 }
 
 /// Matchers of silences and maintenance windows.

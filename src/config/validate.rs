@@ -85,8 +85,11 @@ static KEYS: LazyLock<KeyList> = LazyLock::new(|| {
             "escalation.*.steps[].to[]",
             section::keys::<oncall::DestinationFile>(),
         ),
-        ("maintenance[]", oncall::WINDOW),
-        ("maintenance[].weekly", oncall::WEEKLY),
+        ("maintenance[]", section::keys::<oncall::WindowFile>()),
+        (
+            "maintenance[].weekly",
+            section::keys::<oncall::WeeklyFile>(),
+        ),
         ("maintenance[].match", &crate::oncall::matcher::KEYS),
         ("digest[]", section::keys::<oncall::Digest>()),
         ("digest[].to[]", section::keys::<oncall::DestinationFile>()),
