@@ -42,30 +42,6 @@ pub struct OnCall {
     pub escalate: BTreeMap<String, String>,
 }
 
-/// One `{"service", "scope"}` destination at `p`, checked against the configured
-/// services; a missing scope is the service's default scope.
-pub fn destination(
-    c: &mut Checker,
-    v: &Value,
-    p: &str,
-    services: &Sections,
-    known: &[&str],
-) -> Option<Destination> {
-    let t = c.object(v, p, known)?;
-    let service = c
-        .string(t, "service", p)
-        .and_then(|s| match ServiceName::parse(&s) {
-            Ok(service) => Some(service),
-            Err(e) => {
-                c.problem(join(p, "service"), e);
-                None
-            }
-        });
-    let service = c.required(service, t, "service", p);
-    let scope = c.non_empty(t, "scope", p);
-    configured(c, service?, scope, t.contains_key("scope"), p, services)
-}
-
 /// One destination.
 // Of an escalation step or a digest; its doc line is its description in the schema.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -148,7 +124,7 @@ fn destinations_read(
 
 /// `service` and `scope` (`None`: absent, or `scope_wrong` when its problem is noted)
 /// of the destination at `p`, checked against the configured services.
-fn configured(
+pub fn configured(
     c: &mut Checker,
     service: Service,
     scope: Option<String>,
@@ -610,21 +586,13 @@ fn digest_checked(
     }
 }
 
-/// A route entry `{"escalate": "night"}` at `p`: the policy's name, if it names one.
+/// The policy a route entry `{"escalate": "night"}` at `p` names, if there is one.
 pub fn escalate_entry(
     c: &mut Checker,
-    map: &Map<String, Value>,
+    name: String,
     p: &str,
     policies: &BTreeMap<String, Policy>,
 ) -> Option<String> {
-    if map.contains_key("service") || map.contains_key("scope") {
-        c.problem(
-            p,
-            "a route entry is a destination ({\"service\", \"scope\"}) or an escalation ({\"escalate\"}), not both",
-        );
-        return None;
-    }
-    let name = c.non_empty(map, "escalate", p)?;
     if policies.contains_key(&name) {
         return Some(name);
     }

@@ -90,7 +90,7 @@ pub struct TopLevel {
     /// Event name → where it goes. Without `routes`, every alarm, `scan_interlock` and
     /// `message` goes to every configured service's default scope, and `new_scan` and
     /// `scan_completed` go nowhere. With it, exactly the listed destinations get each event.
-    pub routes: Option<BTreeMap<String, Vec<Route>>>,
+    pub routes: Option<BTreeMap<String, Vec<super::validate::RouteFile>>>,
     /// Escalation policies by name, referenced from `routes` with `{"escalate": name}`:
     /// who is told when nobody acknowledges or dismisses an alert in time.
     pub escalation: Option<BTreeMap<String, super::oncall::PolicyFile>>,
@@ -105,24 +105,6 @@ pub struct TopLevel {
     #[schemars(pattern(NON_BLANK), extend("default" = ".protowatch"))]
     pub state_dir: Option<String>,
     pub bec: Option<crate::bec::config::File>,
-}
-
-/// One destination of an event, or (`{"escalate": name}`) the escalation policy it
-/// follows.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(extend("oneOf" = [{"required": ["service"]}, {"required": ["escalate"]}]))]
-pub struct Route {
-    /// The service (`mail`, `telegram`, …); it must be configured.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "service")]
-    pub service: Option<String>,
-    /// One of the service's scopes. Default: the service's `default_scope`.
-    #[schemars(pattern(NON_BLANK))]
-    pub scope: Option<String>,
-    /// The name of an escalation policy (under `escalation`) the event's alerts follow.
-    #[schemars(pattern(NON_BLANK))]
-    pub escalate: Option<String>,
 }
 
 /// Matchers of silences and maintenance windows.
