@@ -2,6 +2,12 @@
 //! (windows) and `digest` (handover messages) — and the `{"escalate": …}` entries of
 //! `routes`, read into the rules of [`crate::oncall`] with every problem at its JSON
 //! path, as the agent's other sections are.
+//!
+//! Each part is described once by a struct (`PolicyFile`, `StepFile`, `WindowFile`,
+//! `WeeklyFile`, `Digest`, `DestinationFile`) read by `settings::section`, which also
+//! gives the schema and the loader's key lists; checks across keys and against the
+//! configured services and policies follow in one function each. A destination is
+//! checked against the services by [`configured`], which routes share.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

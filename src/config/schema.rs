@@ -4,9 +4,10 @@
 //! A service's section, and BEC's, is described by its own `File` struct in its module,
 //! which the loader reads too (`settings::section`), so that section's schema and loader
 //! cannot drift (docs/ARCHITECTURE.md, "Where things live"); so are the agent's own
-//! `throttle` and `api`, whose structs are [`super::validate`]'s. The sections still
-//! walked by hand (the rest of the agent's own, in [`super::validate`] and
-//! [`super::oncall`]) are described by the types here, which exist only to derive the
+//! `watch`, `rules`, `routes`, `throttle` and `api`, whose structs are
+//! [`super::validate`]'s, and the on-call sections, whose are [`super::oncall`]'s. What is
+//! still walked by hand (the top level's own keys, and a window's `match`, read as a
+//! silence's is) is described by the types here, which exist only to derive the
 //! schema: doc comments become descriptions,
 //! `deny_unknown_fields` becomes `"additionalProperties": false`, `rename` keeps the old
 //! bot's `bot-id`, `channel-id` and `api-url`. They derive `Deserialize` too, so that

@@ -1,11 +1,12 @@
 //! Turns the parsed JSON into a resolved [`Config`], one section at a time, collecting
 //! every problem instead of stopping at the first.
 //!
-//! `watch`'s entries, `rules`' entries, `throttle` and `api` are each described once by
-//! a struct here ([`Watch`], [`Rule`], [`Throttle`], [`Api`]):
-//! read with `settings::section`, their keys and schema taken from it, their checks across
-//! keys in one function each. `routes` is still walked by hand with
-//! the checker's getters; its schema is written in `schema.rs`.
+//! `watch`'s entries, `rules`' entries, `routes`' entries, `throttle` and `api` are each
+//! described once by a struct here ([`Watch`], [`Rule`], [`RouteFile`], [`Throttle`],
+//! [`Api`]), the on-call sections by theirs in [`super::oncall`]: read with
+//! `settings::section`, their keys and schema taken from it, their checks across keys in
+//! one function each. Only the top level's own keys are still walked by hand with the
+//! checker's getters; their schema is written in `schema.rs`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -767,12 +768,8 @@ fn routes(
                         escalate.insert(event.clone(), policy);
                     }
                 }
-                Some(RouteTo::Destination(target)) => {
-                    if !list.contains(&target) {
-                        list.push(target);
-                    }
-                }
-                None => {}
+                Some(RouteTo::Destination(target)) if !list.contains(&target) => list.push(target),
+                Some(RouteTo::Destination(_)) | None => {}
             }
         }
         out.insert(event.clone(), list);
