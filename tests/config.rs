@@ -650,3 +650,51 @@ fn the_readmes_minimal_config_loads() {
     let to: Vec<String> = c.destinations().iter().map(|d| d.to_string()).collect();
     assert_eq!(to, ["mail:default", "telegram:default"]);
 }
+
+/// `check-config` over a file with mistakes in every on-call section: each is named at
+/// once, with its path, the sections in the file's reading order and each section's
+/// problems in the order of its keys (a step's `to` before its `repeat`, a policy's
+/// `steps` before its `ack_timeout`). A policy with a broken step is left out, so the
+/// route naming it is told too.
+#[test]
+fn on_call_problems_come_all_at_once_in_key_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(ON_CALL).unwrap();
+    v["escalation"]["night"]["ack_timeout"] = json!("0s");
+    v["escalation"]["night"]["steps"][0]["repeat"] = json!("5m");
+    v["escalation"]["night"]["steps"][0]["to"][0]["scope"] = json!("");
+    v["routes"]["alarm_major"][1] = json!({"escalate": "nigth"});
+    v["maintenance"][1]["to"] = json!("2026-12-01T00:00");
+    v["maintenance"][1]["tz"] = json!("Nowhere/X");
+    v["digest"][0] = json!({"at": 7, "to": [], "extra": 1});
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, v.to_string()).unwrap();
+    let out = protowatch()
+        .arg("check-config")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(|l| l.split_once("config.json: ").map_or(l, |(_, rest)| rest))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "escalation.night.steps[0].to[0].scope: expected a non-empty string",
+            "escalation.night.steps[0].repeat: only the last step may repeat: it is the one told again until someone acts",
+            r#"escalation.night.ack_timeout: expected a duration from 1 s to 2592000 s, found "0s""#,
+            r#"routes.alarm_major[1].escalate: no escalation policy "nigth": define it under "escalation""#,
+            "maintenance[1].to: to (2026-12-01T00:00) is not after from (2026-12-21T00:00)",
+            r#"maintenance[1].tz: unknown time zone "Nowhere/X": expected an IANA name such as "Europe/Zurich""#,
+            r#"digest[0].extra: unknown key "extra"; known keys here: at, tz, to"#,
+            "digest[0].at: expected a string, found a number",
+            r#"digest[0].to: expected a non-empty list of {"service", "scope"}, found a list"#,
+        ],
+        "{stderr}"
+    );
+}

@@ -4,9 +4,10 @@
 //! A service's section, and BEC's, is described by its own `File` struct in its module,
 //! which the loader reads too (`settings::section`), so that section's schema and loader
 //! cannot drift (docs/ARCHITECTURE.md, "Where things live"); so are the agent's own
-//! `throttle` and `api`, whose structs are [`super::validate`]'s. The sections still
-//! walked by hand (the rest of the agent's own, in [`super::validate`] and
-//! [`super::oncall`]) are described by the types here, which exist only to derive the
+//! `watch`, `rules`, `routes`, `throttle` and `api`, whose structs are
+//! [`super::validate`]'s, and the on-call sections, whose are [`super::oncall`]'s. What is
+//! still walked by hand (the top level's own keys, and a window's `match`, read as a
+//! silence's is) is described by the types here, which exist only to derive the
 //! schema: doc comments become descriptions,
 //! `deny_unknown_fields` becomes `"additionalProperties": false`, `rename` keeps the old
 //! bot's `bot-id`, `channel-id` and `api-url`. They derive `Deserialize` too, so that
@@ -31,7 +32,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Service;
-use crate::settings::schema::{NON_BLANK, duration, words};
+use crate::settings::schema::{NON_BLANK, words};
 
 /// The JSON Schema (draft 2020-12) of the config file.
 pub fn schema() -> Schema {
@@ -90,119 +91,21 @@ pub struct TopLevel {
     /// Event name → where it goes. Without `routes`, every alarm, `scan_interlock` and
     /// `message` goes to every configured service's default scope, and `new_scan` and
     /// `scan_completed` go nowhere. With it, exactly the listed destinations get each event.
-    pub routes: Option<BTreeMap<String, Vec<Route>>>,
+    pub routes: Option<BTreeMap<String, Vec<super::validate::RouteFile>>>,
     /// Escalation policies by name, referenced from `routes` with `{"escalate": name}`:
     /// who is told when nobody acknowledges or dismisses an alert in time.
-    pub escalation: Option<BTreeMap<String, Policy>>,
+    pub escalation: Option<BTreeMap<String, super::oncall::PolicyFile>>,
     /// Maintenance windows: alarms matching them are recorded and counted, not sent nor
     /// escalated; what is still active when a window ends is sent once.
-    pub maintenance: Option<Vec<Window>>,
+    pub maintenance: Option<Vec<super::oncall::WindowFile>>,
     /// Handover digests: a summary of the alerts, once a day at a time of day.
-    pub digest: Option<Vec<Digest>>,
+    pub digest: Option<Vec<super::oncall::Digest>>,
     pub throttle: Option<super::validate::Throttle>,
     pub api: Option<super::validate::Api>,
     /// Where the state (the SQLite database) is kept.
     #[schemars(pattern(NON_BLANK), extend("default" = ".protowatch"))]
     pub state_dir: Option<String>,
     pub bec: Option<crate::bec::config::File>,
-}
-
-/// One destination of an event, or (`{"escalate": name}`) the escalation policy it
-/// follows.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(extend("oneOf" = [{"required": ["service"]}, {"required": ["escalate"]}]))]
-pub struct Route {
-    /// The service (`mail`, `telegram`, …); it must be configured.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "service")]
-    pub service: Option<String>,
-    /// One of the service's scopes. Default: the service's `default_scope`.
-    #[schemars(pattern(NON_BLANK))]
-    pub scope: Option<String>,
-    /// The name of an escalation policy (under `escalation`) the event's alerts follow.
-    #[schemars(pattern(NON_BLANK))]
-    pub escalate: Option<String>,
-}
-
-/// One destination.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Destination {
-    /// The service (`mail`, `signal`, …); it must be configured.
-    #[schemars(schema_with = "service")]
-    pub service: String,
-    /// One of the service's scopes. Default: the service's `default_scope`.
-    #[schemars(pattern(NON_BLANK))]
-    pub scope: Option<String>,
-}
-
-/// An escalation policy.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Policy {
-    /// In order; each `after` counts from the alert's creation.
-    #[schemars(length(min = 1))]
-    pub steps: Vec<PolicyStep>,
-    /// An acknowledgement holds escalation back this long; an alert still active after
-    /// it escalates again. Default: until the alert ends.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "oncall_duration")]
-    pub ack_timeout: Option<Value>,
-}
-
-/// A step: after `after`, if nobody acknowledged or dismissed the alert, tell `to`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyStep {
-    /// From the alert's creation: seconds, or a string like `"10m"`.
-    #[schemars(schema_with = "step_after")]
-    pub after: Value,
-    #[schemars(length(min = 1))]
-    pub to: Vec<Destination>,
-    /// On the last step only: tell them again this often until someone acts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "oncall_duration")]
-    pub repeat: Option<Value>,
-}
-
-/// A maintenance window: weekly (`weekly`) or once (`from`–`to`), on the clock of `tz`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(extend("oneOf" = [{"required": ["weekly"]}, {"required": ["from", "to"]}]))]
-pub struct Window {
-    /// Shown where an alert is held back by it.
-    #[schemars(pattern(NON_BLANK))]
-    pub name: String,
-    pub weekly: Option<Weekly>,
-    /// The start of a one-off window: `"2026-12-21T00:00"`.
-    #[schemars(pattern(NON_BLANK))]
-    pub from: Option<String>,
-    /// Its end: `"2027-01-05T00:00"`.
-    #[schemars(pattern(NON_BLANK))]
-    pub to: Option<String>,
-    /// An IANA time zone (`Europe/Zurich`). Default: the PC's.
-    #[schemars(pattern(NON_BLANK))]
-    pub tz: Option<String>,
-    /// What it holds back; all given must match. Default: everything.
-    #[serde(rename = "match")]
-    pub matchers: Option<Match>,
-}
-
-/// A weekly window: on each of `days`, from `from` to `to` (a `to` at or before `from`
-/// ends the next day).
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Weekly {
-    /// `mon` … `sun`.
-    #[schemars(length(min = 1))]
-    pub days: Vec<String>,
-    /// `"HH:MM"`.
-    #[schemars(pattern(r"^[0-2][0-9]:[0-5][0-9]$"))]
-    pub from: String,
-    /// `"HH:MM"`.
-    #[schemars(pattern(r"^[0-2][0-9]:[0-5][0-9]$"))]
-    pub to: String,
 }
 
 /// Matchers of silences and maintenance windows.
@@ -225,20 +128,6 @@ pub struct Match {
     /// A regular expression searched in the message.
     #[schemars(pattern(NON_BLANK))]
     pub text: Option<String>,
-}
-
-/// A handover digest.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Digest {
-    /// The time of day, `"HH:MM"`, on the clock of `tz`.
-    #[schemars(pattern(r"^[0-2][0-9]:[0-5][0-9]$"))]
-    pub at: String,
-    /// An IANA time zone (`Europe/Zurich`). Default: the PC's.
-    #[schemars(pattern(NON_BLANK))]
-    pub tz: Option<String>,
-    #[schemars(length(min = 1))]
-    pub to: Vec<Destination>,
 }
 
 /// Optional keys may be left out, but the loader takes no `null` for them: schemars's
@@ -280,7 +169,7 @@ fn unwrap_descriptions(schema: &mut Schema) {
     }
 }
 
-fn service(_: &mut SchemaGenerator) -> Schema {
+pub(super) fn service(_: &mut SchemaGenerator) -> Schema {
     words(&Service::ALL.map(|s| s.as_str()), false)
 }
 
@@ -311,14 +200,6 @@ pub(super) fn severity(_: &mut SchemaGenerator) -> Schema {
         ],
         true,
     )
-}
-
-fn oncall_duration(_: &mut SchemaGenerator) -> Schema {
-    duration(1, 30 * 24 * 3600)
-}
-
-fn step_after(_: &mut SchemaGenerator) -> Schema {
-    duration(0, 30 * 24 * 3600)
 }
 
 /// A rule's severity may be left out only when it silences lines.

@@ -1,11 +1,12 @@
 //! Turns the parsed JSON into a resolved [`Config`], one section at a time, collecting
 //! every problem instead of stopping at the first.
 //!
-//! `watch`'s entries, `rules`' entries, `throttle` and `api` are each described once by
-//! a struct here ([`Watch`], [`Rule`], [`Throttle`], [`Api`]):
-//! read with `settings::section`, their keys and schema taken from it, their checks across
-//! keys in one function each. `routes` is still walked by hand with
-//! the checker's getters; its schema is written in `schema.rs`.
+//! `watch`'s entries, `rules`' entries, `routes`' entries, `throttle` and `api` are each
+//! described once by a struct here ([`Watch`], [`Rule`], [`RouteFile`], [`Throttle`],
+//! [`Api`]), the on-call sections by theirs in [`super::oncall`]: read with
+//! `settings::section`, their keys and schema taken from it, their checks across keys in
+//! one function each. Only the top level's own keys are still walked by hand with the
+//! checker's getters; their schema is written in `schema.rs`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -51,7 +52,6 @@ const TOP_AFTER: &[&str] = &[
     "state_dir",
     "bec",
 ];
-const ROUTE: &[&str] = &["service", "scope", "escalate"];
 
 /// Every key the loader accepts, by the JSON path of the object it is in (`watch[]`: each
 /// entry of `watch`, `routes.*[]`: each destination of any event). The schema
@@ -78,15 +78,21 @@ static KEYS: LazyLock<KeyList> = LazyLock::new(|| {
     out.extend([
         ("watch[]", section::keys::<Watch>()),
         ("rules[]", section::keys::<Rule>()),
-        ("routes.*[]", ROUTE),
-        ("escalation.*", oncall::POLICY),
-        ("escalation.*.steps[]", oncall::STEP),
-        ("escalation.*.steps[].to[]", oncall::DESTINATION),
-        ("maintenance[]", oncall::WINDOW),
-        ("maintenance[].weekly", oncall::WEEKLY),
+        ("routes.*[]", section::keys::<RouteFile>()),
+        ("escalation.*", section::keys::<oncall::PolicyFile>()),
+        ("escalation.*.steps[]", section::keys::<oncall::StepFile>()),
+        (
+            "escalation.*.steps[].to[]",
+            section::keys::<oncall::DestinationFile>(),
+        ),
+        ("maintenance[]", section::keys::<oncall::WindowFile>()),
+        (
+            "maintenance[].weekly",
+            section::keys::<oncall::WeeklyFile>(),
+        ),
         ("maintenance[].match", &crate::oncall::matcher::KEYS),
-        ("digest[]", oncall::DIGEST),
-        ("digest[].to[]", oncall::DESTINATION),
+        ("digest[]", section::keys::<oncall::Digest>()),
+        ("digest[].to[]", section::keys::<oncall::DestinationFile>()),
         ("throttle", section::keys::<Throttle>()),
         (
             "throttle.per_minute",
@@ -677,6 +683,58 @@ fn throttle(_: &mut Checker, file: Throttle) -> ThrottleConfig {
     out
 }
 
+/// One destination of an event, or (`{"escalate": name}`) the escalation policy it
+/// follows.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Route")]
+#[schemars(extend("oneOf" = [{"required": ["service"]}, {"required": ["escalate"]}]))]
+pub struct RouteFile {
+    /// The service (`mail`, `telegram`, …); it must be configured.
+    #[serde(default)]
+    #[schemars(schema_with = "super::schema::service")]
+    pub service: Field<Text<oncall::ServiceName>>,
+    /// One of the service's scopes. Default: the service's `default_scope`.
+    #[serde(default)]
+    #[schemars(pattern(NON_BLANK))]
+    pub scope: Field<Text<NonBlank>>,
+    /// The name of an escalation policy (under `escalation`) the event's alerts follow.
+    #[serde(default)]
+    #[schemars(pattern(NON_BLANK))]
+    pub escalate: Field<Text<NonBlank>>,
+}
+
+/// What a route entry says, once checked.
+enum RouteTo {
+    Destination(Destination),
+    Escalate(String),
+}
+
+/// The route entry at `p`: a destination, or (`escalate`) a policy's name, never both.
+fn route(
+    c: &mut Checker,
+    file: RouteFile,
+    p: &str,
+    services: &Sections,
+    policies: &BTreeMap<String, crate::oncall::Policy>,
+) -> Option<RouteTo> {
+    if !matches!(file.escalate, Field::Absent) {
+        if !matches!(file.service, Field::Absent) || !matches!(file.scope, Field::Absent) {
+            c.problem(
+                p,
+                "a route entry is a destination ({\"service\", \"scope\"}) or an escalation ({\"escalate\"}), not both",
+            );
+            return None;
+        }
+        let name = file.escalate.given()?.0;
+        return oncall::escalate_entry(c, name, p, policies).map(RouteTo::Escalate);
+    }
+    let service = file.service.required(c, &join(p, "service"))?.0;
+    let wrong_scope = matches!(file.scope, Field::Wrong);
+    let scope = file.scope.given().map(|s| s.0);
+    oncall::configured(c, service, scope, wrong_scope, p, services).map(RouteTo::Destination)
+}
+
 fn routes(
     c: &mut Checker,
     v: &Value,
@@ -698,11 +756,9 @@ fn routes(
         let mut list = Vec::new();
         for (i, t) in items.iter().enumerate() {
             let tp = index(&ep, i);
-            if let Some(map) = t.as_object().filter(|m| m.contains_key("escalate")) {
-                if c.object(t, &tp, ROUTE).is_none() {
-                    continue;
-                }
-                if let Some(policy) = oncall::escalate_entry(c, map, &tp, policies) {
+            let entry = section::load(c, t, &tp, |c, file| route(c, file, &tp, services, policies));
+            match entry.flatten() {
+                Some(RouteTo::Escalate(policy)) => {
                     if escalate.contains_key(event) {
                         c.problem(
                             tp,
@@ -712,13 +768,8 @@ fn routes(
                         escalate.insert(event.clone(), policy);
                     }
                 }
-                continue;
-            }
-            let Some(target) = oncall::destination(c, t, &tp, services, ROUTE) else {
-                continue;
-            };
-            if !list.contains(&target) {
-                list.push(target);
+                Some(RouteTo::Destination(target)) if !list.contains(&target) => list.push(target),
+                Some(RouteTo::Destination(_)) | None => {}
             }
         }
         out.insert(event.clone(), list);

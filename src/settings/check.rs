@@ -4,8 +4,8 @@
 //! edit this file by hand and deserve the whole list at once. So every problem goes here,
 //! whether met by [`super::section`] (which reads a section with serde and still goes on
 //! after a problem) or by the getters below, with which the parts not yet described by a
-//! struct (the top level, `routes`, the on-call sections, a secret's `{"env"|"file"}`
-//! object) walk the `serde_json::Value` itself. Each reports what was expected and what
+//! struct (the top level, a secret's `{"env"|"file"}` object, a maintenance window's
+//! `match`, which silences read too) walk the `serde_json::Value` itself. Each reports what was expected and what
 //! was found; an unknown key's problem is worded by [`super::hint`].
 
 use std::time::Duration;
@@ -119,82 +119,6 @@ impl Checker {
             return None;
         }
         Some(s)
-    }
-
-    pub fn required<T>(
-        &mut self,
-        value: Option<T>,
-        map: &Map<String, Value>,
-        key: &str,
-        path: &str,
-    ) -> Option<T> {
-        if value.is_none() && !map.contains_key(key) {
-            self.problem(join(path, key), "missing (required)");
-        }
-        value
-    }
-
-    /// One of a fixed set of words.
-    pub fn choice<T: Copy>(
-        &mut self,
-        map: &Map<String, Value>,
-        key: &str,
-        path: &str,
-        choices: &[(&str, T)],
-    ) -> Option<T> {
-        let s = self.string(map, key, path)?;
-        if let Some((_, t)) = choices
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(&s))
-        {
-            return Some(*t);
-        }
-        let names: Vec<String> = choices.iter().map(|(n, _)| format!("{n:?}")).collect();
-        self.problem(
-            join(path, key),
-            format!("expected one of {}, found {s:?}", names.join(", ")),
-        );
-        None
-    }
-
-    /// A duration: seconds as a number, or a string with a unit (`"90s"`, `"10m"`,
-    /// `"24h"`, `"2d"`), between `min` and `max`.
-    pub fn duration(
-        &mut self,
-        map: &Map<String, Value>,
-        key: &str,
-        path: &str,
-        min: Duration,
-        max: Duration,
-    ) -> Option<Duration> {
-        let v = map.get(key)?;
-        let expected = DURATION;
-        let d = match v {
-            Value::Number(n) => n
-                .as_f64()
-                .filter(|s| s.is_finite() && *s >= 0.0 && *s <= 1e9)
-                .map(Duration::from_secs_f64),
-            Value::String(s) => parse_duration(s),
-            _ => None,
-        };
-        match d {
-            Some(d) if d >= min && d <= max => Some(d),
-            Some(_) => {
-                self.problem(
-                    join(path, key),
-                    format!(
-                        "expected a duration from {} s to {} s, found {v}",
-                        min.as_secs(),
-                        max.as_secs()
-                    ),
-                );
-                None
-            }
-            None => {
-                self.wrong_type(&join(path, key), expected, v);
-                None
-            }
-        }
     }
 }
 
