@@ -9,8 +9,8 @@
 //! still walked by hand (the top level's own keys, and a window's `match`, read as a
 //! silence's is) is described by the types here, which exist only to derive the
 //! schema: doc comments become descriptions,
-//! `deny_unknown_fields` becomes `"additionalProperties": false`, `rename` keeps the old
-//! bot's `bot-id`, `channel-id` and `api-url`. They derive `Deserialize` too, so that
+//! `deny_unknown_fields` becomes `"additionalProperties": false`, and `rename` keeps a
+//! key's spelling in the file. They derive `Deserialize` too, so that
 //! their serde attributes are the ones serde checks. A test holds them to the loader's
 //! key lists ([`super::KNOWN_KEYS`]), and the tests in `tests/schema.rs` run both over the
 //! same files.
