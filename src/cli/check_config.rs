@@ -108,7 +108,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
             eprintln!(
                 "warning: watch[{i}].path {:?}: {}",
                 w.path,
-                discovery::never_there(&folder)
+                discovery::never_there_nearby(&folder)
             );
         } else {
             eprintln!(

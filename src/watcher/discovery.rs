@@ -403,25 +403,39 @@ pub fn base_dir(pattern: &str) -> (PathBuf, bool) {
     (base, false)
 }
 
-/// Entries of the nearest existing folder named in [`never_there`]: enough to spot a
+/// Entries of the nearest existing folder named in [`never_there_nearby`]: enough to spot a
 /// typo, short enough for a log line.
 const NEAREST_SHOWN: usize = 8;
 
-/// What to say about `folder` of a `watch` entry that does not exist (and never did, as
+/// At most this many of its entries are read to choose them: a folder anyone may fill
+/// must not make the agent hold millions of names.
+const NEAREST_READ: usize = 10_000;
+
+/// The headline for `folder` of a `watch` entry that does not exist (and never did, as
 /// far as the agent knows): "not watching anything under /srv/sonix/protcol: it does not
-/// exist; the nearest existing folder /srv/sonix holds: protocol/, scripts/". A typo in
-/// a path is the usual cause, and the neighbours' names make it plain.
+/// exist". It names only what the config already names, so `/healthz`, which anyone on
+/// this PC may read, can carry it.
 pub fn never_there(folder: &Path) -> String {
-    let mut text = format!(
+    format!(
         "not watching anything under {}: it does not exist",
         folder.display()
-    );
+    )
+}
+
+/// [`never_there`] with the nearest existing folder and what it holds: "…; the nearest
+/// existing folder /srv/sonix holds: protocol/, scripts/". A typo in a path is the usual
+/// cause, and the neighbours' names make it plain. Those names are read with the agent's
+/// rights, so this goes only where its reader already has them or the API token: the
+/// operator's own `check-config`, the agent's log and the console.
+pub fn never_there_nearby(folder: &Path) -> String {
+    let mut text = never_there(folder);
     let Some(nearest) = folder.ancestors().skip(1).find(|a| a.is_dir()) else {
         return text;
     };
-    let mut names: Vec<String> = std::fs::read_dir(nearest)
-        .into_iter()
-        .flatten()
+    let mut entries = std::fs::read_dir(nearest).into_iter().flatten();
+    let mut names: Vec<String> = entries
+        .by_ref()
+        .take(NEAREST_READ)
         .filter_map(Result::ok)
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -441,7 +455,9 @@ pub fn never_there(folder: &Path) -> String {
         "; the nearest existing folder {shown} holds: {}",
         names.join(", ")
     ));
-    if more > 0 {
+    if entries.next().is_some() {
+        text.push_str(" and many more");
+    } else if more > 0 {
         text.push_str(&format!(" and {more} more"));
     }
     text
@@ -463,6 +479,13 @@ mod tests {
         assert_eq!(
             never_there(&typo),
             format!(
+                "not watching anything under {}: it does not exist",
+                typo.display()
+            )
+        );
+        assert_eq!(
+            never_there_nearby(&typo),
+            format!(
                 "not watching anything under {}: it does not exist; the nearest existing folder {} holds: README, protocol/, scripts/",
                 typo.display(),
                 dir.path().display()
@@ -472,9 +495,9 @@ mod tests {
             std::fs::write(dir.path().join(format!("z{i}")), "").unwrap();
         }
         assert!(
-            never_there(&typo).ends_with("z4 and 5 more"),
+            never_there_nearby(&typo).ends_with("z4 and 5 more"),
             "{}",
-            never_there(&typo)
+            never_there_nearby(&typo)
         );
     }
 

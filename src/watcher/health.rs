@@ -136,9 +136,14 @@ pub struct Unseen {
     /// Seconds since the epoch.
     pub since: u64,
     /// For a folder that does not exist and never did (a typo in the path): "not
-    /// watching anything under …", with the nearest existing folder and what it holds.
+    /// watching anything under …: it does not exist".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub never_there: Option<String>,
+    /// The same with the nearest existing folder and what it holds, for the console
+    /// only: `/healthz` is open to every user of this PC, and those names were read with
+    /// the agent's rights.
+    #[serde(skip)]
+    pub never_there_nearby: Option<String>,
 }
 
 /// Every entry's view and what its thread is doing: shared by the watcher threads that
@@ -223,14 +228,15 @@ impl WatchHealth {
     }
 
     /// What each entry with a folder that was never there says ("not watching anything
-    /// under …"), for the console's status line.
+    /// under …", with the nearest existing folder's names), for the console's status
+    /// line, which only the API token's holder sees.
     pub fn never_there(&self) -> Vec<String> {
         self.0
             .health
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .values()
-            .flat_map(|h| h.unseen.iter().filter_map(|u| u.never_there.clone()))
+            .flat_map(|h| h.unseen.iter().filter_map(|u| u.never_there_nearby.clone()))
             .collect()
     }
 

@@ -603,7 +603,7 @@ impl Tailer {
                     .checkpoints
                     .values()
                     .any(|c| c.path.starts_with(&path));
-            let note = never_there.then(|| discovery::never_there(&path));
+            let note = never_there.then(|| discovery::never_there_nearby(&path));
             match &note {
                 Some(note) => {
                     tracing::warn!(watch = %self.cfg.path, "{note}; it is watched from when it appears");
@@ -678,7 +678,8 @@ impl Tailer {
                         path: path.display().to_string(),
                         error: error.clone(),
                         since: health::epoch_s(*since),
-                        never_there: note.clone(),
+                        never_there: note.as_ref().map(|_| discovery::never_there(path)),
+                        never_there_nearby: note.clone(),
                     })
                     .collect(),
                 over_max_files: self.over_max_files,
